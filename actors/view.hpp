@@ -1,0 +1,110 @@
+#pragma once
+// Declaring a view: what an application developer writes.
+//
+//   auto counts = derive::view_def("counts", 1)
+//     .from_log()
+//     .apply([](const derive::event& e, derive::view_txn& tx) {
+//       auto n = tx.get(e.type).value_or(0);
+//       tx.put(e.type, n.get<int64_t>() + 1);
+//     });
+//
+// View code must be a pure function of its input (the event or upstream change
+// and the state read through `tx`): the runtime may re-run it after a crash or
+// a rebuild and must get the same state.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/event.hpp"
+#include "core/status.hpp"
+#include "core/view_store.hpp"
+
+namespace derive {
+
+using json = nlohmann::json;
+
+// The state of one view as seen by view code while it applies one input.
+// Reads see the writes made earlier in the same batch.
+class view_txn {
+ public:
+  virtual ~view_txn() = default;
+  virtual std::optional<json> get(std::string_view key) = 0;
+  virtual void put(std::string_view key, json value) = 0;
+  virtual void erase(std::string_view key) = 0;
+};
+
+// One change of an upstream view, as a derived view receives it.
+struct upstream_change {
+  uint64_t offset = 0;        // the upstream view offset (a log offset)
+  std::string key;
+  std::optional<json> value;  // nullopt: the key was deleted
+};
+
+// Query parameters, percent-decoded; `after` and `timeout_ms` are removed.
+using query_params = std::map<std::string, std::string>;
+
+// A named query: reads one consistent snapshot and returns a JSON object.
+// The runtime adds "offset" (the snapshot's offset). Return a status with
+// errc::invalid_parameter for bad parameters.
+using query_fn = std::function<result<json>(const view_snapshot& snapshot, const query_params&)>;
+
+enum class failure_policy {
+  stop,         // stop the view at the failing event (state committed up to N-1)
+  dead_letter,  // record the failing event as a dead letter and go on
+};
+
+class view_def {
+ public:
+  view_def(std::string name, uint32_t version = 1)
+      : name_(std::move(name)), version_(version) {}
+
+  // Consume the log (the default).
+  view_def& from_log() { source_.clear(); return *this; }
+  // Consume the changelog of view `upstream` (declared in the same runtime).
+  view_def& from_view(std::string upstream) { source_ = std::move(upstream); return *this; }
+
+  view_def& apply(std::function<void(const event&, view_txn&)> fn) {
+    on_event_ = std::move(fn);
+    return *this;
+  }
+  view_def& apply_change(std::function<void(const upstream_change&, view_txn&)> fn) {
+    on_change_ = std::move(fn);
+    return *this;
+  }
+  view_def& query(std::string name, query_fn fn) {
+    queries_[std::move(name)] = std::move(fn);
+    return *this;
+  }
+  view_def& on_failure(failure_policy p) { policy_ = p; return *this; }
+  view_def& changelog_retention(uint64_t offsets) { retention_ = offsets; return *this; }
+
+  const std::string& name() const { return name_; }
+  uint32_t version() const { return version_; }
+  const std::string& source() const { return source_; }  // "" = the log
+  bool from_log_source() const { return source_.empty(); }
+  const std::function<void(const event&, view_txn&)>& event_fn() const { return on_event_; }
+  const std::function<void(const upstream_change&, view_txn&)>& change_fn() const {
+    return on_change_;
+  }
+  const std::map<std::string, query_fn>& queries() const { return queries_; }
+  failure_policy policy() const { return policy_; }
+  uint64_t retention() const { return retention_; }
+
+ private:
+  std::string name_;
+  uint32_t version_;
+  std::string source_;
+  std::function<void(const event&, view_txn&)> on_event_;
+  std::function<void(const upstream_change&, view_txn&)> on_change_;
+  std::map<std::string, query_fn> queries_;
+  failure_policy policy_ = failure_policy::stop;
+  uint64_t retention_ = 100'000;
+};
+
+}  // namespace derive

@@ -1,0 +1,100 @@
+#include "core/environment.hpp"
+
+#include <lmdb.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+namespace derive {
+
+status lmdb_status(int rc, const char* what) {
+  if (rc == MDB_SUCCESS) return status::ok();
+  if (rc == MDB_MAP_FULL)
+    return {errc::storage_full,
+            std::string("the data directory's map size is full while ") + what +
+                "; restart with a larger map size or free space"};
+  return {errc::io_error, std::string("LMDB failed while ") + what + ": " + mdb_strerror(rc)};
+}
+
+result<std::unique_ptr<environment>> environment::open(const std::string& path,
+                                                       environment_options options) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec)
+    return status{errc::io_error, "cannot create data directory '" + path + "': " + ec.message()};
+
+  std::unique_ptr<environment> env{new environment};
+  env->path_ = path;
+  env->options_ = options;
+  if (int rc = mdb_env_create(&env->env_); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "creating the environment");
+  auto fail = [&](int rc, const char* what) -> status {
+    mdb_env_close(env->env_);
+    env->env_ = nullptr;
+    auto st = lmdb_status(rc, what);
+    return {st.code(), st.message() + " (data directory '" + path + "')"};
+  };
+  if (int rc = mdb_env_set_mapsize(env->env_, options.map_size); rc != MDB_SUCCESS)
+    return fail(rc, "setting the map size");
+  if (int rc = mdb_env_set_maxreaders(env->env_, options.max_readers); rc != MDB_SUCCESS)
+    return fail(rc, "setting the reader limit");
+  if (int rc = mdb_env_set_maxdbs(env->env_, options.max_databases); rc != MDB_SUCCESS)
+    return fail(rc, "setting the database limit");
+  // MDB_NOTLS: read transactions may be used from pool threads.
+  // No MDB_WRITEMAP: on a full disk it can crash the process.
+  unsigned flags = MDB_NOTLS;
+  if (options.mode == durability::relaxed) flags |= MDB_NOSYNC;
+  if (int rc = mdb_env_open(env->env_, path.c_str(), flags, 0644); rc != MDB_SUCCESS)
+    return fail(rc, "opening the data directory");
+  return env;
+}
+
+environment::~environment() {
+  if (env_ != nullptr) {
+    if (options_.mode == durability::relaxed) mdb_env_sync(env_, 1);
+    mdb_env_close(env_);
+  }
+}
+
+result<unsigned> environment::database(const std::string& name, unsigned flags) {
+  std::lock_guard<std::mutex> guard{mu_};
+  if (auto i = dbis_.find(name); i != dbis_.end()) return i->second;
+  if (!sticky_.is_ok()) return sticky_;
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(env_, nullptr, 0, &txn); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "opening a database");
+  MDB_dbi dbi = 0;
+  if (int rc = mdb_dbi_open(txn, name.c_str(), flags | MDB_CREATE, &dbi); rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return lmdb_status(rc, ("opening database '" + name + "'").c_str());
+  }
+  if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
+    return lmdb_status(rc, ("creating database '" + name + "'").c_str());
+  dbis_.emplace(name, dbi);
+  return static_cast<unsigned>(dbi);
+}
+
+void environment::fail(status error) {
+  std::lock_guard<std::mutex> guard{mu_};
+  if (sticky_.is_ok()) sticky_ = std::move(error);
+}
+
+status environment::sticky_error() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  return sticky_;
+}
+
+status environment::commit(MDB_txn* txn) {
+  int rc = mdb_txn_commit(txn);
+  if (rc == MDB_SUCCESS) return status::ok();
+  auto st = lmdb_status(rc, "committing");
+  if (rc == MDB_PANIC || rc == EIO) {
+    fail({errc::io_error, "the data directory failed (" + st.message() +
+                              "); writes are refused until the process restarts"});
+  }
+  return st;
+}
+
+}  // namespace derive

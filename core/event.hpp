@@ -1,0 +1,64 @@
+#pragma once
+// Events as clients send them and as the log returns them (protocol.md, "Events").
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.hpp"
+
+namespace derive {
+
+// Limits from protocol.md.
+inline constexpr size_t max_type_length = 128;
+inline constexpr size_t max_key_bytes = 1024;
+inline constexpr size_t max_subject_bytes = 256;
+inline constexpr size_t max_events_per_append = 1000;
+
+// An event before it has an offset. `data` holds the JSON text of the event's
+// data member, compact ("null" when absent).
+struct event_input {
+  std::string type;
+  std::string key;
+  std::string subject;
+  std::string data = "null";
+};
+
+// An event as stored in the log.
+struct event {
+  uint64_t offset = 0;
+  int64_t ts = 0;  // milliseconds since the Unix epoch, assigned at append
+  std::string type;
+  std::string key;
+  std::string subject;
+  std::string data = "null";  // compact JSON text
+
+  // {"offset":..,"ts":..,"type":..,"key":..,"data":..[,"subject":..]} as JSON text.
+  std::string to_json() const;
+};
+
+// A parsed append body: one event or an array of 1..1000 events.
+struct parsed_events {
+  std::vector<event_input> events;
+  bool was_array = false;
+  // A fingerprint of the canonical JSON of `events` (whitespace and member
+  // order do not matter), used to tell an idempotent retry from a reused key.
+  std::string fingerprint;
+};
+
+// Parses and validates an HTTP append body (protocol.md, "Events").
+// Errors: invalid_json (not JSON), invalid_event (the message names the field
+// and, for an array, the index).
+result<parsed_events> parse_events(std::string_view body);
+
+// Validates an already parsed value: one event object or an array of them
+// (used by parse_events and by the WebSocket `append` op).
+result<parsed_events> events_from_json(const nlohmann::json& value);
+
+// Checks an Idempotency-Key: 1..128 visible ASCII characters (0x21..0x7e).
+status validate_idempotency_key(std::string_view key);
+
+}  // namespace derive

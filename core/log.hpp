@@ -1,0 +1,85 @@
+#pragma once
+// The durable, totally ordered event log (protocol.md, "Offsets", "Events",
+// "Idempotency"). Offsets start at 1, are gap-free and never reused.
+//
+// Thread-safety: append() must be called by one writer at a time (the
+// sequencer). Reads may be called from any thread concurrently with appends;
+// each read uses its own short read transaction.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/environment.hpp"
+#include "core/event.hpp"
+#include "core/status.hpp"
+
+namespace derive {
+
+struct log_options {
+  // Idempotency keys are kept at least this long and at least this many
+  // (whichever keeps more).
+  std::chrono::milliseconds idempotency_retention = std::chrono::hours(24);
+  uint64_t idempotency_min_keys = 1'000'000;
+  // At most this many expired keys are pruned per append transaction, so that
+  // pruning never makes an append slow.
+  unsigned idempotency_prune_per_commit = 64;
+};
+
+// One client request: its events, appended atomically at consecutive offsets.
+struct append_request {
+  std::vector<event_input> events;
+  std::string idempotency_key;  // empty: none
+  std::string fingerprint;      // parsed_events::fingerprint; required with a key
+};
+
+struct append_outcome {
+  uint64_t first_offset = 0;  // offsets are first_offset .. first_offset + count - 1
+  uint64_t count = 0;
+  bool replayed = false;  // an idempotent retry: nothing was appended
+};
+
+class event_log {
+ public:
+  // Opens the log in `env` (which must outlive it).
+  static result<std::unique_ptr<event_log>> open(environment& env, log_options options = {});
+  ~event_log();
+
+  // Appends every request of `group` in ONE transaction (group commit) and
+  // returns one outcome per request, in order. A request whose idempotency key
+  // is known replays the stored outcome (or fails with idempotency_key_reused
+  // when the fingerprint differs); two requests of one group with one key
+  // append once. If the commit fails (storage_full, io_error), every request
+  // gets that error and nothing is appended.
+  // Returns only after the commit is durable (per the environment's mode).
+  // REQUIRES: a single writer; every event already validated.
+  std::vector<result<append_outcome>> append(const std::vector<append_request>& group);
+
+  // Convenience for one request.
+  result<append_outcome> append(append_request request);
+
+  // Events with offset >= from, in order, at most `limit`.
+  result<std::vector<event>> read(uint64_t from, size_t limit) const;
+
+  // The last offset appended so far (0 when empty).
+  uint64_t head() const;
+
+  // Offsets of the events whose subject is `subject`, ascending.
+  result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
+
+  // The stored outcome for an idempotency key, if still remembered.
+  result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
+
+  environment& env() const { return env_; }
+
+ private:
+  class impl;
+  event_log(environment& env, std::unique_ptr<impl> impl);
+  environment& env_;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace derive

@@ -1,0 +1,147 @@
+#pragma once
+// Durable state of one view version: key -> JSON value, a changelog
+// (view offset -> the keys changed at that offset and their new values) and
+// the view's offset, all committed together in one LMDB transaction, so that
+// state, changelog and offset always agree, even after a crash.
+//
+// A view's offset is a log offset (protocol.md): the last log event whose
+// effect the state includes. For a view derived from another view it is the
+// upstream view's offset that it has fully applied.
+//
+// Thread-safety: commit() and reset() by one writer at a time (the view's
+// runner); snapshots and changelog reads from any thread.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/environment.hpp"
+#include "core/status.hpp"
+
+struct MDB_txn;
+
+namespace derive {
+
+struct view_store_options {
+  // How many view offsets of changelog to keep behind the view's offset;
+  // 0 keeps everything. Older entries are pruned in the background of commits.
+  uint64_t changelog_retention = 100'000;
+  // At most this many changelog entries are pruned per commit.
+  unsigned prune_per_commit = 256;
+};
+
+// One key's new value at one offset; nullopt means deleted.
+struct key_change {
+  std::string key;
+  std::optional<std::string> value;  // compact JSON text
+};
+
+// Every key a view changed at one view offset.
+struct offset_changes {
+  uint64_t offset = 0;
+  std::vector<key_change> changes;
+};
+
+struct key_value {
+  std::string key;
+  std::string value;  // compact JSON text
+};
+
+// An event that a view skipped under the dead-letter policy.
+struct dead_letter {
+  uint64_t offset = 0;
+  std::string error;
+};
+
+// Durable status of a view (so that a failure survives restarts).
+struct view_failure {
+  uint64_t offset = 0;  // the event that failed
+  std::string error;
+};
+
+// A consistent read of one view: every call sees the same committed state.
+// Holds one read transaction: keep it short-lived (never across a wait).
+class view_snapshot {
+ public:
+  ~view_snapshot();
+  view_snapshot(view_snapshot&&) noexcept;
+  view_snapshot& operator=(view_snapshot&&) noexcept;
+
+  uint64_t offset() const { return offset_; }
+  result<std::optional<std::string>> get(std::string_view key) const;
+  // Keys starting with `prefix`, from `start` on (inclusive; empty: the
+  // first), in byte order, at most `limit`. `next` is set when more remain.
+  struct page {
+    std::vector<key_value> items;
+    std::optional<std::string> next;
+  };
+  result<page> range(std::string_view prefix, std::string_view start, size_t limit) const;
+
+ private:
+  friend class view_store;
+  view_snapshot(MDB_txn* txn, unsigned state_dbi, uint64_t offset);
+  MDB_txn* txn_ = nullptr;
+  unsigned state_dbi_ = 0;
+  uint64_t offset_ = 0;
+};
+
+// A page of changelog.
+struct changelog_page {
+  // false when entries after `from` were pruned: the reader must start over
+  // from a snapshot.
+  bool served = true;
+  std::vector<offset_changes> entries;  // ascending offset, all > from
+  uint64_t view_offset = 0;             // the view's offset when read
+};
+
+class view_store {
+ public:
+  // Opens (creating) the store of view `name` at `version` in `env`.
+  static result<std::unique_ptr<view_store>> open(environment& env, const std::string& name,
+                                                  uint32_t version,
+                                                  view_store_options options = {});
+  ~view_store();
+
+  const std::string& name() const { return name_; }
+  uint32_t version() const { return version_; }
+
+  // In ONE transaction: applies every change of `batch` to the state, appends
+  // the non-empty entries to the changelog, records `dead_letters`, sets the
+  // view's offset to `new_offset` and prunes old changelog entries.
+  // REQUIRES: new_offset >= offset(); batch offsets ascending, each in
+  // (offset(), new_offset]; a single writer.
+  status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
+                const std::vector<dead_letter>& dead_letters = {});
+
+  // The committed offset.
+  uint64_t offset() const;
+
+  // A consistent read snapshot. Errors: io_error.
+  result<view_snapshot> snapshot() const;
+
+  // Changelog entries with offset > from, at most `limit` entries.
+  result<changelog_page> changes_since(uint64_t from, size_t limit) const;
+
+  // Durable failure record: set when the view stops on an error, cleared when
+  // it is restarted.
+  status set_failure(std::optional<view_failure> failure);
+  std::optional<view_failure> failure() const;
+
+  // Dead letters, ascending by offset.
+  result<std::vector<dead_letter>> dead_letters() const;
+
+  // Erases state, changelog, offset, failure and dead letters (rebuild from 0).
+  status reset();
+
+ private:
+  class impl;
+  view_store(std::string name, uint32_t version, std::unique_ptr<impl> impl);
+  std::string name_;
+  uint32_t version_;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace derive

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Derive needs from Debian's packages, quietly and only when missing.
+# Usage: scripts/setup.sh [--tests]   (--tests adds Node.js, npm, Chromium, redis, wrk)
+set -euo pipefail
+
+packages=(g++ cmake ninja-build pkg-config libcaf-dev liblmdb-dev libboost1.81-dev
+          nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates)
+if [[ "${1:-}" == "--tests" ]]; then
+  packages+=(nodejs npm chromium)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node/npm may come from another source (nodesource bundles npm into nodejs).
+if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null 2>&1; then
+  missing=("${missing[@]/npm}")
+fi
+if [[ " ${missing[*]} " == *" nodejs "* ]] && command -v node >/dev/null 2>&1; then
+  missing=("${missing[@]/nodejs}")
+fi
+read -r -a missing <<< "${missing[*]:-}"
+
+if (( ${#missing[@]} )); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
