@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "actors/view.hpp"
@@ -90,6 +91,35 @@ class change_sink {
   virtual void on_lost(uint64_t subscription) = 0;
 };
 
+// Counters for /metrics: cheap to read, from any thread.
+struct view_metrics {
+  std::string name;
+  uint32_t version = 1;
+  uint64_t offset = 0;
+  uint64_t lag = 0;
+  view_status status = view_status::stopped;
+  uint64_t applied = 0;  // inputs (events, or upstream offsets) applied since start
+  uint64_t commits = 0;  // view_store commits since start
+};
+
+struct runtime_metrics {
+  uint64_t head = 0;
+  uint64_t append_requests = 0;  // requests answered by the sequencer (ok or error)
+  uint64_t append_failures = 0;  // ... of which errors
+  uint64_t appended_events = 0;
+  uint64_t append_commits = 0;   // group commits (one LMDB transaction each)
+  // Append latency, from runtime::append to the outcome, in microseconds.
+  uint64_t append_latency_count = 0;
+  uint64_t append_latency_sum_us = 0;
+  // Cumulative histogram: (upper bound in microseconds, appends <= bound);
+  // the last bound is UINT64_MAX (+Inf).
+  std::vector<std::pair<uint64_t, uint64_t>> append_latency_buckets;
+  uint64_t subscriptions = 0;
+  uint64_t hub_batches = 0;  // committed batches handed on by the hub
+  uint64_t hub_lost = 0;     // batches dropped because the hub was full
+  std::vector<view_metrics> views;
+};
+
 class runtime {
  public:
   explicit runtime(runtime_options options = {});
@@ -118,6 +148,8 @@ class runtime {
   // Validates with the application's validators, then appends through the
   // sequencer (group commit). `done` runs once the events are durable, or with
   // the error.
+  // Errors found before the sequencer (invalid_event, invalid_idempotency_key,
+  // a validator's status, unavailable) run `done` on the caller's thread.
   void append(append_request request, std::function<void(result<append_outcome>)> done);
 
   // --- reads (caller's thread, no actor hop) ---
@@ -127,6 +159,8 @@ class runtime {
   result<view_info> view(const std::string& name) const;
   result<std::vector<event>> read_log(uint64_t from, size_t limit) const;
   // Errors: unknown_view.
+  // A snapshot holds an LMDB read transaction: keep it short-lived (never
+  // across a wait) and release it before stop().
   result<view_snapshot> snapshot(const std::string& view) const;
   // Runs a named query on one snapshot; adds "offset". Errors: unknown_view,
   // unknown_query, invalid_parameter (from the query).
@@ -156,7 +190,12 @@ class runtime {
   // --- for applications with actors of their own ---
   caf::actor_system& system();
 
+  // --- observability ---
+  runtime_metrics metrics() const;
+
   class impl;
+  // For actors/ internals (handles.hpp); not part of the application API.
+  impl& internals() { return *impl_; }
 
  private:
   std::unique_ptr<impl> impl_;

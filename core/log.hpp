@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/environment.hpp"
@@ -27,6 +29,9 @@ struct log_options {
   // At most this many expired keys are pruned per append transaction, so that
   // pruning never makes an append slow.
   unsigned idempotency_prune_per_commit = 64;
+  // The clock that stamps events and idempotency keys, in milliseconds since
+  // the Unix epoch; empty: the system clock. Injectable for tests.
+  std::function<int64_t()> clock;
 };
 
 // One client request: its events, appended atomically at consecutive offsets.
@@ -81,5 +86,11 @@ class event_log {
   environment& env_;
   std::unique_ptr<impl> impl_;
 };
+
+// The log's record codec (docs/storage.md, "log"), exposed for tests and
+// benchmarks. encode appends the record of `e` stamped `ts` to `out`;
+// decode checks length and checksum: errors are corruption naming `offset`.
+void encode_event_record(const event_input& e, int64_t ts, std::string& out);
+result<event> decode_event_record(uint64_t offset, std::string_view record);
 
 }  // namespace derive

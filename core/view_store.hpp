@@ -112,7 +112,10 @@ class view_store {
   // the non-empty entries to the changelog, records `dead_letters`, sets the
   // view's offset to `new_offset` and prunes old changelog entries.
   // REQUIRES: new_offset >= offset(); batch offsets ascending, each in
-  // (offset(), new_offset]; a single writer.
+  // (offset(), new_offset]; dead letter offsets in (offset(), new_offset];
+  // no empty value; a single writer. A violation is refused with
+  // invalid_parameter and writes nothing. Errors: storage_full, io_error
+  // (nothing changed). Keys may be of any length, including empty.
   status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
                 const std::vector<dead_letter>& dead_letters = {});
 

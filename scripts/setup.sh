@@ -5,9 +5,10 @@ set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config libcaf-dev liblmdb-dev libboost1.81-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates)
-if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(nodejs npm chromium)
-fi
+case "${1:-}" in
+  --tests) packages+=(nodejs npm chromium) ;;
+  --bench) packages+=(nodejs npm redis-server redis-tools wrk) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

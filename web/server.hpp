@@ -24,10 +24,11 @@ struct server_options {
   // Static files served at "/" (index.html for "/"); empty: none.
   std::string static_dir;
   // The browser client (derive.js) served at /client/derive.js; empty: the
-  // installed or source copy is found automatically.
+  // source copy (web/client) or the installed one is found automatically.
   std::string client_dir;
   // Origins allowed to open a WebSocket; empty: the server's own origin and
-  // http://localhost / http://127.0.0.1 on any port.
+  // http(s)://localhost / 127.0.0.1 / [::1] on any port. "*" allows all.
+  // Other origins get 403 (docs/protocol.md, "Origin check").
   std::vector<std::string> allowed_origins;
 
   size_t max_header_bytes = 8 * 1024;
@@ -37,13 +38,24 @@ struct server_options {
   // Per-connection queue of changes not yet written (bytes).
   size_t send_queue_bytes = 4 * 1024 * 1024;
   size_t snapshot_chunk_items = 1000;
+  // A snapshot message is closed after the item that makes it pass this size.
+  size_t snapshot_chunk_bytes = 256 * 1024;
+  // Appends and waiting gets one WebSocket connection may have outstanding;
+  // beyond it the server stops reading from that connection for a while.
+  size_t max_inflight_requests = 256;
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};     // HTTP keep-alive
   std::chrono::milliseconds ping_interval{std::chrono::seconds(20)};
   std::chrono::milliseconds pong_timeout{std::chrono::seconds(20)};
   // A connection whose writes make no progress this long is closed with 1008.
   std::chrono::milliseconds stalled_write_timeout{std::chrono::seconds(10)};
+  // stop(): how long open connections get to finish (answers, close frames)
+  // before they are cut.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(2)};
 };
 
+// Serves protocol.md for `rt` on its own Asio threads.
+// REQUIRES: `rt` outlives the server. start() and stop() are called from one
+// thread (not from a handler); a stopped server may be started again.
 class server {
  public:
   server(runtime& rt, server_options options = {});
@@ -53,7 +65,9 @@ class server {
 
   // Binds and starts the Asio threads. Errors: io_error (address in use, ...).
   status start();
-  // Closes the listener and every connection, joins the threads.
+  // Closes the listener and every connection (waiting reads get 503, WebSockets
+  // a close frame 1001; at most shutdown_timeout), joins the threads.
+  // Idempotent.
   void stop();
   uint16_t port() const;
 

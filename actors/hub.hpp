@@ -1,0 +1,97 @@
+#pragma once
+// The subscription hub: subscriptions by (view, key) and (view, prefix), and
+// the actor that hands each committed batch on to the matching sinks.
+//
+// Registration is synchronous (subscription_registry::add, mutex-protected):
+// every batch that reaches the hub after add() returns is delivered to the new
+// subscription. Delivery runs on the hub actor only, in commit order per view,
+// never concurrently for one subscription; sinks must not block.
+//
+// Bounds (nothing here ever blocks a view runner):
+//  - between runners and the hub: at most `max_backlog` batches in flight
+//    (try_reserve). A runner that finds the hub full drops the batch and marks
+//    every subscription of the view lost; each is told (on_lost) before its
+//    next batch.
+//  - between the hub and a subscriber: the sink's business. The web layer's
+//    sinks queue (bounded, conflating); actor subscribers (handles.hpp) are
+//    bounded by credits, see actor_sink below.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "actors/runtime.hpp"
+
+namespace derive {
+
+class subscription_registry {
+ public:
+  subscription_registry(size_t views, size_t max_backlog);
+
+  // Registers a subscription to view number `view`; returns its id (> 0).
+  uint64_t add(size_t view, subscription_filter filter, std::shared_ptr<change_sink> sink);
+  // After this returns, the sink gets no new delivery (one already running on
+  // the hub thread may still finish). False when `id` is unknown.
+  bool remove(uint64_t id);
+  void clear();
+  // Subscriptions of `view` (cheap; runners skip publishing when 0).
+  size_t count(size_t view) const;
+  size_t total() const;
+
+  // Runner side: claims room for one batch; false when the hub is full.
+  bool try_reserve();
+  // Runner side, when try_reserve failed: every subscription of `view` lost.
+  void mark_lost(size_t view);
+
+  // Hub side: delivers one committed batch of `view` and releases its room.
+  void deliver(size_t view, const std::vector<change_ptr>& items);
+
+  // Statistics.
+  uint64_t delivered_batches() const { return delivered_.load(std::memory_order_relaxed); }
+  uint64_t lost_batches() const { return lost_.load(std::memory_order_relaxed); }
+
+ private:
+  struct subscription {
+    uint64_t id = 0;
+    subscription_filter filter;
+    std::shared_ptr<change_sink> sink;
+    std::atomic<bool> active{true};
+    std::atomic<bool> lost{false};
+  };
+  using sub_ptr = std::shared_ptr<subscription>;
+  // Immutable once published (copy on write): the hub reads it without a lock.
+  struct view_subs {
+    std::unordered_map<std::string, std::vector<sub_ptr>> by_key;
+    std::vector<sub_ptr> by_prefix;
+    size_t size = 0;
+  };
+
+  std::shared_ptr<const view_subs> current(size_t view) const;
+
+  size_t max_backlog_;
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<const view_subs>> views_;
+  std::unordered_map<uint64_t, std::pair<size_t, sub_ptr>> by_id_;
+  uint64_t next_id_ = 1;
+  std::atomic<size_t> backlog_{0};
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> lost_{0};
+};
+
+// Spawns the hub actor: (publish_atom, change_batch_msg) -> registry.deliver;
+// (stop_atom, done_callback) quits after the batches queued before it.
+caf::actor spawn_hub(caf::actor_system& sys, subscription_registry& registry);
+
+// A change_sink that forwards to an actor as (changes_atom, change_batch) and
+// (lost_atom, id) messages (handles.hpp), with at most `limit` batches not yet
+// handled by the actor: beyond that, batches are dropped and the actor gets
+// (lost_atom, id) as soon as it has room again.
+std::shared_ptr<change_sink> make_actor_sink(caf::actor subscriber, size_t limit);
+
+}  // namespace derive

@@ -1,0 +1,230 @@
+#include "actors/view_runner.hpp"
+
+#include <exception>
+#include <optional>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/batch_txn.hpp"
+#include "actors/logging.hpp"
+#include "actors/messages.hpp"
+
+namespace derive {
+namespace {
+
+constexpr std::string_view component = "runner";
+
+struct runner_state {
+  static inline const char* name = "derive.view_runner";
+  runner_context ctx;
+  uint64_t target = 0;     // the source's head as last announced
+  bool scheduled = false;  // a work_atom is queued
+  bool failed = false;     // stopped on an error until restart_atom
+};
+using runner_actor = caf::stateful_actor<runner_state>;
+
+// What one batch produced.
+struct batch_result {
+  std::vector<offset_changes> changes;
+  std::vector<dead_letter> dead;
+  uint64_t new_offset = 0;
+  std::optional<view_failure> failure;
+  uint64_t inputs = 0;
+};
+
+// Runs `apply` as one input of `txn`; the error text when it threw.
+template <class F>
+std::optional<std::string> run_input(batch_txn& txn, uint64_t offset, F&& apply) {
+  txn.begin_input(offset);
+  try {
+    apply();
+    txn.commit_input();
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    txn.discard_input();
+    return std::string(e.what());
+  } catch (...) {
+    txn.discard_input();
+    return std::string("unknown exception");
+  }
+}
+
+// Applies the outcome of one failed input to `out`; false: stop the batch.
+bool on_input_error(const view_def& def, uint64_t offset, const std::string& what,
+                    batch_result& out) {
+  if (def.policy() == failure_policy::dead_letter) {
+    log_warn(component, "view ", def.name(), ": dead letter at offset ", offset, ": ", what);
+    out.dead.push_back({offset, what});
+    return true;
+  }
+  out.failure = view_failure{offset, "view " + def.name() + " failed at offset " +
+                                         std::to_string(offset) + ": " + what};
+  return false;
+}
+
+uint64_t source_head(const runner_context& ctx) {
+  return ctx.slot->upstream ? ctx.slot->upstream->offset() : ctx.log->head();
+}
+
+uint64_t batch_limit(const runner_state& st, uint64_t offset) {
+  uint64_t behind = st.target > offset ? st.target - offset : 0;
+  return behind > st.ctx.live_batch ? st.ctx.catch_up_batch : st.ctx.live_batch;
+}
+
+// Reads up to `limit` events after `offset` and applies them.
+result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t offset,
+                               uint64_t limit) {
+  auto events = ctx.log->read(offset + 1, limit);
+  if (!events) return events.error();
+  batch_result out;
+  out.new_offset = offset;
+  const auto& def = ctx.slot->def();
+  for (const auto& e : *events) {
+    auto error = run_input(txn, e.offset, [&] { def.event_fn()(e, txn); });
+    if (error && !on_input_error(def, e.offset, *error, out)) break;
+    out.new_offset = e.offset;
+  }
+  return out;
+}
+
+// Reads up to `limit` upstream changelog entries after `offset` and applies them.
+result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_t offset,
+                                    uint64_t limit) {
+  auto* upstream = ctx.slot->upstream;
+  auto page = upstream->store()->changes_since(offset, limit);
+  if (!page) return page.error();
+  if (!page->served)
+    return status{errc::not_found, "the changelog of upstream view " + upstream->name() +
+                                       " no longer holds the offsets after " +
+                                       std::to_string(offset) + "; rebuild this view"};
+  batch_result out;
+  out.new_offset = offset;
+  const auto& def = ctx.slot->def();
+  for (const auto& entry : page->entries) {
+    auto error = run_input(txn, entry.offset, [&] {
+      for (const auto& c : entry.changes) {
+        upstream_change change;
+        change.offset = entry.offset;
+        change.key = c.key;
+        if (c.value) change.value = json::parse(*c.value);
+        def.change_fn()(change, txn);
+      }
+    });
+    if (error && !on_input_error(def, entry.offset, *error, out)) {
+      out.new_offset = entry.offset - 1;
+      return out;
+    }
+    out.new_offset = entry.offset;
+  }
+  // Every upstream change up to the upstream's offset is applied: so is the
+  // upstream's offset itself, even when its last events changed nothing.
+  if (page->entries.size() < limit) out.new_offset = std::max(out.new_offset, page->view_offset);
+  return out;
+}
+
+void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
+  auto& st = self->state;
+  log_error(component, error);
+  if (durable) {
+    if (auto s = st.ctx.slot->store()->set_failure(view_failure{at, error}); !s)
+      log_error(component, "view ", st.ctx.slot->name(), ": cannot record failure: ",
+                s.to_string());
+  }
+  st.failed = true;
+  st.ctx.slot->set_failed(at, std::move(error));
+}
+
+// Processes one batch: reads, applies, commits, publishes; on an error the
+// view stops (fail).
+void process_batch(runner_actor* self) {
+  auto& st = self->state;
+  auto& slot = *st.ctx.slot;
+  uint64_t offset = slot.offset();
+  batch_txn txn(*slot.store());
+  auto limit = batch_limit(st, offset);
+  auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
+                             : apply_log(st.ctx, txn, offset, limit);
+  if (!batch) {
+    fail(self, offset + 1,
+         "view " + slot.name() + " cannot read its input: " + batch.error().to_string(), false);
+    return;
+  }
+  batch->changes = txn.take_changes();
+  if (batch->new_offset > offset || !batch->dead.empty()) {
+    if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead); !s) {
+      fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
+      return;
+    }
+    slot.applied.fetch_add(txn.inputs(), std::memory_order_relaxed);
+    slot.commits.fetch_add(1, std::memory_order_relaxed);
+    slot.publish_offset(batch->new_offset);
+    if (st.ctx.published) st.ctx.published(slot, batch->new_offset, batch->changes);
+  }
+  if (batch->failure) {
+    fail(self, batch->failure->offset, std::move(batch->failure->error), true);
+    return;
+  }
+  if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
+}
+
+void schedule(runner_actor* self) {
+  auto& st = self->state;
+  if (st.scheduled || st.failed) return;
+  if (st.ctx.slot->offset() >= st.target) return;
+  st.scheduled = true;
+  self->send(self, work_atom::value);
+}
+
+caf::behavior view_runner(runner_actor* self, runner_context ctx) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  // The durable record, not the slot: restart_view may already have marked
+  // the slot active, with its restart_atom still on the way.
+  st.failed = st.ctx.slot->store()->failure().has_value();
+  st.target = source_head(st.ctx);
+  schedule(self);
+  return {
+      [=](head_atom, uint64_t head) {
+        auto& s = self->state;
+        s.target = std::max(s.target, head);
+        schedule(self);
+      },
+      [=](work_atom) {
+        auto& s = self->state;
+        s.scheduled = false;
+        if (s.failed) return;
+        // A derived view may learn of upstream progress only from the store.
+        s.target = std::max(s.target, source_head(s.ctx));
+        process_batch(self);
+        schedule(self);
+      },
+      [=](restart_atom) {
+        auto& s = self->state;
+        if (!s.failed) return;
+        if (auto r = s.ctx.slot->store()->set_failure(std::nullopt); !r)
+          log_error(component, "view ", s.ctx.slot->name(), ": cannot clear failure: ",
+                    r.to_string());
+        s.failed = false;
+        s.ctx.slot->set_active(false);
+        s.target = std::max(s.target, source_head(s.ctx));
+        log_info(component, "view ", s.ctx.slot->name(), " restarted at offset ",
+                 s.ctx.slot->offset());
+        schedule(self);
+      },
+      [=](stop_atom, const done_callback& done) {
+        self->state.ctx.slot->set_stopped();
+        if (done.fn) done.fn();
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_view_runner(caf::actor_system& sys, runner_context ctx, bool detached) {
+  if (detached) return sys.spawn<caf::detached>(view_runner, std::move(ctx));
+  return sys.spawn(view_runner, std::move(ctx));
+}
+
+}  // namespace derive

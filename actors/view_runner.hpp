@@ -1,0 +1,49 @@
+#pragma once
+// The view runner: one actor per view version, the only writer of its store.
+//
+// It is woken by `head_atom(h)` messages (from the sequencer for views of the
+// log, from the upstream runner for derived views), reads the new input,
+// runs the view code through a batch_txn and commits state, changelog and
+// offset in one view_store::commit. Then it calls `published` (still on the
+// runner thread), which tells waiters, derived views and the hub.
+//
+// Batches: more than `live_batch` inputs behind -> up to `catch_up_batch` per
+// commit (throughput), otherwise up to `live_batch` (latency). One batch per
+// message, so stop/restart messages are handled between batches.
+//
+// Failures: an exception from view code at input N under failure_policy::stop
+// commits everything before N, records the failure durably and stops the view
+// (status failed, offset N-1); under failure_policy::dead_letter N's writes are
+// discarded, a dead letter is recorded and the batch goes on. `restart_atom`
+// clears the failure and resumes at N.
+//
+// Messages: (head_atom, uint64_t), (restart_atom), (stop_atom, done_callback).
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "actors/view_slot.hpp"
+#include "core/log.hpp"
+#include "core/view_store.hpp"
+
+namespace derive {
+
+struct runner_context {
+  view_slot* slot = nullptr;
+  event_log* log = nullptr;  // the source of views of the log
+  uint64_t catch_up_batch = 10'000;
+  uint64_t live_batch = 256;
+  // Runs on the runner thread after each successful commit (and before the
+  // runner reads on): `changes` are the entries just committed.
+  std::function<void(view_slot&, uint64_t new_offset, std::vector<offset_changes>& changes)>
+      published;
+};
+
+// Spawns the runner of ctx.slot; `detached` gives it its own thread (the
+// runtime always does; tests with the test coordinator do not).
+caf::actor spawn_view_runner(caf::actor_system& sys, runner_context ctx, bool detached = true);
+
+}  // namespace derive

@@ -1,0 +1,451 @@
+// The actor runtime against plain loops measured in the same run.
+//
+//  1. Group commit: appends/s through the sequencer with many concurrent
+//     requesters (one event per request, `requesters` in flight), next to raw
+//     LMDB (MDB_APPEND of the same encoded records, same sync setting) at the
+//     batch size the sequencer actually formed (events per commit, rounded).
+//  2. Latency from runtime::append to the change being published to a
+//     subscriber (a view that writes one key per event), p50 and p99, at
+//     light load (one request in flight) and heavy load (`requesters` in
+//     flight).
+//  3. Catch-up: a counting view (per key: how many events) built by the
+//     runtime over `events` events already in the log, next to a plain loop
+//     that reads the log and commits the same state, changelog and offset
+//     through view_store in batches of the same size, without actors.
+//
+// Usage: actors_bench [dir] [--events N] [--seconds S] [--requesters R]
+//                     [--rounds N] [--only group|latency|catch-up]
+//   dir defaults to a new /tmp/derive-actors-bench-*; it is removed at the end.
+// fsync figures only mean something on a real disk.
+
+#include <lmdb.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/runtime.hpp"
+#include "core/log.hpp"
+#include "core/view_store.hpp"
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+using derive::durability;
+
+namespace {
+
+struct settings {
+  std::string dir;
+  uint64_t events = 1'000'000;
+  double seconds = 3;
+  int requesters = 64;
+  std::string only;  // "group", "latency" or "catch-up"; empty: all
+  int rounds = 3;
+};
+
+double since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// CPU seconds (user + system) of the whole process so far.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// Events per second of wall clock and of process CPU time.
+struct rate {
+  double wall = 0;
+  double cpu = 0;
+};
+
+const char* name_of(durability d) { return d == durability::full ? "full" : "relaxed"; }
+
+derive::event_input bench_event(uint64_t i, uint64_t keys = 1000) {
+  derive::event_input e;
+  e.type = "bench.put";
+  e.key = "key-" + std::to_string(100000 + i % keys);
+  e.data = "{\"n\":" + std::to_string(i) + ",\"payload\":\"" + std::string(48, 'x') + "\"}";
+  return e;
+}
+
+derive::runtime_options options(const std::string& dir, durability mode) {
+  derive::runtime_options o;
+  o.data_dir = dir;
+  o.storage.mode = mode;
+  return o;
+}
+
+// Keeps up to `limit` appends in flight; `issue(i)` starts append i.
+class in_flight_limiter {
+ public:
+  explicit in_flight_limiter(int limit) : limit_(limit) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return n_ < limit_; });
+    ++n_;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --n_;
+    cv_.notify_all();
+  }
+  void drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return n_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int limit_;
+  int n_ = 0;
+};
+
+// --- 1. group commit -------------------------------------------------------
+
+struct append_figures {
+  double events_per_s = 0;
+  double events_per_commit = 0;
+};
+
+append_figures sequencer_appends(const settings& s, durability mode) {
+  auto dir = s.dir + "/seq-" + name_of(mode);
+  derive::runtime rt(options(dir, mode));
+  if (auto st = rt.start(); !st) {
+    std::fprintf(stderr, "start: %s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  in_flight_limiter limiter(s.requesters);
+  auto t0 = clock_type::now();
+  uint64_t i = 0;
+  while (since(t0) < s.seconds) {
+    limiter.acquire();
+    derive::append_request r;
+    r.events.push_back(bench_event(i++));
+    rt.append(std::move(r), [&](derive::result<derive::append_outcome>) { limiter.release(); });
+  }
+  limiter.drain();
+  double elapsed = since(t0);
+  auto m = rt.metrics();
+  rt.stop();
+  fs::remove_all(dir);
+  return {static_cast<double>(m.appended_events) / elapsed,
+          static_cast<double>(m.appended_events) / static_cast<double>(std::max<uint64_t>(1, m.append_commits))};
+}
+
+void check(int rc, const char* what) {
+  if (rc != MDB_SUCCESS) {
+    std::fprintf(stderr, "%s: %s\n", what, mdb_strerror(rc));
+    std::exit(1);
+  }
+}
+
+double raw_lmdb_appends(const settings& s, durability mode, size_t batch) {
+  auto dir = s.dir + "/raw-" + name_of(mode);
+  fs::create_directories(dir);
+  MDB_env* env = nullptr;
+  check(mdb_env_create(&env), "mdb_env_create");
+  check(mdb_env_set_mapsize(env, uint64_t{64} << 30), "mdb_env_set_mapsize");
+  check(mdb_env_set_maxdbs(env, 16), "mdb_env_set_maxdbs");
+  unsigned flags = MDB_NOTLS | (mode == durability::relaxed ? MDB_NOSYNC : 0);
+  check(mdb_env_open(env, dir.c_str(), flags, 0644), "mdb_env_open");
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi;
+  check(mdb_txn_begin(env, nullptr, 0, &txn), "mdb_txn_begin");
+  check(mdb_dbi_open(txn, "log", MDB_CREATE | MDB_INTEGERKEY, &dbi), "mdb_dbi_open");
+  check(mdb_txn_commit(txn), "mdb_txn_commit");
+  std::vector<std::string> records(batch);
+  for (size_t i = 0; i < batch; ++i) derive::encode_event_record(bench_event(i), 1'700'000'000'000, records[i]);
+  uint64_t next = 1;
+  auto t0 = clock_type::now();
+  while (since(t0) < s.seconds) {
+    check(mdb_txn_begin(env, nullptr, 0, &txn), "mdb_txn_begin");
+    MDB_cursor* cur = nullptr;
+    check(mdb_cursor_open(txn, dbi, &cur), "mdb_cursor_open");
+    for (auto& r : records) {
+      size_t key = next++;
+      MDB_val k{sizeof key, &key}, v{r.size(), r.data()};
+      check(mdb_cursor_put(cur, &k, &v, MDB_APPEND), "mdb_cursor_put");
+    }
+    mdb_cursor_close(cur);
+    check(mdb_txn_commit(txn), "mdb_txn_commit");
+  }
+  double rate = static_cast<double>(next - 1) / since(t0);
+  mdb_env_close(env);
+  fs::remove_all(dir);
+  return rate;
+}
+
+// event_log::append alone (no actors), groups of `batch` one-event requests.
+double log_appends(const settings& s, durability mode, size_t batch) {
+  auto dir = s.dir + "/log-" + name_of(mode);
+  derive::environment_options o;
+  o.mode = mode;
+  double events_per_s = 0;
+  {
+    auto env = derive::environment::open(dir, o).value();
+    auto log = derive::event_log::open(*env).value();
+    uint64_t i = 0;
+    auto t0 = clock_type::now();
+    while (since(t0) < s.seconds) {
+      std::vector<derive::append_request> group(batch);
+      for (auto& r : group) r.events.push_back(bench_event(i++));
+      log->append(group);
+    }
+    events_per_s = static_cast<double>(i) / since(t0);
+  }
+  fs::remove_all(dir);
+  return events_per_s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Each measurement `rounds` times, alternating (the disk's fsync time drifts
+// on shared machines); medians are printed.
+void bench_group_commit(const settings& s) {
+  std::printf("\n## 1. group commit: %d requesters, 1 event per request, %.0f s per run, "
+              "median of %d alternating rounds\n\n",
+              s.requesters, s.seconds, s.rounds);
+  std::printf("| durability | sequencer events/s | events per commit | raw LMDB events/s at that batch | ratio to raw | event_log::append alone at that batch | ratio to event_log |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (auto mode : {durability::full, durability::relaxed}) {
+    std::vector<double> seq_rate, per_commit, raw_rate, log_rate, to_raw, to_log;
+    for (int round = 0; round < s.rounds; ++round) {
+      auto seq = sequencer_appends(s, mode);
+      auto batch = static_cast<size_t>(std::max(1.0, seq.events_per_commit + 0.5));
+      auto raw = raw_lmdb_appends(s, mode, batch);
+      auto log = log_appends(s, mode, batch);
+      seq_rate.push_back(seq.events_per_s);
+      per_commit.push_back(seq.events_per_commit);
+      raw_rate.push_back(raw);
+      log_rate.push_back(log);
+      to_raw.push_back(seq.events_per_s / raw);
+      to_log.push_back(seq.events_per_s / log);
+    }
+    auto batch = static_cast<size_t>(std::max(1.0, median(per_commit) + 0.5));
+    std::printf("| %s | %.0f | %.1f | %.0f (batch ~%zu) | %.2f | %.0f | %.2f |\n", name_of(mode),
+                median(seq_rate), median(per_commit), median(raw_rate), batch, median(to_raw),
+                median(log_rate), median(to_log));
+    std::fflush(stdout);
+  }
+}
+
+// --- 2. latency append -> published ----------------------------------------
+
+class timing_sink : public derive::change_sink {
+ public:
+  explicit timing_sink(size_t n) : received_(n) {}
+  void on_changes(uint64_t, std::vector<derive::change_ptr> items) override {
+    auto now = clock_type::now();
+    for (auto& item : items) {
+      auto i = std::stoull(item->key.substr(1));
+      if (i < received_.size()) received_[i] = now;
+    }
+  }
+  void on_lost(uint64_t) override { lost_ = true; }
+  std::vector<clock_type::time_point> received_;
+  std::atomic<bool> lost_{false};
+};
+
+struct percentiles {
+  double p50_ms = 0, p99_ms = 0;
+};
+
+percentiles latency_run(const settings& s, durability mode, int in_flight, size_t n) {
+  auto dir = s.dir + "/latency-" + name_of(mode) + "-" + std::to_string(in_flight);
+  derive::runtime rt(options(dir, mode));
+  rt.add_view(derive::view_def("latest").from_log().apply(
+      [](const derive::event& e, derive::view_txn& tx) { tx.put(e.key, e.offset); }));
+  if (auto st = rt.start(); !st) {
+    std::fprintf(stderr, "start: %s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  auto sink = std::make_shared<timing_sink>(n);
+  derive::subscription_filter f;
+  f.view = "latest";
+  rt.subscribe(f, sink);
+  std::vector<clock_type::time_point> sent(n);
+  in_flight_limiter limiter(in_flight);
+  for (size_t i = 0; i < n; ++i) {
+    limiter.acquire();
+    derive::append_request r;
+    auto e = bench_event(i);
+    e.key = "e" + std::to_string(i);
+    r.events.push_back(std::move(e));
+    sent[i] = clock_type::now();
+    rt.append(std::move(r), [&](derive::result<derive::append_outcome>) { limiter.release(); });
+  }
+  limiter.drain();
+  std::promise<derive::status> caught_up;
+  rt.wait_for("latest", rt.head(), std::chrono::seconds(60),
+              [&](derive::status st) { caught_up.set_value(st); });
+  caught_up.get_future().wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the hub's last batch
+  std::vector<double> ms;
+  for (size_t i = 0; i < n; ++i)
+    if (sink->received_[i] != clock_type::time_point{})
+      ms.push_back(std::chrono::duration<double, std::milli>(sink->received_[i] - sent[i]).count());
+  rt.stop();
+  fs::remove_all(dir);
+  if (ms.size() != n) std::fprintf(stderr, "warning: %zu of %zu changes seen\n", ms.size(), n);
+  std::sort(ms.begin(), ms.end());
+  if (ms.empty()) return {};
+  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]};
+}
+
+void bench_latency(const settings& s) {
+  std::printf("\n## 2. latency from append to published change (one view, one subscriber)\n\n");
+  std::printf("| durability | load | appends | p50 ms | p99 ms |\n|---|---|---|---|---|\n");
+  for (auto mode : {durability::full, durability::relaxed}) {
+    size_t light_n = mode == durability::full ? 300 : 3000;
+    auto light = latency_run(s, mode, 1, light_n);
+    std::printf("| %s | light (1 in flight) | %zu | %.2f | %.2f |\n", name_of(mode), light_n,
+                light.p50_ms, light.p99_ms);
+    size_t heavy_n = mode == durability::full ? 20000 : 100000;
+    auto heavy = latency_run(s, mode, s.requesters, heavy_n);
+    std::printf("| %s | heavy (%d in flight) | %zu | %.2f | %.2f |\n", name_of(mode),
+                s.requesters, heavy_n, heavy.p50_ms, heavy.p99_ms);
+    std::fflush(stdout);
+  }
+}
+
+// --- 3. catch-up ------------------------------------------------------------
+
+void fill_log(const std::string& dir, uint64_t n) {
+  derive::environment_options o;
+  o.mode = durability::relaxed;
+  auto env = derive::environment::open(dir, o).value();
+  auto log = derive::event_log::open(*env).value();
+  for (uint64_t i = 0; i < n;) {
+    derive::append_request r;
+    for (size_t k = 0; k < derive::max_events_per_append && i < n; ++k) r.events.push_back(bench_event(i++));
+    if (auto out = log->append(std::move(r)); !out) {
+      std::fprintf(stderr, "fill: %s\n", out.error().to_string().c_str());
+      std::exit(1);
+    }
+  }
+}
+
+// Reads the log and commits per-key counts (state, changelog, offset) through
+// view_store, `batch` events per commit, with a plain hash map as cache.
+rate plain_catch_up(const std::string& dir, uint32_t version, uint64_t batch) {
+  auto t0 = clock_type::now();
+  auto c0 = cpu_seconds();
+  auto env = derive::environment::open(dir).value();
+  auto log = derive::event_log::open(*env).value();
+  auto store = derive::view_store::open(*env, "plain", version).value();
+  uint64_t head = log->head();
+  std::unordered_map<std::string, int64_t> counts;
+  uint64_t offset = 0;
+  while (offset < head) {
+    auto events = log->read(offset + 1, batch).value();
+    std::vector<derive::offset_changes> changes;
+    changes.reserve(events.size());
+    for (auto& e : events) {
+      auto it = counts.find(e.key);
+      if (it == counts.end()) {
+        auto snap = store->snapshot().value();
+        auto v = snap.get(e.key).value();
+        it = counts.emplace(e.key, v ? std::stoll(*v) : 0).first;
+      }
+      ++it->second;
+      changes.push_back({e.offset, {{e.key, std::to_string(it->second)}}});
+    }
+    offset = events.back().offset;
+    if (auto st = store->commit(changes, offset); !st) {
+      std::fprintf(stderr, "commit: %s\n", st.to_string().c_str());
+      std::exit(1);
+    }
+  }
+  auto n = static_cast<double>(head);
+  return {n / since(t0), n / (cpu_seconds() - c0)};
+}
+
+rate runtime_catch_up(const std::string& dir, uint32_t version) {
+  auto t0 = clock_type::now();
+  auto c0 = cpu_seconds();
+  derive::runtime rt(options(dir, durability::full));
+  rt.add_view(derive::view_def("counts", version).from_log().apply(
+      [](const derive::event& e, derive::view_txn& tx) {
+        tx.put(e.key, tx.get(e.key).value_or(0).get<int64_t>() + 1);
+      }));
+  if (auto st = rt.start(); !st) {
+    std::fprintf(stderr, "start: %s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  std::promise<derive::status> done;
+  rt.wait_for("counts", rt.head(), std::chrono::minutes(10),
+              [&](derive::status st) { done.set_value(st); });
+  auto st = done.get_future().get();
+  auto n = static_cast<double>(rt.head());
+  rate out{n / since(t0), n / (cpu_seconds() - c0)};
+  if (!st) std::fprintf(stderr, "catch-up: %s\n", st.to_string().c_str());
+  rt.stop();
+  return out;
+}
+
+void bench_catch_up(const settings& s) {
+  auto dir = s.dir + "/catch-up";
+  std::printf("\n## 3. catch-up of a counting view over %llu events (1000 keys)\n\n",
+              static_cast<unsigned long long>(s.events));
+  fill_log(dir, s.events);
+  uint64_t batch = derive::runtime_options{}.catch_up_batch;
+  std::printf("| run | runtime events/s | plain loop events/s | ratio (wall) | ratio (events per CPU-second) |\n");
+  std::printf("|---|---|---|---|---|\n");
+  for (uint32_t run = 1; run <= 3; ++run) {  // alternating, each on a fresh view version
+    auto plain = plain_catch_up(dir, run, batch);
+    auto actors = runtime_catch_up(dir, run);
+    std::printf("| %u | %.0f | %.0f | %.2f | %.2f |\n", run, actors.wall, plain.wall,
+                actors.wall / plain.wall, actors.cpu / plain.cpu);
+    std::fflush(stdout);
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--events") s.events = std::stoull(next());
+    else if (a == "--seconds") s.seconds = std::stod(next());
+    else if (a == "--requesters") s.requesters = std::stoi(next());
+    else if (a == "--only") s.only = next();
+    else if (a == "--rounds") s.rounds = std::stoi(next());
+    else if (a.rfind("--", 0) != 0) s.dir = a;
+  }
+  bool own_dir = s.dir.empty();
+  if (own_dir) {
+    std::string pattern = "/tmp/derive-actors-bench-XXXXXX";
+    s.dir = ::mkdtemp(pattern.data());
+  } else {
+    s.dir += "/actors-bench";
+    fs::remove_all(s.dir);
+    fs::create_directories(s.dir);
+  }
+  std::printf("# actors_bench in %s\n", s.dir.c_str());
+  if (s.only.empty() || s.only == "group") bench_group_commit(s);
+  if (s.only.empty() || s.only == "latency") bench_latency(s);
+  if (s.only.empty() || s.only == "catch-up") bench_catch_up(s);
+  fs::remove_all(s.dir);
+  return 0;
+}

@@ -1,0 +1,96 @@
+#pragma once
+// The docsearch sample's events, validators and views (protocol.md, appendix).
+//
+// Events
+//   doc.put     key: the document id; data: {"title": string, "text": string}
+//               (other members of data are allowed and ignored)
+//   doc.delete  key: the document id; data: ignored
+// Both need a non-empty key. Validators refuse anything else at append time
+// (invalid_event naming the field); every other event type is accepted and
+// ignored by the views.
+//
+// Views
+//   documents  (from the log)  id -> {"title", "text", "updated": <offset of its last put>}
+//   search     (from documents' changes) word -> sorted array of the ids of the
+//              documents whose title or text contains the word; plus internal
+//              keys, see below. Query "search": ?q=<words>[&limit=N].
+//   stats      (from the log)  "totals" -> {"documents", "puts", "deletes"};
+//              plus internal keys, see below.
+//
+// Internal keys. A derived view receives only the new value of an upstream
+// key, so to remove the words a document no longer contains, `search` keeps
+// per document what it indexed; `stats` keeps which documents are live, so that
+// a delete of a missing document changes nothing. These keys start with '#',
+// which is never part of a word (tokenizer.hpp) and is not "totals":
+//   search: "#doc:<id>" -> {"title": <title>, "words": {<word>: <tf>, ...}}
+//           "#count"    -> number of indexed (live) documents
+//   stats:  "#doc:<id>" -> true while the document is live
+// They sort before every word and before "totals" ('#' is 0x23), so a listing
+// with prefix "" shows them first; a listing with any word prefix (a letter or
+// digit) never includes them, and a client that wants only words can list from
+// start "0" (the smallest word character). Subscribing to "totals" by key sees
+// only the totals.
+//
+// Ranking (query "search"): the query is tokenized exactly like documents
+// (duplicates ignored). A document is a hit when it contains every query word.
+//   score(d) = sum over query words w of tf(w, d) * ln(1 + N / df(w))
+// where tf(w, d) = 2 * (occurrences of w in the title) + (occurrences in the
+// text), N = number of live documents, df(w) = number of documents containing
+// w. Hits are ordered by score descending, then id ascending; the score is
+// rounded to 6 decimals. An empty query (or one with no words) has no hits.
+// Response: {"offset": N, "hits": [{"id", "title", "score"}, ...]} with all
+// hits, or the first `limit` (1..10000) when given.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "actors/runtime.hpp"
+#include "actors/view.hpp"
+#include "core/event.hpp"
+#include "core/status.hpp"
+
+namespace docsearch {
+
+inline constexpr std::string_view put_type = "doc.put";
+inline constexpr std::string_view delete_type = "doc.delete";
+
+inline constexpr std::string_view documents_view_name = "documents";
+inline constexpr std::string_view search_view_name = "search";
+inline constexpr std::string_view stats_view_name = "stats";
+
+inline constexpr std::string_view internal_doc_prefix = "#doc:";
+inline constexpr std::string_view search_count_key = "#count";
+inline constexpr std::string_view totals_key = "totals";
+
+// The fields of a doc.put that views use.
+struct document {
+  std::string title;
+  std::string text;
+};
+
+// The document of a doc.put's data (JSON text), or nullopt when it is not an
+// object with string members "title" and "text".
+std::optional<document> parse_document(std::string_view data);
+std::optional<document> document_from_json(const derive::json& data);
+
+// Validators for runtime::add_validator. Errors: invalid_event, the message
+// naming the field ("key", "data", "data.title", "data.text").
+derive::status validate_put(const derive::event_input& e);
+derive::status validate_delete(const derive::event_input& e);
+
+// Word -> tf for one document (see Ranking above).
+std::map<std::string, int64_t> term_frequencies(const document& doc);
+
+// The three views, and the "search" query of the search view.
+derive::view_def documents_view();
+derive::view_def search_view();
+derive::view_def stats_view();
+derive::result<derive::json> run_search(const derive::view_snapshot& snapshot,
+                                        const derive::query_params& params);
+
+// Adds the three views and both validators to `rt` (before rt.start()).
+void install(derive::runtime& rt);
+
+}  // namespace docsearch

@@ -1,0 +1,244 @@
+// docsearch: a full-text document search on Derive, with a live browser UI.
+//
+//   docsearch [--port N] [--data DIR] [--threads N] [--relaxed] [--www DIR] [--help]
+//
+// Wires the runtime (docsearch's views and validators, docsearch_views.hpp)
+// to the HTTP/WebSocket server, seeds a few example documents into an empty
+// data directory, and runs until SIGINT or SIGTERM.
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/runtime.hpp"
+#include "core/event.hpp"
+#include "samples/docsearch/docsearch_views.hpp"
+#include "web/server.hpp"
+
+#ifndef DOCSEARCH_WWW_DIR
+#define DOCSEARCH_WWW_DIR ""
+#endif
+#ifndef DERIVE_CLIENT_DIR
+#define DERIVE_CLIENT_DIR ""
+#endif
+
+namespace {
+
+constexpr const char* usage_text = R"(Usage: docsearch [options]
+
+A full-text document search built on Derive: documents are events in a durable
+log, the "documents", "search" and "stats" views are derived from it, and the
+web page at / updates live in every open browser window.
+
+Options:
+  --port N      TCP port to listen on, 127.0.0.1 only (default 8080;
+                0 picks a free port). Environment: DERIVE_PORT.
+  --data DIR    data directory, created when missing (default ./data).
+                Environment: DERIVE_DATA. Running again keeps the data.
+  --threads N   network (Asio) threads, 1..64 (default 2).
+  --relaxed     relaxed durability: appends are acknowledged before they are
+                synced to disk (a power loss may lose the last ones; a crash
+                of the process does not). /v1/health reports it.
+  --www DIR     the folder of the web page (default: the source tree's
+                samples/docsearch/www).
+  --help        show this text and exit.
+
+Flags win over environment variables. An empty data directory starts with a
+few example documents. Stop with Ctrl-C (SIGINT) or SIGTERM.
+)";
+
+struct options {
+  uint16_t port = 8080;
+  std::string data = "data";
+  unsigned threads = 2;
+  bool relaxed = false;
+  std::string www = DOCSEARCH_WWW_DIR;
+};
+
+std::optional<unsigned long> parse_number(const std::string& s, unsigned long max) {
+  if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  unsigned long n = std::stoul(s);
+  if (n > max) return std::nullopt;
+  return n;
+}
+
+// Parses flags and environment; prints the problem and returns nullopt on error.
+std::optional<options> parse_options(int argc, char** argv, bool& help) {
+  options o;
+  std::optional<std::string> port_text;
+  if (const char* p = std::getenv("DERIVE_PORT"); p && *p) port_text = p;
+  if (const char* d = std::getenv("DERIVE_DATA"); d && *d) o.data = d;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* flag) -> std::optional<std::string> {
+      std::string prefix = std::string(flag) + "=";
+      if (arg.rfind(prefix, 0) == 0) return arg.substr(prefix.size());
+      if (arg == flag && i + 1 < argc) return std::string(argv[++i]);
+      if (arg == flag) std::cerr << "docsearch: " << flag << " needs a value\n";
+      return std::nullopt;
+    };
+    auto is = [&](const char* flag) {
+      return arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0;
+    };
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return o;
+    } else if (arg == "--relaxed") {
+      o.relaxed = true;
+    } else if (is("--port")) {
+      auto v = value("--port");
+      if (!v) return std::nullopt;
+      port_text = *v;
+    } else if (is("--data")) {
+      auto v = value("--data");
+      if (!v || v->empty()) return std::nullopt;
+      o.data = *v;
+    } else if (is("--www")) {
+      auto v = value("--www");
+      if (!v) return std::nullopt;
+      o.www = *v;
+    } else if (is("--threads")) {
+      auto v = value("--threads");
+      auto n = v ? parse_number(*v, 64) : std::nullopt;
+      if (!n || *n == 0) {
+        std::cerr << "docsearch: --threads must be a number from 1 to 64\n";
+        return std::nullopt;
+      }
+      o.threads = static_cast<unsigned>(*n);
+    } else {
+      std::cerr << "docsearch: unknown option " << arg << " (see --help)\n";
+      return std::nullopt;
+    }
+  }
+  if (port_text) {
+    auto n = parse_number(*port_text, 65535);
+    if (!n) {
+      std::cerr << "docsearch: the port must be a number from 0 to 65535, not '" << *port_text
+                << "'\n";
+      return std::nullopt;
+    }
+    o.port = static_cast<uint16_t>(*n);
+  }
+  return o;
+}
+
+// The example documents, appended once into an empty log with a fixed
+// idempotency key, so that neither a restart nor a retry duplicates them.
+nlohmann::json example_documents() {
+  auto put = [](const char* id, const char* title, const char* text) {
+    return nlohmann::json{{"type", "doc.put"},
+                          {"key", id},
+                          {"data", {{"title", title}, {"text", text}}}};
+  };
+  return nlohmann::json::array({
+      put("welcome", "Welcome to docsearch",
+          "Every change you make here is an event in a durable log. The documents list, "
+          "the search index and the statistics are views derived from that log, and every "
+          "open browser window sees each change within a moment. Open this page in two "
+          "windows and edit a document to see it."),
+      put("inside-out", "Turning the database inside out",
+          "Instead of one database that does everything, write every change to an "
+          "append-only log and let small, independent processes derive the state that "
+          "readers need: materialized views, search indexes, caches and statistics."),
+      put("event-log", "The event log",
+          "The log gives each event an offset: 1, 2, 3 and so on, with no gaps, across "
+          "restarts and crashes. A view's state at offset N is a pure function of events "
+          "1 to N, so any view can be rebuilt from the log at any time."),
+      put("search-index", "How this search works",
+          "The search view is derived from the documents view, not from the log. It "
+          "splits titles and texts into lower-cased words and keeps, for each word, the "
+          "documents that contain it. Results are ranked by tf-idf, with title words "
+          "counting twice."),
+      put("unicode", "Words in many scripts",
+          "Words are runs of Unicode letters and digits: café, naïve, Ελληνικά, "
+          "Русский, עברית, 日本語 and 한국어 are all words, and the search ignores case."),
+      put("read-your-writes", "Read your own writes",
+          "An append returns the offset of its event. Reading with after=offset waits "
+          "until the view has applied it, so a page that just saved a document always "
+          "finds it."),
+  });
+}
+
+void seed_examples(derive::runtime& rt) {
+  if (rt.head() != 0) return;
+  auto parsed = derive::events_from_json(example_documents());
+  if (!parsed) {
+    std::cerr << "docsearch: example documents: " << parsed.error().to_string() << "\n";
+    return;
+  }
+  derive::append_request request{std::move(parsed->events), "docsearch-examples-v1",
+                                 std::move(parsed->fingerprint)};
+  std::promise<derive::status> done;
+  rt.append(std::move(request), [&done](derive::result<derive::append_outcome> r) {
+    done.set_value(r ? derive::status::ok() : r.error());
+  });
+  if (auto st = done.get_future().get(); !st) {
+    std::cerr << "docsearch: could not add the example documents: " << st.to_string() << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool help = false;
+  auto opts = parse_options(argc, argv, help);
+  if (help) {
+    std::cout << usage_text;
+    return 0;
+  }
+  if (!opts) return 2;
+
+  // Every thread started below inherits this mask; the main thread alone
+  // waits for the signals and then stops the server before the runtime.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::error_code ec;
+  std::filesystem::path data = std::filesystem::absolute(opts->data, ec).lexically_normal();
+  derive::runtime_options rt_options;
+  rt_options.data_dir = data.string();
+  if (opts->relaxed) rt_options.storage.mode = derive::durability::relaxed;
+  derive::runtime rt(rt_options);
+  docsearch::install(rt);
+  if (auto st = rt.start(); !st) {
+    std::cerr << "docsearch: cannot start: " << st.to_string() << "\n";
+    return 1;
+  }
+  seed_examples(rt);
+
+  derive::web::server_options srv_options;
+  srv_options.port = opts->port;
+  srv_options.threads = opts->threads;
+  srv_options.static_dir = opts->www;
+  srv_options.client_dir = DERIVE_CLIENT_DIR;
+  derive::web::server srv(rt, srv_options);
+  if (auto st = srv.start(); !st) {
+    std::cerr << "docsearch: cannot listen on 127.0.0.1:" << opts->port << ": "
+              << st.to_string() << "\n";
+    rt.stop();
+    return 1;
+  }
+  std::cout << "Derive docsearch listening on http://127.0.0.1:" << srv.port() << "/\n"
+            << "data directory: " << data.string()
+            << (opts->relaxed ? " (relaxed durability)" : "") << "\n"
+            << "Press Ctrl-C to stop." << std::endl;
+
+  int received = 0;
+  sigwait(&signals, &received);
+  std::cout << "docsearch: stopping" << std::endl;
+  srv.stop();
+  rt.stop();
+  return 0;
+}

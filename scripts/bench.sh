@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds (Release) and runs every benchmark; each prints its figures next to a
+# baseline measured in the same run. Results go into docs/benchmarks.md by hand.
+# Usage: scripts/bench.sh [name ...]   (names: log actors web; default: all)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh" --bench
+export DERIVE_BUILD_DIR="${DERIVE_BUILD_DIR:-$root/build-release}"
+"$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release
+bin="$DERIVE_BUILD_DIR/bench"
+work="${DERIVE_BENCH_DIR:-$DERIVE_BUILD_DIR/bench-data}"   # on disk: fsync figures mean something
+mkdir -p "$work"
+names=("$@")
+(( ${#names[@]} )) || names=(log actors web)
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(df -h "$work" | awk 'NR==2{print $1}')"
+for n in "${names[@]}"; do
+  case "$n" in
+    log)    "$bin/log_bench" "$work" ;;
+    actors) "$bin/actors_bench" "$work" ;;
+    web)    "$root/bench/web/run.sh" "$DERIVE_BUILD_DIR" "$work" ;;
+    *) echo "unknown benchmark '$n'" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,140 @@
+// SIGKILL during processing, at least 10 times at random moments: a child
+// process runs the runtime (appending random events while three views
+// process them) and is killed; the next child recovers and checks that every
+// view equals a recomputation from the log — the counting view proves that no
+// event was applied twice or skipped — then goes on appending until it is
+// killed in turn. Finally the test itself reopens the data and checks again.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/actors/random_views.hpp"
+#include "tests/actors/views_fixture.hpp"
+
+namespace derive::testing {
+namespace {
+
+constexpr int rounds = 12;
+constexpr uint64_t max_events = 150'000;  // children stop appending beyond this
+
+runtime_options kill_options(const std::string& dir) {
+  runtime_options o;
+  o.data_dir = dir;
+  o.storage.map_size = uint64_t{1} << 30;
+  // A killed process loses no relaxed commit (only a power loss would), and
+  // relaxed keeps the test fast; the runner commits are what is under test.
+  o.storage.mode = durability::relaxed;
+  o.catch_up_batch = 2'000;  // more commits, more moments to be killed in
+  return o;
+}
+
+// Waits until every view reached `offset`; "" or what went wrong.
+std::string wait_all(runtime& rt, uint64_t offset) {
+  for (const char* name : {"counter", "latest", "buckets"})
+    if (auto s = wait_sync(rt, name, offset, std::chrono::seconds(60)); !s)
+      return std::string(name) + ": " + s.to_string();
+  return "";
+}
+
+// The child: recover, check, report on `report_fd`, then append until killed.
+[[noreturn]] void child_main(const std::string& dir, int report_fd, uint64_t seed) {
+  runtime rt(kill_options(dir));
+  for (auto& v : random_views()) rt.add_view(std::move(v));
+  std::string problem;
+  if (auto s = rt.start(); !s) problem = "start: " + s.to_string();
+  if (problem.empty()) problem = wait_all(rt, rt.head());
+  if (problem.empty()) problem = verify_random_views(rt);
+  std::string report = problem.empty() ? "ok" : problem;
+  [[maybe_unused]] auto n = ::write(report_fd, report.data(), report.size());
+  ::close(report_fd);
+  std::mt19937_64 rng(seed);
+  std::atomic<int> in_flight{0};
+  for (;;) {
+    if (in_flight >= 16 || rt.head() >= max_events) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    append_request r;
+    for (int i = 0, k = 1 + static_cast<int>(rng() % 20); i < k; ++i)
+      r.events.push_back(random_event(rng));
+    ++in_flight;
+    rt.append(std::move(r), [&in_flight](result<append_outcome>) { --in_flight; });
+  }
+}
+
+class kill_test : public ::testing::Test {
+ protected:
+  // Reads the child's report, waiting at most `timeout`; "" when none came.
+  static std::string read_report(int fd, std::chrono::milliseconds timeout) {
+    std::string out;
+    pollfd p{fd, POLLIN, 0};
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      auto n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;  // the child closed it
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+  temp_dir dir_;
+};
+
+TEST_F(kill_test, EveryViewRecoversExactlyOnceAfterSigkill) {
+  std::mt19937_64 rng(7);
+  int verified = 0;
+  for (int round = 0; round < rounds; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      child_main(dir_.path(), fds[1], rng());
+    }
+    ::close(fds[1]);
+    // Every third round is killed during recovery (catching up), the others
+    // after they reported and appended for a random while.
+    bool early = round % 3 == 1;
+    if (early) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 60));
+    } else {
+      auto report = read_report(fds[0], std::chrono::seconds(90));
+      EXPECT_EQ(report, "ok") << "round " << round;
+      ++verified;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 300));
+    }
+    ::kill(pid, SIGKILL);
+    int wstatus = 0;
+    ::waitpid(pid, &wstatus, 0);
+    EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "round " << round;
+    ::close(fds[0]);
+  }
+  EXPECT_GE(verified, 8);
+
+  // Recovery in this process after the last kill.
+  runtime rt(kill_options(dir_.path()));
+  for (auto& v : random_views()) rt.add_view(std::move(v));
+  ASSERT_TRUE(rt.start());
+  uint64_t head = rt.head();
+  EXPECT_GT(head, 0u);
+  ASSERT_EQ(wait_all(rt, head), "");
+  EXPECT_EQ(verify_random_views(rt), "");
+  auto snap = rt.snapshot("counter");
+  ASSERT_TRUE(snap);
+  auto total = snap->get("_total");
+  ASSERT_TRUE(total && *total);
+  EXPECT_EQ(json::parse(**total), json(head));  // every event exactly once
+}
+
+}  // namespace
+}  // namespace derive::testing

@@ -1,0 +1,86 @@
+// The view runner, deterministically: woken only by head messages (no
+// polling), large transactions when behind, small ones when live, and it
+// publishes each commit after it is durable.
+
+#include "actors/messages.hpp"
+#include "actors/view_runner.hpp"
+#include "tests/actors/deterministic.hpp"
+#include "tests/actors/views_fixture.hpp"
+
+namespace derive::testing {
+namespace {
+
+class runner_test : public deterministic_fixture {
+ protected:
+  void start_runner(uint64_t live_batch, uint64_t catch_up_batch) {
+    slot_.attach(view_store::open(*env_, "counts", 1).value());
+    slot_.set_active(false);
+    runner_context ctx;
+    ctx.slot = &slot_;
+    ctx.log = log_.get();
+    ctx.live_batch = live_batch;
+    ctx.catch_up_batch = catch_up_batch;
+    ctx.published = [this](view_slot& s, uint64_t offset, std::vector<offset_changes>& changes) {
+      published_.push_back(offset);
+      published_changes_ += changes.size();
+      offset_seen_by_callback_ = s.offset();
+    };
+    runner_ = spawn_view_runner(sys_, std::move(ctx), false);
+    sched().run();
+  }
+  void announce(uint64_t head) {
+    caf::anon_send(runner_, head_atom::value, head);
+    sched().run();
+  }
+
+  view_slot slot_{counts_view(), 0};
+  caf::actor runner_;
+  std::vector<uint64_t> published_;
+  size_t published_changes_ = 0;
+  uint64_t offset_seen_by_callback_ = 0;
+};
+
+TEST_F(runner_test, CatchesUpAtStartWithoutBeingTold) {
+  append_to_log(10);
+  start_runner(4, 100);
+  EXPECT_EQ(slot_.offset(), 10u);
+}
+
+TEST_F(runner_test, IsWokenOnlyByHeadMessages) {
+  start_runner(4, 100);
+  uint64_t head = append_to_log(10);
+  sched().run();
+  EXPECT_EQ(slot_.offset(), 0u);  // nothing polls the log
+  announce(head);
+  EXPECT_EQ(slot_.offset(), head);
+}
+
+TEST_F(runner_test, WorksInLargeBatchesWhenFarBehind) {
+  start_runner(4, 100);
+  announce(append_to_log(250));
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
+}
+
+TEST_F(runner_test, WorksInSmallBatchesWhenLive) {
+  start_runner(4, 100);
+  announce(append_to_log(3));
+  EXPECT_EQ(published_, (std::vector<uint64_t>{3}));
+  EXPECT_EQ(slot_.commits.load(), 1u);
+}
+
+TEST_F(runner_test, PublishesAfterTheOffsetIsVisible) {
+  start_runner(4, 100);
+  announce(append_to_log(2));
+  EXPECT_EQ(offset_seen_by_callback_, 2u);
+  EXPECT_EQ(published_changes_, 2u);  // one entry per event (each changes its count)
+  EXPECT_EQ(slot_.store()->offset(), 2u);
+}
+
+TEST_F(runner_test, CountsAppliedInputs) {
+  start_runner(4, 100);
+  announce(append_to_log(7));
+  EXPECT_EQ(slot_.applied.load(), 7u);
+}
+
+}  // namespace
+}  // namespace derive::testing

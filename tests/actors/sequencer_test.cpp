@@ -1,0 +1,141 @@
+// The sequencer, deterministically: group commit forms one transaction of
+// every request waiting in the mailbox, a lone request commits at once, and
+// requesters hear back only after the commit.
+
+#include "actors/handles.hpp"
+#include "actors/sequencer.hpp"
+#include "actors/validation.hpp"
+#include "tests/actors/deterministic.hpp"
+
+namespace derive::testing {
+namespace {
+
+class sequencer_test : public deterministic_fixture {
+ protected:
+  sequencer_test() {
+    sequencer_context ctx;
+    ctx.log = log_.get();
+    ctx.counters = &counters_;
+    ctx.max_group = max_group_;
+    ctx.validate = [](append_request& r) { return validate_events(r); };
+    ctx.committed = [this](uint64_t head) { heads_.push_back(head); };
+    seq_ = spawn_sequencer(sys_, std::move(ctx), false);
+    sched().run();
+  }
+  // Sends one append_job, as runtime::append does (after its checks); the
+  // outcome lands in outcomes_[index].
+  void submit(append_request r) {
+    EXPECT_TRUE(prepare_idempotency(r));
+    size_t index = outcomes_.size();
+    outcomes_.emplace_back(status{errc::unavailable, "no answer yet"});
+    append_job job;
+    job.request = std::move(r);
+    job.done = [this, index](result<append_outcome> out) { outcomes_[index] = std::move(out); };
+    caf::anon_send(seq_, std::move(job));
+  }
+  void submit_one(std::string key = "") { submit(make_request({make_event("a", "k")}, key)); }
+  uint64_t commits() const { return counters_.commits.load(); }
+
+  size_t max_group_ = 4096;
+  sequencer_counters counters_;
+  std::vector<uint64_t> heads_;
+  std::vector<result<append_outcome>> outcomes_;
+  caf::actor seq_;
+};
+
+TEST_F(sequencer_test, EveryWaitingRequestJoinsOneCommit) {
+  submit_one();
+  submit_one();
+  submit_one();
+  sched().run();
+  EXPECT_EQ(commits(), 1u);
+  ASSERT_EQ(outcomes_.size(), 3u);
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_EQ(outcomes_[i]->first_offset, i + 1);
+  EXPECT_EQ(heads_, std::vector<uint64_t>{3});
+}
+
+TEST_F(sequencer_test, ALoneRequestCommitsWithoutATimer) {
+  submit_one();
+  sched().run();  // no timeout is ever triggered
+  EXPECT_EQ(commits(), 1u);
+  EXPECT_TRUE(outcomes_[0]);
+  EXPECT_EQ(log_->head(), 1u);
+}
+
+TEST_F(sequencer_test, NoOutcomeBeforeTheCommit) {
+  submit_one();
+  sched().run_once();  // the request is queued, the flush not yet handled
+  EXPECT_FALSE(outcomes_[0]);
+  sched().run();
+  EXPECT_TRUE(outcomes_[0]);
+}
+
+TEST_F(sequencer_test, RequestsArrivingDuringACommitFormTheNextGroup) {
+  submit_one();
+  sched().run_once();  // handles the request, queues flush
+  submit_one();        // lands behind the flush
+  submit_one();
+  sched().run();
+  EXPECT_EQ(commits(), 2u);
+  EXPECT_EQ(heads_, (std::vector<uint64_t>{1, 3}));
+}
+
+TEST_F(sequencer_test, TwoRequestsWithOneKeyInOneGroupAppendOnce) {
+  submit_one("idem-1");
+  submit_one("idem-1");
+  sched().run();
+  EXPECT_EQ(commits(), 1u);
+  EXPECT_EQ(log_->head(), 1u);
+  EXPECT_EQ(outcomes_[0]->first_offset, 1u);
+  EXPECT_EQ(outcomes_[1]->first_offset, 1u);
+  EXPECT_TRUE(outcomes_[1]->replayed);
+}
+
+TEST_F(sequencer_test, AGroupIsCappedAtMaxGroup) {
+  // A second sequencer with max_group 2 on the same log.
+  sequencer_context ctx;
+  ctx.log = log_.get();
+  ctx.counters = &counters_;
+  ctx.max_group = 2;
+  auto small = spawn_sequencer(sys_, std::move(ctx), false);
+  std::vector<result<append_outcome>> out(5, status{errc::unavailable, "none"});
+  for (size_t i = 0; i < 5; ++i) {
+    append_job job;
+    job.request = make_request({make_event("a", "k")});
+    job.done = [&out, i](result<append_outcome> r) { out[i] = std::move(r); };
+    caf::anon_send(small, std::move(job));
+  }
+  sched().run();
+  EXPECT_EQ(commits(), 3u);
+  for (auto& r : out) EXPECT_TRUE(r);
+}
+
+// An application actor appends through the typed handle.
+TEST_F(sequencer_test, AnActorAppendsThroughTheTypedHandle) {
+  auto handle = caf::actor_cast<sequencer_actor>(seq_);
+  std::optional<append_outcome> got;
+  sys_.spawn([&](caf::event_based_actor* self) {
+    self->request(handle, caf::infinite, append_atom::value, make_request({make_event("a", "k")}))
+        .then([&](const append_outcome& o) { got = o; });
+  });
+  sched().run();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->first_offset, 1u);
+}
+
+TEST_F(sequencer_test, AnInvalidRequestFromAnActorGetsTheStatusAsAnError) {
+  auto handle = caf::actor_cast<sequencer_actor>(seq_);
+  status got;
+  sys_.spawn([&](caf::event_based_actor* self) {
+    self->request(handle, caf::infinite, append_atom::value,
+                  make_request({make_event("bad type", "k")}))
+        .then([](const append_outcome&) {}, [&](caf::error& e) { got = to_status(e); });
+  });
+  sched().run();
+  EXPECT_EQ(got.code(), errc::invalid_event);
+  EXPECT_NE(got.message().find("type"), std::string::npos);
+  EXPECT_EQ(log_->head(), 0u);
+}
+
+}  // namespace
+}  // namespace derive::testing

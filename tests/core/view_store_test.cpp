@@ -1,0 +1,650 @@
+// Specification of core/view_store.hpp: state, changelog and offset of one
+// view version, committed together.
+
+#include "core/view_store.hpp"
+
+#include <gtest/gtest.h>
+#include <lmdb.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace derive {
+namespace {
+
+using state_map = std::map<std::string, std::string>;
+
+key_change put(std::string key, std::string value) { return {std::move(key), std::move(value)}; }
+key_change del(std::string key) { return {std::move(key), std::nullopt}; }
+offset_changes at(uint64_t offset, std::vector<key_change> changes) {
+  return {offset, std::move(changes)};
+}
+
+// "3: a=1 b=<deleted>", so that changelog comparisons print readably.
+std::string describe(const offset_changes& entry) {
+  std::string out = std::to_string(entry.offset) + ":";
+  for (const auto& c : entry.changes) out += " " + c.key + "=" + c.value.value_or("<deleted>");
+  return out;
+}
+
+std::vector<std::string> describe(const std::vector<offset_changes>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(describe(e));
+  return out;
+}
+
+std::string make_temp_dir() {
+  std::string path = "/tmp/derive-view-store-test-XXXXXX";
+  if (mkdtemp(path.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+  return path;
+}
+
+class view_store_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir();
+    open_env();
+  }
+  void TearDown() override {
+    stores_.clear();
+    env_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Unit tests check semantics, not syncing: relaxed durability keeps them fast.
+  virtual environment_options env_options() {
+    environment_options options;
+    options.map_size = uint64_t{1} << 30;
+    options.mode = durability::relaxed;
+    return options;
+  }
+
+  void open_env() {
+    auto env = environment::open(dir_, env_options());
+    ASSERT_TRUE(env) << env.error().to_string();
+    env_ = std::move(*env);
+  }
+
+  view_store& open_store(const std::string& name = "docs", uint32_t version = 1,
+                         view_store_options options = {}) {
+    auto store = view_store::open(*env_, name, version, options);
+    EXPECT_TRUE(store) << store.error().to_string();
+    stores_.push_back(std::move(*store));
+    return *stores_.back();
+  }
+
+  void close_stores() { stores_.clear(); }
+
+  // Closes every store and the environment, then opens the environment again.
+  void reopen_env() {
+    close_stores();
+    env_.reset();
+    open_env();
+  }
+
+  static state_map state_of(const view_snapshot& snap) {
+    state_map state;
+    auto page = snap.range("", "", 1'000'000);
+    EXPECT_TRUE(page) << page.error().to_string();
+    for (auto& item : page->items) state.emplace(item.key, item.value);
+    return state;
+  }
+
+  static state_map state_of(const view_store& store) {
+    auto snap = store.snapshot();
+    EXPECT_TRUE(snap) << snap.error().to_string();
+    return state_of(*snap);
+  }
+
+  static std::vector<std::string> changelog_of(const view_store& store, uint64_t from = 0) {
+    auto page = store.changes_since(from, 1'000'000);
+    EXPECT_TRUE(page) << page.error().to_string();
+    EXPECT_TRUE(page->served);
+    return describe(page->entries);
+  }
+
+  static changelog_page page_since(const view_store& store, uint64_t from, size_t limit = 1000) {
+    auto page = store.changes_since(from, limit);
+    EXPECT_TRUE(page) << page.error().to_string();
+    return page ? *page : changelog_page{};
+  }
+
+  static std::vector<std::string> keys_of(const view_snapshot::page& page) {
+    std::vector<std::string> keys;
+    for (const auto& item : page.items) keys.push_back(item.key);
+    return keys;
+  }
+
+  // Commits one put of `key` at each offset from..to, one offset per commit.
+  static void commit_each(view_store& store, uint64_t from, uint64_t to) {
+    for (uint64_t o = from; o <= to; ++o)
+      ASSERT_TRUE(store.commit({at(o, {put("k", std::to_string(o))})}, o));
+  }
+
+  std::string dir_;
+  std::unique_ptr<environment> env_;
+  std::vector<std::unique_ptr<view_store>> stores_;
+};
+
+// --- commit -----------------------------------------------------------------
+
+TEST_F(view_store_test, a_new_store_is_empty_at_offset_zero) {
+  auto& store = open_store();
+  EXPECT_EQ(store.offset(), 0u);
+  EXPECT_TRUE(state_of(store).empty());
+  EXPECT_TRUE(changelog_of(store).empty());
+  EXPECT_FALSE(store.failure());
+}
+
+TEST_F(view_store_test, commit_applies_puts_and_deletes_and_sets_the_offset) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1"), put("b", "2")})}, 1));
+  ASSERT_TRUE(store.commit({at(2, {del("a"), put("c", "3")}), at(4, {put("b", "4")})}, 5));
+  EXPECT_EQ(store.offset(), 5u);
+  EXPECT_EQ(state_of(store), (state_map{{"b", "4"}, {"c", "3"}}));
+}
+
+TEST_F(view_store_test, deleting_a_missing_key_is_a_change_that_removes_nothing) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {del("never")})}, 1));
+  EXPECT_TRUE(state_of(store).empty());
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: never=<deleted>"}));
+}
+
+TEST_F(view_store_test, commit_writes_one_changelog_entry_per_non_empty_offset) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")}), at(2, {}), at(3, {put("b", "2"), del("a")})}, 4));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: a=1", "3: b=2 a=<deleted>"}));
+}
+
+TEST_F(view_store_test, a_key_changed_twice_at_one_offset_keeps_its_last_change) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1"), put("b", "2"), del("a")})}, 1));
+  EXPECT_EQ(state_of(store), (state_map{{"b", "2"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: b=2 a=<deleted>"}));
+}
+
+TEST_F(view_store_test, commit_may_advance_the_offset_without_changes) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({}, 7));
+  EXPECT_EQ(store.offset(), 7u);
+  EXPECT_TRUE(changelog_of(store).empty());
+}
+
+TEST_F(view_store_test, commit_at_the_current_offset_changes_nothing) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  ASSERT_TRUE(store.commit({}, 1));
+  EXPECT_EQ(store.offset(), 1u);
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
+}
+
+TEST_F(view_store_test, commit_refuses_a_new_offset_behind_the_current_one) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({}, 5));
+  EXPECT_EQ(store.commit({}, 4).code(), errc::invalid_parameter);
+  EXPECT_EQ(store.offset(), 5u);
+}
+
+TEST_F(view_store_test, commit_refuses_batch_offsets_not_ascending_within_the_new_range) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(3, {put("a", "1")})}, 3));
+  const std::vector<std::vector<offset_changes>> invalid_batches = {
+      {at(3, {put("x", "1")})},                          // not after the offset
+      {at(2, {put("x", "1")})},                          // behind the offset
+      {at(11, {put("x", "1")})},                         // beyond the new offset
+      {at(5, {put("x", "1")}), at(4, {put("y", "1")})},  // descending
+      {at(5, {put("x", "1")}), at(5, {put("y", "1")})},  // one offset twice
+  };
+  for (const auto& batch : invalid_batches) {
+    SCOPED_TRACE(describe(batch).front());
+    EXPECT_EQ(store.commit(batch, 10).code(), errc::invalid_parameter);
+  }
+  EXPECT_EQ(store.offset(), 3u);
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"3: a=1"}));
+}
+
+TEST_F(view_store_test, commit_refuses_an_empty_value) {
+  auto& store = open_store();
+  EXPECT_EQ(store.commit({at(1, {put("a", "")})}, 1).code(), errc::invalid_parameter);
+  EXPECT_EQ(store.offset(), 0u);
+}
+
+TEST_F(view_store_test, commit_refuses_dead_letters_outside_the_new_range) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({}, 3));
+  EXPECT_EQ(store.commit({}, 5, {{3, "old"}}).code(), errc::invalid_parameter);
+  EXPECT_EQ(store.commit({}, 5, {{6, "future"}}).code(), errc::invalid_parameter);
+  auto letters = store.dead_letters();
+  ASSERT_TRUE(letters);
+  EXPECT_TRUE(letters->empty());
+}
+
+TEST_F(view_store_test, commit_is_refused_after_the_environment_failed) {
+  auto& store = open_store();
+  env_->fail({errc::io_error, "disk gone"});
+  EXPECT_EQ(store.commit({at(1, {put("a", "1")})}, 1).code(), errc::io_error);
+  EXPECT_EQ(store.set_failure(view_failure{1, "x"}).code(), errc::io_error);
+  EXPECT_EQ(store.reset().code(), errc::io_error);
+  EXPECT_EQ(store.offset(), 0u);
+  EXPECT_TRUE(state_of(store).empty());
+}
+
+// --- keys -------------------------------------------------------------------
+
+TEST_F(view_store_test, empty_and_long_keys_are_stored_and_read_in_byte_order) {
+  auto& store = open_store();
+  const std::string head(600, 'h');
+  const std::vector<std::string> keys = {"",           "a",         head,
+                                         head + "a", head + "b", head + "b\x01",
+                                         head + std::string(400, 'z'), "i", "\xff"};
+  std::vector<key_change> changes;
+  for (size_t i = 0; i < keys.size(); ++i) changes.push_back(put(keys[i], std::to_string(i)));
+  ASSERT_TRUE(store.commit({at(1, changes)}, 1));
+  auto snap = store.snapshot();
+  ASSERT_TRUE(snap);
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(*snap->get(keys[i]), std::to_string(i));
+  EXPECT_EQ(*snap->get(head + "c"), std::nullopt);
+  EXPECT_EQ(keys_of(*snap->range("", "", 100)), keys);  // already in byte order
+}
+
+TEST_F(view_store_test, keys_around_the_lmdb_key_size_limit_keep_byte_order) {
+  auto& store = open_store();
+  const std::string m(508, 'm');
+  const std::vector<std::string> keys = {m + "m", m + "m" + std::string(1, '\0'), m + "mm",
+                                         m + "mmm", m + "n"};  // in byte order
+  std::vector<key_change> changes;
+  for (auto i = keys.rbegin(); i != keys.rend(); ++i) changes.push_back(put(*i, "1"));
+  ASSERT_TRUE(store.commit({at(1, changes)}, 1));
+  auto snap = store.snapshot();
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(keys_of(*snap->range("", "", 100)), keys);
+  EXPECT_EQ(keys_of(*snap->range(m + "m", m + "mm", 100)),
+            (std::vector<std::string>{m + "mm", m + "mmm"}));
+}
+
+TEST_F(view_store_test, long_keys_sharing_a_beginning_are_deleted_one_by_one) {
+  auto& store = open_store();
+  const std::string head(700, 'h');
+  ASSERT_TRUE(store.commit({at(1, {put(head + "1", "1"), put(head + "2", "2")})}, 1));
+  ASSERT_TRUE(store.commit({at(2, {del(head + "1")})}, 2));
+  EXPECT_EQ(state_of(store), (state_map{{head + "2", "2"}}));
+  ASSERT_TRUE(store.commit({at(3, {del(head + "2")})}, 3));
+  EXPECT_TRUE(state_of(store).empty());
+}
+
+TEST_F(view_store_test, range_pages_through_long_keys_sharing_a_beginning) {
+  auto& store = open_store();
+  const std::string head(600, 'h');
+  ASSERT_TRUE(store.commit(
+      {at(1, {put(head + "1", "1"), put(head + "2", "2"), put(head + "3", "3")})}, 1));
+  auto snap = store.snapshot();
+  ASSERT_TRUE(snap);
+  auto page = snap->range(head, head + "2", 1);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(keys_of(*page), (std::vector<std::string>{head + "2"}));
+  EXPECT_EQ(page->next, head + "3");
+}
+
+// --- snapshots --------------------------------------------------------------
+
+TEST_F(view_store_test, a_snapshot_keeps_seeing_the_state_and_offset_it_was_taken_at) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  auto before = store.snapshot();
+  ASSERT_TRUE(before);
+  ASSERT_TRUE(store.commit({at(2, {put("a", "2"), put("b", "2")})}, 2));
+  EXPECT_EQ(before->offset(), 1u);
+  EXPECT_EQ(*before->get("a"), "1");
+  EXPECT_EQ(*before->get("b"), std::nullopt);
+  EXPECT_EQ(state_of(*before), (state_map{{"a", "1"}}));
+  EXPECT_EQ(store.snapshot()->offset(), 2u);
+}
+
+TEST_F(view_store_test, a_snapshot_may_move_to_another_thread) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  auto snap = store.snapshot();
+  ASSERT_TRUE(snap);
+  std::optional<std::string> seen;
+  std::thread reader([s = std::move(*snap), &seen] { seen = *s.get("a"); });
+  reader.join();
+  EXPECT_EQ(seen, "1");
+}
+
+TEST_F(view_store_test, a_moved_snapshot_still_reads_and_releases_once) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  auto first = store.snapshot();
+  auto second = store.snapshot();
+  ASSERT_TRUE(first && second);
+  *second = std::move(*first);
+  EXPECT_EQ(*second->get("a"), "1");
+  EXPECT_EQ(second->offset(), 1u);
+}
+
+// --- range ------------------------------------------------------------------
+
+class view_store_range_test : public view_store_test {
+ protected:
+  void SetUp() override {
+    view_store_test::SetUp();
+    auto& store = open_store();
+    std::vector<key_change> changes;
+    for (const char* key : {"a", "doc-1", "doc-2", "doc-3", "doc-4", "doc-5", "doc0", "e"})
+      changes.push_back(put(key, "1"));
+    ASSERT_TRUE(store.commit({at(1, changes)}, 1));
+    auto snap = store.snapshot();
+    ASSERT_TRUE(snap);
+    snap_.emplace(std::move(*snap));
+  }
+  void TearDown() override {
+    snap_.reset();
+    view_store_test::TearDown();
+  }
+  view_snapshot::page range(std::string_view prefix, std::string_view start, size_t limit) {
+    auto page = snap_->range(prefix, start, limit);
+    EXPECT_TRUE(page) << page.error().to_string();
+    return page ? *page : view_snapshot::page{};
+  }
+  std::optional<view_snapshot> snap_;
+};
+
+TEST_F(view_store_range_test, returns_keys_with_the_prefix_in_byte_order) {
+  auto page = range("doc-", "", 100);
+  EXPECT_EQ(keys_of(page),
+            (std::vector<std::string>{"doc-1", "doc-2", "doc-3", "doc-4", "doc-5"}));
+  EXPECT_EQ(page.next, std::nullopt);
+}
+
+TEST_F(view_store_range_test, starts_at_start_inclusive) {
+  EXPECT_EQ(keys_of(range("doc-", "doc-4", 100)), (std::vector<std::string>{"doc-4", "doc-5"}));
+  EXPECT_EQ(keys_of(range("doc-", "doc-35", 100)), (std::vector<std::string>{"doc-4", "doc-5"}));
+}
+
+TEST_F(view_store_range_test, a_start_before_the_prefix_starts_at_the_prefix) {
+  EXPECT_EQ(keys_of(range("doc-", "a", 2)), (std::vector<std::string>{"doc-1", "doc-2"}));
+}
+
+TEST_F(view_store_range_test, a_start_after_the_prefix_range_returns_nothing) {
+  auto page = range("doc-", "doc0", 100);
+  EXPECT_TRUE(page.items.empty());
+  EXPECT_EQ(page.next, std::nullopt);
+}
+
+TEST_F(view_store_range_test, pages_with_next_until_nothing_remains) {
+  std::vector<std::string> all;
+  std::string start;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = range("doc-", start, 2);
+    auto keys = keys_of(page);
+    all.insert(all.end(), keys.begin(), keys.end());
+    if (!page.next) break;
+    start = *page.next;
+  }
+  EXPECT_EQ(all, (std::vector<std::string>{"doc-1", "doc-2", "doc-3", "doc-4", "doc-5"}));
+}
+
+TEST_F(view_store_range_test, next_is_set_only_when_more_keys_remain) {
+  EXPECT_EQ(range("doc-", "", 4).next, "doc-5");
+  EXPECT_EQ(range("doc-", "", 5).next, std::nullopt);
+}
+
+TEST_F(view_store_range_test, limit_zero_returns_no_items_but_the_next_key) {
+  auto page = range("doc-", "", 0);
+  EXPECT_TRUE(page.items.empty());
+  EXPECT_EQ(page.next, "doc-1");
+}
+
+TEST_F(view_store_range_test, an_empty_prefix_covers_the_whole_view) {
+  EXPECT_EQ(range("", "", 100).items.size(), 8u);
+  EXPECT_EQ(keys_of(range("", "doc0", 100)), (std::vector<std::string>{"doc0", "e"}));
+}
+
+// --- changelog --------------------------------------------------------------
+
+TEST_F(view_store_test, changes_since_returns_entries_after_from_ascending_up_to_limit) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit(
+      {at(1, {put("a", "1")}), at(2, {put("b", "2")}), at(4, {put("c", "4")}),
+       at(5, {del("a")})},
+      6));
+  auto page = page_since(store, 1, 2);
+  EXPECT_TRUE(page.served);
+  EXPECT_EQ(describe(page.entries), (std::vector<std::string>{"2: b=2", "4: c=4"}));
+  EXPECT_EQ(page.view_offset, 6u);
+}
+
+TEST_F(view_store_test, changes_since_the_offset_or_beyond_is_served_and_empty) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 3));
+  for (uint64_t from : {3u, 4u, 1000u}) {
+    auto page = page_since(store, from);
+    EXPECT_TRUE(page.served);
+    EXPECT_TRUE(page.entries.empty());
+    EXPECT_EQ(page.view_offset, 3u);
+  }
+}
+
+TEST_F(view_store_test, changelog_keeps_retention_offsets_behind_the_offset) {
+  auto& store = open_store("docs", 1, {/*changelog_retention=*/10, /*prune_per_commit=*/256});
+  for (uint64_t o = 10; o <= 100; o += 10) {
+    std::vector<offset_changes> batch;
+    for (uint64_t i = o - 9; i <= o; ++i) batch.push_back(at(i, {put("k", std::to_string(i))}));
+    ASSERT_TRUE(store.commit(batch, o));
+  }
+  auto page = page_since(store, 90);
+  EXPECT_TRUE(page.served);
+  ASSERT_EQ(page.entries.size(), 10u);
+  EXPECT_EQ(page.entries.front().offset, 91u);
+}
+
+TEST_F(view_store_test, changes_since_before_the_low_water_mark_is_not_served) {
+  auto& store = open_store("docs", 1, {10, 256});
+  commit_each(store, 1, 30);
+  auto page = page_since(store, 19);
+  EXPECT_FALSE(page.served);
+  EXPECT_TRUE(page.entries.empty());
+  EXPECT_EQ(page.view_offset, 30u);
+  EXPECT_TRUE(page_since(store, 20).served);
+}
+
+TEST_F(view_store_test, the_low_water_mark_is_the_last_pruned_offset) {
+  auto& store = open_store("docs", 1, {10, 256});
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")}), at(50, {put("b", "1")})}, 100));
+  EXPECT_FALSE(page_since(store, 49).served);
+  auto page = page_since(store, 50);
+  EXPECT_TRUE(page.served);
+  EXPECT_TRUE(page.entries.empty());
+}
+
+TEST_F(view_store_test, offsets_without_entries_are_never_reported_as_pruned) {
+  auto& store = open_store("docs", 1, {10, 256});
+  ASSERT_TRUE(store.commit({at(95, {put("a", "1")})}, 100));
+  auto page = page_since(store, 0);
+  EXPECT_TRUE(page.served);
+  EXPECT_EQ(describe(page.entries), (std::vector<std::string>{"95: a=1"}));
+}
+
+TEST_F(view_store_test, pruning_is_bounded_per_commit) {
+  std::vector<offset_changes> batch;
+  for (uint64_t o = 1; o <= 10; ++o) batch.push_back(at(o, {put("k", std::to_string(o))}));
+  ASSERT_TRUE(open_store("docs", 1, {0, 256}).commit(batch, 10));
+  close_stores();
+  auto& store = open_store("docs", 1, {/*changelog_retention=*/1, /*prune_per_commit=*/3});
+  ASSERT_TRUE(store.commit({at(11, {put("k", "11")})}, 11));
+  EXPECT_FALSE(page_since(store, 2).served);
+  EXPECT_EQ(page_since(store, 3).entries.front().offset, 4u);
+  ASSERT_TRUE(store.commit({}, 12));
+  EXPECT_FALSE(page_since(store, 5).served);
+  EXPECT_EQ(page_since(store, 6).entries.front().offset, 7u);
+}
+
+TEST_F(view_store_test, unlimited_retention_keeps_every_entry) {
+  auto& store = open_store("docs", 1, {/*changelog_retention=*/0, /*prune_per_commit=*/256});
+  commit_each(store, 1, 300);
+  auto page = page_since(store, 0, 1000);
+  EXPECT_TRUE(page.served);
+  EXPECT_EQ(page.entries.size(), 300u);
+}
+
+// --- failure, dead letters, reset -------------------------------------------
+
+TEST_F(view_store_test, dead_letters_are_listed_ascending) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 3, {{3, "bad three"}, {2, "bad two"}}));
+  ASSERT_TRUE(store.commit({}, 5, {{5, "bad five"}}));
+  auto letters = store.dead_letters();
+  ASSERT_TRUE(letters);
+  ASSERT_EQ(letters->size(), 3u);
+  EXPECT_EQ((*letters)[0].offset, 2u);
+  EXPECT_EQ((*letters)[0].error, "bad two");
+  EXPECT_EQ((*letters)[2].offset, 5u);
+}
+
+TEST_F(view_store_test, failure_record_is_set_and_cleared) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.set_failure(view_failure{7, "division by zero"}));
+  ASSERT_TRUE(store.failure());
+  EXPECT_EQ(store.failure()->offset, 7u);
+  EXPECT_EQ(store.failure()->error, "division by zero");
+  ASSERT_TRUE(store.set_failure(std::nullopt));
+  EXPECT_FALSE(store.failure());
+}
+
+TEST_F(view_store_test, everything_survives_a_reopen) {
+  {
+    auto& store = open_store();
+    ASSERT_TRUE(store.commit({at(1, {put("a", "1")}), at(2, {put("b", "2")})}, 3, {{3, "bad"}}));
+    ASSERT_TRUE(store.set_failure(view_failure{4, "broken"}));
+  }
+  reopen_env();
+  auto& store = open_store();
+  EXPECT_EQ(store.offset(), 3u);
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}, {"b", "2"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: a=1", "2: b=2"}));
+  ASSERT_EQ(store.dead_letters()->size(), 1u);
+  ASSERT_TRUE(store.failure());
+  EXPECT_EQ(store.failure()->error, "broken");
+}
+
+TEST_F(view_store_test, a_cleared_failure_stays_cleared_after_a_reopen) {
+  ASSERT_TRUE(open_store().set_failure(view_failure{4, "broken"}));
+  ASSERT_TRUE(stores_.back()->set_failure(std::nullopt));
+  reopen_env();
+  EXPECT_FALSE(open_store().failure());
+}
+
+TEST_F(view_store_test, reset_erases_everything_of_the_view) {
+  auto& store = open_store("docs", 1, {5, 256});
+  commit_each(store, 1, 20);
+  ASSERT_TRUE(store.commit({}, 21, {{21, "bad"}}));
+  ASSERT_TRUE(store.set_failure(view_failure{21, "bad"}));
+  ASSERT_TRUE(store.reset());
+  EXPECT_EQ(store.offset(), 0u);
+  EXPECT_TRUE(state_of(store).empty());
+  EXPECT_TRUE(changelog_of(store).empty());  // served again: the low-water mark is gone
+  EXPECT_TRUE(store.dead_letters()->empty());
+  EXPECT_FALSE(store.failure());
+}
+
+TEST_F(view_store_test, a_reset_store_rebuilds_from_offset_zero_and_stays_reset_after_reopen) {
+  commit_each(open_store(), 1, 5);
+  ASSERT_TRUE(stores_.back()->reset());
+  ASSERT_TRUE(stores_.back()->commit({at(1, {put("x", "1")})}, 1));
+  reopen_env();
+  auto& store = open_store();
+  EXPECT_EQ(store.offset(), 1u);
+  EXPECT_EQ(state_of(store), (state_map{{"x", "1"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: x=1"}));
+}
+
+// --- several stores ---------------------------------------------------------
+
+TEST_F(view_store_test, stores_of_different_names_and_versions_are_independent) {
+  auto& docs1 = open_store("docs", 1);
+  auto& docs2 = open_store("docs", 2);
+  auto& search = open_store("search", 1);
+  ASSERT_TRUE(docs1.commit({at(1, {put("a", "1")})}, 1));
+  ASSERT_TRUE(docs2.commit({at(1, {put("b", "2")}), at(2, {put("c", "2")})}, 2));
+  ASSERT_TRUE(search.set_failure(view_failure{1, "broken"}));
+  ASSERT_TRUE(docs2.reset());
+  EXPECT_EQ(docs1.offset(), 1u);
+  EXPECT_EQ(state_of(docs1), (state_map{{"a", "1"}}));
+  EXPECT_EQ(changelog_of(docs1), (std::vector<std::string>{"1: a=1"}));
+  EXPECT_FALSE(docs1.failure());
+  EXPECT_EQ(search.offset(), 0u);
+  EXPECT_TRUE(search.failure());
+}
+
+TEST_F(view_store_test, open_refuses_a_store_written_in_another_format) {
+  ASSERT_TRUE(open_store("docs", 1).commit({at(1, {put("a", "1")})}, 1));
+  close_stores();
+  auto meta = env_->database("view/docs/1/meta");
+  ASSERT_TRUE(meta);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env_->handle(), nullptr, 0, &txn), MDB_SUCCESS);
+  std::string name = "format", format2("\x02\0\0\0\0\0\0\0", 8);
+  MDB_val k{name.size(), name.data()}, v{format2.size(), format2.data()};
+  ASSERT_EQ(mdb_put(txn, *meta, &k, &v, 0), MDB_SUCCESS);
+  ASSERT_EQ(mdb_txn_commit(txn), MDB_SUCCESS);
+  auto store = view_store::open(*env_, "docs", 1);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code(), errc::corruption);
+}
+
+TEST_F(view_store_test, open_refuses_an_empty_view_name) {
+  auto store = view_store::open(*env_, "", 1);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code(), errc::invalid_parameter);
+}
+
+// --- a full map ---------------------------------------------------------------
+
+// An environment whose map holds about 1 MiB.
+class view_store_full_map_test : public view_store_test {
+ protected:
+  environment_options env_options() override {
+    environment_options options = view_store_test::env_options();
+    options.map_size = uint64_t{1} << 20;
+    return options;
+  }
+  // About 2 MiB of values at `offset`.
+  static offset_changes too_big(uint64_t offset) {
+    std::vector<key_change> changes;
+    for (int i = 0; i < 200; ++i)
+      changes.push_back(put("big-" + std::to_string(i), "\"" + std::string(10'000, 'x') + "\""));
+    return at(offset, std::move(changes));
+  }
+};
+
+TEST_F(view_store_full_map_test, a_failed_commit_changes_nothing) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  EXPECT_EQ(store.commit({too_big(2)}, 2, {{2, "bad"}}).code(), errc::storage_full);
+  EXPECT_EQ(store.offset(), 1u);
+  EXPECT_EQ(store.snapshot()->offset(), 1u);
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: a=1"}));
+  EXPECT_TRUE(store.dead_letters()->empty());
+}
+
+TEST_F(view_store_full_map_test, the_store_keeps_working_after_a_full_map) {
+  auto& store = open_store();
+  ASSERT_EQ(store.commit({too_big(1)}, 1).code(), errc::storage_full);
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  reopen_env();
+  auto& reopened = open_store();
+  EXPECT_EQ(reopened.offset(), 1u);
+  EXPECT_EQ(state_of(reopened), (state_map{{"a", "1"}}));
+}
+
+}  // namespace
+}  // namespace derive

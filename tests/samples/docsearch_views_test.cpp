@@ -1,0 +1,412 @@
+// The docsearch sample's views, validators and query, driven through a real
+// runtime (relaxed durability) on a temporary data directory.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/runtime.hpp"
+#include "core/event.hpp"
+#include "samples/docsearch/docsearch_views.hpp"
+#include "samples/docsearch/tokenizer.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using derive::json;
+using namespace std::chrono_literals;
+
+class docsearch_views : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("derive-docsearch-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    derive::runtime_options options;
+    options.data_dir = dir_.string();
+    options.storage.mode = derive::durability::relaxed;
+    options.storage.map_size = uint64_t{1} << 30;
+    rt_ = std::make_unique<derive::runtime>(options);
+    docsearch::install(*rt_);
+    auto st = rt_->start();
+    ASSERT_TRUE(st) << st.to_string();
+  }
+
+  void TearDown() override {
+    if (rt_) rt_->stop();
+    rt_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // Appends `events` (one event object or an array) as one request.
+  derive::result<derive::append_outcome> append(const json& events) {
+    auto parsed = derive::events_from_json(events);
+    if (!parsed) return parsed.error();
+    derive::append_request request{std::move(parsed->events), "", parsed->fingerprint};
+    std::promise<derive::result<derive::append_outcome>> done;
+    rt_->append(std::move(request),
+                [&done](derive::result<derive::append_outcome> r) { done.set_value(r); });
+    return done.get_future().get();
+  }
+
+  void put(const std::string& id, const std::string& title, const std::string& text) {
+    auto r = append(put_event(id, title, text));
+    ASSERT_TRUE(r) << r.error().to_string();
+  }
+  void remove(const std::string& id) {
+    auto r = append(json{{"type", "doc.delete"}, {"key", id}});
+    ASSERT_TRUE(r) << r.error().to_string();
+  }
+  static json put_event(const std::string& id, const std::string& title,
+                        const std::string& text) {
+    return {{"type", "doc.put"}, {"key", id}, {"data", {{"title", title}, {"text", text}}}};
+  }
+
+  // Waits until every view has applied the whole log.
+  void catch_up() {
+    uint64_t head = rt_->head();
+    for (const char* view : {"documents", "search", "stats"}) {
+      std::promise<derive::status> done;
+      rt_->wait_for(view, head, 60s, [&done](derive::status st) { done.set_value(st); });
+      auto st = done.get_future().get();
+      ASSERT_TRUE(st) << view << ": " << st.to_string();
+    }
+  }
+
+  // The whole state of `view` (key -> value) from one snapshot.
+  json state(const std::string& view) {
+    json out = json::object();
+    auto snap = rt_->snapshot(view);
+    EXPECT_TRUE(snap);
+    if (!snap) return out;
+    std::string start;
+    while (true) {
+      auto page = snap->range("", start, 10000);
+      EXPECT_TRUE(page);
+      if (!page) return out;
+      for (auto& kv : page->items) out[kv.key] = json::parse(kv.value);
+      if (!page->next) return out;
+      start = *page->next;
+    }
+  }
+
+  std::optional<json> value(const std::string& view, const std::string& key) {
+    json s = state(view);
+    if (!s.contains(key)) return std::nullopt;
+    return s[key];
+  }
+
+  derive::result<json> search(const std::string& q, std::optional<std::string> limit = {}) {
+    derive::query_params params{{"q", q}};
+    if (limit) params["limit"] = *limit;
+    return rt_->query("search", "search", params);
+  }
+
+  std::vector<std::string> hit_ids(const std::string& q) {
+    auto r = search(q);
+    EXPECT_TRUE(r) << r.error().to_string();
+    std::vector<std::string> ids;
+    if (r) {
+      for (auto& h : (*r)["hits"]) ids.push_back(h["id"].get<std::string>());
+    }
+    return ids;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<derive::runtime> rt_;
+};
+
+// --- validators ---
+
+TEST_F(docsearch_views, put_without_title_is_refused_naming_the_field) {
+  auto r = append(json{{"type", "doc.put"}, {"key", "a"}, {"data", {{"text", "x"}}}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), derive::errc::invalid_event);
+  EXPECT_NE(r.error().message().find("title"), std::string::npos) << r.error().message();
+  EXPECT_EQ(rt_->head(), 0u);
+}
+
+TEST_F(docsearch_views, put_with_non_string_text_is_refused_naming_the_field) {
+  auto r = append(json{{"type", "doc.put"}, {"key", "a"},
+                       {"data", {{"title", "t"}, {"text", 5}}}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), derive::errc::invalid_event);
+  EXPECT_NE(r.error().message().find("text"), std::string::npos) << r.error().message();
+}
+
+TEST_F(docsearch_views, put_whose_data_is_not_an_object_is_refused) {
+  auto r = append(json{{"type", "doc.put"}, {"key", "a"}, {"data", "hello"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), derive::errc::invalid_event);
+  EXPECT_NE(r.error().message().find("data"), std::string::npos);
+}
+
+TEST_F(docsearch_views, put_and_delete_need_a_key) {
+  auto p = append(json{{"type", "doc.put"}, {"data", {{"title", "t"}, {"text", "x"}}}});
+  auto d = append(json{{"type", "doc.delete"}, {"key", ""}});
+  ASSERT_FALSE(p);
+  ASSERT_FALSE(d);
+  EXPECT_NE(p.error().message().find("key"), std::string::npos);
+  EXPECT_NE(d.error().message().find("key"), std::string::npos);
+}
+
+TEST_F(docsearch_views, one_invalid_event_refuses_the_whole_array) {
+  auto r = append(json::array({put_event("a", "t", "x"),
+                               json{{"type", "doc.put"}, {"key", "b"}, {"data", {{"title", 1}}}}}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(rt_->head(), 0u);
+}
+
+TEST_F(docsearch_views, validators_accept_extra_data_members_and_other_event_types) {
+  EXPECT_TRUE(docsearch::validate_put(
+      {"doc.put", "a", "", R"({"title":"t","text":"x","tags":["y"]})"}));
+  EXPECT_TRUE(append(json{{"type", "note.add"}, {"key", ""}, {"data", 42}}));
+}
+
+// --- views ---
+
+TEST_F(docsearch_views, documents_holds_title_text_and_offset_of_last_put) {
+  put("a", "First", "one");
+  put("a", "Second", "two");
+  catch_up();
+  EXPECT_EQ(value("documents", "a"),
+            (json{{"title", "Second"}, {"text", "two"}, {"updated", 2}}));
+}
+
+TEST_F(docsearch_views, other_event_types_change_no_view) {
+  ASSERT_TRUE(append(json{{"type", "doc.other"}, {"key", "a"}, {"data", {{"title", "t"}}}}));
+  catch_up();
+  EXPECT_EQ(state("documents"), json::object());
+  EXPECT_EQ(state("search"), json::object());
+  EXPECT_EQ(state("stats"), json::object());
+}
+
+TEST_F(docsearch_views, deleting_a_missing_document_changes_nothing) {
+  put("a", "t", "x");
+  remove("missing");
+  catch_up();
+  EXPECT_EQ(value("stats", "totals"), (json{{"documents", 1}, {"puts", 1}, {"deletes", 0}}));
+}
+
+TEST_F(docsearch_views, stats_counts_puts_live_documents_and_effective_deletes) {
+  put("a", "t", "x");
+  put("a", "t", "y");
+  put("b", "t", "z");
+  remove("a");
+  remove("a");
+  catch_up();
+  EXPECT_EQ(value("stats", "totals"), (json{{"documents", 1}, {"puts", 3}, {"deletes", 1}}));
+}
+
+TEST_F(docsearch_views, search_maps_words_to_sorted_ids) {
+  put("b", "Hello", "world");
+  put("a", "hello", "there");
+  catch_up();
+  EXPECT_EQ(value("search", "hello"), (json{"a", "b"}));
+  EXPECT_EQ(value("search", "world"), (json{"b"}));
+}
+
+TEST_F(docsearch_views, search_drops_words_a_document_no_longer_contains) {
+  put("a", "alpha", "beta");
+  put("a", "alpha", "gamma");
+  catch_up();
+  EXPECT_EQ(value("search", "beta"), std::nullopt);
+  EXPECT_EQ(value("search", "gamma"), (json{"a"}));
+}
+
+TEST_F(docsearch_views, search_has_no_entry_after_the_last_document_is_deleted) {
+  put("a", "unique", "word");
+  remove("a");
+  catch_up();
+  EXPECT_EQ(value("search", "unique"), std::nullopt);
+  EXPECT_EQ(hit_ids("unique"), std::vector<std::string>{});
+}
+
+// --- the search query ---
+
+TEST_F(docsearch_views, query_ranks_by_tf_idf_with_title_words_counting_twice) {
+  put("a", "Apple pie", "apple apple");
+  put("b", "Banana", "apple");
+  put("c", "Cherry", "stone");
+  catch_up();
+  auto r = search("apple");
+  ASSERT_TRUE(r);
+  ASSERT_EQ((*r)["hits"].size(), 2u);
+  EXPECT_EQ((*r)["hits"][0]["id"], "a");
+  EXPECT_EQ((*r)["hits"][0]["title"], "Apple pie");
+  EXPECT_NEAR((*r)["hits"][0]["score"].get<double>(), 4 * std::log(1.0 + 3.0 / 2.0), 1e-5);
+  EXPECT_NEAR((*r)["hits"][1]["score"].get<double>(), 1 * std::log(1.0 + 3.0 / 2.0), 1e-5);
+}
+
+TEST_F(docsearch_views, query_needs_every_word_and_ignores_case) {
+  put("a", "Apple pie", "sweet");
+  put("b", "Apple", "sour");
+  catch_up();
+  EXPECT_EQ(hit_ids("APPLE, sweet!"), std::vector<std::string>{"a"});
+  EXPECT_EQ(hit_ids("apple missing"), std::vector<std::string>{});
+}
+
+TEST_F(docsearch_views, query_matches_non_ascii_words_case_insensitively) {
+  put("a", "Ελληνικά", "КИРИЛЛИЦА café");
+  catch_up();
+  EXPECT_EQ(hit_ids("ελληνικά"), std::vector<std::string>{"a"});
+  EXPECT_EQ(hit_ids("кириллица CAFÉ"), std::vector<std::string>{"a"});
+}
+
+TEST_F(docsearch_views, empty_query_has_no_hits) {
+  put("a", "t", "x");
+  catch_up();
+  EXPECT_EQ(hit_ids(""), std::vector<std::string>{});
+  EXPECT_EQ(hit_ids(" ,.; "), std::vector<std::string>{});
+}
+
+TEST_F(docsearch_views, equal_scores_are_ordered_by_id) {
+  put("b", "same", "text");
+  put("a", "same", "text");
+  catch_up();
+  EXPECT_EQ(hit_ids("same"), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(docsearch_views, query_limit_is_checked_and_applied) {
+  put("a", "w", "");
+  put("b", "w", "");
+  catch_up();
+  auto one = search("w", "1");
+  ASSERT_TRUE(one);
+  EXPECT_EQ((*one)["hits"].size(), 1u);
+  auto bad = search("w", "abc");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), derive::errc::invalid_parameter);
+}
+
+// --- against a recomputation ---
+
+// A straightforward model of the three views, computed from the event list.
+struct model {
+  std::map<std::string, json> documents;
+  int64_t puts = 0;
+  int64_t deletes = 0;
+
+  void apply(uint64_t offset, const json& e) {
+    const std::string id = e["key"];
+    if (e["type"] == "doc.put") {
+      ++puts;
+      documents[id] = {{"title", e["data"]["title"]}, {"text", e["data"]["text"]},
+                       {"updated", offset}};
+    } else if (documents.erase(id)) {
+      ++deletes;
+    }
+  }
+
+  json documents_state() const {
+    json out = json::object();
+    for (auto& [id, doc] : documents) out[id] = doc;
+    return out;
+  }
+
+  // Words only (keys without the internal '#' prefix).
+  json search_words() const {
+    std::map<std::string, std::set<std::string>> index;
+    for (auto& [id, doc] : documents) {
+      for (auto& w : docsearch::tokenize(doc["title"].get<std::string>())) index[w].insert(id);
+      for (auto& w : docsearch::tokenize(doc["text"].get<std::string>())) index[w].insert(id);
+    }
+    json out = json::object();
+    for (auto& [w, ids] : index) out[w] = json(std::vector<std::string>(ids.begin(), ids.end()));
+    return out;
+  }
+
+  json totals() const {
+    return {{"documents", documents.size()}, {"puts", puts}, {"deletes", deletes}};
+  }
+};
+
+// Random documents over a small vocabulary in several scripts and cases.
+class event_generator {
+ public:
+  explicit event_generator(uint32_t seed) : rng_(seed) {}
+
+  json next() {
+    std::string id = "doc-" + std::to_string(pick(250));
+    if (pick(100) < 30) return {{"type", "doc.delete"}, {"key", id}};
+    return {{"type", "doc.put"},
+            {"key", id},
+            {"data", {{"title", phrase(1 + pick(4))}, {"text", phrase(pick(40))}}}};
+  }
+
+ private:
+  size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+  std::string phrase(size_t words) {
+    static const std::vector<std::string> vocabulary = {
+        "log", "Log", "VIEW", "view", "event", "offset", "actor", "derive", "state",
+        "stream", "index", "search", "Café", "naïve", "ΟΔΟΣ", "οδός", "Мир", "мир",
+        "日本語", "한국어", "x42", "42", "a", "B", "straße", "İstanbul", "zebra", "quartz",
+        "lmdb", "caf", "beast", "socket", "browser", "node"};
+    static const std::vector<std::string> separators = {" ", ", ", ". ", "-", "_", "\n", "! ",
+                                                        " (", ") ", "/"};
+    std::string out;
+    for (size_t i = 0; i < words; ++i) {
+      if (i) out += separators[pick(separators.size())];
+      out += vocabulary[pick(vocabulary.size())];
+    }
+    return out;
+  }
+  std::mt19937 rng_;
+};
+
+TEST_F(docsearch_views, ten_thousand_random_puts_and_deletes_match_a_recomputation) {
+  event_generator gen(20240501);
+  model expected;
+  constexpr int requests = 100;
+  constexpr int per_request = 100;
+  for (int r = 0; r < requests; ++r) {
+    json batch = json::array();
+    for (int i = 0; i < per_request; ++i) batch.push_back(gen.next());
+    auto outcome = append(batch);
+    ASSERT_TRUE(outcome) << outcome.error().to_string();
+    for (int i = 0; i < per_request; ++i) {
+      expected.apply(outcome->first_offset + static_cast<uint64_t>(i), batch[i]);
+    }
+  }
+  ASSERT_EQ(rt_->head(), uint64_t{requests * per_request});
+  ASSERT_GT(expected.deletes, 100);  // the run exercised deletes and updates
+  ASSERT_GT(expected.documents.size(), 100u);
+  catch_up();
+
+  EXPECT_EQ(state("documents"), expected.documents_state());
+  EXPECT_EQ(value("stats", "totals"), expected.totals());
+
+  json search = state("search");
+  json words = json::object();
+  size_t records = 0;
+  for (auto& [key, v] : search.items()) {
+    if (key.rfind("#doc:", 0) == 0) ++records;
+    if (key[0] != '#') words[key] = v;
+  }
+  EXPECT_EQ(words, expected.search_words());
+  EXPECT_EQ(records, expected.documents.size());
+  json live_markers = json::object();
+  for (auto& [id, doc] : expected.documents) live_markers["#doc:" + id] = true;
+  live_markers["totals"] = expected.totals();
+  EXPECT_EQ(state("stats"), live_markers);
+  EXPECT_EQ(search.value("#count", 0), static_cast<int64_t>(expected.documents.size()));
+  for (auto& [id, doc] : expected.documents) {
+    docsearch::document d{doc["title"], doc["text"]};
+    EXPECT_EQ(search["#doc:" + id],
+              (json{{"title", doc["title"]}, {"words", docsearch::term_frequencies(d)}}))
+        << id;
+  }
+}
+
+}  // namespace

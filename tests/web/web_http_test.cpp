@@ -1,0 +1,519 @@
+// The HTTP API of protocol.md against a real runtime and server.
+#include <atomic>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <set>
+#include <thread>
+
+#include "tests/web/web_fixture.hpp"
+
+namespace derive::webtest {
+namespace {
+
+class http_test : public web_fixture {
+ protected:
+  void configure(web::server_options& o) override {
+    o.max_body_bytes = 64 * 1024;
+    o.max_header_bytes = 4096;
+  }
+
+  // Expects the error body of protocol.md with `code`.
+  static void expect_error(const http_response& r, int status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    auto body = r.body_json();
+    ASSERT_TRUE(body.contains("error")) << r.body;
+    EXPECT_EQ(body["error"].value("code", ""), code) << r.body;
+    EXPECT_FALSE(body["error"].value("message", "").empty()) << r.body;
+    EXPECT_EQ(r.header("content-type"), "application/json");
+  }
+
+  static std::string event(const std::string& key, int n = 0) {
+    return json{{"type", "doc.put"}, {"key", key}, {"data", {{"n", n}}}}.dump();
+  }
+};
+
+// --- POST /v1/events ----------------------------------------------------------
+
+TEST_F(http_test, one_event_is_appended_at_the_next_offset) {
+  auto r = post_events(event("a"));
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body_json(), json::parse(R"({"offset":1})"));
+  EXPECT_EQ(post_events(event("b")).body_json(), json::parse(R"({"offset":2})"));
+}
+
+TEST_F(http_test, an_array_is_appended_at_consecutive_offsets) {
+  put("x", 1);
+  auto r = post_events("[" + event("a") + "," + event("b") + "," + event("c") + "]");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body_json(), json::parse(R"({"offsets":[2,3,4]})"));
+}
+
+TEST_F(http_test, bad_bodies_are_refused_and_append_nothing) {
+  expect_error(post_events("{not json"), 400, "invalid_json");
+  expect_error(post_events(""), 400, "invalid_json");
+  expect_error(post_events("[]"), 400, "invalid_event");
+  expect_error(post_events("42"), 400, "invalid_event");
+  expect_error(post_events(R"({"type":"bad type"})"), 400, "invalid_event");
+  expect_error(post_events(R"({"type":"t","extra":1})"), 400, "invalid_event");
+  auto array = post_events("[" + event("a") + R"(,{"key":"no type"}])");
+  expect_error(array, 400, "invalid_event");
+  EXPECT_NE(array.body_json()["error"]["message"].get<std::string>().find("1"), std::string::npos);
+  std::string many = "[";
+  for (int i = 0; i < 1001; ++i) many += (i ? "," : "") + std::string(R"({"type":"t"})");
+  expect_error(post_events(many + "]"), 400, "invalid_event");
+  std::string deep = R"({"type":"t","data":)" + std::string(300, '[') + std::string(300, ']') + "}";
+  expect_error(post_events(deep), 400, "invalid_json");
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+  expect_healthy();
+}
+
+TEST_F(http_test, bodies_must_be_json) {
+  expect_error(post_events(event("a"), {{"Content-Type", "text/plain"}}), 415,
+               "unsupported_media_type");
+  expect_error(post_events(event("a"), {{"Content-Type", "application/jsonx"}}), 415,
+               "unsupported_media_type");
+  EXPECT_EQ(post_events(event("a"), {{"Content-Type", "Application/JSON; charset=utf-8"}}).status,
+            201);
+  http_connection c(port());
+  auto no_type = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+  ASSERT_TRUE(no_type);
+  expect_error(*no_type, 415, "unsupported_media_type");
+  expect_healthy();
+}
+
+TEST_F(http_test, a_body_over_the_limit_is_413) {
+  std::string big = R"({"type":"t","data":")" + std::string(70 * 1024, 'x') + "\"}";
+  expect_error(post_events(big), 413, "payload_too_large");
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+  expect_healthy();
+}
+
+TEST_F(http_test, chunked_requests_are_411) {
+  http_connection c(port());
+  auto r = c.raw(
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n");
+  ASSERT_TRUE(r);
+  expect_error(*r, 411, "length_required");
+  EXPECT_TRUE(c.closed_by_peer());
+  expect_healthy();
+}
+
+TEST_F(http_test, a_post_without_content_length_is_411) {
+  http_connection c(port());
+  auto r = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n");
+  ASSERT_TRUE(r);
+  expect_error(*r, 411, "length_required");
+  expect_healthy();
+}
+
+TEST_F(http_test, oversized_and_malformed_headers_are_refused) {
+  http_connection c(port());
+  auto big = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'a') +
+                   "\r\n\r\n");
+  ASSERT_TRUE(big);
+  expect_error(*big, 431, "header_too_large");
+  http_connection c2(port());
+  auto junk = c2.raw("THIS IS NOT HTTP\r\n\r\n");
+  ASSERT_TRUE(junk);
+  expect_error(*junk, 400, "bad_request");
+  expect_healthy();
+}
+
+TEST_F(http_test, a_client_expecting_100_continue_gets_it_before_sending_the_body) {
+  http_connection c(port());
+  std::string body = event("e");
+  auto interim = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Expect: 100-continue\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n");
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  auto final_answer = c.raw(body);
+  ASSERT_TRUE(final_answer);
+  EXPECT_EQ(final_answer->status, 201);
+}
+
+// --- idempotency ------------------------------------------------------------------
+
+TEST_F(http_test, a_retry_with_the_same_key_and_body_replays_the_answer) {
+  auto first = post_events(event("a"), {{"Idempotency-Key", "k-1"}});
+  EXPECT_EQ(first.status, 201);
+  EXPECT_FALSE(first.has_header("Idempotent-Replayed"));
+  // The same JSON value with other whitespace and member order.
+  auto retry = post_events(R"( { "data" : {"n":0}, "key":"a", "type":"doc.put" } )",
+                           {{"Idempotency-Key", "k-1"}});
+  EXPECT_EQ(retry.status, 200);
+  EXPECT_EQ(retry.header("Idempotent-Replayed"), "true");
+  EXPECT_EQ(retry.body_json(), first.body_json());
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 1);
+}
+
+TEST_F(http_test, an_array_retry_replays_its_offsets) {
+  std::string body = "[" + event("a") + "," + event("b") + "]";
+  auto first = post_events(body, {{"Idempotency-Key", "batch"}});
+  auto retry = post_events(body, {{"Idempotency-Key", "batch"}});
+  EXPECT_EQ(retry.status, 200);
+  EXPECT_EQ(retry.body_json(), json::parse(R"({"offsets":[1,2]})"));
+}
+
+TEST_F(http_test, a_key_reused_with_another_body_is_422) {
+  post_events(event("a"), {{"Idempotency-Key", "k"}});
+  expect_error(post_events(event("b"), {{"Idempotency-Key", "k"}}), 422,
+               "idempotency_key_reused");
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 1);
+}
+
+TEST_F(http_test, malformed_keys_are_400) {
+  for (std::string key : {std::string("has space"), std::string(129, 'k'), std::string("k\xc3\xa9")}) {
+    expect_error(post_events(event("a"), {{"Idempotency-Key", key}}), 400,
+                 "invalid_idempotency_key");
+  }
+  http_connection c(port());
+  auto empty = c.raw(
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Idempotency-Key: \r\nContent-Length: 2\r\n\r\n{}");
+  ASSERT_TRUE(empty);
+  expect_error(*empty, 400, "invalid_idempotency_key");
+  EXPECT_EQ(post_events(event("a"), {{"Idempotency-Key", std::string(128, 'k')}}).status, 201);
+}
+
+TEST_F(http_test, a_failed_request_leaves_no_key_behind) {
+  expect_error(post_events(R"({"type":"t","bad":1})", {{"Idempotency-Key", "once"}}), 400,
+               "invalid_event");
+  EXPECT_EQ(post_events(event("a"), {{"Idempotency-Key", "once"}}).status, 201);
+}
+
+TEST_F(http_test, concurrent_requests_with_one_key_append_once) {
+  constexpr int n = 8;
+  std::vector<std::future<http_response>> answers;
+  for (int i = 0; i < n; ++i) {
+    answers.push_back(std::async(std::launch::async, [&] {
+      return post_events(event("same"), {{"Idempotency-Key", "race"}});
+    }));
+  }
+  int created = 0;
+  std::set<std::string> bodies;
+  for (auto& a : answers) {
+    auto r = a.get();
+    EXPECT_TRUE(r.status == 201 || r.status == 200) << r.body;
+    created += r.status == 201;
+    bodies.insert(r.body_json().dump());
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(bodies.size(), 1u);
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 1);
+}
+
+// --- GET /v1/events ---------------------------------------------------------------
+
+TEST_F(http_test, the_log_is_read_in_pages) {
+  for (int i = 0; i < 5; ++i) put("k" + std::to_string(i), i);
+  auto all = get("/v1/events").body_json();
+  ASSERT_EQ(all["events"].size(), 5u);
+  EXPECT_EQ(all["events"][0]["offset"], 1);
+  EXPECT_EQ(all["events"][0]["type"], "doc.put");
+  EXPECT_EQ(all["events"][0]["key"], "k0");
+  EXPECT_EQ(all["events"][0]["data"], 0);
+  EXPECT_TRUE(all["events"][0]["ts"].is_number_integer());
+  EXPECT_EQ(all["next"], 6);
+  EXPECT_EQ(all["head"], 5);
+  auto page = get("/v1/events?from=2&limit=2").body_json();
+  ASSERT_EQ(page["events"].size(), 2u);
+  EXPECT_EQ(page["events"][1]["offset"], 3);
+  EXPECT_EQ(page["next"], 4);
+  auto past = get("/v1/events?from=99").body_json();
+  EXPECT_TRUE(past["events"].empty());
+  EXPECT_EQ(past["next"], 99);
+  EXPECT_EQ(get("/v1/events?from=0&limit=10000").status, 200);
+}
+
+TEST_F(http_test, bad_log_parameters_are_400) {
+  for (const char* q : {"from=abc", "from=-1", "from=", "limit=0", "limit=10001", "limit=1.5",
+                        "from=%zz"}) {
+    expect_error(get(std::string("/v1/events?") + q), 400, "invalid_parameter");
+  }
+  expect_healthy();
+}
+
+// --- views ----------------------------------------------------------------------
+
+TEST_F(http_test, views_are_listed_with_offset_lag_and_status) {
+  uint64_t o = put("a", 1);
+  view_state("docs", o);
+  auto views = get("/v1/views").body_json()["views"];
+  ASSERT_EQ(views.size(), 3u);
+  std::set<std::string> names;
+  for (auto& v : views) {
+    names.insert(v["name"].get<std::string>());
+    EXPECT_TRUE(v.contains("version"));
+    EXPECT_TRUE(v.contains("offset"));
+    EXPECT_TRUE(v.contains("lag"));
+    EXPECT_TRUE(v.contains("status"));
+    EXPECT_FALSE(v.contains("error"));
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"docs", "titles", "recent"}));
+}
+
+TEST_F(http_test, a_key_is_read_with_the_views_offset) {
+  uint64_t o = put("doc-1", {{"title", "T"}});
+  auto r = get("/v1/views/docs/doc-1?after=" + std::to_string(o));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body_json(), (json{{"key", "doc-1"}, {"value", {{"title", "T"}}}, {"offset", o}}));
+}
+
+TEST_F(http_test, a_missing_key_is_404_not_found_with_the_offset) {
+  uint64_t o = put("a", 1);
+  auto r = get("/v1/views/docs/missing?after=" + std::to_string(o));
+  expect_error(r, 404, "not_found");
+  EXPECT_EQ(r.body_json()["offset"], o);
+}
+
+TEST_F(http_test, unknown_views_and_queries_are_404) {
+  expect_error(get("/v1/views/nope/k"), 404, "unknown_view");
+  expect_error(get("/v1/views/nope"), 404, "unknown_view");
+  expect_error(get("/v1/views/nope/k?after=1&timeout_ms=100"), 404, "unknown_view");
+  expect_error(get("/v1/query/nope/count"), 404, "unknown_view");
+  expect_error(get("/v1/query/docs/nope"), 404, "unknown_query");
+}
+
+TEST_F(http_test, keys_are_percent_decoded_including_slashes) {
+  uint64_t o = put("a/b c", 1);
+  view_state("docs", o);
+  auto r = get("/v1/views/docs/a%2Fb%20c");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body_json()["key"], "a/b c");
+  EXPECT_EQ(get("/v1/views/docs/a/b%20c").status, 200);
+  put("", 2);
+  expect_error(get("/v1/views/docs/bad%zz"), 400, "invalid_parameter");
+  expect_error(get("/v1/views/docs/k?after=x"), 400, "invalid_parameter");
+  expect_error(get("/v1/views/docs/k?timeout_ms=30001"), 400, "invalid_parameter");
+  expect_healthy();
+}
+
+TEST_F(http_test, after_waits_for_the_write_to_be_applied) {
+  for (int i = 0; i < 20; ++i) {
+    uint64_t o = put("rw", i);
+    auto r = get("/v1/views/docs/rw?after=" + std::to_string(o));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body_json()["value"], i);
+    EXPECT_GE(r.body_json()["offset"].get<uint64_t>(), o);
+  }
+  // A derived view too.
+  uint64_t o = put("t", {{"title", "derived"}});
+  EXPECT_EQ(get("/v1/views/titles/t?after=" + std::to_string(o)).body_json()["value"], "derived");
+}
+
+TEST_F(http_test, after_that_is_not_reached_is_504_after_the_timeout) {
+  auto start = std::chrono::steady_clock::now();
+  auto r = get("/v1/views/docs/k?after=1000&timeout_ms=200");
+  auto took = std::chrono::steady_clock::now() - start;
+  expect_error(r, 504, "not_caught_up");
+  EXPECT_GE(took, std::chrono::milliseconds(200));  // not sooner
+  expect_error(get("/v1/views/docs?after=1000&timeout_ms=0"), 504, "not_caught_up");
+  expect_error(get("/v1/query/docs/count?after=1000&timeout_ms=50"), 504, "not_caught_up");
+}
+
+TEST_F(http_test, ranges_are_paged_in_key_order_from_one_snapshot) {
+  uint64_t o = 0;
+  for (const char* k : {"b/2", "a/1", "b/1", "b/3", "c"}) o = put(k, k);
+  auto page = view_state("docs", o);
+  EXPECT_EQ(page["items"].size(), 5u);
+  auto r = get("/v1/views/docs?prefix=b%2F&limit=2").body_json();
+  EXPECT_EQ(r["items"], json::parse(R"([{"key":"b/1","value":"b/1"},{"key":"b/2","value":"b/2"}])"));
+  EXPECT_EQ(r["offset"], o);
+  EXPECT_EQ(r["next"], "b/3");
+  auto rest = get("/v1/views/docs?prefix=b/&start=b/3").body_json();
+  EXPECT_EQ(rest["items"].size(), 1u);
+  EXPECT_TRUE(rest["next"].is_null());
+  expect_error(get("/v1/views/docs?limit=0"), 400, "invalid_parameter");
+  expect_error(get("/v1/views/docs?limit=10001"), 400, "invalid_parameter");
+}
+
+TEST_F(http_test, queries_answer_with_the_offset) {
+  uint64_t o = 0;
+  for (const char* k : {"a1", "a2", "b1"}) o = put(k, 1);
+  auto r = get("/v1/query/docs/count?prefix=a&after=" + std::to_string(o));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body_json(), (json{{"count", 2}, {"offset", o}}));
+  auto echo = get("/v1/query/docs/echo?q=two+words&x=%2F&after=1&timeout_ms=100").body_json();
+  EXPECT_EQ(echo["params"], (json{{"q", "two words"}, {"x", "/"}}));
+  expect_error(get("/v1/query/docs/count?fail=1"), 400, "invalid_parameter");
+}
+
+// --- health, metrics, routes -------------------------------------------------
+
+TEST_F(http_test, health_reports_head_durability_and_views) {
+  uint64_t o = put("a", 1);
+  view_state("docs", o);
+  auto h = get("/v1/health").body_json();
+  EXPECT_EQ(h["status"], "ok");
+  EXPECT_EQ(h["head"], o);
+  EXPECT_EQ(h["durability"], "relaxed");
+  EXPECT_EQ(h["views"]["docs"]["offset"], o);
+  EXPECT_TRUE(h["views"]["docs"].contains("status"));
+  EXPECT_TRUE(h["views"]["docs"].contains("lag"));
+}
+
+TEST_F(http_test, metrics_are_prometheus_text) {
+  put("a", 1);
+  auto r = get("/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  for (const char* name :
+       {"derive_appended_events_total 1", "derive_append_latency_seconds_count 1",
+        "derive_view_offset{view=\"docs\"}", "derive_view_lag{view=\"docs\"}",
+        "derive_view_status{view=\"docs\",status=\"running\"}", "derive_ws_connections",
+        "derive_ws_subscriptions", "derive_ws_messages_sent_total",
+        "derive_ws_changes_conflated_total", "derive_ws_changes_dropped_total",
+        "derive_http_requests_total{code=\"201\"} 1", "# TYPE derive_append_latency_seconds histogram",
+        "derive_append_latency_seconds_bucket{le=\"+Inf\"} 1"}) {
+    EXPECT_NE(r.body.find(name), std::string::npos) << name;
+  }
+  // Every line is a comment or `name{labels} value`.
+  std::regex sample_line(R"([a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-+0-9.eInf]+)");
+  std::istringstream lines(r.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# ", 0) == 0) continue;
+    EXPECT_TRUE(std::regex_match(line, sample_line)) << line;
+  }
+}
+
+TEST_F(http_test, unknown_routes_are_404_and_wrong_methods_405) {
+  expect_error(get("/v1/nothing"), 404, "not_found");
+  expect_error(get("/v2/events"), 404, "not_found");
+  http_connection c(port());
+  auto del = c.request({"DELETE", "/v1/events", "", {}});
+  expect_error(del, 405, "method_not_allowed");
+  EXPECT_EQ(del.header("Allow"), "GET, HEAD, POST");
+  auto put_view = c.request({"PUT", "/v1/views/docs/k", "{}", {}});
+  expect_error(put_view, 405, "method_not_allowed");
+  EXPECT_EQ(put_view.header("Allow"), "GET, HEAD");
+  expect_error(c.request({"POST", "/v1/health", "{}", {}}), 405, "method_not_allowed");
+  expect_error(get("/v1/ws"), 426, "upgrade_required");
+  expect_healthy();
+}
+
+TEST_F(http_test, pipelined_requests_are_answered_in_order_on_one_connection) {
+  http_connection c(port());
+  auto rs = c.pipeline({{"POST", "/v1/events", event("p", 1), {}},
+                        {"GET", "/v1/views/docs/p?after=1", "", {}},
+                        {"GET", "/v1/nothing", "", {}},
+                        {"POST", "/v1/events", event("p", 2), {}},
+                        {"GET", "/v1/views/docs/p?after=2", "", {}},
+                        {"GET", "/v1/health", "", {}}});
+  ASSERT_EQ(rs.size(), 6u);
+  EXPECT_EQ(rs[0].status, 201);
+  EXPECT_EQ(rs[1].body_json()["value"]["n"], 1);
+  EXPECT_EQ(rs[2].status, 404);
+  EXPECT_EQ(rs[3].body_json()["offset"], 2);
+  EXPECT_EQ(rs[4].body_json()["value"]["n"], 2);
+  EXPECT_EQ(rs[5].status, 200);
+  EXPECT_EQ(c.get("/v1/health").status, 200);  // still open
+}
+
+// --- static files -------------------------------------------------------------
+
+TEST_F(http_test, static_files_are_served_with_their_content_types) {
+  auto index = get("/");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(index.body, "<!doctype html><title>t</title>");
+  EXPECT_EQ(get("/app.js").header("content-type"), "text/javascript");
+  EXPECT_EQ(get("/style.css").header("content-type"), "text/css; charset=utf-8");
+  EXPECT_EQ(get("/sub/").body, "<p>sub</p>");
+  expect_error(get("/missing.png"), 404, "not_found");
+}
+
+TEST_F(http_test, the_browser_client_is_served_at_client_derive_js) {
+  auto r = get("/client/derive.js");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/javascript");
+  EXPECT_EQ(r.body, "export class Derive {}");
+}
+
+TEST_F(http_test, head_gives_the_length_without_the_body) {
+  http_connection c(port());
+  auto r = c.request({"HEAD", "/app.js", "", {}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-length"), "19");
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(c.get("/app.js").body, "export const x = 1;");
+}
+
+TEST_F(http_test, paths_outside_the_static_folder_are_refused) {
+  for (const char* target : {"/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt",
+                             "/sub/../../secret.txt", "/link.txt", "/client/../secret.txt",
+                             "/client/%2e%2e/secret.txt", "/..%5csecret.txt"}) {
+    http_connection c(port());
+    auto r = c.raw(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 404) << target;
+    EXPECT_EQ(r->body.find("SECRET"), std::string::npos) << target;
+  }
+  expect_healthy();
+}
+
+// --- shutdown ---------------------------------------------------------------------
+
+TEST_F(http_test, a_waiting_read_gets_503_when_the_server_stops) {
+  auto waiting = std::async(std::launch::async, [&] {
+    return get("/v1/views/docs/k?after=1000&timeout_ms=30000");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->stop();
+  auto r = waiting.get();
+  expect_error(r, 503, "unavailable");
+}
+
+TEST_F(http_test, a_waiting_read_gets_503_when_the_runtime_stops) {
+  auto waiting = std::async(std::launch::async, [&] {
+    return get("/v1/views/docs/k?after=1000&timeout_ms=30000");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  rt_->stop();
+  expect_error(waiting.get(), 503, "unavailable");
+  expect_error(post_events(event("late")), 503, "unavailable");
+}
+
+class idle_http_test : public web_fixture {
+ protected:
+  void configure(web::server_options& o) override {
+    o.idle_timeout = std::chrono::milliseconds(300);
+  }
+};
+
+TEST_F(idle_http_test, an_idle_keep_alive_connection_is_closed) {
+  http_connection c(port());
+  EXPECT_EQ(c.get("/v1/health").status, 200);
+  EXPECT_TRUE(c.closed_by_peer(std::chrono::seconds(3)));
+  expect_healthy();
+}
+
+TEST_F(idle_http_test, a_request_that_never_completes_is_dropped) {
+  http_connection c(port());
+  auto r = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\n");  // no blank line: never complete
+  EXPECT_FALSE(r);
+  expect_healthy();
+}
+
+class durable_http_test : public web_fixture {
+ protected:
+  durability durability_mode() const override { return durability::full; }
+};
+
+TEST_F(durable_http_test, health_reports_full_durability_by_default) {
+  EXPECT_EQ(get("/v1/health").body_json()["durability"], "full");
+}
+
+TEST_F(durable_http_test, a_busy_port_is_an_io_error) {
+  web::server_options o;
+  o.port = port();
+  web::server second(*rt_, o);
+  auto st = second.start();
+  EXPECT_EQ(st.code(), errc::io_error);
+  EXPECT_NE(st.message().find(std::to_string(port())), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace derive::webtest

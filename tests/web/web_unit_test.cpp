@@ -1,0 +1,359 @@
+// Specifications of web/'s plain parts: targets and parameters, JSON text,
+// the Origin rule, static file lookup, the send queue and the WebSocket
+// message parser. No server, no sockets.
+#include <filesystem>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/web/web_fixture.hpp"
+#include "web/errors.hpp"
+#include "web/json_text.hpp"
+#include "web/router.hpp"
+#include "web/send_queue.hpp"
+#include "web/static_files.hpp"
+#include "web/url.hpp"
+#include "web/ws_protocol.hpp"
+
+namespace derive::web {
+namespace {
+
+using nlohmann::json;
+
+TEST(url, percent_decoding_decodes_escapes_and_refuses_bad_ones) {
+  EXPECT_EQ(percent_decode("a%2Fb%20c", false), "a/b c");
+  EXPECT_EQ(percent_decode("a+b", false), "a+b");
+  EXPECT_EQ(percent_decode("a+b", true), "a b");
+  EXPECT_EQ(percent_decode("%e2%82%AC", false), "\xe2\x82\xac");
+  EXPECT_FALSE(percent_decode("%zz", false));
+  EXPECT_FALSE(percent_decode("%4", false));
+  EXPECT_FALSE(percent_decode("abc%", false));
+}
+
+TEST(url, targets_split_into_path_and_query) {
+  auto t = split_target("/v1/views/docs?prefix=a&limit=2");
+  EXPECT_EQ(t.path, "/v1/views/docs");
+  EXPECT_EQ(t.query, "prefix=a&limit=2");
+  EXPECT_EQ(split_target("http://example.com:8080/v1/health?x=1").path, "/v1/health");
+  EXPECT_EQ(split_target("/a").query, "");
+}
+
+TEST(url, query_parameters_are_decoded_and_the_last_repeat_wins) {
+  auto q = parse_query("a=1&b=x%20y&a=2&flag&=empty");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->at("a"), "2");
+  EXPECT_EQ(q->at("b"), "x y");
+  EXPECT_EQ(q->at("flag"), "");
+  auto bad = parse_query("prefix=%G1");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), errc::invalid_parameter);
+}
+
+TEST(url, integers_are_plain_decimal_digits_that_fit_64_bits) {
+  EXPECT_EQ(parse_uint("0"), 0u);
+  EXPECT_EQ(parse_uint("18446744073709551615"), UINT64_MAX);
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1a", "0x10", "1.0", "18446744073709551616"}) {
+    EXPECT_FALSE(parse_uint(bad)) << bad;
+  }
+  query_map q{{"limit", "0"}};
+  EXPECT_FALSE(uint_param(q, "limit", 100, 1, 10000));
+  EXPECT_EQ(*uint_param(q, "other", 100, 1, 10000), 100u);
+}
+
+TEST(json_text, strings_are_escaped_and_invalid_utf8_is_replaced) {
+  EXPECT_EQ(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  EXPECT_EQ(json_string("\xe2\x82\xac"), "\"\xe2\x82\xac\"");
+  EXPECT_EQ(json_string("a\xff" "b"), "\"a\xef\xbf\xbd" "b\"");
+  EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // surrogate
+  EXPECT_NO_THROW(json::parse(json_string("x\xc3(\xf0\x9f\x98\x80")));
+}
+
+TEST(errors, every_error_code_has_its_http_status) {
+  EXPECT_EQ(http_status_for(errc::invalid_json), 400u);
+  EXPECT_EQ(http_status_for(errc::idempotency_key_reused), 422u);
+  EXPECT_EQ(http_status_for(errc::unknown_view), 404u);
+  EXPECT_EQ(http_status_for(errc::unknown_query), 404u);
+  EXPECT_EQ(http_status_for(errc::not_caught_up), 504u);
+  EXPECT_EQ(http_status_for(errc::payload_too_large), 413u);
+  EXPECT_EQ(http_status_for(errc::storage_full), 507u);
+  EXPECT_EQ(http_status_for(errc::unavailable), 503u);
+  auto body = json::parse(error_body("not_found", "no \"such\" thing"));
+  EXPECT_EQ(body["error"]["code"], "not_found");
+  EXPECT_EQ(body["error"]["message"], "no \"such\" thing");
+}
+
+TEST(origin, by_default_localhost_and_the_servers_own_origin_are_allowed) {
+  std::vector<std::string> none;
+  EXPECT_TRUE(origin_allowed("http://localhost:3000", "127.0.0.1:8080", none));
+  EXPECT_TRUE(origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", none));
+  EXPECT_TRUE(origin_allowed("https://[::1]:9", "x", none));
+  EXPECT_TRUE(origin_allowed("http://app.example.com:8080", "app.example.com:8080", none));
+  EXPECT_TRUE(origin_allowed("HTTP://App.Example.com", "app.example.com:80", none));
+  EXPECT_FALSE(origin_allowed("http://evil.example", "app.example.com:8080", none));
+  EXPECT_FALSE(origin_allowed("http://app.example.com:9090", "app.example.com:8080", none));
+  EXPECT_FALSE(origin_allowed("null", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("http://localhost.evil.example", "127.0.0.1:8080", none));
+}
+
+TEST(origin, a_configured_list_replaces_the_default) {
+  std::vector<std::string> list{"https://app.example.com"};
+  EXPECT_TRUE(origin_allowed("https://APP.example.com", "x", list));
+  EXPECT_FALSE(origin_allowed("http://localhost:3000", "localhost:3000", list));
+  EXPECT_TRUE(origin_allowed("http://anything", "x", {"*"}));
+}
+
+class static_lookup_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = dir_.path() + "/www";
+    webtest::write_file(root_ + "/index.html", "i");
+    webtest::write_file(root_ + "/a b.js", "j");
+    webtest::write_file(root_ + "/sub/index.html", "s");
+    webtest::write_file(dir_.path() + "/secret.txt", "secret");
+    std::filesystem::create_symlink(dir_.path() + "/secret.txt", root_ + "/link.txt");
+  }
+  static_lookup::outcome outcome(std::string_view path) { return lookup_static(root_, path).result; }
+
+  webtest::temp_dir dir_;
+  std::string root_;
+};
+
+TEST_F(static_lookup_test, files_and_directory_indexes_are_found_with_their_types) {
+  auto index = lookup_static(root_, "/");
+  ASSERT_EQ(index.result, static_lookup::found);
+  EXPECT_EQ(index.content_type, "text/html; charset=utf-8");
+  auto js = lookup_static(root_, "/a%20b.js");
+  ASSERT_EQ(js.result, static_lookup::found);
+  EXPECT_EQ(js.content_type, "text/javascript");
+  EXPECT_EQ(outcome("/sub/"), static_lookup::found);
+  EXPECT_EQ(outcome("/missing.html"), static_lookup::not_found);
+}
+
+TEST_F(static_lookup_test, nothing_outside_the_root_is_reachable) {
+  EXPECT_EQ(outcome("/../secret.txt"), static_lookup::not_found);
+  EXPECT_EQ(outcome("/%2e%2e/secret.txt"), static_lookup::not_found);
+  EXPECT_EQ(outcome("/sub/..%2F..%2Fsecret.txt"), static_lookup::not_found);
+  EXPECT_EQ(outcome("/link.txt"), static_lookup::not_found);
+  EXPECT_EQ(outcome("/..\\secret.txt"), static_lookup::not_found);
+  EXPECT_EQ(outcome("/index.html%00.js"), static_lookup::not_found);
+  EXPECT_EQ(outcome("/%zz"), static_lookup::bad_encoding);
+  EXPECT_EQ(lookup_static("", "/index.html").result, static_lookup::not_found);
+}
+
+TEST(content_types, are_chosen_by_extension) {
+  EXPECT_EQ(content_type_for("x.css"), "text/css; charset=utf-8");
+  EXPECT_EQ(content_type_for("x.MJS"), "text/javascript");
+  EXPECT_EQ(content_type_for("x.svg"), "image/svg+xml");
+  EXPECT_EQ(content_type_for("dir.d/file"), "application/octet-stream");
+}
+
+// --- send queue ---------------------------------------------------------------
+
+change_ptr change(uint64_t offset, const std::string& key, std::optional<std::string> value) {
+  return make_change(offset, key, std::move(value));
+}
+
+std::string text_of(const out_frame& f) {
+  std::string s;
+  f.for_each_piece([&](std::string_view p) { s += p; });
+  return s;
+}
+
+TEST(send_queue, control_messages_go_before_changes) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(5, "k", "1")});
+  q.push_message("{\"op\":\"x\"}");
+  EXPECT_EQ(text_of(*q.pop()), "{\"op\":\"x\"}");
+  auto batch = json::parse(text_of(*q.pop()));
+  EXPECT_EQ(batch["op"], "changes");
+  EXPECT_EQ(batch["id"], "s1");
+  EXPECT_EQ(batch["items"], json::parse(R"([{"offset":5,"key":"k","value":1}])"));
+  EXPECT_FALSE(q.pop());
+}
+
+TEST(send_queue, everything_queued_for_a_subscription_goes_out_as_one_batch) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(5, "a", "1"), change(5, "b", "2")});
+  q.push_changes(1, {change(6, "a", std::nullopt)});
+  auto f = q.pop();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->items.size(), 3u);
+  auto batch = json::parse(text_of(*f));
+  EXPECT_EQ(batch["items"][2], json::parse(R"({"offset":6,"key":"a","value":null})"));
+  EXPECT_EQ(q.change_bytes(), 0u);
+}
+
+TEST(send_queue, batches_share_the_item_buffers) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.open_lane(2, "s2");
+  auto c = change(1, "k", "\"v\"");
+  q.push_changes(1, {c});
+  q.push_changes(2, {c});
+  auto f1 = q.pop();
+  auto f2 = q.pop();
+  EXPECT_EQ(f1->items[0]->wire.get(), f2->items[0]->wire.get());
+}
+
+TEST(send_queue, lanes_are_served_round_robin) {
+  send_queue q(1 << 20);
+  for (uint64_t lane : {1, 2, 3}) q.open_lane(lane, "s" + std::to_string(lane));
+  q.push_changes(1, {change(1, "a", "1")});
+  q.push_changes(2, {change(2, "a", "1")});
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s1");
+  q.push_changes(1, {change(3, "a", "1")});
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s2");
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s1");
+}
+
+TEST(send_queue, over_the_limit_older_changes_of_a_key_are_replaced_by_newer_ones) {
+  std::string pad(200, 'x');
+  send_queue q(4000);
+  q.open_lane(1, "s1");
+  for (uint64_t o = 1; o <= 20; ++o) {
+    std::string value = "[" + std::to_string(o) + ",\"" + pad + "\"]";
+    auto r = q.push_changes(1, {change(o, "k" + std::to_string(o % 3), value)});
+    EXPECT_TRUE(r.dropped.empty());
+  }
+  EXPECT_LT(q.change_bytes(), 4000u);
+  auto f = q.pop();
+  ASSERT_TRUE(f);
+  EXPECT_LT(f->items.size(), 20u);
+  // Applied in order, the batch gives every key its newest value (offset 20's
+  // state), and offsets only grow.
+  std::map<std::string, uint64_t> state;
+  uint64_t last = 0;
+  for (auto& c : f->items) {
+    EXPECT_GT(c->offset, last);
+    last = c->offset;
+    state[c->key] = json::parse(*c->value)[0].get<uint64_t>();
+  }
+  EXPECT_EQ(state, (std::map<std::string, uint64_t>{{"k0", 18}, {"k1", 19}, {"k2", 20}}));
+}
+
+TEST(send_queue, when_conflation_is_not_enough_the_largest_lane_is_dropped) {
+  std::string big(200, 'x');
+  send_queue q(4000);
+  q.open_lane(1, "s1");
+  q.open_lane(2, "s2");
+  q.push_changes(2, {change(1, "small", "1")});
+  send_queue::push_result last;
+  for (uint64_t o = 2; o <= 40 && last.dropped.empty(); ++o) {
+    last = q.push_changes(1, {change(o, "k" + std::to_string(o), "\"" + big + "\"")});
+  }
+  ASSERT_EQ(last.dropped.size(), 1u);
+  EXPECT_EQ(last.dropped[0].first, 1u);
+  EXPECT_EQ(q.lane_items(1), 0u);
+  EXPECT_EQ(q.lane_items(2), 1u);
+  EXPECT_LE(q.change_bytes(), 2000u);
+}
+
+TEST(send_queue, a_closed_lane_drops_its_changes_and_ignores_new_ones) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(1, "a", "1")});
+  EXPECT_EQ(q.close_lane(1), 1u);
+  q.push_changes(1, {change(2, "a", "1")});
+  EXPECT_TRUE(q.empty());
+}
+
+// --- WebSocket messages ------------------------------------------------------
+
+ws_error error_of(std::string_view text) {
+  auto r = parse_ws_request(text);
+  EXPECT_TRUE(std::holds_alternative<ws_error>(r)) << text;
+  return std::holds_alternative<ws_error>(r) ? std::get<ws_error>(r) : ws_error{};
+}
+
+TEST(ws_protocol, malformed_messages_are_bad_messages) {
+  for (const char* text : {"not json", "[1,2]", "\"s\"", "{}", R"({"op":"nope","id":"x"})",
+                           R"({"op":"subscribe"})", R"({"op":"get","id":7})"}) {
+    EXPECT_EQ(error_of(text).code, "bad_message") << text;
+  }
+  EXPECT_EQ(error_of(R"({"op":"nope","id":"x"})").id, "x");
+  EXPECT_EQ(error_of(R"({"op":"get","id":7})").id, std::nullopt);
+  std::string deep = "{\"op\":\"get\",\"id\":\"d\",\"x\":" + std::string(300, '[') +
+                     std::string(300, ']') + "}";
+  EXPECT_EQ(error_of(deep).code, "bad_message");
+}
+
+TEST(ws_protocol, ids_are_strings_of_at_most_64_characters) {
+  std::string id64(64, 'i');
+  std::string euro64;
+  for (int i = 0; i < 64; ++i) euro64 += "\xe2\x82\xac";
+  auto ok = parse_ws_request(json{{"op", "unsubscribe"}, {"id", id64}}.dump());
+  ASSERT_TRUE(std::holds_alternative<ws_request>(ok));
+  EXPECT_TRUE(std::holds_alternative<ws_request>(
+      parse_ws_request(json{{"op", "unsubscribe"}, {"id", euro64}}.dump())));
+  auto long_id = error_of(json{{"op", "unsubscribe"}, {"id", id64 + "i"}}.dump());
+  EXPECT_EQ(long_id.code, "bad_message");
+  EXPECT_EQ(long_id.id, std::nullopt);
+}
+
+TEST(ws_protocol, subscribe_needs_a_view_and_exactly_one_of_key_and_prefix) {
+  auto sub = parse_ws_request(R"({"op":"subscribe","id":"s","view":"v","prefix":"","from":3})");
+  ASSERT_TRUE(std::holds_alternative<ws_request>(sub));
+  auto& s = std::get<ws_subscribe>(std::get<ws_request>(sub).op);
+  EXPECT_EQ(s.filter.view, "v");
+  EXPECT_FALSE(s.filter.key);
+  EXPECT_EQ(s.from, 3u);
+  for (const char* text :
+       {R"({"op":"subscribe","id":"s","view":"v"})",
+        R"({"op":"subscribe","id":"s","view":"v","key":"a","prefix":"b"})",
+        R"({"op":"subscribe","id":"s","key":"a"})",
+        R"({"op":"subscribe","id":"s","view":1,"key":"a"})",
+        R"({"op":"subscribe","id":"s","view":"v","key":1})",
+        R"({"op":"subscribe","id":"s","view":"v","key":"a","from":-1})",
+        R"({"op":"subscribe","id":"s","view":"v","key":"a","from":1.5})"}) {
+    auto e = error_of(text);
+    EXPECT_EQ(e.code, "invalid_parameter") << text;
+    EXPECT_EQ(e.id, "s");
+  }
+}
+
+TEST(ws_protocol, get_and_append_check_their_members) {
+  EXPECT_EQ(error_of(R"({"op":"get","id":"g","view":"v"})").code, "invalid_parameter");
+  EXPECT_EQ(error_of(R"({"op":"get","id":"g","view":"v","key":"k","timeout_ms":30001})").code,
+            "invalid_parameter");
+  EXPECT_EQ(error_of(R"({"op":"append","id":"a"})").code, "invalid_event");
+  EXPECT_EQ(error_of(R"({"op":"append","id":"a","events":{"type":"t"}})").code, "invalid_event");
+  EXPECT_EQ(error_of(R"({"op":"append","id":"a","events":[]})").code, "invalid_event");
+  EXPECT_EQ(error_of(R"({"op":"append","id":"a","events":[{"type":"t","x":1}]})").code,
+            "invalid_event");
+  EXPECT_EQ(error_of(R"({"op":"append","id":"a","events":[{"type":"t"}],"idempotency_key":""})")
+                .code,
+            "invalid_idempotency_key");
+  EXPECT_EQ(error_of(R"({"op":"append","id":"a","events":[{"type":"t"}],"idempotency_key":5})")
+                .code,
+            "invalid_idempotency_key");
+}
+
+TEST(ws_protocol, large_snapshots_are_split_and_all_but_the_last_say_more) {
+  std::vector<key_value> items;
+  for (int i = 0; i < 25; ++i) items.push_back({"k" + std::to_string(i), std::to_string(i)});
+  auto msgs = encode_snapshot("s", 9, items, true, 10, 1 << 20);
+  ASSERT_EQ(msgs.size(), 3u);
+  size_t total = 0;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    auto m = json::parse(msgs[i]);
+    EXPECT_EQ(m["offset"], 9);
+    EXPECT_EQ(m["reset"], true);
+    EXPECT_EQ(m["more"], i + 1 < msgs.size());
+    total += m["items"].size();
+  }
+  EXPECT_EQ(total, 25u);
+  auto empty = json::parse(encode_snapshot("s", 0, {}, false, 10, 1 << 20).at(0));
+  EXPECT_EQ(empty, json::parse(R"({"op":"snapshot","id":"s","offset":0,"items":[],"more":false})"));
+}
+
+TEST(ws_protocol, json_nesting_depth_is_measured_outside_strings) {
+  EXPECT_FALSE(json_deeper_than(R"({"a":"[[[[[[["})", 2));
+  EXPECT_TRUE(json_deeper_than("[[[1]]]", 2));
+  EXPECT_FALSE(json_deeper_than("[[1],[2]]", 2));
+}
+
+}  // namespace
+}  // namespace derive::web

@@ -1,0 +1,467 @@
+// The WebSocket API of protocol.md against a real runtime and server.
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/web/web_fixture.hpp"
+
+namespace derive::webtest {
+namespace {
+
+class ws_test : public web_fixture {
+ protected:
+  void configure(web::server_options& o) override {
+    o.snapshot_chunk_items = 10;
+    o.max_subscriptions = 5;
+    o.max_message_bytes = 64 * 1024;
+  }
+
+  struct snapshot {
+    uint64_t offset = 0;
+    bool reset = false;
+    size_t messages = 0;
+    std::map<std::string, json> items;
+  };
+
+  static json sub_key(const std::string& id, const std::string& view, const std::string& key) {
+    return {{"op", "subscribe"}, {"id", id}, {"view", view}, {"key", key}};
+  }
+  static json sub_prefix(const std::string& id, const std::string& view,
+                         const std::string& prefix) {
+    return {{"op", "subscribe"}, {"id", id}, {"view", view}, {"prefix", prefix}};
+  }
+
+  // Reads a whole (possibly chunked) snapshot for `id`.
+  snapshot read_snapshot(ws_connection& c, const std::string& id) {
+    snapshot s;
+    for (;;) {
+      auto m = expect_op(c, "snapshot");
+      if (m.is_null()) return s;
+      EXPECT_EQ(m["id"], id);
+      if (s.messages == 0) {
+        s.offset = m["offset"];
+        s.reset = m.value("reset", false);
+      }
+      EXPECT_EQ(m["offset"], s.offset) << "every chunk has the same offset";
+      ++s.messages;
+      for (auto& item : m["items"]) {
+        EXPECT_FALSE(s.items.count(item["key"])) << "a key twice in one snapshot";
+        s.items[item["key"].get<std::string>()] = item["value"];
+      }
+      if (!m["more"].get<bool>()) return s;
+    }
+  }
+
+  // Reads changes batches for `id` until `n` items arrived.
+  std::vector<json> read_changes(ws_connection& c, const std::string& id, size_t n) {
+    std::vector<json> items;
+    while (items.size() < n) {
+      auto m = expect_op(c, "changes");
+      if (m.is_null()) break;
+      EXPECT_EQ(m["id"], id);
+      EXPECT_FALSE(m["items"].empty());
+      for (auto& item : m["items"]) items.push_back(item);
+    }
+    return items;
+  }
+
+  void expect_silence(ws_connection& c, std::chrono::milliseconds wait = std::chrono::milliseconds(300)) {
+    auto m = c.read(wait);
+    EXPECT_FALSE(m.has_value()) << m->dump();
+  }
+
+  json error_for(ws_connection& c, const json& msg) {
+    c.send(msg);
+    return expect_op(c, "error");
+  }
+  json error_for_text(ws_connection& c, const std::string& text) {
+    c.send_text(text);
+    return expect_op(c, "error");
+  }
+
+  // The connection still answers (a get round trip).
+  void expect_answers(ws_connection& c) {
+    c.send({{"op", "get"}, {"id", "ping"}, {"view", "docs"}, {"key", "nothing"}});
+    auto m = expect_op(c, "value");
+    EXPECT_EQ(m["id"], "ping");
+  }
+};
+
+// --- subscribe -------------------------------------------------------------------
+
+TEST_F(ws_test, a_key_subscription_gets_a_snapshot_then_each_change) {
+  uint64_t o1 = put("a", 1);
+  view_state("docs", o1);
+  auto c = connect_ws();
+  c->send(sub_key("s1", "docs", "a"));
+  auto snap = read_snapshot(*c, "s1");
+  EXPECT_EQ(snap.offset, o1);
+  EXPECT_EQ(snap.items, (std::map<std::string, json>{{"a", 1}}));
+  uint64_t o2 = put("a", 2);
+  put("b", 1);
+  uint64_t o3 = del("a");
+  auto items = read_changes(*c, "s1", 2);
+  EXPECT_EQ(items[0], (json{{"offset", o2}, {"key", "a"}, {"value", 2}}));
+  EXPECT_EQ(items[1], (json{{"offset", o3}, {"key", "a"}, {"value", nullptr}}));
+  expect_silence(*c);
+}
+
+TEST_F(ws_test, a_missing_key_has_an_empty_snapshot) {
+  auto c = connect_ws();
+  c->send(sub_key("s", "docs", "later"));
+  auto snap = read_snapshot(*c, "s");
+  EXPECT_EQ(snap.offset, 0u);
+  EXPECT_TRUE(snap.items.empty());
+  uint64_t o = put("later", "now");
+  EXPECT_EQ(read_changes(*c, "s", 1)[0], (json{{"offset", o}, {"key", "later"}, {"value", "now"}}));
+}
+
+TEST_F(ws_test, a_prefix_subscription_gets_only_matching_keys) {
+  put("x/1", 1);
+  put("y/1", 1);
+  uint64_t o = put("x/2", 2);
+  view_state("docs", o);
+  auto c = connect_ws();
+  c->send(sub_prefix("p", "docs", "x/"));
+  auto snap = read_snapshot(*c, "p");
+  EXPECT_EQ(snap.items, (std::map<std::string, json>{{"x/1", 1}, {"x/2", 2}}));
+  put("y/2", 2);
+  uint64_t o2 = put("x/3", 3);
+  EXPECT_EQ(read_changes(*c, "p", 1)[0]["offset"], o2);
+  expect_silence(*c);
+}
+
+TEST_F(ws_test, large_snapshots_come_in_chunks_with_one_offset) {
+  json events = json::array();
+  for (int i = 0; i < 35; ++i) {
+    events.push_back({{"type", "doc.put"}, {"key", "c/" + std::to_string(100 + i)}, {"data", i}});
+  }
+  auto r = post_events(events.dump());
+  ASSERT_EQ(r.status, 201);
+  uint64_t last = r.body_json()["offsets"].back();
+  view_state("docs", last);
+  auto c = connect_ws();
+  c->send(sub_prefix("big", "docs", "c/"));
+  auto snap = read_snapshot(*c, "big");
+  EXPECT_EQ(snap.messages, 4u);
+  EXPECT_EQ(snap.items.size(), 35u);
+  EXPECT_EQ(snap.offset, last);
+  EXPECT_FALSE(snap.reset);
+}
+
+TEST_F(ws_test, a_derived_view_can_be_subscribed) {
+  auto c = connect_ws();
+  c->send(sub_prefix("t", "titles", ""));
+  read_snapshot(*c, "t");
+  uint64_t o = put("d1", {{"title", "Hello"}});
+  EXPECT_EQ(read_changes(*c, "t", 1)[0], (json{{"offset", o}, {"key", "d1"}, {"value", "Hello"}}));
+}
+
+TEST_F(ws_test, a_subscription_resumes_from_an_offset_it_saw) {
+  auto first = connect_ws();
+  first->send(sub_prefix("r", "docs", "r/"));
+  put("r/0", 0);
+  auto snap = read_snapshot(*first, "r");
+  auto seen = read_changes(*first, "r", snap.items.empty() ? 1 : 0);
+  uint64_t from = seen.empty() ? snap.offset : seen.back()["offset"].get<uint64_t>();
+  first->kill();
+
+  std::vector<uint64_t> expected;
+  for (int i = 1; i <= 3; ++i) {
+    expected.push_back(put("r/" + std::to_string(i), i));
+    put("other", i);
+  }
+  auto second = connect_ws();
+  auto msg = sub_prefix("r", "docs", "r/");
+  msg["from"] = from;
+  second->send(msg);
+  auto resumed = expect_op(*second, "resumed");
+  EXPECT_EQ(resumed["id"], "r");
+  EXPECT_EQ(resumed["offset"], from);
+  auto items = read_changes(*second, "r", 3);
+  std::vector<uint64_t> got;
+  for (auto& i : items) got.push_back(i["offset"]);
+  EXPECT_EQ(got, expected);
+  expect_silence(*second);
+  uint64_t live = put("r/4", 4);
+  EXPECT_EQ(read_changes(*second, "r", 1)[0]["offset"], live);
+}
+
+TEST_F(ws_test, resuming_at_the_current_offset_sends_only_resumed) {
+  uint64_t o = put("a", 1);
+  view_state("docs", o);
+  auto c = connect_ws();
+  auto msg = sub_key("s", "docs", "a");
+  msg["from"] = o;
+  c->send(msg);
+  EXPECT_EQ(expect_op(*c, "resumed")["offset"], o);
+  expect_silence(*c);
+}
+
+TEST_F(ws_test, a_from_no_longer_in_the_changelog_gets_a_reset_snapshot) {
+  json events = json::array();
+  for (int i = 0; i < 20; ++i) events.push_back({{"type", "doc.put"}, {"key", "z" + std::to_string(i)}, {"data", i}});
+  auto r = post_events(events.dump());
+  uint64_t last = r.body_json()["offsets"].back();
+  view_state("recent", last);  // "recent" keeps 5 offsets of changelog
+  auto c = connect_ws();
+  auto msg = sub_prefix("old", "recent", "");
+  msg["from"] = 1;
+  c->send(msg);
+  auto snap = read_snapshot(*c, "old");
+  EXPECT_TRUE(snap.reset);
+  EXPECT_EQ(snap.offset, last);
+  EXPECT_EQ(snap.items.size(), 20u);
+}
+
+TEST_F(ws_test, a_from_ahead_of_the_view_gets_a_reset_snapshot) {
+  uint64_t o = put("a", 1);
+  view_state("docs", o);
+  auto c = connect_ws();
+  auto msg = sub_key("s", "docs", "a");
+  msg["from"] = 1000;
+  c->send(msg);
+  auto snap = read_snapshot(*c, "s");
+  EXPECT_TRUE(snap.reset);
+  EXPECT_EQ(snap.offset, o);
+  EXPECT_EQ(snap.items, (std::map<std::string, json>{{"a", 1}}));
+}
+
+// --- unsubscribe and subscription errors ----------------------------------------
+
+TEST_F(ws_test, after_unsubscribed_nothing_more_is_sent) {
+  auto c = connect_ws();
+  c->send(sub_key("s1", "docs", "a"));
+  read_snapshot(*c, "s1");
+  c->send({{"op", "unsubscribe"}, {"id", "s1"}});
+  EXPECT_EQ(expect_op(*c, "unsubscribed")["id"], "s1");
+  put("a", 1);
+  expect_silence(*c);
+  auto again = error_for(*c, {{"op", "unsubscribe"}, {"id", "s1"}});
+  EXPECT_EQ(again["code"], "unknown_subscription");
+  EXPECT_EQ(again["id"], "s1");
+}
+
+TEST_F(ws_test, an_active_id_cannot_be_used_twice) {
+  auto c = connect_ws();
+  c->send(sub_key("s1", "docs", "a"));
+  read_snapshot(*c, "s1");
+  auto dup = error_for(*c, sub_key("s1", "docs", "b"));
+  EXPECT_EQ(dup["code"], "duplicate_id");
+  EXPECT_EQ(dup["id"], "s1");
+  c->send({{"op", "unsubscribe"}, {"id", "s1"}});
+  expect_op(*c, "unsubscribed");
+  c->send(sub_key("s1", "docs", "b"));
+  read_snapshot(*c, "s1");
+}
+
+TEST_F(ws_test, a_connection_has_at_most_the_configured_subscriptions) {
+  auto c = connect_ws();
+  for (int i = 0; i < 5; ++i) {
+    std::string id = "s" + std::to_string(i);
+    c->send(sub_key(id, "docs", id));
+    read_snapshot(*c, id);
+  }
+  auto e = error_for(*c, sub_key("s5", "docs", "x"));
+  EXPECT_EQ(e["code"], "too_many_subscriptions");
+  EXPECT_EQ(e["id"], "s5");
+}
+
+TEST_F(ws_test, unknown_views_and_bad_parameters_are_errors) {
+  auto c = connect_ws();
+  auto unknown = error_for(*c, sub_key("s", "nope", "a"));
+  EXPECT_EQ(unknown["code"], "unknown_view");
+  auto both = sub_key("s", "docs", "a");
+  both["prefix"] = "p";
+  EXPECT_EQ(error_for(*c, both)["code"], "invalid_parameter");
+  EXPECT_EQ(error_for(*c, {{"op", "subscribe"}, {"id", "s"}, {"view", "docs"}})["code"],
+            "invalid_parameter");
+  auto negative = sub_key("s", "docs", "a");
+  negative["from"] = -3;
+  EXPECT_EQ(error_for(*c, negative)["code"], "invalid_parameter");
+  expect_answers(*c);
+}
+
+TEST_F(ws_test, malformed_messages_are_bad_messages_and_the_connection_stays) {
+  auto c = connect_ws();
+  for (const char* text : {"not json", "[1]", "null", "{}", R"({"id":"x"})",
+                           R"({"op":"dance","id":"x"})", R"({"op":"get"})",
+                           R"({"op":"get","id":["x"]})"}) {
+    auto e = error_for_text(*c, text);
+    EXPECT_EQ(e["code"], "bad_message") << text;
+    EXPECT_FALSE(e["message"].get<std::string>().empty());
+  }
+  EXPECT_TRUE(error_for_text(*c, "not json")["id"].is_null());
+  EXPECT_EQ(error_for_text(*c, R"({"op":"dance","id":"x"})")["id"], "x");
+  auto long_id = error_for(*c, {{"op", "get"}, {"id", std::string(65, 'i')}, {"view", "docs"}, {"key", "k"}});
+  EXPECT_EQ(long_id["code"], "bad_message");
+  EXPECT_TRUE(long_id["id"].is_null());
+  expect_answers(*c);
+  expect_healthy();
+}
+
+// --- append and get ---------------------------------------------------------
+
+TEST_F(ws_test, append_answers_with_the_offsets_once_durable) {
+  auto c = connect_ws();
+  c->send({{"op", "append"}, {"id", "a1"}, {"events", {{{"type", "doc.put"}, {"key", "k"}, {"data", 1}},
+                                                       {{"type", "doc.put"}, {"key", "k"}, {"data", 2}}}}});
+  auto m = expect_op(*c, "appended");
+  EXPECT_EQ(m["id"], "a1");
+  EXPECT_EQ(m["offsets"], json::parse("[1,2]"));
+  EXPECT_FALSE(m.contains("replayed"));
+  EXPECT_EQ(get("/v1/views/docs/k?after=2").body_json()["value"], 2);
+}
+
+TEST_F(ws_test, append_is_idempotent_and_shares_keys_with_http) {
+  auto c = connect_ws();
+  json ev = {{"type", "doc.put"}, {"key", "k"}, {"data", 1}};
+  json msg = {{"op", "append"}, {"id", "a"}, {"events", {ev}}, {"idempotency_key", "shared"}};
+  c->send(msg);
+  EXPECT_EQ(expect_op(*c, "appended")["offsets"], json::parse("[1]"));
+  c->send(msg);
+  auto replay = expect_op(*c, "appended");
+  EXPECT_EQ(replay["offsets"], json::parse("[1]"));
+  EXPECT_EQ(replay["replayed"], true);
+  auto http = post_events(json::array({ev}).dump(), {{"Idempotency-Key", "shared"}});
+  EXPECT_EQ(http.status, 200) << http.body;
+  EXPECT_EQ(http.header("Idempotent-Replayed"), "true");
+  EXPECT_EQ(http.body_json(), json::parse(R"({"offsets":[1]})"));
+  msg["events"][0]["data"] = 2;
+  auto reused = error_for(*c, msg);
+  EXPECT_EQ(reused["code"], "idempotency_key_reused");
+  EXPECT_EQ(reused["id"], "a");
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 1);
+}
+
+TEST_F(ws_test, append_errors_name_their_code) {
+  auto c = connect_ws();
+  EXPECT_EQ(error_for(*c, {{"op", "append"}, {"id", "a"}, {"events", {{{"type", "no spaces"}}}}})["code"],
+            "invalid_event");
+  EXPECT_EQ(error_for(*c, {{"op", "append"}, {"id", "a"}, {"events", json::array()}})["code"],
+            "invalid_event");
+  EXPECT_EQ(error_for(*c, {{"op", "append"}, {"id", "a"}, {"events", {{{"type", "t"}}}},
+                           {"idempotency_key", "white space"}})["code"],
+            "invalid_idempotency_key");
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+}
+
+TEST_F(ws_test, get_reads_a_key_after_an_offset) {
+  auto c = connect_ws();
+  c->send({{"op", "append"}, {"id", "a"}, {"events", {{{"type", "doc.put"}, {"key", "g"}, {"data", "v"}}}}});
+  uint64_t o = expect_op(*c, "appended")["offsets"][0];
+  c->send({{"op", "get"}, {"id", "g1"}, {"view", "docs"}, {"key", "g"}, {"after", o}});
+  EXPECT_EQ(expect_op(*c, "value"), (json{{"op", "value"}, {"id", "g1"}, {"key", "g"}, {"value", "v"}, {"offset", o}}));
+  c->send({{"op", "get"}, {"id", "g2"}, {"view", "docs"}, {"key", "none"}});
+  auto none = expect_op(*c, "value");
+  EXPECT_TRUE(none["value"].is_null());
+  EXPECT_TRUE(none.contains("offset"));
+  auto late = error_for(*c, {{"op", "get"}, {"id", "g3"}, {"view", "docs"}, {"key", "g"},
+                             {"after", 1000}, {"timeout_ms", 100}});
+  EXPECT_EQ(late["code"], "not_caught_up");
+  EXPECT_EQ(late["id"], "g3");
+  EXPECT_EQ(error_for(*c, {{"op", "get"}, {"id", "g4"}, {"view", "nope"}, {"key", "g"}})["code"],
+            "unknown_view");
+}
+
+// --- frames the server refuses -------------------------------------------------
+
+TEST_F(ws_test, a_binary_frame_is_closed_with_1003) {
+  auto c = connect_ws();
+  c->send_binary("\x01\x02");
+  auto closed = c->wait_close();
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1003);
+  expect_healthy();
+  expect_answers(*connect_ws());
+}
+
+TEST_F(ws_test, a_message_over_the_limit_is_closed_with_1009) {
+  auto c = connect_ws();
+  c->send_text(R"({"op":"get","id":")" + std::string(70 * 1024, 'x') + "\"}");
+  auto closed = c->wait_close();
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1009);
+  expect_healthy();
+  expect_answers(*connect_ws());
+}
+
+TEST_F(ws_test, invalid_utf8_is_closed_with_1007) {
+  auto c = connect_ws();
+  c->send_text("{\"op\":\"get\",\"id\":\"\xff\xfe\"}");
+  auto closed = c->wait_close();
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1007);
+  expect_healthy();
+  expect_answers(*connect_ws());
+}
+
+// --- handshake -----------------------------------------------------------------------
+
+TEST_F(ws_test, a_foreign_origin_is_refused_with_403) {
+  ws_connection evil(port(), {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(evil.handshake_status(), 403);
+  ws_connection local(port(), {{"Origin", "http://localhost:5173"}});
+  EXPECT_EQ(local.handshake_status(), 101);
+  ws_connection own(port(), {{"Origin", "http://127.0.0.1:" + std::to_string(port())}});
+  EXPECT_EQ(own.handshake_status(), 101);
+  ws_connection none(port());
+  EXPECT_EQ(none.handshake_status(), 101);
+  expect_healthy();
+}
+
+TEST_F(ws_test, an_upgrade_elsewhere_is_404) {
+  ws_connection c(port(), {}, "/v1/other");
+  EXPECT_EQ(c.handshake_status(), 404);
+}
+
+TEST_F(ws_test, stopping_the_server_closes_connections_with_1001) {
+  auto c = connect_ws();
+  expect_answers(*c);
+  std::thread stopper([&] { server_->stop(); });
+  auto closed = c->wait_close();
+  stopper.join();
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1001);
+}
+
+class ws_allow_list_test : public web_fixture {
+ protected:
+  void configure(web::server_options& o) override {
+    o.allowed_origins = {"https://app.example.com"};
+  }
+};
+
+TEST_F(ws_allow_list_test, only_listed_origins_may_connect) {
+  EXPECT_EQ(ws_connection(port(), {{"Origin", "https://app.example.com"}}).handshake_status(), 101);
+  EXPECT_EQ(ws_connection(port(), {{"Origin", "http://localhost:3000"}}).handshake_status(), 403);
+}
+
+class ws_ping_test : public web_fixture {
+ protected:
+  void configure(web::server_options& o) override {
+    o.ping_interval = std::chrono::milliseconds(100);
+    o.pong_timeout = std::chrono::milliseconds(300);
+    o.stalled_write_timeout = std::chrono::seconds(1);
+  }
+};
+
+TEST_F(ws_ping_test, a_client_that_answers_pings_stays_connected) {
+  auto c = connect_ws();
+  EXPECT_FALSE(c->read(std::chrono::milliseconds(1200)));  // answers pings meanwhile
+  EXPECT_TRUE(c->is_open());
+  c->send({{"op", "get"}, {"id", "g"}, {"view", "docs"}, {"key", "k"}});
+  EXPECT_EQ(expect_op(*c, "value")["id"], "g");
+}
+
+TEST_F(ws_ping_test, a_client_that_does_not_answer_pings_is_closed_with_1001) {
+  auto c = connect_ws();
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));  // no reads: no pongs
+  auto closed = c->wait_close();
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1001);
+  expect_healthy();
+}
+
+}  // namespace
+}  // namespace derive::webtest

@@ -1,0 +1,41 @@
+#include "web/errors.hpp"
+
+#include "web/json_text.hpp"
+
+namespace derive::web {
+
+unsigned http_status_for(errc code) {
+  switch (code) {
+    case errc::ok: return 200;
+    case errc::invalid_json: return 400;
+    case errc::invalid_event: return 400;
+    case errc::invalid_parameter: return 400;
+    case errc::invalid_idempotency_key: return 400;
+    case errc::idempotency_key_reused: return 422;
+    case errc::not_found: return 404;
+    case errc::unknown_view: return 404;
+    case errc::unknown_query: return 404;
+    case errc::not_caught_up: return 504;
+    case errc::payload_too_large: return 413;
+    case errc::storage_full: return 507;
+    case errc::unavailable: return 503;
+    case errc::io_error: return 500;
+    case errc::corruption: return 500;
+  }
+  return 500;
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+  std::string out = "{\"error\":{\"code\":";
+  append_json_string(out, code);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  out += "}}";
+  return out;
+}
+
+std::string error_body(const status& st) {
+  return error_body(to_string(st.code()), st.message());
+}
+
+}  // namespace derive::web

@@ -1,0 +1,483 @@
+// The listener, the HTTP sessions and the server object (Beast). One strand
+// per connection; requests on a connection are handled one at a time, in
+// order, so pipelined requests get their responses in order.
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "web/errors.hpp"
+#include "web/server.hpp"
+#include "web/sessions.hpp"
+
+namespace derive::web {
+namespace {
+
+// Bytes read and discarded at most after a reply that closes the connection
+// (so that the client sees the reply instead of a reset), and for how long.
+constexpr size_t drain_max_bytes = 8 * 1024 * 1024;
+constexpr auto drain_timeout = std::chrono::seconds(1);
+
+void report(beast::error_code ec, const char* what) {
+  std::fprintf(stderr, "derive web: %s: %s\n", what, ec.message().c_str());
+}
+
+class http_session : public session_base, public std::enable_shared_from_this<http_session> {
+ public:
+  http_session(tcp::socket&& socket, server_context& ctx, net::io_context& ioc)
+      : stream_(std::move(socket)),
+        buffer_(ctx.options.max_header_bytes + ctx.options.max_body_bytes + 65536),
+        ctx_(ctx),
+        ioc_(ioc) {
+    ctx_.stats.http_connections.fetch_add(1);
+  }
+
+  ~http_session() override {
+    if (!finished_) ctx_.stats.http_connections.fetch_sub(1);
+  }
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+  }
+
+  void shutdown() override {
+    net::post(stream_.get_executor(),
+              beast::bind_front_handler(&http_session::on_shutdown, shared_from_this()));
+  }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  enum class phase { reading, handling, writing, closing };
+
+  void do_read() {
+    if (shutting_down_) return do_close();
+    phase_ = phase::reading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(ctx_.options.max_header_bytes));
+    parser_->body_limit(ctx_.options.max_body_bytes);
+    stream_.expires_after(ctx_.options.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&http_session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t) {
+    if (finished_) return;
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof) {
+      return do_close();
+    }
+    if (ec == http::error::header_limit) {
+      return fail_request(error_reply(431, http_code::header_too_large,
+                                      "the request header is larger than the limit of " +
+                                          std::to_string(ctx_.options.max_header_bytes) +
+                                          " bytes"));
+    }
+    if (ec == http::error::body_limit) {
+      return fail_request(error_reply(413, to_string(errc::payload_too_large),
+                                      "the request body is larger than the limit of " +
+                                          std::to_string(ctx_.options.max_body_bytes) +
+                                          " bytes"));
+    }
+    if (ec) {
+      return fail_request(
+          error_reply(400, http_code::bad_request, "malformed HTTP request: " + ec.message()));
+    }
+    auto& req = parser_->get();
+    request_head head;
+    head.method = std::string_view(req.method_string().data(), req.method_string().size());
+    head.target = std::string_view(req.target().data(), req.target().size());
+    head.chunked = parser_->chunked();
+    if (auto n = parser_->content_length()) head.content_length = *n;
+    if (auto bad = ctx_.routes.check_head(head)) return fail_request(std::move(*bad));
+
+    if (websocket::is_upgrade(req)) return upgrade();
+    if (parser_->is_done()) return handle_request();
+    if (beast::iequals(req[http::field::expect], "100-continue")) return send_continue();
+    read_body();
+  }
+
+  // The client waits for "100 Continue" before it sends the body.
+  void send_continue() {
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                  parser_->get().version());
+    stream_.expires_after(ctx_.options.idle_timeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (self->finished_) return;
+      if (ec) return self->do_close();
+      self->read_body();
+    });
+  }
+
+  void read_body() {
+    stream_.expires_after(ctx_.options.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&http_session::on_body, shared_from_this()));
+  }
+
+  void on_body(beast::error_code ec, size_t) {
+    if (finished_) return;
+    if (ec == http::error::body_limit) {
+      return fail_request(error_reply(413, to_string(errc::payload_too_large),
+                                      "the request body is larger than the limit"));
+    }
+    if (ec) return do_close();
+    handle_request();
+  }
+
+  // A reply to a request that cannot be read further: sent, then the
+  // connection closes.
+  void fail_request(http_reply reply) {
+    reply.close = true;
+    keep_alive_ = false;
+    head_request_ = false;
+    version_ = parser_ ? parser_->get().version() : 11;
+    if (version_ == 0) version_ = 11;
+    send(std::move(reply));
+  }
+
+  void upgrade() {
+    auto& req = parser_->get();
+    std::optional<std::string_view> origin;
+    if (auto it = req.find(http::field::origin); it != req.end()) {
+      origin = std::string_view(it->value().data(), it->value().size());
+    }
+    auto host = req[http::field::host];
+    auto target = req.target();
+    if (auto refused = ctx_.routes.check_upgrade(std::string_view(target.data(), target.size()),
+                                                 origin,
+                                                 std::string_view(host.data(), host.size()))) {
+      keep_alive_ = req.keep_alive();
+      head_request_ = false;
+      version_ = req.version();
+      return send(std::move(*refused));
+    }
+    // The connection now belongs to the WebSocket session.
+    stream_.expires_never();
+    finished_ = true;
+    ctx_.stats.http_connections.fetch_sub(1);
+    auto self = shared_from_this();
+    start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release());
+    ctx_.sessions.remove(this);
+  }
+
+  void handle_request() {
+    auto& req = parser_->get();
+    http_request r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    if (auto it = req.find(http::field::content_type); it != req.end()) {
+      r.content_type = std::string(it->value());
+    }
+    if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+      r.idempotency_key = std::string(it->value());
+    }
+    r.body = std::move(req.body());
+    head_request_ = req.method() == http::verb::head;
+    writes_ = req.method() == http::verb::post;
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    phase_ = phase::handling;
+    stream_.expires_never();  // waits for the runtime are bounded by the router
+    uint64_t seq = ++request_seq_;
+    std::weak_ptr<http_session> weak = shared_from_this();
+    ctx_.routes.handle(
+        std::move(r),
+        [weak, seq](http_reply reply) {
+          if (auto s = weak.lock()) s->on_reply(seq, std::move(reply));
+        },
+        make_post_fn(weak, ctx_.gate, ioc_.get_executor()));
+  }
+
+  // On the strand; stale replies (after a shutdown answered the request) are
+  // ignored.
+  void on_reply(uint64_t seq, http_reply reply) {
+    if (finished_ || seq != request_seq_ || phase_ != phase::handling) return;
+    send(std::move(reply));
+  }
+
+  template <class Message>
+  void write_message(std::shared_ptr<Message> msg, bool close) {
+    phase_ = phase::writing;
+    stream_.expires_after(ctx_.options.idle_timeout);
+    http::async_write(stream_, *msg,
+                      [self = shared_from_this(), msg, close](beast::error_code ec, size_t) {
+                        self->on_write(close, ec);
+                      });
+  }
+
+  template <class Message>
+  void set_headers(Message& res, const http_reply& reply, bool close) {
+    res.set(http::field::server, "derive");
+    res.set(http::field::content_type, reply.content_type);
+    for (const auto& [name, value] : reply.headers) res.set(name, value);
+    res.keep_alive(!close);
+  }
+
+  void send(http_reply reply) {
+    bool close = reply.close || !keep_alive_ || shutting_down_;
+    if (!reply.file.empty()) {
+      http::file_body::value_type file;
+      beast::error_code ec;
+      file.open(reply.file.c_str(), beast::file_mode::scan, ec);
+      if (!ec) {
+        uint64_t size = file.size();
+        ctx_.stats.record_http_response(200);
+        if (head_request_) {
+          auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
+          set_headers(*res, reply, close);
+          res->content_length(size);
+          return write_message(std::move(res), close);
+        }
+        auto res = std::make_shared<http::response<http::file_body>>(
+            std::piecewise_construct, std::make_tuple(std::move(file)),
+            std::make_tuple(http::status::ok, version_));
+        set_headers(*res, reply, close);
+        res->content_length(size);
+        return write_message(std::move(res), close);
+      }
+      reply = error_reply(404, http_code::not_found, "the file cannot be read");
+    }
+    ctx_.stats.record_http_response(reply.status);
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(reply.status), version_);
+    set_headers(*res, reply, close);
+    size_t size = reply.body.size();
+    if (!head_request_) res->body() = std::move(reply.body);
+    res->content_length(size);
+    write_message(std::move(res), close);
+  }
+
+  void on_write(bool close, beast::error_code ec) {
+    if (finished_) return;
+    if (ec) return do_close();
+    if (close || shutting_down_) return do_close();
+    do_read();
+  }
+
+  // Half-closes, reads (and discards) what the client still sends for a
+  // moment, then closes.
+  void do_close() {
+    if (finished_ || phase_ == phase::closing) return;
+    phase_ = phase::closing;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    drained_ = 0;
+    stream_.expires_after(drain_timeout);
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > drain_max_bytes) return self->finish();
+                              self->drain();
+                            });
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    beast::error_code ec;
+    stream_.socket().close(ec);
+    ctx_.stats.http_connections.fetch_sub(1);
+    auto self = shared_from_this();
+    ctx_.sessions.remove(this);
+  }
+
+  void on_shutdown() {
+    if (finished_) return;
+    shutting_down_ = true;
+    switch (phase_) {
+      case phase::handling:
+        // A read still waiting (after=) is answered now. An append is not:
+        // its events may still commit, so it gets the runtime's answer (or,
+        // after shutdown_timeout, a closed connection; the client retries
+        // with its Idempotency-Key).
+        if (writes_) return;
+        return send(error_reply(503, to_string(errc::unavailable), "the server is shutting down"));
+      case phase::reading:
+        return finish();
+      case phase::writing:  // on_write closes
+      case phase::closing:
+        return;
+    }
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  server_context& ctx_;
+  net::io_context& ioc_;
+  phase phase_ = phase::reading;
+  bool keep_alive_ = true;
+  bool head_request_ = false;
+  bool writes_ = false;  // the request being handled may change the log
+  unsigned version_ = 11;
+  bool shutting_down_ = false;
+  bool finished_ = false;
+  uint64_t request_seq_ = 0;
+  size_t drained_ = 0;
+  std::array<char, 16384> scratch_;
+};
+
+// Accepts connections; each gets its own strand and http_session.
+class listener : public std::enable_shared_from_this<listener> {
+ public:
+  listener(net::io_context& ioc, server_context& ctx)
+      : ioc_(ioc), ctx_(ctx), acceptor_(net::make_strand(ioc)), retry_(acceptor_.get_executor()) {}
+
+  status open(const tcp::endpoint& endpoint) {
+    beast::error_code ec;
+    auto fail = [&](const char* what) {
+      return status{errc::io_error, std::string("cannot ") + what + " " +
+                                        endpoint.address().to_string() + ":" +
+                                        std::to_string(endpoint.port()) + ": " + ec.message()};
+    };
+    acceptor_.open(endpoint.protocol(), ec);
+    if (ec) return fail("open a socket for");
+    acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (ec) return fail("set SO_REUSEADDR on");
+    acceptor_.bind(endpoint, ec);
+    if (ec) return fail("bind to");
+    acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return fail("listen on");
+    return {};
+  }
+
+  uint16_t port() const {
+    beast::error_code ec;
+    auto ep = acceptor_.local_endpoint(ec);
+    return ec ? 0 : ep.port();
+  }
+
+  void run() {
+    net::dispatch(acceptor_.get_executor(),
+                  beast::bind_front_handler(&listener::do_accept, shared_from_this()));
+  }
+
+  void stop() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      self->stopped_ = true;
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+      self->retry_.cancel();
+    });
+  }
+
+ private:
+  void do_accept() {
+    if (stopped_) return;
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           beast::bind_front_handler(&listener::on_accept, shared_from_this()));
+  }
+
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (stopped_ || ec == net::error::operation_aborted) return;
+    if (ctx_.stopping) return;  // the socket closes as it goes out of scope
+    if (ec) {
+      // For example EMFILE: wait a little instead of spinning.
+      report(ec, "accept");
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([self = shared_from_this()](beast::error_code) { self->do_accept(); });
+      return;
+    }
+    beast::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
+    auto session = std::make_shared<http_session>(std::move(socket), ctx_, ioc_);
+    ctx_.sessions.add(session);
+    session->run();
+    do_accept();
+  }
+
+  net::io_context& ioc_;
+  server_context& ctx_;
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+class server::impl {
+ public:
+  impl(runtime& rt, server_options options) : ctx_(rt, std::move(options)) {}
+  ~impl() { stop(); }
+
+  status start() {
+    if (ioc_) return status{errc::invalid_parameter, "the server was already started"};
+    ctx_.gate = std::make_shared<post_gate>();  // a fresh one after a stop()
+    ctx_.stopping = false;
+    beast::error_code ec;
+    auto address = net::ip::make_address(ctx_.options.address, ec);
+    if (ec) {
+      return status{errc::invalid_parameter,
+                    "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
+    }
+    unsigned threads = std::max(1u, ctx_.options.threads);
+    ioc_ = std::make_unique<net::io_context>(static_cast<int>(threads));
+    listener_ = std::make_shared<listener>(*ioc_, ctx_);
+    if (auto st = listener_->open(tcp::endpoint(address, ctx_.options.port)); !st) {
+      listener_.reset();
+      ioc_.reset();
+      return st;
+    }
+    port_ = listener_->port();
+    listener_->run();
+    work_.emplace(ioc_->get_executor());
+    for (unsigned i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { run_loop(); });
+    }
+    return {};
+  }
+
+  void stop() {
+    if (!ioc_) return;
+    ctx_.stopping = true;
+    listener_->stop();
+    ctx_.sessions.shutdown_all();
+    ctx_.sessions.wait_empty(ctx_.options.shutdown_timeout);
+    ctx_.gate->close();
+    work_.reset();
+    ioc_->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    ctx_.sessions.clear();
+    listener_.reset();
+    ioc_.reset();  // destroys the handlers that never ran
+  }
+
+  uint16_t port() const { return port_; }
+
+ private:
+  void run_loop() {
+    for (;;) {
+      try {
+        ioc_->run();
+        return;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "derive web: a handler threw: %s\n", e.what());
+      }
+    }
+  }
+
+  server_context ctx_;
+  std::unique_ptr<net::io_context> ioc_;
+  std::optional<net::executor_work_guard<io_executor>> work_;
+  std::shared_ptr<listener> listener_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+};
+
+server::server(runtime& rt, server_options options)
+    : impl_(std::make_unique<impl>(rt, std::move(options))) {}
+server::~server() = default;
+status server::start() { return impl_->start(); }
+void server::stop() { impl_->stop(); }
+uint16_t server::port() const { return impl_->port(); }
+
+}  // namespace derive::web

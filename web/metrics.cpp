@@ -1,0 +1,177 @@
+#include "web/metrics.hpp"
+
+#include <cstdio>
+
+#include "actors/runtime.hpp"
+#include "web/json_text.hpp"
+
+namespace derive::web {
+namespace {
+
+void header(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, const char* name, uint64_t v) {
+  out += name;
+  out += ' ';
+  append_uint(out, v);
+  out += '\n';
+}
+
+void sample(std::string& out, const char* name, int64_t v) {
+  out += name;
+  out += ' ';
+  out += std::to_string(v);
+  out += '\n';
+}
+
+// A label value: backslash, double quote and newline escaped.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+  return out;
+}
+
+std::string format_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+void metrics::record_http_response(unsigned status) {
+  if (status < http_responses_.size()) {
+    http_responses_[status].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::string metrics::render(const runtime& rt) const {
+  std::string out;
+  out.reserve(4096);
+  auto m = rt.metrics();
+  header(out, "derive_head_offset", "gauge", "The last offset appended to the log.");
+  sample(out, "derive_head_offset", m.head);
+  header(out, "derive_appended_events_total", "counter",
+         "Events appended to the log since start (idempotent replays excluded).");
+  sample(out, "derive_appended_events_total", m.appended_events);
+  header(out, "derive_append_requests_total", "counter", "Append requests answered.");
+  sample(out, "derive_append_requests_total", m.append_requests);
+  header(out, "derive_append_failures_total", "counter", "Append requests that failed.");
+  sample(out, "derive_append_failures_total", m.append_failures);
+  header(out, "derive_append_commits_total", "counter",
+         "Group commits (one durable transaction each).");
+  sample(out, "derive_append_commits_total", m.append_commits);
+
+  header(out, "derive_append_latency_seconds", "histogram",
+         "Time from an append request to its durable outcome.");
+  for (const auto& [bound_us, count] : m.append_latency_buckets) {
+    out += "derive_append_latency_seconds_bucket{le=\"";
+    out += bound_us == UINT64_MAX ? std::string("+Inf")
+                                  : format_double(static_cast<double>(bound_us) / 1e6);
+    out += "\"} ";
+    append_uint(out, count);
+    out += '\n';
+  }
+  if (m.append_latency_buckets.empty() || m.append_latency_buckets.back().first != UINT64_MAX) {
+    out += "derive_append_latency_seconds_bucket{le=\"+Inf\"} ";
+    append_uint(out, m.append_latency_count);
+    out += '\n';
+  }
+  out += "derive_append_latency_seconds_sum " +
+         format_double(static_cast<double>(m.append_latency_sum_us) / 1e6) + "\n";
+  sample(out, "derive_append_latency_seconds_count", m.append_latency_count);
+
+  header(out, "derive_view_offset", "gauge", "The offset of the last event a view applied.");
+  for (const auto& v : m.views) {
+    out += "derive_view_offset{view=\"" + label(v.name) + "\"} ";
+    append_uint(out, v.offset);
+    out += '\n';
+  }
+  header(out, "derive_view_lag", "gauge", "Events appended but not yet applied by a view.");
+  for (const auto& v : m.views) {
+    out += "derive_view_lag{view=\"" + label(v.name) + "\"} ";
+    append_uint(out, v.lag);
+    out += '\n';
+  }
+  header(out, "derive_view_status", "gauge", "1 for the view's current status, else 0.");
+  static constexpr view_status all[] = {view_status::running, view_status::catching_up,
+                                        view_status::rebuilding, view_status::failed,
+                                        view_status::stopped};
+  for (const auto& v : m.views) {
+    for (auto s : all) {
+      out += "derive_view_status{view=\"" + label(v.name) + "\",status=\"" +
+             std::string(to_string(s)) + "\"} ";
+      out += v.status == s ? "1\n" : "0\n";
+    }
+  }
+  header(out, "derive_view_applied_total", "counter", "Inputs a view applied since start.");
+  for (const auto& v : m.views) {
+    out += "derive_view_applied_total{view=\"" + label(v.name) + "\"} ";
+    append_uint(out, v.applied);
+    out += '\n';
+  }
+  header(out, "derive_view_commits_total", "counter", "Transactions a view committed since start.");
+  for (const auto& v : m.views) {
+    out += "derive_view_commits_total{view=\"" + label(v.name) + "\"} ";
+    append_uint(out, v.commits);
+    out += '\n';
+  }
+  header(out, "derive_subscriptions", "gauge", "Subscriptions registered with the hub (all kinds).");
+  sample(out, "derive_subscriptions", m.subscriptions);
+  header(out, "derive_hub_batches_total", "counter", "Committed batches handed on by the hub.");
+  sample(out, "derive_hub_batches_total", m.hub_batches);
+  header(out, "derive_hub_lost_batches_total", "counter",
+         "Batches the hub dropped because it was full (subscribers were told to resync).");
+  sample(out, "derive_hub_lost_batches_total", m.hub_lost);
+
+  header(out, "derive_http_connections", "gauge", "Open HTTP connections (not upgraded).");
+  sample(out, "derive_http_connections", http_connections.load());
+  header(out, "derive_http_requests_total", "counter", "HTTP responses sent, by status code.");
+  for (size_t code = 100; code < http_responses_.size(); ++code) {
+    uint64_t n = http_responses_[code].load();
+    if (n == 0) continue;
+    out += "derive_http_requests_total{code=\"" + std::to_string(code) + "\"} ";
+    append_uint(out, n);
+    out += '\n';
+  }
+
+  header(out, "derive_ws_connections", "gauge", "Open WebSocket connections.");
+  sample(out, "derive_ws_connections", ws_connections.load());
+  header(out, "derive_ws_subscriptions", "gauge", "Active WebSocket subscriptions.");
+  sample(out, "derive_ws_subscriptions", ws_subscriptions.load());
+  header(out, "derive_ws_queued_bytes", "gauge",
+         "Bytes queued for WebSocket clients (answers, snapshots, changes), not yet written.");
+  sample(out, "derive_ws_queued_bytes", ws_queued_bytes.load());
+  header(out, "derive_ws_messages_sent_total", "counter", "WebSocket messages written.");
+  sample(out, "derive_ws_messages_sent_total", ws_messages_sent.load());
+  header(out, "derive_ws_changes_conflated_total", "counter",
+         "Queued changes replaced by a newer change of the same key (slow clients).");
+  sample(out, "derive_ws_changes_conflated_total", ws_changes_conflated.load());
+  header(out, "derive_ws_changes_dropped_total", "counter",
+         "Queued changes dropped for a reset snapshot (slow clients).");
+  sample(out, "derive_ws_changes_dropped_total", ws_changes_dropped.load());
+  header(out, "derive_ws_resets_total", "counter",
+         "Reset snapshots scheduled for subscriptions that fell behind.");
+  sample(out, "derive_ws_resets_total", ws_resets.load());
+  header(out, "derive_ws_slow_closes_total", "counter",
+         "WebSocket connections closed with 1008 because they stopped reading.");
+  sample(out, "derive_ws_slow_closes_total", ws_slow_closes.load());
+  return out;
+}
+
+}  // namespace derive::web

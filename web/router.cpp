@@ -1,0 +1,466 @@
+#include "web/router.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "web/errors.hpp"
+#include "web/json_text.hpp"
+#include "web/metrics.hpp"
+#include "web/static_files.hpp"
+#include "web/url.hpp"
+#include "web/ws_protocol.hpp"
+
+namespace derive::web {
+namespace {
+
+constexpr uint64_t default_limit = 100;
+constexpr uint64_t max_limit = 10000;
+constexpr std::string_view get_methods = "GET, HEAD";
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool is_json_media_type(const std::optional<std::string>& content_type) {
+  if (!content_type) return false;
+  std::string_view t = *content_type;
+  return lower(trim(t.substr(0, t.find(';')))) == "application/json";
+}
+
+http_reply json_reply(unsigned status, std::string body) {
+  http_reply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+http_reply method_not_allowed(std::string_view method, std::string_view allow) {
+  auto r = error_reply(405, http_code::method_not_allowed,
+                       "method " + std::string(method) + " is not allowed here; use " +
+                           std::string(allow));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+http_reply route_not_found(std::string_view path) {
+  return error_reply(404, http_code::not_found,
+                     "nothing is served at " + std::string(path) + "; see docs/protocol.md");
+}
+
+// `after` and `timeout_ms` of a read (protocol.md, "after=").
+struct wait_params {
+  std::optional<uint64_t> after;
+  std::chrono::milliseconds timeout{default_wait_ms};
+};
+
+result<wait_params> parse_wait(const query_map& q) {
+  wait_params w;
+  if (q.count("after")) {
+    auto a = uint_param(q, "after", 0, 0, UINT64_MAX);
+    if (!a) return a.error();
+    w.after = *a;
+  }
+  auto t = uint_param(q, "timeout_ms", default_wait_ms, 0, max_wait_ms);
+  if (!t) return t.error();
+  w.timeout = std::chrono::milliseconds(*t);
+  return w;
+}
+
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Splits "a/b/c" at the first '/': ("a", "b/c"); no '/': ("a", nullopt).
+std::pair<std::string_view, std::optional<std::string_view>> split_first(std::string_view s) {
+  auto slash = s.find('/');
+  if (slash == std::string_view::npos) return {s, std::nullopt};
+  return {s.substr(0, slash), s.substr(slash + 1)};
+}
+
+// Host part (lower case) and port of "host[:port]" / "[v6]:port".
+std::pair<std::string, std::string> split_authority(std::string_view a) {
+  std::string host, port;
+  if (!a.empty() && a.front() == '[') {
+    auto close = a.find(']');
+    host = lower(a.substr(0, close == std::string_view::npos ? a.size() : close + 1));
+    if (close != std::string_view::npos && close + 1 < a.size() && a[close + 1] == ':') {
+      port = std::string(a.substr(close + 2));
+    }
+  } else {
+    auto colon = a.rfind(':');
+    host = lower(a.substr(0, colon));
+    if (colon != std::string_view::npos) port = std::string(a.substr(colon + 1));
+  }
+  return {host, port};
+}
+
+}  // namespace
+
+http_reply error_reply(const status& st) {
+  return json_reply(http_status_for(st.code()), error_body(st));
+}
+
+http_reply error_reply(unsigned status, std::string_view code, std::string_view message) {
+  return json_reply(status, error_body(code, message));
+}
+
+result<key_read> read_key(const runtime& rt, const std::string& view, std::string_view key) {
+  auto snap = rt.snapshot(view);
+  if (!snap) return snap.error();
+  auto v = snap->get(key);
+  if (!v) return v.error();
+  return key_read{std::move(*v), snap->offset()};
+}
+
+bool origin_allowed(std::string_view origin, std::string_view host,
+                    const std::vector<std::string>& allowed) {
+  std::string o = lower(trim(origin));
+  while (!o.empty() && o.back() == '/') o.pop_back();
+  if (!allowed.empty()) {
+    for (const auto& a : allowed) {
+      std::string al = lower(a);
+      while (!al.empty() && al.back() == '/') al.pop_back();
+      if (al == "*" || al == o) return true;
+    }
+    return false;
+  }
+  std::string scheme;
+  std::string_view rest;
+  if (starts_with(o, "http://")) {
+    scheme = "http";
+    rest = std::string_view(o).substr(7);
+  } else if (starts_with(o, "https://")) {
+    scheme = "https";
+    rest = std::string_view(o).substr(8);
+  } else {
+    return false;  // "null", file:, other schemes
+  }
+  if (rest.empty() || rest.find('/') != std::string_view::npos) return false;
+  auto [ohost, oport] = split_authority(rest);
+  if (ohost == "localhost" || ohost == "127.0.0.1" || ohost == "[::1]") return true;
+  // The server's own origin: the Host the browser connected to.
+  auto [hhost, hport] = split_authority(trim(host));
+  std::string default_port = scheme == "https" ? "443" : "80";
+  if (oport.empty()) oport = default_port;
+  if (hport.empty()) hport = default_port;
+  return !hhost.empty() && ohost == hhost && oport == hport;
+}
+
+router::router(runtime& rt, const server_options& options, metrics& stats)
+    : rt_(rt), options_(options), stats_(stats), client_dir_(find_client_dir(options.client_dir)) {}
+
+std::optional<http_reply> router::check_head(const request_head& head) const {
+  if (head.chunked) {
+    auto r = error_reply(411, http_code::length_required,
+                         "chunked request bodies are not accepted; send Content-Length");
+    r.close = true;
+    return r;
+  }
+  if (head.content_length && *head.content_length > options_.max_body_bytes) {
+    auto r = error_reply(413, to_string(errc::payload_too_large),
+                         "the request body is larger than the limit of " +
+                             std::to_string(options_.max_body_bytes) + " bytes");
+    r.close = true;
+    return r;
+  }
+  if (head.method == "POST" && !head.content_length &&
+      split_target(head.target).path == "/v1/events") {
+    auto r = error_reply(411, http_code::length_required,
+                         "a request with a body must carry Content-Length");
+    r.close = true;
+    return r;
+  }
+  return std::nullopt;
+}
+
+std::optional<http_reply> router::check_upgrade(std::string_view target,
+                                                std::optional<std::string_view> origin,
+                                                std::string_view host) const {
+  auto path = split_target(target).path;
+  if (path != "/v1/ws") return route_not_found(path);
+  if (origin && !origin_allowed(*origin, host, options_.allowed_origins)) {
+    return error_reply(403, http_code::forbidden,
+                       "WebSocket connections from origin " + std::string(*origin) +
+                           " are not allowed");
+  }
+  return std::nullopt;
+}
+
+void router::handle(http_request req, reply_fn reply, post_fn post) {
+  auto parts = split_target(req.target);
+  std::string_view path = parts.path;
+  bool is_get = req.method == "GET" || req.method == "HEAD";
+
+  if (path == "/v1/events") {
+    if (req.method == "POST") return append(req, std::move(reply), std::move(post));
+    if (!is_get) return reply(method_not_allowed(req.method, "GET, HEAD, POST"));
+    return reply(read_events(parts.query));
+  }
+  bool known_get_route = path == "/v1/views" || starts_with(path, "/v1/views/") ||
+                         starts_with(path, "/v1/query/") || path == "/v1/health" ||
+                         path == "/metrics" || path == "/v1/ws";
+  bool v1 = path == "/v1" || starts_with(path, "/v1/");
+  if (known_get_route && !is_get) return reply(method_not_allowed(req.method, get_methods));
+  if (v1 && !known_get_route) return reply(route_not_found(path));
+  if (path == "/v1/views") return reply(list_views());
+  if (path == "/v1/health") return reply(health());
+  if (path == "/metrics") return reply(metrics_text());
+  if (path == "/v1/ws") {
+    return reply(error_reply(426, http_code::upgrade_required,
+                             "/v1/ws is a WebSocket endpoint; send a WebSocket upgrade"));
+  }
+
+  if (starts_with(path, "/v1/views/") || starts_with(path, "/v1/query/")) {
+    return read_route(parts.path, parts.query, std::move(reply), std::move(post));
+  }
+
+  if (!is_get) return reply(method_not_allowed(req.method, get_methods));
+  if (starts_with(path, "/client/")) return reply(static_reply(client_dir_, path.substr(7)));
+  return reply(static_reply(options_.static_dir, path));
+}
+
+// GET /v1/views/{view}, /v1/views/{view}/{key}, /v1/query/{view}/{name}.
+void router::read_route(std::string_view path, std::string_view query_text, reply_fn reply,
+                        post_fn post) {
+  bool is_query = starts_with(path, "/v1/query/");
+  auto [raw_view, raw_rest] = split_first(path.substr(10));  // both prefixes are 10 long
+  auto query = parse_query(query_text);
+  if (!query) return reply(error_reply(query.error()));
+  auto wait = parse_wait(*query);
+  if (!wait) return reply(error_reply(wait.error()));
+  auto view = percent_decode(raw_view, false);
+  auto rest = raw_rest ? percent_decode(*raw_rest, false) : std::optional<std::string>("");
+  if (!view || !rest) {
+    return reply(error_reply(400, to_string(errc::invalid_parameter),
+                             "the path has a bad percent-encoding"));
+  }
+  std::function<http_reply()> read;
+  if (is_query) {
+    if (!raw_rest || raw_rest->find('/') != std::string_view::npos) {
+      return reply(route_not_found(path));
+    }
+    query_params params(query->begin(), query->end());
+    params.erase("after");
+    params.erase("timeout_ms");
+    read = [this, v = *view, name = *rest, params] { return query_reply(v, name, params); };
+  } else if (raw_rest) {
+    read = [this, v = *view, k = *rest] { return key_reply(v, k); };
+  } else {
+    auto limit = uint_param(*query, "limit", default_limit, 1, max_limit);
+    if (!limit) return reply(error_reply(limit.error()));
+    std::string prefix = query->count("prefix") ? query->at("prefix") : "";
+    std::string start = query->count("start") ? query->at("start") : "";
+    read = [this, v = *view, prefix, start, l = *limit] {
+      return range_reply(v, prefix, start, l);
+    };
+  }
+  after_then(*view, wait->after, wait->timeout, std::move(reply), std::move(post),
+             std::move(read));
+}
+
+void router::after_then(const std::string& view, std::optional<uint64_t> after,
+                        std::chrono::milliseconds timeout, reply_fn reply, post_fn post,
+                        std::function<http_reply()> read) {
+  if (!after) return reply(read());
+  rt_.wait_for(view, *after, timeout,
+               [post = std::move(post), reply = std::move(reply),
+                read = std::move(read)](status st) {
+                 // A runtime thread: hop to the session's strand before reading.
+                 post([st = std::move(st), reply, read] {
+                   reply(st ? read() : error_reply(st));
+                 });
+               });
+}
+
+void router::append(http_request& req, reply_fn reply, post_fn post) {
+  if (!is_json_media_type(req.content_type)) {
+    return reply(error_reply(415, http_code::unsupported_media_type,
+                             "send the events with Content-Type: application/json"));
+  }
+  std::string key;
+  if (req.idempotency_key) {
+    key = *req.idempotency_key;
+    if (auto st = validate_idempotency_key(key); !st) return reply(error_reply(st));
+  }
+  if (json_deeper_than(req.body, max_json_depth)) {
+    return reply(error_reply(400, to_string(errc::invalid_json),
+                             "the body nests JSON deeper than 256 levels"));
+  }
+  auto parsed = parse_events(req.body);
+  if (!parsed) return reply(error_reply(parsed.error()));
+  bool was_array = parsed->was_array;
+  append_request request{std::move(parsed->events), std::move(key),
+                         std::move(parsed->fingerprint)};
+  rt_.append(std::move(request), [was_array, post = std::move(post),
+                                  reply = std::move(reply)](result<append_outcome> res) {
+    post([res = std::move(res), was_array, reply] {
+      if (!res) return reply(error_reply(res.error()));
+      std::string body;
+      if (was_array) {
+        body = "{\"offsets\":[";
+        for (uint64_t i = 0; i < res->count; ++i) {
+          if (i) body += ',';
+          append_uint(body, res->first_offset + i);
+        }
+        body += "]}";
+      } else {
+        body = "{\"offset\":";
+        append_uint(body, res->first_offset);
+        body += '}';
+      }
+      http_reply r = json_reply(res->replayed ? 200 : 201, std::move(body));
+      if (res->replayed) r.headers.emplace_back("Idempotent-Replayed", "true");
+      reply(std::move(r));
+    });
+  });
+}
+
+http_reply router::read_events(std::string_view query_text) const {
+  auto query = parse_query(query_text);
+  if (!query) return error_reply(query.error());
+  auto from = uint_param(*query, "from", 1, 0, UINT64_MAX);
+  if (!from) return error_reply(from.error());
+  auto limit = uint_param(*query, "limit", default_limit, 1, max_limit);
+  if (!limit) return error_reply(limit.error());
+  uint64_t first = std::max<uint64_t>(*from, 1);
+  auto events = rt_.read_log(first, *limit);
+  if (!events) return error_reply(events.error());
+  uint64_t head = rt_.head();  // after the read: head >= every returned offset
+  std::string body = "{\"events\":[";
+  uint64_t next = first;
+  for (size_t i = 0; i < events->size(); ++i) {
+    if (i) body += ',';
+    body += (*events)[i].to_json();
+    next = (*events)[i].offset + 1;
+  }
+  body += "],\"next\":";
+  append_uint(body, next);
+  body += ",\"head\":";
+  append_uint(body, std::max(head, next - 1));
+  body += '}';
+  return json_reply(200, std::move(body));
+}
+
+http_reply router::list_views() const {
+  nlohmann::json views = nlohmann::json::array();
+  for (const auto& v : rt_.views()) {
+    nlohmann::json j = {{"name", v.name},     {"version", v.version},
+                        {"offset", v.offset}, {"lag", v.lag},
+                        {"status", std::string(to_string(v.status))}};
+    if (v.status == view_status::failed) j["error"] = v.error;
+    views.push_back(std::move(j));
+  }
+  return json_reply(200, dump({{"views", std::move(views)}}));
+}
+
+http_reply router::health() const {
+  uint64_t head = rt_.head();
+  bool degraded = false;
+  nlohmann::json views = nlohmann::json::object();
+  for (const auto& v : rt_.views()) {
+    degraded = degraded || v.status == view_status::failed;
+    views[v.name] = {{"status", std::string(to_string(v.status))},
+                     {"offset", v.offset},
+                     {"lag", v.lag}};
+  }
+  nlohmann::json body = {
+      {"status", degraded ? "degraded" : "ok"},
+      {"head", head},
+      {"durability", rt_.durability_mode() == durability::full ? "full" : "relaxed"},
+      {"views", std::move(views)}};
+  return json_reply(200, dump(body));
+}
+
+http_reply router::metrics_text() const {
+  http_reply r;
+  r.body = stats_.render(rt_);
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return r;
+}
+
+http_reply router::key_reply(const std::string& view, const std::string& key) const {
+  auto read = read_key(rt_, view, key);
+  if (!read) return error_reply(read.error());
+  std::string body;
+  if (!read->value) {
+    body = "{\"error\":{\"code\":\"not_found\",\"message\":";
+    append_json_string(body, "view " + view + " has no value for this key");
+    body += "},\"offset\":";
+    append_uint(body, read->offset);
+    body += '}';
+    return json_reply(404, std::move(body));
+  }
+  body = "{\"key\":";
+  append_json_string(body, key);
+  body += ",\"value\":";
+  body += *read->value;
+  body += ",\"offset\":";
+  append_uint(body, read->offset);
+  body += '}';
+  return json_reply(200, std::move(body));
+}
+
+http_reply router::range_reply(const std::string& view, const std::string& prefix,
+                               const std::string& start, uint64_t limit) const {
+  auto snap = rt_.snapshot(view);
+  if (!snap) return error_reply(snap.error());
+  auto page = snap->range(prefix, start, limit);
+  if (!page) return error_reply(page.error());
+  std::string body = "{\"items\":[";
+  for (size_t i = 0; i < page->items.size(); ++i) {
+    if (i) body += ',';
+    body += "{\"key\":";
+    append_json_string(body, page->items[i].key);
+    body += ",\"value\":";
+    body += page->items[i].value;
+    body += '}';
+  }
+  body += "],\"offset\":";
+  append_uint(body, snap->offset());
+  body += ",\"next\":";
+  if (page->next) append_json_string(body, *page->next);
+  else body += "null";
+  body += '}';
+  return json_reply(200, std::move(body));
+}
+
+http_reply router::query_reply(const std::string& view, const std::string& name,
+                               const query_params& params) const {
+  try {
+    auto res = rt_.query(view, name, params);
+    if (!res) return error_reply(res.error());
+    return json_reply(200, dump(*res));
+  } catch (const std::exception& e) {
+    return error_reply(500, "internal_error",
+                       "query " + name + " of view " + view + " failed: " + e.what());
+  }
+}
+
+http_reply router::static_reply(const std::string& root, std::string_view path) const {
+  auto found = lookup_static(root, path);
+  if (found.result == static_lookup::bad_encoding) {
+    return error_reply(400, to_string(errc::invalid_parameter),
+                       "the path has a bad percent-encoding");
+  }
+  if (found.result != static_lookup::found) return route_not_found(path);
+  http_reply r;
+  r.file = std::move(found.path);
+  r.content_type = std::move(found.content_type);
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  return r;
+}
+
+}  // namespace derive::web

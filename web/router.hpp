@@ -1,0 +1,118 @@
+#pragma once
+// The HTTP routes of protocol.md, without Beast: a request goes in as plain
+// strings, a reply comes out through a callback. The HTTP session (Beast)
+// reads requests and writes replies; the WebSocket session reuses the reads.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "actors/runtime.hpp"
+#include "web/server.hpp"
+
+namespace derive::web {
+
+class metrics;
+
+struct http_request {
+  std::string method;  // as sent ("GET")
+  std::string target;  // as sent ("/v1/views/docs/a%2Fb?after=3")
+  std::optional<std::string> content_type;
+  std::optional<std::string> idempotency_key;
+  std::string body;
+};
+
+// The parts of a request known before its body is read.
+struct request_head {
+  std::string_view method;
+  std::string_view target;
+  bool chunked = false;
+  std::optional<uint64_t> content_length;
+};
+
+struct http_reply {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string file;    // when set: the body is this file (static files)
+  bool close = false;  // close the connection after this reply
+};
+
+// Runs a function on the session's strand later (never, once the session or
+// the server is gone). Callable from any thread.
+using post_fn = std::function<void(std::function<void()>)>;
+// Delivers the reply. The router calls it on the session's strand: either
+// before handle() returns or from a function run through post_fn.
+using reply_fn = std::function<void(http_reply)>;
+
+// A reply with the error body of `st` and the status from the errc table.
+http_reply error_reply(const status& st);
+http_reply error_reply(unsigned status, std::string_view code, std::string_view message);
+
+// One key of a view, read from one snapshot. Errors: unknown_view, io_error.
+struct key_read {
+  std::optional<std::string> value;  // compact JSON; nullopt: no value
+  uint64_t offset = 0;
+};
+result<key_read> read_key(const runtime& rt, const std::string& view, std::string_view key);
+
+// Whether a WebSocket upgrade with this Origin may proceed (docs/protocol.md,
+// "Origin check"). No Origin: allowed. `allowed` empty: the server's own
+// origin (the Host header) and localhost / 127.0.0.1 / [::1] on any port.
+bool origin_allowed(std::string_view origin, std::string_view host,
+                    const std::vector<std::string>& allowed);
+
+class router {
+ public:
+  // `rt`, `options` and `stats` must outlive the router.
+  router(runtime& rt, const server_options& options, metrics& stats);
+
+  // Checks what can be checked before the body is read: 411 for a chunked
+  // request or a POST without Content-Length, 413 for a body over the limit.
+  // A reply returned here closes the connection (the body is not read).
+  std::optional<http_reply> check_head(const request_head& head) const;
+
+  // Admission of a WebSocket upgrade: nullopt to accept, else the reply
+  // (404 for another path, 403 for a foreign Origin).
+  std::optional<http_reply> check_upgrade(std::string_view target,
+                                          std::optional<std::string_view> origin,
+                                          std::string_view host) const;
+
+  // Handles one request. `reply` runs exactly once on the session's strand,
+  // unless the session or the server is gone first. HEAD is answered as GET
+  // (the session leaves out the body).
+  void handle(http_request req, reply_fn reply, post_fn post);
+
+  const std::string& client_dir() const { return client_dir_; }
+
+ private:
+  void append(http_request& req, reply_fn reply, post_fn post);
+  void read_route(std::string_view path, std::string_view query, reply_fn reply, post_fn post);
+  http_reply read_events(std::string_view query) const;
+  http_reply list_views() const;
+  http_reply health() const;
+  http_reply metrics_text() const;
+  http_reply key_reply(const std::string& view, const std::string& key) const;
+  http_reply range_reply(const std::string& view, const std::string& prefix,
+                         const std::string& start, uint64_t limit) const;
+  http_reply query_reply(const std::string& view, const std::string& name,
+                         const query_params& params) const;
+  http_reply static_reply(const std::string& root, std::string_view path) const;
+  // Runs `read` now, or once the view reached `after` (protocol.md, "after=").
+  void after_then(const std::string& view, std::optional<uint64_t> after,
+                  std::chrono::milliseconds timeout, reply_fn reply, post_fn post,
+                  std::function<http_reply()> read);
+
+  runtime& rt_;
+  const server_options& options_;
+  metrics& stats_;
+  std::string client_dir_;
+};
+
+}  // namespace derive::web

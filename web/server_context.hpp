@@ -1,0 +1,112 @@
+#pragma once
+// What the sessions of one server share (no Beast types). The server owns one
+// server_context; it outlives every session (sessions are destroyed in
+// server::stop at the latest).
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "actors/runtime.hpp"
+#include "web/metrics.hpp"
+#include "web/router.hpp"
+#include "web/server.hpp"
+
+namespace derive::web {
+
+// Lets runtime threads post to the server's io_context only while it exists.
+// Shared with every callback handed to the runtime (which may run after the
+// server is gone); closed by server::stop before the io_context is destroyed.
+class post_gate {
+ public:
+  // Runs `f` (which posts to the io_context) unless the gate is closed;
+  // returns whether it ran. Thread-safe.
+  template <class F>
+  bool run(F&& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!open_) return false;
+    f();
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+
+ private:
+  std::mutex mu_;
+  bool open_ = true;
+};
+
+// A connection the server can ask to shut down.
+class session_base {
+ public:
+  virtual ~session_base() = default;
+  // Thread-safe: posts the shutdown to the session's strand. An HTTP session
+  // answers a request still waiting for the runtime with 503 and closes; a
+  // WebSocket session closes with 1001.
+  virtual void shutdown() = 0;
+};
+
+// The open sessions. Holds them strongly, so that a session waiting for the
+// runtime (with no socket operation pending) stays alive; a session removes
+// itself when its connection ends.
+class session_registry {
+ public:
+  void add(std::shared_ptr<session_base> s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto* key = s.get();
+    sessions_.emplace(key, std::move(s));
+  }
+  void remove(session_base* s) {
+    std::shared_ptr<session_base> keep;  // destroyed outside the lock
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sessions_.find(s);
+    if (it == sessions_.end()) return;
+    keep = std::move(it->second);
+    sessions_.erase(it);
+    if (sessions_.empty()) empty_.notify_all();
+  }
+  void shutdown_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [p, s] : sessions_) s->shutdown();
+  }
+  // Waits until every session has ended or `timeout` passed.
+  template <class Duration>
+  void wait_empty(Duration timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    empty_.wait_for(lock, timeout, [&] { return sessions_.empty(); });
+  }
+  // Drops every session (after the io threads are joined).
+  void clear() {
+    std::unordered_map<session_base*, std::shared_ptr<session_base>> old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      old.swap(sessions_);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable empty_;
+  std::unordered_map<session_base*, std::shared_ptr<session_base>> sessions_;
+};
+
+struct server_context {
+  server_context(runtime& r, server_options o)
+      : rt(r), options(std::move(o)), routes(r, options, stats) {}
+
+  runtime& rt;
+  const server_options options;
+  metrics stats;
+  router routes;
+  std::shared_ptr<post_gate> gate = std::make_shared<post_gate>();
+  session_registry sessions;
+  // Set by server::stop before it asks the sessions to finish: connections
+  // accepted from then on are closed at once.
+  std::atomic<bool> stopping{false};
+};
+
+}  // namespace derive::web

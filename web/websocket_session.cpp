@@ -1,0 +1,625 @@
+// WebSocket sessions (protocol.md, "WebSocket: GET /v1/ws"). Everything of a
+// session runs on its strand; runtime callbacks (hub changes, append and
+// wait_for completions) are posted to it through the server's gate.
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include "web/errors.hpp"
+#include "web/send_queue.hpp"
+#include "web/sessions.hpp"
+#include "web/ws_protocol.hpp"
+
+namespace derive::web {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Changelog entries read per changes_since call while resuming.
+constexpr size_t resume_page = 1000;
+// Keys read per range call while taking a snapshot.
+constexpr size_t snapshot_page = 1000;
+// A connection being closed gets at least this long to take the close frame
+// (after a stalled write: to take the rest of that write first).
+constexpr auto min_close_grace = std::chrono::seconds(2);
+// Bytes of a client message read at a time.
+constexpr size_t read_piece_bytes = 64 * 1024;
+
+class websocket_session;
+
+// What the hub delivered to one session, in delivery order. The hub (a runtime
+// thread) appends; the session drains it on its strand. Batches are not posted
+// one by one: two posts may run on two Asio threads and reach the strand in
+// either order, and the order of changes is the state rule. At most one drain
+// is scheduled at a time, and a drain takes everything queued.
+class hub_inbox {
+ public:
+  struct entry {
+    uint64_t token = 0;
+    std::vector<change_ptr> items;
+    bool lost = false;  // on_lost instead of changes
+  };
+
+  hub_inbox(std::weak_ptr<websocket_session> session, std::shared_ptr<post_gate> gate,
+            io_executor io)
+      : session_(std::move(session)), gate_(std::move(gate)), io_(io) {}
+
+  // Any thread.
+  void push(entry e);
+  // On the session's strand: everything queued, oldest first.
+  std::vector<entry> take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    scheduled_ = false;
+    return std::exchange(entries_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<entry> entries_;
+  bool scheduled_ = false;
+  std::weak_ptr<websocket_session> session_;
+  std::shared_ptr<post_gate> gate_;
+  io_executor io_;
+};
+
+// Receives one hub subscription's changes. `token` names the hub
+// subscription, so that changes of a subscription the session already
+// replaced are ignored.
+class session_sink : public change_sink {
+ public:
+  session_sink(std::shared_ptr<hub_inbox> inbox, uint64_t token)
+      : inbox_(std::move(inbox)), token_(token) {}
+
+  void on_changes(uint64_t, std::vector<change_ptr> items) override {
+    inbox_->push({token_, std::move(items), false});
+  }
+  void on_lost(uint64_t) override { inbox_->push({token_, {}, true}); }
+
+ private:
+  std::shared_ptr<hub_inbox> inbox_;
+  uint64_t token_;
+};
+
+class websocket_session : public session_base,
+                          public std::enable_shared_from_this<websocket_session> {
+ public:
+  websocket_session(beast::tcp_stream&& stream, server_context& ctx, net::io_context& ioc)
+      : ws_(std::move(stream)),
+        ctx_(ctx),
+        ioc_(ioc),
+        timer_(ws_.get_executor()),
+        queue_(ctx.options.send_queue_bytes) {
+    ctx_.stats.ws_connections.fetch_add(1);
+    last_received_ = clock::now();
+  }
+
+  ~websocket_session() override {
+    if (!finished_) {
+      drop_subscriptions();
+      sync_queue_gauge();
+      ctx_.stats.ws_connections.fetch_sub(1);
+    }
+  }
+
+  net::any_io_executor executor() { return ws_.get_executor(); }
+
+  void run(http::request<http::string_body> req) {
+    inbox_ = std::make_shared<hub_inbox>(weak_from_this(), ctx_.gate, ioc_.get_executor());
+    auto handshake = std::max<clock::duration>(ctx_.options.stalled_write_timeout,
+                                               std::chrono::seconds(1));
+    websocket::stream_base::timeout t{handshake, websocket::stream_base::none(), false};
+    ws_.set_option(t);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "derive"); }));
+    // The message limit is enforced by on_read (not by Beast's
+    // read_message_max): Beast 1.81 fails an oversized message by closing the
+    // socket with the rest of the message unread, which resets the connection
+    // and loses the 1009 close frame. Reading in pieces and closing ourselves
+    // keeps reading (and discarding) until the client's close frame arrives.
+    ws_.read_message_max(0);
+    ws_.auto_fragment(false);
+    ws_.text(true);
+    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+      last_received_ = clock::now();
+      if (kind == websocket::frame_type::pong) ping_outstanding_ = false;
+    });
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept,
+                                                    shared_from_this()));
+  }
+
+  void shutdown() override {
+    net::post(ws_.get_executor(), [self = shared_from_this()] {
+      self->close_with(websocket::close_code::going_away, "the server is shutting down");
+    });
+  }
+
+  // --- from the runtime, on the strand ---
+  void drain_inbox();
+
+ private:
+  struct subscription {
+    std::string id;
+    uint64_t lane = 0;  // the send_queue lane, stable for the subscription's life
+    subscription_filter filter;
+    std::optional<uint64_t> from;  // the resume request, used at the first start only
+    bool reset = false;            // the next snapshot carries "reset": true
+    uint64_t token = 0;            // the current hub subscription (0: none)
+    uint64_t hub_id = 0;
+    uint64_t floor = 0;            // changes at offsets <= floor are already covered
+  };
+
+  // --- reading ---
+  void on_accept(beast::error_code ec) {
+    if (ec) return finish();
+    arm_timer();
+    do_read();
+  }
+
+  bool can_read() const {
+    return !closing_ && inflight_ < ctx_.options.max_inflight_requests &&
+           queue_.message_bytes() <= ctx_.options.send_queue_bytes;
+  }
+
+  void do_read() {
+    if (reading_ || finished_) return;
+    if (!can_read() && !closing_) return;  // resumed by maybe_read()
+    reading_ = true;
+    ws_.async_read_some(read_buf_, read_piece_bytes,
+                        beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
+  }
+
+  void maybe_read() {
+    if (!reading_ && can_read()) do_read();
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    reading_ = false;
+    if (finished_) return;
+    if (ec) return finish();  // closed, or Beast already closed with 1007
+    last_received_ = clock::now();
+    ping_outstanding_ = false;
+    if (closing_) {
+      read_buf_.consume(read_buf_.size());
+      return do_read();
+    }
+    if (ws_.got_binary()) {
+      read_buf_.consume(read_buf_.size());
+      close_with(websocket::close_code::unknown_data, "binary messages are not supported");
+      return do_read();
+    }
+    if (read_buf_.size() > ctx_.options.max_message_bytes) {
+      read_buf_.consume(read_buf_.size());
+      close_with(websocket::close_code::too_big,
+                 "messages are limited to " + std::to_string(ctx_.options.max_message_bytes) +
+                     " bytes");
+      return do_read();
+    }
+    if (!ws_.is_message_done()) return do_read();  // the rest of this message
+    std::string text = beast::buffers_to_string(read_buf_.data());
+    read_buf_.consume(read_buf_.size());
+    handle_message(text);
+    pump();
+    maybe_read();
+  }
+
+  // --- requests ---
+  void handle_message(std::string_view text) {
+    auto parsed = parse_ws_request(text);
+    if (auto* err = std::get_if<ws_error>(&parsed)) {
+      return answer(encode_ws_error(err->id, err->code, err->message));
+    }
+    auto& req = std::get<ws_request>(parsed);
+    std::visit([&](auto& op) { handle(req.id, op); }, req.op);
+  }
+
+  void answer(std::string msg) {
+    queue_.push_message(std::move(msg));
+    sync_queue_gauge();
+  }
+
+  void answer_error(const std::string& id, const status& st) {
+    answer(encode_ws_error(id, to_string(st.code()), st.message()));
+  }
+
+  void handle(const std::string& id, ws_subscribe& op) {
+    if (by_id_.count(id)) {
+      return answer(encode_ws_error(id, "duplicate_id",
+                                    "a subscription with id " + id + " is already active"));
+    }
+    if (subs_.size() >= ctx_.options.max_subscriptions) {
+      return answer(encode_ws_error(id, "too_many_subscriptions",
+                                    "this connection already has the maximum of " +
+                                        std::to_string(ctx_.options.max_subscriptions) +
+                                        " subscriptions"));
+    }
+    if (auto v = ctx_.rt.view(op.filter.view); !v) return answer_error(id, v.error());
+    auto sub = std::make_unique<subscription>();
+    sub->id = id;
+    sub->lane = ++next_lane_;
+    sub->filter = std::move(op.filter);
+    sub->from = op.from;
+    queue_.open_lane(sub->lane, id);
+    to_start_.push_back(sub->lane);
+    by_id_[id] = sub->lane;
+    subs_[sub->lane] = std::move(sub);
+    ctx_.stats.ws_subscriptions.fetch_add(1);
+  }
+
+  void handle(const std::string& id, ws_unsubscribe&) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) {
+      return answer(encode_ws_error(id, "unknown_subscription",
+                                    "there is no active subscription with id " + id));
+    }
+    remove_subscription(it->second);
+    answer(encode_unsubscribed(id));
+  }
+
+  void handle(const std::string& id, ws_append& op) {
+    ++inflight_;
+    append_request request{std::move(op.events.events), std::move(op.idempotency_key),
+                           std::move(op.events.fingerprint)};
+    auto gate = ctx_.gate;
+    ctx_.rt.append(std::move(request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
+                                        id](result<append_outcome> res) {
+      post_to_session(weak, *gate, io, [id, res = std::move(res)](websocket_session& s) {
+        s.finish_request(res ? encode_appended(id, *res)
+                             : encode_ws_error(id, to_string(res.error().code()),
+                                               res.error().message()));
+      });
+    });
+  }
+
+  void handle(const std::string& id, ws_get& op) {
+    if (!op.after) return answer(read_value(id, op.view, op.key));
+    ++inflight_;
+    auto gate = ctx_.gate;
+    ctx_.rt.wait_for(op.view, *op.after, op.timeout,
+                     [weak = weak_from_this(), gate, io = ioc_.get_executor(), id,
+                      view = op.view, key = op.key](status st) {
+                       post_to_session(weak, *gate, io, [=](websocket_session& s) {
+                         s.finish_request(st ? s.read_value(id, view, key)
+                                             : encode_ws_error(id, to_string(st.code()),
+                                                               st.message()));
+                       });
+                     });
+  }
+
+  std::string read_value(const std::string& id, const std::string& view, const std::string& key) {
+    auto read = read_key(ctx_.rt, view, key);
+    if (!read) return encode_ws_error(id, to_string(read.error().code()), read.error().message());
+    return encode_value(id, key, read->value, read->offset);
+  }
+
+  // An append or a waiting get completed (on the strand).
+  void finish_request(std::string msg) {
+    --inflight_;
+    if (closing_) return;
+    answer(std::move(msg));
+    pump();
+    maybe_read();
+  }
+
+  // --- subscriptions ---
+  void remove_subscription(uint64_t lane) {
+    auto it = subs_.find(lane);
+    if (it == subs_.end()) return;
+    stop_hub(*it->second);
+    queue_.close_lane(lane);
+    by_id_.erase(it->second->id);
+    subs_.erase(it);
+    ctx_.stats.ws_subscriptions.fetch_sub(1);
+    sync_queue_gauge();
+  }
+
+  void drop_subscriptions() {
+    while (!subs_.empty()) remove_subscription(subs_.begin()->first);
+    to_start_.clear();
+  }
+
+  void stop_hub(subscription& sub) {
+    if (sub.token == 0) return;
+    ctx_.rt.unsubscribe(sub.hub_id);
+    by_token_.erase(sub.token);
+    sub.token = 0;
+  }
+
+  // The subscription fell behind: drop what is queued, stop its hub
+  // subscription and send a reset snapshot when the socket is free.
+  void schedule_reset(subscription& sub, size_t dropped) {
+    stop_hub(sub);
+    dropped += queue_.clear_lane(sub.lane);
+    ctx_.stats.ws_changes_dropped.fetch_add(dropped);
+    ctx_.stats.ws_resets.fetch_add(1);
+    sub.reset = true;
+    to_start_.push_back(sub.lane);
+  }
+
+  // Subscribes to the hub FIRST (changes from then on are posted to us and
+  // processed after this function), then reads the snapshot or the changelog:
+  // whatever the hub delivers at offsets <= floor is already covered.
+  void start(subscription& sub) {
+    sub.token = ++next_token_;
+    auto sink = std::make_shared<session_sink>(inbox_, sub.token);
+    auto hub = ctx_.rt.subscribe(sub.filter, std::move(sink));
+    if (!hub) {
+      sub.token = 0;
+      std::string id = sub.id;
+      status err = hub.error();
+      remove_subscription(sub.lane);
+      return answer_error(id, err);
+    }
+    sub.hub_id = *hub;
+    by_token_[sub.token] = sub.lane;
+    auto from = sub.from;
+    sub.from.reset();
+    if (from && !sub.reset && resume(sub, *from)) return;
+    if (from) sub.reset = true;  // `from` cannot be served
+    send_snapshot(sub);
+  }
+
+  // Serves `from` through the view's changelog: "resumed", then the changes.
+  // False (nothing sent) when the changelog no longer reaches back to `from`
+  // or `from` is ahead of the view.
+  bool resume(subscription& sub, uint64_t from) {
+    uint64_t cursor = from;
+    bool first = true;
+    for (;;) {
+      auto page = ctx_.rt.changes_since(sub.filter.view, cursor, resume_page);
+      if (!page || !page->served) {
+        if (first) return false;
+        schedule_reset(sub, 0);  // pruned while we were reading
+        return true;
+      }
+      if (first) {
+        if (from > page->view_offset) return false;
+        answer(encode_resumed(sub.id, from));
+        first = false;
+      }
+      std::vector<change_ptr> items;
+      for (auto& entry : page->entries) {
+        for (auto& c : entry.changes) {
+          if (sub.filter.matches(c.key)) {
+            items.push_back(make_change(entry.offset, std::move(c.key), std::move(c.value)));
+          }
+        }
+        cursor = entry.offset;
+      }
+      sub.floor = std::max(cursor, page->view_offset);
+      if (!items.empty()) {
+        push_changes(sub, std::move(items));
+        if (sub.token == 0) return true;  // reset while resuming
+      }
+      if (page->entries.size() < resume_page) return true;
+    }
+  }
+
+  void send_snapshot(subscription& sub) {
+    auto snap = ctx_.rt.snapshot(sub.filter.view);
+    if (!snap) return fail_subscription(sub, snap.error());
+    std::vector<key_value> items;
+    if (sub.filter.key) {
+      auto v = snap->get(*sub.filter.key);
+      if (!v) return fail_subscription(sub, v.error());
+      if (*v) items.push_back({*sub.filter.key, std::move(**v)});
+    } else {
+      std::string start;
+      for (;;) {
+        auto page = snap->range(sub.filter.prefix, start, snapshot_page);
+        if (!page) return fail_subscription(sub, page.error());
+        for (auto& kv : page->items) items.push_back(std::move(kv));
+        if (!page->next) break;
+        start = std::move(*page->next);
+      }
+    }
+    uint64_t offset = snap->offset();
+    snap = status{errc::unavailable, "released"};  // end the read transaction now
+    for (auto& msg : encode_snapshot(sub.id, offset, items, sub.reset,
+                                     ctx_.options.snapshot_chunk_items,
+                                     ctx_.options.snapshot_chunk_bytes)) {
+      answer(std::move(msg));
+    }
+    sub.floor = offset;
+    sub.reset = false;
+  }
+
+  void fail_subscription(subscription& sub, const status& st) {
+    std::string id = sub.id;
+    remove_subscription(sub.lane);
+    answer_error(id, st);
+  }
+
+  void push_changes(subscription& sub, std::vector<change_ptr> items) {
+    auto res = queue_.push_changes(sub.lane, std::move(items));
+    ctx_.stats.ws_changes_conflated.fetch_add(res.conflated);
+    for (auto [lane, n] : res.dropped) {
+      if (auto it = subs_.find(lane); it != subs_.end()) schedule_reset(*it->second, n);
+    }
+    sync_queue_gauge();
+  }
+
+  // --- writing ---
+  // Writes the next message when the socket is free: control messages first;
+  // when there are none, a subscription waiting for its snapshot is started
+  // (at most one snapshot is materialized at a time); then change batches.
+  void pump() {
+    if (writing_ || closing_ || finished_) return;
+    while (!queue_.has_messages() && !to_start_.empty()) {
+      uint64_t lane = to_start_.front();
+      to_start_.pop_front();
+      auto it = subs_.find(lane);
+      if (it == subs_.end() || it->second->token != 0) continue;  // gone or started
+      start(*it->second);
+    }
+    auto frame = queue_.pop();
+    sync_queue_gauge();
+    if (!frame) return;
+    writing_ = true;
+    write_started_ = clock::now();
+    inflight_frame_ = std::move(*frame);
+    buffers_.clear();
+    inflight_frame_.for_each_piece(
+        [&](std::string_view p) { buffers_.emplace_back(p.data(), p.size()); });
+    ws_.async_write(buffers_,
+                    beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
+    writing_ = false;
+    inflight_frame_ = out_frame{};
+    if (finished_) return;
+    if (ec) return hard_close();
+    ctx_.stats.ws_messages_sent.fetch_add(1);
+    if (closing_) return;
+    pump();
+    maybe_read();
+  }
+
+  void sync_queue_gauge() {
+    auto now = static_cast<int64_t>(queue_.change_bytes() + queue_.message_bytes());
+    ctx_.stats.ws_queued_bytes.fetch_add(now - reported_bytes_);
+    reported_bytes_ = now;
+  }
+
+  // --- closing ---
+  // Sends a close frame (after the write in progress, if any) and closes the
+  // TCP connection when the peer does not complete the closing handshake
+  // within max(stalled_write_timeout, min_close_grace).
+  void close_with(websocket::close_code code, const std::string& reason) {
+    if (closing_ || finished_) return;
+    closing_ = true;
+    drop_subscriptions();
+    sync_queue_gauge();
+    hard_close_at_ = clock::now() + std::max<clock::duration>(ctx_.options.stalled_write_timeout,
+                                                              min_close_grace);
+    if (!ws_.is_open()) return hard_close();
+    ws_.async_close(websocket::close_reason(code, reason),
+                    [self = shared_from_this()](beast::error_code) { self->hard_close(); });
+    if (!reading_) do_read();  // let the closing handshake complete
+  }
+
+  void hard_close() {
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+    finish();
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    closing_ = true;
+    drop_subscriptions();
+    sync_queue_gauge();
+    timer_.cancel();
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+    ctx_.stats.ws_connections.fetch_sub(1);
+    auto self = shared_from_this();
+    ctx_.sessions.remove(this);
+  }
+
+  // --- timers: stalled writes, pings, the closing deadline ---
+  clock::duration tick() const {
+    auto t = std::min({ctx_.options.ping_interval, ctx_.options.pong_timeout,
+                       ctx_.options.stalled_write_timeout}) / 4;
+    return std::clamp<clock::duration>(t, std::chrono::milliseconds(5), std::chrono::seconds(1));
+  }
+
+  void arm_timer() {
+    timer_.expires_after(tick());
+    timer_.async_wait(beast::bind_front_handler(&websocket_session::on_timer, shared_from_this()));
+  }
+
+  void on_timer(beast::error_code ec) {
+    if (ec || finished_) return;
+    auto now = clock::now();
+    if (closing_) {
+      if (now >= hard_close_at_) return hard_close();
+    } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
+      ctx_.stats.ws_slow_closes.fetch_add(1);
+      close_with(websocket::close_code::policy_error, "the client stopped reading");
+    } else if (ping_outstanding_ && now - ping_sent_at_ >= ctx_.options.pong_timeout) {
+      close_with(websocket::close_code::going_away, "no answer to ping");
+    } else if (!ping_outstanding_ && !pinging_ &&
+               now - last_received_ >= ctx_.options.ping_interval) {
+      ping_outstanding_ = true;
+      pinging_ = true;
+      ping_sent_at_ = now;
+      ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {
+        self->pinging_ = false;
+      });
+    }
+    arm_timer();
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  server_context& ctx_;
+  net::io_context& ioc_;
+  net::steady_timer timer_;
+  std::shared_ptr<hub_inbox> inbox_;
+  beast::flat_buffer read_buf_;
+  send_queue queue_;
+
+  std::map<uint64_t, std::unique_ptr<subscription>> subs_;  // by lane
+  std::unordered_map<std::string, uint64_t> by_id_;         // client id -> lane
+  std::unordered_map<uint64_t, uint64_t> by_token_;         // hub token -> lane
+  std::deque<uint64_t> to_start_;                           // lanes awaiting a snapshot
+  uint64_t next_lane_ = 0;
+  uint64_t next_token_ = 0;
+
+  out_frame inflight_frame_;
+  std::vector<net::const_buffer> buffers_;
+  bool writing_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool pinging_ = false;
+  bool ping_outstanding_ = false;
+  size_t inflight_ = 0;
+  int64_t reported_bytes_ = 0;
+  clock::time_point write_started_;
+  clock::time_point last_received_;
+  clock::time_point ping_sent_at_;
+  clock::time_point hard_close_at_;
+};
+
+void websocket_session::drain_inbox() {
+  for (auto& e : inbox_->take()) {
+    auto it = by_token_.find(e.token);
+    if (it == by_token_.end() || closing_) continue;  // replaced, removed or closing
+    auto& sub = *subs_.at(it->second);
+    if (e.lost) {
+      schedule_reset(sub, 0);
+      continue;
+    }
+    auto& items = e.items;
+    items.erase(std::remove_if(items.begin(), items.end(),
+                               [&](const change_ptr& c) { return c->offset <= sub.floor; }),
+                items.end());
+    if (!items.empty()) push_changes(sub, std::move(items));
+  }
+  pump();
+}
+
+void hub_inbox::push(entry e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.push_back(std::move(e));
+  if (scheduled_) return;
+  scheduled_ = true;
+  post_to_session(session_, *gate_, io_, [](websocket_session& s) { s.drain_inbox(); });
+}
+
+}  // namespace
+
+void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
+                             http::request<http::string_body> req) {
+  auto session = std::make_shared<websocket_session>(std::move(stream), ctx, ioc);
+  ctx.sessions.add(session);
+  session->run(std::move(req));
+}
+
+}  // namespace derive::web

@@ -1,0 +1,87 @@
+#pragma once
+// The WebSocket messages of protocol.md ("WebSocket: GET /v1/ws"): parsing
+// what clients send and encoding what the server sends. No Beast types; pure
+// functions, callable from any thread.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "actors/runtime.hpp"
+#include "core/event.hpp"
+#include "core/log.hpp"
+#include "core/view_store.hpp"
+
+namespace derive::web {
+
+inline constexpr size_t max_id_chars = 64;
+inline constexpr uint64_t default_wait_ms = 5000;
+inline constexpr uint64_t max_wait_ms = 30000;
+// Deeper JSON is refused before it is parsed (invalid_json / bad_message).
+inline constexpr size_t max_json_depth = 256;
+
+struct ws_subscribe {
+  subscription_filter filter;
+  std::optional<uint64_t> from;
+};
+struct ws_unsubscribe {};
+struct ws_append {
+  parsed_events events;
+  std::string idempotency_key;  // empty: none
+};
+struct ws_get {
+  std::string view;
+  std::string key;
+  std::optional<uint64_t> after;
+  std::chrono::milliseconds timeout{default_wait_ms};
+};
+
+struct ws_request {
+  std::string id;
+  std::variant<ws_subscribe, ws_unsubscribe, ws_append, ws_get> op;
+};
+
+// A message that cannot be carried out, as the error to answer with.
+struct ws_error {
+  std::optional<std::string> id;  // nullopt: "id": null
+  std::string code;
+  std::string message;
+};
+
+// Parses one text message (already valid UTF-8). Errors: bad_message (not
+// JSON, not an object, no known "op", no valid "id"), invalid_parameter,
+// invalid_event, invalid_idempotency_key.
+std::variant<ws_request, ws_error> parse_ws_request(std::string_view text);
+
+// True when `text`'s arrays and objects nest deeper than `limit` (strings
+// are skipped). Runs in one pass without recursion.
+bool json_deeper_than(std::string_view text, size_t limit);
+
+// Server messages.
+std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,
+                            std::string_view message);
+std::string encode_unsubscribed(const std::string& id);
+std::string encode_appended(const std::string& id, const append_outcome& outcome);
+std::string encode_value(const std::string& id, std::string_view key,
+                         const std::optional<std::string>& value, uint64_t offset);
+std::string encode_resumed(const std::string& id, uint64_t offset);
+// The snapshot of `items` at `offset` as one or more messages, each with at
+// most `chunk_items` items and about `chunk_bytes` bytes (at least one item
+// each); every message but the last has "more": true.
+std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
+                                         const std::vector<key_value>& items, bool reset,
+                                         size_t chunk_items, size_t chunk_bytes);
+// {"op":"changes","id":<id>,"items":[  — the head of a changes batch; the
+// items and "]}" follow.
+std::string changes_prefix(const std::string& id);
+
+// A change built by the server itself (from a view's changelog when a
+// subscription resumes), with the same wire form as the hub's.
+change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value);
+
+}  // namespace derive::web
