@@ -17,6 +17,7 @@ std::string dump_compact(const json& v) {
 
 void batch_txn::begin_input(uint64_t offset) {
   input_.clear();
+  private_input_.clear();
   offset_ = offset;
 }
 
@@ -39,52 +40,100 @@ void batch_txn::commit_input() {
     if (v) change.value = dump_compact(*v);
     entry.changes.push_back(std::move(change));
   }
+  private_targets_.clear();
+  for (auto& [key, v] : private_input_) private_targets_.push_back(&batch_private(key).current);
   for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
+  for (size_t i = 0; i < private_input_.size(); ++i)
+    *private_targets_[i] = std::move(private_input_[i].second);
   input_.clear();
+  private_input_.clear();
   ++inputs_;
   if (!entry.changes.empty()) changes_.push_back(std::move(entry));
 }
 
-void batch_txn::discard_input() { input_.clear(); }
+void batch_txn::discard_input() {
+  input_.clear();
+  private_input_.clear();
+}
 
 std::vector<offset_changes> batch_txn::take_changes() {
   snapshot_.reset();
   return std::move(changes_);
 }
 
-batch_txn::value& batch_txn::batch_value(std::string_view key) {
-  lookup_.assign(key);
-  if (auto it = batch_.find(lookup_); it != batch_.end()) return it->second;
+std::vector<key_change> batch_txn::take_private_changes() {
+  std::vector<key_change> out;
+  for (auto& [key, v] : private_batch_) {
+    if (v.committed == v.current) continue;
+    key_change change;
+    change.key = key;
+    if (v.current) change.value = dump_compact(*v.current);
+    out.push_back(std::move(change));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const key_change& a, const key_change& b) { return a.key < b.key; });
+  private_batch_.clear();
+  return out;
+}
+
+batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private) {
   if (!snapshot_) {
     auto snap = store_.snapshot();
     if (!snap) throw std::runtime_error("cannot read view state: " + snap.error().to_string());
     snapshot_.emplace(std::move(*snap));
   }
-  auto stored = snapshot_->get(key);
+  auto stored = is_private ? snapshot_->get_private(key) : snapshot_->get(key);
   if (!stored) throw std::runtime_error("cannot read view state: " + stored.error().to_string());
   value v;
   if (*stored) v = json::parse(**stored);
+  return v;
+}
+
+batch_txn::value& batch_txn::batch_value(std::string_view key) {
+  lookup_.assign(key);
+  if (auto it = batch_.find(lookup_); it != batch_.end()) return it->second;
+  value v = read_committed(key, false);
   return batch_.emplace(lookup_, std::move(v)).first->second;
 }
 
-batch_txn::value* batch_txn::input_value(std::string_view key) {
-  for (auto& [k, v] : input_)
+batch_txn::private_value& batch_txn::batch_private(std::string_view key) {
+  lookup_.assign(key);
+  if (auto it = private_batch_.find(lookup_); it != private_batch_.end()) return it->second;
+  value v = read_committed(key, true);
+  return private_batch_.emplace(lookup_, private_value{v, v}).first->second;
+}
+
+batch_txn::value* batch_txn::find(writes& input, std::string_view key) {
+  for (auto& [k, v] : input)
     if (k == key) return &v;
   return nullptr;
 }
 
+void batch_txn::write(writes& input, std::string_view key, value v) {
+  if (auto* slot = find(input, key)) *slot = std::move(v);
+  else input.emplace_back(std::string(key), std::move(v));
+}
+
 std::optional<json> batch_txn::get(std::string_view key) {
-  if (auto* v = input_value(key)) return *v;
+  if (auto* v = find(input_, key)) return *v;
   return batch_value(key);
 }
 
-void batch_txn::write(std::string_view key, value v) {
-  if (auto* slot = input_value(key)) *slot = std::move(v);
-  else input_.emplace_back(std::string(key), std::move(v));
+void batch_txn::put(std::string_view key, json v) { write(input_, key, std::move(v)); }
+
+void batch_txn::erase(std::string_view key) { write(input_, key, std::nullopt); }
+
+std::optional<json> batch_txn::get_private(std::string_view key) {
+  if (auto* v = find(private_input_, key)) return *v;
+  return batch_private(key).current;
 }
 
-void batch_txn::put(std::string_view key, json v) { write(key, std::move(v)); }
+void batch_txn::put_private(std::string_view key, json v) {
+  write(private_input_, key, std::move(v));
+}
 
-void batch_txn::erase(std::string_view key) { write(key, std::nullopt); }
+void batch_txn::erase_private(std::string_view key) {
+  write(private_input_, key, std::nullopt);
+}
 
 }  // namespace derive

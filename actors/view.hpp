@@ -31,12 +31,25 @@ using json = nlohmann::json;
 
 // The state of one view as seen by view code while it applies one input.
 // Reads see the writes made earlier in the same batch.
+//
+// Private state (get_private, put_private, erase_private) is a second key
+// space that the view keeps for itself: bookkeeping its function needs but
+// does not publish (for example what it indexed per document). It is
+// committed atomically with the state and the offset, and read by the view's
+// queries (view_snapshot::get_private), but readers, subscribers, changelogs
+// and derived views never see it. It is part of the view's pure function of
+// its input: rebuilt with the view (a new version starts with none), and the
+// writes of a failed input are discarded with its state writes. Keys and
+// values are as for the state; the key spaces are independent.
 class view_txn {
  public:
   virtual ~view_txn() = default;
   virtual std::optional<json> get(std::string_view key) = 0;
   virtual void put(std::string_view key, json value) = 0;
   virtual void erase(std::string_view key) = 0;
+  virtual std::optional<json> get_private(std::string_view key) = 0;
+  virtual void put_private(std::string_view key, json value) = 0;
+  virtual void erase_private(std::string_view key) = 0;
 };
 
 // One change of an upstream view, as a derived view receives it.
@@ -49,7 +62,8 @@ struct upstream_change {
 // Query parameters, percent-decoded; `after` and `timeout_ms` are removed.
 using query_params = std::map<std::string, std::string>;
 
-// A named query: reads one consistent snapshot and returns a JSON object.
+// A named query: reads one consistent snapshot (state and, with
+// snapshot.get_private, private state) and returns a JSON object.
 // The runtime adds "offset" (the snapshot's offset). Return a status with
 // errc::invalid_parameter for bad parameters.
 using query_fn = std::function<result<json>(const view_snapshot& snapshot, const query_params&)>;

@@ -27,6 +27,7 @@ using runner_actor = caf::stateful_actor<runner_state>;
 // What one batch produced.
 struct batch_result {
   std::vector<offset_changes> changes;
+  std::vector<key_change> private_changes;  // never published
   std::vector<dead_letter> dead;
   uint64_t new_offset = 0;
   std::optional<view_failure> failure;
@@ -151,8 +152,11 @@ void process_batch(runner_actor* self) {
     return;
   }
   batch->changes = txn.take_changes();
+  batch->private_changes = txn.take_private_changes();
   if (batch->new_offset > offset || !batch->dead.empty()) {
-    if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead); !s) {
+    if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
+                                      batch->private_changes);
+        !s) {
       fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
       return;
     }

@@ -3,9 +3,10 @@
 //
 // It is woken by `head_atom(h)` messages (from the sequencer for views of the
 // log, from the upstream runner for derived views), reads the new input,
-// runs the view code through a batch_txn and commits state, changelog and
-// offset in one view_store::commit. Then it calls `published` (still on the
-// runner thread), which tells waiters, derived views and the hub.
+// runs the view code through a batch_txn and commits state, private state,
+// changelog and offset in one view_store::commit. Then it calls `published`
+// (still on the runner thread), which tells waiters, derived views and the hub
+// (never the private changes).
 //
 // Batches: more than `live_batch` inputs behind -> up to `catch_up_batch` per
 // commit (throughput), otherwise up to `live_batch` (latency). One batch per

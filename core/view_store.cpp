@@ -104,13 +104,14 @@ bool decode_changes(std::string_view in, std::vector<key_change>& changes) {
 }
 
 // ---------------------------------------------------------------------------
-// State keys. LMDB keys are 1..maxkeysize (511) bytes; view keys may be empty
-// or longer. Every stored key starts with the tag 'k'. A view key of at most
-// direct_max = maxkeysize - 2 bytes is stored as 'k' + key. A longer key lives
-// in a bucket: the LMDB key 'k' + key[0, direct_max) + '\xff' (exactly
-// maxkeysize bytes, a length no direct key has) whose value holds every long
-// key with that beginning, sorted by the rest of the key. Byte order of LMDB
-// keys is then byte order of view keys, so cursors and ranges work unchanged.
+// State keys (of the state and of the private database alike). LMDB keys are
+// 1..maxkeysize (511) bytes; view keys may be empty or longer. Every stored
+// key starts with the tag 'k'. A view key of at most direct_max =
+// maxkeysize - 2 bytes is stored as 'k' + key. A longer key lives in a bucket:
+// the LMDB key 'k' + key[0, direct_max) + '\xff' (exactly maxkeysize bytes, a
+// length no direct key has) whose value holds every long key with that
+// beginning, sorted by the rest of the key. Byte order of LMDB keys is then
+// byte order of view keys, so cursors and ranges work unchanged.
 
 constexpr char key_tag = 'k';
 constexpr char bucket_mark = '\xff';
@@ -397,8 +398,9 @@ std::vector<key_change> last_change_per_key(const std::vector<key_change>& chang
 // ---------------------------------------------------------------------------
 // view_snapshot
 
-view_snapshot::view_snapshot(MDB_txn* txn, unsigned state_dbi, uint64_t offset)
-    : txn_(txn), state_dbi_(state_dbi), offset_(offset) {}
+view_snapshot::view_snapshot(MDB_txn* txn, unsigned state_dbi, unsigned private_dbi,
+                             uint64_t offset)
+    : txn_(txn), state_dbi_(state_dbi), private_dbi_(private_dbi), offset_(offset) {}
 
 view_snapshot::~view_snapshot() {
   if (txn_ != nullptr) mdb_txn_abort(txn_);
@@ -407,6 +409,7 @@ view_snapshot::~view_snapshot() {
 view_snapshot::view_snapshot(view_snapshot&& other) noexcept
     : txn_(std::exchange(other.txn_, nullptr)),
       state_dbi_(other.state_dbi_),
+      private_dbi_(other.private_dbi_),
       offset_(other.offset_) {}
 
 view_snapshot& view_snapshot::operator=(view_snapshot&& other) noexcept {
@@ -414,6 +417,7 @@ view_snapshot& view_snapshot::operator=(view_snapshot&& other) noexcept {
     if (txn_ != nullptr) mdb_txn_abort(txn_);
     txn_ = std::exchange(other.txn_, nullptr);
     state_dbi_ = other.state_dbi_;
+    private_dbi_ = other.private_dbi_;
     offset_ = other.offset_;
   }
   return *this;
@@ -423,6 +427,13 @@ result<std::optional<std::string>> view_snapshot::get(std::string_view key) cons
   std::optional<std::string> value;
   if (int rc = state_get(txn_, state_dbi_, key, value); rc != MDB_SUCCESS)
     return to_status(rc, "reading a view key");
+  return value;
+}
+
+result<std::optional<std::string>> view_snapshot::get_private(std::string_view key) const {
+  std::optional<std::string> value;
+  if (int rc = state_get(txn_, private_dbi_, key, value); rc != MDB_SUCCESS)
+    return to_status(rc, "reading a private view key");
   return value;
 }
 
@@ -457,9 +468,11 @@ class view_store::impl {
   status load();
 
   status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
-                const std::vector<dead_letter>& dead_letters);
+                const std::vector<dead_letter>& dead_letters,
+                const std::vector<key_change>& private_changes);
   status check_commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
-                      const std::vector<dead_letter>& dead_letters) const;
+                      const std::vector<dead_letter>& dead_letters,
+                      const std::vector<key_change>& private_changes) const;
   result<view_snapshot> snapshot() const;
   result<changelog_page> changes_since(uint64_t from, size_t limit) const;
   status set_failure(std::optional<view_failure> failure);
@@ -471,7 +484,7 @@ class view_store::impl {
   status reset();
   uint64_t offset() const { return offset_.load(std::memory_order_acquire); }
 
-  MDB_dbi state_ = 0, changes_ = 0, meta_ = 0, dead_ = 0;
+  MDB_dbi state_ = 0, changes_ = 0, meta_ = 0, dead_ = 0, private_ = 0;
 
  private:
   // Begins a write transaction unless the environment refuses writes.
@@ -481,6 +494,7 @@ class view_store::impl {
   std::string where(const std::string& what) const { return what + " of view " + label_; }
   int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch);
   int write_dead_letters(MDB_txn* txn, const std::vector<dead_letter>& dead_letters);
+  int write_private(MDB_txn* txn, const std::vector<key_change>& private_changes);
   int prune(MDB_txn* txn, uint64_t new_offset);
 
   environment& env_;
@@ -533,7 +547,8 @@ status view_store::impl::write_error(int rc, const std::string& what) {
 
 status view_store::impl::check_commit(const std::vector<offset_changes>& batch,
                                       uint64_t new_offset,
-                                      const std::vector<dead_letter>& dead_letters) const {
+                                      const std::vector<dead_letter>& dead_letters,
+                                      const std::vector<key_change>& private_changes) const {
   const uint64_t current = offset();
   auto invalid = [&](const std::string& why) {
     return status{errc::invalid_parameter, "commit to view " + label_ + " at offset " +
@@ -555,6 +570,11 @@ status view_store::impl::check_commit(const std::vector<offset_changes>& batch,
     if (letter.offset <= current || letter.offset > new_offset)
       return invalid("dead letter offset " + std::to_string(letter.offset) +
                      " is not within (offset, " + std::to_string(new_offset) + "]");
+  if (!private_changes.empty() && new_offset == current)
+    return invalid("private changes need a new offset");
+  for (const auto& change : private_changes)
+    if (change.value && change.value->empty())
+      return invalid("an empty value (not JSON) for private key '" + change.key + "'");
   return status::ok();
 }
 
@@ -580,6 +600,13 @@ int view_store::impl::write_dead_letters(MDB_txn* txn,
     MDB_val k = offset_val(letter.offset), v = to_val(letter.error);
     if (int rc = mdb_put(txn, dead_, &k, &v, 0); rc != MDB_SUCCESS) return rc;
   }
+  return MDB_SUCCESS;
+}
+
+int view_store::impl::write_private(MDB_txn* txn,
+                                    const std::vector<key_change>& private_changes) {
+  for (const auto& change : private_changes)
+    if (int rc = state_apply(txn, private_, change); rc != MDB_SUCCESS) return rc;
   return MDB_SUCCESS;
 }
 
@@ -616,13 +643,16 @@ int view_store::impl::prune(MDB_txn* txn, uint64_t new_offset) {
 }
 
 status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
-                                const std::vector<dead_letter>& dead_letters) {
-  if (status st = check_commit(batch, new_offset, dead_letters); !st.is_ok()) return st;
+                                const std::vector<dead_letter>& dead_letters,
+                                const std::vector<key_change>& private_changes) {
+  if (status st = check_commit(batch, new_offset, dead_letters, private_changes); !st.is_ok())
+    return st;
   if (new_offset == offset()) return env_.sticky_error();  // nothing to change
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
   int rc = write_batch(txn.get(), batch);
   if (rc == MDB_SUCCESS) rc = write_dead_letters(txn.get(), dead_letters);
+  if (rc == MDB_SUCCESS) rc = write_private(txn.get(), private_changes);
   if (rc == MDB_SUCCESS) rc = put_meta_u64(txn.get(), meta_, meta_offset, new_offset);
   if (rc == MDB_SUCCESS) rc = prune(txn.get(), new_offset);
   if (rc == MDB_SUCCESS && !format_recorded_)
@@ -644,7 +674,7 @@ result<view_snapshot> view_store::impl::snapshot() const {
   uint64_t offset = 0;
   if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, offset);
   if (rc != MDB_SUCCESS) return to_status(rc, where("taking a snapshot"));
-  return view_snapshot(txn.release(), state_, offset);
+  return view_snapshot(txn.release(), state_, private_, offset);
 }
 
 result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t limit) const {
@@ -727,7 +757,7 @@ status view_store::impl::reset() {
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
   int rc = MDB_SUCCESS;
-  for (MDB_dbi dbi : {state_, changes_, meta_, dead_})
+  for (MDB_dbi dbi : {state_, changes_, meta_, dead_, private_})
     if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), dbi, 0);
   if (rc != MDB_SUCCESS) return write_error(rc, where("resetting"));
   if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
@@ -758,7 +788,8 @@ result<std::unique_ptr<view_store>> view_store::open(environment& env, const std
   for (const db& d : {db{"state", 0u, &store_impl->state_},
                       db{"changes", unsigned{MDB_INTEGERKEY}, &store_impl->changes_},
                       db{"meta", 0u, &store_impl->meta_},
-                      db{"dead", unsigned{MDB_INTEGERKEY}, &store_impl->dead_}}) {
+                      db{"dead", unsigned{MDB_INTEGERKEY}, &store_impl->dead_},
+                      db{"private", 0u, &store_impl->private_}}) {
     auto dbi = env.database(prefix + d.suffix, d.flags);
     if (!dbi) return dbi.error();
     *d.dbi = *dbi;
@@ -773,8 +804,9 @@ view_store::view_store(std::string name, uint32_t version, std::unique_ptr<impl>
 view_store::~view_store() = default;
 
 status view_store::commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
-                          const std::vector<dead_letter>& dead_letters) {
-  return impl_->commit(batch, new_offset, dead_letters);
+                          const std::vector<dead_letter>& dead_letters,
+                          const std::vector<key_change>& private_changes) {
+  return impl_->commit(batch, new_offset, dead_letters, private_changes);
 }
 
 uint64_t view_store::offset() const { return impl_->offset(); }

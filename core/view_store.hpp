@@ -8,6 +8,12 @@
 // effect the state includes. For a view derived from another view it is the
 // upstream view's offset that it has fully applied.
 //
+// A view may also keep private state: keys and values of the same kind, in a
+// separate database, committed in the same transaction as the state and the
+// offset, but never in the changelog nor in get/range, so readers, subscribers
+// and derived views never see it; the view's queries read it with
+// view_snapshot::get_private.
+//
 // Thread-safety: commit() and reset() by one writer at a time (the view's
 // runner); snapshots and changelog reads from any thread.
 
@@ -79,12 +85,16 @@ class view_snapshot {
     std::optional<std::string> next;
   };
   result<page> range(std::string_view prefix, std::string_view start, size_t limit) const;
+  // The value of `key` in the view's private state (see view_store::commit),
+  // as of the same commit as get() and range().
+  result<std::optional<std::string>> get_private(std::string_view key) const;
 
  private:
   friend class view_store;
-  view_snapshot(MDB_txn* txn, unsigned state_dbi, uint64_t offset);
+  view_snapshot(MDB_txn* txn, unsigned state_dbi, unsigned private_dbi, uint64_t offset);
   MDB_txn* txn_ = nullptr;
   unsigned state_dbi_ = 0;
+  unsigned private_dbi_ = 0;
   uint64_t offset_ = 0;
 };
 
@@ -109,15 +119,19 @@ class view_store {
   uint32_t version() const { return version_; }
 
   // In ONE transaction: applies every change of `batch` to the state, appends
-  // the non-empty entries to the changelog, records `dead_letters`, sets the
-  // view's offset to `new_offset` and prunes old changelog entries.
+  // the non-empty entries to the changelog, records `dead_letters`, applies
+  // `private_changes` (in order) to the private state, sets the view's offset
+  // to `new_offset` and prunes old changelog entries. Private changes have no
+  // changelog entry.
   // REQUIRES: new_offset >= offset(); batch offsets ascending, each in
   // (offset(), new_offset]; dead letter offsets in (offset(), new_offset];
-  // no empty value; a single writer. A violation is refused with
-  // invalid_parameter and writes nothing. Errors: storage_full, io_error
-  // (nothing changed). Keys may be of any length, including empty.
+  // private changes only with new_offset > offset(); no empty value; a single
+  // writer. A violation is refused with invalid_parameter and writes nothing.
+  // Errors: storage_full, io_error (nothing changed). Keys may be of any
+  // length, including empty.
   status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
-                const std::vector<dead_letter>& dead_letters = {});
+                const std::vector<dead_letter>& dead_letters = {},
+                const std::vector<key_change>& private_changes = {});
 
   // The committed offset.
   uint64_t offset() const;
@@ -136,7 +150,8 @@ class view_store {
   // Dead letters, ascending by offset.
   result<std::vector<dead_letter>> dead_letters() const;
 
-  // Erases state, changelog, offset, failure and dead letters (rebuild from 0).
+  // Erases state, private state, changelog, offset, failure and dead letters
+  // (rebuild from 0).
   status reset();
 
  private:

@@ -14,8 +14,8 @@ using derive::errc;
 using derive::json;
 using derive::status;
 
-std::string internal_doc_key(std::string_view id) {
-  return std::string(internal_doc_prefix) + std::string(id);
+std::string private_doc_key(std::string_view id) {
+  return std::string(private_doc_prefix) + std::string(id);
 }
 
 status invalid(std::string message) { return {errc::invalid_event, std::move(message)}; }
@@ -73,18 +73,18 @@ void remove_posting(derive::view_txn& tx, const std::string& word, const std::st
 }
 
 void add_to_count(derive::view_txn& tx, int64_t delta) {
-  int64_t n = tx.get(search_count_key).value_or(json(0)).get<int64_t>() + delta;
+  int64_t n = tx.get_private(private_count_key).value_or(json(0)).get<int64_t>() + delta;
   if (n == 0) {
-    tx.erase(search_count_key);
+    tx.erase_private(private_count_key);
   } else {
-    tx.put(search_count_key, n);
+    tx.put_private(private_count_key, n);
   }
 }
 
 // Applies one change of the documents view to the search view.
 void index_change(const derive::upstream_change& c, derive::view_txn& tx) {
-  const std::string record_key = internal_doc_key(c.key);
-  std::optional<json> old_record = tx.get(record_key);
+  const std::string record_key = private_doc_key(c.key);
+  std::optional<json> old_record = tx.get_private(record_key);
   std::optional<document> doc;
   if (c.value) doc = document_from_json(*c.value);
 
@@ -103,22 +103,24 @@ void index_change(const derive::upstream_change& c, derive::view_txn& tx) {
 
   if (!doc) {
     if (old_record) {
-      tx.erase(record_key);
+      tx.erase_private(record_key);
       add_to_count(tx, -1);
     }
     return;
   }
   json record = {{"title", doc->title}, {"words", new_words}};
   if (old_record && *old_record == record) return;
-  tx.put(record_key, std::move(record));
+  tx.put_private(record_key, std::move(record));
   if (!old_record) add_to_count(tx, +1);
 }
 
 // --- search query helpers ---
 
+// The value of `key` in the snapshot's state, or in its private state when
+// `is_private`.
 derive::result<std::optional<json>> read_json(const derive::view_snapshot& snap,
-                                              std::string_view key) {
-  auto raw = snap.get(key);
+                                              std::string_view key, bool is_private = false) {
+  auto raw = is_private ? snap.get_private(key) : snap.get(key);
   if (!raw) return raw.error();
   if (!raw->has_value()) return std::optional<json>{};
   return std::optional<json>{json::parse(**raw, nullptr, false)};
@@ -207,20 +209,20 @@ derive::view_def stats_view() {
       .from_log()
       .apply([](const derive::event& e, derive::view_txn& tx) {
         if (e.key.empty() || (e.type != put_type && e.type != delete_type)) return;
-        const std::string marker = internal_doc_key(e.key);
-        bool live = tx.get(marker).has_value();
+        const std::string marker = private_doc_key(e.key);
+        bool live = tx.get_private(marker).has_value();
         json totals = tx.get(totals_key).value_or(
             json{{"documents", 0}, {"puts", 0}, {"deletes", 0}});
         if (e.type == put_type) {
           if (!parse_document(e.data)) return;
           totals["puts"] = totals["puts"].get<int64_t>() + 1;
           if (!live) {
-            tx.put(marker, true);
+            tx.put_private(marker, true);
             totals["documents"] = totals["documents"].get<int64_t>() + 1;
           }
         } else {
           if (!live) return;  // deleting a missing document changes nothing
-          tx.erase(marker);
+          tx.erase_private(marker);
           totals["documents"] = totals["documents"].get<int64_t>() - 1;
           totals["deletes"] = totals["deletes"].get<int64_t>() + 1;
         }
@@ -257,12 +259,12 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
     ids = std::move(both);
   }
 
-  auto count = read_json(snap, search_count_key);
+  auto count = read_json(snap, private_count_key, true);
   if (!count) return count.error();
   double n = count->has_value() && (*count)->is_number() ? (*count)->get<double>() : 0.0;
   std::vector<hit> hits;
   for (const auto& id : ids) {
-    auto record = read_json(snap, internal_doc_key(id));
+    auto record = read_json(snap, private_doc_key(id), true);
     if (!record) return record.error();
     if (!record->has_value() || !(*record)->is_object()) continue;
     const json& r = **record;

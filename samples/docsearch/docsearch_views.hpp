@@ -12,24 +12,20 @@
 // Views
 //   documents  (from the log)  id -> {"title", "text", "updated": <offset of its last put>}
 //   search     (from documents' changes) word -> sorted array of the ids of the
-//              documents whose title or text contains the word; plus internal
-//              keys, see below. Query "search": ?q=<words>[&limit=N].
-//   stats      (from the log)  "totals" -> {"documents", "puts", "deletes"};
-//              plus internal keys, see below.
+//              documents whose title or text contains the word, and nothing
+//              else (no key for a word no document contains).
+//              Query "search": ?q=<words>[&limit=N].
+//   stats      (from the log)  "totals" -> {"documents", "puts", "deletes"},
+//              and nothing else; "totals" exists from the first doc.put.
 //
-// Internal keys. A derived view receives only the new value of an upstream
-// key, so to remove the words a document no longer contains, `search` keeps
-// per document what it indexed; `stats` keeps which documents are live, so that
-// a delete of a missing document changes nothing. These keys start with '#',
-// which is never part of a word (tokenizer.hpp) and is not "totals":
-//   search: "#doc:<id>" -> {"title": <title>, "words": {<word>: <tf>, ...}}
-//           "#count"    -> number of indexed (live) documents
-//   stats:  "#doc:<id>" -> true while the document is live
-// They sort before every word and before "totals" ('#' is 0x23), so a listing
-// with prefix "" shows them first; a listing with any word prefix (a letter or
-// digit) never includes them, and a client that wants only words can list from
-// start "0" (the smallest word character). Subscribing to "totals" by key sees
-// only the totals.
+// Private state (view_txn::put_private: committed with the view, never
+// published). A derived view receives only the new value of an upstream key,
+// so to remove the words a document no longer contains, `search` keeps per
+// document what it indexed; `stats` keeps which documents are live, so that a
+// delete of a missing document changes nothing:
+//   search: "doc:<id>" -> {"title": <title>, "words": {<word>: <tf>, ...}}
+//           "count"    -> number of indexed (live) documents (absent: 0)
+//   stats:  "doc:<id>" -> true while the document is live
 //
 // Ranking (query "search"): the query is tokenized exactly like documents
 // (duplicates ignored). A document is a hit when it contains every query word.
@@ -60,9 +56,10 @@ inline constexpr std::string_view documents_view_name = "documents";
 inline constexpr std::string_view search_view_name = "search";
 inline constexpr std::string_view stats_view_name = "stats";
 
-inline constexpr std::string_view internal_doc_prefix = "#doc:";
-inline constexpr std::string_view search_count_key = "#count";
 inline constexpr std::string_view totals_key = "totals";
+// Private keys (see above).
+inline constexpr std::string_view private_doc_prefix = "doc:";
+inline constexpr std::string_view private_count_key = "count";
 
 // The fields of a doc.put that views use.
 struct document {

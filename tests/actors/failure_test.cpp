@@ -11,8 +11,9 @@
 namespace derive::testing {
 namespace {
 
-// Counts events; while `broken` is set, throws on events whose data has
-// "boom": true — after writing, so that partial writes must be discarded.
+// Counts events, in the state ("total") and in private state ("events");
+// while `broken` is set, throws on events whose data has "boom": true — after
+// writing, so that partial writes must be discarded.
 view_def fragile_view(std::shared_ptr<std::atomic<bool>> broken,
                       failure_policy policy = failure_policy::stop) {
   return view_def("fragile")
@@ -20,6 +21,7 @@ view_def fragile_view(std::shared_ptr<std::atomic<bool>> broken,
       .on_failure(policy)
       .apply([broken](const event& e, view_txn& tx) {
         tx.put("total", tx.get("total").value_or(0).get<int64_t>() + 1);
+        tx.put_private("events", tx.get_private("events").value_or(0).get<int64_t>() + 1);
         auto data = json::parse(e.data);
         if (*broken && data.is_object() && data.value("boom", false))
           throw std::runtime_error("boom at " + e.key);
@@ -58,6 +60,7 @@ TEST_F(failure_test, AThrowingViewFailsAtTheEventBefore) {
   EXPECT_EQ(v.failed_offset, boom);
   EXPECT_NE(v.error.find("boom at bad"), std::string::npos);
   EXPECT_EQ(get("fragile", "total"), json(boom - 1));  // the failing event's writes are gone
+  EXPECT_EQ(get_private("fragile", "events"), json(boom - 1));  // its private writes too
 }
 
 TEST_F(failure_test, TheOtherViewsAndAppendsGoOn) {
@@ -88,6 +91,7 @@ TEST_F(failure_test, RestartAfterAFixResumesAtTheFailedEvent) {
   ASSERT_TRUE(wait_sync(rt(), "fragile", rt().head()));
   EXPECT_EQ(rt().view("fragile")->status, view_status::running);
   EXPECT_EQ(get("fragile", "total"), json(rt().head()));  // each event exactly once
+  EXPECT_EQ(get_private("fragile", "events"), json(rt().head()));
 }
 
 TEST_F(failure_test, TheFailureSurvivesAReopenUntilRestart) {
@@ -120,6 +124,7 @@ TEST_F(failure_test, TheDeadLetterPolicySkipsAndListsTheEvent) {
   ASSERT_TRUE(wait_sync(rt(), "fragile", rt().head()));
   EXPECT_EQ(rt().view("fragile")->status, view_status::running);
   EXPECT_EQ(get("fragile", "total"), json(rt().head() - 1));
+  EXPECT_EQ(get_private("fragile", "events"), json(rt().head() - 1));
   auto dead = rt().dead_letters("fragile");
   ASSERT_TRUE(dead);
   ASSERT_EQ(dead->size(), 1u);

@@ -253,6 +253,76 @@ TEST_F(runtime_test, ViewsChainThroughSeveralStages) {
   EXPECT_EQ(rt().view("tag_names")->offset, last);
 }
 
+// --- private state ---
+
+TEST_F(runtime_test, PrivateWritesAreCommittedButAreNotPartOfTheState) {
+  ASSERT_TRUE(start({docs_view(), live_tags_view()}));
+  append("doc.put", "d1", {{"tag", "red"}});
+  append("doc.put", "d2", {{"tag", "red"}});
+  uint64_t last = append("doc.put", "d1", {{"tag", "blue"}});
+  ASSERT_TRUE(wait_sync(rt(), "live_tags", last));
+  EXPECT_EQ(read_view(rt(), "live_tags").state,
+            (state_map{{"tag:blue", json(1)}, {"tag:red", json(1)}}));
+  EXPECT_EQ(get("live_tags", "doc:d1"), std::nullopt);
+  EXPECT_EQ(get_private("live_tags", "doc:d1"), json("blue"));
+  EXPECT_EQ(get_private("live_tags", "doc:d2"), json("red"));
+}
+
+TEST_F(runtime_test, PrivateWritesAreNeitherInTheChangelogNorPublished) {
+  ASSERT_TRUE(start({docs_view(), live_tags_view()}));
+  auto sink = std::make_shared<recording_sink>();
+  subscription_filter f;
+  f.view = "live_tags";  // the whole view
+  ASSERT_TRUE(rt().subscribe(f, sink));
+  append("doc.put", "d1", {{"tag", "red"}});
+  uint64_t last = append("doc.delete", "d1");
+  ASSERT_TRUE(wait_sync(rt(), "live_tags", last));
+  std::vector<std::string> published, logged;
+  for (auto& item : sink->wait_items(2)) published.push_back(item->key);
+  auto page = rt().changes_since("live_tags", 0, 10);
+  ASSERT_TRUE(page);
+  for (auto& entry : page->entries)
+    for (auto& c : entry.changes) logged.push_back(c.key);
+  EXPECT_EQ(published, (std::vector<std::string>{"tag:red", "tag:red"}));
+  EXPECT_EQ(logged, published);
+}
+
+TEST_F(runtime_test, ADerivedViewNeverSeesPrivateWrites) {
+  // Records every key of live_tags it receives.
+  auto seen = view_def("seen").from_view("live_tags").apply_change(
+      [](const upstream_change& c, view_txn& tx) { tx.put(c.key, true); });
+  ASSERT_TRUE(start({docs_view(), live_tags_view(), seen}));
+  append("doc.put", "d1", {{"tag", "red"}});
+  uint64_t last = append("doc.put", "d2", {{"tag", "blue"}});
+  ASSERT_TRUE(wait_sync(rt(), "seen", last));
+  EXPECT_EQ(read_view(rt(), "seen").state,
+            (state_map{{"tag:blue", json(true)}, {"tag:red", json(true)}}));
+}
+
+TEST_F(runtime_test, AQueryReadsThePrivateState) {
+  ASSERT_TRUE(start({docs_view(), live_tags_view()}));
+  uint64_t at = append("doc.put", "d1", {{"tag", "red"}});
+  ASSERT_TRUE(wait_sync(rt(), "live_tags", at));
+  auto out = rt().query("live_tags", "tag_of", {{"doc", "d1"}});
+  ASSERT_TRUE(out);
+  EXPECT_EQ((*out)["tag"], "red");
+  EXPECT_EQ((*rt().query("live_tags", "tag_of", {{"doc", "d2"}}))["tag"], nullptr);
+}
+
+TEST_F(runtime_test, PrivateStateSurvivesAReopenAndIsRebuiltWithANewVersion) {
+  ASSERT_TRUE(start({docs_view(), live_tags_view(1)}));
+  append("doc.put", "d1", {{"tag", "red"}});
+  uint64_t at = append("doc.put", "d2", {{"tag", "blue"}});
+  ASSERT_TRUE(wait_sync(rt(), "live_tags", at));
+  ASSERT_TRUE(start({docs_view(), live_tags_view(1)}));
+  append("doc.delete", "d1");  // needs the private tag of d1 to update tag:red
+  EXPECT_EQ(get_at_head("live_tags", "tag:red"), std::nullopt);
+  ASSERT_TRUE(start({docs_view(), live_tags_view(2)}));
+  EXPECT_EQ(get_at_head("live_tags", "tag:blue"), json(1));
+  EXPECT_EQ(get_private("live_tags", "doc:d1"), std::nullopt);
+  EXPECT_EQ(get_private("live_tags", "doc:d2"), json("blue"));
+}
+
 // --- subscriptions ---
 
 TEST_F(runtime_test, ASubscriptionToAKeyGetsItsChanges) {

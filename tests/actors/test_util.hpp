@@ -114,11 +114,25 @@ class memory_view final : public view_txn {
   }
   void put(std::string_view key, json value) override { input_[std::string(key)] = std::move(value); }
   void erase(std::string_view key) override { input_[std::string(key)] = std::nullopt; }
+  // Private state is never published: it is kept apart and reported by nothing.
+  std::optional<json> get_private(std::string_view key) override {
+    if (auto it = private_input_.find(std::string(key)); it != private_input_.end())
+      return it->second;
+    if (auto it = private_.find(std::string(key)); it != private_.end()) return it->second;
+    return std::nullopt;
+  }
+  void put_private(std::string_view key, json value) override {
+    private_input_[std::string(key)] = std::move(value);
+  }
+  void erase_private(std::string_view key) override {
+    private_input_[std::string(key)] = std::nullopt;
+  }
 
   // Applies one input; returns the upstream_changes it produced at `offset`.
   template <class F>
   std::vector<upstream_change> apply(uint64_t offset, F&& f) {
     input_.clear();
+    private_input_.clear();
     f(static_cast<view_txn&>(*this));
     std::vector<upstream_change> out;
     for (auto& [key, value] : input_) {
@@ -130,7 +144,12 @@ class memory_view final : public view_txn {
       if (value) state_[key] = *value;
       else state_.erase(key);
     }
+    for (auto& [key, value] : private_input_) {
+      if (value) private_[key] = *value;
+      else private_.erase(key);
+    }
     input_.clear();
+    private_input_.clear();
     return out;
   }
 
@@ -139,6 +158,8 @@ class memory_view final : public view_txn {
  private:
   std::map<std::string, std::optional<json>> input_;
   state_map state_;
+  std::map<std::string, std::optional<json>> private_input_;
+  state_map private_;
 };
 
 }  // namespace derive::testing

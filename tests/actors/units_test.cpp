@@ -25,7 +25,7 @@ class batch_txn_test : public ::testing::Test {
     env_ = environment::open(dir_.path()).value();
     store_ = view_store::open(*env_, "v", 1).value();
     offset_changes seed{1, {{"a", std::string("1")}}};
-    EXPECT_TRUE(store_->commit({seed}, 1));
+    EXPECT_TRUE(store_->commit({seed}, 1, {}, {{"p", std::string("1")}}));
     txn_ = std::make_unique<batch_txn>(*store_);
   }
   temp_dir dir_;
@@ -84,6 +84,59 @@ TEST_F(batch_txn_test, WritingTheCurrentValueChangesNothing) {
   txn_->commit_input();
   EXPECT_TRUE(txn_->take_changes().empty());
   EXPECT_EQ(txn_->inputs(), 1u);
+}
+
+TEST_F(batch_txn_test, PrivateReadsSeeTheCommittedAndEarlierPrivateWrites) {
+  txn_->begin_input(2);
+  EXPECT_EQ(txn_->get_private("p"), json(1));
+  EXPECT_FALSE(txn_->get_private("a"));  // the key spaces are independent
+  EXPECT_FALSE(txn_->get("p"));
+  txn_->put_private("q", 2);
+  EXPECT_EQ(txn_->get_private("q"), json(2));
+  txn_->commit_input();
+  txn_->begin_input(3);
+  txn_->erase_private("p");
+  EXPECT_FALSE(txn_->get_private("p"));
+  EXPECT_EQ(txn_->get_private("q"), json(2));
+}
+
+TEST_F(batch_txn_test, PrivateWritesAreTheBatchsNetChangesInKeyOrderAndNoChangelog) {
+  txn_->begin_input(2);
+  txn_->put_private("q", 2);
+  txn_->put_private("r", 1);
+  txn_->commit_input();
+  txn_->begin_input(3);
+  txn_->put_private("q", 3);
+  txn_->erase_private("p");
+  txn_->erase_private("r");  // back to absent: no change
+  txn_->commit_input();
+  EXPECT_TRUE(txn_->take_changes().empty());
+  auto changes = txn_->take_private_changes();
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].key, "p");
+  EXPECT_FALSE(changes[0].value);
+  EXPECT_EQ(changes[1].key, "q");
+  EXPECT_EQ(changes[1].value, std::optional<std::string>("3"));
+}
+
+TEST_F(batch_txn_test, ADiscardedInputLeavesNoPrivateTrace) {
+  txn_->begin_input(2);
+  txn_->put("a", 2);
+  txn_->put_private("p", 99);
+  txn_->discard_input();
+  txn_->begin_input(3);
+  EXPECT_EQ(txn_->get_private("p"), json(1));
+  txn_->commit_input();
+  EXPECT_TRUE(txn_->take_changes().empty());
+  EXPECT_TRUE(txn_->take_private_changes().empty());
+}
+
+TEST_F(batch_txn_test, WritingTheCurrentPrivateValueChangesNothing) {
+  txn_->begin_input(2);
+  txn_->put_private("p", 1);
+  txn_->erase_private("missing");
+  txn_->commit_input();
+  EXPECT_TRUE(txn_->take_private_changes().empty());
 }
 
 // --- waiter_registry ---

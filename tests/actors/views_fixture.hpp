@@ -47,6 +47,34 @@ inline view_def tags_view() {
       });
 }
 
+// Like tags, but keeps each document's tag in private state: the view shows
+// only "tag:<t>" -> the number of live documents with that tag; the private
+// key "doc:<k>" holds document k's tag. Query "tag_of?doc=<k>" reads it.
+inline view_def live_tags_view(uint32_t version = 1) {
+  return view_def("live_tags", version)
+      .from_view("docs")
+      .apply_change([](const upstream_change& c, view_txn& tx) {
+        std::string doc_key = "doc:" + c.key;
+        if (auto old = tx.get_private(doc_key)) {
+          std::string tag_key = "tag:" + old->get<std::string>();
+          auto n = tx.get(tag_key).value_or(0).get<int64_t>() - 1;
+          if (n == 0) tx.erase(tag_key);
+          else tx.put(tag_key, n);
+          tx.erase_private(doc_key);
+        }
+        if (c.value && c.value->is_object() && c.value->contains("tag")) {
+          auto tag = (*c.value)["tag"].get<std::string>();
+          tx.put_private(doc_key, tag);
+          tx.put("tag:" + tag, tx.get("tag:" + tag).value_or(0).get<int64_t>() + 1);
+        }
+      })
+      .query("tag_of", [](const view_snapshot& s, const query_params& p) -> result<json> {
+        auto v = s.get_private("doc:" + p.at("doc"));
+        if (!v) return v.error();
+        return json{{"tag", *v ? json::parse(**v) : json(nullptr)}};
+      });
+}
+
 // Records what a subscription receives.
 class recording_sink : public change_sink {
  public:
@@ -115,6 +143,14 @@ class runtime_fixture : public ::testing::Test {
     auto snap = rt_->snapshot(view);
     if (!snap) return std::nullopt;
     auto v = snap->get(key);
+    if (!v || !*v) return std::nullopt;
+    return json::parse(**v);
+  }
+  // `key` of the private state of `view`.
+  std::optional<json> get_private(const std::string& view, const std::string& key) {
+    auto snap = rt_->snapshot(view);
+    if (!snap) return std::nullopt;
+    auto v = snap->get_private(key);
     if (!v || !*v) return std::nullopt;
     return json::parse(**v);
   }

@@ -1,5 +1,5 @@
-// Specification of core/view_store.hpp: state, changelog and offset of one
-// view version, committed together.
+// Specification of core/view_store.hpp: state, private state, changelog and
+// offset of one view version, committed together.
 
 #include "core/view_store.hpp"
 
@@ -100,6 +100,15 @@ class view_store_test : public ::testing::Test {
     auto snap = store.snapshot();
     EXPECT_TRUE(snap) << snap.error().to_string();
     return state_of(*snap);
+  }
+
+  // The value of `key` in the private state of the store's latest commit.
+  static std::optional<std::string> private_of(const view_store& store, std::string_view key) {
+    auto snap = store.snapshot();
+    EXPECT_TRUE(snap) << snap.error().to_string();
+    auto value = snap->get_private(key);
+    EXPECT_TRUE(value) << value.error().to_string();
+    return value ? *value : std::nullopt;
   }
 
   static std::vector<std::string> changelog_of(const view_store& store, uint64_t from = 0) {
@@ -328,6 +337,114 @@ TEST_F(view_store_test, a_moved_snapshot_still_reads_and_releases_once) {
   *second = std::move(*first);
   EXPECT_EQ(*second->get("a"), "1");
   EXPECT_EQ(second->offset(), 1u);
+}
+
+// --- private state ----------------------------------------------------------
+
+TEST_F(view_store_test, private_changes_are_committed_with_the_state_and_the_offset) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1, {}, {put("p", "10")}));
+  auto before = store.snapshot();
+  ASSERT_TRUE(before);
+  ASSERT_TRUE(store.commit({at(2, {put("a", "2")})}, 2, {}, {put("p", "20"), put("q", "1")}));
+  EXPECT_EQ(*before->get_private("p"), "10");  // the snapshot's commit, not the latest
+  EXPECT_EQ(*before->get_private("q"), std::nullopt);
+  EXPECT_EQ(private_of(store, "p"), "20");
+  EXPECT_EQ(private_of(store, "q"), "1");
+}
+
+TEST_F(view_store_test, private_state_is_invisible_to_get_range_and_the_changelog) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1, {}, {put("p", "1")}));
+  ASSERT_TRUE(store.commit({}, 2, {}, {put("q", "2")}));  // only private changes
+  auto snap = store.snapshot();
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(*snap->get("p"), std::nullopt);
+  EXPECT_EQ(state_of(*snap), (state_map{{"a", "1"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: a=1"}));
+  EXPECT_EQ(store.offset(), 2u);
+}
+
+TEST_F(view_store_test, private_and_public_keys_are_independent) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("k", "1")})}, 1, {}, {put("k", "2")}));
+  ASSERT_TRUE(store.commit({at(2, {del("k")})}, 2));
+  EXPECT_TRUE(state_of(store).empty());
+  EXPECT_EQ(private_of(store, "k"), "2");
+  ASSERT_TRUE(store.commit({at(3, {put("k", "3")})}, 3, {}, {del("k")}));
+  EXPECT_EQ(state_of(store), (state_map{{"k", "3"}}));
+  EXPECT_EQ(private_of(store, "k"), std::nullopt);
+}
+
+TEST_F(view_store_test, private_changes_apply_in_order) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({}, 1, {}, {put("p", "1"), del("p"), put("q", "1"), put("q", "2")}));
+  EXPECT_EQ(private_of(store, "p"), std::nullopt);
+  EXPECT_EQ(private_of(store, "q"), "2");
+}
+
+TEST_F(view_store_test, commit_refuses_private_changes_without_a_new_offset_or_with_empty_values) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({}, 1));
+  EXPECT_EQ(store.commit({}, 1, {}, {put("p", "1")}).code(), errc::invalid_parameter);
+  EXPECT_EQ(store.commit({at(2, {put("a", "1")})}, 2, {}, {put("p", "")}).code(),
+            errc::invalid_parameter);
+  EXPECT_EQ(store.offset(), 1u);
+  EXPECT_TRUE(state_of(store).empty());
+  EXPECT_EQ(private_of(store, "p"), std::nullopt);
+}
+
+TEST_F(view_store_test, empty_and_long_private_keys_are_stored_and_deleted) {
+  auto& store = open_store();
+  const std::string head(600, 'h');
+  const std::vector<std::string> keys = {"", "a", head, head + "a", head + "b",
+                                         head + std::string(400, 'z')};
+  std::vector<key_change> changes;
+  for (size_t i = 0; i < keys.size(); ++i) changes.push_back(put(keys[i], std::to_string(i)));
+  ASSERT_TRUE(store.commit({}, 1, {}, changes));
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(private_of(store, keys[i]), std::to_string(i));
+  EXPECT_EQ(private_of(store, head + "c"), std::nullopt);
+  ASSERT_TRUE(store.commit({}, 2, {}, {del(head + "a")}));
+  EXPECT_EQ(private_of(store, head + "a"), std::nullopt);
+  EXPECT_EQ(private_of(store, head + "b"), "4");
+  EXPECT_TRUE(state_of(store).empty());
+}
+
+TEST_F(view_store_test, a_moved_snapshot_still_reads_private_state) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({}, 1, {}, {put("p", "1")}));
+  auto first = store.snapshot();
+  auto second = store.snapshot();
+  ASSERT_TRUE(first && second);
+  *second = std::move(*first);
+  EXPECT_EQ(*second->get_private("p"), "1");
+}
+
+TEST_F(view_store_test, private_state_survives_a_reopen) {
+  ASSERT_TRUE(open_store().commit({at(1, {put("a", "1")})}, 1, {}, {put("p", "1")}));
+  reopen_env();
+  auto& store = open_store();
+  EXPECT_EQ(private_of(store, "p"), "1");
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
+}
+
+TEST_F(view_store_test, reset_clears_the_private_state) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1, {}, {put("p", "1")}));
+  ASSERT_TRUE(store.reset());
+  EXPECT_EQ(private_of(store, "p"), std::nullopt);
+  reopen_env();
+  EXPECT_EQ(private_of(open_store(), "p"), std::nullopt);
+}
+
+TEST_F(view_store_test, private_states_of_different_versions_are_independent) {
+  auto& docs1 = open_store("docs", 1);
+  auto& docs2 = open_store("docs", 2);
+  ASSERT_TRUE(docs1.commit({}, 1, {}, {put("p", "1")}));
+  ASSERT_TRUE(docs2.commit({}, 1, {}, {put("p", "2")}));
+  ASSERT_TRUE(docs2.reset());
+  EXPECT_EQ(private_of(docs1, "p"), "1");
+  EXPECT_EQ(private_of(docs2, "p"), std::nullopt);
 }
 
 // --- range ------------------------------------------------------------------
@@ -634,6 +751,21 @@ TEST_F(view_store_full_map_test, a_failed_commit_changes_nothing) {
   EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
   EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: a=1"}));
   EXPECT_TRUE(store.dead_letters()->empty());
+}
+
+TEST_F(view_store_full_map_test, a_failed_commit_changes_neither_state_nor_private_state) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1, {}, {put("p", "1")}));
+  EXPECT_EQ(store.commit({too_big(2)}, 2, {}, {put("p", "2"), put("q", "2")}).code(),
+            errc::storage_full);
+  EXPECT_EQ(store.commit({at(2, {put("a", "2")})}, 2, {}, too_big(2).changes).code(),
+            errc::storage_full);
+  EXPECT_EQ(store.offset(), 1u);
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
+  EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: a=1"}));
+  EXPECT_EQ(private_of(store, "p"), "1");
+  EXPECT_EQ(private_of(store, "q"), std::nullopt);
+  EXPECT_EQ(private_of(store, "big-0"), std::nullopt);
 }
 
 TEST_F(view_store_full_map_test, the_store_keeps_working_after_a_full_map) {
