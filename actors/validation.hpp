@@ -9,11 +9,13 @@
 namespace derive {
 
 // The shape of every event (type, key, subject, data) and the number of events
-// (1..1000); errors: invalid_event naming the field and index.
+// (1..1000), by core's validate_inputs. Errors: invalid_event naming the field
+// and index.
 status validate_events(const append_request& request);
 
 // Validates the idempotency key, if any (invalid_idempotency_key), and fills
 // in request.fingerprint when a key comes without one.
+// REQUIRES: validate_events(request) passed.
 status prepare_idempotency(append_request& request);
 
 }  // namespace derive

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cassert>
 #include <cstdio>
 
 #include "core/hash.hpp"
@@ -207,6 +208,50 @@ result<parsed_events> events_from_json(const json& value) {
   if (!fp) return fp.error();
   out.fingerprint = std::move(*fp);
   return out;
+}
+
+namespace {
+
+status validate_input(const event_input& e, const std::string& where) {
+  if (!valid_type(e.type)) return invalid(where + ".type", std::string(" ") + type_rule);
+  auto check = [&](const std::string& v, const char* name, size_t max_bytes) {
+    std::string field = where + "." + name;
+    if (v.size() > max_bytes)
+      return invalid(field, " must be at most " + std::to_string(max_bytes) + " bytes (it has " +
+                                std::to_string(v.size()) + ")");
+    if (!valid_utf8(v)) return invalid(field, " must be valid UTF-8");
+    return status::ok();
+  };
+  if (auto st = check(e.key, "key", max_key_bytes); !st) return st;
+  if (auto st = check(e.subject, "subject", max_subject_bytes); !st) return st;
+  return status::ok();
+}
+
+}  // namespace
+
+status validate_inputs(const std::vector<event_input>& events) {
+  if (events.empty() || events.size() > max_events_per_append)
+    return status{errc::invalid_event,
+                  "events must hold 1-1000 events, not " + std::to_string(events.size())};
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto where = events.size() == 1 ? std::string("event") : "events[" + std::to_string(i) + "]";
+    if (auto st = validate_input(events[i], where); !st) return st;
+    if (!json::accept(events[i].data)) return invalid(where + ".data", " must be valid JSON text");
+  }
+  return status::ok();
+}
+
+std::string fingerprint_inputs(const std::vector<event_input>& events) {
+  json body = json::array();
+  for (const auto& e : events) {
+    json item = {{"type", e.type}, {"data", json::parse(e.data)}};
+    if (!e.key.empty()) item["key"] = e.key;
+    if (!e.subject.empty()) item["subject"] = e.subject;
+    body.push_back(std::move(item));
+  }
+  auto fp = fingerprint_of(body);
+  assert(fp.has_value());  // validate_inputs checked UTF-8 and JSON
+  return fp.has_value() ? std::move(*fp) : std::string();
 }
 
 status validate_idempotency_key(std::string_view key) {

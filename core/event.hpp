@@ -58,6 +58,15 @@ result<parsed_events> parse_events(std::string_view body);
 // (used by parse_events and by the WebSocket `append` op).
 result<parsed_events> events_from_json(const nlohmann::json& value);
 
+// Checks events built in code (the C++ API) by the same rules: 1..1000 events,
+// each with a valid type, key and subject sizes, UTF-8 strings and JSON data.
+// Errors: invalid_event naming the field ("event.type", "events[3].key").
+status validate_inputs(const std::vector<event_input>& events);
+
+// The fingerprint of valid `events`: that of the body
+// [{"type","data"[,"key"][,"subject"]}, ...]. REQUIRES: validate_inputs passed.
+std::string fingerprint_inputs(const std::vector<event_input>& events);
+
 // Checks an Idempotency-Key: 1..128 visible ASCII characters (0x21..0x7e).
 status validate_idempotency_key(std::string_view key);
 

@@ -83,6 +83,14 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
                                           " bytes"));
     }
     if (ec) {
+      auto raw = buffer_.data();
+      if (raw_idempotency_key_is_malformed(
+              std::string_view(static_cast<const char*>(raw.data()), raw.size()))) {
+        return fail_request(error_reply(
+            400, to_string(errc::invalid_idempotency_key),
+            "Idempotency-Key must be 1-128 visible ASCII characters (0x21-0x7e); "
+            "no spaces or control characters"));
+      }
       return fail_request(
           error_reply(400, http_code::bad_request, "malformed HTTP request: " + ec.message()));
     }

@@ -125,6 +125,23 @@ result<key_read> read_key(const runtime& rt, const std::string& view, std::strin
   return key_read{std::move(*v), snap->offset()};
 }
 
+bool raw_idempotency_key_is_malformed(std::string_view header) {
+  header = header.substr(0, header.find("\r\n\r\n"));
+  while (!header.empty()) {
+    auto nl = header.find('\n');
+    std::string_view line = header.substr(0, nl);
+    header = nl == std::string_view::npos ? std::string_view{} : header.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    if (lower(trim(line.substr(0, colon))) != "idempotency-key") continue;
+    for (unsigned char c : line.substr(colon + 1)) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+    }
+  }
+  return false;
+}
+
 bool origin_allowed(std::string_view origin, std::string_view host,
                     const std::vector<std::string>& allowed) {
   std::string o = lower(trim(origin));
@@ -227,9 +244,12 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     return read_route(parts.path, parts.query, std::move(reply), std::move(post));
   }
 
-  if (!is_get) return reply(method_not_allowed(req.method, get_methods));
-  if (starts_with(path, "/client/")) return reply(static_reply(client_dir_, path.substr(7)));
-  return reply(static_reply(options_.static_dir, path));
+  auto file = starts_with(path, "/client/") ? static_reply(client_dir_, path.substr(7))
+                                             : static_reply(options_.static_dir, path);
+  // Another method on a path that serves nothing is answered like GET (404,
+  // or 400 for a bad encoding); on a file that exists it is 405.
+  if (!is_get && file.status == 200) return reply(method_not_allowed(req.method, get_methods));
+  return reply(std::move(file));
 }
 
 // GET /v1/views/{view}, /v1/views/{view}/{key}, /v1/query/{view}/{name}.
@@ -341,15 +361,19 @@ http_reply router::read_events(std::string_view query_text) const {
   uint64_t head = rt_.head();  // after the read: head >= every returned offset
   std::string body = "{\"events\":[";
   uint64_t next = first;
+  uint64_t last = 0;  // the last returned offset (0: none)
   for (size_t i = 0; i < events->size(); ++i) {
     if (i) body += ',';
     body += (*events)[i].to_json();
-    next = (*events)[i].offset + 1;
+    last = (*events)[i].offset;
+    next = last + 1;
   }
   body += "],\"next\":";
   append_uint(body, next);
+  // `head` is the last offset appended, never derived from `from`: a read
+  // past the end must not report a head it did not see.
   body += ",\"head\":";
-  append_uint(body, std::max(head, next - 1));
+  append_uint(body, std::max(head, last));
   body += '}';
   return json_reply(200, std::move(body));
 }

@@ -62,6 +62,12 @@ struct key_read {
 };
 result<key_read> read_key(const runtime& rt, const std::string& view, std::string_view key);
 
+// True when the raw request header (the bytes up to the blank line) has an
+// Idempotency-Key field whose value holds a control character (other than a
+// tab). HTTP parsers refuse such a header before the key can be checked; the
+// session then answers 400 invalid_idempotency_key instead of bad_request.
+bool raw_idempotency_key_is_malformed(std::string_view header);
+
 // Whether a WebSocket upgrade with this Origin may proceed (docs/protocol.md,
 // "Origin check"). No Origin: allowed. `allowed` empty: the server's own
 // origin (the Host header) and localhost / 127.0.0.1 / [::1] on any port.

@@ -264,6 +264,7 @@ TEST(validation_test, RefusesAnEmptyRequestAndBadData) {
 
 TEST(validation_test, FillsTheFingerprintOfAKeyedRequest) {
   auto r = make_request({make_event("a", "k")}, "key-1");
+  ASSERT_TRUE(validate_events(r));
   ASSERT_TRUE(prepare_idempotency(r));
   EXPECT_FALSE(r.fingerprint.empty());
   auto bad = make_request({make_event("a", "k")}, "has space");

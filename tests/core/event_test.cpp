@@ -211,5 +211,39 @@ TEST(event_json, escapes_strings) {
   EXPECT_EQ(parsed["key"], "a\"b\\c\n\x01\xe2\x82\xac");
 }
 
+
+// Events built in code (the C++ API) follow the same rules as parsed ones.
+TEST(event_inputs, accept_valid_events) {
+  EXPECT_TRUE(validate_inputs({{"doc.put", "k", "user-1", R"({"a":1})"}}));
+}
+
+TEST(event_inputs, name_the_field_and_index) {
+  auto st = validate_inputs({{"ok", "", "", "null"}, {"no spaces", "", "", "null"}});
+  EXPECT_EQ(st.code(), errc::invalid_event);
+  EXPECT_EQ(st.message().rfind("events[1].type", 0), 0u) << st.message();
+  st = validate_inputs({{"t", std::string(1025, 'k'), "", "null"}});
+  EXPECT_EQ(st.message().rfind("event.key", 0), 0u) << st.message();
+  st = validate_inputs({{"t", "", std::string(257, 's'), "null"}});
+  EXPECT_EQ(st.message().rfind("event.subject", 0), 0u) << st.message();
+  st = validate_inputs({{"t", "\xff", "", "null"}});
+  EXPECT_EQ(st.message().rfind("event.key", 0), 0u) << st.message();
+  st = validate_inputs({{"t", "", "", "{not json"}});
+  EXPECT_EQ(st.message().rfind("event.data", 0), 0u) << st.message();
+}
+
+TEST(event_inputs, hold_1_to_1000_events) {
+  EXPECT_EQ(validate_inputs({}).code(), errc::invalid_event);
+  EXPECT_EQ(validate_inputs(std::vector<event_input>(1001, {"t", "", "", "null"})).code(),
+            errc::invalid_event);
+  EXPECT_TRUE(validate_inputs(std::vector<event_input>(1000, {"t", "", "", "null"})));
+}
+
+TEST(event_inputs, fingerprint_like_the_same_body_sent_over_http) {
+  auto parsed = parse_events(R"({"key":"k","type":"t","data":{"b":1,"a":2}})");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(fingerprint_inputs({{"t", "k", "", R"({"a":2,"b":1})"}}), parsed->fingerprint);
+  EXPECT_NE(fingerprint_inputs({{"t", "k", "", R"({"a":2,"b":2})"}}), parsed->fingerprint);
+}
+
 }  // namespace
 }  // namespace derive

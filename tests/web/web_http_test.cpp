@@ -178,6 +178,23 @@ TEST_F(http_test, malformed_keys_are_400) {
   EXPECT_EQ(post_events(event("a"), {{"Idempotency-Key", std::string(128, 'k')}}).status, 201);
 }
 
+TEST_F(http_test, a_key_with_control_characters_is_invalid_idempotency_key) {
+  // HTTP parsers refuse such a header before the key is seen; the answer still
+  // names the key, and nothing is appended.
+  for (std::string key : {std::string("a\x01b"), std::string("a\x7f" "b")}) {
+    http_connection c(port());
+    auto r = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Idempotency-Key: " + key + "\r\nContent-Length: 2\r\n\r\n{}");
+    ASSERT_TRUE(r);
+    expect_error(*r, 400, "invalid_idempotency_key");
+  }
+  http_connection c(port());
+  auto other = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Other: a\x01" "b\r\n\r\n");
+  ASSERT_TRUE(other);
+  expect_error(*other, 400, "bad_request");
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+}
+
 TEST_F(http_test, a_failed_request_leaves_no_key_behind) {
   expect_error(post_events(R"({"type":"t","bad":1})", {{"Idempotency-Key", "once"}}), 400,
                "invalid_event");
@@ -226,6 +243,18 @@ TEST_F(http_test, the_log_is_read_in_pages) {
   EXPECT_TRUE(past["events"].empty());
   EXPECT_EQ(past["next"], 99);
   EXPECT_EQ(get("/v1/events?from=0&limit=10000").status, 200);
+}
+
+TEST_F(http_test, a_read_past_the_end_reports_the_real_head) {
+  put("a", 1);
+  put("b", 2);
+  auto at_end = get("/v1/events?from=3").body_json();
+  EXPECT_EQ(at_end, json::parse(R"({"events":[],"next":3,"head":2})"));
+  auto far = get("/v1/events?from=1000").body_json();
+  EXPECT_EQ(far, json::parse(R"({"events":[],"next":1000,"head":2})"));
+  auto from_0 = get("/v1/events?from=0&limit=1").body_json();
+  EXPECT_EQ(from_0["next"], 2);
+  EXPECT_EQ(from_0["events"][0]["offset"], 1);
 }
 
 TEST_F(http_test, bad_log_parameters_are_400) {
@@ -394,6 +423,16 @@ TEST_F(http_test, unknown_routes_are_404_and_wrong_methods_405) {
   expect_healthy();
 }
 
+TEST_F(http_test, other_methods_on_paths_that_serve_nothing_are_404) {
+  http_connection c(port());
+  expect_error(c.request({"DELETE", "/nothing", "", {}}), 404, "not_found");
+  expect_error(c.request({"POST", "/client/nothing.js", "{}", {}}), 404, "not_found");
+  auto on_file = c.request({"DELETE", "/app.js", "", {}});
+  expect_error(on_file, 405, "method_not_allowed");
+  EXPECT_EQ(on_file.header("Allow"), "GET, HEAD");
+  EXPECT_EQ(c.get("/app.js").status, 200);
+}
+
 TEST_F(http_test, pipelined_requests_are_answered_in_order_on_one_connection) {
   http_connection c(port());
   auto rs = c.pipeline({{"POST", "/v1/events", event("p", 1), {}},
@@ -495,6 +534,57 @@ TEST_F(idle_http_test, a_request_that_never_completes_is_dropped) {
   auto r = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\n");  // no blank line: never complete
   EXPECT_FALSE(r);
   expect_healthy();
+}
+
+// docs, plus "fragile": a view that throws on events of type "boom".
+class failed_view_http_test : public web_fixture {
+ protected:
+  void add_views(runtime& rt) override {
+    rt.add_view(docs_view());
+    rt.add_view(view_def("fragile").from_log().apply([](const event& e, view_txn& tx) {
+      if (e.type == "boom") throw std::runtime_error("boom at " + e.key);
+      tx.put(e.key, 1);
+    }));
+  }
+
+  // Appends a "boom" event and waits until /v1/views reports fragile failed.
+  json fail_fragile() {
+    append({{"type", "boom"}, {"key", "b"}});
+    for (int i = 0; i < 500; ++i) {
+      auto views = get("/v1/views").body_json()["views"];
+      for (auto& v : views) {
+        if (v["name"] == "fragile" && v["status"] == "failed") return v;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "fragile never failed: " << get("/v1/views").body;
+    return json();
+  }
+};
+
+TEST_F(failed_view_http_test, health_is_degraded_while_a_view_has_failed) {
+  EXPECT_EQ(get("/v1/health").body_json()["status"], "ok");
+  fail_fragile();
+  auto h = get("/v1/health");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body_json()["status"], "degraded");
+  EXPECT_EQ(h.body_json()["views"]["fragile"]["status"], "failed");
+  EXPECT_EQ(h.body_json()["views"]["docs"]["status"], "running");
+}
+
+TEST_F(failed_view_http_test, only_a_failed_view_carries_an_error) {
+  auto fragile = fail_fragile();
+  ASSERT_TRUE(fragile.contains("error"));
+  EXPECT_TRUE(fragile["error"].is_string());
+  EXPECT_FALSE(fragile["error"].get<std::string>().empty());
+  EXPECT_EQ(fragile["offset"], 0);
+  EXPECT_EQ(fragile["lag"], 1);
+  auto views = get("/v1/views").body_json()["views"];
+  for (auto& v : views) {
+    if (v["name"] == "docs") {
+      EXPECT_FALSE(v.contains("error")) << v.dump();
+    }
+  }
 }
 
 class durable_http_test : public web_fixture {

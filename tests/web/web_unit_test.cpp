@@ -83,6 +83,17 @@ TEST(errors, every_error_code_has_its_http_status) {
   EXPECT_EQ(body["error"]["message"], "no \"such\" thing");
 }
 
+TEST(idempotency_header, control_characters_in_the_raw_key_are_found) {
+  EXPECT_TRUE(raw_idempotency_key_is_malformed(
+      "POST / HTTP/1.1\r\nIdempotency-Key: a\x01" "b\r\n\r\n"));
+  EXPECT_TRUE(raw_idempotency_key_is_malformed("POST / HTTP/1.1\r\nidempotency-key:a\x7f\r\n\r\n"));
+  EXPECT_FALSE(raw_idempotency_key_is_malformed("POST / HTTP/1.1\r\nIdempotency-Key: a\tb\r\n\r\n"));
+  EXPECT_FALSE(raw_idempotency_key_is_malformed("POST / HTTP/1.1\r\nX-Other: a\x01" "b\r\n\r\n"));
+  // Only the header counts, not the body after the blank line.
+  EXPECT_FALSE(raw_idempotency_key_is_malformed(
+      "POST / HTTP/1.1\r\nHost: x\r\n\r\nIdempotency-Key: a\x01" "b\r\n"));
+}
+
 TEST(origin, by_default_localhost_and_the_servers_own_origin_are_allowed) {
   std::vector<std::string> none;
   EXPECT_TRUE(origin_allowed("http://localhost:3000", "127.0.0.1:8080", none));

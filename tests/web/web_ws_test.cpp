@@ -300,6 +300,36 @@ TEST_F(ws_test, malformed_messages_are_bad_messages_and_the_connection_stays) {
   expect_healthy();
 }
 
+TEST_F(ws_test, an_id_that_cannot_be_read_is_answered_as_null) {
+  auto c = connect_ws();
+  for (const char* text : {R"({"op":"dance"})", R"({"op":"get","view":"docs","key":"k"})",
+                           R"({"op":"get","id":7,"view":"docs","key":"k"})",
+                           R"({"op":"get","id":null,"view":"docs","key":"k"})"}) {
+    auto e = error_for_text(*c, text);
+    EXPECT_EQ(e["code"], "bad_message") << text;
+    EXPECT_TRUE(e["id"].is_null()) << text;
+  }
+  auto long_unknown = error_for(*c, {{"op", "dance"}, {"id", std::string(65, 'i')}});
+  EXPECT_TRUE(long_unknown["id"].is_null());
+  // 64 characters (not bytes) is still a valid id.
+  std::string wide;
+  for (int i = 0; i < 64; ++i) wide += "\xc3\xa9";
+  c->send({{"op", "get"}, {"id", wide}, {"view", "docs"}, {"key", "k"}});
+  EXPECT_EQ(expect_op(*c, "value")["id"], wide);
+}
+
+TEST_F(ws_test, errors_of_a_subscribe_and_an_unsubscribe_echo_their_id) {
+  auto c = connect_ws();
+  auto both = sub_key("s9", "docs", "a");
+  both["prefix"] = "";
+  auto e = error_for(*c, both);
+  EXPECT_EQ(e["code"], "invalid_parameter");
+  EXPECT_EQ(e["id"], "s9");
+  auto missing = error_for(*c, {{"op", "unsubscribe"}, {"id", "never"}});
+  EXPECT_EQ(missing["code"], "unknown_subscription");
+  EXPECT_EQ(missing["id"], "never");
+}
+
 // --- append and get ---------------------------------------------------------
 
 TEST_F(ws_test, append_answers_with_the_offsets_once_durable) {
@@ -362,6 +392,15 @@ TEST_F(ws_test, get_reads_a_key_after_an_offset) {
   EXPECT_EQ(late["id"], "g3");
   EXPECT_EQ(error_for(*c, {{"op", "get"}, {"id", "g4"}, {"view", "nope"}, {"key", "g"}})["code"],
             "unknown_view");
+}
+
+TEST_F(ws_test, a_get_of_an_unknown_view_with_after_is_answered_without_waiting) {
+  auto c = connect_ws();
+  // A 30 s wait would outlast error_for's 5 s deadline.
+  auto e = error_for(*c, {{"op", "get"}, {"id", "g"}, {"view", "nope"}, {"key", "k"},
+                          {"after", 1000}, {"timeout_ms", 30000}});
+  EXPECT_EQ(e["code"], "unknown_view");
+  EXPECT_EQ(e["id"], "g");
 }
 
 // --- frames the server refuses -------------------------------------------------
