@@ -461,16 +461,21 @@ class websocket_session : public session_base,
     writing_ = true;
     write_started_ = clock::now();
     inflight_frame_ = std::move(*frame);
-    buffers_.clear();
-    inflight_frame_.for_each_piece(
-        [&](std::string_view p) { buffers_.emplace_back(p.data(), p.size()); });
-    ws_.async_write(buffers_,
+    // The items' bytes are serialized once and shared by every subscriber;
+    // each frame copies them into this connection's one buffer, so that the
+    // write is a single buffer. A gather list of two pieces per item costs
+    // Asio the square of its length on partial writes, and fragments of it
+    // cost one write operation each (both measured: docs/benchmarks.md, "web").
+    write_buf_.clear();
+    inflight_frame_.for_each_piece([&](std::string_view p) { write_buf_.append(p); });
+    ws_.async_write(net::buffer(write_buf_),
                     beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
   }
 
   void on_write(beast::error_code ec, size_t) {
     writing_ = false;
     inflight_frame_ = out_frame{};
+    if (write_buf_.capacity() > max_kept_write_buffer) std::string().swap(write_buf_);
     if (finished_) return;
     if (ec) return hard_close();
     ctx_.stats.ws_messages_sent.fetch_add(1);
@@ -572,7 +577,10 @@ class websocket_session : public session_base,
   uint64_t next_token_ = 0;
 
   out_frame inflight_frame_;
-  std::vector<net::const_buffer> buffers_;
+  // The message in flight; a buffer grown past max_kept_write_buffer by a
+  // large batch is released after the write, so idle connections stay small.
+  static constexpr size_t max_kept_write_buffer = 64 * 1024;
+  std::string write_buf_;
   bool writing_ = false;
   bool reading_ = false;
   bool closing_ = false;
