@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/hash.hpp"
+#include "core/json_text.hpp"
 
 namespace derive {
 
@@ -27,35 +28,6 @@ bool valid_type(const std::string& t) {
   return true;
 }
 
-// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-// Strings from nlohmann's parser always are; values built in code may not be.
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c < 0x80) { ++i; continue; }
-    if (c >= 0xc2 && c <= 0xdf) len = 1;
-    else if (c == 0xe0) { len = 2; lo = 0xa0; }
-    else if (c == 0xed) { len = 2; hi = 0x9f; }
-    else if (c >= 0xe1 && c <= 0xef) len = 2;
-    else if (c == 0xf0) { len = 3; lo = 0x90; }
-    else if (c >= 0xf1 && c <= 0xf3) len = 3;
-    else if (c == 0xf4) { len = 3; hi = 0x8f; }
-    else return false;
-    if (i + len >= s.size()) return false;  // truncated sequence
-    auto first = static_cast<unsigned char>(s[i + 1]);
-    if (first < lo || first > hi) return false;
-    for (size_t k = 2; k <= len; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if (cc < 0x80 || cc > 0xbf) return false;
-    }
-    i += len + 1;
-  }
-  return true;
-}
-
 status invalid(const std::string& where, const std::string& what) {
   return {errc::invalid_event, where + what};
 }
@@ -71,7 +43,7 @@ status optional_string(const json& ev, const char* name, size_t max_bytes,
   if (s.size() > max_bytes)
     return invalid(field, " must be at most " + std::to_string(max_bytes) + " bytes (it has " +
                               std::to_string(s.size()) + ")");
-  if (!valid_utf8(s)) return invalid(field, " must be valid UTF-8");
+  if (!is_valid_utf8(s)) return invalid(field, " must be valid UTF-8");
   out = s;
   return status::ok();
 }
@@ -82,7 +54,7 @@ status event_from_json(const json& ev, const std::string& where, event_input& ou
   for (const auto& member : ev.items()) {
     const auto& name = member.key();
     if (name != "type" && name != "key" && name != "data" && name != "subject") {
-      std::string shown = valid_utf8(name) ? name : "(not UTF-8)";
+      std::string shown = is_valid_utf8(name) ? name : "(not UTF-8)";
       return invalid(where, " has an unknown member \"" + shown +
                                 "\" (allowed: type, key, data, subject)");
     }
@@ -125,32 +97,6 @@ result<std::string> fingerprint_of(const json& value) {
   }
   if (!value.is_array()) canonical = "[" + canonical + "]";
   return hex128(detail::hash64(canonical, detail::hash_a), detail::hash64(canonical, detail::hash_b));
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xf];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
 }
 
 }  // namespace
@@ -219,7 +165,7 @@ status validate_input(const event_input& e, const std::string& where) {
     if (v.size() > max_bytes)
       return invalid(field, " must be at most " + std::to_string(max_bytes) + " bytes (it has " +
                                 std::to_string(v.size()) + ")");
-    if (!valid_utf8(v)) return invalid(field, " must be valid UTF-8");
+    if (!is_valid_utf8(v)) return invalid(field, " must be valid UTF-8");
     return status::ok();
   };
   if (auto st = check(e.key, "key", max_key_bytes); !st) return st;

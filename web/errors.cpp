@@ -1,6 +1,6 @@
 #include "web/errors.hpp"
 
-#include "web/json_text.hpp"
+#include "core/json_text.hpp"
 
 namespace derive::web {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "actors/runtime.hpp"
-#include "web/json_text.hpp"
+#include "core/json_text.hpp"
 
 namespace derive::web {
 namespace {
@@ -52,6 +52,18 @@ std::string format_double(double v) {
   return buf;
 }
 
+// One family with a sample per view: `field` picks the view's value.
+void per_view(std::string& out, const std::vector<view_metrics>& views, const char* name,
+              const char* type, const char* help, uint64_t view_metrics::*field) {
+  header(out, name, type, help);
+  for (const auto& v : views) {
+    out += name;
+    out += "{view=\"" + label(v.name) + "\"} ";
+    append_uint(out, v.*field);
+    out += '\n';
+  }
+}
+
 }  // namespace
 
 void metrics::record_http_response(unsigned status) {
@@ -96,18 +108,10 @@ std::string metrics::render(const runtime& rt) const {
          format_double(static_cast<double>(m.append_latency_sum_us) / 1e6) + "\n";
   sample(out, "derive_append_latency_seconds_count", m.append_latency_count);
 
-  header(out, "derive_view_offset", "gauge", "The offset of the last event a view applied.");
-  for (const auto& v : m.views) {
-    out += "derive_view_offset{view=\"" + label(v.name) + "\"} ";
-    append_uint(out, v.offset);
-    out += '\n';
-  }
-  header(out, "derive_view_lag", "gauge", "Events appended but not yet applied by a view.");
-  for (const auto& v : m.views) {
-    out += "derive_view_lag{view=\"" + label(v.name) + "\"} ";
-    append_uint(out, v.lag);
-    out += '\n';
-  }
+  per_view(out, m.views, "derive_view_offset", "gauge",
+           "The offset of the last event a view applied.", &view_metrics::offset);
+  per_view(out, m.views, "derive_view_lag", "gauge",
+           "Events appended but not yet applied by a view.", &view_metrics::lag);
   header(out, "derive_view_status", "gauge", "1 for the view's current status, else 0.");
   static constexpr view_status all[] = {view_status::running, view_status::catching_up,
                                         view_status::rebuilding, view_status::failed,
@@ -119,18 +123,10 @@ std::string metrics::render(const runtime& rt) const {
       out += v.status == s ? "1\n" : "0\n";
     }
   }
-  header(out, "derive_view_applied_total", "counter", "Inputs a view applied since start.");
-  for (const auto& v : m.views) {
-    out += "derive_view_applied_total{view=\"" + label(v.name) + "\"} ";
-    append_uint(out, v.applied);
-    out += '\n';
-  }
-  header(out, "derive_view_commits_total", "counter", "Transactions a view committed since start.");
-  for (const auto& v : m.views) {
-    out += "derive_view_commits_total{view=\"" + label(v.name) + "\"} ";
-    append_uint(out, v.commits);
-    out += '\n';
-  }
+  per_view(out, m.views, "derive_view_applied_total", "counter",
+           "Inputs a view applied since start.", &view_metrics::applied);
+  per_view(out, m.views, "derive_view_commits_total", "counter",
+           "Transactions a view committed since start.", &view_metrics::commits);
   header(out, "derive_subscriptions", "gauge", "Subscriptions registered with the hub (all kinds).");
   sample(out, "derive_subscriptions", m.subscriptions);
   header(out, "derive_hub_batches_total", "counter", "Committed batches handed on by the hub.");

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "web/errors.hpp"
-#include "web/json_text.hpp"
+#include "core/json_text.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
 #include "web/url.hpp"

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "web/json_text.hpp"
+#include "core/json_text.hpp"
 
 namespace derive::web {
 namespace {

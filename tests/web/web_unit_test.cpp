@@ -9,7 +9,6 @@
 
 #include "tests/web/web_fixture.hpp"
 #include "web/errors.hpp"
-#include "web/json_text.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
 #include "web/static_files.hpp"
@@ -59,14 +58,6 @@ TEST(url, integers_are_plain_decimal_digits_that_fit_64_bits) {
   query_map q{{"limit", "0"}};
   EXPECT_FALSE(uint_param(q, "limit", 100, 1, 10000));
   EXPECT_EQ(*uint_param(q, "other", 100, 1, 10000), 100u);
-}
-
-TEST(json_text, strings_are_escaped_and_invalid_utf8_is_replaced) {
-  EXPECT_EQ(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
-  EXPECT_EQ(json_string("\xe2\x82\xac"), "\"\xe2\x82\xac\"");
-  EXPECT_EQ(json_string("a\xff" "b"), "\"a\xef\xbf\xbd" "b\"");
-  EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // surrogate
-  EXPECT_NO_THROW(json::parse(json_string("x\xc3(\xf0\x9f\x98\x80")));
 }
 
 TEST(errors, every_error_code_has_its_http_status) {

@@ -6,7 +6,11 @@
 #include <string>
 #include <string_view>
 
-namespace derive::web {
+namespace derive {
+
+// True when `s` is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates,
+// nothing above U+10FFFF).
+bool is_valid_utf8(std::string_view s);
 
 // Appends `s` as a JSON string literal (quotes included). Bytes that are not
 // valid UTF-8 become U+FFFD, so the output is always valid JSON.
@@ -18,4 +22,4 @@ std::string json_string(std::string_view s);
 // Appends the decimal digits of `v`.
 void append_uint(std::string& out, uint64_t v);
 
-}  // namespace derive::web
+}  // namespace derive

@@ -1,8 +1,8 @@
-#include "web/json_text.hpp"
+#include "core/json_text.hpp"
 
 #include <charconv>
 
-namespace derive::web {
+namespace derive {
 namespace {
 
 // Length of the valid UTF-8 sequence at the start of `s`, or 0 when the first
@@ -29,6 +29,12 @@ size_t utf8_sequence_length(std::string_view s) {
 }
 
 }  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  for (size_t i = 0, n = 0; i < s.size(); i += n)
+    if ((n = utf8_sequence_length(s.substr(i))) == 0) return false;
+  return true;
+}
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -82,4 +88,4 @@ void append_uint(std::string& out, uint64_t v) {
   out.append(buf, r.ptr);
 }
 
-}  // namespace derive::web
+}  // namespace derive
