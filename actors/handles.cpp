@@ -1,4 +1,4 @@
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 
 #include "actors/hub.hpp"
 #include "actors/runtime_impl.hpp"

@@ -5,7 +5,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/logging.hpp"
 #include "actors/messages.hpp"
 

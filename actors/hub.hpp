@@ -26,7 +26,7 @@
 
 #include <caf/fwd.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 namespace derive {
 

@@ -9,7 +9,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 namespace derive {
 

@@ -1,4 +1,4 @@
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,11 +11,11 @@
 #include <limits>
 #include <set>
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/logging.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_impl.hpp"
-#include "actors/validation.hpp"
+#include "core/append_check.hpp"
 #include "actors/view_runner.hpp"
 
 namespace derive {
@@ -54,16 +54,6 @@ std::string wire_of(uint64_t offset, const std::string& key,
   out += value ? *value : "null";
   out += '}';
   return out;
-}
-
-// run_until_signal's self-pipe (a signal handler may only write()).
-std::atomic<int> signal_pipe{-1};
-extern "C" void on_stop_signal(int) {
-  int fd = signal_pipe.load();
-  if (fd >= 0) {
-    char c = 's';
-    [[maybe_unused]] auto n = ::write(fd, &c, 1);
-  }
 }
 
 }  // namespace
@@ -253,7 +243,7 @@ void runtime::impl::spawn_actors() {
   sequencer_context ctx;
   ctx.log = log_.get();
   ctx.counters = &counters_;
-  ctx.validate = [this](append_request& r) { return validate(r); };
+  ctx.validate = [this](const checked_append& r) { return run_validators(r); };
   ctx.committed = [log_runners](uint64_t head) {
     for (auto& runner : log_runners) caf::anon_send(runner, head_atom::value, head);
   };
@@ -286,7 +276,6 @@ void runtime::impl::stop() {
     close_storage();
   }
   log_info(component, "stopped");
-  wake_signal_waiter();
 }
 
 void runtime::impl::close_storage() {
@@ -298,74 +287,22 @@ void runtime::impl::close_storage() {
   env_.reset();
 }
 
-void runtime::impl::wake_signal_waiter() {
-  std::lock_guard<std::mutex> lock(signal_mu_);
-  if (signal_wake_fd_ >= 0) {
-    char c = 'x';
-    [[maybe_unused]] auto n = ::write(signal_wake_fd_, &c, 1);
-  }
-}
-
-void runtime::impl::run_until_signal() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-    log_error(component, "run_until_signal: pipe failed, errno ", errno);
-    return;
-  }
-  struct sigaction action {}, old_int{}, old_term{};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  signal_pipe = fds[1];
-  {
-    std::lock_guard<std::mutex> lock(signal_mu_);
-    signal_wake_fd_ = fds[1];
-  }
-  sigaction(SIGINT, &action, &old_int);
-  sigaction(SIGTERM, &action, &old_term);
-  while (running()) {
-    pollfd p{fds[0], POLLIN, 0};
-    int n = ::poll(&p, 1, -1);
-    if (n > 0) {
-      char c = 0;
-      if (::read(fds[0], &c, 1) == 1 && c == 's') {
-        log_info(component, "signal received, stopping");
-        break;
-      }
-    } else if (n < 0 && errno != EINTR) {
-      break;
-    }
-  }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
-  signal_pipe = -1;
-  {
-    std::lock_guard<std::mutex> lock(signal_mu_);
-    signal_wake_fd_ = -1;
-  }
-  ::close(fds[0]);
-  ::close(fds[1]);
-  stop();
-}
-
 // --- impl: writes ----------------------------------------------------------
 
-status runtime::impl::validate(append_request& request) const {
-  if (auto s = validate_events(request); !s) return s;
-  if (auto s = prepare_idempotency(request); !s) return s;
+status runtime::impl::run_validators(const checked_append& request) const {
   if (validators_.empty()) return status::ok();
-  for (size_t i = 0; i < request.events.size(); ++i) {
-    auto it = validators_.find(request.events[i].type);
+  const auto& events = request.events();
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto it = validators_.find(events[i].type);
     if (it == validators_.end()) continue;
     status s;
     try {
-      s = it->second(request.events[i]);
+      s = it->second(events[i]);
     } catch (const std::exception& e) {
       s = status{errc::invalid_event, e.what()};
     }
     if (!s) {
-      if (request.events.size() > 1)
-        return {s.code(), "events[" + std::to_string(i) + "]: " + s.message()};
+      if (events.size() > 1) return {s.code(), "events[" + std::to_string(i) + "]: " + s.message()};
       return s;
     }
   }
@@ -374,17 +311,18 @@ status runtime::impl::validate(append_request& request) const {
 
 void runtime::impl::append(append_request request,
                            std::function<void(result<append_outcome>)> done) {
-  if (auto s = validate(request); !s) {
-    done(s);
-    return;
-  }
+  auto checked = check_append(std::move(request));
+  if (!checked) return done(checked.error());
+  append(std::move(*checked), std::move(done));
+}
+
+void runtime::impl::append(checked_append request,
+                           std::function<void(result<append_outcome>)> done) {
+  if (auto s = run_validators(request); !s) return done(s);
   {
     std::shared_lock<std::shared_mutex> lock(append_mu_);
     if (accepting_) {
-      append_job job;
-      job.request = std::move(request);
-      job.done = std::move(done);
-      caf::anon_send(sequencer_, std::move(job));
+      caf::anon_send(sequencer_, append_job{std::move(request), std::move(done)});
       return;
     }
   }
@@ -609,9 +547,11 @@ void runtime::add_validator(std::string type, std::function<status(const event_i
 }
 status runtime::start() { return impl_->start(); }
 void runtime::stop() { impl_->stop(); }
-void runtime::run_until_signal() { impl_->run_until_signal(); }
 bool runtime::running() const { return impl_->running(); }
 void runtime::append(append_request request, std::function<void(result<append_outcome>)> done) {
+  impl_->append(std::move(request), std::move(done));
+}
+void runtime::append(checked_append request, std::function<void(result<append_outcome>)> done) {
   impl_->append(std::move(request), std::move(done));
 }
 uint64_t runtime::head() const { return impl_->head(); }

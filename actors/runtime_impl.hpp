@@ -20,7 +20,7 @@
 #include <caf/all.hpp>
 
 #include "actors/hub.hpp"
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 #include "actors/sequencer.hpp"
 #include "actors/view_slot.hpp"
 #include "actors/waiters.hpp"
@@ -36,12 +36,12 @@ class runtime::impl {
   void add_validator(std::string type, std::function<status(const event_input&)> check);
   status start();
   void stop();
-  void run_until_signal();
   bool running() const { return running_.load(); }
 
   void append(append_request request, std::function<void(result<append_outcome>)> done);
-  // Event shape, idempotency key and the application's validators.
-  status validate(append_request& request) const;
+  void append(checked_append request, std::function<void(result<append_outcome>)> done);
+  // The application's validators for each event's type.
+  status run_validators(const checked_append& request) const;
 
   uint64_t head() const;
   durability durability_mode() const { return options_.storage.mode; }
@@ -76,7 +76,6 @@ class runtime::impl {
   // On a runner thread, after each commit of `slot`.
   void published(view_slot& slot, uint64_t offset, std::vector<offset_changes>& changes);
   void publish_changes(view_slot& slot, const std::vector<offset_changes>& changes);
-  void wake_signal_waiter();
 
   runtime_options options_;
   caf::actor_system_config config_;
@@ -101,8 +100,6 @@ class runtime::impl {
   std::shared_mutex append_mu_;
   bool accepting_ = false;
 
-  std::mutex signal_mu_;
-  int signal_wake_fd_ = -1;  // write end of run_until_signal's pipe
 };
 
 }  // namespace derive

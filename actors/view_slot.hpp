@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "actors/view.hpp"
+#include <derive/runtime.hpp>
+#include <derive/view.hpp>
 #include "core/view_store.hpp"
 
 namespace derive {

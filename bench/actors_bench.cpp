@@ -35,7 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 #include "core/log.hpp"
 #include "core/view_store.hpp"
 

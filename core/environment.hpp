@@ -8,31 +8,13 @@
 #include <string>
 #include <unordered_map>
 
-#include "core/status.hpp"
+#include <derive/options.hpp>
+#include <derive/status.hpp>
 
 struct MDB_env;
 struct MDB_txn;
 
 namespace derive {
-
-enum class durability {
-  full,     // every commit is synced to disk before it returns (default)
-  relaxed,  // commits reach the OS but are not synced; a power loss may undo
-            // the last commits (a process crash does not). Explicit opt-in.
-};
-
-struct environment_options {
-  // The largest size the data file may reach. The file is sparse, so a large
-  // value costs nothing until used. A commit that would pass it fails with
-  // storage_full (the environment stays usable).
-  uint64_t map_size = uint64_t{64} << 30;
-  durability mode = durability::full;
-  unsigned max_readers = 1024;
-  // Named databases: the log uses 5, each view version 5. Every read
-  // transaction zeroes a table of this many entries (~50 bytes each), so a
-  // large value slows every read.
-  unsigned max_databases = 256;
-};
 
 class environment {
  public:

@@ -2,6 +2,7 @@
 // Building JSON text by hand, for responses whose parts are already JSON
 // (view values are stored as compact JSON text and are copied verbatim).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,6 +19,11 @@ void append_json_string(std::string& out, std::string_view s);
 
 // `s` as a JSON string literal.
 std::string json_string(std::string_view s);
+
+// True when `text` nests arrays and objects deeper than `limit` (strings are
+// skipped). A cheap scan run before parsing untrusted JSON, whose parser
+// recurses once per level.
+bool json_deeper_than(std::string_view text, size_t limit);
 
 // Appends the decimal digits of `v`.
 void append_uint(std::string& out, uint64_t v);

@@ -300,7 +300,7 @@ class event_log::impl {
     return load_head();
   }
 
-  std::vector<result<append_outcome>> append(const std::vector<append_request>& group);
+  std::vector<result<append_outcome>> append(const std::vector<checked_append>& group);
   result<std::vector<event>> read(uint64_t from, size_t limit) const;
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
@@ -317,10 +317,10 @@ class event_log::impl {
 
   status check_format();
   status load_head();
-  status append_request_in(MDB_txn* txn, MDB_cursor* log_cursor, const append_request& req,
+  status append_request_in(MDB_txn* txn, MDB_cursor* log_cursor, const checked_append& req,
                            int64_t ts, uint64_t& next, result<append_outcome>& out,
                            bool& dirty);
-  status append_events(MDB_txn* txn, MDB_cursor* log_cursor, const append_request& req,
+  status append_events(MDB_txn* txn, MDB_cursor* log_cursor, const checked_append& req,
                        int64_t ts, uint64_t& next);
   status prune_idempotency_keys(MDB_txn* txn, int64_t now, bool& dirty);
 
@@ -381,7 +381,7 @@ status event_log::impl::load_head() {
 }
 
 std::vector<result<append_outcome>> event_log::impl::append(
-    const std::vector<append_request>& group) {
+    const std::vector<checked_append>& group) {
   auto fail_all = [&](const status& st) {
     return std::vector<result<append_outcome>>(group.size(), result<append_outcome>(st));
   };
@@ -418,37 +418,17 @@ std::vector<result<append_outcome>> event_log::impl::append(
 // Appends one request (or replays it); request-level failures go to `out`,
 // a returned error fails the whole group.
 status event_log::impl::append_request_in(MDB_txn* txn, MDB_cursor* log_cursor,
-                                          const append_request& req, int64_t ts, uint64_t& next,
+                                          const checked_append& req, int64_t ts, uint64_t& next,
                                           result<append_outcome>& out, bool& dirty) {
-  if (req.events.empty() || req.events.size() > max_events_per_append) {
-    out = status{errc::invalid_event, "an append holds 1-1000 events, not " +
-                                          std::to_string(req.events.size())};
-    return status::ok();
-  }
-  for (const auto& e : req.events) {
-    if (e.type.empty() || e.type.size() > max_type_length || e.key.size() > max_key_bytes ||
-        e.subject.size() > max_subject_bytes) {
-      out = status{errc::invalid_event, "an event was not validated (see parse_events)"};
-      return status::ok();
-    }
-  }
-  const auto& key = req.idempotency_key;
+  const auto& key = req.idempotency_key();
   if (!key.empty()) {
-    if (auto st = validate_idempotency_key(key); !st) {
-      out = st;
-      return status::ok();
-    }
-    if (req.fingerprint.empty()) {
-      out = status{errc::invalid_parameter, "an append with an idempotency key needs a fingerprint"};
-      return status::ok();
-    }
     MDB_val k = as_val(key), v{};
     int rc = mdb_get(txn, idem_, &k, &v);
     if (rc == MDB_SUCCESS) {
       idem_entry known;
       if (!decode_idem(as_view(v), known))
         return {errc::corruption, "the stored idempotency key '" + key + "' is corrupt"};
-      if (known.fingerprint != req.fingerprint) {
+      if (known.fingerprint != req.fingerprint()) {
         out = status{errc::idempotency_key_reused,
                      "the Idempotency-Key '" + key +
                          "' was already used with a different body; use a new key"};
@@ -464,7 +444,7 @@ status event_log::impl::append_request_in(MDB_txn* txn, MDB_cursor* log_cursor,
   if (auto st = append_events(txn, log_cursor, req, ts, next); !st) return st;
   dirty = true;
   if (!key.empty()) {
-    auto value = encode_idem(first, req.events.size(), ts, req.fingerprint);
+    auto value = encode_idem(first, req.events().size(), ts, req.fingerprint());
     auto by_time = idem_time_key(ts, key);
     MDB_val k = as_val(key), v = as_val(value), tk = as_val(by_time), tv{0, nullptr};
     if (int rc = mdb_put(txn, idem_, &k, &v, 0); rc != MDB_SUCCESS)
@@ -472,12 +452,12 @@ status event_log::impl::append_request_in(MDB_txn* txn, MDB_cursor* log_cursor,
     if (int rc = mdb_put(txn, idem_time_, &tk, &tv, 0); rc != MDB_SUCCESS)
       return lmdb_error(rc, "storing an idempotency key");
   }
-  out = append_outcome{first, req.events.size(), false};
+  out = append_outcome{first, req.events().size(), false};
   return status::ok();
 }
 
 status event_log::impl::append_events(MDB_txn* txn, MDB_cursor* log_cursor,
-                                      const append_request& req, int64_t ts, uint64_t& next) {
+                                      const checked_append& req, int64_t ts, uint64_t& next) {
   // Records are encoded a chunk at a time into one reused buffer, so that the
   // checksums of a chunk are computed together (crc32c_many), then appended.
   constexpr size_t chunk = 16;
@@ -485,7 +465,7 @@ status event_log::impl::append_events(MDB_txn* txn, MDB_cursor* log_cursor,
   std::array<uint32_t, chunk> sums;
   std::array<size_t, chunk> sizes;
   const record_prefix prefix{ts};
-  const auto& events = req.events;
+  const auto& events = req.events();
   for (size_t base = 0; base < events.size(); base += chunk) {
     const size_t n = std::min(chunk, events.size() - base);
     size_t total = 0;
@@ -634,12 +614,12 @@ event_log::event_log(environment& env, std::unique_ptr<impl> impl)
 
 event_log::~event_log() = default;
 
-std::vector<result<append_outcome>> event_log::append(const std::vector<append_request>& group) {
+std::vector<result<append_outcome>> event_log::append(const std::vector<checked_append>& group) {
   return impl_->append(group);
 }
 
-result<append_outcome> event_log::append(append_request request) {
-  std::vector<append_request> group;
+result<append_outcome> event_log::append(checked_append request) {
+  std::vector<checked_append> group;
   group.push_back(std::move(request));
   return std::move(impl_->append(group).front());
 }

@@ -398,41 +398,35 @@ std::vector<key_change> last_change_per_key(const std::vector<key_change>& chang
 // ---------------------------------------------------------------------------
 // view_snapshot
 
-view_snapshot::view_snapshot(MDB_txn* txn, unsigned state_dbi, unsigned private_dbi,
-                             uint64_t offset)
-    : txn_(txn), state_dbi_(state_dbi), private_dbi_(private_dbi), offset_(offset) {}
+class view_snapshot::impl {
+ public:
+  impl(MDB_txn* txn, unsigned state_dbi, unsigned private_dbi)
+      : txn(txn), state_dbi(state_dbi), private_dbi(private_dbi) {}
+  ~impl() { mdb_txn_abort(txn); }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
 
-view_snapshot::~view_snapshot() {
-  if (txn_ != nullptr) mdb_txn_abort(txn_);
-}
+  MDB_txn* const txn;
+  const unsigned state_dbi;
+  const unsigned private_dbi;
+};
 
-view_snapshot::view_snapshot(view_snapshot&& other) noexcept
-    : txn_(std::exchange(other.txn_, nullptr)),
-      state_dbi_(other.state_dbi_),
-      private_dbi_(other.private_dbi_),
-      offset_(other.offset_) {}
-
-view_snapshot& view_snapshot::operator=(view_snapshot&& other) noexcept {
-  if (this != &other) {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-    txn_ = std::exchange(other.txn_, nullptr);
-    state_dbi_ = other.state_dbi_;
-    private_dbi_ = other.private_dbi_;
-    offset_ = other.offset_;
-  }
-  return *this;
-}
+view_snapshot::view_snapshot(std::unique_ptr<impl> impl, uint64_t offset)
+    : impl_(std::move(impl)), offset_(offset) {}
+view_snapshot::~view_snapshot() = default;
+view_snapshot::view_snapshot(view_snapshot&&) noexcept = default;
+view_snapshot& view_snapshot::operator=(view_snapshot&&) noexcept = default;
 
 result<std::optional<std::string>> view_snapshot::get(std::string_view key) const {
   std::optional<std::string> value;
-  if (int rc = state_get(txn_, state_dbi_, key, value); rc != MDB_SUCCESS)
+  if (int rc = state_get(impl_->txn, impl_->state_dbi, key, value); rc != MDB_SUCCESS)
     return to_status(rc, "reading a view key");
   return value;
 }
 
 result<std::optional<std::string>> view_snapshot::get_private(std::string_view key) const {
   std::optional<std::string> value;
-  if (int rc = state_get(txn_, private_dbi_, key, value); rc != MDB_SUCCESS)
+  if (int rc = state_get(impl_->txn, impl_->private_dbi, key, value); rc != MDB_SUCCESS)
     return to_status(rc, "reading a private view key");
   return value;
 }
@@ -440,7 +434,7 @@ result<std::optional<std::string>> view_snapshot::get_private(std::string_view k
 result<view_snapshot::page> view_snapshot::range(std::string_view prefix, std::string_view start,
                                                  size_t limit) const {
   state_cursor cursor;
-  int rc = cursor.open(txn_, state_dbi_);
+  int rc = cursor.open(impl_->txn, impl_->state_dbi);
   if (rc == MDB_SUCCESS) rc = cursor.seek(std::max(prefix, start));
   page p;
   while (rc == MDB_SUCCESS && cursor.valid() &&
@@ -679,7 +673,9 @@ result<view_snapshot> view_store::impl::snapshot() const {
   uint64_t offset = 0;
   if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, offset);
   if (rc != MDB_SUCCESS) return to_status(rc, where("taking a snapshot"));
-  return view_snapshot(txn.release(), state_, private_, offset);
+  auto snapshot = std::make_unique<view_snapshot::impl>(txn.get(), state_, private_);
+  txn.release();  // owned by the snapshot now
+  return view_snapshot(std::move(snapshot), offset);
 }
 
 result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t limit) const {

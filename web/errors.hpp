@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/status.hpp"
+#include <derive/status.hpp>
 
 namespace derive::web {
 

@@ -9,7 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "web/errors.hpp"
-#include "web/server.hpp"
+#include <derive/web/server.hpp>
 #include "web/sessions.hpp"
 
 namespace derive::web {

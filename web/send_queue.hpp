@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 namespace derive::web {
 

@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 #include "core/event.hpp"
 #include "core/log.hpp"
 #include "core/view_store.hpp"

@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/runtime.hpp"
-#include "web/server.hpp"
+#include <derive/runtime.hpp>
+#include <derive/web/server.hpp>
 
 namespace {
 

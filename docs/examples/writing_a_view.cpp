@@ -16,9 +16,9 @@
 #include <mutex>
 #include <string>
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/logging.hpp"
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 using derive::json;
 

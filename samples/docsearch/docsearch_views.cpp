@@ -1,11 +1,11 @@
-#include "samples/docsearch/docsearch_views.hpp"
+#include "docsearch/docsearch_views.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <vector>
 
-#include "samples/docsearch/tokenizer.hpp"
+#include "docsearch/tokenizer.hpp"
 
 namespace docsearch {
 namespace {

@@ -42,10 +42,10 @@
 #include <string>
 #include <string_view>
 
-#include "actors/runtime.hpp"
-#include "actors/view.hpp"
-#include "core/event.hpp"
-#include "core/status.hpp"
+#include <derive/event.hpp>
+#include <derive/runtime.hpp>
+#include <derive/status.hpp>
+#include <derive/view.hpp>
 
 namespace docsearch {
 

@@ -6,7 +6,6 @@
 // to the HTTP/WebSocket server, seeds a few example documents into an empty
 // data directory, and runs until SIGINT or SIGTERM.
 
-#include <signal.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -17,10 +16,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/runtime.hpp"
-#include "core/event.hpp"
-#include "samples/docsearch/docsearch_views.hpp"
-#include "web/server.hpp"
+#include <derive/runtime.hpp>
+#include <derive/signals.hpp>
+#include <derive/web/server.hpp>
+
+#include "docsearch/docsearch_views.hpp"
 
 #ifndef DOCSEARCH_WWW_DIR
 #define DOCSEARCH_WWW_DIR ""
@@ -170,13 +170,12 @@ nlohmann::json example_documents() {
 
 void seed_examples(derive::runtime& rt) {
   if (rt.head() != 0) return;
-  auto parsed = derive::events_from_json(example_documents());
-  if (!parsed) {
-    std::cerr << "docsearch: example documents: " << parsed.error().to_string() << "\n";
-    return;
+  derive::append_request request;
+  request.idempotency_key = "docsearch-examples-v1";
+  for (const auto& e : example_documents()) {
+    request.events.push_back(
+        {e.at("type").get<std::string>(), e.value("key", ""), "", e.at("data").dump()});
   }
-  derive::append_request request{std::move(parsed->events), "docsearch-examples-v1",
-                                 std::move(parsed->fingerprint)};
   std::promise<derive::status> done;
   rt.append(std::move(request), [&done](derive::result<derive::append_outcome> r) {
     done.set_value(r ? derive::status::ok() : r.error());
@@ -197,13 +196,8 @@ int main(int argc, char** argv) {
   }
   if (!opts) return 2;
 
-  // Every thread started below inherits this mask; the main thread alone
-  // waits for the signals and then stops the server before the runtime.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Ctrl-C and SIGTERM wake signals.wait(); the server stops before the runtime.
+  derive::stop_signals signals;
 
   std::error_code ec;
   std::filesystem::path data = std::filesystem::absolute(opts->data, ec).lexically_normal();
@@ -235,8 +229,7 @@ int main(int argc, char** argv) {
             << (opts->relaxed ? " (relaxed durability)" : "") << "\n"
             << "Press Ctrl-C to stop." << std::endl;
 
-  int received = 0;
-  sigwait(&signals, &received);
+  signals.wait();
   std::cout << "docsearch: stopping" << std::endl;
   srv.stop();
   rt.stop();

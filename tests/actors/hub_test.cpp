@@ -2,7 +2,7 @@
 // the "lost" signal; actor subscribers deterministically with the test
 // coordinator.
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/hub.hpp"
 #include "actors/messages.hpp"
 #include "tests/actors/deterministic.hpp"

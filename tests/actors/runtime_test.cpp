@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "tests/actors/views_fixture.hpp"
 
 namespace derive::testing {

@@ -2,7 +2,7 @@
 // every request waiting in the mailbox, a lone request commits at once, and
 // requesters hear back only after the commit.
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/sequencer.hpp"
 #include "actors/validation.hpp"
 #include "tests/actors/deterministic.hpp"

@@ -16,7 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 namespace derive::testing {
 

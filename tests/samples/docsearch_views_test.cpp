@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 #include "core/event.hpp"
 #include "samples/docsearch/docsearch_views.hpp"
 #include "samples/docsearch/tokenizer.hpp"

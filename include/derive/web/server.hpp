@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "core/status.hpp"
+#include <derive/runtime.hpp>
+#include <derive/status.hpp>
 
 namespace derive::web {
 
