@@ -6,7 +6,7 @@
 #include <caf/all.hpp>
 
 #include <derive/actor_handles.hpp>
-#include "actors/logging.hpp"
+#include <derive/logging.hpp>
 #include "actors/messages.hpp"
 
 namespace derive {

@@ -12,7 +12,7 @@
 #include <set>
 
 #include <derive/actor_handles.hpp>
-#include "actors/logging.hpp"
+#include <derive/logging.hpp>
 #include "actors/messages.hpp"
 #include "actors/runtime_impl.hpp"
 #include "core/append_check.hpp"

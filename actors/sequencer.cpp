@@ -5,7 +5,7 @@
 #include <caf/all.hpp>
 
 #include <derive/actor_handles.hpp>
-#include "actors/logging.hpp"
+#include <derive/logging.hpp>
 #include "actors/messages.hpp"
 
 namespace derive {
@@ -96,13 +96,10 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
           if (auto s = self->state.ctx.validate(*checked); !s) return to_error(s);
         }
         auto rp = self->make_response_promise<append_outcome>();
-        append_job job;
-        job.request = std::move(*checked);
-        job.done = [rp](result<append_outcome> r) mutable {
-          if (r) rp.deliver(std::move(*r));
-          else rp.deliver(to_error(r.error()));
-        };
-        enqueue(self, std::move(job));
+        enqueue(self, append_job{std::move(*checked), [rp](result<append_outcome> r) mutable {
+                                   if (r) rp.deliver(std::move(*r));
+                                   else rp.deliver(to_error(r.error()));
+                                 }});
         return rp;
       },
       [=](flush_atom) {

@@ -5,8 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "web/errors.hpp"
+#include "core/append_check.hpp"
 #include "core/json_text.hpp"
+#include "web/errors.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
 #include "web/url.hpp"
@@ -310,21 +311,10 @@ void router::append(http_request& req, reply_fn reply, post_fn post) {
     return reply(error_reply(415, http_code::unsupported_media_type,
                              "send the events with Content-Type: application/json"));
   }
-  std::string key;
-  if (req.idempotency_key) {
-    key = *req.idempotency_key;
-    if (auto st = validate_idempotency_key(key); !st) return reply(error_reply(st));
-  }
-  if (json_deeper_than(req.body, max_json_depth)) {
-    return reply(error_reply(400, to_string(errc::invalid_json),
-                             "the body nests JSON deeper than 256 levels"));
-  }
-  auto parsed = parse_events(req.body);
+  auto parsed = parse_append(req.body, req.idempotency_key);
   if (!parsed) return reply(error_reply(parsed.error()));
   bool was_array = parsed->was_array;
-  append_request request{std::move(parsed->events), std::move(key),
-                         std::move(parsed->fingerprint)};
-  rt_.append(std::move(request), [was_array, post = std::move(post),
+  rt_.append(std::move(parsed->request), [was_array, post = std::move(post),
                                   reply = std::move(reply)](result<append_outcome> res) {
     post([res = std::move(res), was_array, reply] {
       if (!res) return reply(error_reply(res.error()));

@@ -261,10 +261,8 @@ class websocket_session : public session_base,
 
   void handle(const std::string& id, ws_append& op) {
     ++inflight_;
-    append_request request{std::move(op.events.events), std::move(op.idempotency_key),
-                           std::move(op.events.fingerprint)};
     auto gate = ctx_.gate;
-    ctx_.rt.append(std::move(request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
+    ctx_.rt.append(std::move(op.request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
                                         id](result<append_outcome> res) {
       post_to_session(weak, *gate, io, [id, res = std::move(res)](websocket_session& s) {
         s.finish_request(res ? encode_appended(id, *res)

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_text.hpp"
+#include "core/append_check.hpp"
 
 namespace derive::web {
 namespace {
@@ -83,27 +84,23 @@ std::variant<ws_request, ws_error> parse_get(std::string id, const json& msg) {
 }
 
 std::variant<ws_request, ws_error> parse_append(std::string id, const json& msg) {
-  ws_append app;
   const json* events = member(msg, "events");
   if (!events || !events->is_array()) {
     return ws_error{id, "invalid_event", "append needs \"events\": an array of 1 to 1000 events"};
   }
-  auto parsed = events_from_json(*events);
-  if (!parsed) {
-    return ws_error{id, std::string(to_string(parsed.error().code())), parsed.error().message()};
-  }
-  app.events = std::move(*parsed);
+  std::optional<std::string> idempotency_key;
   if (const json* key = member(msg, "idempotency_key")) {
     if (!key->is_string()) {
       return ws_error{id, "invalid_idempotency_key",
                       "\"idempotency_key\" must be a string of 1 to 128 visible ASCII characters"};
     }
-    app.idempotency_key = key->get<std::string>();
-    if (auto st = validate_idempotency_key(app.idempotency_key); !st) {
-      return ws_error{id, std::string(to_string(st.code())), st.message()};
-    }
+    idempotency_key = key->get<std::string>();
   }
-  return ws_request{std::move(id), std::move(app)};
+  auto parsed = append_from_json(*events, std::move(idempotency_key));
+  if (!parsed) {
+    return ws_error{id, std::string(to_string(parsed.error().code())), parsed.error().message()};
+  }
+  return ws_request{std::move(id), ws_append{std::move(parsed->request)}};
 }
 
 void append_id(std::string& out, const std::string& id) {
@@ -112,27 +109,6 @@ void append_id(std::string& out, const std::string& id) {
 }
 
 }  // namespace
-
-bool json_deeper_than(std::string_view text, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
 
 std::variant<ws_request, ws_error> parse_ws_request(std::string_view text) {
   if (json_deeper_than(text, max_json_depth)) {

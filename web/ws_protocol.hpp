@@ -13,17 +13,13 @@
 #include <vector>
 
 #include <derive/runtime.hpp>
-#include "core/event.hpp"
-#include "core/log.hpp"
-#include "core/view_store.hpp"
+#include "core/append_check.hpp"
 
 namespace derive::web {
 
 inline constexpr size_t max_id_chars = 64;
 inline constexpr uint64_t default_wait_ms = 5000;
 inline constexpr uint64_t max_wait_ms = 30000;
-// Deeper JSON is refused before it is parsed (invalid_json / bad_message).
-inline constexpr size_t max_json_depth = 256;
 
 struct ws_subscribe {
   subscription_filter filter;
@@ -31,8 +27,7 @@ struct ws_subscribe {
 };
 struct ws_unsubscribe {};
 struct ws_append {
-  parsed_events events;
-  std::string idempotency_key;  // empty: none
+  checked_append request;
 };
 struct ws_get {
   std::string view;
@@ -57,10 +52,6 @@ struct ws_error {
 // JSON, not an object, no known "op", no valid "id"), invalid_parameter,
 // invalid_event, invalid_idempotency_key.
 std::variant<ws_request, ws_error> parse_ws_request(std::string_view text);
-
-// True when `text`'s arrays and objects nest deeper than `limit` (strings
-// are skipped). Runs in one pass without recursion.
-bool json_deeper_than(std::string_view text, size_t limit);
 
 // Server messages.
 std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <derive/runtime.hpp>
+#include <derive/view.hpp>
 
 namespace derive::testing {
 

@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <derive/runtime.hpp>
-#include "core/event.hpp"
+#include "core/append_check.hpp"
 #include "samples/docsearch/docsearch_views.hpp"
 #include "samples/docsearch/tokenizer.hpp"
 
@@ -52,11 +52,10 @@ class docsearch_views : public ::testing::Test {
 
   // Appends `events` (one event object or an array) as one request.
   derive::result<derive::append_outcome> append(const json& events) {
-    auto parsed = derive::events_from_json(events);
+    auto parsed = derive::append_from_json(events, std::nullopt);
     if (!parsed) return parsed.error();
-    derive::append_request request{std::move(parsed->events), "", parsed->fingerprint};
     std::promise<derive::result<derive::append_outcome>> done;
-    rt_->append(std::move(request),
+    rt_->append(std::move(parsed->request),
                 [&done](derive::result<derive::append_outcome> r) { done.set_value(r); });
     return done.get_future().get();
   }

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <derive/runtime.hpp>
+#include <derive/view.hpp>
 #include "tests/web/web_client.hpp"
 #include <derive/web/server.hpp>
 

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.hpp"
 #include "tests/web/web_fixture.hpp"
 #include "web/errors.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
 #include "web/static_files.hpp"
 #include "web/url.hpp"
+#include "core/json_text.hpp"
 #include "web/ws_protocol.hpp"
 
 namespace derive::web {

@@ -14,6 +14,7 @@
 
 #include <derive/actor_handles.hpp>
 #include <derive/runtime.hpp>
+#include <derive/view.hpp>
 #include <derive/web/server.hpp>
 
 using derive::json;
