@@ -11,6 +11,11 @@
 
 namespace derive {
 
+bool subscription_filter::matches(std::string_view k) const {
+  if (key) return k == *key;
+  return k.substr(0, prefix.size()) == prefix;
+}
+
 namespace {
 constexpr std::string_view component = "hub";
 }

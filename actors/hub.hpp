@@ -26,7 +26,7 @@
 
 #include <caf/fwd.hpp>
 
-#include <derive/runtime.hpp>
+#include <derive/subscription.hpp>
 
 namespace derive {
 

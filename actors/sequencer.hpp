@@ -27,7 +27,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
 
-#include <derive/runtime.hpp>
+#include <derive/append.hpp>
 #include "core/log.hpp"
 
 namespace derive {

@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include <derive/runtime.hpp>
 #include <derive/view.hpp>
+#include <derive/view_info.hpp>
+
 #include "core/view_store.hpp"
 
 namespace derive {

@@ -111,8 +111,9 @@ class runtime {
   // --- observability ---
   runtime_metrics metrics() const;
 
-  class impl;
-  // For actors/ internals (handles.hpp); not part of the application API.
+  // The runtime's state (actors/runtime_state.hpp), for the framework's own
+  // actor handles; not part of the application API.
+  struct impl;
   impl& internals() { return *impl_; }
 
  private:
