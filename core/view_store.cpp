@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/lmdb_util.hpp"
+
 // Storage format: docs/storage.md, "Views".
 
 namespace derive {
@@ -129,14 +131,6 @@ std::string stored_key(std::string_view key, size_t direct) {
     out.push_back(bucket_mark);
   }
   return out;
-}
-
-MDB_val to_val(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
-
-std::string_view to_view(const MDB_val& v) {
-  return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
 // A bucket's entries: (rest of the key, value), ascending by rest.
@@ -307,28 +301,7 @@ class state_cursor {
 // ---------------------------------------------------------------------------
 // Transactions and errors.
 
-// Aborts the transaction it holds unless released.
-class txn_guard {
- public:
-  explicit txn_guard(MDB_txn* txn = nullptr) : txn_(txn) {}
-  ~txn_guard() {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-  }
-  txn_guard(const txn_guard&) = delete;
-  txn_guard& operator=(const txn_guard&) = delete;
-  MDB_txn* get() const { return txn_; }
-  MDB_txn** out() { return &txn_; }
-  MDB_txn* release() { return std::exchange(txn_, nullptr); }
-
- private:
-  MDB_txn* txn_;
-};
-
-status to_status(int rc, const std::string& what) {
-  if (rc == MDB_CORRUPTED)
-    return {errc::corruption, "stored bytes do not decode while " + what};
-  return lmdb_status(rc, what.c_str());
-}
+status to_status(int rc, const std::string& what) { return decode_status(rc, what); }
 
 MDB_val offset_val(const uint64_t& offset) {
   return MDB_val{sizeof offset, const_cast<uint64_t*>(&offset)};
@@ -504,7 +477,7 @@ class view_store::impl {
 
 status view_store::impl::load() {
   txn_guard txn;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
   uint64_t format = 0, offset = 0, retention = 0;
   bool has_format = false, has_retention = false;
   std::optional<view_failure> failure;
@@ -532,7 +505,7 @@ status view_store::impl::begin_write(txn_guard& txn) {
   // not, so a power loss may undo the view's last commits but never tears
   // them. A view is derived from the already durable log and resumes from the
   // offset it finds, so this keeps exactly-once while halving its syncs.
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_NOMETASYNC, txn.out());
+  int rc = txn.begin(env_.handle(), MDB_NOMETASYNC);
   return rc == MDB_SUCCESS ? status::ok() : write_error(rc, where("beginning a write"));
 }
 
@@ -660,7 +633,7 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
     rc = put_meta_u64(txn.get(), meta_, meta_retention, options_.changelog_retention);
   if (rc != MDB_SUCCESS) return write_error(rc, where("committing offset " +
                                                       std::to_string(new_offset)));
-  if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
+  if (status st = env_.commit(txn); !st.is_ok()) return st;
   offset_.store(new_offset, std::memory_order_release);
   format_recorded_ = true;
   recorded_retention_ = options_.changelog_retention;
@@ -669,7 +642,7 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
 
 result<view_snapshot> view_store::impl::snapshot() const {
   txn_guard txn;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
   uint64_t offset = 0;
   if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, offset);
   if (rc != MDB_SUCCESS) return to_status(rc, where("taking a snapshot"));
@@ -680,7 +653,7 @@ result<view_snapshot> view_store::impl::snapshot() const {
 
 result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t limit) const {
   txn_guard txn;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
   changelog_page page;
   uint64_t low_water = 0;
   if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, page.view_offset);
@@ -724,7 +697,7 @@ status view_store::impl::set_failure(std::optional<view_failure> failure) {
     if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
   }
   if (rc != MDB_SUCCESS) return write_error(rc, where("recording the failure"));
-  if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
+  if (status st = env_.commit(txn); !st.is_ok()) return st;
   std::lock_guard<std::mutex> guard{mu_};
   failure_ = std::move(failure);
   return status::ok();
@@ -733,7 +706,7 @@ status view_store::impl::set_failure(std::optional<view_failure> failure) {
 result<std::vector<dead_letter>> view_store::impl::dead_letters() const {
   txn_guard txn;
   MDB_cursor* cursor = nullptr;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn.get(), dead_, &cursor);
   if (rc != MDB_SUCCESS) return to_status(rc, where("reading dead letters"));
   std::vector<dead_letter> letters;
@@ -761,7 +734,7 @@ status view_store::impl::reset() {
   for (MDB_dbi dbi : {state_, changes_, meta_, dead_, private_})
     if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), dbi, 0);
   if (rc != MDB_SUCCESS) return write_error(rc, where("resetting"));
-  if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
+  if (status st = env_.commit(txn); !st.is_ok()) return st;
   offset_.store(0, std::memory_order_release);
   format_recorded_ = false;
   recorded_retention_.reset();
