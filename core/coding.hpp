@@ -38,25 +38,21 @@ inline char* encode_varint64(char* dst, uint64_t v) {
   return dst;
 }
 
-inline void encode_fixed32(char* dst, uint32_t v) {
-  for (int i = 0; i < 4; ++i) dst[i] = static_cast<char>(v >> (8 * i));
+// Little-endian fixed-width integers (T: uint32_t, uint64_t).
+template <typename T>
+inline void encode_fixed(char* dst, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) dst[i] = static_cast<char>(v >> (8 * i));
 }
-
-inline uint32_t decode_fixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
+template <typename T>
+inline T decode_fixed(const char* p) {
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= T{static_cast<uint8_t>(p[i])} << (8 * i);
   return v;
 }
-
-inline void encode_fixed64(char* dst, uint64_t v) {
-  for (int i = 0; i < 8; ++i) dst[i] = static_cast<char>(v >> (8 * i));
-}
-
-inline uint64_t decode_fixed64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
-  return v;
-}
+inline void encode_fixed32(char* dst, uint32_t v) { encode_fixed(dst, v); }
+inline uint32_t decode_fixed32(const char* p) { return decode_fixed<uint32_t>(p); }
+inline void encode_fixed64(char* dst, uint64_t v) { encode_fixed(dst, v); }
+inline uint64_t decode_fixed64(const char* p) { return decode_fixed<uint64_t>(p); }
 
 inline void encode_big64(char* dst, uint64_t v) {
   for (int i = 0; i < 8; ++i) dst[i] = static_cast<char>(v >> (56 - 8 * i));

@@ -14,23 +14,25 @@ constexpr size_t checksum_bytes = 4;
 
 uint32_t checksum(std::string_view bytes) { return detail::crc32c(bytes); }
 
-// memcpy, with short copies (types, keys) inlined as two overlapping
-// fixed-size moves instead of a library call.
+// Copies n bytes, sizeof(Word) <= n <= 2 * sizeof(Word), as two overlapping
+// fixed-size moves.
+template <typename Word>
+void copy_two_words(char* dst, const char* src, size_t n) {
+  Word a, b;
+  std::memcpy(&a, src, sizeof a);
+  std::memcpy(&b, src + n - sizeof b, sizeof b);
+  std::memcpy(dst, &a, sizeof a);
+  std::memcpy(dst + n - sizeof b, &b, sizeof b);
+}
+
+// memcpy, with short copies (types, keys) inlined instead of a library call.
 void copy_bytes(char* dst, const char* src, size_t n) {
   if (n > 16) {
     std::memcpy(dst, src, n);
   } else if (n >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
+    copy_two_words<uint64_t>(dst, src, n);
   } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
+    copy_two_words<uint32_t>(dst, src, n);
   } else {
     for (size_t i = 0; i < n; ++i) dst[i] = src[i];
   }
