@@ -78,11 +78,35 @@ void put_varint64(std::string& out, uint64_t v);
 void put_length_prefixed(std::string& out, std::string_view bytes);
 void put_fixed64(std::string& out, uint64_t v);
 
+// The decoders are inline: the log decodes every record it reads with them.
+
 // False when `in` ends inside the varint or it runs past max_varint64_bytes.
-bool get_varint64(std::string_view& in, uint64_t& v);
+inline bool get_varint64(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (unsigned shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
 // `bytes` views into the input. False when the length or the bytes are cut.
-bool get_length_prefixed(std::string_view& in, std::string_view& bytes);
+inline bool get_length_prefixed(std::string_view& in, std::string_view& bytes) {
+  uint64_t n = 0;
+  if (!get_varint64(in, n) || n > in.size()) return false;
+  bytes = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+
 // False when fewer than 8 bytes are left.
-bool get_fixed64(std::string_view& in, uint64_t& v);
+inline bool get_fixed64(std::string_view& in, uint64_t& v) {
+  if (in.size() < 8) return false;
+  v = decode_fixed64(in.data());
+  in.remove_prefix(8);
+  return true;
+}
 
 }  // namespace derive

@@ -131,20 +131,19 @@ void record_batch_encoder::encode(const event_input* events, size_t n, int64_t t
   size_t total = 0;
   for (size_t i = 0; i < n; ++i) total += sizes[i] = record_size(events[i], prefix);
   if (buffer_.size() < total + record_padding) buffer_.resize(total + record_padding);
+  // records[i] is first the body (all but the checksum), then the record.
   char* p = buffer_.data();
-  std::array<std::string_view, max_records> bodies;
   for (size_t i = 0; i < n; ++i) {
     write_record_body(events[i], prefix, p);
-    bodies[i] = std::string_view(p, sizes[i] - checksum_bytes);
-    records[i] = std::string_view(p, sizes[i]);
+    records[i] = std::string_view(p, sizes[i] - checksum_bytes);
     p += sizes[i];
   }
   std::array<uint32_t, max_records> sums;
-  detail::crc32c_many(bodies.data(), sums.data(), n);
-  p = buffer_.data();
+  detail::crc32c_many(records, sums.data(), n);
   for (size_t i = 0; i < n; ++i) {
-    put_checksum(p, sizes[i], sums[i]);
-    p += sizes[i];
+    char* record = const_cast<char*>(records[i].data());  // points into buffer_
+    put_checksum(record, sizes[i], sums[i]);
+    records[i] = std::string_view(record, sizes[i]);
   }
 }
 
