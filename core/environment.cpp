@@ -76,10 +76,6 @@ status environment::sticky_error() const {
   return sticky_;
 }
 
-status environment::begin_read(txn_guard& txn, std::string_view what) const {
-  return lmdb_status(txn.begin(env_, MDB_RDONLY), what);
-}
-
 status environment::begin_write(txn_guard& txn, std::string_view what, unsigned flags) {
   if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
   return check(txn.begin(env_, flags), what);

@@ -5,7 +5,9 @@
 // commit) it is sticky-failed and refuses every later write until reopened.
 //
 // Transactions: the caller owns each one in a txn_guard (core/lmdb_util.hpp);
-// begin_write / commit / check are how core begins, ends and checks writes.
+// begin_write / check / commit are how core begins, checks and ends writes;
+// reads begin with txn_guard::begin(handle(), MDB_RDONLY) and map errors
+// with lmdb_status.
 // Thread-safety: every member may be called from any thread; LMDB allows one
 // write transaction at a time (the log's sequencer, a view's runner).
 
@@ -51,10 +53,6 @@ class environment {
   void fail(status error);
   // ok, or the error that made the environment refuse writes.
   status sticky_error() const;
-
-  // Begins a read transaction in `txn`. Errors: as lmdb_status (`what`: what
-  // was being done).
-  status begin_read(txn_guard& txn, std::string_view what) const;
 
   // Begins a write transaction in `txn` (`flags`: 0 or MDB_NOMETASYNC) unless
   // the environment refuses writes (then: sticky_error()). Errors: as check().

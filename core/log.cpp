@@ -259,7 +259,8 @@ result<std::optional<append_outcome>> event_log::impl::find_idempotency_key(
     const std::string& key) const {
   if (key.empty() || key.size() > 128) return std::optional<append_outcome>{};
   txn_guard txn;
-  if (auto st = env_.begin_read(txn, "reading idempotency keys"); !st) return st;
+  if (int rc = txn.begin(env_.handle(), MDB_RDONLY); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "reading idempotency keys");
   auto found = idempotency_.find(txn.get(), key);
   if (!found) return found.error();
   if (!*found) return std::optional<append_outcome>{};
