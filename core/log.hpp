@@ -21,6 +21,7 @@
 #include <derive/status.hpp>
 
 #include "core/environment.hpp"
+#include "core/event_record.hpp"  // the record codec, for tests and benchmarks
 
 namespace derive {
 
@@ -63,11 +64,5 @@ class event_log {
   environment& env_;
   std::unique_ptr<impl> impl_;
 };
-
-// The log's record codec (docs/storage.md, "log"), exposed for tests and
-// benchmarks. encode appends the record of `e` stamped `ts` to `out`;
-// decode checks length and checksum: errors are corruption naming `offset`.
-void encode_event_record(const event_input& e, int64_t ts, std::string& out);
-result<event> decode_event_record(uint64_t offset, std::string_view record);
 
 }  // namespace derive

@@ -30,6 +30,7 @@
 #include <derive/view_snapshot.hpp>
 
 #include "core/environment.hpp"
+#include "core/view_meta.hpp"  // view_failure
 
 struct MDB_txn;
 
@@ -41,12 +42,6 @@ struct view_store_options {
   uint64_t changelog_retention = 100'000;
   // At most this many changelog entries are pruned per commit.
   unsigned prune_per_commit = 256;
-};
-
-// Durable status of a view (so that a failure survives restarts).
-struct view_failure {
-  uint64_t offset = 0;  // the event that failed
-  std::string error;
 };
 
 class view_store {

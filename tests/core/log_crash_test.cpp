@@ -10,6 +10,8 @@
 #include "core/append_check.hpp"
 #include "core/log.hpp"
 
+#include "core/append_check.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
