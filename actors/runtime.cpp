@@ -17,6 +17,7 @@
 #include "actors/runtime_impl.hpp"
 #include "core/append_check.hpp"
 #include "actors/view_runner.hpp"
+#include "core/json_text.hpp"
 
 namespace derive {
 
@@ -46,13 +47,8 @@ void stop_and_wait(const caf::actor& actor) {
 // The wire form of one change: {"offset":O,"key":"…","value":…}.
 std::string wire_of(uint64_t offset, const std::string& key,
                     const std::optional<std::string>& value) {
-  std::string out = "{\"offset\":";
-  out += std::to_string(offset);
-  out += ",\"key\":";
-  out += json(key).dump(-1, ' ', false, json::error_handler_t::replace);
-  out += ",\"value\":";
-  out += value ? *value : "null";
-  out += '}';
+  std::string out;
+  append_change_item(out, offset, key, value);
   return out;
 }
 

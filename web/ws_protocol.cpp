@@ -243,13 +243,8 @@ std::string changes_prefix(const std::string& id) {
 
 change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value) {
   auto c = std::make_shared<published_change>();
-  std::string wire = "{\"offset\":";
-  append_uint(wire, offset);
-  wire += ",\"key\":";
-  append_json_string(wire, key);
-  wire += ",\"value\":";
-  wire += value ? *value : "null";
-  wire += '}';
+  std::string wire;
+  append_change_item(wire, offset, key, value);
   c->offset = offset;
   c->key = std::move(key);
   c->value = std::move(value);

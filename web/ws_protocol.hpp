@@ -72,7 +72,8 @@ std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
 std::string changes_prefix(const std::string& id);
 
 // A change built by the server itself (from a view's changelog when a
-// subscription resumes), with the same wire form as the hub's.
+// subscription resumes); its wire form comes from append_change_item, the
+// hub's encoder too.
 change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value);
 
 }  // namespace derive::web
