@@ -133,7 +133,7 @@ class websocket_session : public session_base,
 
   void shutdown() override {
     net::post(ws_.get_executor(), [self = shared_from_this()] {
-      self->close_with(websocket::close_code::going_away, "the server is shutting down");
+      self->close_with(ws_close::shutting_down);
     });
   }
 
@@ -188,14 +188,12 @@ class websocket_session : public session_base,
     }
     if (ws_.got_binary()) {
       read_buf_.consume(read_buf_.size());
-      close_with(websocket::close_code::unknown_data, "binary messages are not supported");
+      close_with(ws_close::binary_message);
       return do_read();
     }
     if (read_buf_.size() > ctx_.options.max_message_bytes) {
       read_buf_.consume(read_buf_.size());
-      close_with(websocket::close_code::too_big,
-                 "messages are limited to " + std::to_string(ctx_.options.max_message_bytes) +
-                     " bytes");
+      close_with(ws_close::message_too_big);
       return do_read();
     }
     if (!ws_.is_message_done()) return do_read();  // the rest of this message
@@ -222,16 +220,16 @@ class websocket_session : public session_base,
   }
 
   void answer_error(const std::string& id, const status& st) {
-    answer(encode_ws_error(id, to_string(st.code()), st.message()));
+    answer(encode_ws_error(id, st));
   }
 
   void handle(const std::string& id, ws_subscribe& op) {
     if (by_id_.count(id)) {
-      return answer(encode_ws_error(id, "duplicate_id",
+      return answer(encode_ws_error(id, ws_code::duplicate_id,
                                     "a subscription with id " + id + " is already active"));
     }
     if (subs_.size() >= ctx_.options.max_subscriptions) {
-      return answer(encode_ws_error(id, "too_many_subscriptions",
+      return answer(encode_ws_error(id, ws_code::too_many_subscriptions,
                                     "this connection already has the maximum of " +
                                         std::to_string(ctx_.options.max_subscriptions) +
                                         " subscriptions"));
@@ -252,7 +250,7 @@ class websocket_session : public session_base,
   void handle(const std::string& id, ws_unsubscribe&) {
     auto it = by_id_.find(id);
     if (it == by_id_.end()) {
-      return answer(encode_ws_error(id, "unknown_subscription",
+      return answer(encode_ws_error(id, ws_code::unknown_subscription,
                                     "there is no active subscription with id " + id));
     }
     remove_subscription(it->second);
@@ -266,8 +264,7 @@ class websocket_session : public session_base,
                                         id](result<append_outcome> res) {
       post_to_session(weak, *gate, io, [id, res = std::move(res)](websocket_session& s) {
         s.finish_request(res ? encode_appended(id, *res)
-                             : encode_ws_error(id, to_string(res.error().code()),
-                                               res.error().message()));
+                             : encode_ws_error(id, res.error()));
       });
     });
   }
@@ -281,15 +278,14 @@ class websocket_session : public session_base,
                       view = op.view, key = op.key](status st) {
                        post_to_session(weak, *gate, io, [=](websocket_session& s) {
                          s.finish_request(st ? s.read_value(id, view, key)
-                                             : encode_ws_error(id, to_string(st.code()),
-                                                               st.message()));
+                                             : encode_ws_error(id, st));
                        });
                      });
   }
 
   std::string read_value(const std::string& id, const std::string& view, const std::string& key) {
     auto read = read_key(ctx_.rt, view, key);
-    if (!read) return encode_ws_error(id, to_string(read.error().code()), read.error().message());
+    if (!read) return encode_ws_error(id, read.error());
     return encode_value(id, key, read->value, read->offset);
   }
 
@@ -492,7 +488,7 @@ class websocket_session : public session_base,
   // Sends a close frame (after the write in progress, if any) and closes the
   // TCP connection when the peer does not complete the closing handshake
   // within max(stalled_write_timeout, min_close_grace).
-  void close_with(websocket::close_code code, const std::string& reason) {
+  void close_with(ws_close why) {
     if (closing_ || finished_) return;
     closing_ = true;
     drop_subscriptions();
@@ -500,7 +496,9 @@ class websocket_session : public session_base,
     hard_close_at_ = clock::now() + std::max<clock::duration>(ctx_.options.stalled_write_timeout,
                                                               min_close_grace);
     if (!ws_.is_open()) return hard_close();
-    ws_.async_close(websocket::close_reason(code, reason),
+    auto frame = ws_close_frame_for(why, ctx_.options.max_message_bytes);
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(frame.code),
+                                            frame.reason),
                     [self = shared_from_this()](beast::error_code) { self->hard_close(); });
     if (!reading_) do_read();  // let the closing handshake complete
   }
@@ -544,9 +542,9 @@ class websocket_session : public session_base,
       if (now >= hard_close_at_) return hard_close();
     } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
       ctx_.stats.ws_slow_closes.fetch_add(1);
-      close_with(websocket::close_code::policy_error, "the client stopped reading");
+      close_with(ws_close::stalled_reader);
     } else if (ping_outstanding_ && now - ping_sent_at_ >= ctx_.options.pong_timeout) {
-      close_with(websocket::close_code::going_away, "no answer to ping");
+      close_with(ws_close::no_pong);
     } else if (!ping_outstanding_ && !pinging_ &&
                now - last_received_ >= ctx_.options.ping_interval) {
       ping_outstanding_ = true;
