@@ -34,7 +34,9 @@ void subscriptions::subscribe(const std::string& id, ws_subscribe op) {
                                                  std::to_string(options_.max_subscriptions) +
                                                  " subscriptions"));
   }
-  if (auto v = rt_.view(op.filter.view); !v) return out_.push_message(encode_ws_error(id, v.error()));
+  if (auto v = rt_.view(op.filter.view); !v) {
+    return out_.push_message(encode_ws_error(id, v.error()));
+  }
   auto sub = std::make_unique<subscription>();
   sub->id = id;
   sub->lane = ++next_lane_;

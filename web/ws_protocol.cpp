@@ -20,7 +20,7 @@ ws_error error_of(std::string id, const status& st) {
 }
 
 ws_error invalid(std::string id, std::string message) {
-  return {std::move(id), std::string(to_string(errc::invalid_parameter)), std::move(message)};
+  return error_of(std::move(id), {errc::invalid_parameter, std::move(message)});
 }
 
 size_t utf8_chars(std::string_view s) {
