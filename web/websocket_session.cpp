@@ -89,6 +89,7 @@ class websocket_session : public session_base,
         ioc_(ioc),
         timer_(ws_.get_executor()),
         queue_(ctx.options.send_queue_bytes),
+        // inbox_ is made by run(), before any message is read.
         subs_(ctx.rt, ctx.options, ctx.stats, queue_, [this](uint64_t token) {
           return std::make_shared<session_sink>(inbox_, token);
         }) {
