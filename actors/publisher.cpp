@@ -4,7 +4,6 @@
 #include <string>
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 
 #include <derive/logging.hpp>
 
@@ -12,25 +11,12 @@
 #include "actors/messages.hpp"
 #include "actors/view_slot.hpp"
 #include "actors/waiters.hpp"
+#include "core/json_text.hpp"
 
 namespace derive {
 namespace {
 
 constexpr std::string_view component = "publisher";
-
-// The wire form of one change: {"offset":O,"key":"…","value":…}.
-std::string wire_of(uint64_t offset, const std::string& key,
-                    const std::optional<std::string>& value) {
-  using json = nlohmann::json;
-  std::string out = "{\"offset\":";
-  out += std::to_string(offset);
-  out += ",\"key\":";
-  out += json(key).dump(-1, ' ', false, json::error_handler_t::replace);
-  out += ",\"value\":";
-  out += value ? *value : "null";
-  out += '}';
-  return out;
-}
 
 }  // namespace
 
@@ -39,7 +25,9 @@ change_ptr make_published_change(uint64_t offset, const key_change& change) {
   item->offset = offset;
   item->key = change.key;
   item->value = change.value;
-  item->wire = std::make_shared<const std::string>(wire_of(offset, change.key, change.value));
+  auto wire = std::make_shared<std::string>();
+  append_change_item(*wire, offset, change.key, change.value);
+  item->wire = std::move(wire);
   return item;
 }
 

@@ -109,4 +109,16 @@ bool json_deeper_than(std::string_view text, size_t limit) {
   return false;
 }
 
+void append_change_item(std::string& out, uint64_t offset, std::string_view key,
+                        const std::optional<std::string>& value) {
+  out.reserve(out.size() + key.size() + (value ? value->size() : 4) + 48);
+  out += "{\"offset\":";
+  append_uint(out, offset);
+  out += ",\"key\":";
+  append_json_string(out, key);
+  out += ",\"value\":";
+  out += value ? std::string_view(*value) : std::string_view("null");
+  out += '}';
+}
+
 }  // namespace derive

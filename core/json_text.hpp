@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,5 +28,12 @@ bool json_deeper_than(std::string_view text, size_t limit);
 
 // Appends the decimal digits of `v`.
 void append_uint(std::string& out, uint64_t v);
+
+// Appends one change item of a subscription (protocol.md, "changes"):
+// {"offset":O,"key":"…","value":…}. `key` is encoded as append_json_string
+// does (as in snapshots and reads); `value` is compact JSON copied verbatim,
+// nullopt (deleted) is null. The one encoder of this form.
+void append_change_item(std::string& out, uint64_t offset, std::string_view key,
+                        const std::optional<std::string>& value);
 
 }  // namespace derive

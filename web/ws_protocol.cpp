@@ -2,8 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/json_text.hpp"
 #include "core/append_check.hpp"
+#include "core/json_text.hpp"
+#include "web/errors.hpp"
 
 namespace derive::web {
 namespace {
@@ -11,11 +12,15 @@ namespace {
 using nlohmann::json;
 
 ws_error bad_message(std::optional<std::string> id, std::string message) {
-  return {std::move(id), "bad_message", std::move(message)};
+  return {std::move(id), std::string(ws_code::bad_message), std::move(message)};
+}
+
+ws_error error_of(std::string id, const status& st) {
+  return {std::move(id), std::string(to_string(st.code())), st.message()};
 }
 
 ws_error invalid(std::string id, std::string message) {
-  return {std::move(id), "invalid_parameter", std::move(message)};
+  return error_of(std::move(id), {errc::invalid_parameter, std::move(message)});
 }
 
 size_t utf8_chars(std::string_view s) {
@@ -86,19 +91,20 @@ std::variant<ws_request, ws_error> parse_get(std::string id, const json& msg) {
 std::variant<ws_request, ws_error> parse_append(std::string id, const json& msg) {
   const json* events = member(msg, "events");
   if (!events || !events->is_array()) {
-    return ws_error{id, "invalid_event", "append needs \"events\": an array of 1 to 1000 events"};
+    return ws_error{id, std::string(to_string(errc::invalid_event)),
+                    "append needs \"events\": an array of 1 to 1000 events"};
   }
   std::optional<std::string> idempotency_key;
   if (const json* key = member(msg, "idempotency_key")) {
     if (!key->is_string()) {
-      return ws_error{id, "invalid_idempotency_key",
+      return ws_error{id, std::string(to_string(errc::invalid_idempotency_key)),
                       "\"idempotency_key\" must be a string of 1 to 128 visible ASCII characters"};
     }
     idempotency_key = key->get<std::string>();
   }
   auto parsed = append_from_json(*events, std::move(idempotency_key));
   if (!parsed) {
-    return ws_error{id, std::string(to_string(parsed.error().code())), parsed.error().message()};
+    return error_of(std::move(id), parsed.error());
   }
   return ws_request{std::move(id), ws_append{std::move(parsed->request)}};
 }
@@ -153,6 +159,10 @@ std::string encode_ws_error(const std::optional<std::string>& id, std::string_vi
   append_json_string(out, message);
   out += '}';
   return out;
+}
+
+std::string encode_ws_error(const std::optional<std::string>& id, const status& st) {
+  return encode_ws_error(id, to_string(st.code()), st.message());
 }
 
 std::string encode_unsubscribed(const std::string& id) {
@@ -243,13 +253,8 @@ std::string changes_prefix(const std::string& id) {
 
 change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value) {
   auto c = std::make_shared<published_change>();
-  std::string wire = "{\"offset\":";
-  append_uint(wire, offset);
-  wire += ",\"key\":";
-  append_json_string(wire, key);
-  wire += ",\"value\":";
-  wire += value ? *value : "null";
-  wire += '}';
+  std::string wire;
+  append_change_item(wire, offset, key, value);
   c->offset = offset;
   c->key = std::move(key);
   c->value = std::move(value);

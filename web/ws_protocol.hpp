@@ -56,6 +56,7 @@ std::variant<ws_request, ws_error> parse_ws_request(std::string_view text);
 // Server messages.
 std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,
                             std::string_view message);
+std::string encode_ws_error(const std::optional<std::string>& id, const status& st);
 std::string encode_unsubscribed(const std::string& id);
 std::string encode_appended(const std::string& id, const append_outcome& outcome);
 std::string encode_value(const std::string& id, std::string_view key,
@@ -72,7 +73,8 @@ std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
 std::string changes_prefix(const std::string& id);
 
 // A change built by the server itself (from a view's changelog when a
-// subscription resumes), with the same wire form as the hub's.
+// subscription resumes); its wire form comes from append_change_item, the
+// hub's encoder too.
 change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value);
 
 }  // namespace derive::web

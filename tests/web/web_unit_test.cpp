@@ -76,6 +76,22 @@ TEST(errors, every_error_code_has_its_http_status) {
   EXPECT_EQ(body["error"]["message"], "no \"such\" thing");
 }
 
+// protocol.md, "Close frames the server sends".
+TEST(errors, every_close_reason_has_its_code_and_text) {
+  auto frame = [](ws_close why) { return ws_close_frame_for(why, 1024); };
+  EXPECT_EQ(frame(ws_close::shutting_down).code, 1001);
+  EXPECT_EQ(frame(ws_close::shutting_down).reason, "the server is shutting down");
+  EXPECT_EQ(frame(ws_close::no_pong).code, 1001);
+  EXPECT_EQ(frame(ws_close::no_pong).reason, "no answer to ping");
+  EXPECT_EQ(frame(ws_close::binary_message).code, 1003);
+  EXPECT_EQ(frame(ws_close::binary_message).reason, "binary messages are not supported");
+  EXPECT_EQ(frame(ws_close::invalid_utf8).code, 1007);
+  EXPECT_EQ(frame(ws_close::stalled_reader).code, 1008);
+  EXPECT_EQ(frame(ws_close::stalled_reader).reason, "the client stopped reading");
+  EXPECT_EQ(frame(ws_close::message_too_big).code, 1009);
+  EXPECT_EQ(frame(ws_close::message_too_big).reason, "messages are limited to 1024 bytes");
+}
+
 TEST(idempotency_header, control_characters_in_the_raw_key_are_found) {
   EXPECT_TRUE(raw_idempotency_key_is_malformed(
       "POST / HTTP/1.1\r\nIdempotency-Key: a\x01" "b\r\n\r\n"));
