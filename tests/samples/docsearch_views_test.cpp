@@ -2,6 +2,8 @@
 // runtime (relaxed durability) on a temporary data directory.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <iostream>
 #include <cmath>
 #include <filesystem>
 #include <future>
@@ -566,3 +568,78 @@ TEST_F(docsearch_views, ten_thousand_random_puts_and_deletes_match_a_recomputati
 }
 
 }  // namespace
+
+namespace {
+
+// A synthetic corpus: words drawn from a Zipf distribution (s = 1) over a
+// vocabulary of 5,000 words, as natural language roughly is, so that the
+// most common words occur in nearly every document.
+class zipf_corpus {
+ public:
+  explicit zipf_corpus(uint32_t seed) : rng_(seed) {
+    std::vector<double> weights;
+    for (int rank = 1; rank <= 5000; ++rank) weights.push_back(1.0 / rank);
+    dist_ = std::discrete_distribution<int>(weights.begin(), weights.end());
+  }
+  std::string phrase(int words) {
+    std::string out;
+    for (int i = 0; i < words; ++i) {
+      if (i) out += ' ';
+      out += "w" + std::to_string(dist_(rng_));
+    }
+    return out;
+  }
+
+ private:
+  std::mt19937 rng_;
+  std::discrete_distribution<int> dist_;
+};
+
+}  // namespace
+
+// Bytes the search view writes for one new document (its changelog entry:
+// keys and values) must not grow with the corpus: the quadratic shape of a
+// word -> [ids] layout cannot come back unnoticed.
+TEST_F(docsearch_views, bytes_written_per_document_by_the_search_view_do_not_grow_with_the_corpus) {
+  zipf_corpus corpus(7);
+  constexpr int documents = 2000;
+  constexpr int per_request = 100;
+  for (int r = 0; r < documents / per_request; ++r) {
+    json batch = json::array();
+    for (int i = 0; i < per_request; ++i) {
+      char id[16];
+      std::snprintf(id, sizeof id, "doc-%05d", r * per_request + i + 1);
+      batch.push_back(put_event(id, corpus.phrase(3), corpus.phrase(150)));
+    }
+    ASSERT_TRUE(append(batch));
+  }
+  ASSERT_EQ(rt_->head(), uint64_t{documents});
+  catch_up();
+
+  // Document n is at offset n. Average over 20 documents ending at `last`.
+  auto bytes_per_document = [&](uint64_t last, size_t* keys) {
+    uint64_t bytes = 0;
+    size_t changed = 0;
+    for (uint64_t offset = last - 19; offset <= last; ++offset) {
+      auto page = rt_->changes_since("search", offset - 1, 1);
+      EXPECT_TRUE(page && page->served);
+      if (!page || page->entries.empty()) continue;
+      EXPECT_EQ(page->entries[0].offset, offset);
+      for (auto& c : page->entries[0].changes) {
+        bytes += c.key.size() + (c.value ? c.value->size() : 0);
+        ++changed;
+      }
+    }
+    *keys = changed / 20;
+    return static_cast<double>(bytes) / 20.0;
+  };
+  size_t keys_200 = 0, keys_2000 = 0;
+  double at_200 = bytes_per_document(200, &keys_200);
+  double at_2000 = bytes_per_document(2000, &keys_2000);
+  std::cout << "search view changelog bytes per document: 200th " << at_200 << " ("
+            << keys_200 << " keys), 2000th " << at_2000 << " (" << keys_2000 << " keys)\n";
+  RecordProperty("bytes_per_document_200", std::to_string(at_200));
+  RecordProperty("bytes_per_document_2000", std::to_string(at_2000));
+  EXPECT_GT(at_200, 0.0);
+  EXPECT_LE(at_2000, 2.0 * at_200);
+}
