@@ -1,6 +1,7 @@
 // docsearch: a full-text document search on Derive, with a live browser UI.
 //
 //   docsearch [--port N] [--data DIR] [--threads N] [--relaxed] [--www DIR] [--help]
+//   docsearch import DIR [--url URL] [--batch N] [--no-progress]   (importer.hpp)
 //
 // Wires the runtime (docsearch's views and validators, docsearch_views.hpp)
 // to the HTTP/WebSocket server, seeds a few example documents into an empty
@@ -21,6 +22,7 @@
 #include <derive/web/server.hpp>
 
 #include "docsearch/docsearch_views.hpp"
+#include "docsearch/importer.hpp"
 
 #ifndef DOCSEARCH_WWW_DIR
 #define DOCSEARCH_WWW_DIR ""
@@ -32,6 +34,7 @@
 namespace {
 
 constexpr const char* usage_text = R"(Usage: docsearch [options]
+       docsearch import DIR [--url URL] [--batch N] [--no-progress]
 
 A full-text document search built on Derive: documents are events in a durable
 log, the "documents", "search" and "stats" views are derived from it, and the
@@ -52,6 +55,9 @@ Options:
 
 Flags win over environment variables. An empty data directory starts with a
 few example documents. Stop with Ctrl-C (SIGINT) or SIGTERM.
+
+`docsearch import DIR` loads a folder of text files into a running server
+(default http://127.0.0.1:8080) as documents; see `docsearch import --help`.
 )";
 
 struct options {
@@ -188,6 +194,9 @@ void seed_examples(derive::runtime& rt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "import") {
+    return docsearch::import_main(argc - 2, argv + 2);
+  }
   bool help = false;
   auto opts = parse_options(argc, argv, help);
   if (help) {
