@@ -234,8 +234,9 @@ def wait_searchable(server, doc, offset, deadline):
     conn = server.conn(40)
     while time.time() < deadline:
         try:
+            wait_ms = int(max(0, min(30, deadline - time.time())) * 1000)
             st, body = get_json(conn, f"/v1/query/search/search?q={q}&limit=1"
-                                      f"&after={offset}&timeout_ms=30000")
+                                      f"&after={offset}&timeout_ms={wait_ms}")
         except Exception:
             conn.close()
             conn = server.conn(40)
@@ -396,7 +397,7 @@ def derive_run(args, docs, queries, label, unpaced):
             sw, prev = [], t0
             for end in range(args.window, len(order) + 1, args.window):
                 target = order[end - 1]
-                t = next((s[0] for s in samples if s[3] >= target), None)
+                t = next((s[0] for s in samples if s[3] >= target), t_search)
                 if t is None:
                     break
                 if end == len(order) and t_search:
@@ -586,13 +587,13 @@ def report(args, corpus, fts, derives, bands, mach, agree):
                  f"{goal(u.get('vm_hwm', 0) <= 1e9)} |")
     L.append("")
     if sw or aw:
-        L.append(f"Windows of {args.window:,} documents, docs/s — FTS5: "
-                 + ", ".join(f"{x:,.0f}" for x in fw))
+        parts = ["FTS5: " + ", ".join(f"{x:,.0f}" for x in fw)]
         if aw:
-            L.append(f"; Derive acknowledged: " + ", ".join(f"{x:,.0f}" for x in aw))
+            parts.append("Derive acknowledged: " + ", ".join(f"{x:,.0f}" for x in aw))
         if sw:
-            L.append(f"; Derive searchable: " + ", ".join(f"{x:,.0f}" for x in sw))
-        L.append(".")
+            parts.append("Derive searchable (health polled every 0.2 s): "
+                         + ", ".join(f"{x:,.0f}" for x in sw))
+        L.append(f"Windows of {args.window:,} documents, docs/s — " + "; ".join(parts) + ".")
         L.append("")
     L.append(f"Queries: {args.queries:,} ({', '.join(f'{k} {v[0]:,} words, {v[1]}' for k, v in bands.items())}; "
              "one fifth each of: one rare word, one medium, one common, two common, rare + common), "
