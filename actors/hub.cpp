@@ -65,7 +65,7 @@ uint64_t subscription_registry::add(size_t view, subscription_filter filter,
     insert(v.by_prefix, sub->filter.prefix, sub);
   }
   by_id_.emplace(sub->id, sub);
-  counts_[view].fetch_add(1, std::memory_order_relaxed);
+  counts_[view].fetch_add(1);
   return sub->id;
 }
 
@@ -86,7 +86,7 @@ bool subscription_registry::remove(uint64_t id) {
       if (n != v.prefix_lengths.end() && --n->second == 0) v.prefix_lengths.erase(n);
     }
   }
-  counts_[sub->view].fetch_sub(1, std::memory_order_relaxed);
+  counts_[sub->view].fetch_sub(1);
   return true;
 }
 
@@ -101,7 +101,7 @@ void subscription_registry::clear() {
 }
 
 size_t subscription_registry::count(size_t view) const {
-  return counts_[view].load(std::memory_order_relaxed);
+  return counts_[view].load();  // seq_cst: ordered with add() like the mutex was
 }
 
 size_t subscription_registry::total() const {
