@@ -208,6 +208,52 @@ TEST_F(read_path_test, queued_bytes_return_to_zero_when_snapshot_clients_close) 
   expect_gauges_return_to_zero();
 }
 
+// Changes committed while a lazy snapshot is being sent wait behind its last
+// chunk, at offsets above it; the client's copy ends equal to the view.
+TEST_F(read_path_test, changes_during_a_lazy_snapshot_follow_its_last_chunk) {
+  uint64_t last = fill(100, 20 * 1024);  // ~2 MB: about 8 chunks
+  all_keys("docs", last);
+  auto c = std::make_unique<ws_connection>(port(), std::map<std::string, std::string>{},
+                                           "/v1/ws", 4096);
+  c->send({{"op", "subscribe"}, {"id", "s"}, {"view", "docs"}, {"prefix", ""}});
+  auto first = c->read(10s);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE((*first)["more"].get<bool>());
+  uint64_t snap_offset = (*first)["offset"];
+  std::map<std::string, json> state;
+  for (auto& item : (*first)["items"]) state[item["key"]] = item["value"];
+  uint64_t now = 0;
+  for (int i = 0; i < 20; ++i) now = put("big/" + std::to_string(100000 + i * 3), {{"v", i}});
+  now = del("big/100001");
+  bool snapshot_done = false;
+  uint64_t applied = snap_offset;
+  while (applied < now) {
+    auto m = c->read(10s);
+    ASSERT_TRUE(m.has_value());
+    if ((*m)["op"] == "snapshot") {
+      ASSERT_FALSE(snapshot_done);
+      EXPECT_EQ((*m)["offset"], snap_offset);
+      for (auto& item : (*m)["items"]) state[item["key"]] = item["value"];
+      snapshot_done = !(*m)["more"].get<bool>();
+      continue;
+    }
+    ASSERT_EQ((*m)["op"], "changes");
+    ASSERT_TRUE(snapshot_done) << "a change before the snapshot's last chunk";
+    for (auto& item : (*m)["items"]) {
+      ASSERT_GT(item["offset"].get<uint64_t>(), snap_offset);
+      if (item["value"].is_null()) state.erase(item["key"]);
+      else state[item["key"]] = item["value"];
+      applied = item["offset"];
+    }
+  }
+  std::vector<std::string> keys;
+  for (auto& [k, v] : state) keys.push_back(k);
+  EXPECT_EQ(keys, all_keys("docs", now));
+  EXPECT_EQ(state["big/100003"], json({{"v", 1}}));
+  c->close();
+  expect_gauges_return_to_zero();
+}
+
 class snapshot_age_test : public read_path_test {
  protected:
   snapshot_age_test() { snapshot_age_ = std::chrono::milliseconds(200); }
