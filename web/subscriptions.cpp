@@ -10,8 +10,6 @@ namespace {
 
 // Changelog entries read per changes_since call while resuming.
 constexpr size_t resume_page = 1000;
-// Keys read per range call while taking a snapshot.
-constexpr size_t snapshot_page = 1000;
 
 }  // namespace
 
@@ -83,7 +81,21 @@ subscriptions::subscription* subscriptions::by_token(uint64_t token) {
 // --- starting -------------------------------------------------------------------
 
 void subscriptions::start_waiting() {
-  while (!out_.has_messages() && !waiting_.empty()) {
+  // Read ahead at most one chunk: the connection holds the chunk being
+  // written, this one, and its change lanes (bounded by the send queue).
+  size_t ahead = std::min(options_.send_queue_bytes, options_.snapshot_chunk_bytes);
+  for (;;) {
+    if (sending_ != 0) {
+      auto it = subs_.find(sending_);
+      if (it == subs_.end() || !it->second->snapshot) {
+        sending_ = 0;
+        continue;
+      }
+      if (out_.message_bytes() >= ahead) return;  // continued when it drains
+      send_chunk(*it->second);
+      continue;
+    }
+    if (out_.has_messages() || waiting_.empty()) return;
     uint64_t lane = waiting_.front();
     waiting_.pop_front();
     auto it = subs_.find(lane);
@@ -93,7 +105,8 @@ void subscriptions::start_waiting() {
 }
 
 // Subscribes to the hub FIRST (its deliveries reach on_changes after this
-// function), then reads the snapshot or the changelog and sets the floor.
+// function), then reads the changelog or opens the snapshot and sets the
+// floor.
 void subscriptions::start(subscription& sub) {
   uint64_t token = ++next_token_;
   auto hub = rt_.subscribe(sub.filter, make_sink_(token));
@@ -104,7 +117,9 @@ void subscriptions::start(subscription& sub) {
   auto from = std::exchange(sub.from, std::nullopt);
   if (from && !sub.reset && resume(sub, *from)) return;
   if (from) sub.reset = true;  // `from` cannot be served
-  send_snapshot(sub);
+  out_.hold_lane(sub.lane, true);
+  if (!open_snapshot(sub)) return;
+  sending_ = sub.lane;
 }
 
 // Serves `from` through the view's changelog: "resumed", then the changes.
@@ -143,32 +158,106 @@ bool subscriptions::resume(subscription& sub, uint64_t from) {
   }
 }
 
-void subscriptions::send_snapshot(subscription& sub) {
+// A snapshot interrupted (its transaction grew too old, or the subscription
+// was reset while sending) continues from its next key when the view has not
+// moved; otherwise it starts over at the newer offset with "reset": true. The
+// offset never goes back: a snapshot is opened after the previous one.
+bool subscriptions::open_snapshot(subscription& sub) {
   auto snap = rt_.snapshot(sub.filter.view);
-  if (!snap) return fail(sub, snap.error());
+  if (!snap) {
+    fail(sub, snap.error());
+    return false;
+  }
+  auto& c = sub.snapshot;
+  uint64_t offset = snap->offset();
+  if (!c || !c->started || c->offset != offset) {
+    bool restarted = c && c->started;
+    c.emplace();
+    c->offset = offset;
+    c->reset = sub.reset || restarted;
+  }
+  c->snap.emplace(std::move(*snap));
+  c->opened = std::chrono::steady_clock::now();
+  sub.floor = offset;
+  out_.trim_lane(sub.lane, offset);  // covered by this snapshot
+  return true;
+}
+
+bool subscriptions::send_chunk(subscription& sub) {
+  if (!sub.snapshot->snap ||
+      std::chrono::steady_clock::now() - sub.snapshot->opened >= options_.snapshot_max_age) {
+    sub.snapshot->snap.reset();  // release the old transaction before taking a new one
+    if (!open_snapshot(sub)) return false;
+  }
+  auto& c = *sub.snapshot;
+  auto& snap = *c.snap;
   std::vector<key_value> items;
+  bool more = false;
   if (sub.filter.key) {
-    auto v = snap->get(*sub.filter.key);
-    if (!v) return fail(sub, v.error());
+    auto v = snap.get(*sub.filter.key);
+    if (!v) {
+      fail(sub, v.error());
+      return false;
+    }
     if (*v) items.push_back({*sub.filter.key, std::move(**v)});
   } else {
-    std::string start;
+    // Pages sized from the average item seen so far, so that a chunk of
+    // large values does not read far past snapshot_chunk_bytes.
+    size_t max_items = std::max<size_t>(options_.snapshot_chunk_items, 1);
+    size_t max_bytes = std::max<size_t>(options_.snapshot_chunk_bytes, 1);
+    size_t bytes = 0;
     for (;;) {
-      auto page = snap->range(sub.filter.prefix, start, snapshot_page);
-      if (!page) return fail(sub, page.error());
-      for (auto& kv : page->items) items.push_back(std::move(kv));
-      if (!page->next) break;
-      start = std::move(*page->next);
+      size_t want = max_items - items.size();
+      if (c.avg_item_bytes > 0) want = std::min(want, (max_bytes - bytes) / c.avg_item_bytes + 1);
+      else want = std::min<size_t>(want, 16);
+      auto page = snap.range(sub.filter.prefix, c.next, want);
+      if (!page) {
+        fail(sub, page.error());
+        return false;
+      }
+      size_t page_bytes = 0;
+      size_t used = 0;
+      for (auto& kv : page->items) {
+        size_t n = kv.key.size() + kv.value.size() + 24;
+        if (!items.empty() && bytes + n > max_bytes) break;
+        bytes += n;
+        page_bytes += n;
+        items.push_back(std::move(kv));
+        ++used;
+      }
+      if (used > 0) c.avg_item_bytes = std::max<size_t>(page_bytes / used, 1);
+      if (used < page->items.size()) {  // the chunk is full
+        c.next = page->items[used].key;
+        more = true;
+        break;
+      }
+      if (!page->next) break;  // the end
+      c.next = std::move(*page->next);
+      if (items.size() >= max_items || bytes >= max_bytes) {
+        more = true;
+        break;
+      }
     }
   }
-  uint64_t offset = snap->offset();
-  snap = status{errc::unavailable, "released"};  // end the read transaction now
-  for (auto& msg : encode_snapshot(sub.id, offset, items, sub.reset, options_.snapshot_chunk_items,
-                                   options_.snapshot_chunk_bytes)) {
-    out_.push_message(std::move(msg));
-  }
-  sub.floor = offset;
+  out_.push_message(encode_snapshot_chunk(sub.id, c.offset, items, c.reset, more));
+  c.started = true;
+  if (!more) end_snapshot(sub);
+  return true;
+}
+
+void subscriptions::release_old_snapshot() {
+  auto it = subs_.find(sending_);
+  if (it == subs_.end() || !it->second->snapshot || !it->second->snapshot->snap) return;
+  auto& c = *it->second->snapshot;
+  if (std::chrono::steady_clock::now() - c.opened >= options_.snapshot_max_age) c.snap.reset();
+}
+
+// The last chunk is queued: the held changes follow it.
+void subscriptions::end_snapshot(subscription& sub) {
+  sub.snapshot.reset();  // ends the read transaction
   sub.reset = false;
+  out_.hold_lane(sub.lane, false);
+  if (sending_ == sub.lane) sending_ = 0;
 }
 
 // --- falling behind ---------------------------------------------------------------
@@ -185,6 +274,11 @@ void subscriptions::push_changes(subscription& sub, std::vector<change_ptr> item
 // and waits for a reset snapshot.
 void subscriptions::schedule_reset(subscription& sub, size_t dropped) {
   leave_hub(sub);
+  if (sub.snapshot) {
+    // Interrupted: continued (same offset) or restarted by the next start.
+    sub.snapshot->snap.reset();
+    if (sending_ == sub.lane) sending_ = 0;
+  }
   dropped += out_.clear_lane(sub.lane);
   stats_.ws_changes_dropped.fetch_add(dropped);
   stats_.ws_resets.fetch_add(1);
@@ -204,6 +298,7 @@ void subscriptions::remove(uint64_t lane) {
   auto it = subs_.find(lane);
   if (it == subs_.end()) return;
   leave_hub(*it->second);
+  if (sending_ == lane) sending_ = 0;
   out_.close_lane(lane);
   by_id_.erase(it->second->id);
   subs_.erase(it);
@@ -213,6 +308,7 @@ void subscriptions::remove(uint64_t lane) {
 void subscriptions::clear() {
   while (!subs_.empty()) remove(subs_.begin()->first);
   waiting_.clear();
+  sending_ = 0;
 }
 
 void subscriptions::leave_hub(subscription& sub) {

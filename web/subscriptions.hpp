@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -60,16 +61,37 @@ class subscriptions {
   void on_changes(uint64_t token, std::vector<change_ptr> items);
   void on_lost(uint64_t token);
 
-  // While the queue holds no control message, starts the next subscription
-  // waiting for its first or reset snapshot: at most one snapshot is read
-  // into memory at a time, and answers go before snapshots.
+  // Called whenever the socket is free. Continues the snapshot being sent
+  // while the queue holds less than a chunk of control messages; else, while
+  // the queue holds no control message, starts the next subscription waiting
+  // for its first or reset snapshot. One snapshot is sent at a time, a chunk
+  // ahead of the socket at most, and answers go before snapshots. Changes of
+  // a subscription whose snapshot is being sent stay queued (held) until its
+  // last chunk.
   void start_waiting();
+
+  // Ends the read transaction of the snapshot being sent when it is older
+  // than snapshot_max_age (the client is not reading); the next chunk opens
+  // a new one. Called by the session's timer.
+  void release_old_snapshot();
 
   // Leaves the hub and drops every subscription (the connection closes).
   void clear();
   size_t size() const { return subs_.size(); }
 
  private:
+  // A snapshot being sent: one read transaction, read a chunk at a time as
+  // the connection drains (never more than a chunk ahead of the socket).
+  struct cursor {
+    std::optional<view_snapshot> snap;  // the open read transaction
+    std::chrono::steady_clock::time_point opened;
+    uint64_t offset = 0;
+    bool reset = false;    // the messages carry "reset": true
+    bool started = false;  // a message of this snapshot was queued
+    std::string next;      // the first key not sent yet
+    size_t avg_item_bytes = 0;
+  };
+
   struct subscription {
     std::string id;
     uint64_t lane = 0;  // the send_queue lane, stable for the subscription's life
@@ -79,11 +101,18 @@ class subscriptions {
     uint64_t token = 0;            // the current hub subscription (0: none)
     uint64_t hub_id = 0;
     uint64_t floor = 0;  // changes at offsets <= floor are already covered
+    std::optional<cursor> snapshot;  // set while a snapshot is being sent
   };
 
   void start(subscription& sub);
   bool resume(subscription& sub, uint64_t from);
-  void send_snapshot(subscription& sub);
+  // Opens (or reopens) the snapshot's read transaction; false on failure
+  // (the subscription was failed).
+  bool open_snapshot(subscription& sub);
+  // Queues the next chunk of the snapshot being sent; false when the
+  // subscription failed.
+  bool send_chunk(subscription& sub);
+  void end_snapshot(subscription& sub);
   void push_changes(subscription& sub, std::vector<change_ptr> items);
   void schedule_reset(subscription& sub, size_t dropped);
   void fail(subscription& sub, const status& st);
@@ -101,6 +130,7 @@ class subscriptions {
   std::unordered_map<std::string, uint64_t> by_id_;         // client id -> lane
   std::unordered_map<uint64_t, uint64_t> by_token_;         // hub token -> lane
   std::deque<uint64_t> waiting_;                            // lanes awaiting a snapshot
+  uint64_t sending_ = 0;  // the lane whose snapshot is being sent (0: none)
   uint64_t next_lane_ = 0;
   uint64_t next_token_ = 0;
 };

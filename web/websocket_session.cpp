@@ -100,6 +100,7 @@ class websocket_session : public session_base,
   ~websocket_session() override {
     if (!finished_) {
       subs_.clear();
+      queue_.clear();
       sync_queue_gauge();
       ctx_.stats.ws_connections.fetch_sub(1);
     }
@@ -304,6 +305,7 @@ class websocket_session : public session_base,
     if (closing_ || finished_) return;
     closing_ = true;
     subs_.clear();
+    queue_.clear();  // nothing more is sent but the close frame
     sync_queue_gauge();
     hard_close_at_ = clock::now() + std::max<clock::duration>(ctx_.options.stalled_write_timeout,
                                                               min_close_grace);
@@ -326,6 +328,7 @@ class websocket_session : public session_base,
     finished_ = true;
     closing_ = true;
     subs_.clear();
+    queue_.clear();  // unsent bytes leave the gauge with the connection
     sync_queue_gauge();
     timer_.cancel();
     beast::error_code ec;
@@ -350,6 +353,7 @@ class websocket_session : public session_base,
   void on_timer(beast::error_code ec) {
     if (ec || finished_) return;
     auto now = clock::now();
+    if (!closing_) subs_.release_old_snapshot();
     if (closing_) {
       if (now >= hard_close_at_) return hard_close();
     } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {

@@ -244,6 +244,30 @@ std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
   return out;
 }
 
+std::string encode_snapshot_chunk(const std::string& id, uint64_t offset,
+                                  const std::vector<key_value>& items, bool reset, bool more) {
+  size_t n = 64 + id.size();
+  for (const auto& kv : items) n += kv.key.size() + kv.value.size() + 24;
+  std::string msg;
+  msg.reserve(n);
+  msg += "{\"op\":\"snapshot\",";
+  append_id(msg, id);
+  msg += ",\"offset\":";
+  append_uint(msg, offset);
+  if (reset) msg += ",\"reset\":true";
+  msg += ",\"items\":[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) msg += ',';
+    msg += "{\"key\":";
+    append_json_string(msg, items[i].key);
+    msg += ",\"value\":";
+    msg += items[i].value;
+    msg += '}';
+  }
+  msg += more ? "],\"more\":true}" : "],\"more\":false}";
+  return msg;
+}
+
 std::string changes_prefix(const std::string& id) {
   std::string out = "{\"op\":\"changes\",";
   append_id(out, id);

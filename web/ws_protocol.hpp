@@ -68,6 +68,9 @@ std::string encode_resumed(const std::string& id, uint64_t offset);
 std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
                                          const std::vector<key_value>& items, bool reset,
                                          size_t chunk_items, size_t chunk_bytes);
+// One snapshot message: `items` at `offset`, with "more": `more`.
+std::string encode_snapshot_chunk(const std::string& id, uint64_t offset,
+                                  const std::vector<key_value>& items, bool reset, bool more);
 // {"op":"changes","id":<id>,"items":[  — the head of a changes batch; the
 // items and "]}" follow.
 std::string changes_prefix(const std::string& id);

@@ -229,6 +229,45 @@ TEST(send_queue, lanes_are_served_round_robin) {
   EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s1");
 }
 
+TEST(send_queue, a_held_lane_keeps_its_changes_until_released) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.open_lane(2, "s2");
+  q.hold_lane(1, true);
+  q.push_changes(1, {change(1, "a", "1")});
+  q.push_changes(2, {change(2, "b", "1")});
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s2");
+  EXPECT_FALSE(q.pop());
+  EXPECT_GT(q.change_bytes(), 0u);
+  q.hold_lane(1, false);
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s1");
+}
+
+TEST(send_queue, trim_drops_changes_covered_by_a_newer_snapshot) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(1, "a", "1"), change(2, "b", "1"), change(3, "c", "1")});
+  size_t before = q.change_bytes();
+  EXPECT_EQ(q.trim_lane(1, 2), 2u);
+  EXPECT_LT(q.change_bytes(), before);
+  EXPECT_EQ(q.lane_items(1), 1u);
+  auto batch = json::parse(text_of(*q.pop()));
+  EXPECT_EQ(batch["items"][0]["offset"], 3);
+  EXPECT_EQ(q.change_bytes(), 0u);
+}
+
+TEST(send_queue, clear_returns_every_count_to_zero) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(1, "a", "1")});
+  q.push_message(std::string(1000, ' '));
+  q.clear();
+  EXPECT_EQ(q.change_bytes(), 0u);
+  EXPECT_EQ(q.message_bytes(), 0u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.pop());
+}
+
 TEST(send_queue, over_the_limit_older_changes_of_a_key_are_replaced_by_newer_ones) {
   std::string pad(200, 'x');
   send_queue q(4000);
