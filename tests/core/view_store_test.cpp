@@ -525,6 +525,45 @@ TEST_F(view_store_range_test, an_empty_prefix_covers_the_whole_view) {
   EXPECT_EQ(keys_of(range("", "doc0", 100)), (std::vector<std::string>{"doc0", "e"}));
 }
 
+TEST_F(view_store_range_test, count_is_the_number_of_keys_range_lists) {
+  auto count = [&](std::string_view prefix) { return snap_->count(prefix).value(); };
+  EXPECT_EQ(count("doc-"), 5u);
+  EXPECT_EQ(count("doc"), 6u);
+  EXPECT_EQ(count(""), 8u);
+  EXPECT_EQ(count("doc-3"), 1u);
+  EXPECT_EQ(count("doc-33"), 0u);
+  EXPECT_EQ(count("z"), 0u);
+}
+
+TEST_F(view_store_test, count_covers_long_keys_sharing_a_beginning) {
+  auto& store = open_store();
+  const std::string head(600, 'w');  // longer than the LMDB key limit: bucketed
+  ASSERT_TRUE(store.commit({at(1, {put(head + "a", "1"), put(head + "b", "1"), put(head + "c", "1"),
+                                   put("w", "1"), put("wx", "1"), put("x", "1")})},
+                           1));
+  auto snap = store.snapshot().value();
+  EXPECT_EQ(snap.count("w").value(), 5u);
+  EXPECT_EQ(snap.count(head).value(), 3u);
+  EXPECT_EQ(snap.count(head + "b").value(), 1u);
+  EXPECT_EQ(snap.count(std::string(509, 'w')).value(), 3u);  // exactly the direct limit
+  EXPECT_EQ(snap.count(std::string(700, 'w')).value(), 0u);
+  EXPECT_EQ(snap.range("w", "", 100).value().items.size(), 5u);
+}
+
+TEST_F(view_store_test, range_and_count_of_private_state_see_private_keys_only) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("word/1", "1")})}, 1, {},
+                           {put("word/2", "2"), put("word/3", "3"), put("other", "1")}));
+  auto snap = store.snapshot().value();
+  auto page = snap.range_private("word/", "", 10).value();
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[0].key, "word/2");
+  EXPECT_EQ(page.items[1].value, "3");
+  EXPECT_EQ(snap.count_private("word/").value(), 2u);
+  EXPECT_EQ(snap.count("word/").value(), 1u);
+  EXPECT_EQ(snap.range_private("word/", "", 1).value().next, "word/3");
+}
+
 // --- changelog --------------------------------------------------------------
 
 TEST_F(view_store_test, changes_since_returns_entries_after_from_ascending_up_to_limit) {
