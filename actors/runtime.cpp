@@ -111,6 +111,9 @@ status open_storage(runtime::impl& rt) {
     slot->attach(std::move(*store));
     slot->applied = 0;
     slot->commits = 0;
+    slot->bytes_written = 0;
+    slot->largest_value = 0;
+    slot->stopping = false;
     if (auto failure = slot->store()->failure()) {
       slot->set_failed(failure->offset, failure->error);
       log_warn(component, "view ", slot->name(), " is failed: ", failure->error);
@@ -136,6 +139,8 @@ void spawn_actors(runtime::impl& rt) {
     ctx.log = rt.log.get();
     ctx.catch_up_batch = std::max<uint64_t>(1, rt.options.catch_up_batch);
     ctx.live_batch = std::max<uint64_t>(1, rt.options.live_batch);
+    if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
+    if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
     ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,
                                      std::vector<offset_changes>& changes) {
       pub.published(s, offset, changes);
@@ -243,6 +248,9 @@ void runtime::stop() {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = false;
   }
+  // Runners mid-batch commit after their current input (view_runner.hpp),
+  // so that stopping never waits for a whole catch-up transaction.
+  for (auto& slot : impl_->slots) slot->stopping.store(true, std::memory_order_relaxed);
   // No lock is held while the actors finish: their callbacks may call back
   // into the runtime (reads stay served until storage closes below).
   // In-flight appends are committed and answered before the sequencer quits.
