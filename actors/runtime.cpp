@@ -105,7 +105,17 @@ status open_storage(runtime::impl& rt) {
     view_store_options opts;
     // A view that others consume keeps its whole changelog: a consumer must
     // never find the offsets after its position pruned.
-    opts.changelog_retention = slot->downstream.empty() ? slot->def().retention() : 0;
+    const auto& keep = slot->def().retention_options();
+    if (slot->downstream.empty()) {
+      opts.changelog_retention = keep.offsets;
+      opts.changelog_max_bytes = keep.max_bytes;
+      opts.changelog_state_fraction = keep.state_fraction;
+      opts.changelog_max_age = keep.max_age;
+    } else {
+      opts.changelog_retention = 0;
+      opts.changelog_max_bytes = 0;
+      opts.changelog_max_age = std::chrono::milliseconds(0);
+    }
     auto store = view_store::open(*rt.env, slot->name(), slot->def().version(), opts);
     if (!store) return store.error();
     slot->attach(std::move(*store));
