@@ -47,6 +47,14 @@ status check_views(runtime::impl& rt) {
     if (!def.from_log_source() && !def.change_fn())
       return {errc::invalid_parameter,
               "view '" + def.name() + "' reads a view but has no apply_change()"};
+    const auto& keep = def.retention_options();
+    if (!(keep.state_fraction >= 0 && keep.state_fraction <= 1e6))  // also NaN
+      return {errc::invalid_parameter,
+              "view '" + def.name() + "': changelog_retention state_fraction must be a number "
+                                      ">= 0, not " + std::to_string(keep.state_fraction)};
+    if (keep.max_age.count() < 0)
+      return {errc::invalid_parameter,
+              "view '" + def.name() + "': changelog_retention max_age must not be negative"};
   }
   for (auto& slot : rt.slots) {
     // Follow the sources: an unknown name or coming back to `slot` is an error.

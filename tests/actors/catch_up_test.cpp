@@ -119,5 +119,27 @@ TEST_F(catch_up_test, ADerivedViewCatchesUpInSmallBatchesToTheSameState) {
   EXPECT_EQ(read_view(rt(), "live_tags").state, expected.state);
 }
 
+TEST_F(catch_up_test, StartRefusesAnInvalidRetention) {
+  changelog_retention_options keep;
+  keep.state_fraction = -1;
+  auto st = start({tally_view().changelog_retention(keep)});
+  EXPECT_EQ(st.code(), errc::invalid_parameter);
+  EXPECT_NE(st.message().find("state_fraction"), std::string::npos) << st.message();
+}
+
+TEST_F(catch_up_test, RetentionOptionsReachTheStore) {
+  changelog_retention_options keep;
+  keep.offsets = 0;
+  keep.max_age = std::chrono::milliseconds(0);
+  keep.max_bytes = 2000;
+  keep.state_fraction = 0;
+  ASSERT_TRUE(start({tally_view(0us, 100).changelog_retention(keep)}));
+  for (int i = 0; i < 100; ++i) append("t", "k");
+  ASSERT_TRUE(wait_sync(rt(), "tally", 100));
+  auto page = rt().changes_since("tally", 0, 1000);
+  ASSERT_TRUE(page);
+  EXPECT_FALSE(page->served);  // ~12 KB written, at most ~2 KB kept
+}
+
 }  // namespace
 }  // namespace derive::testing
