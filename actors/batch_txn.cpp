@@ -211,12 +211,16 @@ uint64_t batch_txn::merged_count(bool is_private, std::string_view prefix) {
   cache& batch = is_private ? private_batch_ : batch_;
   writes& input = is_private ? private_input_ : input_;
   // Keys of the input not yet in the batch: learn whether they existed.
-  for (const auto& [key, v] : input)
-    if (has_prefix(key, prefix)) batch_entry(batch, key, is_private);
+  const auto in = input_keys(input, prefix, prefix);
+  for (const auto* w : in) batch_entry(batch, w->first, is_private);
+  // Then one walk over the batch's keys under the prefix (the input's, in
+  // key order too, are met along the way).
+  size_t ii = 0;
   for (auto it = batch.lower_bound(prefix); it != batch.end() && has_prefix(it->first, prefix);
        ++it) {
-    const value* now = find(input, it->first);
-    bool present = now ? now->has_value() : it->second.current.has_value();
+    bool present = it->second.current.has_value();
+    while (ii < in.size() && in[ii]->first < it->first) ++ii;
+    if (ii < in.size() && in[ii]->first == it->first) present = in[ii]->second.has_value();
     n += int64_t{present} - int64_t{it->second.existed};
   }
   return static_cast<uint64_t>(n);
