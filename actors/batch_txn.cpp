@@ -21,6 +21,9 @@ void batch_txn::begin_input(uint64_t offset) {
   offset_ = offset;
 }
 
+// Per cached key: the map node and the json's own bookkeeping, roughly.
+constexpr uint64_t entry_overhead = 96;
+
 void batch_txn::commit_input() {
   // First find the net changes (reads may throw), then apply them, so that a
   // failed read leaves the batch as it was.
@@ -31,6 +34,7 @@ void batch_txn::commit_input() {
   entry.offset = offset_;
   auto& targets = targets_;
   targets.clear();
+  uint64_t added = 0;
   for (auto& [key, v] : input_) {
     auto& old = batch_value(key);
     targets.push_back(&old);
@@ -38,16 +42,22 @@ void batch_txn::commit_input() {
     key_change change;
     change.key = key;
     if (v) change.value = dump_compact(*v);
+    // Held twice until the commit: as the cached json and as changelog text.
+    added += 2 * (key.size() + (change.value ? change.value->size() : 0)) + entry_overhead;
     entry.changes.push_back(std::move(change));
   }
   private_targets_.clear();
-  for (auto& [key, v] : private_input_) private_targets_.push_back(&batch_private(key).current);
+  for (auto& [key, v] : private_input_) {
+    private_targets_.push_back(&batch_entry(private_batch_, key, true).current);
+    added += key.size() + (v ? dump_compact(*v).size() : 0) + entry_overhead;
+  }
   for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
   for (size_t i = 0; i < private_input_.size(); ++i)
     *private_targets_[i] = std::move(private_input_[i].second);
   input_.clear();
   private_input_.clear();
   ++inputs_;
+  bytes_ += added;
   if (!entry.changes.empty()) changes_.push_back(std::move(entry));
 }
 
@@ -62,7 +72,7 @@ std::vector<offset_changes> batch_txn::take_changes() {
 }
 
 std::vector<key_change> batch_txn::take_private_changes() {
-  std::vector<key_change> out;
+  std::vector<key_change> out;  // the map is in key order
   for (auto& [key, v] : private_batch_) {
     if (v.committed == v.current) continue;
     key_change change;
@@ -70,37 +80,165 @@ std::vector<key_change> batch_txn::take_private_changes() {
     if (v.current) change.value = dump_compact(*v.current);
     out.push_back(std::move(change));
   }
-  std::sort(out.begin(), out.end(),
-            [](const key_change& a, const key_change& b) { return a.key < b.key; });
   private_batch_.clear();
   return out;
 }
 
-batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private) {
+view_snapshot& batch_txn::snapshot() {
   if (!snapshot_) {
     auto snap = store_.snapshot();
     if (!snap) throw std::runtime_error("cannot read view state: " + snap.error().to_string());
     snapshot_.emplace(std::move(*snap));
   }
-  auto stored = is_private ? snapshot_->get_private(key) : snapshot_->get(key);
+  return *snapshot_;
+}
+
+batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private) {
+  auto& snap = snapshot();
+  auto stored = is_private ? snap.get_private(key) : snap.get(key);
   if (!stored) throw std::runtime_error("cannot read view state: " + stored.error().to_string());
   value v;
-  if (*stored) v = json::parse(**stored);
+  if (*stored) {
+    v = json::parse(**stored);
+    bytes_ += (*stored)->size();
+  }
   return v;
 }
 
-batch_txn::value& batch_txn::batch_value(std::string_view key) {
-  lookup_.assign(key);
-  if (auto it = batch_.find(lookup_); it != batch_.end()) return it->second;
-  value v = read_committed(key, false);
-  return batch_.emplace(lookup_, std::move(v)).first->second;
+batch_txn::cached& batch_txn::batch_entry(cache& c, std::string_view key, bool is_private) {
+  auto it = c.lower_bound(key);
+  if (it != c.end() && it->first == key) return it->second;
+  cached e;
+  e.current = read_committed(key, is_private);
+  e.existed = e.current.has_value();
+  if (is_private) e.committed = e.current;
+  bytes_ += key.size() + entry_overhead;
+  return c.emplace_hint(it, std::string(key), std::move(e))->second;
 }
 
-batch_txn::private_value& batch_txn::batch_private(std::string_view key) {
-  lookup_.assign(key);
-  if (auto it = private_batch_.find(lookup_); it != private_batch_.end()) return it->second;
-  value v = read_committed(key, true);
-  return private_batch_.emplace(lookup_, private_value{v, v}).first->second;
+namespace {
+
+bool has_prefix(std::string_view key, std::string_view prefix) {
+  return key.substr(0, prefix.size()) == prefix;
+}
+
+// The keys of one input's writes under `prefix`, from `lo` on, in key order.
+template <class Writes>
+std::vector<const typename Writes::value_type*> input_keys(const Writes& input,
+                                                           std::string_view prefix,
+                                                           std::string_view lo) {
+  std::vector<const typename Writes::value_type*> out;
+  for (const auto& w : input)
+    if (has_prefix(w.first, prefix) && std::string_view(w.first) >= lo) out.push_back(&w);
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  return out;
+}
+
+}  // namespace
+
+view_txn::page batch_txn::merged_range(bool is_private, std::string_view prefix,
+                                       std::string_view start, size_t limit) {
+  const std::string_view lo = std::max(prefix, start);
+  auto& snap = snapshot();
+  const cache& batch = is_private ? private_batch_ : batch_;
+  const auto in = input_keys(is_private ? private_input_ : input_, prefix, lo);
+  size_t ii = 0;
+  auto bi = batch.lower_bound(lo);
+  // The committed keys, a page at a time.
+  const size_t chunk = std::clamp<size_t>(limit + 1, 16, 1024);
+  view_snapshot::page committed;
+  size_t ci = 0;
+  auto fetch = [&](std::string_view from) {
+    auto p = is_private ? snap.range_private(prefix, from, chunk) : snap.range(prefix, from, chunk);
+    if (!p) throw std::runtime_error("cannot read view state: " + p.error().to_string());
+    committed = std::move(*p);
+    ci = 0;
+  };
+  fetch(lo);
+
+  page out;
+  std::string key;
+  while (true) {
+    if (ci == committed.items.size() && committed.next) {
+      std::string from = *committed.next;
+      fetch(from);
+    }
+    const bool has_in = ii < in.size();
+    const bool has_batch = bi != batch.end() && has_prefix(bi->first, prefix);
+    const bool has_committed = ci < committed.items.size();
+    if (!has_in && !has_batch && !has_committed) break;
+    // The smallest key of the three sources; the input's write wins over the
+    // batch's, the batch's over the committed value.
+    std::optional<std::string_view> k;
+    auto consider = [&](std::string_view c) {
+      if (!k || c < *k) k = c;
+    };
+    if (has_in) consider(in[ii]->first);
+    if (has_batch) consider(bi->first);
+    if (has_committed) consider(committed.items[ci].key);
+    key.assign(*k);
+    std::optional<json> v;
+    bool decided = false;
+    if (has_in && in[ii]->first == key) {
+      v = in[ii]->second;
+      decided = true;
+      ++ii;
+    }
+    if (has_batch && bi->first == key) {
+      if (!decided) v = bi->second.current;
+      decided = true;
+      ++bi;
+    }
+    if (has_committed && committed.items[ci].key == key) {
+      if (!decided) v = json::parse(committed.items[ci].value);
+      ++ci;
+    }
+    if (!v) continue;
+    if (out.items.size() == limit) {
+      out.next = key;
+      break;
+    }
+    out.items.push_back({key, std::move(*v)});
+  }
+  return out;
+}
+
+uint64_t batch_txn::merged_count(bool is_private, std::string_view prefix) {
+  auto& snap = snapshot();
+  auto stored = is_private ? snap.count_private(prefix) : snap.count(prefix);
+  if (!stored) throw std::runtime_error("cannot read view state: " + stored.error().to_string());
+  int64_t n = static_cast<int64_t>(*stored);
+  cache& batch = is_private ? private_batch_ : batch_;
+  writes& input = is_private ? private_input_ : input_;
+  // Keys of the input not yet in the batch: learn whether they existed.
+  const auto in = input_keys(input, prefix, prefix);
+  for (const auto* w : in) batch_entry(batch, w->first, is_private);
+  // Then one walk over the batch's keys under the prefix (the input's, in
+  // key order too, are met along the way).
+  size_t ii = 0;
+  for (auto it = batch.lower_bound(prefix); it != batch.end() && has_prefix(it->first, prefix);
+       ++it) {
+    bool present = it->second.current.has_value();
+    while (ii < in.size() && in[ii]->first < it->first) ++ii;
+    if (ii < in.size() && in[ii]->first == it->first) present = in[ii]->second.has_value();
+    n += int64_t{present} - int64_t{it->second.existed};
+  }
+  return static_cast<uint64_t>(n);
+}
+
+view_txn::page batch_txn::range(std::string_view prefix, std::string_view start, size_t limit) {
+  return merged_range(false, prefix, start, limit);
+}
+
+uint64_t batch_txn::count(std::string_view prefix) { return merged_count(false, prefix); }
+
+view_txn::page batch_txn::range_private(std::string_view prefix, std::string_view start,
+                                        size_t limit) {
+  return merged_range(true, prefix, start, limit);
+}
+
+uint64_t batch_txn::count_private(std::string_view prefix) {
+  return merged_count(true, prefix);
 }
 
 batch_txn::value* batch_txn::find(writes& input, std::string_view key) {
@@ -125,7 +263,7 @@ void batch_txn::erase(std::string_view key) { write(input_, key, std::nullopt); 
 
 std::optional<json> batch_txn::get_private(std::string_view key) {
   if (auto* v = find(private_input_, key)) return *v;
-  return batch_private(key).current;
+  return batch_entry(private_batch_, key, true).current;
 }
 
 void batch_txn::put_private(std::string_view key, json v) {

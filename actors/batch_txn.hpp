@@ -18,13 +18,23 @@
 // Its kept writes are not per offset: take_private_changes gives the batch's
 // net change of each private key, for the same view_store::commit.
 //
+// range() and count() merge the snapshot's keys under a prefix with the two
+// layers (a key written in the batch or the input is seen with its written
+// value, an erased one not at all). The snapshot's keys are read a page at a
+// time and not cached, so a range costs the keys it walks, not the view.
+//
+// Memory: bytes() estimates what the batch holds (the keys it cached, their
+// values, the changes kept so far); the runner ends a batch when it passes
+// runtime_options::catch_up_bytes.
+//
 // Thread-safety: one runner thread. Not copyable.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -55,6 +65,9 @@ class batch_txn final : public view_txn {
   std::vector<key_change> take_private_changes();
   // Number of inputs kept so far.
   uint64_t inputs() const { return inputs_; }
+  // Estimated bytes held by the batch: keys and values cached or written,
+  // kept changes (an upper bound: a key rewritten counts each time).
+  uint64_t bytes() const { return bytes_; }
 
   // view_txn. get() and get_private() throw std::runtime_error if the
   // committed state cannot be read (the runner then treats the input as failed).
@@ -64,36 +77,53 @@ class batch_txn final : public view_txn {
   std::optional<json> get_private(std::string_view key) override;
   void put_private(std::string_view key, json value) override;
   void erase_private(std::string_view key) override;
+  // range(), count() and their private forms throw std::runtime_error if the
+  // committed state cannot be read.
+  // (The defaults are view_txn's.)
+  page range(std::string_view prefix, std::string_view start = {},
+             size_t limit = 1000) override;
+  uint64_t count(std::string_view prefix) override;
+  page range_private(std::string_view prefix, std::string_view start = {},
+                     size_t limit = 1000) override;
+  uint64_t count_private(std::string_view prefix) override;
 
  private:
   using value = std::optional<json>;
   using writes = std::vector<std::pair<std::string, value>>;
-  // A private key touched in this batch: its committed and its current value.
-  struct private_value {
+  // A key touched in this batch: whether it exists in the committed state,
+  // its committed value (private keys only: take_private_changes compares)
+  // and its current value.
+  struct cached {
+    bool existed = false;
     value committed;
     value current;
   };
-  // The committed value of `key` (of the private state when `is_private`),
-  // from the snapshot opened on first use.
+  using cache = std::map<std::string, cached, std::less<>>;  // ordered: ranges
+  // The snapshot, opened on first use.
+  view_snapshot& snapshot();
+  // The committed value of `key` (of the private state when `is_private`).
   value read_committed(std::string_view key, bool is_private);
-  // The batch's value of `key`, read from the snapshot on first use.
-  value& batch_value(std::string_view key);
-  private_value& batch_private(std::string_view key);
+  // The batch's entry of `key`, read from the snapshot on first use.
+  cached& batch_entry(cache& c, std::string_view key, bool is_private);
+  value& batch_value(std::string_view key) { return batch_entry(batch_, key, false).current; }
+  page merged_range(bool is_private, std::string_view prefix, std::string_view start,
+                    size_t limit);
+  uint64_t merged_count(bool is_private, std::string_view prefix);
   static value* find(writes& input, std::string_view key);
   static void write(writes& input, std::string_view key, value v);
 
   const view_store& store_;
   std::optional<view_snapshot> snapshot_;
-  std::unordered_map<std::string, value> batch_;  // every key touched in this batch
-  writes input_;                                  // the current input's writes
-  std::unordered_map<std::string, private_value> private_batch_;
+  cache batch_;    // every key touched in this batch
+  writes input_;   // the current input's writes
+  cache private_batch_;
   writes private_input_;
-  std::string lookup_;                   // reused key buffer for lookups
   std::vector<value*> targets_;          // reused by commit_input
   std::vector<value*> private_targets_;  // reused by commit_input
   std::vector<offset_changes> changes_;
   uint64_t offset_ = 0;
   uint64_t inputs_ = 0;
+  uint64_t bytes_ = 0;
 };
 
 // Compact JSON text of `v`; a fast path for the common scalars.

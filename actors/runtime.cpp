@@ -47,6 +47,14 @@ status check_views(runtime::impl& rt) {
     if (!def.from_log_source() && !def.change_fn())
       return {errc::invalid_parameter,
               "view '" + def.name() + "' reads a view but has no apply_change()"};
+    const auto& keep = def.retention_options();
+    if (!(keep.state_fraction >= 0 && keep.state_fraction <= 1e6))  // also NaN
+      return {errc::invalid_parameter,
+              "view '" + def.name() + "': changelog_retention state_fraction must be a number "
+                                      ">= 0, not " + std::to_string(keep.state_fraction)};
+    if (keep.max_age.count() < 0)
+      return {errc::invalid_parameter,
+              "view '" + def.name() + "': changelog_retention max_age must not be negative"};
   }
   for (auto& slot : rt.slots) {
     // Follow the sources: an unknown name or coming back to `slot` is an error.
@@ -105,12 +113,25 @@ status open_storage(runtime::impl& rt) {
     view_store_options opts;
     // A view that others consume keeps its whole changelog: a consumer must
     // never find the offsets after its position pruned.
-    opts.changelog_retention = slot->downstream.empty() ? slot->def().retention() : 0;
+    const auto& keep = slot->def().retention_options();
+    if (slot->downstream.empty()) {
+      opts.changelog_retention = keep.offsets;
+      opts.changelog_max_bytes = keep.max_bytes;
+      opts.changelog_state_fraction = keep.state_fraction;
+      opts.changelog_max_age = keep.max_age;
+    } else {
+      opts.changelog_retention = 0;
+      opts.changelog_max_bytes = 0;
+      opts.changelog_max_age = std::chrono::milliseconds(0);
+    }
     auto store = view_store::open(*rt.env, slot->name(), slot->def().version(), opts);
     if (!store) return store.error();
     slot->attach(std::move(*store));
     slot->applied = 0;
     slot->commits = 0;
+    slot->bytes_written = 0;
+    slot->largest_value = 0;
+    slot->stopping = false;
     if (auto failure = slot->store()->failure()) {
       slot->set_failed(failure->offset, failure->error);
       log_warn(component, "view ", slot->name(), " is failed: ", failure->error);
@@ -136,6 +157,8 @@ void spawn_actors(runtime::impl& rt) {
     ctx.log = rt.log.get();
     ctx.catch_up_batch = std::max<uint64_t>(1, rt.options.catch_up_batch);
     ctx.live_batch = std::max<uint64_t>(1, rt.options.live_batch);
+    if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
+    if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
     ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,
                                      std::vector<offset_changes>& changes) {
       pub.published(s, offset, changes);
@@ -243,6 +266,9 @@ void runtime::stop() {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = false;
   }
+  // Runners mid-batch commit after their current input (view_runner.hpp),
+  // so that stopping never waits for a whole catch-up transaction.
+  for (auto& slot : impl_->slots) slot->stopping.store(true, std::memory_order_relaxed);
   // No lock is held while the actors finish: their callbacks may call back
   // into the runtime (reads stay served until storage closes below).
   // In-flight appends are committed and answered before the sequencer quits.

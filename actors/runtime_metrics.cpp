@@ -43,6 +43,8 @@ runtime_metrics runtime::metrics() const {
     v.status = info.status;
     v.applied = load(slot->applied);
     v.commits = load(slot->commits);
+    v.bytes_written = load(slot->bytes_written);
+    v.largest_value = load(slot->largest_value);
     m.views.push_back(std::move(v));
   }
   return m;

@@ -1,5 +1,7 @@
 #include "actors/view_runner.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
@@ -64,6 +66,22 @@ bool on_input_error(const view_def& def, uint64_t offset, const std::string& wha
   return false;
 }
 
+// When a batch must end after its current input: bytes, time, or a stop.
+struct batch_bounds {
+  uint64_t bytes;
+  std::chrono::steady_clock::time_point deadline;
+  const std::atomic<bool>* stopping;
+
+  batch_bounds(const runner_context& ctx)
+      : bytes(ctx.batch_bytes),
+        deadline(std::chrono::steady_clock::now() + ctx.batch_time),
+        stopping(&ctx.slot->stopping) {}
+  bool reached(const batch_txn& txn) const {
+    return stopping->load(std::memory_order_relaxed) || txn.bytes() >= bytes ||
+           std::chrono::steady_clock::now() >= deadline;
+  }
+};
+
 uint64_t source_head(const runner_context& ctx) {
   return ctx.slot->upstream ? ctx.slot->upstream->offset() : ctx.log->head();
 }
@@ -73,54 +91,74 @@ uint64_t batch_limit(const runner_state& st, uint64_t offset) {
   return behind > st.ctx.live_batch ? st.ctx.catch_up_batch : st.ctx.live_batch;
 }
 
-// Reads up to `limit` events after `offset` and applies them.
+// Reads up to `limit` events after `offset` (read_chunk at a time) and
+// applies them, until the bounds are reached.
 result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t offset,
                                uint64_t limit) {
-  auto events = ctx.log->read(offset + 1, limit);
-  if (!events) return events.error();
   batch_result out;
   out.new_offset = offset;
   const auto& def = ctx.slot->def();
-  for (const auto& e : *events) {
-    auto error = run_input(txn, e.offset, [&] { def.event_fn()(e, txn); });
-    if (error && !on_input_error(def, e.offset, *error, out)) break;
-    out.new_offset = e.offset;
+  const batch_bounds bounds(ctx);
+  uint64_t remaining = limit;
+  while (remaining > 0 && !bounds.reached(txn)) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
+    auto events = ctx.log->read(out.new_offset + 1, n);
+    if (!events) return events.error();
+    for (const auto& e : *events) {
+      if (bounds.reached(txn)) return out;
+      auto error = run_input(txn, e.offset, [&] { def.event_fn()(e, txn); });
+      if (error && !on_input_error(def, e.offset, *error, out)) return out;
+      out.new_offset = e.offset;
+      --remaining;
+    }
+    if (events->size() < n) break;  // the head
   }
   return out;
 }
 
-// Reads up to `limit` upstream changelog entries after `offset` and applies them.
+// Reads up to `limit` upstream changelog entries after `offset` (read_chunk
+// at a time) and applies them, until the bounds are reached.
 result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_t offset,
                                     uint64_t limit) {
   auto* upstream = ctx.slot->upstream;
-  auto page = upstream->store()->changes_since(offset, limit);
-  if (!page) return page.error();
-  if (!page->served)
-    return status{errc::not_found, "the changelog of upstream view " + upstream->name() +
-                                       " no longer holds the offsets after " +
-                                       std::to_string(offset) + "; rebuild this view"};
   batch_result out;
   out.new_offset = offset;
   const auto& def = ctx.slot->def();
-  for (const auto& entry : page->entries) {
-    auto error = run_input(txn, entry.offset, [&] {
-      for (const auto& c : entry.changes) {
-        upstream_change change;
-        change.offset = entry.offset;
-        change.key = c.key;
-        if (c.value) change.value = json::parse(*c.value);
-        def.change_fn()(change, txn);
+  const batch_bounds bounds(ctx);
+  uint64_t remaining = limit;
+  while (remaining > 0 && !bounds.reached(txn)) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
+    auto page = upstream->store()->changes_since(out.new_offset, n);
+    if (!page) return page.error();
+    if (!page->served)
+      return status{errc::not_found, "the changelog of upstream view " + upstream->name() +
+                                         " no longer holds the offsets after " +
+                                         std::to_string(out.new_offset) + "; rebuild this view"};
+    for (const auto& entry : page->entries) {
+      if (bounds.reached(txn)) return out;
+      auto error = run_input(txn, entry.offset, [&] {
+        for (const auto& c : entry.changes) {
+          upstream_change change;
+          change.offset = entry.offset;
+          change.key = c.key;
+          if (c.value) change.value = json::parse(*c.value);
+          def.change_fn()(change, txn);
+        }
+      });
+      if (error && !on_input_error(def, entry.offset, *error, out)) {
+        out.new_offset = entry.offset - 1;
+        return out;
       }
-    });
-    if (error && !on_input_error(def, entry.offset, *error, out)) {
-      out.new_offset = entry.offset - 1;
-      return out;
+      out.new_offset = entry.offset;
+      --remaining;
     }
-    out.new_offset = entry.offset;
+    // Every upstream change up to the upstream's offset is applied: so is the
+    // upstream's offset itself, even when its last events changed nothing.
+    if (page->entries.size() < n) {
+      out.new_offset = std::max(out.new_offset, page->view_offset);
+      break;
+    }
   }
-  // Every upstream change up to the upstream's offset is applied: so is the
-  // upstream's offset itself, even when its last events changed nothing.
-  if (page->entries.size() < limit) out.new_offset = std::max(out.new_offset, page->view_offset);
   return out;
 }
 
@@ -134,6 +172,26 @@ void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
   }
   st.failed = true;
   st.ctx.slot->set_failed(at, std::move(error));
+}
+
+// Adds what `batch` wrote (keys and values of its state and private changes)
+// to the slot's counters.
+void count_written(view_slot& slot, const batch_result& batch) {
+  uint64_t bytes = 0;
+  uint64_t largest = 0;
+  auto add = [&](const key_change& c) {
+    uint64_t value = c.value ? c.value->size() : 0;
+    bytes += c.key.size() + value;
+    largest = std::max(largest, value);
+  };
+  for (const auto& entry : batch.changes)
+    for (const auto& c : entry.changes) add(c);
+  for (const auto& c : batch.private_changes) add(c);
+  slot.bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+  uint64_t seen = slot.largest_value.load(std::memory_order_relaxed);
+  while (largest > seen &&
+         !slot.largest_value.compare_exchange_weak(seen, largest, std::memory_order_relaxed)) {
+  }
 }
 
 // Processes one batch: reads, applies, commits, publishes; on an error the
@@ -162,6 +220,7 @@ void process_batch(runner_actor* self) {
     }
     slot.applied.fetch_add(txn.inputs(), std::memory_order_relaxed);
     slot.commits.fetch_add(1, std::memory_order_relaxed);
+    count_written(slot, *batch);
     slot.publish_offset(batch->new_offset);
     if (st.ctx.published) st.ctx.published(slot, batch->new_offset, batch->changes);
   }
@@ -175,6 +234,7 @@ void process_batch(runner_actor* self) {
 void schedule(runner_actor* self) {
   auto& st = self->state;
   if (st.scheduled || st.failed) return;
+  if (st.ctx.slot->stopping.load(std::memory_order_relaxed)) return;  // stop_atom follows
   if (st.ctx.slot->offset() >= st.target) return;
   st.scheduled = true;
   self->send(self, work_atom::value);

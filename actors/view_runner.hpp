@@ -10,7 +10,13 @@
 //
 // Batches: more than `live_batch` inputs behind -> up to `catch_up_batch` per
 // commit (throughput), otherwise up to `live_batch` (latency). One batch per
-// message, so stop/restart messages are handled between batches.
+// message, so stop/restart messages are handled between batches. Every batch
+// also ends (and commits what it applied) as soon as the batch holds
+// `batch_bytes` (batch_txn::bytes) or has run for `batch_time`, or the slot's
+// `stopping` flag is set: so memory is bounded by bytes, not by event count,
+// a long catch-up commits (and shows progress) at least every `batch_time`,
+// and a stop waits for at most one input and one commit. Inputs are read
+// from the source `read_chunk` at a time, so at most that many are held.
 //
 // Failures: an exception from view code at input N under failure_policy::stop
 // commits everything before N, records the failure durably and stops the view
@@ -20,6 +26,7 @@
 //
 // Messages: (head_atom, uint64_t), (restart_atom), (stop_atom, done_callback).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -37,6 +44,9 @@ struct runner_context {
   event_log* log = nullptr;  // the source of views of the log
   uint64_t catch_up_batch = 10'000;
   uint64_t live_batch = 256;
+  uint64_t batch_bytes = uint64_t{64} << 20;
+  std::chrono::milliseconds batch_time{1000};
+  size_t read_chunk = 64;
   // Runs on the runner thread after each successful commit (and before the
   // runner reads on): `changes` are the entries just committed.
   std::function<void(view_slot&, uint64_t new_offset, std::vector<offset_changes>& changes)>

@@ -42,6 +42,12 @@ class view_slot {
   // Counters for metrics.
   std::atomic<uint64_t> applied{0};  // inputs applied since start
   std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> bytes_written{0};  // keys + values committed (state and private)
+  std::atomic<uint64_t> largest_value{0};  // the largest value committed, in bytes
+
+  // Set by runtime::stop before the runners are told to stop: the runner ends
+  // its current batch after the input it is applying (view_runner.hpp).
+  std::atomic<bool> stopping{false};
 
   // Status. `lag_threshold` is runtime_options::live_batch.
   void set_active(bool rebuilding);

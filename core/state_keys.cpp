@@ -124,6 +124,45 @@ int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change) {
   return write_bucket(txn, dbi, skey, b);
 }
 
+int state_count(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, uint64_t& out) {
+  out = 0;
+  const size_t direct = direct_max(txn);
+  if (prefix.size() > direct) {
+    // Only the bucket of prefix[0, D) can hold such keys.
+    bucket b;
+    int rc = read_bucket(txn, dbi, stored_key(prefix, direct), b);
+    if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
+    if (rc != MDB_SUCCESS) return rc;
+    std::string_view rest = prefix.substr(direct);
+    for (const auto& e : b)
+      if (std::string_view(e.first).substr(0, rest.size()) == rest) ++out;
+    return MDB_SUCCESS;
+  }
+  cursor_guard cursor;
+  if (int rc = cursor.open(txn, dbi); rc != MDB_SUCCESS) return rc;
+  std::string first = stored_key(prefix, direct);
+  MDB_val k = to_val(first), v;
+  int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view skey = to_view(k);
+    if (skey.empty() || skey.front() != key_tag) return MDB_CORRUPTED;
+    std::string_view view_key = skey.substr(1);
+    const bool is_bucket = skey.size() == direct + 2;
+    if (is_bucket) view_key.remove_suffix(1);
+    if (view_key.substr(0, prefix.size()) != prefix) break;  // past the prefix
+    if (is_bucket) {
+      std::string_view value = to_view(v);
+      uint64_t n = 0;
+      if (!get_varint64(value, n)) return MDB_CORRUPTED;
+      out += n;
+    } else {
+      ++out;
+    }
+    rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
 int state_cursor::open(MDB_txn* txn, MDB_dbi dbi) {
   direct_ = direct_max(txn);
   return cursor_.open(txn, dbi);

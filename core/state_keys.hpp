@@ -34,6 +34,12 @@ int state_get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::optional<std
 // is a no-op.
 int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change);
 
+// Counts the view keys that start with `prefix`, walking LMDB keys only: a
+// direct key is counted from its LMDB key, a bucket whose beginning starts
+// with `prefix` by its entry count (the first varint of its value); only a
+// prefix longer than the direct limit decodes a bucket.
+int state_count(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, uint64_t& out);
+
 // Iterates view keys in byte order, across direct keys and buckets.
 class state_cursor {
  public:

@@ -25,7 +25,53 @@ int read_view_meta(MDB_txn* txn, unsigned meta_dbi, view_meta& out) {
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn, meta_dbi, meta_offset, out.offset);
   if (rc == MDB_SUCCESS) rc = get_view_failure(txn, meta_dbi, out.failure);
   if (rc == MDB_SUCCESS) rc = get_optional(txn, meta_dbi, meta_retention, out.retention);
+  if (rc == MDB_SUCCESS)
+    rc = get_optional(txn, meta_dbi, meta_changelog_bytes, out.changelog_bytes);
   return rc;
+}
+
+namespace {
+
+std::string age_key(int64_t ms) {
+  std::string key(meta_age_prefix);
+  uint64_t v = ms < 0 ? 0 : static_cast<uint64_t>(ms);
+  for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(v >> shift));
+  return key;
+}
+
+}  // namespace
+
+int read_age_marks(MDB_txn* txn, unsigned meta_dbi, std::vector<age_mark>& out) {
+  out.clear();
+  cursor_guard cursor;
+  if (int rc = cursor.open(txn, meta_dbi); rc != MDB_SUCCESS) return rc;
+  MDB_val k = to_val(meta_age_prefix), v;
+  int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = to_view(k);
+    if (key.substr(0, meta_age_prefix.size()) != meta_age_prefix) break;
+    key.remove_prefix(meta_age_prefix.size());
+    std::string_view value = to_view(v);
+    age_mark mark;
+    if (key.size() != 8 || !get_fixed64(value, mark.offset)) return MDB_CORRUPTED;
+    uint64_t ms = 0;
+    for (char c : key) ms = (ms << 8) | static_cast<unsigned char>(c);
+    mark.ms = static_cast<int64_t>(ms);
+    out.push_back(mark);
+    rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+int put_age_mark(MDB_txn* txn, unsigned meta_dbi, const age_mark& mark) {
+  return put_fixed64_value(txn, meta_dbi, age_key(mark.ms), mark.offset);
+}
+
+int delete_age_mark(MDB_txn* txn, unsigned meta_dbi, int64_t ms) {
+  std::string key = age_key(ms);
+  MDB_val k = to_val(key);
+  int rc = mdb_del(txn, meta_dbi, &k, nullptr);
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
 int get_view_failure(MDB_txn* txn, unsigned meta_dbi, std::optional<view_failure>& out) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct MDB_txn;
 
@@ -31,12 +32,29 @@ inline constexpr std::string_view meta_format = "format";
 inline constexpr std::string_view meta_offset = "offset";
 inline constexpr std::string_view meta_low_water = "low_water";
 inline constexpr std::string_view meta_retention = "retention";
+// The changelog's size: the bytes of every `changes` key and value it holds.
+inline constexpr std::string_view meta_changelog_bytes = "changelog_bytes";
+
+// Age marks, for pruning the changelog by age: the record "age/" + 8-byte
+// big-endian milliseconds since the Unix epoch holds (fixed64) the view's
+// offset committed at that time, so every changelog entry up to it was
+// written at or before it.
+inline constexpr std::string_view meta_age_prefix = "age/";
+struct age_mark {
+  int64_t ms = 0;
+  uint64_t offset = 0;
+};
+// Every mark, ascending by time.
+int read_age_marks(MDB_txn* txn, unsigned meta_dbi, std::vector<age_mark>& out);
+int put_age_mark(MDB_txn* txn, unsigned meta_dbi, const age_mark& mark);
+int delete_age_mark(MDB_txn* txn, unsigned meta_dbi, int64_t ms);
 
 // Everything meta holds, as read when a store opens.
 struct view_meta {
   std::optional<uint64_t> format;  // nullopt: never committed
   uint64_t offset = 0;
   std::optional<uint64_t> retention;
+  std::optional<uint64_t> changelog_bytes;  // nullopt: written before the record existed
   std::optional<view_failure> failure;
 };
 

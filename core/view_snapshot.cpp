@@ -26,10 +26,13 @@ result<std::optional<std::string>> view_snapshot::get_private(std::string_view k
   return value;
 }
 
-result<view_snapshot::page> view_snapshot::range(std::string_view prefix, std::string_view start,
-                                                 size_t limit) const {
+namespace {
+
+result<view_snapshot::page> read_range(MDB_txn* txn, unsigned dbi, std::string_view prefix,
+                                       std::string_view start, size_t limit) {
+  using page = view_snapshot::page;
   state_cursor cursor;
-  int rc = cursor.open(impl_->txn.get(), impl_->state_dbi);
+  int rc = cursor.open(txn, dbi);
   if (rc == MDB_SUCCESS) rc = cursor.seek(std::max(prefix, start));
   page p;
   while (rc == MDB_SUCCESS && cursor.valid() &&
@@ -43,6 +46,34 @@ result<view_snapshot::page> view_snapshot::range(std::string_view prefix, std::s
   }
   if (rc != MDB_SUCCESS) return decode_status(rc, "reading a view range");
   return p;
+}
+
+result<uint64_t> count_keys(MDB_txn* txn, unsigned dbi, std::string_view prefix) {
+  uint64_t n = 0;
+  if (int rc = state_count(txn, dbi, prefix, n); rc != MDB_SUCCESS)
+    return decode_status(rc, "counting view keys");
+  return n;
+}
+
+}  // namespace
+
+result<view_snapshot::page> view_snapshot::range(std::string_view prefix, std::string_view start,
+                                                 size_t limit) const {
+  return read_range(impl_->txn.get(), impl_->state_dbi, prefix, start, limit);
+}
+
+result<view_snapshot::page> view_snapshot::range_private(std::string_view prefix,
+                                                         std::string_view start,
+                                                         size_t limit) const {
+  return read_range(impl_->txn.get(), impl_->private_dbi, prefix, start, limit);
+}
+
+result<uint64_t> view_snapshot::count(std::string_view prefix) const {
+  return count_keys(impl_->txn.get(), impl_->state_dbi, prefix);
+}
+
+result<uint64_t> view_snapshot::count_private(std::string_view prefix) const {
+  return count_keys(impl_->txn.get(), impl_->private_dbi, prefix);
 }
 
 }  // namespace derive

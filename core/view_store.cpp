@@ -61,6 +61,7 @@ class view_store::impl {
   result<std::vector<dead_letter>> dead_letters() const;
   status reset();
   uint64_t offset() const { return offset_.load(std::memory_order_acquire); }
+  uint64_t changelog_bytes() const { return changelog_bytes_.load(std::memory_order_acquire); }
 
   MDB_dbi state_ = 0, changes_ = 0, meta_ = 0, dead_ = 0, private_ = 0;
 
@@ -71,10 +72,17 @@ class view_store::impl {
   // (which the guard then aborts).
   status finish_write(txn_guard& txn, int rc, const std::string& what);
   std::string where(const std::string& what) const { return what + " of view " + label_; }
-  int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch);
+  // Appends the batch's entries; adds their bytes to `total`, counts them.
+  int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch, uint64_t& total,
+                  uint64_t& entries);
   int write_dead_letters(MDB_txn* txn, const std::vector<dead_letter>& dead_letters);
   int write_private(MDB_txn* txn, const std::vector<key_change>& private_changes);
-  int prune(MDB_txn* txn, uint64_t new_offset);
+  // Prunes per the retention (at most `budget` entries); updates `bytes`.
+  int prune(MDB_txn* txn, uint64_t new_offset, uint64_t budget, uint64_t& bytes);
+  // The offset up to which entries are older than changelog_max_age (0:
+  // none); records a new age mark when due and drops used marks.
+  int age_cutoff(MDB_txn* txn, uint64_t new_offset, uint64_t& cutoff);
+  int64_t now() const;
 
   environment& env_;
   const std::string label_;  // "name/version", for messages
@@ -83,6 +91,10 @@ class view_store::impl {
   // What meta holds; used by the single writer only.
   bool format_recorded_ = false;
   std::optional<uint64_t> recorded_retention_;
+  bool bytes_recorded_ = false;
+  std::vector<age_mark> marks_;  // as in meta, ascending
+  std::vector<age_mark> pending_marks_;  // marks_ once the commit succeeds
+  std::atomic<uint64_t> changelog_bytes_{0};
   mutable std::mutex mu_;  // guards failure_
   std::optional<view_failure> failure_;
 };
@@ -101,7 +113,32 @@ status view_store::impl::load() {
   failure_ = std::move(meta.failure);
   format_recorded_ = meta.format.has_value();
   recorded_retention_ = meta.retention;
+  rc = read_age_marks(txn.get(), meta_, marks_);
+  uint64_t bytes = meta.changelog_bytes.value_or(0);
+  bytes_recorded_ = meta.changelog_bytes.has_value();
+  if (rc == MDB_SUCCESS && !bytes_recorded_) {
+    // Written before the running total existed: count once (the next commit
+    // records it).
+    cursor_guard cursor;
+    rc = cursor.open(txn.get(), changes_);
+    MDB_val k, v;
+    if (rc == MDB_SUCCESS) rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+      bytes += k.mv_size + v.mv_size;
+      rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+  }
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("opening the store"));
+  changelog_bytes_.store(bytes, std::memory_order_release);
   return status::ok();
+}
+
+int64_t view_store::impl::now() const {
+  if (options_.clock) return options_.clock();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 status view_store::impl::begin_write(txn_guard& txn) {
@@ -152,7 +189,8 @@ status view_store::impl::check_commit(const std::vector<offset_changes>& batch,
   return status::ok();
 }
 
-int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch) {
+int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch,
+                                  uint64_t& total, uint64_t& entries) {
   for (const auto& entry : batch) {
     if (entry.changes.empty()) continue;
     std::vector<key_change> changes = last_change_per_key(entry.changes);
@@ -164,6 +202,8 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
     // beyond the offset would mean the store disagrees with itself.
     int rc = mdb_put(txn, changes_, &k, &v, MDB_APPEND);
     if (rc != MDB_SUCCESS) return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+    total += sizeof entry.offset + v.mv_size;
+    ++entries;
   }
   return MDB_SUCCESS;
 }
@@ -184,28 +224,85 @@ int view_store::impl::write_private(MDB_txn* txn,
   return MDB_SUCCESS;
 }
 
-// Deletes at most prune_per_commit changelog entries with offset <=
-// new_offset - retention and raises the low-water mark to the last one.
-int view_store::impl::prune(MDB_txn* txn, uint64_t new_offset) {
+int view_store::impl::age_cutoff(MDB_txn* txn, uint64_t new_offset, uint64_t& cutoff) {
+  cutoff = 0;
+  pending_marks_ = marks_;
+  const int64_t max_age = options_.changelog_max_age.count();
+  if (max_age <= 0) return MDB_SUCCESS;
+  const int64_t t = now();
+  // Marks at or before t - max_age: everything up to their offset expired.
+  // The newest of them is kept (pruning may take several commits), older
+  // ones are dropped, so at most ~33 marks exist.
+  size_t expired = 0;
+  while (expired < marks_.size() && marks_[expired].ms <= t - max_age) ++expired;
+  if (expired > 0) cutoff = marks_[expired - 1].offset;
+  for (size_t i = 0; i + 1 < expired; ++i)
+    if (int rc = delete_age_mark(txn, meta_, marks_[i].ms); rc != MDB_SUCCESS) return rc;
+  if (expired > 1)
+    pending_marks_.erase(pending_marks_.begin(), pending_marks_.begin() + (expired - 1));
+  const int64_t spacing = std::max<int64_t>(1, max_age / 32);
+  if (marks_.empty() || t - marks_.back().ms >= spacing) {
+    if (int rc = put_age_mark(txn, meta_, {t, new_offset}); rc != MDB_SUCCESS) return rc;
+    if (!pending_marks_.empty() && pending_marks_.back().ms == t) pending_marks_.pop_back();
+    pending_marks_.push_back({t, new_offset});
+  }
+  return MDB_SUCCESS;
+}
+
+// Deletes, oldest first and at most `budget`, the changelog entries that the
+// retention expires: offset <= new_offset - changelog_retention, or older
+// than changelog_max_age, or while the changelog holds more bytes than its
+// limit (never the newest entry); raises the low-water mark to the last one.
+int view_store::impl::prune(MDB_txn* txn, uint64_t new_offset, uint64_t budget,
+                            uint64_t& bytes) {
+  uint64_t cutoff = 0;
   const uint64_t retention = options_.changelog_retention;
-  if (retention == 0 || new_offset <= retention || options_.prune_per_commit == 0)
+  if (retention > 0 && new_offset > retention) cutoff = new_offset - retention;
+  uint64_t aged = 0;
+  if (int rc = age_cutoff(txn, new_offset, aged); rc != MDB_SUCCESS) return rc;
+  cutoff = std::max(cutoff, aged);
+  std::optional<uint64_t> byte_limit;
+  if (options_.changelog_max_bytes > 0) {
+    MDB_stat st;
+    if (int rc = mdb_stat(txn, state_, &st); rc != MDB_SUCCESS) return rc;
+    double state_bytes = static_cast<double>(st.ms_psize) *
+                         static_cast<double>(st.ms_branch_pages + st.ms_leaf_pages +
+                                             st.ms_overflow_pages);
+    byte_limit = std::max<uint64_t>(
+        options_.changelog_max_bytes,
+        static_cast<uint64_t>(options_.changelog_state_fraction * state_bytes));
+  }
+  if (budget == 0 || (cutoff == 0 && (!byte_limit || bytes <= *byte_limit)))
     return MDB_SUCCESS;
-  const uint64_t cutoff = new_offset - retention;
-  unsigned pruned = 0;
+  uint64_t pruned = 0;
   uint64_t last = 0;
   {
     cursor_guard cursor;
     if (int rc = cursor.open(txn, changes_); rc != MDB_SUCCESS) return rc;
     MDB_val k, v;
     int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
-    while (rc == MDB_SUCCESS && pruned < options_.prune_per_commit) {
+    while (rc == MDB_SUCCESS && pruned < budget) {
       uint64_t offset = 0;
       if (!get_native_uint64(k, offset)) rc = MDB_CORRUPTED;
-      if (rc != MDB_SUCCESS || offset > cutoff) break;
+      if (rc != MDB_SUCCESS) break;
+      const uint64_t size = k.mv_size + v.mv_size;
+      bool expired = offset <= cutoff || (byte_limit && bytes > *byte_limit);
+      if (!expired) break;
+      MDB_val nk, nv;  // the newest entry stays (byte limit)
+      if (offset > cutoff) {
+        int peek = mdb_cursor_get(cursor.get(), &nk, &nv, MDB_NEXT);
+        if (peek == MDB_NOTFOUND) break;
+        if (peek != MDB_SUCCESS) {
+          rc = peek;
+          break;
+        }
+        if (rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_PREV); rc != MDB_SUCCESS) break;
+      }
       rc = mdb_cursor_del(cursor.get(), 0);
       if (rc != MDB_SUCCESS) break;
       ++pruned;
       last = offset;
+      bytes -= std::min(bytes, size);
       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
     }
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return rc;
@@ -225,11 +322,17 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
   if (new_offset == offset()) return env_.sticky_error();  // nothing to change
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
-  int rc = write_batch(txn.get(), batch);
+  uint64_t bytes = changelog_bytes();
+  uint64_t appended = 0;
+  int rc = write_batch(txn.get(), batch, bytes, appended);
   if (rc == MDB_SUCCESS) rc = write_dead_letters(txn.get(), dead_letters);
   if (rc == MDB_SUCCESS) rc = write_private(txn.get(), private_changes);
   if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_offset, new_offset);
-  if (rc == MDB_SUCCESS) rc = prune(txn.get(), new_offset);
+  pending_marks_ = marks_;
+  if (rc == MDB_SUCCESS && options_.prune_per_commit > 0)
+    rc = prune(txn.get(), new_offset, options_.prune_per_commit + appended, bytes);
+  if (rc == MDB_SUCCESS && (!bytes_recorded_ || bytes != changelog_bytes()))
+    rc = put_fixed64_value(txn.get(), meta_, meta_changelog_bytes, bytes);
   if (rc == MDB_SUCCESS && !format_recorded_)
     rc = put_fixed64_value(txn.get(), meta_, meta_format, view_format);
   if (rc == MDB_SUCCESS && recorded_retention_ != options_.changelog_retention)
@@ -240,6 +343,9 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
   offset_.store(new_offset, std::memory_order_release);
   format_recorded_ = true;
   recorded_retention_ = options_.changelog_retention;
+  bytes_recorded_ = true;
+  changelog_bytes_.store(bytes, std::memory_order_release);
+  marks_ = std::move(pending_marks_);  // as age_cutoff left them in the transaction
   return status::ok();
 }
 
@@ -327,6 +433,9 @@ status view_store::impl::reset() {
   offset_.store(0, std::memory_order_release);
   format_recorded_ = false;
   recorded_retention_.reset();
+  bytes_recorded_ = false;
+  marks_.clear();
+  changelog_bytes_.store(0, std::memory_order_release);
   std::lock_guard<std::mutex> guard{mu_};
   failure_.reset();
   return status::ok();
@@ -379,6 +488,8 @@ result<view_snapshot> view_store::snapshot() const { return impl_->snapshot(); }
 result<changelog_page> view_store::changes_since(uint64_t from, size_t limit) const {
   return impl_->changes_since(from, limit);
 }
+
+uint64_t view_store::changelog_bytes() const { return impl_->changelog_bytes(); }
 
 status view_store::set_failure(std::optional<view_failure> failure) {
   return impl_->set_failure(std::move(failure));

@@ -17,7 +17,9 @@
 // Thread-safety: commit() and reset() by one writer at a time (the view's
 // runner); snapshots and changelog reads from any thread.
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,12 +38,25 @@ struct MDB_txn;
 
 namespace derive {
 
+// Changelog retention (docs/storage.md, "Changelog retention"): an entry is
+// pruned as soon as any limit says so; 0 turns a limit off (all three 0:
+// keep everything). Pruning happens in commits, oldest first.
 struct view_store_options {
-  // How many view offsets of changelog to keep behind the view's offset;
-  // 0 keeps everything. Older entries are pruned in the background of commits.
+  // How many view offsets of changelog to keep behind the view's offset.
   uint64_t changelog_retention = 100'000;
-  // At most this many changelog entries are pruned per commit.
+  // At most this many changelog entries are pruned per commit, plus as many
+  // as the commit appends (so pruning keeps pace with any batch size).
   unsigned prune_per_commit = 256;
+  // At most max(changelog_max_bytes, changelog_state_fraction x the state
+  // database's size) bytes of changelog (keys and values of `changes`); the
+  // newest entry is always kept. changelog_max_bytes 0: no byte limit.
+  uint64_t changelog_max_bytes = uint64_t{64} << 20;
+  double changelog_state_fraction = 0.5;
+  // Entries are pruned once the commit that wrote them is this old (to
+  // within changelog_max_age / 32, the spacing of the age marks). 0: no limit.
+  std::chrono::milliseconds changelog_max_age = std::chrono::hours(24);
+  // Milliseconds since the Unix epoch; empty: the system clock. For tests.
+  std::function<int64_t()> clock;
 };
 
 class view_store {
@@ -78,6 +93,10 @@ class view_store {
 
   // Changelog entries with offset > from, at most `limit` entries.
   result<changelog_page> changes_since(uint64_t from, size_t limit) const;
+
+  // The bytes the changelog holds (keys and values of `changes`), as of the
+  // last commit: the running total kept in meta.
+  uint64_t changelog_bytes() const;
 
   // Durable failure record: set when the view stops on an error, cleared when
   // it is restarted.

@@ -127,6 +127,13 @@ std::string metrics::render(const runtime& rt) const {
            "Inputs a view applied since start.", &view_metrics::applied);
   per_view(out, m.views, "derive_view_commits_total", "counter",
            "Transactions a view committed since start.", &view_metrics::commits);
+  per_view(out, m.views, "derive_view_bytes_written_total", "counter",
+           "Bytes of keys and values a view committed since start (state and private); "
+           "divided by derive_view_applied_total, the cost of one input.",
+           &view_metrics::bytes_written);
+  per_view(out, m.views, "derive_view_largest_value_bytes", "gauge",
+           "The largest value a view committed since start, in bytes.",
+           &view_metrics::largest_value);
   header(out, "derive_subscriptions", "gauge", "Subscriptions registered with the hub (all kinds).");
   sample(out, "derive_subscriptions", m.subscriptions);
   header(out, "derive_hub_batches_total", "counter", "Committed batches handed on by the hub.");

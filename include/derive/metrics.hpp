@@ -18,6 +18,12 @@ struct view_metrics {
   view_status status = view_status::stopped;
   uint64_t applied = 0;  // inputs (events, or upstream offsets) applied since start
   uint64_t commits = 0;  // view_store commits since start
+  // Bytes of keys and values committed since start (state and private; a
+  // delete counts its key). bytes_written / applied is the cost of an input:
+  // if it grows with the view, the view rewrites whole values (see
+  // docs/writing-a-view.md, "Keys are the unit of change").
+  uint64_t bytes_written = 0;
+  uint64_t largest_value = 0;  // the largest value committed since start, in bytes
 };
 
 struct runtime_metrics {

@@ -53,6 +53,15 @@ struct runtime_options {
   uint64_t catch_up_batch = 10'000;
   // Largest number of events per live commit.
   uint64_t live_batch = 256;
+  // Every view transaction (catch-up or live) also ends after the input that
+  // makes the batch hold this many bytes (keys and values read, cached and
+  // written, an estimate), or after it has run this long; the runner commits
+  // what it applied and goes on in a new transaction. So a view catching up
+  // on any backlog holds about catch_up_bytes of batch, commits (and shows
+  // progress) at least every catch_up_time, and stop() waits for at most one
+  // input and one commit per view. 0 means the default.
+  uint64_t catch_up_bytes = uint64_t{64} << 20;
+  std::chrono::milliseconds catch_up_time = std::chrono::seconds(1);
   // Subscription hub: batches a slow subscriber may have outstanding before
   // it is told it lost changes.
   size_t hub_buffer = 1024;

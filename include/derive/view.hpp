@@ -12,12 +12,15 @@
 // and the state read through `tx`): the runtime may re-run it after a crash or
 // a rebuild and must get the same state.
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,8 +43,27 @@ namespace derive {
 // its input: rebuilt with the view (a new version starts with none), and the
 // writes of a failed input are discarded with its state writes. Keys and
 // values are as for the state; the key spaces are independent.
+//
+// Ranges ("keys are the unit of change", docs/writing-a-view.md): range()
+// and count() read the keys that start with a prefix, as get() would see each
+// of them: the committed state merged with every put and erase made earlier in
+// the batch and in this input. Their cost is proportional to the keys under
+// the prefix (count() never decodes a value), not to the size of the view, so
+// an index kept as one key per entry (`word/doc`) is read and changed at the
+// cost of the entries an input touches.
 class view_txn {
  public:
+  // One page of range(): keys in byte order; `next` (the first key not
+  // returned) is set when more keys with the prefix remain.
+  struct entry {
+    std::string key;
+    json value;
+  };
+  struct page {
+    std::vector<entry> items;
+    std::optional<std::string> next;
+  };
+
   virtual ~view_txn() = default;
   virtual std::optional<json> get(std::string_view key) = 0;
   virtual void put(std::string_view key, json value) = 0;
@@ -49,6 +71,37 @@ class view_txn {
   virtual std::optional<json> get_private(std::string_view key) = 0;
   virtual void put_private(std::string_view key, json value) = 0;
   virtual void erase_private(std::string_view key) = 0;
+
+  // Keys starting with `prefix`, from `start` on (inclusive; empty: the
+  // first), in byte order, at most `limit` (0 returns no item, only `next`).
+  // Page on with start = next. Throws std::runtime_error if the committed
+  // state cannot be read (as get() does).
+  virtual page range(std::string_view prefix, std::string_view start = {},
+                     size_t limit = 1000) = 0;
+  // How many keys start with `prefix` (the same keys range() would list),
+  // without reading their values.
+  virtual uint64_t count(std::string_view prefix) = 0;
+  // The same over the private state.
+  virtual page range_private(std::string_view prefix, std::string_view start = {},
+                             size_t limit = 1000) = 0;
+  virtual uint64_t count_private(std::string_view prefix) = 0;
+};
+
+// How much changelog a view keeps behind its offset (docs/storage.md,
+// "Changelog retention"). An entry is pruned as soon as ANY limit says so;
+// 0 turns a limit off. A subscriber or derived view that resumes before the
+// oldest kept entry gets a reset (a fresh snapshot), never a gap.
+struct changelog_retention_options {
+  // Keep at most the last `offsets` view offsets.
+  uint64_t offsets = 100'000;
+  // Keep at most max(max_bytes, state_fraction x the size of the view's
+  // state) bytes of changelog entries, so that the changelog stays a bounded
+  // fraction of the view (plus a floor that lets small views keep history).
+  uint64_t max_bytes = uint64_t{64} << 20;
+  double state_fraction = 0.5;
+  // Keep entries at most this long after the commit that wrote them
+  // (to within max_age / 32).
+  std::chrono::milliseconds max_age = std::chrono::hours(24);
 };
 
 // One change of an upstream view, as a derived view receives it.
@@ -86,7 +139,16 @@ class view_def {
     return *this;
   }
   view_def& on_failure(failure_policy p) { policy_ = p; return *this; }
-  view_def& changelog_retention(uint64_t offsets) { retention_ = offsets; return *this; }
+  // Keep at most `offsets` offsets of changelog (0: no count limit); the byte
+  // and age limits stay as they are.
+  view_def& changelog_retention(uint64_t offsets) {
+    retention_.offsets = offsets;
+    return *this;
+  }
+  view_def& changelog_retention(changelog_retention_options options) {
+    retention_ = options;
+    return *this;
+  }
 
   const std::string& name() const { return name_; }
   uint32_t version() const { return version_; }
@@ -98,7 +160,8 @@ class view_def {
   }
   const std::map<std::string, query_fn>& queries() const { return queries_; }
   failure_policy policy() const { return policy_; }
-  uint64_t retention() const { return retention_; }
+  uint64_t retention() const { return retention_.offsets; }
+  const changelog_retention_options& retention_options() const { return retention_; }
 
  private:
   std::string name_;
@@ -108,7 +171,7 @@ class view_def {
   std::function<void(const upstream_change&, view_txn&)> on_change_;
   std::map<std::string, query_fn> queries_;
   failure_policy policy_ = failure_policy::stop;
-  uint64_t retention_ = 100'000;
+  changelog_retention_options retention_;
 };
 
 }  // namespace derive

@@ -37,10 +37,18 @@ class view_snapshot {
     std::optional<std::string> next;
   };
   result<page> range(std::string_view prefix, std::string_view start, size_t limit) const;
+  // How many keys start with `prefix`: a walk over the keys only, no value
+  // is copied or decoded (keys longer than the storage's key limit share a
+  // record: counting them reads it).
+  result<uint64_t> count(std::string_view prefix) const;
 
   // The value of `key` in the view's private state (see view_txn), as of the
   // same commit as get() and range().
   result<std::optional<std::string>> get_private(std::string_view key) const;
+  // range() and count() over the private state.
+  result<page> range_private(std::string_view prefix, std::string_view start,
+                             size_t limit) const;
+  result<uint64_t> count_private(std::string_view prefix) const;
 
   class impl;  // core's: the read transaction and the databases
 

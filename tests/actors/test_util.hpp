@@ -128,6 +128,18 @@ class memory_view final : public view_txn {
   void erase_private(std::string_view key) override {
     private_input_[std::string(key)] = std::nullopt;
   }
+  page range(std::string_view prefix, std::string_view start, size_t limit) override {
+    return merged(state_, input_, prefix, start, limit);
+  }
+  uint64_t count(std::string_view prefix) override {
+    return merged(state_, input_, prefix, {}, SIZE_MAX).items.size();
+  }
+  page range_private(std::string_view prefix, std::string_view start, size_t limit) override {
+    return merged(private_, private_input_, prefix, start, limit);
+  }
+  uint64_t count_private(std::string_view prefix) override {
+    return merged(private_, private_input_, prefix, {}, SIZE_MAX).items.size();
+  }
 
   // Applies one input; returns the upstream_changes it produced at `offset`.
   template <class F>
@@ -157,6 +169,28 @@ class memory_view final : public view_txn {
   const state_map& state() const { return state_; }
 
  private:
+  template <class State, class Input>
+  static page merged(const State& state, const Input& input, std::string_view prefix,
+                     std::string_view start, size_t limit) {
+    std::map<std::string, json> all;
+    for (const auto& [k, v] : state) all[k] = v;
+    for (const auto& [k, v] : input) {
+      if (v) all[k] = *v;
+      else all.erase(k);
+    }
+    page out;
+    std::string lo(std::max(prefix, start));
+    for (auto it = all.lower_bound(lo);
+         it != all.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (out.items.size() == limit) {
+        out.next = it->first;
+        break;
+      }
+      out.items.push_back({it->first, it->second});
+    }
+    return out;
+  }
+
   std::map<std::string, std::optional<json>> input_;
   state_map state_;
   std::map<std::string, std::optional<json>> private_input_;

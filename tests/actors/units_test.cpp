@@ -2,6 +2,7 @@
 // waiter registry behind wait_for, and logging.
 
 #include <atomic>
+#include <random>
 #include <thread>
 
 #include "actors/batch_txn.hpp"
@@ -136,6 +137,161 @@ TEST_F(batch_txn_test, WritingTheCurrentPrivateValueChangesNothing) {
   txn_->erase_private("missing");
   txn_->commit_input();
   EXPECT_TRUE(txn_->take_private_changes().empty());
+}
+
+// --- batch_txn ranges: the committed state merged with the batch's writes ---
+
+class batch_txn_range_test : public ::testing::Test {
+ protected:
+  batch_txn_range_test() {
+    env_ = environment::open(dir_.path()).value();
+    store_ = view_store::open(*env_, "v", 1).value();
+    offset_changes seed{1, {{"w/1", std::string("1")}, {"w/3", std::string("3")},
+                            {"w/5", std::string("5")}, {"x", std::string("0")}}};
+    EXPECT_TRUE(store_->commit({seed}, 1, {},
+                               {{"p/1", std::string("1")}, {"p/3", std::string("3")}}));
+    txn_ = std::make_unique<batch_txn>(*store_);
+  }
+  static std::vector<std::string> keys(const view_txn::page& p) {
+    std::vector<std::string> out;
+    for (const auto& e : p.items) out.push_back(e.key);
+    return out;
+  }
+  using strings = std::vector<std::string>;
+  temp_dir dir_;
+  std::unique_ptr<environment> env_;
+  std::unique_ptr<view_store> store_;
+  std::unique_ptr<batch_txn> txn_;
+};
+
+TEST_F(batch_txn_range_test, ReadsTheCommittedKeysWithThePrefix) {
+  txn_->begin_input(2);
+  auto p = txn_->range("w/");
+  EXPECT_EQ(keys(p), (strings{"w/1", "w/3", "w/5"}));
+  EXPECT_EQ(p.items[1].value, json(3));
+  EXPECT_EQ(txn_->count("w/"), 3u);
+  EXPECT_EQ(txn_->count(""), 4u);
+}
+
+TEST_F(batch_txn_range_test, SeesPutsAndErasesOfTheCurrentInput) {
+  txn_->begin_input(2);
+  txn_->put("w/2", 2);
+  txn_->erase("w/3");
+  txn_->put("w/5", 50);
+  auto p = txn_->range("w/");
+  EXPECT_EQ(keys(p), (strings{"w/1", "w/2", "w/5"}));
+  EXPECT_EQ(p.items[2].value, json(50));
+  EXPECT_EQ(txn_->count("w/"), 3u);
+}
+
+TEST_F(batch_txn_range_test, SeesPutsAndErasesOfEarlierInputsOfTheBatch) {
+  txn_->begin_input(2);
+  txn_->put("w/0", 0);
+  txn_->erase("w/1");
+  txn_->commit_input();
+  txn_->begin_input(3);
+  txn_->put("w/1", 10);  // erased earlier in the batch, put again now
+  txn_->erase("w/5");
+  txn_->commit_input();
+  txn_->begin_input(4);
+  EXPECT_EQ(keys(txn_->range("w/")), (strings{"w/0", "w/1", "w/3"}));
+  EXPECT_EQ(txn_->range("w/").items[1].value, json(10));
+  EXPECT_EQ(txn_->count("w/"), 3u);
+}
+
+TEST_F(batch_txn_range_test, ADiscardedInputIsNotSeen) {
+  txn_->begin_input(2);
+  txn_->put("w/2", 2);
+  txn_->erase("w/1");
+  txn_->discard_input();
+  txn_->begin_input(3);
+  EXPECT_EQ(keys(txn_->range("w/")), (strings{"w/1", "w/3", "w/5"}));
+  EXPECT_EQ(txn_->count("w/"), 3u);
+}
+
+TEST_F(batch_txn_range_test, PagesWithNextAcrossCommittedAndWrittenKeys) {
+  txn_->begin_input(2);
+  txn_->put("w/2", 2);
+  txn_->erase("w/3");
+  txn_->put("w/4", 4);
+  auto first = txn_->range("w/", "", 2);
+  EXPECT_EQ(keys(first), (strings{"w/1", "w/2"}));
+  ASSERT_EQ(first.next, std::optional<std::string>("w/4"));  // w/3 is erased
+  auto second = txn_->range("w/", *first.next, 2);
+  EXPECT_EQ(keys(second), (strings{"w/4", "w/5"}));
+  EXPECT_EQ(second.next, std::nullopt);
+  EXPECT_EQ(txn_->range("w/", "", 0).next, std::optional<std::string>("w/1"));
+}
+
+TEST_F(batch_txn_range_test, AnErasedLastKeyLeavesNoNext) {
+  txn_->begin_input(2);
+  txn_->erase("w/5");
+  auto p = txn_->range("w/", "", 2);
+  EXPECT_EQ(keys(p), (strings{"w/1", "w/3"}));
+  EXPECT_EQ(p.next, std::nullopt);
+}
+
+TEST_F(batch_txn_range_test, PrivateRangesMergeThePrivateStateOnly) {
+  txn_->begin_input(2);
+  txn_->put_private("p/2", 2);
+  txn_->commit_input();
+  txn_->begin_input(3);
+  txn_->erase_private("p/1");
+  EXPECT_EQ(keys(txn_->range_private("p/")), (strings{"p/2", "p/3"}));
+  EXPECT_EQ(txn_->count_private("p/"), 2u);
+  EXPECT_EQ(txn_->count("p/"), 0u);
+  EXPECT_EQ(txn_->count_private("w/"), 0u);
+}
+
+TEST_F(batch_txn_range_test, RangesAgreeWithTheReferenceOverRandomWrites) {
+  memory_view reference;
+  reference.apply(1, [](view_txn& tx) {
+    tx.put("w/1", 1);
+    tx.put("w/3", 3);
+    tx.put("w/5", 5);
+    tx.put("x", 0);
+  });
+  std::mt19937 rng(7);
+  auto random_key = [&] { return "w/" + std::to_string(rng() % 12); };
+  for (uint64_t offset = 2; offset < 60; ++offset) {
+    txn_->begin_input(offset);
+    bool keep = rng() % 5 != 0;
+    std::vector<std::pair<std::string, std::optional<int>>> writes;
+    for (int i = 0; i < 4; ++i) {
+      auto key = random_key();
+      std::optional<int> v;
+      if (rng() % 3 != 0) v = static_cast<int>(rng() % 100);
+      writes.emplace_back(key, v);
+    }
+    auto apply = [&](view_txn& tx) {
+      for (auto& [k, v] : writes) {
+        if (v) tx.put(k, *v);
+        else tx.erase(k);
+      }
+    };
+    apply(*txn_);
+    if (keep) {
+      txn_->commit_input();
+      reference.apply(offset, apply);
+    } else {
+      txn_->discard_input();
+    }
+    txn_->begin_input(offset);  // a fresh input: compare the merged views
+    auto expected = reference.range("w/", "", 1000);
+    ASSERT_EQ(keys(txn_->range("w/")), keys(expected)) << "offset " << offset;
+    for (size_t i = 0; i < expected.items.size(); ++i)
+      EXPECT_EQ(txn_->range("w/").items[i].value, expected.items[i].value);
+    EXPECT_EQ(txn_->count("w/"), expected.items.size());
+    txn_->discard_input();
+  }
+}
+
+TEST_F(batch_txn_range_test, BytesGrowWithWhatTheBatchHolds) {
+  txn_->begin_input(2);
+  uint64_t before = txn_->bytes();
+  txn_->put("big", std::string(10'000, 'x'));
+  txn_->commit_input();
+  EXPECT_GE(txn_->bytes(), before + 10'000);
 }
 
 // --- waiter_registry ---

@@ -3,6 +3,11 @@
 
 #include "core/view_store.hpp"
 
+#include <chrono>
+#include <functional>
+
+#include "core/changelog_codec.hpp"
+
 #include <gtest/gtest.h>
 #include <lmdb.h>
 #include <stdlib.h>
@@ -525,6 +530,45 @@ TEST_F(view_store_range_test, an_empty_prefix_covers_the_whole_view) {
   EXPECT_EQ(keys_of(range("", "doc0", 100)), (std::vector<std::string>{"doc0", "e"}));
 }
 
+TEST_F(view_store_range_test, count_is_the_number_of_keys_range_lists) {
+  auto count = [&](std::string_view prefix) { return snap_->count(prefix).value(); };
+  EXPECT_EQ(count("doc-"), 5u);
+  EXPECT_EQ(count("doc"), 6u);
+  EXPECT_EQ(count(""), 8u);
+  EXPECT_EQ(count("doc-3"), 1u);
+  EXPECT_EQ(count("doc-33"), 0u);
+  EXPECT_EQ(count("z"), 0u);
+}
+
+TEST_F(view_store_test, count_covers_long_keys_sharing_a_beginning) {
+  auto& store = open_store();
+  const std::string head(600, 'w');  // longer than the LMDB key limit: bucketed
+  ASSERT_TRUE(store.commit({at(1, {put(head + "a", "1"), put(head + "b", "1"), put(head + "c", "1"),
+                                   put("w", "1"), put("wx", "1"), put("x", "1")})},
+                           1));
+  auto snap = store.snapshot().value();
+  EXPECT_EQ(snap.count("w").value(), 5u);
+  EXPECT_EQ(snap.count(head).value(), 3u);
+  EXPECT_EQ(snap.count(head + "b").value(), 1u);
+  EXPECT_EQ(snap.count(std::string(509, 'w')).value(), 3u);  // exactly the direct limit
+  EXPECT_EQ(snap.count(std::string(700, 'w')).value(), 0u);
+  EXPECT_EQ(snap.range("w", "", 100).value().items.size(), 5u);
+}
+
+TEST_F(view_store_test, range_and_count_of_private_state_see_private_keys_only) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("word/1", "1")})}, 1, {},
+                           {put("word/2", "2"), put("word/3", "3"), put("other", "1")}));
+  auto snap = store.snapshot().value();
+  auto page = snap.range_private("word/", "", 10).value();
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[0].key, "word/2");
+  EXPECT_EQ(page.items[1].value, "3");
+  EXPECT_EQ(snap.count_private("word/").value(), 2u);
+  EXPECT_EQ(snap.count("word/").value(), 1u);
+  EXPECT_EQ(snap.range_private("word/", "", 1).value().next, "word/3");
+}
+
 // --- changelog --------------------------------------------------------------
 
 TEST_F(view_store_test, changes_since_returns_entries_after_from_ascending_up_to_limit) {
@@ -596,12 +640,113 @@ TEST_F(view_store_test, pruning_is_bounded_per_commit) {
   ASSERT_TRUE(open_store("docs", 1, {0, 256}).commit(batch, 10));
   close_stores();
   auto& store = open_store("docs", 1, {/*changelog_retention=*/1, /*prune_per_commit=*/3});
+  // prune_per_commit plus as many as the commit appends: 3 + 1.
   ASSERT_TRUE(store.commit({at(11, {put("k", "11")})}, 11));
-  EXPECT_FALSE(page_since(store, 2).served);
-  EXPECT_EQ(page_since(store, 3).entries.front().offset, 4u);
-  ASSERT_TRUE(store.commit({}, 12));
-  EXPECT_FALSE(page_since(store, 5).served);
-  EXPECT_EQ(page_since(store, 6).entries.front().offset, 7u);
+  EXPECT_FALSE(page_since(store, 3).served);
+  ASSERT_TRUE(page_since(store, 4).served);
+  EXPECT_EQ(page_since(store, 4).entries.front().offset, 5u);
+  ASSERT_TRUE(store.commit({}, 12));  // 3 + 0
+  EXPECT_FALSE(page_since(store, 6).served);
+  ASSERT_TRUE(page_since(store, 7).served);
+  EXPECT_EQ(page_since(store, 7).entries.front().offset, 8u);
+}
+
+// --- retention by bytes and by age -----------------------------------------
+
+view_store_options keep_only(uint64_t max_bytes, std::chrono::milliseconds max_age,
+                             std::function<int64_t()> clock = {}) {
+  view_store_options o;
+  o.changelog_retention = 0;
+  o.changelog_max_bytes = max_bytes;
+  o.changelog_state_fraction = 0;
+  o.changelog_max_age = max_age;
+  o.clock = std::move(clock);
+  return o;
+}
+
+TEST_F(view_store_test, changelog_bytes_is_the_size_of_the_entries_it_holds) {
+  auto& store = open_store("docs", 1, keep_only(0, std::chrono::milliseconds(0)));
+  EXPECT_EQ(store.changelog_bytes(), 0u);
+  std::vector<key_change> first{put("a", "1"), del("b")}, second{put("c", "[1,2,3]")};
+  ASSERT_TRUE(store.commit({at(1, first), at(3, second)}, 3));
+  const uint64_t expected = 8 + encode_changelog_entry(first).size() + 8 +
+                            encode_changelog_entry(second).size();
+  EXPECT_EQ(store.changelog_bytes(), expected);
+  close_stores();
+  EXPECT_EQ(open_store("docs", 1).changelog_bytes(), expected);  // kept in meta
+}
+
+TEST_F(view_store_test, retention_by_bytes_keeps_the_changelog_under_its_limit) {
+  auto& store = open_store("docs", 1, keep_only(1000, std::chrono::milliseconds(0)));
+  const std::string value = "\"" + std::string(100, 'x') + "\"";
+  for (uint64_t o = 1; o <= 100; ++o) ASSERT_TRUE(store.commit({at(o, {put("k", value)})}, o));
+  EXPECT_LE(store.changelog_bytes(), 1000u);
+  EXPECT_GT(store.changelog_bytes(), 500u);  // oldest first, only what is needed
+  EXPECT_FALSE(page_since(store, 0).served);  // a resume before it gets a reset
+  auto recent = page_since(store, 95);
+  ASSERT_TRUE(recent.served);
+  EXPECT_EQ(recent.entries.size(), 5u);
+}
+
+TEST_F(view_store_test, retention_by_bytes_keeps_the_newest_entry) {
+  auto& store = open_store("docs", 1, keep_only(10, std::chrono::milliseconds(0)));
+  const std::string value = "\"" + std::string(100, 'x') + "\"";
+  ASSERT_TRUE(store.commit({at(1, {put("a", value)})}, 1));
+  ASSERT_TRUE(store.commit({at(2, {put("b", value)})}, 2));
+  EXPECT_FALSE(page_since(store, 0).served);
+  auto page = page_since(store, 1);
+  ASSERT_TRUE(page.served);
+  ASSERT_EQ(page.entries.size(), 1u);
+  EXPECT_EQ(page.entries[0].offset, 2u);
+}
+
+TEST_F(view_store_test, retention_by_age_prunes_entries_older_than_max_age) {
+  int64_t now = 0;
+  auto& store = open_store("docs", 1,
+                           keep_only(0, std::chrono::milliseconds(3200), [&] { return now; }));
+  std::vector<offset_changes> early, later;
+  for (uint64_t o = 1; o <= 5; ++o) early.push_back(at(o, {put("k", std::to_string(o))}));
+  for (uint64_t o = 6; o <= 10; ++o) later.push_back(at(o, {put("k", std::to_string(o))}));
+  ASSERT_TRUE(store.commit(early, 5));
+  now = 2000;
+  ASSERT_TRUE(store.commit(later, 10));
+  now = 3000;  // nothing is 3.2 s old yet
+  ASSERT_TRUE(store.commit({at(11, {put("k", "11")})}, 11));
+  EXPECT_TRUE(page_since(store, 0).served);
+  now = 4300;  // offsets 1..5 (written at 0) are; 6..10 (at 2000) are not
+  ASSERT_TRUE(store.commit({at(12, {put("k", "12")})}, 12));
+  EXPECT_FALSE(page_since(store, 4).served);
+  ASSERT_TRUE(page_since(store, 5).served);
+  EXPECT_EQ(page_since(store, 5).entries.front().offset, 6u);
+  now = 5300;  // now 6..10 are too
+  ASSERT_TRUE(store.commit({at(13, {put("k", "13")})}, 13));
+  EXPECT_FALSE(page_since(store, 9).served);
+  EXPECT_EQ(page_since(store, 10).entries.front().offset, 11u);
+}
+
+TEST_F(view_store_test, retention_by_age_survives_a_reopen) {
+  int64_t now = 0;
+  auto clock = [&] { return now; };
+  ASSERT_TRUE(open_store("docs", 1, keep_only(0, std::chrono::milliseconds(3200), clock))
+                  .commit({at(1, {put("k", "1")})}, 1));
+  close_stores();
+  now = 5000;
+  auto& store = open_store("docs", 1, keep_only(0, std::chrono::milliseconds(3200), clock));
+  ASSERT_TRUE(store.commit({at(2, {put("k", "2")})}, 2));
+  EXPECT_FALSE(page_since(store, 0).served);
+  EXPECT_EQ(page_since(store, 1).entries.size(), 1u);
+}
+
+TEST_F(view_store_test, the_changelog_limit_grows_with_the_state) {
+  view_store_options o = keep_only(1000, std::chrono::milliseconds(0));
+  o.changelog_state_fraction = 0.25;  // at most a quarter of the state
+  auto& store = open_store("docs", 1, o);
+  const std::string value = "\"" + std::string(100, 'x') + "\"";
+  for (uint64_t o2 = 1; o2 <= 300; ++o2)  // 300 distinct keys: the state grows too
+    ASSERT_TRUE(store.commit({at(o2, {put("k" + std::to_string(o2), value)})}, o2));
+  EXPECT_GT(store.changelog_bytes(), 1000u);  // above the floor...
+  EXPECT_LE(store.changelog_bytes(), 300u * 130u);  // ...but pruned: not every entry
+  EXPECT_FALSE(page_since(store, 0).served);
 }
 
 TEST_F(view_store_test, unlimited_retention_keeps_every_entry) {

@@ -396,7 +396,9 @@ TEST_F(http_test, metrics_are_prometheus_text) {
         "derive_ws_subscriptions", "derive_ws_messages_sent_total",
         "derive_ws_changes_conflated_total", "derive_ws_changes_dropped_total",
         "derive_http_requests_total{code=\"201\"} 1", "# TYPE derive_append_latency_seconds histogram",
-        "derive_append_latency_seconds_bucket{le=\"+Inf\"} 1"}) {
+        "derive_append_latency_seconds_bucket{le=\"+Inf\"} 1",
+        "derive_view_bytes_written_total{view=\"docs\"}",
+        "derive_view_largest_value_bytes{view=\"docs\"}"}) {
     EXPECT_NE(r.body.find(name), std::string::npos) << name;
   }
   // Every line is a comment or `name{labels} value`.
