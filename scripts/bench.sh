@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh" --bench
 export DERIVE_BUILD_DIR="${DERIVE_BUILD_DIR:-$root/build-release}"
-"$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release
+"$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release -DDERIVE_BUILD_BENCH=ON
 bin="$DERIVE_BUILD_DIR/bench"
 work="${DERIVE_BENCH_DIR:-$DERIVE_BUILD_DIR/bench-data}"   # on disk: fsync figures mean something
 mkdir -p "$work"

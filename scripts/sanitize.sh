@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the tests with sanitizers, in a build directory of their own, and runs
+# the unit and integration tests there (no crash, browser or install tests).
+# Usage: scripts/sanitize.sh address|thread [ctest arguments ...]
+#   address: AddressSanitizer + UndefinedBehaviorSanitizer (any finding fails
+#            the test), build-asan/, every folder
+#   thread:  ThreadSanitizer, build-tsan/, the actors/ and web/ suites, with
+#            tests/tsan.supp (races inside the uninstrumented CAF library only)
+# $DERIVE_BUILD_DIR overrides the build directory.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+case "${1:-}" in
+  address|asan) sanitize=address,undefined; dir=build-asan; folders=(core actors web samples) ;;
+  thread|tsan)  sanitize=thread;            dir=build-tsan; folders=(actors web) ;;
+  *) echo "usage: scripts/sanitize.sh address|thread [ctest arguments ...]" >&2; exit 2 ;;
+esac
+shift
+"$root/scripts/setup.sh"
+export DERIVE_BUILD_DIR="${DERIVE_BUILD_DIR:-$root/$dir}"
+targets=()
+for f in "${folders[@]}"; do
+  [[ -f "$root/tests/$f/CMakeLists.txt" ]] && targets+=("derive-tests-$f-unit" "derive-tests-$f-integration")
+done
+"$root/scripts/build.sh" "-DDERIVE_SANITIZE=$sanitize" -DDERIVE_BUILD_BENCH=OFF "${targets[@]}"
+# The same options as the tests' ENVIRONMENT (tests/CMakeLists.txt), for
+# binaries run by hand from this shell's children.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_init_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp}"
+echo "==> running the unit and integration tests of ${folders[*]} with -fsanitize=$sanitize" >&2
+cd "$DERIVE_BUILD_DIR"
+folder_re=$(IFS='|'; echo "${folders[*]}")
+ctest --output-on-failure -j"$(nproc)" --timeout 2700 \
+  -L '^(unit|integration)$' -L "^($folder_re)$" "$@"
