@@ -30,5 +30,10 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:sup
 echo "==> running the unit and integration tests of ${folders[*]} with -fsanitize=$sanitize" >&2
 cd "$DERIVE_BUILD_DIR"
 folder_re=$(IFS='|'; echo "${folders[*]}")
+# Left out: web_load_test's slow-client test measures the server's RSS (bounded
+# send queues), which ASan's quarantine and redzones inflate (+470 MB), and it
+# needs the slow client to read its backlog within the server's close grace
+# (2 s), which sanitized code misses (close code 0 instead of 1008).
 ctest --output-on-failure -j"$(nproc)" --timeout 2700 \
-  -L '^(unit|integration)$' -L "^($folder_re)$" "$@"
+  -L '^(unit|integration)$' -L "^($folder_re)$" \
+  -E '^web_load_test[.]slow_client_test[.]' "$@"
