@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Sets up what is missing, builds everything and runs every test (ctest),
-# browser tests included; then builds the unit and integration tests again with
-# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) and runs them.
-# Usage: scripts/test.sh [--tsan] [--no-asan]
-#   --tsan     also the ThreadSanitizer pass (scripts/sanitize.sh thread)
-#   --no-asan  skip the sanitizer pass
+# browser tests included; then the sanitizer passes (scripts/sanitize.sh): the
+# unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (build-asan/), the unit tests of actors/ and web/ under ThreadSanitizer
+# (build-tsan/).
+# Usage: scripts/test.sh [--no-asan] [--no-tsan]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 asan=1
-tsan=0
+tsan=1
 for a in "$@"; do
   case "$a" in
-    --tsan) tsan=1 ;;
     --no-asan) asan=0 ;;
-    *) echo "usage: scripts/test.sh [--tsan] [--no-asan]" >&2; exit 2 ;;
+    --no-tsan) tsan=0 ;;
+    *) echo "usage: scripts/test.sh [--no-asan] [--no-tsan]" >&2; exit 2 ;;
   esac
 done
 "$root/scripts/setup.sh" --tests
