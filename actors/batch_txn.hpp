@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "actors/view.hpp"
+#include <derive/view.hpp>
 #include "core/view_store.hpp"
 
 namespace derive {

@@ -5,34 +5,67 @@
 
 #include <caf/all.hpp>
 
-#include "actors/handles.hpp"
-#include "actors/logging.hpp"
+#include <derive/actor_handles.hpp>
+#include <derive/logging.hpp>
 #include "actors/messages.hpp"
 
 namespace derive {
+
+bool subscription_filter::matches(std::string_view k) const {
+  if (key) return k == *key;
+  return k.substr(0, prefix.size()) == prefix;
+}
 
 namespace {
 constexpr std::string_view component = "hub";
 }
 
 subscription_registry::subscription_registry(size_t views, size_t max_backlog)
-    : max_backlog_(max_backlog == 0 ? 1 : max_backlog), views_(views) {
-  for (auto& v : views_) v = std::make_shared<const view_subs>();
+    : max_backlog_(max_backlog == 0 ? 1 : max_backlog),
+      views_(views),
+      counts_(new std::atomic<size_t>[views]) {
+  for (size_t i = 0; i < views; ++i) counts_[i] = 0;
+}
+
+void subscription_registry::insert(std::unordered_map<std::string, bucket>& map,
+                                   const std::string& k, const sub_ptr& sub) {
+  auto& b = map[k];
+  sub->slot = b.size();
+  b.push_back(sub);
+}
+
+void subscription_registry::erase(std::unordered_map<std::string, bucket>& map,
+                                  const std::string& k, const sub_ptr& sub) {
+  auto it = map.find(k);
+  if (it == map.end()) return;
+  auto& b = it->second;
+  size_t i = sub->slot;
+  if (i >= b.size() || b[i] != sub) return;
+  if (i + 1 != b.size()) {
+    b[i] = std::move(b.back());
+    b[i]->slot = i;
+  }
+  b.pop_back();
+  if (b.empty()) map.erase(it);
 }
 
 uint64_t subscription_registry::add(size_t view, subscription_filter filter,
                                     std::shared_ptr<change_sink> sink) {
   auto sub = std::make_shared<subscription>();
+  sub->view = view;
   sub->filter = std::move(filter);
   sub->sink = std::move(sink);
   std::lock_guard<std::mutex> lock(mu_);
   sub->id = next_id_++;
-  auto next = std::make_shared<view_subs>(*views_[view]);
-  if (sub->filter.key) next->by_key[*sub->filter.key].push_back(sub);
-  else next->by_prefix.push_back(sub);
-  ++next->size;
-  views_[view] = std::move(next);
-  by_id_.emplace(sub->id, std::make_pair(view, sub));
+  auto& v = views_[view];
+  if (sub->filter.key) {
+    insert(v.by_key, *sub->filter.key, sub);
+  } else {
+    if (!v.by_prefix.count(sub->filter.prefix)) ++v.prefix_lengths[sub->filter.prefix.size()];
+    insert(v.by_prefix, sub->filter.prefix, sub);
+  }
+  by_id_.emplace(sub->id, sub);
+  counts_[view].fetch_add(1);
   return sub->id;
 }
 
@@ -40,39 +73,36 @@ bool subscription_registry::remove(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return false;
-  auto [view, sub] = it->second;
+  sub_ptr sub = std::move(it->second);
   by_id_.erase(it);
   sub->active = false;
-  auto next = std::make_shared<view_subs>(*views_[view]);
-  auto drop = [&](std::vector<sub_ptr>& subs) {
-    subs.erase(std::remove(subs.begin(), subs.end(), sub), subs.end());
-  };
+  auto& v = views_[sub->view];
   if (sub->filter.key) {
-    auto k = next->by_key.find(*sub->filter.key);
-    drop(k->second);
-    if (k->second.empty()) next->by_key.erase(k);
+    erase(v.by_key, *sub->filter.key, sub);
   } else {
-    drop(next->by_prefix);
+    erase(v.by_prefix, sub->filter.prefix, sub);
+    if (!v.by_prefix.count(sub->filter.prefix)) {
+      auto n = v.prefix_lengths.find(sub->filter.prefix.size());
+      if (n != v.prefix_lengths.end() && --n->second == 0) v.prefix_lengths.erase(n);
+    }
   }
-  --next->size;
-  views_[view] = std::move(next);
+  counts_[sub->view].fetch_sub(1);
   return true;
 }
 
 void subscription_registry::clear() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, entry] : by_id_) entry.second->active = false;
+  for (auto& [id, sub] : by_id_) sub->active = false;
   by_id_.clear();
-  for (auto& v : views_) v = std::make_shared<const view_subs>();
+  for (size_t i = 0; i < views_.size(); ++i) {
+    views_[i] = view_subs{};
+    counts_[i] = 0;
+  }
 }
 
-std::shared_ptr<const subscription_registry::view_subs> subscription_registry::current(
-    size_t view) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return views_[view];
+size_t subscription_registry::count(size_t view) const {
+  return counts_[view].load();  // seq_cst: ordered with add() like the mutex was
 }
-
-size_t subscription_registry::count(size_t view) const { return current(view)->size; }
 
 size_t subscription_registry::total() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -87,36 +117,52 @@ bool subscription_registry::try_reserve() {
   return true;
 }
 
+// O(subscriptions of the view), but only when the hub overflowed: each of
+// them must be told.
 void subscription_registry::mark_lost(size_t view) {
   lost_.fetch_add(1, std::memory_order_relaxed);
-  auto subs = current(view);
-  for (auto& [key, list] : subs->by_key)
-    for (auto& sub : list) sub->lost = true;
-  for (auto& sub : subs->by_prefix) sub->lost = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& v = views_[view];
+  auto mark = [&](const sub_ptr& sub) {
+    if (!sub->lost.exchange(true)) v.lost.push_back(sub);
+  };
+  for (auto& [key, b] : v.by_key)
+    for (auto& sub : b) mark(sub);
+  for (auto& [prefix, b] : v.by_prefix)
+    for (auto& sub : b) mark(sub);
 }
 
 void subscription_registry::deliver(size_t view, const std::vector<change_ptr>& items) {
-  auto subs = current(view);
-  // Matching items per subscription, in commit order.
-  std::vector<std::pair<subscription*, std::vector<change_ptr>>> out;
-  std::unordered_map<subscription*, size_t> slot;
-  auto add = [&](subscription* sub, const change_ptr& item) {
-    auto [it, fresh] = slot.emplace(sub, out.size());
-    if (fresh) out.emplace_back(sub, std::vector<change_ptr>{});
-    out[it->second].second.push_back(item);
-  };
-  for (const auto& item : items) {
-    if (auto k = subs->by_key.find(item->key); k != subs->by_key.end())
-      for (auto& sub : k->second) add(sub.get(), item);
-    for (auto& sub : subs->by_prefix)
-      if (sub->filter.matches(item->key)) add(sub.get(), item);
+  // Matching items per subscription, in commit order; collected under the
+  // lock (hash lookups only), handed to the sinks after it.
+  std::vector<std::pair<sub_ptr, std::vector<change_ptr>>> out;
+  {
+    std::unordered_map<subscription*, size_t> slot;
+    auto add = [&](const sub_ptr& sub, const change_ptr* item) {
+      auto [it, fresh] = slot.emplace(sub.get(), out.size());
+      if (fresh) out.emplace_back(sub, std::vector<change_ptr>{});
+      if (item) out[it->second].second.push_back(*item);
+    };
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& v = views_[view];
+    if (!v.by_key.empty() || !v.by_prefix.empty()) {
+      for (const auto& item : items) {
+        const std::string& k = item->key;
+        if (auto b = v.by_key.find(k); b != v.by_key.end())
+          for (auto& sub : b->second) add(sub, &item);
+        for (auto [len, n] : v.prefix_lengths) {
+          if (len > k.size()) break;
+          // The lookup key is a copy; fine for the short keys of an index.
+          if (auto b = v.by_prefix.find(k.substr(0, len)); b != v.by_prefix.end())
+            for (auto& sub : b->second) add(sub, &item);
+        }
+      }
+    }
+    // Lost subscriptions without matching items still learn of the loss now.
+    for (auto& sub : v.lost)
+      if (sub->active) add(sub, nullptr);
+    v.lost.clear();
   }
-  // Lost subscriptions without matching items still learn of the loss now.
-  for (auto& sub : subs->by_prefix)
-    if (sub->lost && !slot.count(sub.get())) out.emplace_back(sub.get(), std::vector<change_ptr>{});
-  for (auto& [key, list] : subs->by_key)
-    for (auto& sub : list)
-      if (sub->lost && !slot.count(sub.get())) out.emplace_back(sub.get(), std::vector<change_ptr>{});
   for (auto& [sub, matched] : out) {
     if (!sub->active) continue;
     try {

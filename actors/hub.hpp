@@ -4,7 +4,8 @@
 //
 // Registration is synchronous (subscription_registry::add, mutex-protected):
 // every batch that reaches the hub after add() returns is delivered to the new
-// subscription. Delivery runs on the hub actor only, in commit order per view,
+// subscription. The hub holds the mutex only to collect the matching items of
+// a batch, and calls the sinks after releasing it. Delivery runs on the hub actor only, in commit order per view,
 // never concurrently for one subscription; sinks must not block.
 //
 // Bounds (nothing here ever blocks a view runner):
@@ -18,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,7 +28,7 @@
 
 #include <caf/fwd.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/subscription.hpp>
 
 namespace derive {
 
@@ -59,25 +61,37 @@ class subscription_registry {
  private:
   struct subscription {
     uint64_t id = 0;
+    size_t view = 0;
     subscription_filter filter;
     std::shared_ptr<change_sink> sink;
+    size_t slot = 0;  // index in its bucket (swap-and-pop removal)
     std::atomic<bool> active{true};
     std::atomic<bool> lost{false};
   };
   using sub_ptr = std::shared_ptr<subscription>;
-  // Immutable once published (copy on write): the hub reads it without a lock.
+  using bucket = std::vector<sub_ptr>;
+  // Everything under mu_. Add and remove are O(1) amortized (hash maps,
+  // swap-and-pop buckets). A changed key k is matched by one lookup in by_key
+  // and one lookup in by_prefix per registered prefix length <= |k| (the
+  // empty prefix, the whole view, is length 0): O(matches + distinct prefix
+  // lengths), never O(all subscriptions).
   struct view_subs {
-    std::unordered_map<std::string, std::vector<sub_ptr>> by_key;
-    std::vector<sub_ptr> by_prefix;
-    size_t size = 0;
+    std::unordered_map<std::string, bucket> by_key;
+    std::unordered_map<std::string, bucket> by_prefix;
+    std::map<size_t, size_t> prefix_lengths;  // length -> prefixes registered with it
+    std::vector<sub_ptr> lost;                // marked lost, not told yet
   };
 
-  std::shared_ptr<const view_subs> current(size_t view) const;
+  static void insert(std::unordered_map<std::string, bucket>& map, const std::string& k,
+                     const sub_ptr& sub);
+  static void erase(std::unordered_map<std::string, bucket>& map, const std::string& k,
+                    const sub_ptr& sub);
 
   size_t max_backlog_;
   mutable std::mutex mu_;
-  std::vector<std::shared_ptr<const view_subs>> views_;
-  std::unordered_map<uint64_t, std::pair<size_t, sub_ptr>> by_id_;
+  std::vector<view_subs> views_;
+  std::unique_ptr<std::atomic<size_t>[]> counts_;  // per view, read without the lock
+  std::unordered_map<uint64_t, sub_ptr> by_id_;
   uint64_t next_id_ = 1;
   std::atomic<size_t> backlog_{0};
   std::atomic<uint64_t> delivered_{0};

@@ -1,4 +1,4 @@
-#include "actors/logging.hpp"
+#include <derive/logging.hpp>
 
 #include <unistd.h>
 

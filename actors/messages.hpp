@@ -9,7 +9,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/subscription.hpp>
 
 namespace derive {
 

@@ -4,8 +4,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/handles.hpp"
-#include "actors/logging.hpp"
+#include <derive/actor_handles.hpp>
+#include <derive/logging.hpp>
 #include "actors/messages.hpp"
 
 namespace derive {
@@ -64,7 +64,7 @@ void commit_group(sequencer_actor_impl* self) {
   std::vector<append_job> jobs(std::make_move_iterator(st.pending.begin()),
                                std::make_move_iterator(st.pending.begin() + n));
   st.pending.erase(st.pending.begin(), st.pending.begin() + n);
-  std::vector<append_request> group;
+  std::vector<checked_append> group;
   group.reserve(n);
   for (auto& job : jobs) group.push_back(std::move(job.request));
   auto outcomes = st.ctx.log->append(group);
@@ -90,17 +90,16 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
   return {
       [=](append_job& job) { enqueue(self, std::move(job)); },
       [=](append_atom, append_request& request) -> caf::result<append_outcome> {
+        auto checked = check_append(std::move(request));
+        if (!checked) return to_error(checked.error());
         if (self->state.ctx.validate) {
-          if (auto s = self->state.ctx.validate(request); !s) return to_error(s);
+          if (auto s = self->state.ctx.validate(*checked); !s) return to_error(s);
         }
         auto rp = self->make_response_promise<append_outcome>();
-        append_job job;
-        job.request = std::move(request);
-        job.done = [rp](result<append_outcome> r) mutable {
-          if (r) rp.deliver(std::move(*r));
-          else rp.deliver(to_error(r.error()));
-        };
-        enqueue(self, std::move(job));
+        enqueue(self, append_job{std::move(*checked), [rp](result<append_outcome> r) mutable {
+                                   if (r) rp.deliver(std::move(*r));
+                                   else rp.deliver(to_error(r.error()));
+                                 }});
         return rp;
       },
       [=](flush_atom) {

@@ -14,7 +14,7 @@
 //   append_job                         — from runtime::append (foreign threads)
 //   (append_atom, append_request) -> append_outcome
 //                                      — from application actors (handles.hpp);
-//                                        validated here with `validate`
+//                                        checked here (check_append, `validate`)
 //   (stop_atom, done_callback)         — commits what is pending, then quits
 
 #include <atomic>
@@ -27,7 +27,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/append.hpp>
 #include "core/log.hpp"
 
 namespace derive {
@@ -52,7 +52,7 @@ struct sequencer_counters {
 
 // One append from a foreign thread. `done` runs once, on the sequencer thread.
 struct append_job {
-  append_request request;
+  checked_append request;
   std::function<void(result<append_outcome>)> done;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
@@ -60,8 +60,9 @@ struct append_job {
 struct sequencer_context {
   event_log* log = nullptr;
   sequencer_counters* counters = nullptr;  // optional
-  // Checks a request from an application actor (validators and event shape).
-  std::function<status(append_request&)> validate;
+  // The application's validators, run on requests from application actors
+  // after check_append.
+  std::function<status(const checked_append&)> validate;
   // Runs on the sequencer thread after each commit that appended events.
   std::function<void(uint64_t head)> committed;
   // Most requests per transaction (the rest joins the next one).

@@ -7,7 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch_txn.hpp"
-#include "actors/logging.hpp"
+#include <derive/logging.hpp>
 #include "actors/messages.hpp"
 
 namespace derive {

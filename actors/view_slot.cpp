@@ -2,6 +2,17 @@
 
 namespace derive {
 
+std::string_view to_string(view_status s) {
+  switch (s) {
+    case view_status::running: return "running";
+    case view_status::catching_up: return "catching_up";
+    case view_status::rebuilding: return "rebuilding";
+    case view_status::failed: return "failed";
+    case view_status::stopped: return "stopped";
+  }
+  return "stopped";
+}
+
 void view_slot::attach(std::unique_ptr<view_store> store) {
   store_ = std::move(store);
   publish_offset(store_->offset());

@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "actors/view.hpp"
+#include <derive/view.hpp>
+#include <derive/view_info.hpp>
+
 #include "core/view_store.hpp"
 
 namespace derive {

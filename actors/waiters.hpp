@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.hpp"
+#include <derive/status.hpp>
 
 namespace derive {
 

@@ -35,7 +35,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
+#include <derive/view.hpp>
+#include "core/append_check.hpp"
 #include "core/log.hpp"
 #include "core/view_store.hpp"
 
@@ -202,8 +204,9 @@ double log_appends(const settings& s, durability mode, size_t batch) {
     uint64_t i = 0;
     auto t0 = clock_type::now();
     while (since(t0) < s.seconds) {
-      std::vector<derive::append_request> group(batch);
-      for (auto& r : group) r.events.push_back(bench_event(i++));
+      std::vector<derive::checked_append> group;
+      for (size_t r = 0; r < batch; ++r)
+        group.push_back(derive::checked_append_access::make({bench_event(i++)}, "", ""));
       log->append(group);
     }
     events_per_s = static_cast<double>(i) / since(t0);
@@ -334,9 +337,10 @@ void fill_log(const std::string& dir, uint64_t n) {
   auto env = derive::environment::open(dir, o).value();
   auto log = derive::event_log::open(*env).value();
   for (uint64_t i = 0; i < n;) {
-    derive::append_request r;
-    for (size_t k = 0; k < derive::max_events_per_append && i < n; ++k) r.events.push_back(bench_event(i++));
-    if (auto out = log->append(std::move(r)); !out) {
+    std::vector<derive::event_input> events;
+    for (size_t k = 0; k < derive::max_events_per_append && i < n; ++k) events.push_back(bench_event(i++));
+    if (auto out = log->append(derive::checked_append_access::make(std::move(events), "", ""));
+        !out) {
       std::fprintf(stderr, "fill: %s\n", out.error().to_string().c_str());
       std::exit(1);
     }

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/append_check.hpp"
 #include "core/log.hpp"
 
 namespace fs = std::filesystem;
@@ -141,14 +142,19 @@ rate run_log(const std::string& dir, const run_config& c, bool with_key) {
     std::fprintf(stderr, "%s\n", log.error().to_string().c_str());
     std::exit(1);
   }
-  std::vector<derive::append_request> group(1);
-  group[0].events = make_batch(c.batch);
-  group[0].fingerprint = "0123456789abcdef0123456789abcdef";
+  // A keyed request is made anew per append (its key changes), as a server
+  // makes every request; an unkeyed one is made once.
+  const auto events = make_batch(c.batch);
+  const std::string fingerprint = "0123456789abcdef0123456789abcdef";
+  std::vector<derive::checked_append> group{
+      derive::checked_append_access::make(events, "", fingerprint)};
   uint64_t n = 0;
   stopwatch watch;
   auto deadline = clock_type::now() + std::chrono::duration<double>(c.seconds);
   do {
-    if (with_key) group[0].idempotency_key = "bench-key-" + std::to_string(n);
+    if (with_key)
+      group[0] = derive::checked_append_access::make(events, "bench-key-" + std::to_string(n),
+                                                     fingerprint);
     auto out = (*log)->append(group);
     if (!out[0]) {
       std::fprintf(stderr, "%s\n", out[0].error().to_string().c_str());

@@ -13,21 +13,15 @@ set_target_properties(derive_web PROPERTIES EXPORT_NAME web)
 set_target_properties(derive_beast PROPERTIES EXPORT_NAME beast)
 set_target_properties(derive_warnings PROPERTIES EXPORT_NAME warnings)
 
-foreach(t derive_core derive_actors derive_web derive_beast)
-  target_include_directories(${t} INTERFACE
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/derive>)
-endforeach()
+# Only the public headers (include/derive) are installed.
+target_include_directories(derive_core INTERFACE $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 
 install(TARGETS derive_core derive_actors derive_web derive_beast derive_warnings
   EXPORT DeriveTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-foreach(dir core actors web)
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/derive/${dir}
-    FILES_MATCHING PATTERN "*.hpp"
-    PATTERN "client" EXCLUDE)
-endforeach()
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/derive
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/client/
   DESTINATION ${CMAKE_INSTALL_DATADIR}/derive/client)
 install(EXPORT DeriveTargets NAMESPACE derive:: DESTINATION ${DERIVE_INSTALL_CMAKEDIR})

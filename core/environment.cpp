@@ -3,20 +3,12 @@
 #include <lmdb.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <system_error>
 
-namespace derive {
+#include "core/lmdb_util.hpp"
 
-status lmdb_status(int rc, const char* what) {
-  if (rc == MDB_SUCCESS) return status::ok();
-  if (rc == MDB_MAP_FULL)
-    return {errc::storage_full,
-            std::string("the data directory's map size is full while ") + what +
-                "; restart with a larger map size or free space"};
-  return {errc::io_error, std::string("LMDB failed while ") + what + ": " + mdb_strerror(rc)};
-}
+namespace derive {
 
 result<std::unique_ptr<environment>> environment::open(const std::string& path,
                                                        environment_options options) {
@@ -62,16 +54,14 @@ result<unsigned> environment::database(const std::string& name, unsigned flags) 
   std::lock_guard<std::mutex> guard{mu_};
   if (auto i = dbis_.find(name); i != dbis_.end()) return i->second;
   if (!sticky_.is_ok()) return sticky_;
-  MDB_txn* txn = nullptr;
-  if (int rc = mdb_txn_begin(env_, nullptr, 0, &txn); rc != MDB_SUCCESS)
+  txn_guard txn;
+  if (int rc = txn.begin(env_, 0); rc != MDB_SUCCESS)
     return lmdb_status(rc, "opening a database");
   MDB_dbi dbi = 0;
-  if (int rc = mdb_dbi_open(txn, name.c_str(), flags | MDB_CREATE, &dbi); rc != MDB_SUCCESS) {
-    mdb_txn_abort(txn);
-    return lmdb_status(rc, ("opening database '" + name + "'").c_str());
-  }
-  if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
-    return lmdb_status(rc, ("creating database '" + name + "'").c_str());
+  if (int rc = mdb_dbi_open(txn.get(), name.c_str(), flags | MDB_CREATE, &dbi); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "opening database '" + name + "'");
+  if (int rc = mdb_txn_commit(txn.release()); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "creating database '" + name + "'");
   dbis_.emplace(name, dbi);
   return static_cast<unsigned>(dbi);
 }
@@ -86,15 +76,31 @@ status environment::sticky_error() const {
   return sticky_;
 }
 
-status environment::commit(MDB_txn* txn) {
-  int rc = mdb_txn_commit(txn);
-  if (rc == MDB_SUCCESS) return status::ok();
-  auto st = lmdb_status(rc, "committing");
-  if (rc == MDB_PANIC || rc == EIO) {
-    fail({errc::io_error, "the data directory failed (" + st.message() +
-                              "); writes are refused until the process restarts"});
-  }
+status environment::begin_write(txn_guard& txn, std::string_view what, unsigned flags) {
+  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  return check(txn.begin(env_, flags), what);
+}
+
+namespace {
+
+// The sticky error an unrecoverable LMDB failure `st` leaves behind.
+status refused_after(const status& st) {
+  return {errc::io_error, "the data directory failed (" + st.message() +
+                              "); writes are refused until the process restarts"};
+}
+
+}  // namespace
+
+status environment::check(int rc, std::string_view what) {
+  status st = lmdb_status(rc, what);
+  if (rc == MDB_PANIC) fail(refused_after(st));
   return st;
+}
+
+status environment::commit(txn_guard& txn) {
+  int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
+  if (rc == EIO) fail(refused_after(lmdb_status(rc, "committing")));
+  return check(rc, "committing");
 }
 
 }  // namespace derive

@@ -1,38 +1,32 @@
 #pragma once
 // One LMDB environment per data directory, shared by the log and every view
-// store. Owns the MDB_env and the handles of its named databases.
+// store. Owns the MDB_env and the handles of its named databases, and is the
+// one place that decides an LMDB failure is fatal: after a panic (or EIO at a
+// commit) it is sticky-failed and refuses every later write until reopened.
+//
+// Transactions: the caller owns each one in a txn_guard (core/lmdb_util.hpp);
+// begin_write / check / commit are how core begins, checks and ends writes;
+// reads begin with txn_guard::begin(handle(), MDB_RDONLY) and map errors
+// with lmdb_status.
+// Thread-safety: every member may be called from any thread; LMDB allows one
+// write transaction at a time (the log's sequencer, a view's runner).
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
-#include "core/status.hpp"
+#include <derive/options.hpp>
+#include <derive/status.hpp>
 
 struct MDB_env;
 struct MDB_txn;
 
 namespace derive {
 
-enum class durability {
-  full,     // every commit is synced to disk before it returns (default)
-  relaxed,  // commits reach the OS but are not synced; a power loss may undo
-            // the last commits (a process crash does not). Explicit opt-in.
-};
-
-struct environment_options {
-  // The largest size the data file may reach. The file is sparse, so a large
-  // value costs nothing until used. A commit that would pass it fails with
-  // storage_full (the environment stays usable).
-  uint64_t map_size = uint64_t{64} << 30;
-  durability mode = durability::full;
-  unsigned max_readers = 1024;
-  // Named databases: the log uses 5, each view version 5. Every read
-  // transaction zeroes a table of this many entries (~50 bytes each), so a
-  // large value slows every read.
-  unsigned max_databases = 256;
-};
+class txn_guard;
 
 class environment {
  public:
@@ -60,9 +54,19 @@ class environment {
   // ok, or the error that made the environment refuse writes.
   status sticky_error() const;
 
-  // Commits `txn`, mapping LMDB's errors: MDB_MAP_FULL -> storage_full,
-  // anything else -> io_error (and, for a panic, a sticky failure).
-  status commit(MDB_txn* txn);
+  // Begins a write transaction in `txn` (`flags`: 0 or MDB_NOMETASYNC) unless
+  // the environment refuses writes (then: sticky_error()). Errors: as check().
+  status begin_write(txn_guard& txn, std::string_view what, unsigned flags = 0);
+
+  // Maps the return code of an LMDB call made while writing: as lmdb_status
+  // (MDB_MAP_FULL -> storage_full, else io_error), and an MDB_PANIC also
+  // makes the environment sticky-failed.
+  status check(int rc, std::string_view what);
+
+  // Commits the transaction `txn` holds (afterwards it holds none), synced as
+  // the durability mode says. Errors: as check(); EIO too makes the
+  // environment sticky-failed.
+  status commit(txn_guard& txn);
 
  private:
   environment() = default;
@@ -73,8 +77,5 @@ class environment {
   std::unordered_map<std::string, unsigned> dbis_;
   status sticky_;
 };
-
-// Maps an LMDB return code to a status; `what` says what was being done.
-status lmdb_status(int rc, const char* what);
 
 }  // namespace derive

@@ -1,5 +1,7 @@
 #pragma once
-// Events as clients send them and as the log returns them (protocol.md, "Events").
+// The rules of protocol.md's "Events" for <derive/event.hpp>: parsing events
+// from JSON, validating them, and their idempotency fingerprint. Requests are
+// checked through core/append_check.hpp, which uses these.
 
 #include <cstdint>
 #include <string>
@@ -8,37 +10,10 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "core/status.hpp"
+#include <derive/event.hpp>
+#include <derive/status.hpp>
 
 namespace derive {
-
-// Limits from protocol.md.
-inline constexpr size_t max_type_length = 128;
-inline constexpr size_t max_key_bytes = 1024;
-inline constexpr size_t max_subject_bytes = 256;
-inline constexpr size_t max_events_per_append = 1000;
-
-// An event before it has an offset. `data` holds the JSON text of the event's
-// data member, compact ("null" when absent).
-struct event_input {
-  std::string type;
-  std::string key;
-  std::string subject;
-  std::string data = "null";
-};
-
-// An event as stored in the log.
-struct event {
-  uint64_t offset = 0;
-  int64_t ts = 0;  // milliseconds since the Unix epoch, assigned at append
-  std::string type;
-  std::string key;
-  std::string subject;
-  std::string data = "null";  // compact JSON text
-
-  // {"offset":..,"ts":..,"type":..,"key":..,"data":..[,"subject":..]} as JSON text.
-  std::string to_json() const;
-};
 
 // A parsed append body: one event or an array of 1..1000 events.
 struct parsed_events {

@@ -88,4 +88,37 @@ void append_uint(std::string& out, uint64_t v) {
   out.append(buf, r.ptr);
 }
 
+bool json_deeper_than(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+void append_change_item(std::string& out, uint64_t offset, std::string_view key,
+                        const std::optional<std::string>& value) {
+  out.reserve(out.size() + key.size() + (value ? value->size() : 4) + 48);
+  out += "{\"offset\":";
+  append_uint(out, offset);
+  out += ",\"key\":";
+  append_json_string(out, key);
+  out += ",\"value\":";
+  out += value ? std::string_view(*value) : std::string_view("null");
+  out += '}';
+}
+
 }  // namespace derive

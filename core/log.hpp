@@ -15,37 +15,15 @@
 #include <string_view>
 #include <vector>
 
+#include <derive/append.hpp>
+#include <derive/event.hpp>
+#include <derive/options.hpp>
+#include <derive/status.hpp>
+
 #include "core/environment.hpp"
-#include "core/event.hpp"
-#include "core/status.hpp"
+#include "core/event_record.hpp"  // the record codec, for tests and benchmarks
 
 namespace derive {
-
-struct log_options {
-  // Idempotency keys are kept at least this long and at least this many
-  // (whichever keeps more).
-  std::chrono::milliseconds idempotency_retention = std::chrono::hours(24);
-  uint64_t idempotency_min_keys = 1'000'000;
-  // At most this many expired keys are pruned per append transaction, so that
-  // pruning never makes an append slow.
-  unsigned idempotency_prune_per_commit = 64;
-  // The clock that stamps events and idempotency keys, in milliseconds since
-  // the Unix epoch; empty: the system clock. Injectable for tests.
-  std::function<int64_t()> clock;
-};
-
-// One client request: its events, appended atomically at consecutive offsets.
-struct append_request {
-  std::vector<event_input> events;
-  std::string idempotency_key;  // empty: none
-  std::string fingerprint;      // parsed_events::fingerprint; required with a key
-};
-
-struct append_outcome {
-  uint64_t first_offset = 0;  // offsets are first_offset .. first_offset + count - 1
-  uint64_t count = 0;
-  bool replayed = false;  // an idempotent retry: nothing was appended
-};
 
 class event_log {
  public:
@@ -60,11 +38,11 @@ class event_log {
   // append once. If the commit fails (storage_full, io_error), every request
   // gets that error and nothing is appended.
   // Returns only after the commit is durable (per the environment's mode).
-  // REQUIRES: a single writer; every event already validated.
-  std::vector<result<append_outcome>> append(const std::vector<append_request>& group);
+  // REQUIRES: a single writer.
+  std::vector<result<append_outcome>> append(const std::vector<checked_append>& group);
 
   // Convenience for one request.
-  result<append_outcome> append(append_request request);
+  result<append_outcome> append(checked_append request);
 
   // Events with offset >= from, in order, at most `limit`.
   result<std::vector<event>> read(uint64_t from, size_t limit) const;
@@ -86,11 +64,5 @@ class event_log {
   environment& env_;
   std::unique_ptr<impl> impl_;
 };
-
-// The log's record codec (docs/storage.md, "log"), exposed for tests and
-// benchmarks. encode appends the record of `e` stamped `ts` to `out`;
-// decode checks length and checksum: errors are corruption naming `offset`.
-void encode_event_record(const event_input& e, int64_t ts, std::string& out);
-result<event> decode_event_record(uint64_t offset, std::string_view record);
 
 }  // namespace derive

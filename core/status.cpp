@@ -1,4 +1,4 @@
-#include "core/status.hpp"
+#include <derive/status.hpp>
 
 namespace derive {
 

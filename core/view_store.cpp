@@ -4,10 +4,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+
+#include "core/changelog_codec.hpp"
+#include "core/lmdb_util.hpp"
+#include "core/state_keys.hpp"
+#include "core/view_meta.hpp"
+#include "core/view_snapshot_impl.hpp"
 
 // Storage format: docs/storage.md, "Views".
 
@@ -16,369 +21,6 @@ namespace {
 
 static_assert(sizeof(size_t) == sizeof(uint64_t),
               "MDB_INTEGERKEY offsets need a 64-bit size_t");
-
-// The layout of a view's databases (docs/storage.md, "Views"); stored in meta.
-constexpr uint64_t view_format = 1;
-
-// ---------------------------------------------------------------------------
-// Byte encodings.
-
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool get_varint(std::string_view& in, uint64_t& v) {
-  v = 0;
-  for (unsigned shift = 0; shift < 64 && !in.empty(); shift += 7) {
-    auto byte = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    v |= uint64_t{byte & 0x7fu} << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-void put_bytes(std::string& out, std::string_view bytes) {
-  put_varint(out, bytes.size());
-  out.append(bytes);
-}
-
-bool get_bytes(std::string_view& in, std::string_view& bytes) {
-  uint64_t n = 0;
-  if (!get_varint(in, n) || n > in.size()) return false;
-  bytes = in.substr(0, n);
-  in.remove_prefix(n);
-  return true;
-}
-
-std::string fixed64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (8 * i));
-  return out;
-}
-
-bool get_fixed64(std::string_view in, uint64_t& v) {
-  if (in.size() < 8) return false;
-  v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return true;
-}
-
-// Changelog value: varint count, then per change: bytes key, one tag byte
-// (0 deleted, 1 put) and, for a put, bytes value. "bytes" = varint length + bytes.
-std::string encode_changes(const std::vector<key_change>& changes) {
-  std::string out;
-  put_varint(out, changes.size());
-  for (const auto& c : changes) {
-    put_bytes(out, c.key);
-    out.push_back(c.value ? '\1' : '\0');
-    if (c.value) put_bytes(out, *c.value);
-  }
-  return out;
-}
-
-bool decode_changes(std::string_view in, std::vector<key_change>& changes) {
-  uint64_t n = 0;
-  if (!get_varint(in, n) || n > in.size()) return false;
-  changes.clear();
-  changes.reserve(n);
-  for (uint64_t i = 0; i < n; ++i) {
-    std::string_view key, value;
-    if (!get_bytes(in, key) || in.empty()) return false;
-    char tag = in.front();
-    in.remove_prefix(1);
-    if (tag == '\1') {
-      if (!get_bytes(in, value)) return false;
-      changes.push_back({std::string(key), std::string(value)});
-    } else if (tag == '\0') {
-      changes.push_back({std::string(key), std::nullopt});
-    } else {
-      return false;
-    }
-  }
-  return in.empty();
-}
-
-// ---------------------------------------------------------------------------
-// State keys (of the state and of the private database alike). LMDB keys are
-// 1..maxkeysize (511) bytes; view keys may be empty or longer. Every stored
-// key starts with the tag 'k'. A view key of at most direct_max =
-// maxkeysize - 2 bytes is stored as 'k' + key. A longer key lives in a bucket:
-// the LMDB key 'k' + key[0, direct_max) + '\xff' (exactly maxkeysize bytes, a
-// length no direct key has) whose value holds every long key with that
-// beginning, sorted by the rest of the key. Byte order of LMDB keys is then
-// byte order of view keys, so cursors and ranges work unchanged.
-
-constexpr char key_tag = 'k';
-constexpr char bucket_mark = '\xff';
-
-size_t direct_max(MDB_txn* txn) {
-  return static_cast<size_t>(mdb_env_get_maxkeysize(mdb_txn_env(txn))) - 2;
-}
-
-std::string stored_key(std::string_view key, size_t direct) {
-  std::string out(1, key_tag);
-  if (key.size() <= direct) {
-    out.append(key);
-  } else {
-    out.append(key.substr(0, direct));
-    out.push_back(bucket_mark);
-  }
-  return out;
-}
-
-MDB_val to_val(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
-
-std::string_view to_view(const MDB_val& v) {
-  return {static_cast<const char*>(v.mv_data), v.mv_size};
-}
-
-// A bucket's entries: (rest of the key, value), ascending by rest.
-using bucket = std::vector<std::pair<std::string, std::string>>;
-
-std::string encode_bucket(const bucket& b) {
-  std::string out;
-  put_varint(out, b.size());
-  for (const auto& [rest, value] : b) {
-    put_bytes(out, rest);
-    put_bytes(out, value);
-  }
-  return out;
-}
-
-bool decode_bucket(std::string_view in, bucket& b) {
-  uint64_t n = 0;
-  if (!get_varint(in, n) || n == 0 || n > in.size()) return false;
-  b.clear();
-  for (uint64_t i = 0; i < n; ++i) {
-    std::string_view rest, value;
-    if (!get_bytes(in, rest) || !get_bytes(in, value)) return false;
-    if (!b.empty() && !(b.back().first < rest)) return false;
-    b.emplace_back(rest, value);
-  }
-  return in.empty();
-}
-
-// LMDB-style helpers below return an LMDB code; MDB_CORRUPTED stands for
-// "stored bytes do not decode".
-
-int read_bucket(MDB_txn* txn, MDB_dbi dbi, const std::string& skey, bucket& b) {
-  MDB_val k = to_val(skey), v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  if (rc != MDB_SUCCESS) return rc;
-  return decode_bucket(to_view(v), b) ? MDB_SUCCESS : MDB_CORRUPTED;
-}
-
-int write_bucket(MDB_txn* txn, MDB_dbi dbi, const std::string& skey, const bucket& b) {
-  MDB_val k = to_val(skey);
-  if (b.empty()) return mdb_del(txn, dbi, &k, nullptr);
-  std::string bytes = encode_bucket(b);
-  MDB_val v = to_val(bytes);
-  return mdb_put(txn, dbi, &k, &v, 0);
-}
-
-int state_get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::optional<std::string>& out) {
-  size_t direct = direct_max(txn);
-  std::string skey = stored_key(key, direct);
-  out.reset();
-  if (key.size() <= direct) {
-    MDB_val k = to_val(skey), v;
-    int rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == MDB_SUCCESS) out.emplace(to_view(v));
-    return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
-  }
-  bucket b;
-  int rc = read_bucket(txn, dbi, skey, b);
-  if (rc != MDB_SUCCESS) return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
-  std::string_view rest = key.substr(direct);
-  auto i = std::lower_bound(b.begin(), b.end(), rest,
-                            [](const auto& e, std::string_view r) { return e.first < r; });
-  if (i != b.end() && i->first == rest) out = std::move(i->second);
-  return MDB_SUCCESS;
-}
-
-// Puts (value set) or deletes (nullopt) `key`.
-int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change) {
-  size_t direct = direct_max(txn);
-  std::string skey = stored_key(change.key, direct);
-  if (change.key.size() <= direct) {
-    MDB_val k = to_val(skey);
-    if (!change.value) {
-      int rc = mdb_del(txn, dbi, &k, nullptr);
-      return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
-    }
-    MDB_val v = to_val(*change.value);
-    return mdb_put(txn, dbi, &k, &v, 0);
-  }
-  bucket b;
-  int rc = read_bucket(txn, dbi, skey, b);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return rc;
-  std::string rest = change.key.substr(direct);
-  auto i = std::lower_bound(b.begin(), b.end(), rest,
-                            [](const auto& e, const std::string& r) { return e.first < r; });
-  bool found = i != b.end() && i->first == rest;
-  if (!change.value) {
-    if (!found) return MDB_SUCCESS;
-    b.erase(i);
-  } else if (found) {
-    i->second = *change.value;
-  } else {
-    b.emplace(i, std::move(rest), *change.value);
-  }
-  return write_bucket(txn, dbi, skey, b);
-}
-
-// Iterates view keys in byte order within one transaction.
-class state_cursor {
- public:
-  ~state_cursor() {
-    if (cursor_ != nullptr) mdb_cursor_close(cursor_);
-  }
-  int open(MDB_txn* txn, MDB_dbi dbi) {
-    direct_ = direct_max(txn);
-    return mdb_cursor_open(txn, dbi, &cursor_);
-  }
-  // Positions at the first key >= `key`.
-  int seek(std::string_view key) {
-    std::string skey = stored_key(key, direct_);
-    MDB_val k = to_val(skey), v;
-    int rc = load(mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE));
-    while (rc == MDB_SUCCESS && valid_ && key_ < key) rc = next();
-    return rc;
-  }
-  int next() {
-    if (in_bucket_ && index_ + 1 < bucket_.size()) {
-      ++index_;
-      set_bucket_entry();
-      return MDB_SUCCESS;
-    }
-    MDB_val k, v;
-    return load(mdb_cursor_get(cursor_, &k, &v, MDB_NEXT));
-  }
-  bool valid() const { return valid_; }
-  const std::string& key() const { return key_; }
-  std::string_view value() const { return value_; }
-
- private:
-  int load(int rc) {
-    valid_ = false;
-    if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
-    if (rc != MDB_SUCCESS) return rc;
-    MDB_val k, v;
-    if (int get = mdb_cursor_get(cursor_, &k, &v, MDB_GET_CURRENT); get != MDB_SUCCESS)
-      return get;
-    std::string_view skey = to_view(k);
-    if (skey.empty() || skey.front() != key_tag) return MDB_CORRUPTED;
-    valid_ = true;
-    in_bucket_ = skey.size() == direct_ + 2;
-    if (!in_bucket_) {
-      key_.assign(skey.substr(1));
-      value_ = to_view(v);
-      return MDB_SUCCESS;
-    }
-    if (!decode_bucket(to_view(v), bucket_)) return MDB_CORRUPTED;
-    bucket_head_.assign(skey.substr(1, direct_));
-    index_ = 0;
-    set_bucket_entry();
-    return MDB_SUCCESS;
-  }
-  void set_bucket_entry() {
-    key_ = bucket_head_ + bucket_[index_].first;
-    value_ = bucket_[index_].second;
-  }
-
-  MDB_cursor* cursor_ = nullptr;
-  size_t direct_ = 0;
-  bool valid_ = false;
-  bool in_bucket_ = false;
-  bucket bucket_;
-  std::string bucket_head_;
-  size_t index_ = 0;
-  std::string key_;
-  std::string_view value_;
-};
-
-// ---------------------------------------------------------------------------
-// Transactions and errors.
-
-// Aborts the transaction it holds unless released.
-class txn_guard {
- public:
-  explicit txn_guard(MDB_txn* txn = nullptr) : txn_(txn) {}
-  ~txn_guard() {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-  }
-  txn_guard(const txn_guard&) = delete;
-  txn_guard& operator=(const txn_guard&) = delete;
-  MDB_txn* get() const { return txn_; }
-  MDB_txn** out() { return &txn_; }
-  MDB_txn* release() { return std::exchange(txn_, nullptr); }
-
- private:
-  MDB_txn* txn_;
-};
-
-status to_status(int rc, const std::string& what) {
-  if (rc == MDB_CORRUPTED)
-    return {errc::corruption, "stored bytes do not decode while " + what};
-  return lmdb_status(rc, what.c_str());
-}
-
-MDB_val offset_val(const uint64_t& offset) {
-  return MDB_val{sizeof offset, const_cast<uint64_t*>(&offset)};
-}
-
-bool get_offset_key(const MDB_val& k, uint64_t& offset) {
-  if (k.mv_size != sizeof offset) return false;
-  std::memcpy(&offset, k.mv_data, sizeof offset);
-  return true;
-}
-
-// Meta keys.
-constexpr std::string_view meta_format = "format";
-constexpr std::string_view meta_offset = "offset";
-constexpr std::string_view meta_low_water = "low_water";
-constexpr std::string_view meta_failure = "failure";
-constexpr std::string_view meta_retention = "retention";
-
-// Reads a fixed64 meta value; 0 (and *found false) when absent.
-int get_meta_u64(MDB_txn* txn, MDB_dbi meta, std::string_view name, uint64_t& v,
-                 bool* found = nullptr) {
-  MDB_val k = to_val(name), d;
-  v = 0;
-  int rc = mdb_get(txn, meta, &k, &d);
-  if (found != nullptr) *found = rc == MDB_SUCCESS;
-  if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
-  if (rc != MDB_SUCCESS) return rc;
-  return d.mv_size == 8 && get_fixed64(to_view(d), v) ? MDB_SUCCESS : MDB_CORRUPTED;
-}
-
-int put_meta_u64(MDB_txn* txn, MDB_dbi meta, std::string_view name, uint64_t v) {
-  std::string bytes = fixed64(v);
-  MDB_val k = to_val(name), d = to_val(bytes);
-  return mdb_put(txn, meta, &k, &d, 0);
-}
-
-// Failure record: fixed64 offset, then the error text.
-int get_meta_failure(MDB_txn* txn, MDB_dbi meta, std::optional<view_failure>& failure) {
-  MDB_val k = to_val(meta_failure), d;
-  failure.reset();
-  int rc = mdb_get(txn, meta, &k, &d);
-  if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
-  if (rc != MDB_SUCCESS) return rc;
-  std::string_view bytes = to_view(d);
-  view_failure f;
-  if (!get_fixed64(bytes, f.offset)) return MDB_CORRUPTED;
-  f.error.assign(bytes.substr(8));
-  failure = std::move(f);
-  return MDB_SUCCESS;
-}
 
 // Keeps the last change of each key (at its position); an offset holds each
 // key at most once.
@@ -394,70 +36,6 @@ std::vector<key_change> last_change_per_key(const std::vector<key_change>& chang
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------
-// view_snapshot
-
-view_snapshot::view_snapshot(MDB_txn* txn, unsigned state_dbi, unsigned private_dbi,
-                             uint64_t offset)
-    : txn_(txn), state_dbi_(state_dbi), private_dbi_(private_dbi), offset_(offset) {}
-
-view_snapshot::~view_snapshot() {
-  if (txn_ != nullptr) mdb_txn_abort(txn_);
-}
-
-view_snapshot::view_snapshot(view_snapshot&& other) noexcept
-    : txn_(std::exchange(other.txn_, nullptr)),
-      state_dbi_(other.state_dbi_),
-      private_dbi_(other.private_dbi_),
-      offset_(other.offset_) {}
-
-view_snapshot& view_snapshot::operator=(view_snapshot&& other) noexcept {
-  if (this != &other) {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-    txn_ = std::exchange(other.txn_, nullptr);
-    state_dbi_ = other.state_dbi_;
-    private_dbi_ = other.private_dbi_;
-    offset_ = other.offset_;
-  }
-  return *this;
-}
-
-result<std::optional<std::string>> view_snapshot::get(std::string_view key) const {
-  std::optional<std::string> value;
-  if (int rc = state_get(txn_, state_dbi_, key, value); rc != MDB_SUCCESS)
-    return to_status(rc, "reading a view key");
-  return value;
-}
-
-result<std::optional<std::string>> view_snapshot::get_private(std::string_view key) const {
-  std::optional<std::string> value;
-  if (int rc = state_get(txn_, private_dbi_, key, value); rc != MDB_SUCCESS)
-    return to_status(rc, "reading a private view key");
-  return value;
-}
-
-result<view_snapshot::page> view_snapshot::range(std::string_view prefix, std::string_view start,
-                                                 size_t limit) const {
-  state_cursor cursor;
-  int rc = cursor.open(txn_, state_dbi_);
-  if (rc == MDB_SUCCESS) rc = cursor.seek(std::max(prefix, start));
-  page p;
-  while (rc == MDB_SUCCESS && cursor.valid() &&
-         std::string_view(cursor.key()).substr(0, prefix.size()) == prefix) {
-    if (p.items.size() == limit) {
-      p.next = cursor.key();
-      break;
-    }
-    p.items.push_back({cursor.key(), std::string(cursor.value())});
-    rc = cursor.next();
-  }
-  if (rc != MDB_SUCCESS) return to_status(rc, "reading a view range");
-  return p;
-}
-
-// ---------------------------------------------------------------------------
-// view_store::impl
 
 class view_store::impl {
  public:
@@ -489,8 +67,9 @@ class view_store::impl {
  private:
   // Begins a write transaction unless the environment refuses writes.
   status begin_write(txn_guard& txn);
-  // An LMDB failure inside a write transaction; a panic fails the environment.
-  status write_error(int rc, const std::string& what);
+  // Commits, or maps the failure `rc` of a call inside the write transaction
+  // (which the guard then aborts).
+  status finish_write(txn_guard& txn, int rc, const std::string& what);
   std::string where(const std::string& what) const { return what + " of view " + label_; }
   int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch);
   int write_dead_letters(MDB_txn* txn, const std::vector<dead_letter>& dead_letters);
@@ -510,44 +89,34 @@ class view_store::impl {
 
 status view_store::impl::load() {
   txn_guard txn;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
-  uint64_t format = 0, offset = 0, retention = 0;
-  bool has_format = false, has_retention = false;
-  std::optional<view_failure> failure;
-  if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_format, format, &has_format);
-  if (rc == MDB_SUCCESS && has_format && format != view_format)
+  view_meta meta;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = read_view_meta(txn.get(), meta_, meta);
+  if (rc == MDB_SUCCESS && meta.format && *meta.format != view_format)
     return {errc::corruption, where("opening the store") + ": stored format " +
-                                  std::to_string(format) + ", this build reads format " +
+                                  std::to_string(*meta.format) + ", this build reads format " +
                                   std::to_string(view_format)};
-  if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, offset);
-  if (rc == MDB_SUCCESS) rc = get_meta_failure(txn.get(), meta_, failure);
-  if (rc == MDB_SUCCESS)
-    rc = get_meta_u64(txn.get(), meta_, meta_retention, retention, &has_retention);
-  if (rc != MDB_SUCCESS) return to_status(rc, where("opening the store"));
-  offset_.store(offset, std::memory_order_release);
-  failure_ = std::move(failure);
-  format_recorded_ = has_format;
-  if (has_retention) recorded_retention_ = retention;
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("opening the store"));
+  offset_.store(meta.offset, std::memory_order_release);
+  failure_ = std::move(meta.failure);
+  format_recorded_ = meta.format.has_value();
+  recorded_retention_ = meta.retention;
   return status::ok();
 }
 
 status view_store::impl::begin_write(txn_guard& txn) {
-  if (status sticky = env_.sticky_error(); !sticky.is_ok()) return sticky;
   // MDB_NOMETASYNC (LMDB takes it per write transaction): the data pages are
   // synced, the meta page that makes the commit visible after a power loss is
   // not, so a power loss may undo the view's last commits but never tears
   // them. A view is derived from the already durable log and resumes from the
   // offset it finds, so this keeps exactly-once while halving its syncs.
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_NOMETASYNC, txn.out());
-  return rc == MDB_SUCCESS ? status::ok() : write_error(rc, where("beginning a write"));
+  return env_.begin_write(txn, where("beginning a write"), MDB_NOMETASYNC);
 }
 
-status view_store::impl::write_error(int rc, const std::string& what) {
-  status st = to_status(rc, what);
-  if (rc == MDB_PANIC)
-    env_.fail({errc::io_error, "the data directory failed (" + st.message() +
-                                   "); writes are refused until the process restarts"});
-  return st;
+status view_store::impl::finish_write(txn_guard& txn, int rc, const std::string& what) {
+  if (rc == MDB_CORRUPTED) return decode_status(rc, what);
+  if (rc != MDB_SUCCESS) return env_.check(rc, what);
+  return env_.commit(txn);
 }
 
 status view_store::impl::check_commit(const std::vector<offset_changes>& batch,
@@ -589,8 +158,8 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
     std::vector<key_change> changes = last_change_per_key(entry.changes);
     for (const auto& change : changes)
       if (int rc = state_apply(txn, state_, change); rc != MDB_SUCCESS) return rc;
-    std::string bytes = encode_changes(changes);
-    MDB_val k = offset_val(entry.offset), v = to_val(bytes);
+    std::string bytes = encode_changelog_entry(changes);
+    MDB_val k = uint64_val(entry.offset), v = to_val(bytes);
     // Offsets only grow, so the changelog is appended; an existing entry
     // beyond the offset would mean the store disagrees with itself.
     int rc = mdb_put(txn, changes_, &k, &v, MDB_APPEND);
@@ -602,7 +171,7 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
 int view_store::impl::write_dead_letters(MDB_txn* txn,
                                          const std::vector<dead_letter>& dead_letters) {
   for (const auto& letter : dead_letters) {
-    MDB_val k = offset_val(letter.offset), v = to_val(letter.error);
+    MDB_val k = uint64_val(letter.offset), v = to_val(letter.error);
     if (int rc = mdb_put(txn, dead_, &k, &v, 0); rc != MDB_SUCCESS) return rc;
   }
   return MDB_SUCCESS;
@@ -622,29 +191,30 @@ int view_store::impl::prune(MDB_txn* txn, uint64_t new_offset) {
   if (retention == 0 || new_offset <= retention || options_.prune_per_commit == 0)
     return MDB_SUCCESS;
   const uint64_t cutoff = new_offset - retention;
-  MDB_cursor* cursor = nullptr;
-  if (int rc = mdb_cursor_open(txn, changes_, &cursor); rc != MDB_SUCCESS) return rc;
   unsigned pruned = 0;
   uint64_t last = 0;
-  MDB_val k, v;
-  int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
-  while (rc == MDB_SUCCESS && pruned < options_.prune_per_commit) {
-    uint64_t offset = 0;
-    if (!get_offset_key(k, offset)) rc = MDB_CORRUPTED;
-    if (rc != MDB_SUCCESS || offset > cutoff) break;
-    rc = mdb_cursor_del(cursor, 0);
-    if (rc != MDB_SUCCESS) break;
-    ++pruned;
-    last = offset;
-    rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+  {
+    cursor_guard cursor;
+    if (int rc = cursor.open(txn, changes_); rc != MDB_SUCCESS) return rc;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+    while (rc == MDB_SUCCESS && pruned < options_.prune_per_commit) {
+      uint64_t offset = 0;
+      if (!get_native_uint64(k, offset)) rc = MDB_CORRUPTED;
+      if (rc != MDB_SUCCESS || offset > cutoff) break;
+      rc = mdb_cursor_del(cursor.get(), 0);
+      if (rc != MDB_SUCCESS) break;
+      ++pruned;
+      last = offset;
+      rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return rc;
   }
-  mdb_cursor_close(cursor);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return rc;
   if (pruned == 0) return MDB_SUCCESS;
   uint64_t low_water = 0;
-  if (int get = get_meta_u64(txn, meta_, meta_low_water, low_water); get != MDB_SUCCESS)
-    return get;
-  return put_meta_u64(txn, meta_, meta_low_water, std::max(low_water, last));
+  if (int rc = get_fixed64_value(txn, meta_, meta_low_water, low_water); rc != MDB_SUCCESS)
+    return rc;
+  return put_fixed64_value(txn, meta_, meta_low_water, std::max(low_water, last));
 }
 
 status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
@@ -658,15 +228,15 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
   int rc = write_batch(txn.get(), batch);
   if (rc == MDB_SUCCESS) rc = write_dead_letters(txn.get(), dead_letters);
   if (rc == MDB_SUCCESS) rc = write_private(txn.get(), private_changes);
-  if (rc == MDB_SUCCESS) rc = put_meta_u64(txn.get(), meta_, meta_offset, new_offset);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_offset, new_offset);
   if (rc == MDB_SUCCESS) rc = prune(txn.get(), new_offset);
   if (rc == MDB_SUCCESS && !format_recorded_)
-    rc = put_meta_u64(txn.get(), meta_, meta_format, view_format);
+    rc = put_fixed64_value(txn.get(), meta_, meta_format, view_format);
   if (rc == MDB_SUCCESS && recorded_retention_ != options_.changelog_retention)
-    rc = put_meta_u64(txn.get(), meta_, meta_retention, options_.changelog_retention);
-  if (rc != MDB_SUCCESS) return write_error(rc, where("committing offset " +
-                                                      std::to_string(new_offset)));
-  if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
+    rc = put_fixed64_value(txn.get(), meta_, meta_retention, options_.changelog_retention);
+  if (status st = finish_write(txn, rc, where("committing offset " + std::to_string(new_offset)));
+      !st.is_ok())
+    return st;
   offset_.store(new_offset, std::memory_order_release);
   format_recorded_ = true;
   recorded_retention_ = options_.changelog_retention;
@@ -674,61 +244,51 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
 }
 
 result<view_snapshot> view_store::impl::snapshot() const {
-  txn_guard txn;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
+  auto snapshot = std::make_unique<view_snapshot::impl>(state_, private_);
+  int rc = snapshot->txn.begin(env_.handle(), MDB_RDONLY);
   uint64_t offset = 0;
-  if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, offset);
-  if (rc != MDB_SUCCESS) return to_status(rc, where("taking a snapshot"));
-  return view_snapshot(txn.release(), state_, private_, offset);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(snapshot->txn.get(), meta_, meta_offset, offset);
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("taking a snapshot"));
+  return view_snapshot(std::move(snapshot), offset);
 }
 
 result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t limit) const {
   txn_guard txn;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
   changelog_page page;
   uint64_t low_water = 0;
-  if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_offset, page.view_offset);
-  if (rc == MDB_SUCCESS) rc = get_meta_u64(txn.get(), meta_, meta_low_water, low_water);
-  if (rc != MDB_SUCCESS) return to_status(rc, where("reading the changelog"));
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_offset, page.view_offset);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_low_water, low_water);
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("reading the changelog"));
   page.served = from >= low_water;
   if (!page.served || limit == 0 || from >= page.view_offset) return page;
 
-  MDB_cursor* cursor = nullptr;
-  if (rc = mdb_cursor_open(txn.get(), changes_, &cursor); rc != MDB_SUCCESS)
-    return to_status(rc, where("reading the changelog"));
-  uint64_t first = from + 1;
-  MDB_val k = offset_val(first), v;
-  rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+  cursor_guard cursor;
+  if (rc = cursor.open(txn.get(), changes_); rc != MDB_SUCCESS)
+    return decode_status(rc, where("reading the changelog"));
+  const uint64_t first = from + 1;
+  MDB_val k = uint64_val(first), v;
+  rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
   while (rc == MDB_SUCCESS && page.entries.size() < limit) {
     offset_changes entry;
-    if (!get_offset_key(k, entry.offset) || !decode_changes(to_view(v), entry.changes)) {
+    if (!get_native_uint64(k, entry.offset) ||
+        !decode_changelog_entry(to_view(v), entry.changes)) {
       rc = MDB_CORRUPTED;
       break;
     }
     page.entries.push_back(std::move(entry));
-    rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+    rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
   }
-  mdb_cursor_close(cursor);
   if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-    return to_status(rc, where("reading the changelog"));
+    return decode_status(rc, where("reading the changelog"));
   return page;
 }
 
 status view_store::impl::set_failure(std::optional<view_failure> failure) {
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
-  MDB_val k = to_val(meta_failure);
-  int rc = MDB_SUCCESS;
-  if (failure) {
-    std::string bytes = fixed64(failure->offset) + failure->error;
-    MDB_val v = to_val(bytes);
-    rc = mdb_put(txn.get(), meta_, &k, &v, 0);
-  } else {
-    rc = mdb_del(txn.get(), meta_, &k, nullptr);
-    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
-  }
-  if (rc != MDB_SUCCESS) return write_error(rc, where("recording the failure"));
-  if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
+  int rc = put_view_failure(txn.get(), meta_, failure);
+  if (status st = finish_write(txn, rc, where("recording the failure")); !st.is_ok()) return st;
   std::lock_guard<std::mutex> guard{mu_};
   failure_ = std::move(failure);
   return status::ok();
@@ -736,25 +296,24 @@ status view_store::impl::set_failure(std::optional<view_failure> failure) {
 
 result<std::vector<dead_letter>> view_store::impl::dead_letters() const {
   txn_guard txn;
-  MDB_cursor* cursor = nullptr;
-  int rc = mdb_txn_begin(env_.handle(), nullptr, MDB_RDONLY, txn.out());
-  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn.get(), dead_, &cursor);
-  if (rc != MDB_SUCCESS) return to_status(rc, where("reading dead letters"));
+  cursor_guard cursor;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = cursor.open(txn.get(), dead_);
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("reading dead letters"));
   std::vector<dead_letter> letters;
   MDB_val k, v;
-  rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+  rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
   while (rc == MDB_SUCCESS) {
     dead_letter letter;
-    if (!get_offset_key(k, letter.offset)) {
+    if (!get_native_uint64(k, letter.offset)) {
       rc = MDB_CORRUPTED;
       break;
     }
     letter.error.assign(to_view(v));
     letters.push_back(std::move(letter));
-    rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+    rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
   }
-  mdb_cursor_close(cursor);
-  if (rc != MDB_NOTFOUND) return to_status(rc, where("reading dead letters"));
+  if (rc != MDB_NOTFOUND) return decode_status(rc, where("reading dead letters"));
   return letters;
 }
 
@@ -764,8 +323,7 @@ status view_store::impl::reset() {
   int rc = MDB_SUCCESS;
   for (MDB_dbi dbi : {state_, changes_, meta_, dead_, private_})
     if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), dbi, 0);
-  if (rc != MDB_SUCCESS) return write_error(rc, where("resetting"));
-  if (status st = env_.commit(txn.release()); !st.is_ok()) return st;
+  if (status st = finish_write(txn, rc, where("resetting")); !st.is_ok()) return st;
   offset_.store(0, std::memory_order_release);
   format_recorded_ = false;
   recorded_retention_.reset();

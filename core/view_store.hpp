@@ -24,8 +24,13 @@
 #include <string_view>
 #include <vector>
 
+#include <derive/changelog.hpp>
+#include <derive/status.hpp>
+#include <derive/view_info.hpp>
+#include <derive/view_snapshot.hpp>
+
 #include "core/environment.hpp"
-#include "core/status.hpp"
+#include "core/view_meta.hpp"  // view_failure
 
 struct MDB_txn;
 
@@ -37,74 +42,6 @@ struct view_store_options {
   uint64_t changelog_retention = 100'000;
   // At most this many changelog entries are pruned per commit.
   unsigned prune_per_commit = 256;
-};
-
-// One key's new value at one offset; nullopt means deleted.
-struct key_change {
-  std::string key;
-  std::optional<std::string> value;  // compact JSON text
-};
-
-// Every key a view changed at one view offset.
-struct offset_changes {
-  uint64_t offset = 0;
-  std::vector<key_change> changes;
-};
-
-struct key_value {
-  std::string key;
-  std::string value;  // compact JSON text
-};
-
-// An event that a view skipped under the dead-letter policy.
-struct dead_letter {
-  uint64_t offset = 0;
-  std::string error;
-};
-
-// Durable status of a view (so that a failure survives restarts).
-struct view_failure {
-  uint64_t offset = 0;  // the event that failed
-  std::string error;
-};
-
-// A consistent read of one view: every call sees the same committed state.
-// Holds one read transaction: keep it short-lived (never across a wait).
-class view_snapshot {
- public:
-  ~view_snapshot();
-  view_snapshot(view_snapshot&&) noexcept;
-  view_snapshot& operator=(view_snapshot&&) noexcept;
-
-  uint64_t offset() const { return offset_; }
-  result<std::optional<std::string>> get(std::string_view key) const;
-  // Keys starting with `prefix`, from `start` on (inclusive; empty: the
-  // first), in byte order, at most `limit`. `next` is set when more remain.
-  struct page {
-    std::vector<key_value> items;
-    std::optional<std::string> next;
-  };
-  result<page> range(std::string_view prefix, std::string_view start, size_t limit) const;
-  // The value of `key` in the view's private state (see view_store::commit),
-  // as of the same commit as get() and range().
-  result<std::optional<std::string>> get_private(std::string_view key) const;
-
- private:
-  friend class view_store;
-  view_snapshot(MDB_txn* txn, unsigned state_dbi, unsigned private_dbi, uint64_t offset);
-  MDB_txn* txn_ = nullptr;
-  unsigned state_dbi_ = 0;
-  unsigned private_dbi_ = 0;
-  uint64_t offset_ = 0;
-};
-
-// A page of changelog.
-struct changelog_page {
-  // false when entries after `from` were pruned: the reader must start over
-  // from a snapshot.
-  bool served = true;
-  std::vector<offset_changes> entries;  // ascending offset, all > from
-  uint64_t view_offset = 0;             // the view's offset when read
 };
 
 class view_store {

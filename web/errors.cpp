@@ -38,4 +38,17 @@ std::string error_body(const status& st) {
   return error_body(to_string(st.code()), st.message());
 }
 
+ws_close_frame ws_close_frame_for(ws_close why, size_t max_message_bytes) {
+  switch (why) {
+    case ws_close::shutting_down: return {1001, "the server is shutting down"};
+    case ws_close::no_pong: return {1001, "no answer to ping"};
+    case ws_close::binary_message: return {1003, "binary messages are not supported"};
+    case ws_close::invalid_utf8: return {1007, ""};
+    case ws_close::stalled_reader: return {1008, "the client stopped reading"};
+    case ws_close::message_too_big:
+      return {1009, "messages are limited to " + std::to_string(max_message_bytes) + " bytes"};
+  }
+  return {1011, "internal error"};
+}
+
 }  // namespace derive::web

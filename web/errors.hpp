@@ -1,11 +1,15 @@
 #pragma once
-// Errors on the wire (protocol.md, "Common rules"): one table from derive::errc
-// to HTTP status, and the error body {"error":{"code","message"}}.
+// Errors on the wire (protocol.md, "Common rules", "Error codes"): one table
+// from derive::errc to HTTP status and the error body
+// {"error":{"code","message"}}; the codes that exist only in HTTP or only in
+// WebSocket; one table of the WebSocket close frames the server sends.
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "core/status.hpp"
+#include <derive/status.hpp>
 
 namespace derive::web {
 
@@ -27,5 +31,33 @@ inline constexpr std::string_view unsupported_media_type = "unsupported_media_ty
 inline constexpr std::string_view upgrade_required = "upgrade_required";      // 426
 inline constexpr std::string_view header_too_large = "header_too_large";      // 431
 }  // namespace http_code
+
+// Codes that exist only in WebSocket `error` messages (not in derive::errc).
+namespace ws_code {
+inline constexpr std::string_view bad_message = "bad_message";
+inline constexpr std::string_view duplicate_id = "duplicate_id";
+inline constexpr std::string_view unknown_subscription = "unknown_subscription";
+inline constexpr std::string_view too_many_subscriptions = "too_many_subscriptions";
+}  // namespace ws_code
+
+// Why the server closes a WebSocket connection.
+enum class ws_close {
+  shutting_down,    // server::stop()
+  no_pong,          // nothing arrived within pong_timeout after a ping
+  binary_message,   // the client sent a binary message
+  invalid_utf8,     // a text message is not UTF-8 (Beast closes by itself)
+  stalled_reader,   // a write made no progress for stalled_write_timeout
+  message_too_big,  // a message passed max_message_bytes
+};
+
+struct ws_close_frame {
+  uint16_t code = 0;
+  std::string reason;
+};
+
+// The close frame for `why` (protocol.md, "Close frames the server sends"):
+// the one table of the server's close codes and reasons. `max_message_bytes`
+// is the limit that message_too_big's reason names.
+ws_close_frame ws_close_frame_for(ws_close why, size_t max_message_bytes = 0);
 
 }  // namespace derive::web

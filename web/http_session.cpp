@@ -1,15 +1,10 @@
-// The listener, the HTTP sessions and the server object (Beast). One strand
-// per connection; requests on a connection are handled one at a time, in
-// order, so pipelined requests get their responses in order.
-#include <atomic>
-#include <cstdio>
-#include <thread>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/ip/tcp.hpp>
+// HTTP sessions (protocol.md, "HTTP"). One strand per connection; requests
+// on a connection are handled one at a time, in order, so pipelined requests
+// get their responses in order. A WebSocket upgrade hands the connection to
+// a websocket_session.
+#include <array>
 
 #include "web/errors.hpp"
-#include "web/server.hpp"
 #include "web/sessions.hpp"
 
 namespace derive::web {
@@ -19,10 +14,6 @@ namespace {
 // (so that the client sees the reply instead of a reset), and for how long.
 constexpr size_t drain_max_bytes = 8 * 1024 * 1024;
 constexpr auto drain_timeout = std::chrono::seconds(1);
-
-void report(beast::error_code ec, const char* what) {
-  std::fprintf(stderr, "derive web: %s: %s\n", what, ec.message().c_str());
-}
 
 class http_session : public session_base, public std::enable_shared_from_this<http_session> {
  public:
@@ -333,159 +324,12 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   std::array<char, 16384> scratch_;
 };
 
-// Accepts connections; each gets its own strand and http_session.
-class listener : public std::enable_shared_from_this<listener> {
- public:
-  listener(net::io_context& ioc, server_context& ctx)
-      : ioc_(ioc), ctx_(ctx), acceptor_(net::make_strand(ioc)), retry_(acceptor_.get_executor()) {}
-
-  status open(const tcp::endpoint& endpoint) {
-    beast::error_code ec;
-    auto fail = [&](const char* what) {
-      return status{errc::io_error, std::string("cannot ") + what + " " +
-                                        endpoint.address().to_string() + ":" +
-                                        std::to_string(endpoint.port()) + ": " + ec.message()};
-    };
-    acceptor_.open(endpoint.protocol(), ec);
-    if (ec) return fail("open a socket for");
-    acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (ec) return fail("set SO_REUSEADDR on");
-    acceptor_.bind(endpoint, ec);
-    if (ec) return fail("bind to");
-    acceptor_.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return fail("listen on");
-    return {};
-  }
-
-  uint16_t port() const {
-    beast::error_code ec;
-    auto ep = acceptor_.local_endpoint(ec);
-    return ec ? 0 : ep.port();
-  }
-
-  void run() {
-    net::dispatch(acceptor_.get_executor(),
-                  beast::bind_front_handler(&listener::do_accept, shared_from_this()));
-  }
-
-  void stop() {
-    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
-      self->stopped_ = true;
-      beast::error_code ec;
-      self->acceptor_.close(ec);
-      self->retry_.cancel();
-    });
-  }
-
- private:
-  void do_accept() {
-    if (stopped_) return;
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           beast::bind_front_handler(&listener::on_accept, shared_from_this()));
-  }
-
-  void on_accept(beast::error_code ec, tcp::socket socket) {
-    if (stopped_ || ec == net::error::operation_aborted) return;
-    if (ctx_.stopping) return;  // the socket closes as it goes out of scope
-    if (ec) {
-      // For example EMFILE: wait a little instead of spinning.
-      report(ec, "accept");
-      retry_.expires_after(std::chrono::milliseconds(50));
-      retry_.async_wait([self = shared_from_this()](beast::error_code) { self->do_accept(); });
-      return;
-    }
-    beast::error_code nodelay_ec;
-    socket.set_option(tcp::no_delay(true), nodelay_ec);
-    auto session = std::make_shared<http_session>(std::move(socket), ctx_, ioc_);
-    ctx_.sessions.add(session);
-    session->run();
-    do_accept();
-  }
-
-  net::io_context& ioc_;
-  server_context& ctx_;
-  tcp::acceptor acceptor_;
-  net::steady_timer retry_;
-  bool stopped_ = false;
-};
-
 }  // namespace
 
-class server::impl {
- public:
-  impl(runtime& rt, server_options options) : ctx_(rt, std::move(options)) {}
-  ~impl() { stop(); }
-
-  status start() {
-    if (ioc_) return status{errc::invalid_parameter, "the server was already started"};
-    ctx_.gate = std::make_shared<post_gate>();  // a fresh one after a stop()
-    ctx_.stopping = false;
-    beast::error_code ec;
-    auto address = net::ip::make_address(ctx_.options.address, ec);
-    if (ec) {
-      return status{errc::invalid_parameter,
-                    "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
-    }
-    unsigned threads = std::max(1u, ctx_.options.threads);
-    ioc_ = std::make_unique<net::io_context>(static_cast<int>(threads));
-    listener_ = std::make_shared<listener>(*ioc_, ctx_);
-    if (auto st = listener_->open(tcp::endpoint(address, ctx_.options.port)); !st) {
-      listener_.reset();
-      ioc_.reset();
-      return st;
-    }
-    port_ = listener_->port();
-    listener_->run();
-    work_.emplace(ioc_->get_executor());
-    for (unsigned i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { run_loop(); });
-    }
-    return {};
-  }
-
-  void stop() {
-    if (!ioc_) return;
-    ctx_.stopping = true;
-    listener_->stop();
-    ctx_.sessions.shutdown_all();
-    ctx_.sessions.wait_empty(ctx_.options.shutdown_timeout);
-    ctx_.gate->close();
-    work_.reset();
-    ioc_->stop();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-    ctx_.sessions.clear();
-    listener_.reset();
-    ioc_.reset();  // destroys the handlers that never ran
-  }
-
-  uint16_t port() const { return port_; }
-
- private:
-  void run_loop() {
-    for (;;) {
-      try {
-        ioc_->run();
-        return;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "derive web: a handler threw: %s\n", e.what());
-      }
-    }
-  }
-
-  server_context ctx_;
-  std::unique_ptr<net::io_context> ioc_;
-  std::optional<net::executor_work_guard<io_executor>> work_;
-  std::shared_ptr<listener> listener_;
-  std::vector<std::thread> threads_;
-  uint16_t port_ = 0;
-};
-
-server::server(runtime& rt, server_options options)
-    : impl_(std::make_unique<impl>(rt, std::move(options))) {}
-server::~server() = default;
-status server::start() { return impl_->start(); }
-void server::stop() { impl_->stop(); }
-uint16_t server::port() const { return impl_->port(); }
+void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket socket) {
+  auto session = std::make_shared<http_session>(std::move(socket), ctx, ioc);
+  ctx.sessions.add(session);
+  session->run();
+}
 
 }  // namespace derive::web

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 #include "core/json_text.hpp"
 
 namespace derive::web {

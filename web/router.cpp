@@ -5,8 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "web/errors.hpp"
+#include "core/append_check.hpp"
 #include "core/json_text.hpp"
+#include "web/errors.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
 #include "web/url.hpp"
@@ -310,21 +311,10 @@ void router::append(http_request& req, reply_fn reply, post_fn post) {
     return reply(error_reply(415, http_code::unsupported_media_type,
                              "send the events with Content-Type: application/json"));
   }
-  std::string key;
-  if (req.idempotency_key) {
-    key = *req.idempotency_key;
-    if (auto st = validate_idempotency_key(key); !st) return reply(error_reply(st));
-  }
-  if (json_deeper_than(req.body, max_json_depth)) {
-    return reply(error_reply(400, to_string(errc::invalid_json),
-                             "the body nests JSON deeper than 256 levels"));
-  }
-  auto parsed = parse_events(req.body);
+  auto parsed = parse_append(req.body, req.idempotency_key);
   if (!parsed) return reply(error_reply(parsed.error()));
   bool was_array = parsed->was_array;
-  append_request request{std::move(parsed->events), std::move(key),
-                         std::move(parsed->fingerprint)};
-  rt_.append(std::move(request), [was_array, post = std::move(post),
+  rt_.append(std::move(parsed->request), [was_array, post = std::move(post),
                                   reply = std::move(reply)](result<append_outcome> res) {
     post([res = std::move(res), was_array, reply] {
       if (!res) return reply(error_reply(res.error()));
@@ -356,18 +346,40 @@ http_reply router::read_events(std::string_view query_text) const {
   auto limit = uint_param(*query, "limit", default_limit, 1, max_limit);
   if (!limit) return error_reply(limit.error());
   uint64_t first = std::max<uint64_t>(*from, 1);
-  auto events = rt_.read_log(first, *limit);
-  if (!events) return error_reply(events.error());
-  uint64_t head = rt_.head();  // after the read: head >= every returned offset
+  // At most `limit` events and max_response_bytes of them (at least one):
+  // read in pages sized from the events seen so far, so that large events
+  // are not all read before the cap is reached.
+  const size_t max_bytes = std::max<size_t>(options_.max_response_bytes, 1);
   std::string body = "{\"events\":[";
   uint64_t next = first;
   uint64_t last = 0;  // the last returned offset (0: none)
-  for (size_t i = 0; i < events->size(); ++i) {
-    if (i) body += ',';
-    body += (*events)[i].to_json();
-    last = (*events)[i].offset;
-    next = last + 1;
+  size_t count = 0;
+  size_t avg = 0;
+  bool full = false;
+  while (!full && count < *limit) {
+    size_t want = *limit - count;
+    want = avg ? std::min(want, (max_bytes - std::min(max_bytes, body.size())) / avg + 1)
+               : std::min<size_t>(want, 16);
+    auto events = rt_.read_log(next, want);
+    if (!events) return error_reply(events.error());
+    size_t page_bytes = 0;
+    for (auto& e : *events) {
+      std::string json = e.to_json();
+      if (count > 0 && body.size() + json.size() + 1 > max_bytes) {
+        full = true;
+        break;
+      }
+      if (count) body += ',';
+      body += json;
+      page_bytes += json.size();
+      ++count;
+      last = e.offset;
+      next = last + 1;
+    }
+    if (!events->empty()) avg = std::max<size_t>(page_bytes / events->size(), 1);
+    if (events->size() < want) break;  // the end of the log
   }
+  uint64_t head = rt_.head();  // after the read: head >= every returned offset
   body += "],\"next\":";
   append_uint(body, next);
   // `head` is the last offset appended, never derived from `from`: a read
@@ -441,21 +453,45 @@ http_reply router::range_reply(const std::string& view, const std::string& prefi
                                const std::string& start, uint64_t limit) const {
   auto snap = rt_.snapshot(view);
   if (!snap) return error_reply(snap.error());
-  auto page = snap->range(prefix, start, limit);
-  if (!page) return error_reply(page.error());
+  // At most `limit` items and max_response_bytes of them (at least one),
+  // read in pages from one snapshot; `next` is the first key not returned.
+  const size_t max_bytes = std::max<size_t>(options_.max_response_bytes, 1);
   std::string body = "{\"items\":[";
-  for (size_t i = 0; i < page->items.size(); ++i) {
-    if (i) body += ',';
-    body += "{\"key\":";
-    append_json_string(body, page->items[i].key);
-    body += ",\"value\":";
-    body += page->items[i].value;
-    body += '}';
+  std::optional<std::string> next = start;
+  size_t count = 0;
+  size_t avg = 0;
+  while (next && count < limit) {
+    size_t want = limit - count;
+    want = avg ? std::min(want, (max_bytes - std::min(max_bytes, body.size())) / avg + 1)
+               : std::min<size_t>(want, 64);
+    auto page = snap->range(prefix, *next, want);
+    if (!page) return error_reply(page.error());
+    next = std::move(page->next);
+    size_t page_bytes = 0;
+    size_t used = 0;
+    for (auto& kv : page->items) {
+      std::string item = "{\"key\":";
+      append_json_string(item, kv.key);
+      item += ",\"value\":";
+      item += kv.value;
+      item += '}';
+      if (count > 0 && body.size() + item.size() + 1 > max_bytes) {
+        next = kv.key;
+        break;
+      }
+      if (count) body += ',';
+      body += item;
+      page_bytes += item.size();
+      ++count;
+      ++used;
+    }
+    if (used > 0) avg = std::max<size_t>(page_bytes / used, 1);
+    if (used < page->items.size()) break;  // full
   }
   body += "],\"offset\":";
   append_uint(body, snap->offset());
   body += ",\"next\":";
-  if (page->next) append_json_string(body, *page->next);
+  if (next) append_json_string(body, *next);
   else body += "null";
   body += '}';
   return json_reply(200, std::move(body));

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "web/server.hpp"
+#include <derive/runtime.hpp>
+#include <derive/web/server.hpp>
 
 namespace derive::web {
 

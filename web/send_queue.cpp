@@ -36,6 +36,32 @@ size_t send_queue::clear_lane(uint64_t lane) {
   return n;
 }
 
+void send_queue::hold_lane(uint64_t lane, bool held) {
+  if (auto it = lanes_.find(lane); it != lanes_.end()) it->second.held = held;
+}
+
+size_t send_queue::trim_lane(uint64_t lane_id, uint64_t floor) {
+  auto it = lanes_.find(lane_id);
+  if (it == lanes_.end()) return 0;
+  auto& lane = it->second;
+  auto keep = std::find_if(lane.items.begin(), lane.items.end(),
+                           [floor](const change_ptr& c) { return c->offset > floor; });
+  size_t n = static_cast<size_t>(keep - lane.items.begin());
+  for (auto i = lane.items.begin(); i != keep; ++i) {
+    lane.bytes -= cost(*i);
+    change_bytes_ -= cost(*i);
+  }
+  lane.items.erase(lane.items.begin(), keep);
+  return n;
+}
+
+void send_queue::clear() {
+  for (auto& [id, lane] : lanes_) drop(lane);
+  messages_.clear();
+  messages_.shrink_to_fit();
+  message_bytes_ = 0;
+}
+
 size_t send_queue::lane_items(uint64_t lane) const {
   auto it = lanes_.find(lane);
   return it == lanes_.end() ? 0 : it->second.items.size();
@@ -109,10 +135,10 @@ std::optional<out_frame> send_queue::pop() {
   if (change_bytes_ == 0) return std::nullopt;
   // Round robin: the first lane with changes after the last one served.
   auto pick = lanes_.upper_bound(last_served_);
-  auto has_items = [](const auto& kv) { return !kv.second.items.empty(); };
+  auto has_items = [](const auto& kv) { return !kv.second.held && !kv.second.items.empty(); };
   auto it = std::find_if(pick, lanes_.end(), has_items);
   if (it == lanes_.end()) it = std::find_if(lanes_.begin(), pick, has_items);
-  if (it == lanes_.end() || it->second.items.empty()) return std::nullopt;
+  if (it == lanes_.end() || !has_items(*it)) return std::nullopt;
   last_served_ = it->first;
   out_frame f;
   f.head = it->second.prefix;

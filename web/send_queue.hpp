@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 namespace derive::web {
 
@@ -74,6 +74,14 @@ class send_queue {
   // Empties a lane (it stays open); returns how many changes it dropped.
   size_t clear_lane(uint64_t lane);
   bool has_lane(uint64_t lane) const { return lanes_.count(lane) != 0; }
+  // A held lane keeps queuing (and counting, conflating, dropping) but is not
+  // popped: its subscription's snapshot is still being sent.
+  void hold_lane(uint64_t lane, bool held);
+  // Drops the lane's changes at offsets <= `floor` (covered by a newer
+  // snapshot); returns how many.
+  size_t trim_lane(uint64_t lane, uint64_t floor);
+  // Drops everything (the connection ended): the byte counts return to 0.
+  void clear();
 
   struct push_result {
     size_t conflated = 0;  // changes replaced by newer ones
@@ -97,6 +105,7 @@ class send_queue {
     std::string prefix;  // {"op":"changes","id":...,"items":[
     std::vector<change_ptr> items;
     size_t bytes = 0;
+    bool held = false;
   };
   static size_t cost(const change_ptr& c) { return c->wire->size() + item_overhead; }
   size_t conflate(lane_state& lane);

@@ -9,10 +9,10 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 #include "web/metrics.hpp"
 #include "web/router.hpp"
-#include "web/server.hpp"
+#include <derive/web/server.hpp>
 
 namespace derive::web {
 

@@ -1,7 +1,8 @@
 #pragma once
 // Internal to web/: the Beast side of the server. Include only from the
-// web/*.cpp files that already compile Beast code (http_session.cpp,
-// websocket_session.cpp): every includer pays for these headers.
+// web/*.cpp files that already compile Beast code (listener.cpp,
+// http_session.cpp, websocket_session.cpp, server.cpp): every includer pays
+// for these headers.
 
 #include <memory>
 #include <utility>
@@ -54,6 +55,10 @@ post_fn make_post_fn(std::weak_ptr<Session> weak, std::shared_ptr<post_gate> gat
     post_to_session(weak, *gate, io, [fn = std::move(fn)](Session&) { fn(); });
   };
 }
+
+// Takes over an accepted connection (http_session.cpp): registers the session
+// in ctx.sessions and starts reading requests on the socket's strand.
+void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket socket);
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
 // the session in ctx.sessions and answers the handshake.

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/status.hpp"
+#include <derive/status.hpp>
 
 namespace derive::web {
 

@@ -1,16 +1,17 @@
-// WebSocket sessions (protocol.md, "WebSocket: GET /v1/ws"). Everything of a
-// session runs on its strand; runtime callbacks (hub changes, append and
-// wait_for completions) are posted to it through the server's gate.
+// WebSocket sessions (protocol.md, "WebSocket: GET /v1/ws"): the transport.
+// A session reads and parses messages, writes its send_queue, keeps the
+// timers (stalled writes, pings, closing) and closes. What its subscriptions
+// send, and when, is decided by `subscriptions` (web/subscriptions.hpp).
+// Everything of a session runs on its strand; runtime callbacks (hub changes,
+// append and wait_for completions) are posted to it through the server's gate.
 #include <algorithm>
-#include <deque>
-#include <map>
 #include <mutex>
-#include <unordered_map>
 #include <utility>
 
 #include "web/errors.hpp"
 #include "web/send_queue.hpp"
 #include "web/sessions.hpp"
+#include "web/subscriptions.hpp"
 #include "web/ws_protocol.hpp"
 
 namespace derive::web {
@@ -18,10 +19,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-// Changelog entries read per changes_since call while resuming.
-constexpr size_t resume_page = 1000;
-// Keys read per range call while taking a snapshot.
-constexpr size_t snapshot_page = 1000;
 // A connection being closed gets at least this long to take the close frame
 // (after a stalled write: to take the rest of that write first).
 constexpr auto min_close_grace = std::chrono::seconds(2);
@@ -91,14 +88,19 @@ class websocket_session : public session_base,
         ctx_(ctx),
         ioc_(ioc),
         timer_(ws_.get_executor()),
-        queue_(ctx.options.send_queue_bytes) {
+        queue_(ctx.options.send_queue_bytes),
+        // inbox_ is made by run(), before any message is read.
+        subs_(ctx.rt, ctx.options, ctx.stats, queue_, [this](uint64_t token) {
+          return std::make_shared<session_sink>(inbox_, token);
+        }) {
     ctx_.stats.ws_connections.fetch_add(1);
     last_received_ = clock::now();
   }
 
   ~websocket_session() override {
     if (!finished_) {
-      drop_subscriptions();
+      subs_.clear();
+      queue_.clear();
       sync_queue_gauge();
       ctx_.stats.ws_connections.fetch_sub(1);
     }
@@ -133,7 +135,7 @@ class websocket_session : public session_base,
 
   void shutdown() override {
     net::post(ws_.get_executor(), [self = shared_from_this()] {
-      self->close_with(websocket::close_code::going_away, "the server is shutting down");
+      self->close_with(ws_close::shutting_down);
     });
   }
 
@@ -141,17 +143,6 @@ class websocket_session : public session_base,
   void drain_inbox();
 
  private:
-  struct subscription {
-    std::string id;
-    uint64_t lane = 0;  // the send_queue lane, stable for the subscription's life
-    subscription_filter filter;
-    std::optional<uint64_t> from;  // the resume request, used at the first start only
-    bool reset = false;            // the next snapshot carries "reset": true
-    uint64_t token = 0;            // the current hub subscription (0: none)
-    uint64_t hub_id = 0;
-    uint64_t floor = 0;            // changes at offsets <= floor are already covered
-  };
-
   // --- reading ---
   void on_accept(beast::error_code ec) {
     if (ec) return finish();
@@ -188,14 +179,12 @@ class websocket_session : public session_base,
     }
     if (ws_.got_binary()) {
       read_buf_.consume(read_buf_.size());
-      close_with(websocket::close_code::unknown_data, "binary messages are not supported");
+      close_with(ws_close::binary_message);
       return do_read();
     }
     if (read_buf_.size() > ctx_.options.max_message_bytes) {
       read_buf_.consume(read_buf_.size());
-      close_with(websocket::close_code::too_big,
-                 "messages are limited to " + std::to_string(ctx_.options.max_message_bytes) +
-                     " bytes");
+      close_with(ws_close::message_too_big);
       return do_read();
     }
     if (!ws_.is_message_done()) return do_read();  // the rest of this message
@@ -214,6 +203,7 @@ class websocket_session : public session_base,
     }
     auto& req = std::get<ws_request>(parsed);
     std::visit([&](auto& op) { handle(req.id, op); }, req.op);
+    sync_queue_gauge();
   }
 
   void answer(std::string msg) {
@@ -221,55 +211,17 @@ class websocket_session : public session_base,
     sync_queue_gauge();
   }
 
-  void answer_error(const std::string& id, const status& st) {
-    answer(encode_ws_error(id, to_string(st.code()), st.message()));
-  }
-
-  void handle(const std::string& id, ws_subscribe& op) {
-    if (by_id_.count(id)) {
-      return answer(encode_ws_error(id, "duplicate_id",
-                                    "a subscription with id " + id + " is already active"));
-    }
-    if (subs_.size() >= ctx_.options.max_subscriptions) {
-      return answer(encode_ws_error(id, "too_many_subscriptions",
-                                    "this connection already has the maximum of " +
-                                        std::to_string(ctx_.options.max_subscriptions) +
-                                        " subscriptions"));
-    }
-    if (auto v = ctx_.rt.view(op.filter.view); !v) return answer_error(id, v.error());
-    auto sub = std::make_unique<subscription>();
-    sub->id = id;
-    sub->lane = ++next_lane_;
-    sub->filter = std::move(op.filter);
-    sub->from = op.from;
-    queue_.open_lane(sub->lane, id);
-    to_start_.push_back(sub->lane);
-    by_id_[id] = sub->lane;
-    subs_[sub->lane] = std::move(sub);
-    ctx_.stats.ws_subscriptions.fetch_add(1);
-  }
-
-  void handle(const std::string& id, ws_unsubscribe&) {
-    auto it = by_id_.find(id);
-    if (it == by_id_.end()) {
-      return answer(encode_ws_error(id, "unknown_subscription",
-                                    "there is no active subscription with id " + id));
-    }
-    remove_subscription(it->second);
-    answer(encode_unsubscribed(id));
-  }
+  void handle(const std::string& id, ws_subscribe& op) { subs_.subscribe(id, std::move(op)); }
+  void handle(const std::string& id, ws_unsubscribe&) { subs_.unsubscribe(id); }
 
   void handle(const std::string& id, ws_append& op) {
     ++inflight_;
-    append_request request{std::move(op.events.events), std::move(op.idempotency_key),
-                           std::move(op.events.fingerprint)};
     auto gate = ctx_.gate;
-    ctx_.rt.append(std::move(request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
+    ctx_.rt.append(std::move(op.request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
                                         id](result<append_outcome> res) {
       post_to_session(weak, *gate, io, [id, res = std::move(res)](websocket_session& s) {
         s.finish_request(res ? encode_appended(id, *res)
-                             : encode_ws_error(id, to_string(res.error().code()),
-                                               res.error().message()));
+                             : encode_ws_error(id, res.error()));
       });
     });
   }
@@ -283,15 +235,14 @@ class websocket_session : public session_base,
                       view = op.view, key = op.key](status st) {
                        post_to_session(weak, *gate, io, [=](websocket_session& s) {
                          s.finish_request(st ? s.read_value(id, view, key)
-                                             : encode_ws_error(id, to_string(st.code()),
-                                                               st.message()));
+                                             : encode_ws_error(id, st));
                        });
                      });
   }
 
   std::string read_value(const std::string& id, const std::string& view, const std::string& key) {
     auto read = read_key(ctx_.rt, view, key);
-    if (!read) return encode_ws_error(id, to_string(read.error().code()), read.error().message());
+    if (!read) return encode_ws_error(id, read.error());
     return encode_value(id, key, read->value, read->offset);
   }
 
@@ -304,157 +255,13 @@ class websocket_session : public session_base,
     maybe_read();
   }
 
-  // --- subscriptions ---
-  void remove_subscription(uint64_t lane) {
-    auto it = subs_.find(lane);
-    if (it == subs_.end()) return;
-    stop_hub(*it->second);
-    queue_.close_lane(lane);
-    by_id_.erase(it->second->id);
-    subs_.erase(it);
-    ctx_.stats.ws_subscriptions.fetch_sub(1);
-    sync_queue_gauge();
-  }
-
-  void drop_subscriptions() {
-    while (!subs_.empty()) remove_subscription(subs_.begin()->first);
-    to_start_.clear();
-  }
-
-  void stop_hub(subscription& sub) {
-    if (sub.token == 0) return;
-    ctx_.rt.unsubscribe(sub.hub_id);
-    by_token_.erase(sub.token);
-    sub.token = 0;
-  }
-
-  // The subscription fell behind: drop what is queued, stop its hub
-  // subscription and send a reset snapshot when the socket is free.
-  void schedule_reset(subscription& sub, size_t dropped) {
-    stop_hub(sub);
-    dropped += queue_.clear_lane(sub.lane);
-    ctx_.stats.ws_changes_dropped.fetch_add(dropped);
-    ctx_.stats.ws_resets.fetch_add(1);
-    sub.reset = true;
-    to_start_.push_back(sub.lane);
-  }
-
-  // Subscribes to the hub FIRST (changes from then on are posted to us and
-  // processed after this function), then reads the snapshot or the changelog:
-  // whatever the hub delivers at offsets <= floor is already covered.
-  void start(subscription& sub) {
-    sub.token = ++next_token_;
-    auto sink = std::make_shared<session_sink>(inbox_, sub.token);
-    auto hub = ctx_.rt.subscribe(sub.filter, std::move(sink));
-    if (!hub) {
-      sub.token = 0;
-      std::string id = sub.id;
-      status err = hub.error();
-      remove_subscription(sub.lane);
-      return answer_error(id, err);
-    }
-    sub.hub_id = *hub;
-    by_token_[sub.token] = sub.lane;
-    auto from = sub.from;
-    sub.from.reset();
-    if (from && !sub.reset && resume(sub, *from)) return;
-    if (from) sub.reset = true;  // `from` cannot be served
-    send_snapshot(sub);
-  }
-
-  // Serves `from` through the view's changelog: "resumed", then the changes.
-  // False (nothing sent) when the changelog no longer reaches back to `from`
-  // or `from` is ahead of the view.
-  bool resume(subscription& sub, uint64_t from) {
-    uint64_t cursor = from;
-    bool first = true;
-    for (;;) {
-      auto page = ctx_.rt.changes_since(sub.filter.view, cursor, resume_page);
-      if (!page || !page->served) {
-        if (first) return false;
-        schedule_reset(sub, 0);  // pruned while we were reading
-        return true;
-      }
-      if (first) {
-        if (from > page->view_offset) return false;
-        answer(encode_resumed(sub.id, from));
-        first = false;
-      }
-      std::vector<change_ptr> items;
-      for (auto& entry : page->entries) {
-        for (auto& c : entry.changes) {
-          if (sub.filter.matches(c.key)) {
-            items.push_back(make_change(entry.offset, std::move(c.key), std::move(c.value)));
-          }
-        }
-        cursor = entry.offset;
-      }
-      sub.floor = std::max(cursor, page->view_offset);
-      if (!items.empty()) {
-        push_changes(sub, std::move(items));
-        if (sub.token == 0) return true;  // reset while resuming
-      }
-      if (page->entries.size() < resume_page) return true;
-    }
-  }
-
-  void send_snapshot(subscription& sub) {
-    auto snap = ctx_.rt.snapshot(sub.filter.view);
-    if (!snap) return fail_subscription(sub, snap.error());
-    std::vector<key_value> items;
-    if (sub.filter.key) {
-      auto v = snap->get(*sub.filter.key);
-      if (!v) return fail_subscription(sub, v.error());
-      if (*v) items.push_back({*sub.filter.key, std::move(**v)});
-    } else {
-      std::string start;
-      for (;;) {
-        auto page = snap->range(sub.filter.prefix, start, snapshot_page);
-        if (!page) return fail_subscription(sub, page.error());
-        for (auto& kv : page->items) items.push_back(std::move(kv));
-        if (!page->next) break;
-        start = std::move(*page->next);
-      }
-    }
-    uint64_t offset = snap->offset();
-    snap = status{errc::unavailable, "released"};  // end the read transaction now
-    for (auto& msg : encode_snapshot(sub.id, offset, items, sub.reset,
-                                     ctx_.options.snapshot_chunk_items,
-                                     ctx_.options.snapshot_chunk_bytes)) {
-      answer(std::move(msg));
-    }
-    sub.floor = offset;
-    sub.reset = false;
-  }
-
-  void fail_subscription(subscription& sub, const status& st) {
-    std::string id = sub.id;
-    remove_subscription(sub.lane);
-    answer_error(id, st);
-  }
-
-  void push_changes(subscription& sub, std::vector<change_ptr> items) {
-    auto res = queue_.push_changes(sub.lane, std::move(items));
-    ctx_.stats.ws_changes_conflated.fetch_add(res.conflated);
-    for (auto [lane, n] : res.dropped) {
-      if (auto it = subs_.find(lane); it != subs_.end()) schedule_reset(*it->second, n);
-    }
-    sync_queue_gauge();
-  }
-
   // --- writing ---
   // Writes the next message when the socket is free: control messages first;
-  // when there are none, a subscription waiting for its snapshot is started
-  // (at most one snapshot is materialized at a time); then change batches.
+  // when there are none, a subscription waiting for its snapshot may start
+  // (subscriptions::start_waiting); then change batches.
   void pump() {
     if (writing_ || closing_ || finished_) return;
-    while (!queue_.has_messages() && !to_start_.empty()) {
-      uint64_t lane = to_start_.front();
-      to_start_.pop_front();
-      auto it = subs_.find(lane);
-      if (it == subs_.end() || it->second->token != 0) continue;  // gone or started
-      start(*it->second);
-    }
+    subs_.start_waiting();
     auto frame = queue_.pop();
     sync_queue_gauge();
     if (!frame) return;
@@ -494,15 +301,18 @@ class websocket_session : public session_base,
   // Sends a close frame (after the write in progress, if any) and closes the
   // TCP connection when the peer does not complete the closing handshake
   // within max(stalled_write_timeout, min_close_grace).
-  void close_with(websocket::close_code code, const std::string& reason) {
+  void close_with(ws_close why) {
     if (closing_ || finished_) return;
     closing_ = true;
-    drop_subscriptions();
+    subs_.clear();
+    queue_.clear();  // nothing more is sent but the close frame
     sync_queue_gauge();
     hard_close_at_ = clock::now() + std::max<clock::duration>(ctx_.options.stalled_write_timeout,
                                                               min_close_grace);
     if (!ws_.is_open()) return hard_close();
-    ws_.async_close(websocket::close_reason(code, reason),
+    auto frame = ws_close_frame_for(why, ctx_.options.max_message_bytes);
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(frame.code),
+                                            frame.reason),
                     [self = shared_from_this()](beast::error_code) { self->hard_close(); });
     if (!reading_) do_read();  // let the closing handshake complete
   }
@@ -517,7 +327,8 @@ class websocket_session : public session_base,
     if (finished_) return;
     finished_ = true;
     closing_ = true;
-    drop_subscriptions();
+    subs_.clear();
+    queue_.clear();  // unsent bytes leave the gauge with the connection
     sync_queue_gauge();
     timer_.cancel();
     beast::error_code ec;
@@ -542,13 +353,14 @@ class websocket_session : public session_base,
   void on_timer(beast::error_code ec) {
     if (ec || finished_) return;
     auto now = clock::now();
+    if (!closing_) subs_.release_old_snapshot();
     if (closing_) {
       if (now >= hard_close_at_) return hard_close();
     } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
       ctx_.stats.ws_slow_closes.fetch_add(1);
-      close_with(websocket::close_code::policy_error, "the client stopped reading");
+      close_with(ws_close::stalled_reader);
     } else if (ping_outstanding_ && now - ping_sent_at_ >= ctx_.options.pong_timeout) {
-      close_with(websocket::close_code::going_away, "no answer to ping");
+      close_with(ws_close::no_pong);
     } else if (!ping_outstanding_ && !pinging_ &&
                now - last_received_ >= ctx_.options.ping_interval) {
       ping_outstanding_ = true;
@@ -568,13 +380,7 @@ class websocket_session : public session_base,
   std::shared_ptr<hub_inbox> inbox_;
   beast::flat_buffer read_buf_;
   send_queue queue_;
-
-  std::map<uint64_t, std::unique_ptr<subscription>> subs_;  // by lane
-  std::unordered_map<std::string, uint64_t> by_id_;         // client id -> lane
-  std::unordered_map<uint64_t, uint64_t> by_token_;         // hub token -> lane
-  std::deque<uint64_t> to_start_;                           // lanes awaiting a snapshot
-  uint64_t next_lane_ = 0;
-  uint64_t next_token_ = 0;
+  subscriptions subs_;  // uses queue_
 
   out_frame inflight_frame_;
   // The message in flight; a buffer grown past max_kept_write_buffer by a
@@ -597,19 +403,11 @@ class websocket_session : public session_base,
 
 void websocket_session::drain_inbox() {
   for (auto& e : inbox_->take()) {
-    auto it = by_token_.find(e.token);
-    if (it == by_token_.end() || closing_) continue;  // replaced, removed or closing
-    auto& sub = *subs_.at(it->second);
-    if (e.lost) {
-      schedule_reset(sub, 0);
-      continue;
-    }
-    auto& items = e.items;
-    items.erase(std::remove_if(items.begin(), items.end(),
-                               [&](const change_ptr& c) { return c->offset <= sub.floor; }),
-                items.end());
-    if (!items.empty()) push_changes(sub, std::move(items));
+    if (closing_) continue;
+    if (e.lost) subs_.on_lost(e.token);
+    else subs_.on_changes(e.token, std::move(e.items));
   }
+  sync_queue_gauge();
   pump();
 }
 

@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/append_check.hpp"
 #include "core/json_text.hpp"
+#include "web/errors.hpp"
 
 namespace derive::web {
 namespace {
@@ -10,11 +12,15 @@ namespace {
 using nlohmann::json;
 
 ws_error bad_message(std::optional<std::string> id, std::string message) {
-  return {std::move(id), "bad_message", std::move(message)};
+  return {std::move(id), std::string(ws_code::bad_message), std::move(message)};
+}
+
+ws_error error_of(std::string id, const status& st) {
+  return {std::move(id), std::string(to_string(st.code())), st.message()};
 }
 
 ws_error invalid(std::string id, std::string message) {
-  return {std::move(id), "invalid_parameter", std::move(message)};
+  return error_of(std::move(id), {errc::invalid_parameter, std::move(message)});
 }
 
 size_t utf8_chars(std::string_view s) {
@@ -83,27 +89,24 @@ std::variant<ws_request, ws_error> parse_get(std::string id, const json& msg) {
 }
 
 std::variant<ws_request, ws_error> parse_append(std::string id, const json& msg) {
-  ws_append app;
   const json* events = member(msg, "events");
   if (!events || !events->is_array()) {
-    return ws_error{id, "invalid_event", "append needs \"events\": an array of 1 to 1000 events"};
+    return ws_error{id, std::string(to_string(errc::invalid_event)),
+                    "append needs \"events\": an array of 1 to 1000 events"};
   }
-  auto parsed = events_from_json(*events);
-  if (!parsed) {
-    return ws_error{id, std::string(to_string(parsed.error().code())), parsed.error().message()};
-  }
-  app.events = std::move(*parsed);
+  std::optional<std::string> idempotency_key;
   if (const json* key = member(msg, "idempotency_key")) {
     if (!key->is_string()) {
-      return ws_error{id, "invalid_idempotency_key",
+      return ws_error{id, std::string(to_string(errc::invalid_idempotency_key)),
                       "\"idempotency_key\" must be a string of 1 to 128 visible ASCII characters"};
     }
-    app.idempotency_key = key->get<std::string>();
-    if (auto st = validate_idempotency_key(app.idempotency_key); !st) {
-      return ws_error{id, std::string(to_string(st.code())), st.message()};
-    }
+    idempotency_key = key->get<std::string>();
   }
-  return ws_request{std::move(id), std::move(app)};
+  auto parsed = append_from_json(*events, std::move(idempotency_key));
+  if (!parsed) {
+    return error_of(std::move(id), parsed.error());
+  }
+  return ws_request{std::move(id), ws_append{std::move(parsed->request)}};
 }
 
 void append_id(std::string& out, const std::string& id) {
@@ -112,27 +115,6 @@ void append_id(std::string& out, const std::string& id) {
 }
 
 }  // namespace
-
-bool json_deeper_than(std::string_view text, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
 
 std::variant<ws_request, ws_error> parse_ws_request(std::string_view text) {
   if (json_deeper_than(text, max_json_depth)) {
@@ -177,6 +159,10 @@ std::string encode_ws_error(const std::optional<std::string>& id, std::string_vi
   append_json_string(out, message);
   out += '}';
   return out;
+}
+
+std::string encode_ws_error(const std::optional<std::string>& id, const status& st) {
+  return encode_ws_error(id, to_string(st.code()), st.message());
 }
 
 std::string encode_unsubscribed(const std::string& id) {
@@ -258,6 +244,30 @@ std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
   return out;
 }
 
+std::string encode_snapshot_chunk(const std::string& id, uint64_t offset,
+                                  const std::vector<key_value>& items, bool reset, bool more) {
+  size_t n = 64 + id.size();
+  for (const auto& kv : items) n += kv.key.size() + kv.value.size() + 24;
+  std::string msg;
+  msg.reserve(n);
+  msg += "{\"op\":\"snapshot\",";
+  append_id(msg, id);
+  msg += ",\"offset\":";
+  append_uint(msg, offset);
+  if (reset) msg += ",\"reset\":true";
+  msg += ",\"items\":[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) msg += ',';
+    msg += "{\"key\":";
+    append_json_string(msg, items[i].key);
+    msg += ",\"value\":";
+    msg += items[i].value;
+    msg += '}';
+  }
+  msg += more ? "],\"more\":true}" : "],\"more\":false}";
+  return msg;
+}
+
 std::string changes_prefix(const std::string& id) {
   std::string out = "{\"op\":\"changes\",";
   append_id(out, id);
@@ -267,13 +277,8 @@ std::string changes_prefix(const std::string& id) {
 
 change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value) {
   auto c = std::make_shared<published_change>();
-  std::string wire = "{\"offset\":";
-  append_uint(wire, offset);
-  wire += ",\"key\":";
-  append_json_string(wire, key);
-  wire += ",\"value\":";
-  wire += value ? *value : "null";
-  wire += '}';
+  std::string wire;
+  append_change_item(wire, offset, key, value);
   c->offset = offset;
   c->key = std::move(key);
   c->value = std::move(value);

@@ -12,18 +12,14 @@
 #include <variant>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "core/event.hpp"
-#include "core/log.hpp"
-#include "core/view_store.hpp"
+#include <derive/runtime.hpp>
+#include "core/append_check.hpp"
 
 namespace derive::web {
 
 inline constexpr size_t max_id_chars = 64;
 inline constexpr uint64_t default_wait_ms = 5000;
 inline constexpr uint64_t max_wait_ms = 30000;
-// Deeper JSON is refused before it is parsed (invalid_json / bad_message).
-inline constexpr size_t max_json_depth = 256;
 
 struct ws_subscribe {
   subscription_filter filter;
@@ -31,8 +27,7 @@ struct ws_subscribe {
 };
 struct ws_unsubscribe {};
 struct ws_append {
-  parsed_events events;
-  std::string idempotency_key;  // empty: none
+  checked_append request;
 };
 struct ws_get {
   std::string view;
@@ -58,13 +53,10 @@ struct ws_error {
 // invalid_event, invalid_idempotency_key.
 std::variant<ws_request, ws_error> parse_ws_request(std::string_view text);
 
-// True when `text`'s arrays and objects nest deeper than `limit` (strings
-// are skipped). Runs in one pass without recursion.
-bool json_deeper_than(std::string_view text, size_t limit);
-
 // Server messages.
 std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,
                             std::string_view message);
+std::string encode_ws_error(const std::optional<std::string>& id, const status& st);
 std::string encode_unsubscribed(const std::string& id);
 std::string encode_appended(const std::string& id, const append_outcome& outcome);
 std::string encode_value(const std::string& id, std::string_view key,
@@ -76,12 +68,16 @@ std::string encode_resumed(const std::string& id, uint64_t offset);
 std::vector<std::string> encode_snapshot(const std::string& id, uint64_t offset,
                                          const std::vector<key_value>& items, bool reset,
                                          size_t chunk_items, size_t chunk_bytes);
+// One snapshot message: `items` at `offset`, with "more": `more`.
+std::string encode_snapshot_chunk(const std::string& id, uint64_t offset,
+                                  const std::vector<key_value>& items, bool reset, bool more);
 // {"op":"changes","id":<id>,"items":[  — the head of a changes batch; the
 // items and "]}" follow.
 std::string changes_prefix(const std::string& id);
 
 // A change built by the server itself (from a view's changelog when a
-// subscription resumes), with the same wire form as the hub's.
+// subscription resumes); its wire form comes from append_change_item, the
+// hub's encoder too.
 change_ptr make_change(uint64_t offset, std::string key, std::optional<std::string> value);
 
 }  // namespace derive::web

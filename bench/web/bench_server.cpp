@@ -6,7 +6,6 @@
 // data null deletes the key). Serves protocol.md on 127.0.0.1 and prints
 // "port N" on stdout once it listens; stops on SIGINT or SIGTERM.
 
-#include <signal.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,8 +14,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/runtime.hpp"
-#include "web/server.hpp"
+#include <derive/runtime.hpp>
+#include <derive/signals.hpp>
+#include <derive/view.hpp>
+#include <derive/web/server.hpp>
 
 namespace {
 
@@ -70,12 +71,7 @@ int main(int argc, char** argv) {
                  "[--workers N]\n";
     return 2;
   }
-  // Threads started below inherit the mask; main alone waits for the signals.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  derive::stop_signals signals;  // SIGINT, SIGTERM: stop the server, then the runtime
 
   derive::runtime_options rt_options;
   rt_options.data_dir = o.data;
@@ -97,8 +93,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "port " << srv.port() << std::endl;
-  int received = 0;
-  sigwait(&signals, &received);
+  signals.wait();
   srv.stop();
   rt.stop();
   return 0;

@@ -16,9 +16,11 @@
 #include <mutex>
 #include <string>
 
-#include "actors/handles.hpp"
-#include "actors/logging.hpp"
-#include "actors/runtime.hpp"
+#include <derive/actor_handles.hpp>
+#include <derive/logging.hpp>
+#include <derive/runtime.hpp>
+#include <derive/signals.hpp>
+#include <derive/view.hpp>
 
 using derive::json;
 
@@ -148,6 +150,7 @@ int main(int argc, char** argv) {
 
   derive::runtime_options options;
   options.data_dir = dir;
+  derive::stop_signals signals;  // Ctrl-C and SIGTERM wake signals.wait()
   derive::runtime rt(options);
   rt.add_view(stock_view());
   rt.add_view(low_view());
@@ -163,7 +166,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (serve) {
-    rt.run_until_signal();  // the web layer would be started here too
+    signals.wait();  // the web layer would be started here too
+    rt.stop();
     return 0;
   }
 

@@ -1,13 +1,20 @@
-#include "samples/docsearch/docsearch_views.hpp"
+#include "docsearch/docsearch_views.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <vector>
 
-#include "samples/docsearch/tokenizer.hpp"
+#include "docsearch/tokenizer.hpp"
 
 namespace docsearch {
+
+std::string posting_key(std::string_view word, std::string_view id) {
+  std::string k;
+  k.reserve(word.size() + 1 + id.size());
+  k.append(word).append(1, posting_separator).append(id);
+  return k;
+}
+
 namespace {
 
 using derive::errc;
@@ -39,79 +46,73 @@ status check_string_member(const json& data, const char* name) {
 }
 
 // --- search view helpers ---
+//
+// Public keys: "<word>/<id>" -> tf. Private keys: "doc:<id>" -> {word: tf}
+// (what the document indexed), "title:<id>" -> its title, "df:<word>" -> the
+// number of live documents containing the word, "count" -> their number.
+// Every write below is proportional to the document being indexed, never to
+// the corpus.
 
-// Adds `id` to the sorted posting list of `word`.
-void add_posting(derive::view_txn& tx, const std::string& word, const std::string& id) {
-  json list = tx.get(word).value_or(json::array());
-  if (!list.is_array()) list = json::array();
-  auto pos = std::lower_bound(list.begin(), list.end(), id,
-                              [](const json& a, const std::string& b) {
-                                return a.get_ref<const std::string&>() < b;
-                              });
-  if (pos != list.end() && pos->get_ref<const std::string&>() == id) return;
-  list.insert(pos, id);
-  tx.put(word, std::move(list));
+std::string private_key(std::string_view prefix, std::string_view rest) {
+  return std::string(prefix) + std::string(rest);
 }
 
-// Removes `id` from the posting list of `word`; erases the word when no
-// document is left (the view never holds an empty array).
-void remove_posting(derive::view_txn& tx, const std::string& word, const std::string& id) {
-  auto current = tx.get(word);
-  if (!current || !current->is_array()) return;
-  json& list = *current;
-  auto pos = std::lower_bound(list.begin(), list.end(), id,
-                              [](const json& a, const std::string& b) {
-                                return a.get_ref<const std::string&>() < b;
-                              });
-  if (pos == list.end() || pos->get_ref<const std::string&>() != id) return;
-  list.erase(pos);
-  if (list.empty()) {
-    tx.erase(word);
+// Adds `delta` to the private counter `key`, erasing it at zero.
+void add_to_counter(derive::view_txn& tx, const std::string& key, int64_t delta) {
+  auto current = tx.get_private(key);
+  int64_t n = (current && current->is_number_integer() ? current->get<int64_t>() : 0) + delta;
+  if (n <= 0) {
+    tx.erase_private(key);
   } else {
-    tx.put(word, std::move(list));
-  }
-}
-
-void add_to_count(derive::view_txn& tx, int64_t delta) {
-  int64_t n = tx.get_private(private_count_key).value_or(json(0)).get<int64_t>() + delta;
-  if (n == 0) {
-    tx.erase_private(private_count_key);
-  } else {
-    tx.put_private(private_count_key, n);
+    tx.put_private(key, n);
   }
 }
 
 // Applies one change of the documents view to the search view.
 void index_change(const derive::upstream_change& c, derive::view_txn& tx) {
   const std::string record_key = private_doc_key(c.key);
+  const std::string title_key = private_key(private_title_prefix, c.key);
   std::optional<json> old_record = tx.get_private(record_key);
+  if (old_record && !old_record->is_object()) old_record = json::object();
   std::optional<document> doc;
   if (c.value) doc = document_from_json(*c.value);
 
   std::map<std::string, int64_t> new_words;
   if (doc) new_words = term_frequencies(*doc);
   const json empty = json::object();
-  const json& old_words = old_record ? old_record->value("words", empty) : empty;
-  if (!old_words.is_object()) return;
+  const json& old_words = old_record ? *old_record : empty;
 
+  // Words the document no longer contains.
   for (const auto& [word, tf] : old_words.items()) {
-    if (!new_words.count(word)) remove_posting(tx, word, c.key);
+    if (new_words.count(word)) continue;
+    tx.erase(posting_key(word, c.key));
+    add_to_counter(tx, private_key(private_df_prefix, word), -1);
   }
+  // New words, and words whose frequency changed.
   for (const auto& [word, tf] : new_words) {
-    if (!old_words.contains(word)) add_posting(tx, word, c.key);
+    auto old = old_words.find(word);
+    if (old == old_words.end()) {
+      tx.put(posting_key(word, c.key), tf);
+      add_to_counter(tx, private_key(private_df_prefix, word), +1);
+    } else if (!old->is_number_integer() || old->get<int64_t>() != tf) {
+      tx.put(posting_key(word, c.key), tf);
+    }
   }
 
   if (!doc) {
     if (old_record) {
       tx.erase_private(record_key);
-      add_to_count(tx, -1);
+      tx.erase_private(title_key);
+      add_to_counter(tx, std::string(private_count_key), -1);
     }
     return;
   }
-  json record = {{"title", doc->title}, {"words", new_words}};
-  if (old_record && *old_record == record) return;
-  tx.put_private(record_key, std::move(record));
-  if (!old_record) add_to_count(tx, +1);
+  json record(new_words);
+  if (!record.is_object()) record = json::object();
+  if (!old_record || *old_record != record) tx.put_private(record_key, std::move(record));
+  auto old_title = tx.get_private(title_key);
+  if (!old_title || *old_title != json(doc->title)) tx.put_private(title_key, doc->title);
+  if (!old_record) add_to_counter(tx, std::string(private_count_key), +1);
 }
 
 // --- search query helpers ---
@@ -124,6 +125,23 @@ derive::result<std::optional<json>> read_json(const derive::view_snapshot& snap,
   if (!raw) return raw.error();
   if (!raw->has_value()) return std::optional<json>{};
   return std::optional<json>{json::parse(**raw, nullptr, false)};
+}
+
+// A JSON integer value (compact text), or nullopt.
+std::optional<int64_t> parse_integer(std::string_view text) {
+  json v = json::parse(text, nullptr, false);
+  if (!v.is_number_integer()) return std::nullopt;
+  return v.get<int64_t>();
+}
+
+// The integer value of `key` (nullopt when absent or not an integer).
+derive::result<std::optional<int64_t>> read_integer(const derive::view_snapshot& snap,
+                                                    std::string_view key,
+                                                    bool is_private = false) {
+  auto raw = is_private ? snap.get_private(key) : snap.get(key);
+  if (!raw) return raw.error();
+  if (!raw->has_value()) return std::optional<int64_t>{};
+  return parse_integer(**raw);
 }
 
 derive::result<size_t> parse_limit(const derive::query_params& params) {
@@ -198,7 +216,9 @@ derive::view_def documents_view() {
 }
 
 derive::view_def search_view() {
-  return derive::view_def(std::string(search_view_name), 1)
+  // Version 2: the fine-grained "<word>/<id>" layout (version 1 mapped a word
+  // to an array of ids); a data directory of version 1 rebuilds the view.
+  return derive::view_def(std::string(search_view_name), search_view_version)
       .from_view(std::string(documents_view_name))
       .apply_change(index_change)
       .query("search", run_search);
@@ -241,47 +261,66 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
   json result = {{"hits", json::array()}};
   if (words.empty()) return result;
 
-  // Posting lists, smallest first; any missing word means no hits.
-  std::vector<std::pair<std::string, std::vector<std::string>>> lists;
+  // Document frequencies from private state; any missing word means no hits.
+  struct query_word {
+    std::string word;
+    int64_t df = 0;
+    double idf = 0;
+  };
+  std::vector<query_word> qwords;
   for (const auto& w : words) {
-    auto v = read_json(snap, w);
-    if (!v) return v.error();
-    if (!v->has_value() || !(*v)->is_array()) return result;
-    lists.emplace_back(w, (*v)->get<std::vector<std::string>>());
+    auto df = read_integer(snap, private_key(private_df_prefix, w), true);
+    if (!df) return df.error();
+    if (!df->has_value() || **df <= 0) return result;
+    qwords.push_back({w, **df, 0.0});
   }
-  std::sort(lists.begin(), lists.end(),
-            [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
-  std::vector<std::string> ids = lists.front().second;
-  for (size_t i = 1; i < lists.size() && !ids.empty(); ++i) {
-    std::vector<std::string> both;
-    std::set_intersection(ids.begin(), ids.end(), lists[i].second.begin(),
-                          lists[i].second.end(), std::back_inserter(both));
-    ids = std::move(both);
+  auto count = read_integer(snap, private_count_key, true);
+  if (!count) return count.error();
+  const double n = count->has_value() ? static_cast<double>(**count) : 0.0;
+  for (auto& w : qwords) w.idf = std::log(1.0 + n / static_cast<double>(w.df));
+  // Rarest first: its postings are the candidates, the others are checked
+  // per candidate with point reads.
+  std::sort(qwords.begin(), qwords.end(), [](const query_word& a, const query_word& b) {
+    return a.df != b.df ? a.df < b.df : a.word < b.word;
+  });
+
+  std::vector<hit> hits;
+  const std::string prefix = posting_key(qwords.front().word, "");
+  std::string start;
+  while (true) {
+    auto page = snap.range(prefix, start, search_page_size);
+    if (!page) return page.error();
+    for (auto& kv : page->items) {
+      std::string id = kv.key.substr(prefix.size());
+      auto tf = parse_integer(kv.value);
+      if (!tf) continue;
+      double score = static_cast<double>(*tf) * qwords.front().idf;
+      bool all = true;
+      for (size_t i = 1; i < qwords.size() && all; ++i) {
+        auto other = read_integer(snap, posting_key(qwords[i].word, id));
+        if (!other) return other.error();
+        if (!other->has_value()) {
+          all = false;
+        } else {
+          score += static_cast<double>(**other) * qwords[i].idf;
+        }
+      }
+      if (!all) continue;
+      hits.push_back({std::move(id), std::string(), std::round(score * 1e6) / 1e6});
+    }
+    if (!page->next) break;
+    start = *page->next;
   }
 
-  auto count = read_json(snap, private_count_key, true);
-  if (!count) return count.error();
-  double n = count->has_value() && (*count)->is_number() ? (*count)->get<double>() : 0.0;
-  std::vector<hit> hits;
-  for (const auto& id : ids) {
-    auto record = read_json(snap, private_doc_key(id), true);
-    if (!record) return record.error();
-    if (!record->has_value() || !(*record)->is_object()) continue;
-    const json& r = **record;
-    hit h{id, r.value("title", std::string()), 0.0};
-    const json& tf = r.value("words", json::object());
-    for (const auto& [word, postings] : lists) {
-      double df = static_cast<double>(postings.size());
-      h.score += tf.value(word, 0.0) * std::log(1.0 + n / df);
-    }
-    h.score = std::round(h.score * 1e6) / 1e6;
-    hits.push_back(std::move(h));
-  }
   std::sort(hits.begin(), hits.end(), [](const hit& a, const hit& b) {
     return a.score != b.score ? a.score > b.score : a.id < b.id;
   });
   if (*limit && hits.size() > *limit) hits.resize(*limit);
+  // Titles only for the hits returned.
   for (auto& h : hits) {
+    auto title = read_json(snap, private_key(private_title_prefix, h.id), true);
+    if (!title) return title.error();
+    if (title->has_value() && (*title)->is_string()) h.title = (*title)->get<std::string>();
     result["hits"].push_back({{"id", std::move(h.id)}, {"title", std::move(h.title)},
                               {"score", h.score}});
   }

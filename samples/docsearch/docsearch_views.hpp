@@ -11,9 +11,13 @@
 //
 // Views
 //   documents  (from the log)  id -> {"title", "text", "updated": <offset of its last put>}
-//   search     (from documents' changes) word -> sorted array of the ids of the
-//              documents whose title or text contains the word, and nothing
-//              else (no key for a word no document contains).
+//   search     (from documents' changes) "<word>/<id>" -> the word's weighted
+//              frequency in the document (a positive integer: each title
+//              occurrence counts 2, each text occurrence 1), one key per word
+//              of each live document, and nothing else. Words never contain
+//              '/', so the prefix "<word>/" selects exactly that word's
+//              documents. A document's change writes only the keys whose
+//              value changed: its cost is proportional to the document.
 //              Query "search": ?q=<words>[&limit=N].
 //   stats      (from the log)  "totals" -> {"documents", "puts", "deletes"},
 //              and nothing else; "totals" exists from the first doc.put.
@@ -21,11 +25,14 @@
 // Private state (view_txn::put_private: committed with the view, never
 // published). A derived view receives only the new value of an upstream key,
 // so to remove the words a document no longer contains, `search` keeps per
-// document what it indexed; `stats` keeps which documents are live, so that a
-// delete of a missing document changes nothing:
-//   search: "doc:<id>" -> {"title": <title>, "words": {<word>: <tf>, ...}}
-//           "count"    -> number of indexed (live) documents (absent: 0)
-//   stats:  "doc:<id>" -> true while the document is live
+// document what it indexed, and the document frequencies the query ranks
+// with; `stats` keeps which documents are live, so that a delete of a missing
+// document changes nothing:
+//   search: "doc:<id>"   -> {<word>: <tf>, ...} (what the document indexed)
+//           "title:<id>" -> the document's title (the query's hits show it)
+//           "df:<word>"  -> number of live documents containing the word
+//           "count"      -> number of indexed (live) documents (absent: 0)
+//   stats:  "doc:<id>"   -> true while the document is live
 //
 // Ranking (query "search"): the query is tokenized exactly like documents
 // (duplicates ignored). A document is a hit when it contains every query word.
@@ -36,16 +43,21 @@
 // rounded to 6 decimals. An empty query (or one with no words) has no hits.
 // Response: {"offset": N, "hits": [{"id", "title", "score"}, ...]} with all
 // hits, or the first `limit` (1..10000) when given.
+//
+// Cost: the query reads df of its words (private), range-reads the postings
+// "<rarest word>/" page by page, checks each candidate's other words with
+// point reads "<word>/<id>" (rarest first), and reads the titles of the hits
+// it returns. It never decodes another word's postings.
 
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "actors/runtime.hpp"
-#include "actors/view.hpp"
-#include "core/event.hpp"
-#include "core/status.hpp"
+#include <derive/event.hpp>
+#include <derive/runtime.hpp>
+#include <derive/status.hpp>
+#include <derive/view.hpp>
 
 namespace docsearch {
 
@@ -59,7 +71,18 @@ inline constexpr std::string_view stats_view_name = "stats";
 inline constexpr std::string_view totals_key = "totals";
 // Private keys (see above).
 inline constexpr std::string_view private_doc_prefix = "doc:";
+inline constexpr std::string_view private_title_prefix = "title:";
+inline constexpr std::string_view private_df_prefix = "df:";
 inline constexpr std::string_view private_count_key = "count";
+
+// The search view's version (2: "<word>/<id>" keys) and its key separator.
+inline constexpr uint32_t search_view_version = 2;
+inline constexpr char posting_separator = '/';
+// Postings read per range page by the query.
+inline constexpr size_t search_page_size = 1024;
+
+// The search view's key of `word` in document `id`: "<word>/<id>".
+std::string posting_key(std::string_view word, std::string_view id);
 
 // The fields of a doc.put that views use.
 struct document {

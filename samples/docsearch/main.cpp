@@ -1,12 +1,12 @@
 // docsearch: a full-text document search on Derive, with a live browser UI.
 //
 //   docsearch [--port N] [--data DIR] [--threads N] [--relaxed] [--www DIR] [--help]
+//   docsearch import DIR [--url URL] [--batch N] [--no-progress]   (importer.hpp)
 //
 // Wires the runtime (docsearch's views and validators, docsearch_views.hpp)
 // to the HTTP/WebSocket server, seeds a few example documents into an empty
 // data directory, and runs until SIGINT or SIGTERM.
 
-#include <signal.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -17,10 +17,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/runtime.hpp"
-#include "core/event.hpp"
-#include "samples/docsearch/docsearch_views.hpp"
-#include "web/server.hpp"
+#include <derive/runtime.hpp>
+#include <derive/signals.hpp>
+#include <derive/web/server.hpp>
+
+#include "docsearch/docsearch_views.hpp"
+#include "docsearch/importer.hpp"
 
 #ifndef DOCSEARCH_WWW_DIR
 #define DOCSEARCH_WWW_DIR ""
@@ -32,6 +34,7 @@
 namespace {
 
 constexpr const char* usage_text = R"(Usage: docsearch [options]
+       docsearch import DIR [--url URL] [--batch N] [--no-progress]
 
 A full-text document search built on Derive: documents are events in a durable
 log, the "documents", "search" and "stats" views are derived from it, and the
@@ -52,6 +55,9 @@ Options:
 
 Flags win over environment variables. An empty data directory starts with a
 few example documents. Stop with Ctrl-C (SIGINT) or SIGTERM.
+
+`docsearch import DIR` loads a folder of text files into a running server
+(default http://127.0.0.1:8080) as documents; see `docsearch import --help`.
 )";
 
 struct options {
@@ -170,13 +176,12 @@ nlohmann::json example_documents() {
 
 void seed_examples(derive::runtime& rt) {
   if (rt.head() != 0) return;
-  auto parsed = derive::events_from_json(example_documents());
-  if (!parsed) {
-    std::cerr << "docsearch: example documents: " << parsed.error().to_string() << "\n";
-    return;
+  derive::append_request request;
+  request.idempotency_key = "docsearch-examples-v1";
+  for (const auto& e : example_documents()) {
+    request.events.push_back(
+        {e.at("type").get<std::string>(), e.value("key", ""), "", e.at("data").dump()});
   }
-  derive::append_request request{std::move(parsed->events), "docsearch-examples-v1",
-                                 std::move(parsed->fingerprint)};
   std::promise<derive::status> done;
   rt.append(std::move(request), [&done](derive::result<derive::append_outcome> r) {
     done.set_value(r ? derive::status::ok() : r.error());
@@ -189,6 +194,9 @@ void seed_examples(derive::runtime& rt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "import") {
+    return docsearch::import_main(argc - 2, argv + 2);
+  }
   bool help = false;
   auto opts = parse_options(argc, argv, help);
   if (help) {
@@ -197,13 +205,8 @@ int main(int argc, char** argv) {
   }
   if (!opts) return 2;
 
-  // Every thread started below inherits this mask; the main thread alone
-  // waits for the signals and then stops the server before the runtime.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Ctrl-C and SIGTERM wake signals.wait(); the server stops before the runtime.
+  derive::stop_signals signals;
 
   std::error_code ec;
   std::filesystem::path data = std::filesystem::absolute(opts->data, ec).lexically_normal();
@@ -235,8 +238,7 @@ int main(int argc, char** argv) {
             << (opts->relaxed ? " (relaxed durability)" : "") << "\n"
             << "Press Ctrl-C to stop." << std::endl;
 
-  int received = 0;
-  sigwait(&signals, &received);
+  signals.wait();
   std::cout << "docsearch: stopping" << std::endl;
   srv.stop();
   rt.stop();

@@ -1,4 +1,4 @@
-#include "samples/docsearch/tokenizer.hpp"
+#include "docsearch/tokenizer.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -19,7 +19,7 @@ struct lower_run {
   uint32_t stride;
 };
 
-#include "samples/docsearch/unicode_tables.inc"
+#include "docsearch/unicode_tables.inc"
 
 constexpr char32_t invalid = 0xFFFFFFFF;
 constexpr char32_t capital_sigma = 0x03A3;

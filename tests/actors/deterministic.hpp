@@ -35,10 +35,9 @@ class deterministic_fixture : public ::testing::Test {
     std::vector<event_input> events;
     for (int i = 0; i < n; ++i) events.push_back(make_event(type, "k" + std::to_string(i % 7)));
     for (size_t at = 0; at < events.size(); at += max_events_per_append) {
-      append_request r;
       auto end = std::min(events.size(), at + max_events_per_append);
-      r.events.assign(events.begin() + at, events.begin() + end);
-      EXPECT_TRUE(log_->append(std::move(r)));
+      auto r = check_append({{events.begin() + at, events.begin() + end}, ""});
+      EXPECT_TRUE(r && log_->append(std::move(*r)));
     }
     return log_->head();
   }

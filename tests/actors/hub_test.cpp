@@ -2,7 +2,7 @@
 // the "lost" signal; actor subscribers deterministically with the test
 // coordinator.
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/hub.hpp"
 #include "actors/messages.hpp"
 #include "tests/actors/deterministic.hpp"
@@ -156,6 +156,111 @@ TEST_F(hub_test, ASlowActorSubscriberLosesBatchesBeyondItsBoundAndIsTold) {
   sched().run();
   EXPECT_EQ(log.seen, (std::vector<std::string>{"changes:1", "changes:1", "lost", "changes:1"}));
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(hub_test, OverlappingPrefixesKeysAndTheEmptyPrefixEachMatchExactlyTheirKeys) {
+  auto all = std::make_shared<recording_sink>();
+  auto a = std::make_shared<recording_sink>();
+  auto ab = std::make_shared<recording_sink>();
+  auto abc = std::make_shared<recording_sink>();
+  auto key_ab = std::make_shared<recording_sink>();
+  auto other_view = std::make_shared<recording_sink>();
+  registry_.add(0, prefix_filter(""), all);
+  registry_.add(0, prefix_filter("a"), a);
+  registry_.add(0, prefix_filter("ab"), ab);
+  registry_.add(0, prefix_filter("abc"), abc);
+  registry_.add(0, key_filter("ab"), key_ab);
+  registry_.add(1, prefix_filter(""), other_view);
+  deliver(0, {change(1, ""), change(1, "a"), change(1, "ab"), change(2, "abcd"), change(2, "b"),
+              change(3, "ac")});
+  EXPECT_EQ(keys(all->items()), (std::vector<std::string>{"", "a", "ab", "abcd", "b", "ac"}));
+  EXPECT_EQ(keys(a->items()), (std::vector<std::string>{"a", "ab", "abcd", "ac"}));
+  EXPECT_EQ(keys(ab->items()), (std::vector<std::string>{"ab", "abcd"}));
+  EXPECT_EQ(keys(abc->items()), (std::vector<std::string>{"abcd"}));
+  EXPECT_EQ(keys(key_ab->items()), (std::vector<std::string>{"ab"}));
+  EXPECT_EQ(other_view->batches(), 0u);
+  EXPECT_EQ(all->batches(), 1u);
+}
+
+TEST_F(hub_test, TwoSubscriptionsOfOnePrefixAreIndependent) {
+  auto s1 = std::make_shared<recording_sink>();
+  auto s2 = std::make_shared<recording_sink>();
+  auto id1 = registry_.add(0, prefix_filter("p/"), s1);
+  registry_.add(0, prefix_filter("p/"), s2);
+  ASSERT_TRUE(registry_.remove(id1));
+  EXPECT_FALSE(registry_.remove(id1));
+  deliver(0, {change(1, "p/x")});
+  EXPECT_EQ(s1->batches(), 0u);
+  EXPECT_EQ(keys(s2->items()), std::vector<std::string>{"p/x"});
+  EXPECT_EQ(registry_.count(0), 1u);
+}
+
+// 100,000 subscriptions on one view, added and removed in linear time (the
+// copy-on-write table made this quadratic: minutes); a change reaches only
+// its own subscribers.
+TEST_F(hub_test, AHundredThousandSubscriptionsAreAddedMatchedAndRemoved) {
+  constexpr size_t n = 100000;
+  auto keyed = std::make_shared<recording_sink>();
+  auto prefixed = std::make_shared<recording_sink>();
+  std::vector<uint64_t> ids;
+  ids.reserve(n);
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    auto k = "k" + std::to_string(i);
+    ids.push_back(i % 2 ? registry_.add(0, key_filter(k), keyed)
+                        : registry_.add(0, prefix_filter(k + "/"), prefixed));
+  }
+  EXPECT_EQ(registry_.count(0), n);
+  deliver(0, {change(1, "k7"), change(1, "k8/x"), change(1, "k8"), change(2, "zzz")});
+  EXPECT_EQ(keys(keyed->items()), std::vector<std::string>{"k7"});
+  EXPECT_EQ(keys(prefixed->items()), std::vector<std::string>{"k8/x"});
+  // Removed in an order that exercises swap-and-pop.
+  for (size_t i = 0; i < n; i += 2) EXPECT_TRUE(registry_.remove(ids[i]));
+  for (size_t i = n - 1; i < n; i -= 2) EXPECT_TRUE(registry_.remove(ids[i]));
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(registry_.count(0), 0u);
+  EXPECT_EQ(registry_.total(), 0u);
+  EXPECT_LT(elapsed, std::chrono::seconds(20));  // generous: quadratic took minutes
+  deliver(0, {change(3, "k7"), change(3, "k8/x")});
+  EXPECT_EQ(keyed->items().size(), 1u);
+  EXPECT_EQ(prefixed->items().size(), 1u);
+}
+
+// Delivery does not hold the registry while calling sinks: a sink may
+// subscribe and unsubscribe (the hub thread would deadlock otherwise).
+TEST_F(hub_test, ASinkMaySubscribeAndUnsubscribeWhileBeingCalled) {
+  struct reentrant_sink : change_sink {
+    subscription_registry* reg = nullptr;
+    size_t calls = 0;
+    void on_changes(uint64_t id, std::vector<change_ptr>) override {
+      ++calls;
+      reg->remove(id);
+      reg->add(0, subscription_filter{}, std::make_shared<recording_sink>());
+    }
+    void on_lost(uint64_t) override {}
+  };
+  auto sink = std::make_shared<reentrant_sink>();
+  sink->reg = &registry_;
+  registry_.add(0, key_filter("a"), sink);
+  deliver(0, {change(1, "a")});
+  deliver(0, {change(2, "a")});
+  EXPECT_EQ(sink->calls, 1u);
+  EXPECT_EQ(registry_.count(0), 1u);
+}
+
+TEST_F(hub_test, MarkLostTellsEverySubscriptionOnceEvenWithoutMatches) {
+  auto s1 = std::make_shared<recording_sink>();
+  auto s2 = std::make_shared<recording_sink>();
+  registry_.add(0, key_filter("a"), s1);
+  auto id2 = registry_.add(0, prefix_filter("b"), s2);
+  registry_.mark_lost(0);
+  registry_.mark_lost(0);
+  deliver(0, {change(1, "a")});
+  deliver(0, {change(2, "a")});
+  EXPECT_EQ(s1->lost(), 1u);
+  EXPECT_EQ(s2->lost(), 1u);
+  EXPECT_EQ(s1->batches(), 2u);
+  registry_.remove(id2);
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 
 #include <thread>
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
+#include <derive/signals.hpp>
 #include "tests/actors/views_fixture.hpp"
 
 namespace derive::testing {
@@ -465,28 +466,37 @@ TEST_F(runtime_test, MetricsCountAppendsAndAppliedEvents) {
 }
 
 
-// --- running until a signal ---
+// --- waiting for a stop signal ---
 
-TEST_F(runtime_test, RunUntilSignalStopsOnSigterm) {
-  ASSERT_TRUE(start({counts_view()}));
+TEST(stop_signals_test, WaitReturnsTheSignalThatArrived) {
+  derive::stop_signals signals;
   std::thread killer([] {
     std::this_thread::sleep_for(100ms);
     ::kill(::getpid(), SIGTERM);
   });
-  rt().run_until_signal();
+  EXPECT_EQ(signals.wait(), SIGTERM);
   killer.join();
-  EXPECT_FALSE(rt().running());
 }
 
-TEST_F(runtime_test, RunUntilSignalReturnsWhenStoppedElsewhere) {
-  ASSERT_TRUE(start({counts_view()}));
-  std::thread stopper([this] {
+TEST(stop_signals_test, NotifyWakesWaitFromAnotherThread) {
+  derive::stop_signals signals;
+  std::thread notifier([&signals] {
     std::this_thread::sleep_for(100ms);
-    rt().stop();
+    signals.notify();
   });
-  rt().run_until_signal();
-  stopper.join();
-  EXPECT_FALSE(rt().running());
+  EXPECT_EQ(signals.wait(), 0);
+  notifier.join();
+}
+
+TEST(stop_signals_test, OnlyOneObjectAtATimeAndHandlersAreRestored) {
+  {
+    derive::stop_signals signals;
+    EXPECT_THROW(derive::stop_signals second, std::logic_error);
+  }
+  struct sigaction now {};
+  sigaction(SIGTERM, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);
+  derive::stop_signals again;  // the slot is free again
 }
 
 // --- application actors ---

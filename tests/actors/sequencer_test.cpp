@@ -2,9 +2,8 @@
 // every request waiting in the mailbox, a lone request commits at once, and
 // requesters hear back only after the commit.
 
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 #include "actors/sequencer.hpp"
-#include "actors/validation.hpp"
 #include "tests/actors/deterministic.hpp"
 
 namespace derive::testing {
@@ -17,7 +16,6 @@ class sequencer_test : public deterministic_fixture {
     ctx.log = log_.get();
     ctx.counters = &counters_;
     ctx.max_group = max_group_;
-    ctx.validate = [](append_request& r) { return validate_events(r); };
     ctx.committed = [this](uint64_t head) { heads_.push_back(head); };
     seq_ = spawn_sequencer(sys_, std::move(ctx), false);
     sched().run();
@@ -25,13 +23,13 @@ class sequencer_test : public deterministic_fixture {
   // Sends one append_job, as runtime::append does (after its checks); the
   // outcome lands in outcomes_[index].
   void submit(append_request r) {
-    EXPECT_TRUE(prepare_idempotency(r));
+    auto checked = check_append(std::move(r));
+    ASSERT_TRUE(checked);
     size_t index = outcomes_.size();
     outcomes_.emplace_back(status{errc::unavailable, "no answer yet"});
-    append_job job;
-    job.request = std::move(r);
-    job.done = [this, index](result<append_outcome> out) { outcomes_[index] = std::move(out); };
-    caf::anon_send(seq_, std::move(job));
+    caf::anon_send(seq_, append_job{std::move(*checked), [this, index](result<append_outcome> out) {
+                                      outcomes_[index] = std::move(out);
+                                    }});
   }
   void submit_one(std::string key = "") { submit(make_request({make_event("a", "k")}, key)); }
   uint64_t commits() const { return counters_.commits.load(); }
@@ -100,10 +98,11 @@ TEST_F(sequencer_test, AGroupIsCappedAtMaxGroup) {
   auto small = spawn_sequencer(sys_, std::move(ctx), false);
   std::vector<result<append_outcome>> out(5, status{errc::unavailable, "none"});
   for (size_t i = 0; i < 5; ++i) {
-    append_job job;
-    job.request = make_request({make_event("a", "k")});
-    job.done = [&out, i](result<append_outcome> r) { out[i] = std::move(r); };
-    caf::anon_send(small, std::move(job));
+    auto checked = check_append(make_request({make_event("a", "k")}));
+    ASSERT_TRUE(checked);
+    caf::anon_send(small, append_job{std::move(*checked), [&out, i](result<append_outcome> r) {
+                                       out[i] = std::move(r);
+                                     }});
   }
   sched().run();
   EXPECT_EQ(commits(), 3u);

@@ -16,7 +16,8 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
+#include <derive/view.hpp>
 
 namespace derive::testing {
 

@@ -1,12 +1,11 @@
 // Small parts of actors/: the batch transaction that view code sees, the
-// waiter registry behind wait_for, request validation and logging.
+// waiter registry behind wait_for, and logging.
 
 #include <atomic>
 #include <thread>
 
 #include "actors/batch_txn.hpp"
-#include "actors/logging.hpp"
-#include "actors/validation.hpp"
+#include <derive/logging.hpp>
 #include "actors/view_slot.hpp"
 #include "actors/waiters.hpp"
 #include "core/environment.hpp"
@@ -240,35 +239,6 @@ TEST_F(view_slot_test, AFailureStaysUntilActiveAgain) {
   EXPECT_EQ(v.error, "boom");
   slot_.set_active(false);
   EXPECT_EQ(info(10).error, "");
-}
-
-// --- validation ---
-
-TEST(validation_test, AcceptsAWellFormedRequest) {
-  EXPECT_TRUE(validate_events(make_request({make_event("doc.put", "k", {{"a", 1}})})));
-}
-
-TEST(validation_test, NamesTheFieldAndIndex) {
-  auto r = make_request({make_event("ok", "k"), make_event("no spaces", "k")});
-  auto s = validate_events(r);
-  EXPECT_EQ(s.code(), errc::invalid_event);
-  EXPECT_NE(s.message().find("events[1].type"), std::string::npos);
-}
-
-TEST(validation_test, RefusesAnEmptyRequestAndBadData) {
-  EXPECT_EQ(validate_events(append_request{}).code(), errc::invalid_event);
-  auto bad = make_request({make_event("a", "k")});
-  bad.events[0].data = "{not json";
-  EXPECT_EQ(validate_events(bad).code(), errc::invalid_event);
-}
-
-TEST(validation_test, FillsTheFingerprintOfAKeyedRequest) {
-  auto r = make_request({make_event("a", "k")}, "key-1");
-  ASSERT_TRUE(validate_events(r));
-  ASSERT_TRUE(prepare_idempotency(r));
-  EXPECT_FALSE(r.fingerprint.empty());
-  auto bad = make_request({make_event("a", "k")}, "has space");
-  EXPECT_EQ(prepare_idempotency(bad).code(), errc::invalid_idempotency_key);
 }
 
 // --- logging ---

@@ -7,7 +7,10 @@
 //  - the idempotency key of every acknowledged batch is remembered.
 // The child opens the environment only after fork (LMDB must not cross fork).
 
+#include "core/append_check.hpp"
 #include "core/log.hpp"
+
+#include "core/append_check.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -62,11 +65,11 @@ struct ack {
   for (;;) {
     uint64_t first = (*log)->head() + 1;
     uint64_t count = size(rng);
-    append_request req;
-    for (uint64_t o = first; o < first + count; ++o) req.events.push_back(expected_event(o, first, count));
-    req.idempotency_key = batch_key(first);
-    req.fingerprint = "fp-" + std::to_string(first) + "-" + std::to_string(count);
-    auto r = (*log)->append(std::move(req));
+    std::vector<event_input> events;
+    for (uint64_t o = first; o < first + count; ++o) events.push_back(expected_event(o, first, count));
+    auto r = (*log)->append(checked_append_access::make(
+        std::move(events), batch_key(first),
+        "fp-" + std::to_string(first) + "-" + std::to_string(count)));
     if (!r || r->first_offset != first) _exit(12);
     ack a{first, count};
     if (write(fd, &a, sizeof a) != static_cast<ssize_t>(sizeof a)) _exit(13);

@@ -3,6 +3,7 @@
 
 #include "core/log.hpp"
 
+#include "core/append_check.hpp"
 #include "core/hash.hpp"
 
 #include <gtest/gtest.h>
@@ -22,10 +23,12 @@ event_input ev(std::string type, std::string key = "", std::string data = "null"
   return {std::move(type), std::move(key), std::move(subject), std::move(data)};
 }
 
-append_request request(std::vector<event_input> events, std::string key = "",
+// A request as core's checks hand it to the log, with a chosen fingerprint
+// (the log trusts it and only compares fingerprints).
+checked_append request(std::vector<event_input> events, std::string key = "",
                        std::string fingerprint = "") {
   if (!key.empty() && fingerprint.empty()) fingerprint = "fp-" + std::to_string(events.size());
-  return {std::move(events), std::move(key), std::move(fingerprint)};
+  return checked_append_access::make(std::move(events), std::move(key), std::move(fingerprint));
 }
 
 class log_test : public ::testing::Test {
@@ -177,11 +180,13 @@ TEST_F(log_test, group_gets_one_outcome_per_request_at_consecutive_offsets) {
 }
 
 TEST_F(log_test, failed_request_in_a_group_does_not_affect_the_others) {
-  auto out = log_->append({request({ev("a")}), request({}), request({ev("b")})});
+  append_ok({ev("a")}, "k", "fp-a");
+  auto out = log_->append({request({ev("b")}), request({ev("c")}, "k", "fp-c"),
+                           request({ev("d")})});
   EXPECT_TRUE(out[0]);
-  EXPECT_EQ(out[1].error().code(), errc::invalid_event);
-  EXPECT_EQ(out[2]->first_offset, 2u);
-  EXPECT_EQ(read_all().size(), 2u);
+  EXPECT_EQ(out[1].error().code(), errc::idempotency_key_reused);
+  EXPECT_EQ(out[2]->first_offset, 3u);
+  EXPECT_EQ(read_all().size(), 3u);
 }
 
 TEST_F(log_test, sticky_environment_error_refuses_appends_but_not_reads) {
@@ -240,12 +245,15 @@ TEST_F(log_test, find_idempotency_key_returns_the_stored_outcome) {
 }
 
 TEST_F(log_test, failed_request_leaves_no_key) {
-  auto out = log_->append({request({}, "k-empty", "fp"),
-                           request({ev("a")}, "bad key", "fp")});
-  EXPECT_FALSE(out[0]);
-  EXPECT_EQ(out[1].error().code(), errc::invalid_idempotency_key);
+  // Invalid requests never reach the log: check_append refuses them.
+  EXPECT_EQ(check_append({{}, "k-empty"}).error().code(), errc::invalid_event);
+  EXPECT_EQ(check_append({{ev("a")}, "bad key"}).error().code(),
+            errc::invalid_idempotency_key);
+  append_ok({ev("a")}, "k1", "fp-a");
+  EXPECT_FALSE(log_->append(request({ev("b")}, "k1", "fp-b")));
+  EXPECT_EQ(log_->find_idempotency_key("k1").value()->first_offset, 1u);
   EXPECT_FALSE(key_known("k-empty"));
-  EXPECT_EQ(append_ok({ev("a")}, "k-empty", "fp").first_offset, 1u);
+  EXPECT_EQ(append_ok({ev("a")}, "k-empty", "fp").first_offset, 2u);
 }
 
 // ---- retention of idempotency keys ----------------------------------------------

@@ -2,6 +2,8 @@
 // runtime (relaxed durability) on a temporary data directory.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <iostream>
 #include <cmath>
 #include <filesystem>
 #include <future>
@@ -16,8 +18,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "actors/runtime.hpp"
-#include "core/event.hpp"
+#include <derive/runtime.hpp>
+#include "core/append_check.hpp"
 #include "samples/docsearch/docsearch_views.hpp"
 #include "samples/docsearch/tokenizer.hpp"
 
@@ -52,11 +54,10 @@ class docsearch_views : public ::testing::Test {
 
   // Appends `events` (one event object or an array) as one request.
   derive::result<derive::append_outcome> append(const json& events) {
-    auto parsed = derive::events_from_json(events);
+    auto parsed = derive::append_from_json(events, std::nullopt);
     if (!parsed) return parsed.error();
-    derive::append_request request{std::move(parsed->events), "", parsed->fingerprint};
     std::promise<derive::result<derive::append_outcome>> done;
-    rt_->append(std::move(request),
+    rt_->append(std::move(parsed->request),
                 [&done](derive::result<derive::append_outcome> r) { done.set_value(r); });
     return done.get_future().get();
   }
@@ -245,30 +246,75 @@ TEST_F(docsearch_views, stats_counts_puts_live_documents_and_effective_deletes) 
   EXPECT_EQ(value("stats", "totals"), (json{{"documents", 1}, {"puts", 3}, {"deletes", 1}}));
 }
 
-TEST_F(docsearch_views, search_maps_words_to_sorted_ids) {
+TEST_F(docsearch_views, search_has_one_key_per_word_and_document_valued_by_weighted_tf) {
   put("b", "Hello", "world");
-  put("a", "hello", "there");
+  put("a", "hello", "there hello");
   catch_up();
-  EXPECT_EQ(value("search", "hello"), (json{"a", "b"}));
-  EXPECT_EQ(value("search", "world"), (json{"b"}));
+  EXPECT_EQ(state("search"), (json{{"hello/a", 3}, {"hello/b", 2}, {"there/a", 1},
+                                   {"world/b", 1}}));
+}
+
+TEST_F(docsearch_views, search_prefix_of_a_word_selects_exactly_its_documents) {
+  put("a", "log", "logs");
+  put("b", "log", "");
+  catch_up();
+  auto snap = rt_->snapshot("search");
+  ASSERT_TRUE(snap);
+  auto page = snap->range("log/", "", 100);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 2u);
+  EXPECT_EQ(page->items[0].key, "log/a");
+  EXPECT_EQ(page->items[1].key, "log/b");
 }
 
 TEST_F(docsearch_views, search_drops_words_a_document_no_longer_contains) {
   put("a", "alpha", "beta");
   put("a", "alpha", "gamma");
   catch_up();
-  EXPECT_EQ(value("search", "beta"), std::nullopt);
-  EXPECT_EQ(value("search", "gamma"), (json{"a"}));
+  EXPECT_EQ(value("search", "beta/a"), std::nullopt);
+  EXPECT_EQ(value("search", "gamma/a"), json(1));
+  EXPECT_EQ(private_values("search", {"df:beta", "df:gamma", "df:alpha"}),
+            (json{{"df:gamma", 1}, {"df:alpha", 1}}));
 }
 
-TEST_F(docsearch_views, search_holds_only_words_and_keeps_its_records_in_private_state) {
+TEST_F(docsearch_views, an_update_changes_only_the_keys_whose_value_changed) {
+  put("a", "alpha", "beta gamma delta");
+  put("b", "alpha", "beta");
+  put("a", "alpha", "beta beta gamma epsilon");  // delta gone, beta 1 -> 2, epsilon new
+  catch_up();
+  uint64_t last = rt_->head();
+  auto page = rt_->changes_since("search", last - 1, 10);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->entries.size(), 1u);
+  std::map<std::string, std::optional<std::string>> changed;
+  for (auto& c : page->entries[0].changes) changed[c.key] = c.value;
+  EXPECT_EQ(changed, (std::map<std::string, std::optional<std::string>>{
+                         {"beta/a", "2"}, {"delta/a", std::nullopt}, {"epsilon/a", "1"}}));
+}
+
+TEST_F(docsearch_views, a_put_that_changes_no_word_changes_no_key) {
+  put("a", "alpha", "beta");
+  put("a", "Alpha", "BETA!");
+  catch_up();
+  auto page = rt_->changes_since("search", rt_->head() - 1, 10);
+  ASSERT_TRUE(page);
+  for (auto& e : page->entries) EXPECT_TRUE(e.changes.empty()) << e.offset;
+  EXPECT_EQ(private_values("search", {"title:a"}), (json{{"title:a", "Alpha"}}));
+  EXPECT_EQ(search("beta").value()["hits"][0]["title"], "Alpha");
+}
+
+TEST_F(docsearch_views, search_holds_only_postings_and_keeps_its_records_in_private_state) {
   put("a", "Hello", "world world");
-  put("b", "Bye", "");
+  put("b", "Bye", "world");
   remove("b");
   catch_up();
-  EXPECT_EQ(state("search"), (json{{"hello", {"a"}}, {"world", {"a"}}}));
-  EXPECT_EQ(private_values("search", {"doc:a", "doc:b", "count"}),
-            (json{{"doc:a", {{"title", "Hello"}, {"words", {{"hello", 2}, {"world", 2}}}}},
+  EXPECT_EQ(state("search"), (json{{"hello/a", 2}, {"world/a", 2}}));
+  EXPECT_EQ(private_values("search", {"doc:a", "doc:b", "title:a", "title:b", "df:hello",
+                                      "df:world", "df:bye", "count"}),
+            (json{{"doc:a", {{"hello", 2}, {"world", 2}}},
+                  {"title:a", "Hello"},
+                  {"df:hello", 1},
+                  {"df:world", 1},
                   {"count", 1}}));
 }
 
@@ -276,7 +322,9 @@ TEST_F(docsearch_views, search_has_no_entry_after_the_last_document_is_deleted) 
   put("a", "unique", "word");
   remove("a");
   catch_up();
-  EXPECT_EQ(value("search", "unique"), std::nullopt);
+  EXPECT_EQ(state("search"), json::object());
+  EXPECT_EQ(private_values("search", {"doc:a", "title:a", "df:unique", "df:word", "count"}),
+            json::object());
   EXPECT_EQ(hit_ids("unique"), std::vector<std::string>{});
 }
 
@@ -337,12 +385,43 @@ TEST_F(docsearch_views, query_limit_is_checked_and_applied) {
   EXPECT_EQ(bad.error().code(), derive::errc::invalid_parameter);
 }
 
+TEST_F(docsearch_views, query_reads_postings_over_several_pages_and_intersects_rarest_first) {
+  // 2,500 documents with "common" (more than two range pages), every 5th with
+  // "fifth", every 7th with "seventh".
+  json batch = json::array();
+  for (int i = 0; i < 2500; ++i) {
+    std::string text = "common";
+    if (i % 5 == 0) text += " fifth";
+    if (i % 7 == 0) text += " seventh seventh";
+    char id[16];
+    std::snprintf(id, sizeof id, "d%04d", i);
+    batch.push_back(put_event(id, "", text));
+    if (batch.size() == 500) {
+      ASSERT_TRUE(append(batch));
+      batch = json::array();
+    }
+  }
+  catch_up();
+  EXPECT_EQ(hit_ids("common").size(), 2500u);
+  auto ids = hit_ids("seventh fifth common");
+  ASSERT_EQ(ids.size(), 72u);  // multiples of 35 below 2500
+  EXPECT_EQ(ids.front(), "d0000");
+  EXPECT_EQ(ids.back(), "d2485");
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));  // equal scores: by id
+  auto r = search("seventh common", "3");
+  ASSERT_TRUE(r);
+  ASSERT_EQ((*r)["hits"].size(), 3u);
+  double expected = 2 * std::log(1.0 + 2500.0 / 358.0) + std::log(1.0 + 2500.0 / 2500.0);
+  EXPECT_NEAR((*r)["hits"][0]["score"].get<double>(), expected, 1e-5);
+}
+
 // --- against a recomputation ---
 
 // A straightforward model of the three views, computed from the event list.
 struct model {
   std::map<std::string, json> documents;
-  std::set<std::string> ids;  // every id an event named
+  std::set<std::string> ids;    // every id an event named
+  std::set<std::string> words;  // every word a put contained
   int64_t puts = 0;
   int64_t deletes = 0;
 
@@ -351,6 +430,8 @@ struct model {
     ids.insert(id);
     if (e["type"] == "doc.put") {
       ++puts;
+      docsearch::document d{e["data"]["title"], e["data"]["text"]};
+      for (auto& [w, tf] : docsearch::term_frequencies(d)) words.insert(w);
       documents[id] = {{"title", e["data"]["title"]}, {"text", e["data"]["text"]},
                        {"updated", offset}};
     } else if (documents.erase(id)) {
@@ -364,15 +445,13 @@ struct model {
     return out;
   }
 
-  // The whole search view: the words of the live documents.
-  json search_words() const {
-    std::map<std::string, std::set<std::string>> index;
-    for (auto& [id, doc] : documents) {
-      for (auto& w : docsearch::tokenize(doc["title"].get<std::string>())) index[w].insert(id);
-      for (auto& w : docsearch::tokenize(doc["text"].get<std::string>())) index[w].insert(id);
-    }
+  // The whole search view: "<word>/<id>" -> tf for the live documents.
+  json search_postings() const {
     json out = json::object();
-    for (auto& [w, ids] : index) out[w] = json(std::vector<std::string>(ids.begin(), ids.end()));
+    for (auto& [id, doc] : documents) {
+      docsearch::document d{doc["title"], doc["text"]};
+      for (auto& [w, tf] : docsearch::term_frequencies(d)) out[w + "/" + id] = tf;
+    }
     return out;
   }
 
@@ -387,20 +466,30 @@ struct model {
     return {{"totals", totals()}};
   }
 
-  // The private keys "doc:<id>" of every id an event named (and `extra`).
+  // The private keys "doc:<id>" and "title:<id>" of every id an event named,
+  // "df:<word>" of every word a put contained (and `extra`).
   std::vector<std::string> private_keys(std::vector<std::string> extra = {}) const {
-    for (auto& id : ids) extra.push_back("doc:" + id);
+    for (auto& id : ids) {
+      extra.push_back("doc:" + id);
+      extra.push_back("title:" + id);
+    }
+    for (auto& w : words) extra.push_back("df:" + w);
     return extra;
   }
 
-  // The private state of search: per live document its title and term
-  // frequencies, and their number.
+  // The private state of search: per live document its term frequencies and
+  // title, per word the number of live documents containing it, and N.
   json search_private() const {
     json out = json::object();
+    std::map<std::string, int64_t> df;
     for (auto& [id, doc] : documents) {
       docsearch::document d{doc["title"], doc["text"]};
-      out["doc:" + id] = {{"title", doc["title"]}, {"words", docsearch::term_frequencies(d)}};
+      auto tf = docsearch::term_frequencies(d);
+      for (auto& [w, n] : tf) ++df[w];
+      out["doc:" + id] = tf.empty() ? json::object() : json(tf);
+      out["title:" + id] = doc["title"];
     }
+    for (auto& [w, n] : df) out["df:" + w] = n;
     if (!documents.empty()) out["count"] = documents.size();
     return out;
   }
@@ -468,11 +557,10 @@ TEST_F(docsearch_views, ten_thousand_random_puts_and_deletes_match_a_recomputati
   EXPECT_EQ(state("documents"), expected.documents_state());
   EXPECT_EQ(state("stats"), expected.stats_state());
   json search = state("search");
-  EXPECT_EQ(search, expected.search_words());
-  for (auto& [word, ids] : search.items()) {
-    ASSERT_TRUE(ids.is_array()) << word;
-    EXPECT_FALSE(ids.empty()) << word;
-    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << word;
+  EXPECT_EQ(search, expected.search_postings());
+  for (auto& [key, tf] : search.items()) {
+    ASSERT_TRUE(tf.is_number_integer()) << key;
+    EXPECT_GT(tf.get<int64_t>(), 0) << key;
   }
   EXPECT_EQ(private_values("search", expected.private_keys({"count"})),
             expected.search_private());
@@ -480,3 +568,85 @@ TEST_F(docsearch_views, ten_thousand_random_puts_and_deletes_match_a_recomputati
 }
 
 }  // namespace
+
+namespace {
+
+// A synthetic corpus: words drawn from a Zipf distribution (s = 1) over a
+// vocabulary of 5,000 words, as natural language roughly is, so that the
+// most common words occur in nearly every document.
+class zipf_corpus {
+ public:
+  explicit zipf_corpus(uint32_t seed) : rng_(seed) {
+    std::vector<double> weights;
+    for (int rank = 1; rank <= 5000; ++rank) weights.push_back(1.0 / rank);
+    dist_ = std::discrete_distribution<int>(weights.begin(), weights.end());
+  }
+  std::string phrase(int words) {
+    std::string out;
+    for (int i = 0; i < words; ++i) {
+      if (i) out += ' ';
+      out += "w" + std::to_string(dist_(rng_));
+    }
+    return out;
+  }
+
+ private:
+  std::mt19937 rng_;
+  std::discrete_distribution<int> dist_;
+};
+
+}  // namespace
+
+// Bytes the search view writes for one new document (its changelog entry:
+// keys and values) must not grow with the corpus: the quadratic shape of a
+// word -> [ids] layout cannot come back unnoticed.
+TEST_F(docsearch_views, bytes_written_per_document_by_the_search_view_do_not_grow_with_the_corpus) {
+  zipf_corpus corpus(7);
+  constexpr int per_request = 100;
+  auto add_documents = [&](int first, int last) {
+    for (int n = first; n <= last; n += per_request) {
+      json batch = json::array();
+      for (int i = n; i < n + per_request && i <= last; ++i) {
+        char id[16];
+        std::snprintf(id, sizeof id, "doc-%05d", i);
+        batch.push_back(put_event(id, corpus.phrase(3), corpus.phrase(150)));
+      }
+      ASSERT_TRUE(append(batch));
+    }
+  };
+
+  // Document n is at offset n. Average over the 20 documents ending at
+  // `last`, read right after they were indexed (so that no changelog
+  // retention policy can have pruned them).
+  auto bytes_per_document = [&](uint64_t last, size_t* keys) {
+    uint64_t bytes = 0;
+    size_t changed = 0;
+    for (uint64_t offset = last - 19; offset <= last; ++offset) {
+      auto page = rt_->changes_since("search", offset - 1, 1);
+      EXPECT_TRUE(page && page->served);
+      if (!page || page->entries.empty()) continue;
+      EXPECT_EQ(page->entries[0].offset, offset);
+      for (auto& c : page->entries[0].changes) {
+        bytes += c.key.size() + (c.value ? c.value->size() : 0);
+        ++changed;
+      }
+    }
+    *keys = changed / 20;
+    return static_cast<double>(bytes) / 20.0;
+  };
+  size_t keys_200 = 0, keys_2000 = 0;
+  add_documents(1, 200);
+  catch_up();
+  ASSERT_EQ(rt_->head(), 200u);
+  double at_200 = bytes_per_document(200, &keys_200);
+  add_documents(201, 2000);
+  catch_up();
+  ASSERT_EQ(rt_->head(), 2000u);
+  double at_2000 = bytes_per_document(2000, &keys_2000);
+  std::cout << "search view changelog bytes per document: 200th " << at_200 << " ("
+            << keys_200 << " keys), 2000th " << at_2000 << " (" << keys_2000 << " keys)\n";
+  RecordProperty("bytes_per_document_200", std::to_string(at_200));
+  RecordProperty("bytes_per_document_2000", std::to_string(at_2000));
+  EXPECT_GT(at_200, 0.0);
+  EXPECT_LE(at_2000, 2.0 * at_200);
+}

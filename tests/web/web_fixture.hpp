@@ -11,9 +11,10 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
+#include <derive/view.hpp>
 #include "tests/web/web_client.hpp"
-#include "web/server.hpp"
+#include <derive/web/server.hpp>
 
 namespace derive::webtest {
 

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.hpp"
 #include "tests/web/web_fixture.hpp"
 #include "web/errors.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
 #include "web/static_files.hpp"
 #include "web/url.hpp"
+#include "core/json_text.hpp"
 #include "web/ws_protocol.hpp"
 
 namespace derive::web {
@@ -72,6 +74,22 @@ TEST(errors, every_error_code_has_its_http_status) {
   auto body = json::parse(error_body("not_found", "no \"such\" thing"));
   EXPECT_EQ(body["error"]["code"], "not_found");
   EXPECT_EQ(body["error"]["message"], "no \"such\" thing");
+}
+
+// protocol.md, "Close frames the server sends".
+TEST(errors, every_close_reason_has_its_code_and_text) {
+  auto frame = [](ws_close why) { return ws_close_frame_for(why, 1024); };
+  EXPECT_EQ(frame(ws_close::shutting_down).code, 1001);
+  EXPECT_EQ(frame(ws_close::shutting_down).reason, "the server is shutting down");
+  EXPECT_EQ(frame(ws_close::no_pong).code, 1001);
+  EXPECT_EQ(frame(ws_close::no_pong).reason, "no answer to ping");
+  EXPECT_EQ(frame(ws_close::binary_message).code, 1003);
+  EXPECT_EQ(frame(ws_close::binary_message).reason, "binary messages are not supported");
+  EXPECT_EQ(frame(ws_close::invalid_utf8).code, 1007);
+  EXPECT_EQ(frame(ws_close::stalled_reader).code, 1008);
+  EXPECT_EQ(frame(ws_close::stalled_reader).reason, "the client stopped reading");
+  EXPECT_EQ(frame(ws_close::message_too_big).code, 1009);
+  EXPECT_EQ(frame(ws_close::message_too_big).reason, "messages are limited to 1024 bytes");
 }
 
 TEST(idempotency_header, control_characters_in_the_raw_key_are_found) {
@@ -209,6 +227,45 @@ TEST(send_queue, lanes_are_served_round_robin) {
   q.push_changes(1, {change(3, "a", "1")});
   EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s2");
   EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s1");
+}
+
+TEST(send_queue, a_held_lane_keeps_its_changes_until_released) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.open_lane(2, "s2");
+  q.hold_lane(1, true);
+  q.push_changes(1, {change(1, "a", "1")});
+  q.push_changes(2, {change(2, "b", "1")});
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s2");
+  EXPECT_FALSE(q.pop());
+  EXPECT_GT(q.change_bytes(), 0u);
+  q.hold_lane(1, false);
+  EXPECT_EQ(json::parse(text_of(*q.pop()))["id"], "s1");
+}
+
+TEST(send_queue, trim_drops_changes_covered_by_a_newer_snapshot) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(1, "a", "1"), change(2, "b", "1"), change(3, "c", "1")});
+  size_t before = q.change_bytes();
+  EXPECT_EQ(q.trim_lane(1, 2), 2u);
+  EXPECT_LT(q.change_bytes(), before);
+  EXPECT_EQ(q.lane_items(1), 1u);
+  auto batch = json::parse(text_of(*q.pop()));
+  EXPECT_EQ(batch["items"][0]["offset"], 3);
+  EXPECT_EQ(q.change_bytes(), 0u);
+}
+
+TEST(send_queue, clear_returns_every_count_to_zero) {
+  send_queue q(1 << 20);
+  q.open_lane(1, "s1");
+  q.push_changes(1, {change(1, "a", "1")});
+  q.push_message(std::string(1000, ' '));
+  q.clear();
+  EXPECT_EQ(q.change_bytes(), 0u);
+  EXPECT_EQ(q.message_bytes(), 0u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.pop());
 }
 
 TEST(send_queue, over_the_limit_older_changes_of_a_key_are_replaced_by_newer_ones) {

@@ -12,9 +12,10 @@
 #include <future>
 #include <string>
 
-#include "actors/handles.hpp"
-#include "actors/runtime.hpp"
-#include "web/server.hpp"
+#include <derive/actor_handles.hpp>
+#include <derive/runtime.hpp>
+#include <derive/view.hpp>
+#include <derive/web/server.hpp>
 
 using derive::json;
 

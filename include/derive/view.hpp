@@ -21,13 +21,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/event.hpp"
-#include "core/status.hpp"
-#include "core/view_store.hpp"
+#include <derive/event.hpp>
+#include <derive/query.hpp>
+#include <derive/status.hpp>
+#include <derive/view_snapshot.hpp>
 
 namespace derive {
-
-using json = nlohmann::json;
 
 // The state of one view as seen by view code while it applies one input.
 // Reads see the writes made earlier in the same batch.
@@ -58,15 +57,6 @@ struct upstream_change {
   std::string key;
   std::optional<json> value;  // nullopt: the key was deleted
 };
-
-// Query parameters, percent-decoded; `after` and `timeout_ms` are removed.
-using query_params = std::map<std::string, std::string>;
-
-// A named query: reads one consistent snapshot (state and, with
-// snapshot.get_private, private state) and returns a JSON object.
-// The runtime adds "offset" (the snapshot's offset). Return a status with
-// errc::invalid_parameter for bad parameters.
-using query_fn = std::function<result<json>(const view_snapshot& snapshot, const query_params&)>;
 
 enum class failure_policy {
   stop,         // stop the view at the failing event (state committed up to N-1)

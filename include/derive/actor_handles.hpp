@@ -20,7 +20,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/runtime.hpp"
+#include <derive/runtime.hpp>
 
 namespace derive {
 

@@ -1,7 +1,7 @@
-#include "actors/handles.hpp"
+#include <derive/actor_handles.hpp>
 
 #include "actors/hub.hpp"
-#include "actors/runtime_impl.hpp"
+#include "actors/runtime_state.hpp"
 
 namespace derive {
 
@@ -10,11 +10,13 @@ const caf::atom_value category = caf::atom("derive");
 }
 
 sequencer_actor sequencer_of(runtime& rt) {
-  return caf::actor_cast<sequencer_actor>(rt.internals().sequencer());
+  auto& state = rt.internals();
+  std::shared_lock<std::shared_mutex> lock(state.storage_mu);
+  return caf::actor_cast<sequencer_actor>(state.sequencer);
 }
 
 result<uint64_t> subscribe_actor(runtime& rt, subscription_filter filter, caf::actor subscriber) {
-  auto limit = rt.internals().options().hub_buffer;
+  auto limit = rt.internals().options.hub_buffer;
   return rt.subscribe(std::move(filter), make_actor_sink(std::move(subscriber), limit));
 }
 

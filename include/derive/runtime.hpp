@@ -15,16 +15,19 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "actors/view.hpp"
-#include "core/environment.hpp"
-#include "core/log.hpp"
-#include "core/status.hpp"
-#include "core/view_store.hpp"
+#include <derive/append.hpp>
+#include <derive/changelog.hpp>
+#include <derive/event.hpp>
+#include <derive/metrics.hpp>
+#include <derive/options.hpp>
+#include <derive/query.hpp>
+#include <derive/status.hpp>
+#include <derive/subscription.hpp>
+#include <derive/view_info.hpp>
+#include <derive/view_snapshot.hpp>
 
 namespace caf {
 class actor_system;
@@ -32,93 +35,7 @@ class actor_system;
 
 namespace derive {
 
-struct runtime_options {
-  std::string data_dir = "data";
-  environment_options storage;
-  log_options log;
-  // CAF scheduler threads (0: CAF's default).
-  unsigned worker_threads = 2;
-  // A runner more than this many events behind works in large transactions.
-  uint64_t catch_up_batch = 10'000;
-  // Largest number of events per live commit.
-  uint64_t live_batch = 256;
-  // Subscription hub: batches a slow subscriber may have outstanding before
-  // it is told it lost changes.
-  size_t hub_buffer = 1024;
-};
-
-enum class view_status { running, catching_up, rebuilding, failed, stopped };
-std::string_view to_string(view_status s);
-
-struct view_info {
-  std::string name;
-  uint32_t version = 1;
-  uint64_t offset = 0;
-  uint64_t lag = 0;  // head - offset
-  view_status status = view_status::stopped;
-  std::string error;  // when failed: what failed, at which offset
-  std::optional<uint64_t> failed_offset;
-};
-
-// A committed change as subscribers receive it; serialized once, shared by
-// every subscriber that gets it.
-struct published_change {
-  uint64_t offset = 0;
-  std::string key;
-  std::optional<std::string> value;  // compact JSON; nullopt: deleted
-  // {"offset":O,"key":"...","value":...} — the wire form of one item.
-  std::shared_ptr<const std::string> wire;
-};
-using change_ptr = std::shared_ptr<const published_change>;
-
-// What a subscription matches: one key, or every key with a prefix.
-struct subscription_filter {
-  std::string view;
-  std::optional<std::string> key;  // set: exactly this key
-  std::string prefix;              // otherwise: keys starting with this
-  bool matches(std::string_view k) const;
-};
-
-// Receives the committed changes of one subscription. The hub calls it in
-// commit order, never concurrently for one subscription, from a runtime
-// thread. It must not block. A batch never splits the changes of one offset.
-class change_sink {
- public:
-  virtual ~change_sink() = default;
-  virtual void on_changes(uint64_t subscription, std::vector<change_ptr> items) = 0;
-  // Changes were dropped because the subscriber fell behind by more than the
-  // hub's buffer: it must start over from a snapshot.
-  virtual void on_lost(uint64_t subscription) = 0;
-};
-
-// Counters for /metrics: cheap to read, from any thread.
-struct view_metrics {
-  std::string name;
-  uint32_t version = 1;
-  uint64_t offset = 0;
-  uint64_t lag = 0;
-  view_status status = view_status::stopped;
-  uint64_t applied = 0;  // inputs (events, or upstream offsets) applied since start
-  uint64_t commits = 0;  // view_store commits since start
-};
-
-struct runtime_metrics {
-  uint64_t head = 0;
-  uint64_t append_requests = 0;  // requests answered by the sequencer (ok or error)
-  uint64_t append_failures = 0;  // ... of which errors
-  uint64_t appended_events = 0;
-  uint64_t append_commits = 0;   // group commits (one LMDB transaction each)
-  // Append latency, from runtime::append to the outcome, in microseconds.
-  uint64_t append_latency_count = 0;
-  uint64_t append_latency_sum_us = 0;
-  // Cumulative histogram: (upper bound in microseconds, appends <= bound);
-  // the last bound is UINT64_MAX (+Inf).
-  std::vector<std::pair<uint64_t, uint64_t>> append_latency_buckets;
-  uint64_t subscriptions = 0;
-  uint64_t hub_batches = 0;  // committed batches handed on by the hub
-  uint64_t hub_lost = 0;     // batches dropped because the hub was full
-  std::vector<view_metrics> views;
-};
+class view_def;  // <derive/view.hpp>
 
 class runtime {
  public:
@@ -140,17 +57,18 @@ class runtime {
   // Stops accepting appends (they fail with `unavailable`), wakes every
   // waiter with `unavailable`, stops the actors and closes storage.
   void stop();
-  // Blocks until SIGINT or SIGTERM (or stop()), then stops.
-  void run_until_signal();
   bool running() const;
 
   // --- writes ---
-  // Validates with the application's validators, then appends through the
-  // sequencer (group commit). `done` runs once the events are durable, or with
-  // the error.
+  // Checks the request (check_append) and the application's validators, then
+  // appends through the sequencer (group commit). `done` runs once the events
+  // are durable, or with the error.
   // Errors found before the sequencer (invalid_event, invalid_idempotency_key,
   // a validator's status, unavailable) run `done` on the caller's thread.
   void append(append_request request, std::function<void(result<append_outcome>)> done);
+  // The same for a request already checked (the server's parsers make these):
+  // only the application's validators run before the sequencer.
+  void append(checked_append request, std::function<void(result<append_outcome>)> done);
 
   // --- reads (caller's thread, no actor hop) ---
   uint64_t head() const;
@@ -193,8 +111,9 @@ class runtime {
   // --- observability ---
   runtime_metrics metrics() const;
 
-  class impl;
-  // For actors/ internals (handles.hpp); not part of the application API.
+  // The runtime's state (actors/runtime_state.hpp), for the framework's own
+  // actor handles; not part of the application API.
+  struct impl;
   impl& internals() { return *impl_; }
 
  private:

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "core/status.hpp"
+#include <derive/runtime.hpp>
+#include <derive/status.hpp>
 
 namespace derive::web {
 
@@ -40,6 +40,14 @@ struct server_options {
   size_t snapshot_chunk_items = 1000;
   // A snapshot message is closed after the item that makes it pass this size.
   size_t snapshot_chunk_bytes = 256 * 1024;
+  // Snapshots are read lazily, a chunk at a time as the connection drains,
+  // from one read transaction. A transaction older than this is replaced;
+  // when the view moved meanwhile, the snapshot restarts with "reset": true
+  // at the newer offset (docs/protocol.md, "Snapshots").
+  std::chrono::milliseconds snapshot_max_age{std::chrono::seconds(30)};
+  // An HTTP response holds at most this many bytes of items (events, keys),
+  // and always at least one item; `next` continues (docs/protocol.md).
+  size_t max_response_bytes = 4 * 1024 * 1024;
   // Appends and waiting gets one WebSocket connection may have outstanding;
   // beyond it the server stops reading from that connection for a while.
   size_t max_inflight_requests = 256;

@@ -1,0 +1,51 @@
+#include <derive/runtime.hpp>
+
+#include <iterator>
+#include <limits>
+
+#include "actors/runtime_state.hpp"
+
+// runtime::metrics(): a snapshot of cheap counters (atomics), for /metrics.
+
+namespace derive {
+
+runtime_metrics runtime::metrics() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  runtime_metrics m;
+  m.head = impl_->log ? impl_->log->head() : 0;
+  auto load = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  m.append_requests = load(impl_->counters.requests);
+  m.append_failures = load(impl_->counters.failures);
+  m.appended_events = load(impl_->counters.events);
+  m.append_commits = load(impl_->counters.commits);
+  m.append_latency_count = load(impl_->counters.latency_count);
+  m.append_latency_sum_us = load(impl_->counters.latency_sum_us);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < sequencer_counters::latency_buckets; ++i) {
+    cumulative += load(impl_->counters.latency_histogram[i]);
+    uint64_t bound = i < std::size(sequencer_counters::latency_bounds_us)
+                         ? sequencer_counters::latency_bounds_us[i]
+                         : std::numeric_limits<uint64_t>::max();
+    m.append_latency_buckets.emplace_back(bound, cumulative);
+  }
+  if (impl_->subs) {
+    m.subscriptions = impl_->subs->total();
+    m.hub_batches = impl_->subs->delivered_batches();
+    m.hub_lost = impl_->subs->lost_batches();
+  }
+  for (auto& slot : impl_->slots) {
+    auto info = slot->info(m.head, impl_->options.live_batch);
+    view_metrics v;
+    v.name = info.name;
+    v.version = info.version;
+    v.offset = info.offset;
+    v.lag = info.lag;
+    v.status = info.status;
+    v.applied = load(slot->applied);
+    v.commits = load(slot->commits);
+    m.views.push_back(std::move(v));
+  }
+  return m;
+}
+
+}  // namespace derive

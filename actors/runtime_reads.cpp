@@ -1,0 +1,121 @@
+#include <derive/runtime.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <derive/view.hpp>
+
+#include "actors/runtime_state.hpp"
+
+// The runtime's reads: on the caller's thread, each with its own short LMDB
+// read transaction, never through an actor. wait_for registers with the
+// waiter registry, which the runners' publishers notify.
+
+namespace derive {
+
+view_slot* runtime::impl::find(const std::string& name) const {
+  if (running) {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : it->second;
+  }
+  for (auto& slot : slots)
+    if (slot->name() == name) return slot.get();
+  return nullptr;
+}
+
+uint64_t runtime::head() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  return impl_->log ? impl_->log->head() : 0;
+}
+
+durability runtime::durability_mode() const { return impl_->options.storage.mode; }
+
+std::vector<view_info> runtime::views() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  uint64_t head = impl_->log ? impl_->log->head() : 0;
+  std::vector<view_info> out;
+  for (auto& slot : impl_->slots) out.push_back(slot->info(head, impl_->options.live_batch));
+  return out;
+}
+
+result<view_info> runtime::view(const std::string& name) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(name);
+  if (!slot) return no_such_view(name);
+  return slot->info(impl_->log ? impl_->log->head() : 0, impl_->options.live_batch);
+}
+
+result<std::vector<event>> runtime::read_log(uint64_t from, size_t limit) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (!impl_->log) return not_running();
+  return impl_->log->read(from, limit);
+}
+
+result<view_snapshot> runtime::snapshot(const std::string& view) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(view);
+  if (!slot) return no_such_view(view);
+  if (!slot->store()) return not_running();
+  return slot->store()->snapshot();
+}
+
+result<json> runtime::query(const std::string& view, const std::string& name,
+                            const query_params& params) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(view);
+  if (!slot) return no_such_view(view);
+  auto q = slot->def().queries().find(name);
+  if (q == slot->def().queries().end())
+    return status{errc::unknown_query, "view '" + view + "' has no query named '" + name + "'"};
+  if (!slot->store()) return not_running();
+  auto snap = slot->store()->snapshot();
+  if (!snap) return snap.error();
+  try {
+    auto out = q->second(*snap, params);
+    if (!out) return out;
+    if (!out->is_object()) {
+      json wrapped = json::object();
+      wrapped["result"] = std::move(*out);
+      *out = std::move(wrapped);
+    }
+    (*out)["offset"] = snap->offset();
+    return out;
+  } catch (const std::exception& e) {
+    return status{errc::invalid_parameter, "query " + view + "/" + name + " failed: " + e.what()};
+  }
+}
+
+result<changelog_page> runtime::changes_since(const std::string& view, uint64_t from,
+                                                    size_t limit) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(view);
+  if (!slot) return no_such_view(view);
+  if (!slot->store()) return not_running();
+  return slot->store()->changes_since(from, limit);
+}
+
+result<std::vector<dead_letter>> runtime::dead_letters(const std::string& view) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(view);
+  if (!slot) return no_such_view(view);
+  if (!slot->store()) return not_running();
+  return slot->store()->dead_letters();
+}
+
+void runtime::wait_for(const std::string& view, uint64_t offset,
+                             std::chrono::milliseconds timeout, std::function<void(status)> done) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(view);
+  if (!slot) {
+    lock.unlock();
+    done(no_such_view(view));
+    return;
+  }
+  if (!impl_->running) {
+    lock.unlock();
+    done(status{errc::unavailable, "the runtime is shutting down"});
+    return;
+  }
+  impl_->waiters->wait(slot->index(), offset, waiter_registry::clock::now() + timeout, std::move(done));
+}
+
+}  // namespace derive

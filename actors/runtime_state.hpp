@@ -1,0 +1,78 @@
+#pragma once
+// runtime::impl — the state behind derive::runtime, shared by the files that
+// implement it (runtime.cpp: lifecycle; runtime_reads.cpp; runtime_writes.cpp;
+// runtime_metrics.cpp) and by actor_handles.cpp. A state struct in CAF's
+// manner: the runtime's methods work on it directly, nothing is forwarded.
+//
+// Locks: `lifecycle_mu` serializes start() and stop(). `storage_mu` guards the
+// open storage and the actor handles: shared for every read and call,
+// exclusive in start() and stop() only while they open or close storage —
+// never while waiting for an actor, whose callbacks may call the runtime.
+// `append_mu` orders append() against stop(): appends send under a shared
+// lock, stop() flips `accepting` under the exclusive lock, so every append
+// sent before is in the sequencer's mailbox ahead of its stop message.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <derive/runtime.hpp>
+
+#include "actors/hub.hpp"
+#include "actors/publisher.hpp"
+#include "actors/sequencer.hpp"
+#include "actors/view_slot.hpp"
+#include "actors/waiters.hpp"
+#include "core/environment.hpp"
+#include "core/log.hpp"
+
+namespace derive {
+
+struct runtime::impl {
+  explicit impl(runtime_options options);
+  ~impl();
+
+  // REQUIRES: storage_mu held (shared). nullptr when unknown.
+  view_slot* find(const std::string& name) const;
+  // The application's validators for each event's type.
+  status run_validators(const checked_append& request) const;
+
+  runtime_options options;
+  caf::actor_system_config config;
+  std::unique_ptr<caf::actor_system> system;
+
+  std::vector<std::unique_ptr<view_slot>> slots;  // declaration order
+  std::unordered_map<std::string, std::function<status(const event_input&)>> validators;
+
+  std::mutex lifecycle_mu;
+  mutable std::shared_mutex storage_mu;
+  std::atomic<bool> running{false};
+  std::unordered_map<std::string, view_slot*> by_name;
+  std::unique_ptr<environment> env;
+  std::unique_ptr<event_log> log;
+  std::unique_ptr<subscription_registry> subs;
+  std::unique_ptr<waiter_registry> waiters;
+  std::unique_ptr<publisher> pub;
+  sequencer_counters counters;
+  caf::actor sequencer;
+  caf::actor hub;
+  std::vector<caf::actor> runners;  // by slot index; written before the actors run
+
+  std::shared_mutex append_mu;
+  bool accepting = false;
+};
+
+// The errors every part of the runtime answers with.
+status not_running();
+status no_such_view(const std::string& name);
+
+}  // namespace derive

@@ -1,0 +1,23 @@
+#include <derive/runtime.hpp>
+
+#include "actors/runtime_state.hpp"
+
+// Subscriptions register synchronously with the subscription registry: every
+// change committed after subscribe() returns reaches the sink (hub.hpp).
+
+namespace derive {
+
+result<uint64_t> runtime::subscribe(subscription_filter filter, std::shared_ptr<change_sink> sink) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  auto* slot = impl_->find(filter.view);
+  if (!slot) return no_such_view(filter.view);
+  if (!impl_->running) return not_running();
+  return impl_->subs->add(slot->index(), std::move(filter), std::move(sink));
+}
+
+void runtime::unsubscribe(uint64_t subscription) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->subs) impl_->subs->remove(subscription);
+}
+
+}  // namespace derive

@@ -1,0 +1,67 @@
+#pragma once
+// View keys in LMDB (docs/storage.md, "State keys"): how the `state` and
+// `private` databases of a view store hold keys of any length, empty or
+// longer than LMDB's key limit, in view-key byte order.
+//
+// Every stored key starts with the tag 'k'. With D = maxkeysize - 2, a view
+// key of at most D bytes is stored as 'k' + key; a longer one lives in a
+// bucket, the LMDB key 'k' + key[0, D) + '\xff' (maxkeysize bytes, a length
+// no direct key has), whose value holds every long key with that beginning:
+// varint count, then per entry, ascending, bytes rest-of-key, bytes value.
+//
+// Transactions belong to the caller: every call works inside the one given
+// (state_apply needs a write transaction). Functions return LMDB codes;
+// MDB_CORRUPTED means stored bytes do not decode (see decode_status).
+// A state_cursor is used by one thread, within its transaction.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <derive/changelog.hpp>
+
+#include "core/lmdb_util.hpp"
+
+namespace derive {
+
+// The value of `key` (nullopt when absent).
+int state_get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::optional<std::string>& out);
+
+// Puts (value set) or deletes (nullopt) `change.key`; deleting a missing key
+// is a no-op.
+int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change);
+
+// Iterates view keys in byte order, across direct keys and buckets.
+class state_cursor {
+ public:
+  int open(MDB_txn* txn, MDB_dbi dbi);
+  // Positions at the first key >= `key`.
+  int seek(std::string_view key);
+  int next();
+  bool valid() const { return valid_; }
+  const std::string& key() const { return key_; }
+  // Valid until the cursor moves.
+  std::string_view value() const { return value_; }
+
+  // A bucket's entries: (rest of the key, value), ascending by rest.
+  using bucket = std::vector<std::pair<std::string, std::string>>;
+
+ private:
+  int load(int rc);
+  void set_bucket_entry();
+
+  cursor_guard cursor_;
+  size_t direct_ = 0;
+  bool valid_ = false;
+  bool in_bucket_ = false;
+  bucket bucket_;
+  std::string bucket_head_;
+  size_t index_ = 0;
+  std::string key_;
+  std::string_view value_;
+};
+
+}  // namespace derive

@@ -1,0 +1,50 @@
+#pragma once
+// The meta records of one view store (docs/storage.md, "Meta"): the view
+// format, its offset, the changelog's low-water mark, the failure record and
+// the retention last committed with, in the store's `meta` database; all
+// integers fixed64.
+//
+// Transactions belong to the caller (the view store): every call works inside
+// the one given; writes need a write transaction. Functions return LMDB codes;
+// MDB_CORRUPTED means a stored record does not decode (see decode_status).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+struct MDB_txn;
+
+namespace derive {
+
+// Durable status of a view (so that a failure survives restarts).
+struct view_failure {
+  uint64_t offset = 0;  // the event that failed
+  std::string error;
+};
+
+// The layout of a view's databases; stored in meta/format.
+inline constexpr uint64_t view_format = 1;
+
+// Names of the fixed64 records.
+inline constexpr std::string_view meta_format = "format";
+inline constexpr std::string_view meta_offset = "offset";
+inline constexpr std::string_view meta_low_water = "low_water";
+inline constexpr std::string_view meta_retention = "retention";
+
+// Everything meta holds, as read when a store opens.
+struct view_meta {
+  std::optional<uint64_t> format;  // nullopt: never committed
+  uint64_t offset = 0;
+  std::optional<uint64_t> retention;
+  std::optional<view_failure> failure;
+};
+
+int read_view_meta(MDB_txn* txn, unsigned meta_dbi, view_meta& out);
+
+// The failure record: fixed64 offset, then the error text.
+int get_view_failure(MDB_txn* txn, unsigned meta_dbi, std::optional<view_failure>& out);
+// Writes `failure`, or deletes the record when nullopt.
+int put_view_failure(MDB_txn* txn, unsigned meta_dbi, const std::optional<view_failure>& failure);
+
+}  // namespace derive

@@ -1,0 +1,23 @@
+#pragma once
+// The core side of <derive/view_snapshot.hpp>: a snapshot owns one read
+// transaction (begun by view_store::snapshot) and reads the view's state and
+// private databases in it; the transaction ends with the snapshot. Used by
+// one thread at a time (MDB_NOTLS lets it move between threads).
+
+#include <derive/view_snapshot.hpp>
+
+#include "core/lmdb_util.hpp"
+
+namespace derive {
+
+class view_snapshot::impl {
+ public:
+  impl(unsigned state_dbi, unsigned private_dbi)
+      : state_dbi(state_dbi), private_dbi(private_dbi) {}
+
+  txn_guard txn;  // the snapshot's read transaction
+  const unsigned state_dbi;
+  const unsigned private_dbi;
+};
+
+}  // namespace derive

@@ -1,0 +1,41 @@
+#pragma once
+// Counters for /metrics: cheap to read, from any thread.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <derive/view_info.hpp>
+
+namespace derive {
+
+struct view_metrics {
+  std::string name;
+  uint32_t version = 1;
+  uint64_t offset = 0;
+  uint64_t lag = 0;
+  view_status status = view_status::stopped;
+  uint64_t applied = 0;  // inputs (events, or upstream offsets) applied since start
+  uint64_t commits = 0;  // view_store commits since start
+};
+
+struct runtime_metrics {
+  uint64_t head = 0;
+  uint64_t append_requests = 0;  // requests answered by the sequencer (ok or error)
+  uint64_t append_failures = 0;  // ... of which errors
+  uint64_t appended_events = 0;
+  uint64_t append_commits = 0;   // group commits (one LMDB transaction each)
+  // Append latency, from runtime::append to the outcome, in microseconds.
+  uint64_t append_latency_count = 0;
+  uint64_t append_latency_sum_us = 0;
+  // Cumulative histogram: (upper bound in microseconds, appends <= bound);
+  // the last bound is UINT64_MAX (+Inf).
+  std::vector<std::pair<uint64_t, uint64_t>> append_latency_buckets;
+  uint64_t subscriptions = 0;
+  uint64_t hub_batches = 0;  // committed batches handed on by the hub
+  uint64_t hub_lost = 0;     // batches dropped because the hub was full
+  std::vector<view_metrics> views;
+};
+
+}  // namespace derive

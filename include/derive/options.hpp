@@ -1,0 +1,61 @@
+#pragma once
+// Configuration of a runtime and of the storage it opens.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace derive {
+
+enum class durability {
+  full,     // every commit is synced to disk before it returns (default)
+  relaxed,  // commits reach the OS but are not synced; a power loss may undo
+            // the last commits (a process crash does not). Explicit opt-in.
+};
+
+// The LMDB environment of a data directory.
+struct environment_options {
+  // The largest size the data file may reach. The file is sparse, so a large
+  // value costs nothing until used. A commit that would pass it fails with
+  // storage_full (the environment stays usable).
+  uint64_t map_size = uint64_t{64} << 30;
+  durability mode = durability::full;
+  unsigned max_readers = 1024;
+  // Named databases: the log uses 5, each view version 5. Every read
+  // transaction zeroes a table of this many entries (~50 bytes each), so a
+  // large value slows every read.
+  unsigned max_databases = 256;
+};
+
+// The event log.
+struct log_options {
+  // Idempotency keys are kept at least this long and at least this many
+  // (whichever keeps more).
+  std::chrono::milliseconds idempotency_retention = std::chrono::hours(24);
+  uint64_t idempotency_min_keys = 1'000'000;
+  // At most this many expired keys are pruned per append transaction, so that
+  // pruning never makes an append slow.
+  unsigned idempotency_prune_per_commit = 64;
+  // The clock that stamps events and idempotency keys, in milliseconds since
+  // the Unix epoch; empty: the system clock. Injectable for tests.
+  std::function<int64_t()> clock;
+};
+
+struct runtime_options {
+  std::string data_dir = "data";
+  environment_options storage;
+  log_options log;
+  // CAF scheduler threads (0: CAF's default).
+  unsigned worker_threads = 2;
+  // A runner more than this many events behind works in large transactions.
+  uint64_t catch_up_batch = 10'000;
+  // Largest number of events per live commit.
+  uint64_t live_batch = 256;
+  // Subscription hub: batches a slow subscriber may have outstanding before
+  // it is told it lost changes.
+  size_t hub_buffer = 1024;
+};
+
+}  // namespace derive

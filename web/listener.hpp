@@ -1,0 +1,41 @@
+#pragma once
+// Internal to web/ (Beast): the listening socket. Include only from web/*.cpp
+// files that compile Beast code.
+
+#include <memory>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <derive/status.hpp>
+#include "web/sessions.hpp"
+
+namespace derive::web {
+
+// Accepts connections; each gets its own strand and an HTTP session
+// (start_http_session).
+class listener : public std::enable_shared_from_this<listener> {
+ public:
+  listener(net::io_context& ioc, server_context& ctx);
+
+  // Opens, binds and listens. Errors: io_error naming the step and the
+  // endpoint (address in use, ...).
+  status open(const tcp::endpoint& endpoint);
+  // The bound port (0 when not bound).
+  uint16_t port() const;
+  // Starts accepting (on the acceptor's strand).
+  void run();
+  // Thread-safe: closes the acceptor; accepting stops.
+  void stop();
+
+ private:
+  void do_accept();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+
+  net::io_context& ioc_;
+  server_context& ctx_;
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_;
+  bool stopped_ = false;
+};
+
+}  // namespace derive::web

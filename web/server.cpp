@@ -1,0 +1,94 @@
+// The server object: its io_context and threads, the listener, and the
+// orderly stop (protocol.md, "Shutdown").
+#include <derive/web/server.hpp>
+
+#include <algorithm>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include <derive/logging.hpp>
+#include "web/listener.hpp"
+#include "web/sessions.hpp"
+
+namespace derive::web {
+
+class server::impl {
+ public:
+  impl(runtime& rt, server_options options) : ctx_(rt, std::move(options)) {}
+  ~impl() { stop(); }
+
+  status start() {
+    if (ioc_) return status{errc::invalid_parameter, "the server was already started"};
+    ctx_.gate = std::make_shared<post_gate>();  // a fresh one after a stop()
+    ctx_.stopping = false;
+    beast::error_code ec;
+    auto address = net::ip::make_address(ctx_.options.address, ec);
+    if (ec) {
+      return status{errc::invalid_parameter,
+                    "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
+    }
+    unsigned threads = std::max(1u, ctx_.options.threads);
+    ioc_ = std::make_unique<net::io_context>(static_cast<int>(threads));
+    listener_ = std::make_shared<listener>(*ioc_, ctx_);
+    if (auto st = listener_->open(tcp::endpoint(address, ctx_.options.port)); !st) {
+      listener_.reset();
+      ioc_.reset();
+      return st;
+    }
+    port_ = listener_->port();
+    listener_->run();
+    work_.emplace(ioc_->get_executor());
+    for (unsigned i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { run_loop(); });
+    }
+    return {};
+  }
+
+  void stop() {
+    if (!ioc_) return;
+    ctx_.stopping = true;
+    listener_->stop();
+    ctx_.sessions.shutdown_all();
+    ctx_.sessions.wait_empty(ctx_.options.shutdown_timeout);
+    ctx_.gate->close();
+    work_.reset();
+    ioc_->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    ctx_.sessions.clear();
+    listener_.reset();
+    ioc_.reset();  // destroys the handlers that never ran
+  }
+
+  uint16_t port() const { return port_; }
+
+ private:
+  void run_loop() {
+    for (;;) {
+      try {
+        ioc_->run();
+        return;
+      } catch (const std::exception& e) {
+        log_error("web", "a handler threw: ", e.what());
+      }
+    }
+  }
+
+  server_context ctx_;
+  std::unique_ptr<net::io_context> ioc_;
+  std::optional<net::executor_work_guard<io_executor>> work_;
+  std::shared_ptr<listener> listener_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+};
+
+server::server(runtime& rt, server_options options)
+    : impl_(std::make_unique<impl>(rt, std::move(options))) {}
+server::~server() = default;
+status server::start() { return impl_->start(); }
+void server::stop() { impl_->stop(); }
+uint16_t server::port() const { return impl_->port(); }
+
+}  // namespace derive::web
