@@ -17,7 +17,7 @@ if [[ "${1:-}" == docsearch ]]; then
   shift
   exec "$root/bench/docsearch/run.sh" "$DERIVE_BUILD_DIR" "$work" "$@"
 fi
-"$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release
+"$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release -DDERIVE_BUILD_BENCH=ON
 bin="$DERIVE_BUILD_DIR/bench"
 mkdir -p "$work"
 names=("$@")
