@@ -31,6 +31,17 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def run_threads(worker, n):
+    """Runs `worker` on n threads at once; returns the wall time in seconds."""
+    ths = [threading.Thread(target=worker) for _ in range(n)]
+    t0 = time.perf_counter()
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    return time.perf_counter() - t0
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -100,13 +111,7 @@ def fts5_queries(path, queries, clients):
             hits[i] = len(rows)
         con.close()
 
-    ths = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join()
-    wall = time.perf_counter() - t0
+    wall = run_threads(worker, clients)
     return {"p50": pct(lat, 50), "p99": pct(lat, 99), "qps": len(queries) / wall}, hits
 
 
@@ -274,13 +279,7 @@ def derive_queries(server, queries, clients):
                 hits[i] = len(body["hits"])
         conn.close()
 
-    ths = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join()
-    wall = time.perf_counter() - t0
+    wall = run_threads(worker, clients)
     return {"p50": pct(lat, 50), "p99": pct(lat, 99), "qps": len(queries) / wall,
             "errors": len(errors)}, hits
 

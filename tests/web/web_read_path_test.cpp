@@ -136,6 +136,16 @@ class read_path_test : public web_fixture {
     return ms_since(t);
   }
 
+  // The slowest of `samples` health checks, `gap` apart: the server under load.
+  double worst_health(int samples, std::chrono::milliseconds gap) {
+    double worst = 0;
+    for (int i = 0; i < samples; ++i) {
+      worst = std::max(worst, health_ms());
+      std::this_thread::sleep_for(gap);
+    }
+    return worst;
+  }
+
   std::chrono::milliseconds snapshot_age_{std::chrono::seconds(30)};
 };
 
@@ -151,11 +161,7 @@ TEST_F(read_path_test, snapshots_for_clients_that_do_not_read_stay_bounded) {
                                                       "/v1/ws", 4096));
     clients.back()->send({{"op", "subscribe"}, {"id", "s"}, {"view", "docs"}, {"prefix", ""}});
   }
-  double worst_health = 0;
-  for (int i = 0; i < 10; ++i) {  // ~1.5 s under load
-    worst_health = std::max(worst_health, health_ms());
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  }
+  double worst_health = this->worst_health(10, std::chrono::milliseconds(150));  // ~1.5 s
   size_t growth = rss_bytes() > before ? rss_bytes() - before : 0;
   std::cout << "[ measured ] 50 mute snapshot clients on a 20 MB view: RSS +" << growth / 1024
             << " KiB, worst /v1/health " << worst_health << " ms\n";
@@ -366,11 +372,7 @@ TEST_F(read_path_test, http_responses_are_bounded_in_bytes_and_continue_with_nex
     mute.push_back(std::make_unique<mute_http_client>(port(), "/v1/events?limit=10000"));
     mute.push_back(std::make_unique<mute_http_client>(port(), "/v1/views/docs?limit=10000"));
   }
-  double worst = 0;
-  for (int i = 0; i < 8; ++i) {
-    worst = std::max(worst, health_ms());
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  double worst = worst_health(8, std::chrono::milliseconds(100));
   size_t growth = rss_bytes() > before ? rss_bytes() - before : 0;
   std::cout << "[ measured ] 20 mute HTTP clients over 12 MB: RSS +" << growth / 1024
             << " KiB, worst /v1/health " << worst << " ms\n";
