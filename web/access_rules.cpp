@@ -231,8 +231,10 @@ int64_t unix_now() {
       .count();
 }
 
-authorizer::authorizer(jwt_verifier verifier, access_rules rules)
-    : verifier_(std::move(verifier)), rules_(std::move(rules)) {}
+authorizer::authorizer(jwt_verifier verifier, access_rules rules, int64_t leeway)
+    : verifier_(std::move(verifier)), rules_(std::move(rules)), leeway_(leeway) {}
+
+int64_t authorizer::expiry(const token_claims& token) const { return token.expires + leeway_; }
 
 result<std::shared_ptr<const authorizer>> authorizer::make(const auth_options& options) {
   size_t i = 0;
@@ -241,7 +243,8 @@ result<std::shared_ptr<const authorizer>> authorizer::make(const auth_options& o
   }
   auto verifier = jwt_verifier::make(options.tokens);
   if (!verifier) return verifier.error();
-  return std::shared_ptr<const authorizer>(new authorizer(std::move(*verifier), options.rules));
+  return std::shared_ptr<const authorizer>(new authorizer(std::move(*verifier), options.rules,
+                                                         options.tokens.leeway.count()));
 }
 
 std::variant<principal, denial> authorizer::authenticate(std::optional<std::string_view> token,

@@ -49,6 +49,9 @@ class authorizer {
   std::variant<principal, denial> authenticate(std::optional<std::string_view> token,
                                                int64_t now) const;
 
+  // When a verified token stops being valid (its exp plus the leeway).
+  int64_t expiry(const token_claims& token) const;
+
   // One key of a view (GET, WebSocket get and key subscriptions).
   verdict read_key(const principal& who, const std::string& view, std::string_view key) const;
   // Every key starting with `prefix` (ranges, prefix subscriptions): allowed
@@ -62,10 +65,11 @@ class authorizer {
   verdict admin(const principal& who) const;
 
  private:
-  authorizer(jwt_verifier verifier, access_rules rules);
+  authorizer(jwt_verifier verifier, access_rules rules, int64_t leeway);
   verdict refuse(const principal& who, std::string what) const;
   jwt_verifier verifier_;
   access_rules rules_;
+  int64_t leeway_ = 0;
 };
 
 }  // namespace derive::web

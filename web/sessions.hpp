@@ -62,7 +62,8 @@ void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket s
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
 // the session in ctx.sessions and answers the handshake.
+// `id`: who connected (router::authenticate_upgrade).
 void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
-                             http::request<http::string_body> req);
+                             http::request<http::string_body> req, ws_identity id);
 
 }  // namespace derive::web
