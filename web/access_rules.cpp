@@ -90,6 +90,9 @@ status check_rule(const access_rule& r, const std::string& where) {
   if (r.subject) {
     if (auto st = check_template(*r.subject, where + ".subject"); !st) return st;
   }
+  for (const auto& [name, value] : r.params) {
+    if (auto st = check_template(value, where + ".params." + name); !st) return st;
+  }
   if (r.what == action::append && r.types.empty()) {
     return invalid(where + ": \"types\" must name at least one event type (\"*\": any)");
   }
@@ -113,7 +116,8 @@ result<access_rule> rule_from_json(const json& j, const std::string& where) {
   else if (allow == "query") r.what = action::query;
   else if (allow == "admin") r.what = action::admin;
   else return invalid(where + ".allow must be read, append, query or admin");
-  static const char* known[] = {"allow", "who", "view", "prefix", "types", "subject", "query"};
+  static const char* known[] = {"allow",   "who",   "view",  "prefix",
+                                "types",   "subject", "query", "params"};
   for (auto& [name, v] : j.items()) {
     if (std::find(std::begin(known), std::end(known), name) == std::end(known)) {
       return invalid(where + ": unknown member \"" + name + "\"");
@@ -126,6 +130,13 @@ result<access_rule> rule_from_json(const json& j, const std::string& where) {
   if (auto it = j.find("subject"); it != j.end()) {
     if (!it->is_string()) return invalid(where + ".subject must be a string");
     r.subject = it->get<std::string>();
+  }
+  if (auto it = j.find("params"); it != j.end()) {
+    if (!it->is_object()) return invalid(where + ".params must be an object of strings");
+    for (auto& [name, v] : it->items()) {
+      if (!v.is_string()) return invalid(where + ".params." + name + " must be a string");
+      r.params[name] = v.get<std::string>();
+    }
   }
   if (auto it = j.find("types"); it != j.end()) {
     if (!it->is_array()) return invalid(where + ".types must be an array of event types");
@@ -168,8 +179,10 @@ access_rules& access_rules::allow_append(std::string who, std::vector<std::strin
   return add(std::move(r));
 }
 
-access_rules& access_rules::allow_query(std::string who, std::string view, std::string query) {
+access_rules& access_rules::allow_query(std::string who, std::string view, std::string query,
+                                        std::map<std::string, std::string> params) {
   access_rule r;
+  r.params = std::move(params);
   r.what = action::query;
   r.who = std::move(who);
   r.view = std::move(view);
@@ -308,15 +321,28 @@ verdict authorizer::append(const principal& who, const std::vector<event_input>&
   return std::nullopt;
 }
 
-verdict authorizer::query(const principal& who, const std::string& view,
-                          const std::string& name) const {
+verdict authorizer::query(const principal& who, const std::string& view, const std::string& name,
+                          const std::map<std::string, std::string>& params) const {
   for (const auto& r : rules_.rules()) {
-    if (r.what == action::query && applies_to(r, who) && name_matches(r.view, view) &&
-        name_matches(r.query, name)) {
-      return std::nullopt;
+    if (r.what != action::query || !applies_to(r, who) || !name_matches(r.view, view) ||
+        !name_matches(r.query, name)) {
+      continue;
     }
+    bool ok = true;
+    for (const auto& [param, value] : r.params) {
+      auto allowed = substitute(value, who);
+      auto given = params.find(param);
+      ok = ok && allowed && given != params.end() && starts_with(given->second, *allowed);
+    }
+    if (ok) return std::nullopt;
   }
-  return refuse(who, "the query " + name + " of view " + view);
+  std::string what = "the query " + name + " of view " + view;
+  const char* sep = " with ";
+  for (const auto& [param, value] : params) {
+    what += sep + param + "=" + value;
+    sep = ", ";
+  }
+  return refuse(who, what);
 }
 
 verdict authorizer::admin(const principal& who) const {

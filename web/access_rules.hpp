@@ -5,6 +5,7 @@
 // after make(). The HTTP and WebSocket sessions make one call per request.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,7 +61,9 @@ class authorizer {
                       std::string_view prefix) const;
   // Every event of an append (the message names the first refused one).
   verdict append(const principal& who, const std::vector<event_input>& events) const;
-  verdict query(const principal& who, const std::string& view, const std::string& name) const;
+  // A named query with its parameters.
+  verdict query(const principal& who, const std::string& view, const std::string& name,
+                const std::map<std::string, std::string>& params) const;
   // Admin endpoints: the log (GET /v1/events), /v1/views, /metrics.
   verdict admin(const principal& who) const;
 

@@ -351,12 +351,12 @@ void router::read_route(std::string_view path, std::string_view query_text,
     if (!raw_rest || raw_rest->find('/') != std::string_view::npos) {
       return reply(route_not_found(path));
     }
-    if (auth_) {
-      if (auto v = auth_->query(who, *view, *rest)) return reply(denial_reply(*v, false));
-    }
     query_params params(query->begin(), query->end());
     params.erase("after");
     params.erase("timeout_ms");
+    if (auth_) {
+      if (auto v = auth_->query(who, *view, *rest, params)) return reply(denial_reply(*v, false));
+    }
     read = [this, v = *view, name = *rest, params] { return query_reply(v, name, params); };
   } else if (raw_rest) {
     if (auth_) {

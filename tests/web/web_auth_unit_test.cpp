@@ -263,7 +263,7 @@ TEST_F(rules_test, nothing_is_allowed_without_a_rule) {
   EXPECT_TRUE(unauthorized(a->read_key(anonymous, "docs", "x")));
   EXPECT_TRUE(forbidden(a->read_key(user("alice"), "docs", "x")));
   EXPECT_TRUE(forbidden(a->append(user("alice"), {ev("doc.put", "x")})));
-  EXPECT_TRUE(forbidden(a->query(user("alice"), "docs", "count")));
+  EXPECT_TRUE(forbidden(a->query(user("alice"), "docs", "count", {})));
   EXPECT_TRUE(forbidden(a->admin(user("alice"))));
   EXPECT_TRUE(unauthorized(a->admin(anonymous)));
 }
@@ -328,10 +328,21 @@ TEST_F(rules_test, appends_check_type_key_and_subject_of_every_event) {
 TEST_F(rules_test, queries_are_allowed_by_view_and_name) {
   auto a = make(access_rules{}.allow_query("user", "docs", "count").allow_query("anyone",
                                                                                 "stats"));
-  EXPECT_TRUE(allowed(a->query(user("alice"), "docs", "count")));
-  EXPECT_TRUE(forbidden(a->query(user("alice"), "docs", "echo")));
-  EXPECT_TRUE(unauthorized(a->query(anonymous, "docs", "count")));
-  EXPECT_TRUE(allowed(a->query(anonymous, "stats", "anything")));
+  EXPECT_TRUE(allowed(a->query(user("alice"), "docs", "count", {})));
+  EXPECT_TRUE(forbidden(a->query(user("alice"), "docs", "echo", {})));
+  EXPECT_TRUE(unauthorized(a->query(anonymous, "docs", "count", {})));
+  EXPECT_TRUE(allowed(a->query(anonymous, "stats", "anything", {})));
+}
+
+TEST_F(rules_test, query_parameters_can_be_bound_to_the_token) {
+  auto a = make(access_rules{}.allow_query("user", "search", "search", {{"in", "users/{sub}/"}}));
+  EXPECT_TRUE(allowed(a->query(user("alice"), "search", "search", {{"in", "users/alice/"},
+                                                                     {"q", "x"}})));
+  EXPECT_TRUE(allowed(a->query(user("alice"), "search", "search", {{"in", "users/alice/a"}})));
+  auto refusal = a->query(user("alice"), "search", "search", {{"in", "users/"}});
+  ASSERT_TRUE(forbidden(refusal));
+  EXPECT_NE(refusal->message.find("in=users/"), std::string::npos) << refusal->message;
+  EXPECT_TRUE(forbidden(a->query(user("alice"), "search", "search", {{"q", "x"}})));
 }
 
 TEST_F(rules_test, admin_needs_its_scope) {
@@ -347,13 +358,16 @@ TEST_F(rules_test, the_rules_file_declares_the_same_rules) {
     {"allow": "append", "who": "user", "types": ["doc.put"], "prefix": "users/{sub}/",
      "subject": "{sub}"},
     {"allow": "query", "who": "anyone", "view": "docs", "query": "count"},
+    {"allow": "query", "who": "user", "view": "docs", "query": "echo", "params": {"in": "{sub}/"}},
     {"allow": "admin", "who": "scope:admin"}]})");
   ASSERT_TRUE(rules.has_value()) << rules.error().message();
   auto a = make(*rules);
   EXPECT_TRUE(allowed(a->read_prefix(user("alice"), "docs", "users/alice/")));
   EXPECT_TRUE(allowed(a->append(user("alice"), {ev("doc.put", "users/alice/1", "alice")})));
   EXPECT_TRUE(forbidden(a->append(user("alice"), {ev("doc.delete", "users/alice/1", "alice")})));
-  EXPECT_TRUE(allowed(a->query(anonymous, "docs", "count")));
+  EXPECT_TRUE(allowed(a->query(anonymous, "docs", "count", {})));
+  EXPECT_TRUE(allowed(a->query(user("bob"), "docs", "echo", {{"in", "bob/"}})));
+  EXPECT_TRUE(forbidden(a->query(user("bob"), "docs", "echo", {{"in", "alice/"}})));
   EXPECT_TRUE(allowed(a->admin(user("root", {"admin"}))));
 }
 
@@ -363,7 +377,8 @@ TEST_F(rules_test, bad_rules_are_refused_with_the_rule_named) {
         R"({"rules": [{"allow": "read", "prefix": "users/{sub/"}]})",
         R"({"rules": [{"allow": "read", "prefix": 3}]})",
         R"({"rules": [{"allow": "read", "perfix": "x"}]})",
-        R"({"rules": [{"allow": "append", "types": []}]})"}) {
+        R"({"rules": [{"allow": "append", "types": []}]})",
+        R"({"rules": [{"allow": "query", "params": {"in": 1}}]})"}) {
     auto r = access_rules::from_json(text);
     EXPECT_FALSE(r.has_value()) << text;
   }

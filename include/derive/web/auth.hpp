@@ -15,6 +15,7 @@
 // like any other (who = "anonymous" or "anyone").
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,9 @@ struct access_rule {
   std::optional<std::string> subject;
   // query: the query name ("*": every query of the view).
   std::string query = "*";
+  // query: parameters the request must carry, each starting with its value
+  // (a template), e.g. {"in": "users/{sub}/"} for a query that filters by it.
+  std::map<std::string, std::string> params;
 };
 
 // The rules of an application: what is not allowed by some rule is refused.
@@ -69,11 +73,13 @@ class access_rules {
   access_rules& allow_read(std::string who, std::string view, std::string prefix);
   access_rules& allow_append(std::string who, std::vector<std::string> types, std::string prefix,
                              std::optional<std::string> subject = std::nullopt);
-  access_rules& allow_query(std::string who, std::string view, std::string query = "*");
+  access_rules& allow_query(std::string who, std::string view, std::string query = "*",
+                            std::map<std::string, std::string> params = {});
   access_rules& allow_admin(std::string who);
 
   // {"rules": [{"allow": "read", "who": "user", "view": "documents",
-  //             "prefix": "users/{sub}/"}, ...]} (docs/security.md).
+  //             "prefix": "users/{sub}/"}, ...]} (docs/security.md; members
+//   as in access_rule, "allow" naming the action).
   // Errors: invalid_parameter naming the rule and member.
   static result<access_rules> from_json(std::string_view text);
   static result<access_rules> from_file(const std::string& path);
