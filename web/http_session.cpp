@@ -162,8 +162,9 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
       version_ = req.version();
       return send(std::move(*refused));
     }
-    auto identity = ctx_.routes.authenticate_upgrade(optional_field(req, http::field::authorization),
-                                                     optional_field(req, http::field::sec_websocket_protocol));
+    auto identity = ctx_.routes.authenticate_upgrade(
+        optional_field(req, http::field::authorization),
+        optional_field(req, http::field::sec_websocket_protocol));
     if (auto* refused = std::get_if<http_reply>(&identity)) {
       keep_alive_ = req.keep_alive();
       head_request_ = false;

@@ -87,11 +87,17 @@ std::optional<json> parse_part(std::string_view part) {
   return j;
 }
 
-// A NumericDate claim as whole seconds; nullopt when it is not a number.
+// A NumericDate claim as whole seconds; nullopt when it is not a number or
+// lies outside 0 .. 2^53 (so that no arithmetic on it can overflow).
 std::optional<int64_t> numeric_date(const json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) return static_cast<int64_t>(v.get<double>());
-  return std::nullopt;
+  constexpr double max_date = 9007199254740992.0;  // 2^53
+  double d = 0;
+  if (v.is_number_unsigned()) d = static_cast<double>(v.get<uint64_t>());
+  else if (v.is_number_integer()) d = static_cast<double>(v.get<int64_t>());
+  else if (v.is_number_float()) d = v.get<double>();
+  else return std::nullopt;
+  if (!(d >= 0 && d <= max_date)) return std::nullopt;
+  return static_cast<int64_t>(d);
 }
 
 }  // namespace
@@ -220,11 +226,11 @@ struct jwt_verifier::impl {
     auto exp_it = c.find("exp");
     if (exp_it == c.end()) return invalid("the token has no \"exp\" (expiry) claim");
     auto exp = numeric_date(*exp_it);
-    if (!exp) return invalid("the token's \"exp\" is not a number");
+    if (!exp) return invalid("the token's \"exp\" is not a NumericDate (seconds since 1970)");
     if (now >= *exp + leeway) return invalid("the token expired; get a new one");
     if (auto nbf_it = c.find("nbf"); nbf_it != c.end()) {
       auto nbf = numeric_date(*nbf_it);
-      if (!nbf) return invalid("the token's \"nbf\" is not a number");
+      if (!nbf) return invalid("the token's \"nbf\" is not a NumericDate (seconds since 1970)");
       if (now + leeway < *nbf) return invalid("the token is not valid yet (\"nbf\")");
     }
     if (!options.issuer.empty()) {
