@@ -173,6 +173,43 @@ await run([
     await anon.close();
   }],
 
+  ['the docsearch page signs in with #token= and lists its own and the public documents', async () => {
+    const dir = tempDir('derive-auth-page-');
+    writeFileSync(join(dir, 'secret'), `${secret}\n`);
+    const app = new DocsearchServer(binary, join(dir, 'data'), 0,
+                                    ['--auth-secret-file', join(dir, 'secret')]);
+    const appUrl = await app.start();
+    for (const [sub, key] of [['alice', 'users/alice/diary'], ['bob', 'users/bob/secret']]) {
+      const r = await fetch(`${appUrl}/v1/events`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token(sub)}` },
+        body: JSON.stringify(put(key, `${sub} document`)),
+      });
+      checkEqual(r.status, 201, `${sub} appends`);
+    }
+    const listed = async (page, n) => {
+      await page.waitForFunction((n) => document.querySelectorAll('#documents li.doc').length >= n,
+                                 n, { timeout: 15000 });
+      return page.$$eval('#documents li.doc', (lis) => lis.map((li) => li.dataset.id).sort());
+    };
+    const signedIn = await browser.newPage();
+    signedIn.on('pageerror', (e) => pageErrors.push(e.message));
+    await signedIn.goto(`${appUrl}/#token=${token('alice')}`);
+    const ids = await listed(signedIn, 7);
+    check(ids.includes('users/alice/diary'), `alice's document is listed: ${ids}`);
+    check(!ids.some((id) => id.startsWith('users/bob/')), 'bob\'s document is not');
+    checkEqual(ids.filter((id) => id.startsWith('public/')).length, 6, 'the public examples');
+    check(!(await signedIn.url()).includes('token='), 'the token left the address bar');
+    const anonymous = await browser.newPage();
+    anonymous.on('pageerror', (e) => pageErrors.push(e.message));
+    await anonymous.goto(`${appUrl}/`);
+    const publicIds = await listed(anonymous, 6);
+    check(publicIds.every((id) => id.startsWith('public/')), `only public documents: ${publicIds}`);
+    await signedIn.close();
+    await anonymous.close();
+    checkEqual(await app.stop(), 0, 'docsearch exit code');
+  }],
+
   ['the page had no uncaught errors and the server stops cleanly', async () => {
     await sleep(100);
     checkEqual(pageErrors, [], 'uncaught errors in the pages');

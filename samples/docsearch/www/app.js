@@ -48,6 +48,7 @@ const WORD = /[\p{L}\p{Nd}]+/gu;
 // user's area and searches both. Without a token the page is unchanged.
 const token = readToken();
 const area = token ? `users/${tokenSubject(token)}/` : null;
+let publicOnly = false;  // a server in auth mode, no token: the public area only
 const client = connect(undefined, { onStatus: showConnection, ...(token ? { token } : {}) });
 
 function readToken() {
@@ -77,12 +78,22 @@ const editor = { id: null, updated: 0, saving: false };
 
 // In auth mode two subscriptions (own area, public area) make one list.
 const parts = new Map();  // prefix -> {state, offset}
-for (const prefix of area ? [area, 'public/'] : ['']) {
+function subscribeDocuments(prefix) {
   client.subscribe('documents', { prefix }, (state, info) => {
     parts.set(prefix, { state, offset: info.offset });
     onDocuments(info);
+  }, {
+    onError: (e) => {
+      if (prefix === '' && e.code === 'unauthorized') {
+        publicOnly = true;  // the server wants a token for all but public/
+        subscribeDocuments('public/');
+      } else {
+        message(`The document list failed: ${e.message}`, 'error');
+      }
+    },
   });
 }
+for (const prefix of area ? [area, 'public/'] : ['']) subscribeDocuments(prefix);
 
 function onDocuments(info) {
   if (parts.size === 1) {
@@ -136,7 +147,8 @@ const search = {
                                                                (a.id < b.id ? -1 : 1));
         answer = { offset: Math.min(own.offset, pub.offset), hits: hits.slice(0, 100) };
       } else {
-        answer = await client.query('search', 'search', { q, limit: 100 }, wait);
+        const params = publicOnly ? { q, limit: 100, in: 'public/' } : { q, limit: 100 };
+        answer = await client.query('search', 'search', params, wait);
       }
       if (q === el.search.value.trim()) renderResults(q, answer);
     } catch (e) {
