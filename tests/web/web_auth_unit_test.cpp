@@ -100,8 +100,12 @@ TEST_F(jwt_test, expired_and_not_yet_valid_tokens_are_refused) {
   auto c = claims();
   c["nbf"] = now_ + 600;
   EXPECT_NE(refusal(v, make_hs256(secret, c)).find("not valid yet"), std::string::npos);
-  c.erase("exp");
   c.erase("nbf");
+  for (json bad : {json("tomorrow"), json(-1), json(1e300), json(INT64_MAX)}) {
+    c["exp"] = bad;
+    EXPECT_NE(refusal(v, make_hs256(secret, c)).find("NumericDate"), std::string::npos) << bad;
+  }
+  c.erase("exp");
   EXPECT_NE(refusal(v, make_hs256(secret, c)).find("exp"), std::string::npos);
 }
 
