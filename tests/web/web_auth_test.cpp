@@ -46,7 +46,7 @@ class auth_test : public web_fixture {
   static json put_event(const std::string& key, const json& data = {{"title", "t"}}) {
     return {{"type", "doc.put"}, {"key", key}, {"data", data}};
   }
-  // Appends as the admin-less owner and returns the offset.
+  // Appends as `sub` and returns the offset.
   uint64_t put_as(const std::string& sub, const std::string& key) {
     auto r = post_as(put_event(key), token(sub));
     EXPECT_EQ(r.status, 201) << r.body;
@@ -127,8 +127,8 @@ TEST_F(auth_test, appends_are_checked_event_by_event_and_a_refusal_appends_nothi
 }
 
 TEST_F(auth_test, anonymous_access_is_what_the_rules_allow) {
-  // "anyone" may read public/ (written here by an admin-free rule? no: by
-  // nobody, so the key is simply absent).
+  // "anyone" may read public/ (no rule lets anyone write there: the key is
+  // absent, and the read is allowed).
   auto r = get_as("/v1/views/docs/public/readme", "");
   EXPECT_EQ(r.status, 404) << r.body;  // allowed, no value
   EXPECT_EQ(code(r), "not_found");
