@@ -45,7 +45,12 @@ struct log_options {
 
 struct runtime_options {
   std::string data_dir = "data";
+  // The log's environment (data_dir itself).
   environment_options storage;
+  // The views' environment (data_dir/views): every view store, so that a view
+  // commit never waits for the log's writer lock nor adds to its flushes.
+  // Its `mode` is ignored: the views follow storage.mode.
+  environment_options views_storage;
   log_options log;
   // CAF scheduler threads (0: CAF's default).
   unsigned worker_threads = 2;
