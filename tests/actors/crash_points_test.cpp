@@ -174,7 +174,9 @@ TEST_P(crash_points_test, AcknowledgedAppendsAndViewsSurvive) {
     ASSERT_NO_FATAL_FAILURE(crash_at(point + ":" + std::to_string(hit), rng()));
     if (round % 2 == 1) {  // a power loss, too
       ASSERT_TRUE(lose_newest_meta(dir_.sub("views/data.mdb")));
-      if (log_meta_unsynced) ASSERT_TRUE(lose_newest_meta(dir_.sub("data.mdb")));
+      if (log_meta_unsynced) {
+        ASSERT_TRUE(lose_newest_meta(dir_.sub("data.mdb")));
+      }
     }
     ASSERT_NO_FATAL_FAILURE(verify());
   }
