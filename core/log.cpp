@@ -152,6 +152,8 @@ std::vector<result<append_outcome>> event_log::impl::append(
   if (st) st = idempotency_.prune(txn.get(), now, options_, dirty);
   // Nothing to keep (all replays or errors), or a failure: the guard aborts.
   if (!st || !dirty) return st ? out : fail_all(st);
+  // A test hook where the previous commit's meta page is not yet flushed.
+  if (!relaxed && head() < written_) crash_point("before_log_commit_unsynced");
   if (st = env_.commit(txn); !st) return fail_all(st);
   // This commit flushed its pages after the previous commit wrote its meta
   // page: the previous commit is durable now, this one once the next flush

@@ -165,8 +165,9 @@ TEST_P(crash_points_test, AcknowledgedAppendsAndViewsSurvive) {
   const std::string point = GetParam();
   // Unflushed at these points: the log's newest commit (and always the views'
   // newest commit) may be lost to a power loss.
-  const bool log_meta_unsynced =
-      point == "after_log_commit_before_sync" || point == "before_log_sync";
+  const bool log_meta_unsynced = point == "before_log_commit_unsynced" ||
+                                 point == "after_log_commit_before_sync" ||
+                                 point == "before_log_sync";
   std::mt19937_64 rng(std::hash<std::string>{}(point));
   for (int round = 0; round < 4; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -184,7 +185,8 @@ TEST_P(crash_points_test, AcknowledgedAppendsAndViewsSurvive) {
 }
 
 INSTANTIATE_TEST_SUITE_P(points, crash_points_test,
-                         ::testing::Values("after_log_commit_before_sync", "before_log_sync",
+                         ::testing::Values("before_log_commit_unsynced",
+                                           "after_log_commit_before_sync", "before_log_sync",
                                            "after_log_sync", "after_log_sync_before_view_commit",
                                            "after_view_commit"),
                          [](const auto& info) { return std::string(info.param); });
