@@ -52,7 +52,7 @@ derive::event_input make_event(uint64_t n) {
 
 double run_file(const std::string& dir, size_t group, double seconds) {
   const std::string path = dir + "/baseline";
-  const off_t size = off_t{512} << 20;
+  const off_t size = off_t{128} << 20;
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) die("cannot create " + path);
   {  // preallocate and zero, then flush, so no write changes the file's size
