@@ -23,7 +23,8 @@ struct environment_options {
   uint64_t map_size = uint64_t{64} << 30;
   durability mode = durability::full;
   unsigned max_readers = 1024;
-  // Named databases: the log uses 5, each view version 5. Every read
+  // Named databases: the log's environment uses 5, the views' 5 per view
+  // version. Every read
   // transaction zeroes a table of this many entries (~50 bytes each), so a
   // large value slows every read.
   unsigned max_databases = 256;
