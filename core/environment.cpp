@@ -41,6 +41,13 @@ result<std::unique_ptr<environment>> environment::open(const std::string& path,
   if (options.mode == durability::relaxed) flags |= MDB_NOSYNC;
   if (int rc = mdb_env_open(env->env_, path.c_str(), flags, 0644); rc != MDB_SUCCESS)
     return fail(rc, "opening the data directory");
+  // After a process crash the last commits may sit in the page cache with
+  // their meta page unflushed (MDB_NOMETASYNC): flush them before anyone
+  // reads them, so that nothing seen from now on can be lost to a power loss.
+  if (options.mode == durability::full) {
+    if (int rc = mdb_env_sync(env->env_, 1); rc != MDB_SUCCESS)
+      return fail(rc, "flushing the data directory");
+  }
   return env;
 }
 

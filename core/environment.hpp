@@ -33,7 +33,9 @@ class txn_guard;
 
 class environment {
  public:
-  // Opens (creating when needed) the data directory `path`.
+  // Opens (creating when needed) the data directory `path`; in
+  // durability::full it first flushes whatever an earlier process committed
+  // without flushing (so that what is read from now on is durable).
   // Errors: io_error naming the path and the reason.
   static result<std::unique_ptr<environment>> open(const std::string& path,
                                                    environment_options options = {});
