@@ -22,7 +22,9 @@
 // commits everything before N, records the failure durably and stops the view
 // (status failed, offset N-1); under failure_policy::dead_letter N's writes are
 // discarded, a dead letter is recorded and the batch goes on. `restart_atom`
-// clears the failure and resumes at N.
+// clears the failure and resumes at N. A commit that fails with storage_full
+// (map or disk full) does not fail the view: it pauses, retrying the batch
+// with a growing delay (50 ms to 2 s) until space returns.
 //
 // Messages: (head_atom, uint64_t), (restart_atom), (stop_atom, done_callback).
 
