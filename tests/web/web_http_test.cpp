@@ -68,6 +68,29 @@ TEST_F(http_test, bad_bodies_are_refused_and_append_nothing) {
   expect_healthy();
 }
 
+TEST_F(http_test, numbers_are_kept_exactly_or_refused_and_duplicates_are_refused) {
+  auto big = post_events(R"([{"type":"t","data":{"amount":18446744073709551616}}])");
+  expect_error(big, 400, "invalid_event");
+  EXPECT_EQ(big.body_json()["error"]["message"].get<std::string>().rfind(
+                "events[0].data.amount is an integer beyond 64 bits", 0),
+            0u)
+      << big.body;
+  expect_error(post_events(R"({"type":"t","data":1.00000000000000001})"), 400, "invalid_event");
+  auto dup = post_events(R"({"type":"t","data":{"a":1,"a":2}})");
+  expect_error(dup, 400, "invalid_event");
+  EXPECT_EQ(dup.body_json()["error"]["message"].get<std::string>().rfind(
+                "event.data.a appears twice", 0),
+            0u);
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+  // What passes comes back as the same numbers.
+  std::string kept = R"({"type":"t","data":[18446744073709551615,-9223372036854775808,0.1,2.5e-8]})";
+  ASSERT_EQ(post_events(kept).status, 201);
+  auto events = get("/v1/events").body_json()["events"];
+  EXPECT_EQ(events[0]["data"], json::parse(kept)["data"]);
+  EXPECT_EQ(events[0]["data"][0].get<uint64_t>(), 18446744073709551615u);
+  expect_healthy();
+}
+
 TEST_F(http_test, bodies_must_be_json) {
   expect_error(post_events(event("a"), {{"Content-Type", "text/plain"}}), 415,
                "unsupported_media_type");

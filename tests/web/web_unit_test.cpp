@@ -339,6 +339,26 @@ TEST(ws_protocol, malformed_messages_are_bad_messages) {
   EXPECT_EQ(error_of(deep).code, "bad_message");
 }
 
+TEST(ws_protocol, duplicate_members_and_inexact_numbers_are_refused) {
+  auto in_events = error_of(
+      R"({"op":"append","id":"a","events":[{"type":"t","data":{"n":18446744073709551616}}]})");
+  EXPECT_EQ(in_events.code, "invalid_event");
+  EXPECT_EQ(in_events.id, "a");
+  EXPECT_EQ(in_events.message.rfind("events[0].data.n is an integer beyond 64 bits", 0), 0u)
+      << in_events.message;
+  auto dup_in_events =
+      error_of(R"({"op":"append","id":"a","events":[{"type":"t","data":{"k":1,"k":2}}]})");
+  EXPECT_EQ(dup_in_events.code, "invalid_event");
+  EXPECT_EQ(dup_in_events.message.rfind("events[0].data.k appears twice", 0), 0u);
+  auto dup_op = error_of(R"({"op":"get","id":"g","view":"v","key":"k","op":"append"})");
+  EXPECT_EQ(dup_op.code, "bad_message");
+  EXPECT_EQ(dup_op.id, "g");
+  EXPECT_EQ(dup_op.message.rfind("op appears twice", 0), 0u) << dup_op.message;
+  auto dup_id = error_of(R"({"op":"unsubscribe","id":"a","id":"b"})");
+  EXPECT_EQ(dup_id.code, "bad_message");
+  EXPECT_EQ(dup_id.id, std::nullopt);
+}
+
 TEST(ws_protocol, ids_are_strings_of_at_most_64_characters) {
   std::string id64(64, 'i');
   std::string euro64;
