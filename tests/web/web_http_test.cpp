@@ -144,6 +144,45 @@ TEST_F(http_test, oversized_and_malformed_headers_are_refused) {
   expect_healthy();
 }
 
+TEST_F(http_test, ambiguous_framing_is_400_naming_the_header_and_closes) {
+  const std::string post = "POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\n";
+  const std::string body = R"({"type":"t"})";
+  const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  struct attack {
+    std::string request;
+    std::string named;  // in the message
+  };
+  std::vector<attack> attacks = {
+      {post + "Host: x\r\nTransfer-Encoding: xchunked\r\n" + length + "\r\n" + body,
+       "Transfer-Encoding"},
+      {post + "Host: x\r\nTransfer-Encoding: identity\r\n" + length + "\r\n" + body,
+       "Transfer-Encoding"},
+      {post + "Host: x\r\nX-Note: a\r\n b\r\n" + length + "\r\n" + body, "line folding"},
+      {post + length + "\r\n" + body, "Host"},
+      {post + "Host: x\r\nHost: y\r\n" + length + "\r\n" + body, "Host"},
+      {post + "Host: x\r\nIdempotency-Key: a\r\nIdempotency-Key: b\r\n" + length + "\r\n" +
+           body,
+       "Idempotency-Key"},
+  };
+  for (const auto& a : attacks) {
+    http_connection c(port());
+    auto r = c.raw(a.request);
+    ASSERT_TRUE(r) << a.request;
+    expect_error(*r, 400, "bad_request");
+    EXPECT_NE(r->body_json()["error"]["message"].get<std::string>().find(a.named),
+              std::string::npos)
+        << r->body;
+    EXPECT_TRUE(c.closed_by_peer()) << a.request;
+  }
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+  // HTTP/1.0 may leave Host out.
+  http_connection c(port());
+  auto old = c.raw("GET /v1/health HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, 200);
+  expect_healthy();
+}
+
 TEST_F(http_test, a_client_expecting_100_continue_gets_it_before_sending_the_body) {
   http_connection c(port());
   std::string body = event("e");

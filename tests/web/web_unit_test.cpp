@@ -10,6 +10,7 @@
 #include "core/json_text.hpp"
 #include "tests/web/web_fixture.hpp"
 #include "web/errors.hpp"
+#include "web/framing.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
 #include "web/static_files.hpp"
@@ -317,6 +318,45 @@ TEST(send_queue, a_closed_lane_drops_its_changes_and_ignores_new_ones) {
   EXPECT_EQ(q.close_lane(1), 1u);
   q.push_changes(1, {change(2, "a", "1")});
   EXPECT_TRUE(q.empty());
+}
+
+// --- request framing ---------------------------------------------------------
+
+TEST(framing, ordinary_requests_pass) {
+  EXPECT_EQ(framing_problem("GET / HTTP/1.1\r\nHost: a\r\nX-A: b c\r\n\r\n", 11), std::nullopt);
+  EXPECT_EQ(framing_problem("GET / HTTP/1.0\r\n\r\n", 10), std::nullopt);
+  EXPECT_EQ(framing_problem("\r\nPOST / HTTP/1.1\r\nhost:a\r\nTransfer-Encoding: Chunked \r\n"
+                            "Idempotency-Key: k\r\n\r\n",
+                            11),
+            std::nullopt);
+}
+
+TEST(framing, each_ambiguous_header_is_named) {
+  auto problem = [](std::string_view fields, unsigned version = 11) {
+    return framing_problem("POST /v1/events HTTP/1.1\r\n" + std::string(fields) + "\r\n", version)
+        .value_or("");
+  };
+  EXPECT_NE(problem("Host: a\r\nX-A: b\r\n c\r\n").find("line folding"), std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nX-A: b\r\n\tc\r\n").find("line folding"), std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: xchunked\r\nContent-Length: 1\r\n")
+                .find("Transfer-Encoding other than chunked"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: identity\r\n").find("Transfer-Encoding"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: chunked, identity\r\n").find("other than"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")
+                .find("one Transfer-Encoding"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n")
+                .find("not both"),
+            std::string::npos);
+  EXPECT_NE(problem("X-A: b\r\n").find("must carry a Host"), std::string::npos);
+  EXPECT_EQ(problem("X-A: b\r\n", 10), "");
+  EXPECT_NE(problem("Host: a\r\nhost: a\r\n").find("exactly one Host"), std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nIdempotency-Key: k\r\nidempotency-key: k\r\n")
+                .find("one Idempotency-Key"),
+            std::string::npos);
 }
 
 // --- WebSocket messages ------------------------------------------------------
