@@ -165,7 +165,8 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     finished_ = true;
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
-    start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release());
+    start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release(),
+                            beast::buffers_to_string(buffer_.data()));
     ctx_.sessions.remove(this);
   }
 

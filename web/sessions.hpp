@@ -61,8 +61,9 @@ post_fn make_post_fn(std::weak_ptr<Session> weak, std::shared_ptr<post_gate> gat
 void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket socket);
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
-// the session in ctx.sessions and answers the handshake.
+// the session in ctx.sessions and answers the handshake. `received`: bytes
+// that arrived after the upgrade request (the client's first frames).
 void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
-                             http::request<http::string_body> req);
+                             http::request<http::string_body> req, std::string received);
 
 }  // namespace derive::web
