@@ -17,6 +17,14 @@ namespace {
 constexpr size_t drain_max_bytes = 8 * 1024 * 1024;
 constexpr auto drain_timeout = std::chrono::seconds(1);
 
+// The value of a header field, when the request has it.
+std::optional<std::string_view> optional_field(const http::request<http::string_body>& req,
+                                               http::field f) {
+  auto it = req.find(f);
+  if (it == req.end()) return std::nullopt;
+  return std::string_view(it->value().data(), it->value().size());
+}
+
 class http_session : public session_base, public std::enable_shared_from_this<http_session> {
  public:
   http_session(tcp::socket&& socket, server_context& ctx, net::io_context& ioc)
@@ -160,12 +168,22 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
       version_ = req.version();
       return send(std::move(*refused));
     }
+    auto identity = ctx_.routes.authenticate_upgrade(
+        optional_field(req, http::field::authorization),
+        optional_field(req, http::field::sec_websocket_protocol));
+    if (auto* refused = std::get_if<http_reply>(&identity)) {
+      keep_alive_ = req.keep_alive();
+      head_request_ = false;
+      version_ = req.version();
+      return send(std::move(*refused));
+    }
     // The connection now belongs to the WebSocket session.
     stream_.expires_never();
     finished_ = true;
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
     start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release(),
+                            std::get<ws_identity>(std::move(identity)),
                             beast::buffers_to_string(buffer_.data()));
     ctx_.sessions.remove(this);
   }
@@ -181,6 +199,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     if (auto it = req.find("Idempotency-Key"); it != req.end()) {
       r.idempotency_key = std::string(it->value());
     }
+    if (auto a = optional_field(req, http::field::authorization)) r.authorization = std::string(*a);
     r.body = std::move(req.body());
     head_request_ = req.method() == http::verb::head;
     writes_ = req.method() == http::verb::post;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include <derive/runtime.hpp>
+#include "web/access_rules.hpp"
 #include "web/metrics.hpp"
 #include "web/router.hpp"
 #include <derive/web/server.hpp>
@@ -96,11 +97,13 @@ class session_registry {
 
 struct server_context {
   server_context(runtime& r, server_options o)
-      : rt(r), options(std::move(o)), routes(r, options, stats) {}
+      : rt(r), options(std::move(o)), routes(r, options, stats, auth) {}
 
   runtime& rt;
   const server_options options;
   metrics stats;
+  // Set by server::start from options.auth; null: no authentication.
+  std::shared_ptr<const authorizer> auth;
   router routes;
   std::shared_ptr<post_gate> gate = std::make_shared<post_gate>();
   session_registry sessions;

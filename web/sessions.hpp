@@ -61,9 +61,11 @@ post_fn make_post_fn(std::weak_ptr<Session> weak, std::shared_ptr<post_gate> gat
 void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket socket);
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
-// the session in ctx.sessions and answers the handshake. `received`: bytes
-// that arrived after the upgrade request (the client's first frames).
+// the session in ctx.sessions and answers the handshake.
+// `id`: who connected (router::authenticate_upgrade). `received`: bytes that
+// arrived after the upgrade request (the client's first frames).
 void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
-                             http::request<http::string_body> req, std::string received);
+                             http::request<http::string_body> req, ws_identity id,
+                             std::string received);
 
 }  // namespace derive::web

@@ -85,8 +85,9 @@ class websocket_session : public session_base,
                           public std::enable_shared_from_this<websocket_session> {
  public:
   websocket_session(beast::tcp_stream&& stream, std::string received, server_context& ctx,
-                    net::io_context& ioc)
+                    net::io_context& ioc, ws_identity id)
       : ws_(std::move(stream), std::move(received)),
+        identity_(std::move(id)),
         ctx_(ctx),
         ioc_(ioc),
         timer_(ws_.get_executor()),
@@ -117,7 +118,10 @@ class websocket_session : public session_base,
     websocket::stream_base::timeout t{handshake, websocket::stream_base::none(), false};
     ws_.set_option(t);
     ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "derive"); }));
+        [protocol = identity_.protocol](websocket::response_type& res) {
+          res.set(http::field::server, "derive");
+          if (protocol) res.set(http::field::sec_websocket_protocol, *protocol);
+        }));
     // The message limit is enforced by on_read (not by Beast's
     // read_message_max): Beast 1.81 fails an oversized message by closing the
     // socket with the rest of the message unread, which resets the connection
@@ -219,10 +223,63 @@ class websocket_session : public session_base,
     sync_queue_gauge();
   }
 
-  void handle(const std::string& id, ws_subscribe& op) { subs_.subscribe(id, std::move(op)); }
+  // --- authorization (docs/security.md): one check per request ---
+  // Queues the refusal and returns true when the rules refuse.
+  bool refused(const std::string& id, const verdict& v) {
+    if (!v) return false;
+    answer(encode_ws_error(id, v->unauthenticated ? http_code::unauthorized : http_code::forbidden,
+                           v->message));
+    return true;
+  }
+
+  void handle(const std::string& id, ws_auth& op) {
+    if (!ctx_.auth) {
+      return answer(encode_ws_error(id, to_string(errc::invalid_parameter),
+                                    "this server does not use tokens"));
+    }
+    auto who = ctx_.auth->authenticate(op.token, unix_now());
+    if (auto* d = std::get_if<denial>(&who)) {
+      return answer(encode_ws_error(id, http_code::unauthorized, d->message));
+    }
+    auto& p = std::get<principal>(who);
+    const auto& current = identity_.who.token;
+    if (current && current->sub != p.token->sub) {
+      return answer(encode_ws_error(
+          id, http_code::forbidden,
+          "this connection belongs to " + current->sub +
+              "; a token for another subject needs a new connection"));
+    }
+    answer(encode_authenticated(id, p.token->sub, p.token->expires));
+    identity_.who = std::move(p);
+  }
+
+  // When the connection's token expires, its subscriptions end and it
+  // continues as anonymous (docs/protocol.md, "auth").
+  void check_token_expiry() {
+    const auto& token = identity_.who.token;
+    if (!ctx_.auth || !token || unix_now() < ctx_.auth->expiry(*token)) return;
+    identity_.who = principal{};
+    subs_.end_all(ws_code::token_expired,
+                  "the token expired; send an auth message with a new token, then subscribe "
+                  "again (with \"from\" to resume)");
+    sync_queue_gauge();
+    pump();
+  }
+
+  void handle(const std::string& id, ws_subscribe& op) {
+    if (ctx_.auth) {
+      const auto& f = op.filter;
+      if (refused(id, f.key ? ctx_.auth->read_key(identity_.who, f.view, *f.key)
+                            : ctx_.auth->read_prefix(identity_.who, f.view, f.prefix))) {
+        return;
+      }
+    }
+    subs_.subscribe(id, std::move(op));
+  }
   void handle(const std::string& id, ws_unsubscribe&) { subs_.unsubscribe(id); }
 
   void handle(const std::string& id, ws_append& op) {
+    if (ctx_.auth && refused(id, ctx_.auth->append(identity_.who, op.request.events()))) return;
     ++inflight_;
     auto gate = ctx_.gate;
     ctx_.rt.append(std::move(op.request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
@@ -235,6 +292,7 @@ class websocket_session : public session_base,
   }
 
   void handle(const std::string& id, ws_get& op) {
+    if (ctx_.auth && refused(id, ctx_.auth->read_key(identity_.who, op.view, op.key))) return;
     if (!op.after) return answer(read_value(id, op.view, op.key));
     ++inflight_;
     auto gate = ctx_.gate;
@@ -362,6 +420,7 @@ class websocket_session : public session_base,
     if (ec || finished_) return;
     auto now = clock::now();
     if (!closing_) subs_.release_old_snapshot();
+    if (!closing_) check_token_expiry();
     if (closing_) {
       if (now >= hard_close_at_) return hard_close();
     } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
@@ -382,6 +441,7 @@ class websocket_session : public session_base,
   }
 
   websocket::stream<prefixed_stream<beast::tcp_stream>> ws_;
+  ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
   net::io_context& ioc_;
   net::steady_timer timer_;
@@ -430,9 +490,10 @@ void hub_inbox::push(entry e) {
 }  // namespace
 
 void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
-                             http::request<http::string_body> req, std::string received) {
-  auto session =
-      std::make_shared<websocket_session>(std::move(stream), std::move(received), ctx, ioc);
+                             http::request<http::string_body> req, ws_identity id,
+                             std::string received) {
+  auto session = std::make_shared<websocket_session>(std::move(stream), std::move(received), ctx,
+                                                     ioc, std::move(id));
   ctx.sessions.add(session);
   session->run(std::move(req));
 }

@@ -79,6 +79,7 @@ struct world {
   std::unique_ptr<runtime> rt;
   metrics stats;
   server_options options;
+  std::shared_ptr<const authorizer> auth;  // null: authentication off
   std::unique_ptr<router> routes;
   strand_queue strand;
 };
@@ -125,6 +126,8 @@ void handle(http::request_parser<http::string_body>& parser) {
     r.content_type = std::string(it->value());
   if (auto it = req.find("Idempotency-Key"); it != req.end())
     r.idempotency_key = std::string(it->value());
+  if (auto it = req.find(http::field::authorization); it != req.end())
+    r.authorization = std::string(it->value());
   r.body = std::move(req.body());
   auto answered = std::make_shared<bool>(false);
   w.routes->handle(
@@ -155,7 +158,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   require(w->rt->start().is_ok());
   w->options.max_header_bytes = 8 * 1024;
   w->options.max_body_bytes = 64 * 1024;
-  w->routes = std::make_unique<router>(*w->rt, w->options, w->stats);
+  w->routes = std::make_unique<router>(*w->rt, w->options, w->stats, w->auth);
   the_world = w;
   std::atexit([] {
     std::error_code ec;
@@ -196,7 +199,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto host = req[http::field::host];
     if (auto refused = w.routes->check_upgrade(head.target, origin,
                                                std::string_view(host.data(), host.size())))
-      check_reply(*refused);
+      return check_reply(*refused), 0;
+    std::optional<std::string_view> authorization, protocols;
+    if (auto it = req.find(http::field::authorization); it != req.end())
+      authorization = std::string_view(it->value().data(), it->value().size());
+    if (auto it = req.find(http::field::sec_websocket_protocol); it != req.end())
+      protocols = std::string_view(it->value().data(), it->value().size());
+    auto id = w.routes->authenticate_upgrade(authorization, protocols);
+    if (auto* refused = std::get_if<http_reply>(&id)) check_reply(*refused);
     return 0;
   }
   // The body, as far as it was sent.

@@ -9,11 +9,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <derive/runtime.hpp>
 #include <derive/status.hpp>
+#include <derive/web/auth.hpp>
 
 namespace derive::web {
 
@@ -30,6 +32,8 @@ struct server_options {
   // http(s)://localhost / 127.0.0.1 / [::1] on any port. "*" allows all.
   // Other origins get 403 (docs/protocol.md, "Origin check").
   std::vector<std::string> allowed_origins;
+  // Tokens and access rules (docs/security.md); unset: no checks at all.
+  std::optional<auth_options> auth;
 
   size_t max_header_bytes = 8 * 1024;
   size_t max_body_bytes = 1024 * 1024;
