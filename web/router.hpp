@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include <derive/runtime.hpp>
 #include <derive/web/server.hpp>
+#include "web/limits.hpp"
 
 namespace derive::web {
 
@@ -25,6 +27,7 @@ struct http_request {
   std::optional<std::string> content_type;
   std::optional<std::string> idempotency_key;
   std::string body;
+  std::string client;  // who appends are charged to (client_key, web/limits.hpp)
 };
 
 // The parts of a request known before its body is read.
@@ -33,6 +36,8 @@ struct request_head {
   std::string_view target;
   bool chunked = false;
   std::optional<uint64_t> content_length;
+  std::optional<std::string_view> host;    // the Host header
+  std::optional<std::string_view> origin;  // the Origin header
 };
 
 struct http_reply {
@@ -74,13 +79,21 @@ bool raw_idempotency_key_is_malformed(std::string_view header);
 bool origin_allowed(std::string_view origin, std::string_view host,
                     const std::vector<std::string>& allowed);
 
+// Whether a request with this Host header is served (against DNS rebinding;
+// docs/security.md). `allowed` empty: localhost, 127.0.0.1, [::1] and
+// `bound_address` (unless it is 0.0.0.0 or ::), any port; "*" allows all.
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed,
+                  std::string_view bound_address);
+
 class router {
  public:
   // `rt`, `options` and `stats` must outlive the router.
   router(runtime& rt, const server_options& options, metrics& stats);
 
-  // Checks what can be checked before the body is read: 411 for a chunked
-  // request or a POST without Content-Length, 413 for a body over the limit.
+  // Checks what can be checked before the body is read: 421 for a Host not
+  // allowed, 403 for a foreign Origin on a method that may write, 411 for a
+  // chunked request or a POST without Content-Length, 413 for a body over
+  // the limit.
   // A reply returned here closes the connection (the body is not read).
   std::optional<http_reply> check_head(const request_head& head) const;
 
@@ -96,6 +109,9 @@ class router {
   void handle(http_request req, reply_fn reply, post_fn post);
 
   const std::string& client_dir() const { return client_dir_; }
+  // The append limits of every client (HTTP and WebSocket appends).
+  // Shared: an append's completion may run after the server is gone.
+  const std::shared_ptr<append_limits>& limits() const { return limits_; }
 
  private:
   void append(http_request& req, reply_fn reply, post_fn post);
@@ -119,6 +135,7 @@ class router {
   const server_options& options_;
   metrics& stats_;
   std::string client_dir_;
+  std::shared_ptr<append_limits> limits_;
 };
 
 }  // namespace derive::web
