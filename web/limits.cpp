@@ -43,8 +43,8 @@ std::optional<std::chrono::milliseconds> rate_limiter::take(const std::string& k
     b.tokens = std::min(burst_, b.tokens + std::max(0.0, elapsed) * rate_);
     b.at = std::max(b.at, now);
   }
-  if (b.tokens >= 1) {
-    b.tokens -= 1;
+  if (b.tokens >= 1 - 1e-9) {  // rounding of the elapsed time
+    b.tokens = std::max(0.0, b.tokens - 1);
     return std::nullopt;
   }
   return at_least_1ms((1 - b.tokens) / rate_ * 1000);
