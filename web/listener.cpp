@@ -160,6 +160,7 @@ void listener::admit(tcp::socket socket) {
   auto ticket = ctx_.connections.admit(remote.address().to_string(), why);
   if (!ticket) {
     ctx_.stats.record_http_response(503);
+    ctx_.stats.connections_refused.fetch_add(1);
     std::make_shared<refusal>(std::move(socket), why)->run();
     return;
   }

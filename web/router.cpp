@@ -329,6 +329,7 @@ void router::append(http_request& req, reply_fn reply, post_fn post) {
   }
   bool with_key = req.idempotency_key.has_value();
   if (auto refused = limits_->admit(req.client, with_key)) {
+    stats_.appends_limited.fetch_add(1);
     auto r = error_reply(429, refused->code, refused->message);
     r.headers.emplace_back("Retry-After", std::to_string(refused->retry_after_seconds()));
     return reply(std::move(r));

@@ -19,7 +19,8 @@ class tls_store {
   // Errors: io_error naming the file and OpenSSL's reason. Thread-safe.
   status load(const std::string& cert_file, const std::string& key_file);
   // The context for a new connection (null before a successful load). A
-  // connection keeps its context alive while it lasts.
+  // connection's SSL object holds a reference to its context (OpenSSL counts
+  // them), so a reload never pulls it from under an open connection.
   std::shared_ptr<boost::asio::ssl::context> current() const;
 
  private:

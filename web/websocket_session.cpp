@@ -243,6 +243,7 @@ class websocket_session : public inbox_owner,
     bool with_key = !op.request.idempotency_key().empty();
     auto client = client_key(ticket_->address());
     if (auto refused = limits->admit(client, with_key)) {
+      ctx_.stats.appends_limited.fetch_add(1);
       return answer(encode_ws_error(id, refused->code, refused->message,
                                     static_cast<uint64_t>(refused->retry_after.count())));
     }

@@ -13,6 +13,14 @@ namespace {
 
 const std::string one_event = R"({"type":"doc.put","key":"k","data":1})";
 
+// The value of a counter at GET /metrics (-1: not listed).
+int64_t metric(uint16_t port, const std::string& name) {
+  auto text = http_get(port, "/metrics").body;
+  auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + name.size() + 2));
+}
+
 class transport_test : public web_fixture {};
 
 TEST_F(transport_test, a_foreign_host_is_refused_with_421) {
@@ -61,6 +69,8 @@ TEST_F(connection_limit_test, connections_over_the_limit_get_503_and_the_server_
   EXPECT_EQ(refused.status, 503);
   EXPECT_EQ(refused.body_json()["error"]["code"], "too_many_connections");
   EXPECT_EQ(refused.header("Retry-After"), "1");
+  EXPECT_NE(refused.body_json()["error"]["message"].get<std::string>().find("maximum of 4"),
+            std::string::npos);
   auto ws = std::make_unique<ws_connection>(port());
   EXPECT_EQ(ws->handshake_status(), 503);
   open.clear();
@@ -71,6 +81,7 @@ TEST_F(connection_limit_test, connections_over_the_limit_get_503_and_the_server_
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(status, 200);
+  EXPECT_GE(metric(port(), "derive_connections_refused_total"), 2);
 }
 
 class address_limit_test : public web_fixture {
@@ -121,6 +132,7 @@ TEST_F(rate_limit_test, appends_over_the_burst_get_429_with_retry_after) {
   EXPECT_GT(e["retry_after_ms"].get<uint64_t>(), 98'000u);
   // Reads are not limited; nothing was appended by the refused requests.
   EXPECT_EQ(get("/v1/events").body_json()["head"], 2);
+  EXPECT_EQ(metric(port(), "derive_appends_limited_total"), 2);
 }
 
 class key_quota_test : public web_fixture {
@@ -199,7 +211,6 @@ TEST_F(tls_test, a_reload_takes_a_new_certificate_and_a_bad_one_keeps_the_old) {
   st = server_->reload_tls();
   EXPECT_FALSE(st.is_ok());
   EXPECT_NE(st.message().find(key_), std::string::npos) << st.message();
-  std::printf("[ reload ] %s\n", st.message().c_str());
   EXPECT_EQ(https_request(port(), {"GET", "/v1/health", "", {}}).peer_common_name, "second");
 }
 
@@ -219,7 +230,9 @@ TEST(tls_start, a_missing_certificate_fails_start_with_the_file_name) {
   EXPECT_NE(st.message().find("missing.pem"), std::string::npos) << st.message();
   o.tls_key_file.clear();
   EXPECT_EQ(web::server(rt, o).start().code(), errc::invalid_parameter);
-  EXPECT_EQ(web::server(rt, {.port = 0}).reload_tls().code(), errc::invalid_parameter);
+  web::server_options plain;
+  plain.port = 0;
+  EXPECT_EQ(web::server(rt, plain).reload_tls().code(), errc::invalid_parameter);
   rt.stop();
 }
 
