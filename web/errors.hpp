@@ -23,7 +23,11 @@ std::string error_body(const status& st);
 // Codes that exist only in HTTP (not in derive::errc).
 namespace http_code {
 inline constexpr std::string_view bad_request = "bad_request";                // 400
-inline constexpr std::string_view forbidden = "forbidden";                    // 403
+// 401: no valid token where the rules need one (docs/security.md); also in
+// WebSocket error messages.
+inline constexpr std::string_view unauthorized = "unauthorized";
+// 403: a foreign Origin, or a valid token the rules refuse (also WebSocket).
+inline constexpr std::string_view forbidden = "forbidden";
 inline constexpr std::string_view not_found = "not_found";                    // 404
 inline constexpr std::string_view method_not_allowed = "method_not_allowed";  // 405
 inline constexpr std::string_view length_required = "length_required";        // 411
@@ -43,6 +47,8 @@ inline constexpr std::string_view bad_message = "bad_message";
 inline constexpr std::string_view duplicate_id = "duplicate_id";
 inline constexpr std::string_view unknown_subscription = "unknown_subscription";
 inline constexpr std::string_view too_many_subscriptions = "too_many_subscriptions";
+// The connection's token expired: sent for each subscription it ends.
+inline constexpr std::string_view token_expired = "token_expired";
 }  // namespace ws_code
 
 // Why the server closes a WebSocket connection.

@@ -17,6 +17,14 @@ namespace {
 constexpr size_t drain_max_bytes = 8 * 1024 * 1024;
 constexpr auto drain_timeout = std::chrono::seconds(1);
 
+// The value of a header field, when the request has it.
+std::optional<std::string_view> optional_field(const http::request<http::string_body>& req,
+                                               http::field f) {
+  auto it = req.find(f);
+  if (it == req.end()) return std::nullopt;
+  return std::string_view(it->value().data(), it->value().size());
+}
+
 template <class Stream>
 class http_session : public session_base,
                      public std::enable_shared_from_this<http_session<Stream>> {
@@ -195,13 +203,22 @@ class http_session : public session_base,
       version_ = req.version();
       return send(std::move(*refused));
     }
+    auto identity = ctx_.routes.authenticate_upgrade(
+        optional_field(req, http::field::authorization),
+        optional_field(req, http::field::sec_websocket_protocol));
+    if (auto* refused = std::get_if<http_reply>(&identity)) {
+      keep_alive_ = req.keep_alive();
+      head_request_ = false;
+      version_ = req.version();
+      return send(std::move(*refused));
+    }
     // The connection now belongs to the WebSocket session.
     lowest().expires_never();
     finished_ = true;
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
     start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release(),
-                            std::move(ticket_));
+                            std::get<ws_identity>(std::move(identity)), std::move(ticket_));
     ctx_.sessions.remove(this);
   }
 
@@ -216,8 +233,9 @@ class http_session : public session_base,
     if (auto it = req.find("Idempotency-Key"); it != req.end()) {
       r.idempotency_key = std::string(it->value());
     }
+    if (auto a = optional_field(req, http::field::authorization)) r.authorization = std::string(*a);
     r.body = std::move(req.body());
-    r.client = client_key(ticket_->address());
+    r.remote_address = ticket_->address();
     head_request_ = req.method() == http::verb::head;
     writes_ = req.method() == http::verb::post;
     keep_alive_ = req.keep_alive();

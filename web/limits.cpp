@@ -26,7 +26,10 @@ std::string format_number(double v) {
 
 }  // namespace
 
-std::string client_key(std::string_view remote_address) { return std::string(remote_address); }
+std::string client_key(const principal& who, std::string_view remote_address) {
+  if (who.token) return "sub:" + who.token->sub;
+  return "addr:" + std::string(remote_address);
+}
 
 rate_limiter::rate_limiter(double rate, double burst)
     : rate_(std::max(0.0, rate)), burst_(std::max(1.0, burst)) {}

@@ -13,13 +13,15 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "web/access_rules.hpp"
+
 namespace derive::web {
 
 using limit_clock = std::chrono::steady_clock;
 
-// Who an append is charged to: today the client's IP address. With
-// authentication this becomes the token's subject (one place to change).
-std::string client_key(std::string_view remote_address);
+// Who an append is charged to: the token's subject when the client sent a
+// valid token, else its IP address.
+std::string client_key(const principal& who, std::string_view remote_address);
 
 // A token bucket per key: `rate` tokens a second, at most `burst` saved.
 // rate 0: unlimited.

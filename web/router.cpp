@@ -95,7 +95,27 @@ bool is_loopback_name(std::string_view host) {
   return host == "localhost" || host == "127.0.0.1" || host == "[::1]";
 }
 
+// Routes that read or write application data or are admin endpoints: with
+// authentication on, their requests are authenticated and checked.
+bool needs_auth(std::string_view path) {
+  return path == "/v1/events" || path == "/v1/views" || starts_with(path, "/v1/views/") ||
+         starts_with(path, "/v1/query/") || path == "/metrics";
+}
+
+// The subprotocol entry that carries a token (browsers cannot set headers).
+constexpr std::string_view token_protocol = "derive.token.";
+constexpr std::string_view main_protocol = "derive.v1";
+
 }  // namespace
+
+http_reply denial_reply(const denial& d, bool token_sent) {
+  if (!d.unauthenticated) return error_reply(403, http_code::forbidden, d.message);
+  auto r = error_reply(401, http_code::unauthorized, d.message);
+  r.headers.emplace_back("WWW-Authenticate", token_sent
+                                                 ? "Bearer realm=\"derive\", error=\"invalid_token\""
+                                                 : "Bearer realm=\"derive\"");
+  return r;
+}
 
 http_reply error_reply(const status& st) {
   return json_reply(http_status_for(st.code()), error_body(st));
@@ -171,14 +191,45 @@ bool host_allowed(std::string_view host, const std::vector<std::string>& allowed
   return false;
 }
 
-router::router(runtime& rt, const server_options& options, metrics& stats)
+router::router(runtime& rt, const server_options& options, metrics& stats,
+               const std::shared_ptr<const authorizer>& auth)
     : rt_(rt),
       options_(options),
       stats_(stats),
+      auth_(auth),
       client_dir_(find_client_dir(options.client_dir)),
       limits_(std::make_shared<append_limits>(options.append_rate, options.append_burst,
                                               options.max_new_idempotency_keys,
                                               options.idempotency_key_window)) {}
+
+std::variant<ws_identity, http_reply> router::authenticate_upgrade(
+    std::optional<std::string_view> authorization,
+    std::optional<std::string_view> protocols) const {
+  ws_identity id;
+  std::optional<std::string_view> token;
+  bool offers_main = false;
+  // "derive.v1, derive.token.<jwt>": the entries are separated by commas.
+  for (std::string_view rest = protocols.value_or(""); !rest.empty();) {
+    auto comma = rest.find(',');
+    auto entry = trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (entry == main_protocol) offers_main = true;
+    if (starts_with(entry, token_protocol)) token = entry.substr(token_protocol.size());
+  }
+  if (offers_main) id.protocol = std::string(main_protocol);
+  if (!auth_) return id;
+  if (authorization) {
+    auto bearer = bearer_token(*authorization);
+    if (!bearer) {
+      return denial_reply({true, "the Authorization header must be \"Bearer <token>\""}, true);
+    }
+    token = bearer;
+  }
+  auto who = auth_->authenticate(token, unix_now());
+  if (auto* d = std::get_if<denial>(&who)) return denial_reply(*d, true);
+  id.who = std::get<principal>(std::move(who));
+  return id;
+}
 
 std::optional<http_reply> router::check_head(const request_head& head) const {
   if (head.host && !host_allowed(*head.host, options_.allowed_hosts, options_.address)) {
@@ -238,9 +289,31 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
   std::string_view path = parts.path;
   bool is_get = req.method == "GET" || req.method == "HEAD";
 
+  principal who;
+  if (auth_ && needs_auth(path)) {
+    std::optional<std::string_view> token;
+    if (req.authorization) {
+      token = bearer_token(*req.authorization);
+      if (!token) {
+        return reply(denial_reply(
+            {true, "the Authorization header must be \"Bearer <token>\""}, true));
+      }
+    }
+    auto id = auth_->authenticate(token, unix_now());
+    if (auto* d = std::get_if<denial>(&id)) return reply(denial_reply(*d, true));
+    who = std::get<principal>(std::move(id));
+  }
+  // Admin endpoints: the whole log, the views' list, the metrics.
+  auto admin_refusal = [&]() -> std::optional<http_reply> {
+    if (!auth_) return std::nullopt;
+    if (auto v = auth_->admin(who)) return denial_reply(*v, false);
+    return std::nullopt;
+  };
+
   if (path == "/v1/events") {
-    if (req.method == "POST") return append(req, std::move(reply), std::move(post));
+    if (req.method == "POST") return append(req, who, std::move(reply), std::move(post));
     if (!is_get) return reply(method_not_allowed(req.method, "GET, HEAD, POST"));
+    if (auto r = admin_refusal()) return reply(std::move(*r));
     return reply(read_events(parts.query));
   }
   bool known_get_route = path == "/v1/views" || starts_with(path, "/v1/views/") ||
@@ -249,16 +322,18 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
   bool v1 = path == "/v1" || starts_with(path, "/v1/");
   if (known_get_route && !is_get) return reply(method_not_allowed(req.method, get_methods));
   if (v1 && !known_get_route) return reply(route_not_found(path));
-  if (path == "/v1/views") return reply(list_views());
+  if (path == "/v1/views" || path == "/metrics") {
+    if (auto r = admin_refusal()) return reply(std::move(*r));
+    return reply(path == "/metrics" ? metrics_text() : list_views());
+  }
   if (path == "/v1/health") return reply(health());
-  if (path == "/metrics") return reply(metrics_text());
   if (path == "/v1/ws") {
     return reply(error_reply(426, http_code::upgrade_required,
                              "/v1/ws is a WebSocket endpoint; send a WebSocket upgrade"));
   }
 
   if (starts_with(path, "/v1/views/") || starts_with(path, "/v1/query/")) {
-    return read_route(parts.path, parts.query, std::move(reply), std::move(post));
+    return read_route(parts.path, parts.query, who, std::move(reply), std::move(post));
   }
 
   auto file = starts_with(path, "/client/") ? static_reply(client_dir_, path.substr(7))
@@ -270,8 +345,8 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
 }
 
 // GET /v1/views/{view}, /v1/views/{view}/{key}, /v1/query/{view}/{name}.
-void router::read_route(std::string_view path, std::string_view query_text, reply_fn reply,
-                        post_fn post) {
+void router::read_route(std::string_view path, std::string_view query_text,
+                        const principal& who, reply_fn reply, post_fn post) {
   bool is_query = starts_with(path, "/v1/query/");
   auto [raw_view, raw_rest] = split_first(path.substr(10));  // both prefixes are 10 long
   auto query = parse_query(query_text);
@@ -292,14 +367,23 @@ void router::read_route(std::string_view path, std::string_view query_text, repl
     query_params params(query->begin(), query->end());
     params.erase("after");
     params.erase("timeout_ms");
+    if (auth_) {
+      if (auto v = auth_->query(who, *view, *rest, params)) return reply(denial_reply(*v, false));
+    }
     read = [this, v = *view, name = *rest, params] { return query_reply(v, name, params); };
   } else if (raw_rest) {
+    if (auth_) {
+      if (auto v = auth_->read_key(who, *view, *rest)) return reply(denial_reply(*v, false));
+    }
     read = [this, v = *view, k = *rest] { return key_reply(v, k); };
   } else {
     auto limit = uint_param(*query, "limit", default_limit, 1, max_limit);
     if (!limit) return reply(error_reply(limit.error()));
     std::string prefix = query->count("prefix") ? query->at("prefix") : "";
     std::string start = query->count("start") ? query->at("start") : "";
+    if (auth_) {
+      if (auto v = auth_->read_prefix(who, *view, prefix)) return reply(denial_reply(*v, false));
+    }
     read = [this, v = *view, prefix, start, l = *limit] {
       return range_reply(v, prefix, start, l);
     };
@@ -322,13 +406,14 @@ void router::after_then(const std::string& view, std::optional<uint64_t> after,
                });
 }
 
-void router::append(http_request& req, reply_fn reply, post_fn post) {
+void router::append(http_request& req, const principal& who, reply_fn reply, post_fn post) {
   if (!is_json_media_type(req.content_type)) {
     return reply(error_reply(415, http_code::unsupported_media_type,
                              "send the events with Content-Type: application/json"));
   }
   bool with_key = req.idempotency_key.has_value();
-  if (auto refused = limits_->admit(req.client, with_key)) {
+  auto client = client_key(who, req.remote_address);
+  if (auto refused = limits_->admit(client, with_key)) {
     stats_.appends_limited.fetch_add(1);
     auto r = error_reply(429, refused->code, refused->message);
     r.headers.emplace_back("Retry-After", std::to_string(refused->retry_after_seconds()));
@@ -336,11 +421,17 @@ void router::append(http_request& req, reply_fn reply, post_fn post) {
   }
   auto parsed = parse_append(req.body, req.idempotency_key);
   if (!parsed) {
-    if (with_key) limits_->settle(req.client, false);
+    if (with_key) limits_->settle(client, false);
     return reply(error_reply(parsed.error()));
   }
+  if (auth_) {
+    if (auto v = auth_->append(who, parsed->request.events())) {
+      if (with_key) limits_->settle(client, false);
+      return reply(denial_reply(*v, false));
+    }
+  }
   bool was_array = parsed->was_array;
-  rt_.append(std::move(parsed->request), [limits = limits_, was_array, with_key, client = req.client,
+  rt_.append(std::move(parsed->request), [limits = limits_, was_array, with_key, client,
                                           post = std::move(post),
                                           reply = std::move(reply)](result<append_outcome> res) {
     if (with_key) limits->settle(client, res && !res->replayed);

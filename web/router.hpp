@@ -11,11 +11,13 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <derive/runtime.hpp>
 #include <derive/web/server.hpp>
 #include "web/limits.hpp"
+#include "web/access_rules.hpp"
 
 namespace derive::web {
 
@@ -26,8 +28,9 @@ struct http_request {
   std::string target;  // as sent ("/v1/views/docs/a%2Fb?after=3")
   std::optional<std::string> content_type;
   std::optional<std::string> idempotency_key;
+  std::optional<std::string> authorization;  // the Authorization header
   std::string body;
-  std::string client;  // who appends are charged to (client_key, web/limits.hpp)
+  std::string remote_address;  // the client's IP address
 };
 
 // The parts of a request known before its body is read.
@@ -85,10 +88,22 @@ bool origin_allowed(std::string_view origin, std::string_view host,
 bool host_allowed(std::string_view host, const std::vector<std::string>& allowed,
                   std::string_view bound_address);
 
+// The reply for a refusal: 401 unauthorized with WWW-Authenticate: Bearer
+// (error="invalid_token" when a token was sent), or 403 forbidden.
+http_reply denial_reply(const denial& d, bool token_sent);
+
+// Who opens a WebSocket connection, and the subprotocol to answer with.
+struct ws_identity {
+  principal who;
+  std::optional<std::string> protocol;  // Sec-WebSocket-Protocol of the reply
+};
+
 class router {
  public:
-  // `rt`, `options` and `stats` must outlive the router.
-  router(runtime& rt, const server_options& options, metrics& stats);
+  // `rt`, `options`, `stats` and `auth` must outlive the router. `auth` is
+  // null while authentication is off (and is set before the server starts).
+  router(runtime& rt, const server_options& options, metrics& stats,
+         const std::shared_ptr<const authorizer>& auth);
 
   // Checks what can be checked before the body is read: 421 for a Host not
   // allowed, 403 for a foreign Origin on a method that may write, 411 for a
@@ -103,6 +118,14 @@ class router {
                                           std::optional<std::string_view> origin,
                                           std::string_view host) const;
 
+  // The identity of a WebSocket upgrade (docs/protocol.md, "Tokens"): the
+  // token of the Authorization header or of a "derive.token.<jwt>" entry of
+  // Sec-WebSocket-Protocol; none: anonymous. A token that does not verify is
+  // answered 401 (no upgrade).
+  std::variant<ws_identity, http_reply> authenticate_upgrade(
+      std::optional<std::string_view> authorization,
+      std::optional<std::string_view> protocols) const;
+
   // Handles one request. `reply` runs exactly once on the session's strand,
   // unless the session or the server is gone first. HEAD is answered as GET
   // (the session leaves out the body).
@@ -114,8 +137,9 @@ class router {
   const std::shared_ptr<append_limits>& limits() const { return limits_; }
 
  private:
-  void append(http_request& req, reply_fn reply, post_fn post);
-  void read_route(std::string_view path, std::string_view query, reply_fn reply, post_fn post);
+  void append(http_request& req, const principal& who, reply_fn reply, post_fn post);
+  void read_route(std::string_view path, std::string_view query, const principal& who,
+                  reply_fn reply, post_fn post);
   http_reply read_events(std::string_view query) const;
   http_reply list_views() const;
   http_reply health() const;
@@ -134,6 +158,7 @@ class router {
   runtime& rt_;
   const server_options& options_;
   metrics& stats_;
+  const std::shared_ptr<const authorizer>& auth_;
   std::string client_dir_;
   std::shared_ptr<append_limits> limits_;
 };

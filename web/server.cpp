@@ -24,6 +24,11 @@ class server::impl {
     if (ioc_) return status{errc::invalid_parameter, "the server was already started"};
     ctx_.gate = std::make_shared<post_gate>();  // a fresh one after a stop()
     ctx_.stopping = false;
+    if (ctx_.options.auth) {
+      auto auth = authorizer::make(*ctx_.options.auth);
+      if (!auth) return auth.error();
+      ctx_.auth = *auth;
+    }
     beast::error_code ec;
     auto address = net::ip::make_address(ctx_.options.address, ec);
     if (ec) {

@@ -11,6 +11,7 @@
 
 #include <derive/runtime.hpp>
 #include "web/limits.hpp"
+#include "web/access_rules.hpp"
 #include "web/metrics.hpp"
 #include "web/router.hpp"
 #include <derive/web/server.hpp>
@@ -101,13 +102,15 @@ struct server_context {
   server_context(runtime& r, server_options o)
       : rt(r),
         options(std::move(o)),
-        routes(r, options, stats),
+        routes(r, options, stats, auth),
         connections(effective_max_connections(options.max_connections),
                     options.max_connections_per_address) {}
 
   runtime& rt;
   const server_options options;
   metrics stats;
+  // Set by server::start from options.auth; null: no authentication.
+  std::shared_ptr<const authorizer> auth;
   router routes;
   std::shared_ptr<post_gate> gate = std::make_shared<post_gate>();
   session_registry sessions;

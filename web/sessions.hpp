@@ -74,8 +74,10 @@ void start_http_session(server_context& ctx, net::io_context& ioc, Stream stream
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
 // the session in ctx.sessions and answers the handshake.
+// `id`: who connected (router::authenticate_upgrade).
 template <class Stream>
 void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
-                             http::request<http::string_body> req, connection_ticket ticket);
+                             http::request<http::string_body> req, ws_identity id,
+                             connection_ticket ticket);
 
 }  // namespace derive::web

@@ -311,6 +311,16 @@ void subscriptions::clear() {
   sending_ = 0;
 }
 
+void subscriptions::end_all(std::string_view code, std::string_view message) {
+  while (!subs_.empty()) {
+    std::string id = subs_.begin()->second->id;
+    remove(subs_.begin()->first);
+    out_.push_message(encode_ws_error(id, code, message));
+  }
+  waiting_.clear();
+  sending_ = 0;
+}
+
 void subscriptions::leave_hub(subscription& sub) {
   if (sub.token == 0) return;
   rt_.unsubscribe(sub.hub_id);

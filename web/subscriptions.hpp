@@ -77,6 +77,9 @@ class subscriptions {
 
   // Leaves the hub and drops every subscription (the connection closes).
   void clear();
+  // Ends every subscription with an error message {"op":"error","id":<its
+  // id>,"code":code,"message":message}; nothing more is sent for them.
+  void end_all(std::string_view code, std::string_view message);
   size_t size() const { return subs_.size(); }
 
  private:

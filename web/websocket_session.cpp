@@ -98,8 +98,9 @@ class websocket_session : public inbox_owner,
   using std::enable_shared_from_this<websocket_session>::weak_from_this;
 
   websocket_session(Stream&& stream, server_context& ctx, net::io_context& ioc,
-                    connection_ticket ticket)
+                    ws_identity id, connection_ticket ticket)
       : ws_(std::move(stream)),
+        identity_(std::move(id)),
         ctx_(ctx),
         ioc_(ioc),
         ticket_(std::move(ticket)),
@@ -131,7 +132,10 @@ class websocket_session : public inbox_owner,
     websocket::stream_base::timeout t{handshake, websocket::stream_base::none(), false};
     ws_.set_option(t);
     ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "derive"); }));
+        [protocol = identity_.protocol](websocket::response_type& res) {
+          res.set(http::field::server, "derive");
+          if (protocol) res.set(http::field::sec_websocket_protocol, *protocol);
+        }));
     // The message limit is enforced by on_read (not by Beast's
     // read_message_max): Beast 1.81 fails an oversized message by closing the
     // socket with the rest of the message unread, which resets the connection
@@ -235,17 +239,70 @@ class websocket_session : public inbox_owner,
     sync_queue_gauge();
   }
 
-  void handle(const std::string& id, ws_subscribe& op) { subs_.subscribe(id, std::move(op)); }
+  // --- authorization (docs/security.md): one check per request ---
+  // Queues the refusal and returns true when the rules refuse.
+  bool refused(const std::string& id, const verdict& v) {
+    if (!v) return false;
+    answer(encode_ws_error(id, v->unauthenticated ? http_code::unauthorized : http_code::forbidden,
+                           v->message));
+    return true;
+  }
+
+  void handle(const std::string& id, ws_auth& op) {
+    if (!ctx_.auth) {
+      return answer(encode_ws_error(id, to_string(errc::invalid_parameter),
+                                    "this server does not use tokens"));
+    }
+    auto who = ctx_.auth->authenticate(op.token, unix_now());
+    if (auto* d = std::get_if<denial>(&who)) {
+      return answer(encode_ws_error(id, http_code::unauthorized, d->message));
+    }
+    auto& p = std::get<principal>(who);
+    const auto& current = identity_.who.token;
+    if (current && current->sub != p.token->sub) {
+      return answer(encode_ws_error(
+          id, http_code::forbidden,
+          "this connection belongs to " + current->sub +
+              "; a token for another subject needs a new connection"));
+    }
+    answer(encode_authenticated(id, p.token->sub, p.token->expires));
+    identity_.who = std::move(p);
+  }
+
+  // When the connection's token expires, its subscriptions end and it
+  // continues as anonymous (docs/protocol.md, "auth").
+  void check_token_expiry() {
+    const auto& token = identity_.who.token;
+    if (!ctx_.auth || !token || unix_now() < ctx_.auth->expiry(*token)) return;
+    identity_.who = principal{};
+    subs_.end_all(ws_code::token_expired,
+                  "the token expired; send an auth message with a new token, then subscribe "
+                  "again (with \"from\" to resume)");
+    sync_queue_gauge();
+    pump();
+  }
+
+  void handle(const std::string& id, ws_subscribe& op) {
+    if (ctx_.auth) {
+      const auto& f = op.filter;
+      if (refused(id, f.key ? ctx_.auth->read_key(identity_.who, f.view, *f.key)
+                            : ctx_.auth->read_prefix(identity_.who, f.view, f.prefix))) {
+        return;
+      }
+    }
+    subs_.subscribe(id, std::move(op));
+  }
   void handle(const std::string& id, ws_unsubscribe&) { subs_.unsubscribe(id); }
 
   void handle(const std::string& id, ws_append& op) {
+    if (ctx_.auth && refused(id, ctx_.auth->append(identity_.who, op.request.events()))) return;
     const auto& limits = ctx_.routes.limits();
     bool with_key = !op.request.idempotency_key().empty();
-    auto client = client_key(ticket_->address());
-    if (auto refused = limits->admit(client, with_key)) {
+    auto client = client_key(identity_.who, ticket_->address());
+    if (auto limited = limits->admit(client, with_key)) {
       ctx_.stats.appends_limited.fetch_add(1);
-      return answer(encode_ws_error(id, refused->code, refused->message,
-                                    static_cast<uint64_t>(refused->retry_after.count())));
+      return answer(encode_ws_error(id, limited->code, limited->message,
+                                    static_cast<uint64_t>(limited->retry_after.count())));
     }
     ++inflight_;
     auto gate = ctx_.gate;
@@ -261,6 +318,7 @@ class websocket_session : public inbox_owner,
   }
 
   void handle(const std::string& id, ws_get& op) {
+    if (ctx_.auth && refused(id, ctx_.auth->read_key(identity_.who, op.view, op.key))) return;
     if (!op.after) return answer(read_value(id, op.view, op.key));
     ++inflight_;
     auto gate = ctx_.gate;
@@ -388,6 +446,7 @@ class websocket_session : public inbox_owner,
     if (ec || finished_) return;
     auto now = clock::now();
     if (!closing_) subs_.release_old_snapshot();
+    if (!closing_) check_token_expiry();
     if (closing_) {
       if (now >= hard_close_at_) return hard_close();
     } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
@@ -408,6 +467,7 @@ class websocket_session : public inbox_owner,
   }
 
   websocket::stream<Stream> ws_;
+  ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
   net::io_context& ioc_;
   connection_ticket ticket_;
@@ -448,18 +508,19 @@ void hub_inbox::push(entry e) {
 
 template <class Stream>
 void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
-                             http::request<http::string_body> req, connection_ticket ticket) {
-  auto session =
-      std::make_shared<websocket_session<Stream>>(std::move(stream), ctx, ioc, std::move(ticket));
+                             http::request<http::string_body> req, ws_identity id,
+                             connection_ticket ticket) {
+  auto session = std::make_shared<websocket_session<Stream>>(std::move(stream), ctx, ioc,
+                                                             std::move(id), std::move(ticket));
   ctx.sessions.add(session);
   session->run(std::move(req));
 }
 
 template void start_websocket_session<plain_stream>(server_context&, net::io_context&,
                                                     plain_stream, http::request<http::string_body>,
-                                                    connection_ticket);
+                                                    ws_identity, connection_ticket);
 template void start_websocket_session<tls_stream>(server_context&, net::io_context&, tls_stream,
-                                                  http::request<http::string_body>,
+                                                  http::request<http::string_body>, ws_identity,
                                                   connection_ticket);
 
 }  // namespace derive::web

@@ -131,12 +131,14 @@ std::variant<ws_request, ws_error> parse_ws_request(std::string_view text) {
   }
   auto op_it = msg.find("op");
   if (op_it == msg.end() || !op_it->is_string()) {
-    return bad_message(id, "the message needs \"op\": subscribe, unsubscribe, append or get");
+    return bad_message(id,
+                       "the message needs \"op\": subscribe, unsubscribe, append, get or auth");
   }
   const auto& op = op_it->get_ref<const std::string&>();
-  if (op != "subscribe" && op != "unsubscribe" && op != "append" && op != "get") {
+  if (op != "subscribe" && op != "unsubscribe" && op != "append" && op != "get" &&
+      op != "auth") {
     return bad_message(id, "unknown op \"" + op +
-                               "\"; known: subscribe, unsubscribe, append, get");
+                               "\"; known: subscribe, unsubscribe, append, get, auth");
   }
   if (!id) {
     return bad_message(std::nullopt,
@@ -145,6 +147,13 @@ std::variant<ws_request, ws_error> parse_ws_request(std::string_view text) {
   if (op == "subscribe") return parse_subscribe(std::move(*id), msg);
   if (op == "get") return parse_get(std::move(*id), msg);
   if (op == "append") return parse_append(std::move(*id), msg);
+  if (op == "auth") {
+    const json* token = member(msg, "token");
+    if (!token || !token->is_string() || token->get_ref<const std::string&>().empty()) {
+      return invalid(*id, "auth needs \"token\": a non-empty string (a JWT)");
+    }
+    return ws_request{std::move(*id), ws_auth{token->get<std::string>()}};
+  }
   return ws_request{std::move(*id), ws_unsubscribe{}};
 }
 
@@ -173,6 +182,17 @@ std::string encode_ws_error(const std::optional<std::string>& id, std::string_vi
 
 std::string encode_ws_error(const std::optional<std::string>& id, const status& st) {
   return encode_ws_error(id, to_string(st.code()), st.message());
+}
+
+std::string encode_authenticated(const std::string& id, std::string_view sub, int64_t expires) {
+  std::string out = "{\"op\":\"authenticated\",";
+  append_id(out, id);
+  out += ",\"sub\":";
+  append_json_string(out, sub);
+  out += ",\"expires\":";
+  out += std::to_string(expires);
+  out += '}';
+  return out;
 }
 
 std::string encode_unsubscribed(const std::string& id) {

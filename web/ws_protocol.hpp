@@ -36,9 +36,15 @@ struct ws_get {
   std::chrono::milliseconds timeout{default_wait_ms};
 };
 
+// A token for the connection (docs/protocol.md, "auth"): the first one, or a
+// renewal before the current one expires.
+struct ws_auth {
+  std::string token;
+};
+
 struct ws_request {
   std::string id;
-  std::variant<ws_subscribe, ws_unsubscribe, ws_append, ws_get> op;
+  std::variant<ws_subscribe, ws_unsubscribe, ws_append, ws_get, ws_auth> op;
 };
 
 // A message that cannot be carried out, as the error to answer with.
@@ -66,6 +72,8 @@ std::string encode_appended(const std::string& id, const append_outcome& outcome
 std::string encode_value(const std::string& id, std::string_view key,
                          const std::optional<std::string>& value, uint64_t offset);
 std::string encode_resumed(const std::string& id, uint64_t offset);
+// {"op":"authenticated","id":..,"sub":..,"expires":<exp, seconds>}
+std::string encode_authenticated(const std::string& id, std::string_view sub, int64_t expires);
 // The snapshot of `items` at `offset` as one or more messages, each with at
 // most `chunk_items` items and about `chunk_bytes` bytes (at least one item
 // each); every message but the last has "more": true.

@@ -284,6 +284,9 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
     return a.df != b.df ? a.df < b.df : a.word < b.word;
   });
 
+  // `in`: only documents whose id starts with it (a user's area in auth mode).
+  auto in_param = params.find("in");
+  const std::string in = in_param == params.end() ? "" : in_param->second;
   std::vector<hit> hits;
   const std::string prefix = posting_key(qwords.front().word, "");
   std::string start;
@@ -292,6 +295,7 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
     if (!page) return page.error();
     for (auto& kv : page->items) {
       std::string id = kv.key.substr(prefix.size());
+      if (id.compare(0, in.size(), in) != 0) continue;
       auto tf = parse_integer(kv.value);
       if (!tf) continue;
       double score = static_cast<double>(*tf) * qwords.front().idf;

@@ -1,8 +1,10 @@
 #include "docsearch/importer.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,6 +24,22 @@
 
 namespace docsearch {
 namespace {
+
+// A query parameter value, percent-encoded (unreserved characters as they are).
+std::string percent_encode(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
 
 namespace fs = std::filesystem;
 namespace beast = boost::beast;
@@ -178,7 +196,8 @@ struct http_answer {
 // One keep-alive HTTP/1.1 connection, reconnected when it breaks.
 class http_client {
  public:
-  explicit http_client(url_parts url) : url_(std::move(url)), stream_(ioc_) {}
+  http_client(url_parts url, std::string token)
+      : url_(std::move(url)), token_(std::move(token)), stream_(ioc_) {}
 
   // Sends one request; on a network error reconnects and retries (a few
   // times, with a short back-off). Returns nullopt with `error` set when the
@@ -201,6 +220,7 @@ class http_client {
         req.body() = body;
       }
       if (!idempotency_key.empty()) req.set("Idempotency-Key", idempotency_key);
+      if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
       req.prepare_payload();
       req.keep_alive(true);
       stream_.expires_after(std::chrono::seconds(60));
@@ -244,6 +264,7 @@ class http_client {
   }
 
   url_parts url_;
+  std::string token_;
   net::io_context ioc_;
   beast::tcp_stream stream_;
   bool connected_ = false;
@@ -344,7 +365,7 @@ import_report import_directory(const import_options& options, std::ostream& err)
   std::sort(files.begin(), files.end());
   report.files = files.size();
 
-  http_client client(*url);
+  http_client client(*url, options.token);
   progress_bar bar(err, options.progress && ::isatty(2), files.size());
   const auto start = clock_type::now();
   uint64_t done = 0;
@@ -418,7 +439,7 @@ import_report import_directory(const import_options& options, std::ostream& err)
     }
     auto [title, text] = title_and_text(content, path);
     std::string event = json{{"type", "doc.put"},
-                             {"key", rel},
+                             {"key", options.prefix + rel},
                              {"data", {{"title", title}, {"text", text}}}}
                             .dump();
     if (event.size() + 2 > options.max_body_bytes) {
@@ -448,8 +469,13 @@ import_report import_directory(const import_options& options, std::ostream& err)
 
   // Until the last document is searchable.
   if (report.last_offset > 0) {
-    std::string target = "/v1/views/search?limit=1&timeout_ms=30000&after=" +
-                         std::to_string(report.last_offset);
+    // With a token, through the search query limited to the prefix (what the
+    // rules of auth mode allow); reading the search view itself is refused.
+    std::string target = options.token.empty()
+                             ? "/v1/views/search?limit=1&timeout_ms=30000&after="
+                             : "/v1/query/search/search?q=&in=" + percent_encode(options.prefix) +
+                                   "&timeout_ms=30000&after=";
+    target += std::to_string(report.last_offset);
     while (true) {
       auto answer = client.send(http::verb::get, target, "", "", error);
       if (!answer) return fail(error);
@@ -510,9 +536,14 @@ skipped and counted. Running it again appends nothing (idempotency keys).
 Options:
   --url URL      the server (default http://127.0.0.1:8080)
   --batch N      documents per request, 1..1000 (default 50)
+  --token T      a JWT for a server in auth mode (Authorization: Bearer);
+                 environment: DERIVE_TOKEN
+  --prefix P     put P before every document id, e.g. users/alice/ (in auth
+                 mode a user may write only under users/<sub>/)
   --no-progress  no progress bar on stderr
 )";
   import_options o;
+  if (const char* t = std::getenv("DERIVE_TOKEN"); t && *t) o.token = t;
   bool have_dir = false;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
@@ -533,6 +564,15 @@ Options:
         return 2;
       }
       o.url = *v;
+    } else if (arg == "--token" || arg.rfind("--token=", 0) == 0 || arg == "--prefix" ||
+               arg.rfind("--prefix=", 0) == 0) {
+      std::string flag = arg.substr(0, arg.find('='));
+      auto v = value(flag);
+      if (!v) {
+        std::cerr << "docsearch import: " << flag << " needs a value\n";
+        return 2;
+      }
+      (flag == "--token" ? o.token : o.prefix) = *v;
     } else if (arg == "--batch" || arg.rfind("--batch=", 0) == 0) {
       auto v = value("--batch");
       if (!v || v->empty() || v->size() > 4 ||

@@ -37,6 +37,11 @@ struct import_options {
   size_t batch_size = 50;                 // documents per request, 1..1000
   size_t max_body_bytes = 1024 * 1024;    // the server's request body limit
   bool progress = true;                   // a progress bar on stderr (when a terminal)
+  // A server in auth mode: the JWT sent as Authorization: Bearer, and the
+  // prefix put before every document id (e.g. "users/alice/": the rules of
+  // auth mode let a user write only there).
+  std::string token;
+  std::string prefix;
 };
 
 struct import_report {

@@ -2,8 +2,10 @@
 //
 //   docsearch [--port N] [--address A] [--data DIR] [--threads N] [--relaxed]
 //             [--www DIR] [--tls-cert FILE --tls-key FILE] [--allow-host NAME]...
-//             [--max-connections-per-address N] [--append-rate N] [--help]
-//   docsearch import DIR [--url URL] [--batch N] [--no-progress]   (importer.hpp)
+//             [--max-connections-per-address N] [--append-rate N]
+//             [--auth-secret-file F | --auth-keys F] [--auth-rules F] [--help]
+//   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
+//             [--no-progress]   (importer.hpp)
 //
 // Wires the runtime (docsearch's views and validators, docsearch_views.hpp)
 // to the HTTP/WebSocket server, seeds a few example documents into an empty
@@ -14,6 +16,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <optional>
@@ -35,11 +38,15 @@
 #ifndef DERIVE_CLIENT_DIR
 #define DERIVE_CLIENT_DIR ""
 #endif
+#ifndef DOCSEARCH_RULES_FILE
+#define DOCSEARCH_RULES_FILE ""
+#endif
 
 namespace {
 
 constexpr const char* usage_text = R"(Usage: docsearch [options]
-       docsearch import DIR [--url URL] [--batch N] [--no-progress]
+       docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
+                            [--no-progress]
 
 A full-text document search built on Derive: documents are events in a durable
 log, the "documents", "search" and "stats" views are derived from it, and the
@@ -75,6 +82,17 @@ Options:
                 samples/docsearch/www).
   --help        show this text and exit.
 
+Authentication (off by default; README.md, "Auth mode"):
+  --auth-secret-file F  turn tokens on: HS256 JWTs signed with the secret in F
+                        (its first line).
+  --auth-keys F         turn tokens on: RS256/ES256 JWTs verified with the PEM
+                        public keys in F (from an identity provider).
+  --auth-issuer S, --auth-audience S   required `iss` / `aud` of tokens.
+  --auth-rules F        the access rules (default: the source tree's
+                        samples/docsearch/auth-rules.json: each user owns
+                        users/<sub>/, everyone reads public/).
+  In auth mode the example documents are seeded under public/.
+
 Flags win over environment variables. An empty data directory starts with a
 few example documents. Stop with Ctrl-C (SIGINT) or SIGTERM.
 
@@ -94,6 +112,12 @@ struct options {
   std::vector<std::string> allowed_hosts;
   size_t max_per_address = 1000;
   unsigned long append_rate = 0;
+  std::string auth_secret_file;
+  std::string auth_keys;
+  std::string auth_issuer;
+  std::string auth_audience;
+  std::string auth_rules = DOCSEARCH_RULES_FILE;
+  bool auth() const { return !auth_secret_file.empty() || !auth_keys.empty(); }
 };
 
 std::optional<unsigned long> parse_number(const std::string& s, unsigned long max) {
@@ -136,6 +160,16 @@ std::optional<options> parse_options(int argc, char** argv, bool& help) {
       auto v = value("--data");
       if (!v || v->empty()) return std::nullopt;
       o.data = *v;
+    } else if (is("--auth-secret-file") || is("--auth-keys") || is("--auth-issuer") ||
+               is("--auth-audience") || is("--auth-rules")) {
+      std::string flag = arg.substr(0, arg.find('='));
+      auto v = value(flag.c_str());
+      if (!v) return std::nullopt;
+      if (flag == "--auth-secret-file") o.auth_secret_file = *v;
+      else if (flag == "--auth-keys") o.auth_keys = *v;
+      else if (flag == "--auth-issuer") o.auth_issuer = *v;
+      else if (flag == "--auth-audience") o.auth_audience = *v;
+      else o.auth_rules = *v;
     } else if (is("--www")) {
       auto v = value("--www");
       if (!v) return std::nullopt;
@@ -239,13 +273,14 @@ nlohmann::json example_documents() {
   });
 }
 
-void seed_examples(derive::runtime& rt) {
+// `prefix`: put before every id ("public/" in auth mode).
+void seed_examples(derive::runtime& rt, const std::string& prefix) {
   if (rt.head() != 0) return;
   derive::append_request request;
   request.idempotency_key = "docsearch-examples-v1";
   for (const auto& e : example_documents()) {
-    request.events.push_back(
-        {e.at("type").get<std::string>(), e.value("key", ""), "", e.at("data").dump()});
+    request.events.push_back({e.at("type").get<std::string>(), prefix + e.value("key", ""), "",
+                              e.at("data").dump()});
   }
   std::promise<derive::status> done;
   rt.append(std::move(request), [&done](derive::result<derive::append_outcome> r) {
@@ -254,6 +289,25 @@ void seed_examples(derive::runtime& rt) {
   if (auto st = done.get_future().get(); !st) {
     std::cerr << "docsearch: could not add the example documents: " << st.to_string() << "\n";
   }
+}
+
+// The server's auth options from the --auth-* flags.
+derive::result<derive::web::auth_options> auth_options(const options& o) {
+  derive::web::auth_options auth;
+  if (!o.auth_secret_file.empty()) {
+    std::ifstream in(o.auth_secret_file, std::ios::binary);
+    if (!in || !std::getline(in, auth.tokens.hs256_secret) || auth.tokens.hs256_secret.empty()) {
+      return derive::status{derive::errc::invalid_parameter,
+                            "cannot read a secret from the first line of " + o.auth_secret_file};
+    }
+  }
+  auth.tokens.public_keys_file = o.auth_keys;
+  auth.tokens.issuer = o.auth_issuer;
+  auth.tokens.audience = o.auth_audience;
+  auto rules = derive::web::access_rules::from_file(o.auth_rules);
+  if (!rules) return rules.error();
+  auth.rules = std::move(*rules);
+  return auth;
 }
 
 }  // namespace
@@ -285,7 +339,7 @@ int main(int argc, char** argv) {
     std::cerr << "docsearch: cannot start: " << st.to_string() << "\n";
     return 1;
   }
-  seed_examples(rt);
+  seed_examples(rt, opts->auth() ? "public/" : "");
 
   derive::web::server_options srv_options;
   srv_options.port = opts->port;
@@ -299,6 +353,15 @@ int main(int argc, char** argv) {
   srv_options.threads = opts->threads;
   srv_options.static_dir = opts->www;
   srv_options.client_dir = DERIVE_CLIENT_DIR;
+  if (opts->auth()) {
+    auto auth = auth_options(*opts);
+    if (!auth) {
+      std::cerr << "docsearch: " << auth.error().message() << "\n";
+      rt.stop();
+      return 2;
+    }
+    srv_options.auth = std::move(*auth);
+  }
   derive::web::server srv(rt, srv_options);
   std::string host = opts->address.find(':') != std::string::npos ? "[" + opts->address + "]"
                                                                    : opts->address;
@@ -312,6 +375,7 @@ int main(int argc, char** argv) {
             << "://" << host << ":" << srv.port() << "/\n"
             << "data directory: " << data.string()
             << (opts->relaxed ? " (relaxed durability)" : "") << "\n"
+            << (opts->auth() ? "tokens required, rules from " + opts->auth_rules + "\n" : "")
             << "Press Ctrl-C to stop." << std::endl;
 
   while (signals.wait() == SIGHUP) {

@@ -14,6 +14,7 @@
 #include <derive/web/server.hpp>
 #include "samples/docsearch/docsearch_views.hpp"
 #include "samples/docsearch/importer.hpp"
+#include "tests/web/token_maker.hpp"
 
 namespace {
 
@@ -22,6 +23,27 @@ using derive::json;
 
 class docsearch_import : public ::testing::Test {
  protected:
+  // Replaces the server by one in auth mode with the sample's rules.
+  void restart_with_auth() {
+    srv_->stop();
+    derive::web::server_options so;
+    so.port = 0;
+    so.threads = 1;
+    derive::web::auth_options auth;
+    auth.tokens.hs256_secret = secret_;
+    auto rules = derive::web::access_rules::from_file(DOCSEARCH_RULES_FILE);
+    ASSERT_TRUE(rules) << rules.error().to_string();
+    auth.rules = *rules;
+    so.auth = auth;
+    srv_ = std::make_unique<derive::web::server>(*rt_, so);
+    auto st = srv_->start();
+    ASSERT_TRUE(st) << st.to_string();
+  }
+  std::string token(const std::string& sub) const {
+    return derive::webtest::make_hs256(
+        secret_, {{"sub", sub}, {"exp", derive::webtest::now_seconds() + 600}});
+  }
+
   void SetUp() override {
     base_ = fs::temp_directory_path() /
             ("derive-docsearch-import-" + std::to_string(::getpid()) + "-" +
@@ -56,8 +78,11 @@ class docsearch_import : public ::testing::Test {
     std::ofstream(p, std::ios::binary) << content;
   }
 
-  docsearch::import_report run(size_t batch = 2) {
+  docsearch::import_report run(size_t batch = 2, std::string token = "",
+                               std::string prefix = "") {
     docsearch::import_options o;
+    o.token = std::move(token);
+    o.prefix = std::move(prefix);
     o.dir = (base_ / "corpus").string();
     o.url = "http://127.0.0.1:" + std::to_string(srv_->port());
     o.batch_size = batch;
@@ -79,6 +104,7 @@ class docsearch_import : public ::testing::Test {
     return doc;
   }
 
+  const std::string secret_ = "the docsearch import test's secret, 32 bytes";
   fs::path base_;
   std::unique_ptr<derive::runtime> rt_;
   std::unique_ptr<derive::web::server> srv_;
@@ -140,6 +166,30 @@ TEST_F(docsearch_import, running_it_again_appends_nothing) {
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_EQ(second.replayed, 7u);
   EXPECT_EQ(rt_->head(), head);
+}
+
+TEST_F(docsearch_import, in_auth_mode_a_token_imports_into_its_own_area_only) {
+  restart_with_auth();
+  write("a.txt", "Alpha\nzebra words");
+  write("b.txt", "Bravo\nmore zebra");
+  auto own = run(2, token("alice"), "users/alice/");
+  ASSERT_TRUE(own.ok) << own.error;
+  EXPECT_EQ(document("users/alice/a.txt"), (json{{"title", "Alpha"}, {"text", "zebra words"}}));
+  uint64_t head = rt_->head();
+  auto foreign = run(2, token("alice"), "users/bob/");
+  EXPECT_FALSE(foreign.ok);
+  EXPECT_NE(foreign.error.find("403"), std::string::npos) << foreign.error;
+  auto anonymous = run(2, "", "users/alice/");
+  EXPECT_FALSE(anonymous.ok);
+  EXPECT_NE(anonymous.error.find("401"), std::string::npos) << anonymous.error;
+  EXPECT_EQ(rt_->head(), head) << "refused imports append nothing";
+  // The search query's `in` keeps to one area.
+  auto hits = rt_->query("search", "search", {{"q", "zebra"}, {"in", "users/alice/"}});
+  ASSERT_TRUE(hits);
+  EXPECT_EQ((*hits)["hits"].size(), 2u);
+  hits = rt_->query("search", "search", {{"q", "zebra"}, {"in", "users/bob/"}});
+  ASSERT_TRUE(hits);
+  EXPECT_EQ((*hits)["hits"].size(), 0u);
 }
 
 TEST_F(docsearch_import, an_unreachable_server_is_reported) {

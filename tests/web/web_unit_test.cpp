@@ -539,6 +539,16 @@ TEST(append_limits, refusals_name_the_limit_and_when_to_retry) {
   EXPECT_FALSE(limits.admit("a", false, t + std::chrono::seconds(2))) << "appends without a key go on";
 }
 
+TEST(append_limits, clients_are_token_subjects_or_else_addresses) {
+  principal anonymous;
+  principal alice;
+  alice.token = token_claims{};
+  alice.token->sub = "alice";
+  EXPECT_EQ(client_key(anonymous, "10.0.0.1"), "addr:10.0.0.1");
+  EXPECT_EQ(client_key(alice, "10.0.0.1"), "sub:alice");
+  EXPECT_EQ(client_key(alice, "10.0.0.2"), client_key(alice, "10.0.0.1"));
+}
+
 TEST(connection_limits, tickets_count_in_total_and_per_address) {
   connection_limits limits(3, 2);
   std::string why;

@@ -60,6 +60,13 @@ export interface ConnectOptions {
   onError?: (error: DeriveError) => void;
   /** The WebSocket class to use (default: globalThis.WebSocket). */
   WebSocket?: typeof WebSocket;
+  /**
+   * A JWT for a server with authentication, or a function returning one
+   * (called at each connect and shortly before the current token expires).
+   * Sent as the WebSocket subprotocol "derive.token.<jwt>" at connect, in an
+   * `auth` message to renew, and as `Authorization: Bearer` on HTTP requests.
+   */
+  token?: string | (() => string | Promise<string>);
 }
 
 export interface GetResult {

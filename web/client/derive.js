@@ -24,6 +24,12 @@
 // - Queues get and append requests while disconnected and sends them again
 //   after a reconnect; an append is resent with the same idempotency key, so it
 //   takes effect exactly once even when the first answer was lost.
+// - With a `token` option (a JWT, or a function returning one), sends the token
+//   at each connect (as the WebSocket subprotocol "derive.token.<jwt>", since a
+//   browser cannot set headers on a WebSocket) and on HTTP requests
+//   (Authorization: Bearer), asks the function for a new token shortly before
+//   the current one expires and sends it in an `auth` message, and when the
+//   server ends subscriptions because a token expired, renews and resubscribes.
 
 const DEFAULT_MIN_DELAY_MS = 250;
 const DEFAULT_MAX_DELAY_MS = 10000;
@@ -31,6 +37,20 @@ const DEFAULT_MAX_DELAY_MS = 10000;
 const STABLE_CONNECTION_MS = 5000;
 // Errors after which a request or subscription is sent again later.
 const RETRYABLE_CODES = new Set(['unavailable']);
+// A token is renewed this long before its `exp` (or halfway, for short ones).
+const RENEW_BEFORE_MS = 30000;
+
+// The `exp` of a JWT in milliseconds, read without verifying (the server
+// verifies); null when the token has none or is not a JWT.
+function tokenExpiryMs(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const payload = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : null;
+  } catch (e) {
+    return null;
+  }
+}
 
 /**
  * An error reported by the server ({"code", "message"}) or by the client
@@ -90,6 +110,9 @@ export function newIdempotencyKey() {
  *   has no onError of its own.
  * @param {typeof WebSocket} [options.WebSocket] the WebSocket class (default:
  *   the global one).
+ * @param {string | (() => string | Promise<string>)} [options.token] a JWT for
+ *   servers with authentication (docs/security.md), or a function returning
+ *   one: called at each connect and shortly before the current token expires.
  * @returns {DeriveClient}
  */
 export function connect(url, options = {}) {
@@ -133,6 +156,8 @@ export class DeriveClient {
     this._seq = 0;
     this._subs = new Map();     // wire id -> subscription
     this._pending = new Map();  // wire id -> {message, resolve, reject}
+    this._token = typeof options.token === 'string' ? options.token : null;
+    this._renewTimer = null;
     this._connect();
   }
 
@@ -262,6 +287,7 @@ export class DeriveClient {
   close() {
     this._closed = true;
     clearTimeout(this._timer);
+    clearTimeout(this._renewTimer);
     this._timer = null;
     for (const p of this._pending.values()) {
       p.reject(new DeriveError('closed', 'the client was closed'));
@@ -304,13 +330,66 @@ export class DeriveClient {
     }
   }
 
+  // The token to send: from the provider when there is one (and the renewal
+  // timer for it), else the string option; null without a token option.
+  async _freshToken() {
+    const t = this._options.token;
+    if (typeof t !== 'function') return this._token;
+    this._token = await t();
+    this._scheduleRenewal();
+    return this._token;
+  }
+
+  _scheduleRenewal() {
+    clearTimeout(this._renewTimer);
+    const exp = this._token ? tokenExpiryMs(this._token) : null;
+    if (exp === null || this._closed) return;
+    const left = exp - Date.now();
+    const delay = Math.max(0, left > 2 * RENEW_BEFORE_MS ? left - RENEW_BEFORE_MS : left / 2);
+    this._renewTimer = setTimeout(() => this._renew().catch(() => {}), delay);
+  }
+
+  // Gets a new token and sends it on the open connection (`auth`); one
+  // renewal at a time.
+  _renew() {
+    if (!this._renewing) {
+      this._renewing = this._renewOnce().finally(() => { this._renewing = null; });
+    }
+    return this._renewing;
+  }
+
+  async _renewOnce() {
+    const token = await this._freshToken();
+    if (!this._open || this._closed) return;
+    const id = this._nextId('t');
+    await new Promise((resolve, reject) => {
+      this._pending.set(id, { message: { op: 'auth', token }, resolve, reject, once: true });
+      this._send({ op: 'auth', id, token });
+    });
+  }
+
   _connect() {
     if (this._closed) return;
     this._timer = null;
     this._status('connecting', { attempt: this._attempt });
+    if (!this._options.token) {
+      this._openSocket(null);
+      return;
+    }
+    this._freshToken().then(
+      (token) => this._openSocket(token),
+      (e) => {
+        this._reportError(new DeriveError('token_error', `the token provider failed: ${e && e.message}`));
+        this._scheduleReconnect();
+      });
+  }
+
+  _openSocket(token) {
+    if (this._closed) return;
     let ws;
     try {
-      ws = new this._WebSocket(this.url);
+      ws = token ? new this._WebSocket(this.url, ['derive.v1', `derive.token.${token}`])
+                 : new this._WebSocket(this.url);
     } catch (e) {
       this._scheduleReconnect();
       return;
@@ -321,7 +400,15 @@ export class DeriveClient {
       this._openedAt = Date.now();
       this._setOpen(true);
       for (const sub of this._subs.values()) this._sendSubscribe(sub);
-      for (const [id, p] of this._pending) this._send({ ...p.message, id });
+      for (const [id, p] of this._pending) {
+        if (p.once) {
+          // An auth for the previous connection: this one got the token at connect.
+          this._pending.delete(id);
+          p.resolve(null);
+        } else {
+          this._send({ ...p.message, id });
+        }
+      }
     };
     ws.onmessage = (event) => {
       if (ws !== this._ws) return;
@@ -409,6 +496,7 @@ export class DeriveClient {
         break;
       case 'appended':
       case 'value':
+      case 'authenticated':
         this._settle(m.id, m);
         break;
       case 'error':
@@ -460,6 +548,13 @@ export class DeriveClient {
 
   _onError(m, sub) {
     const error = new DeriveError(m.code, m.message);
+    if (sub && m.code === 'token_expired' && typeof this._options.token === 'function') {
+      // Renew, then resume from the last applied offset.
+      this._renew().then(() => {
+        if (this._subs.get(sub.id) === sub) this._sendSubscribe(sub);
+      }, (e) => this._reportError(new DeriveError('token_error', String(e && e.message)), sub.onError));
+      return;
+    }
     if (sub) {
       if (RETRYABLE_CODES.has(m.code)) {
         setTimeout(() => {
@@ -488,7 +583,10 @@ export class DeriveClient {
   }
 
   async _fetchJson(path, signal) {
-    const response = await fetch(this.httpBase + path, { signal, headers: { Accept: 'application/json' } });
+    const headers = { Accept: 'application/json' };
+    const token = this._options.token ? (this._token ?? await this._freshToken()) : null;
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(this.httpBase + path, { signal, headers });
     let body;
     try {
       body = await response.json();

@@ -9,11 +9,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <derive/runtime.hpp>
 #include <derive/status.hpp>
+#include <derive/web/auth.hpp>
 
 namespace derive::web {
 
@@ -59,6 +61,8 @@ struct server_options {
   // limit). Beyond: 429 too_many_idempotency_keys (docs/security.md).
   size_t max_new_idempotency_keys = 10000;
   std::chrono::milliseconds idempotency_key_window{std::chrono::hours(1)};
+  // Tokens and access rules (docs/security.md); unset: no checks at all.
+  std::optional<auth_options> auth;
 
   size_t max_header_bytes = 8 * 1024;
   size_t max_body_bytes = 1024 * 1024;

@@ -42,7 +42,32 @@ const MAX_LISTED = 500;
 const FLASH_MS = 1600;
 const WORD = /[\p{L}\p{Nd}]+/gu;
 
-const client = connect(undefined, { onStatus: showConnection });
+// Auth mode (README.md, "Auth mode"): open the page as /#token=<jwt>; the token
+// is kept for the tab (sessionStorage). The page then shows the user's own
+// documents (users/<sub>/) and the public area, saves new documents in the
+// user's area and searches both. Without a token the page is unchanged.
+const token = readToken();
+const area = token ? `users/${tokenSubject(token)}/` : null;
+let publicOnly = false;  // a server in auth mode, no token: the public area only
+const client = connect(undefined, { onStatus: showConnection, ...(token ? { token } : {}) });
+
+function readToken() {
+  const m = location.hash.match(/token=([A-Za-z0-9_.-]+)/);
+  if (m) {
+    sessionStorage.setItem('docsearch-token', m[1]);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return sessionStorage.getItem('docsearch-token');
+}
+
+function tokenSubject(jwt) {
+  try {
+    const part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4))).sub || 'unknown';
+  } catch (e) {
+    return 'unknown';
+  }
+}
 
 let documents = new Map();   // id -> {title, text, updated}, kept live
 let documentsOffset = 0;     // the documents view offset the list shows
@@ -51,9 +76,33 @@ const editor = { id: null, updated: 0, saving: false };
 
 // --- live data ---
 
-client.subscribe('documents', { prefix: '' }, (state, info) => {
-  documents = state;
-  documentsOffset = info.offset;
+// In auth mode two subscriptions (own area, public area) make one list.
+const parts = new Map();  // prefix -> {state, offset}
+function subscribeDocuments(prefix) {
+  client.subscribe('documents', { prefix }, (state, info) => {
+    parts.set(prefix, { state, offset: info.offset });
+    onDocuments(info);
+  }, {
+    onError: (e) => {
+      if (prefix === '' && e.code === 'unauthorized') {
+        publicOnly = true;  // the server wants a token for all but public/
+        subscribeDocuments('public/');
+      } else {
+        message(`The document list failed: ${e.message}`, 'error');
+      }
+    },
+  });
+}
+for (const prefix of area ? [area, 'public/'] : ['']) subscribeDocuments(prefix);
+
+function onDocuments(info) {
+  if (parts.size === 1) {
+    documents = [...parts.values()][0].state;
+  } else {
+    documents = new Map();
+    for (const p of parts.values()) for (const [k, v] of p.state) documents.set(k, v);
+  }
+  documentsOffset = Math.max(...[...parts.values()].map((p) => p.offset));
   if (info.type === 'changes') {
     const now = performance.now();
     for (const c of info.changes) changedAt.set(c.key, now);
@@ -62,7 +111,7 @@ client.subscribe('documents', { prefix: '' }, (state, info) => {
   checkEditedDocument();
   search.schedule(0);
   viewStatus.schedule(150);
-});
+}
 
 client.subscribe('stats', { key: 'totals' }, (state) => renderTotals(state.get('totals')));
 
@@ -88,8 +137,19 @@ const search = {
     }
     this.running = true;
     try {
-      const answer = await client.query('search', 'search', { q, limit: 100 },
-                                        { after: documentsOffset, timeoutMs: 10000 });
+      const wait = { after: documentsOffset, timeoutMs: 10000 };
+      let answer;
+      if (area) {
+        // The rules allow the search of one area at a time: both, merged.
+        const [own, pub] = await Promise.all([area, 'public/'].map((prefix) =>
+          client.query('search', 'search', { q, limit: 100, in: prefix }, wait)));
+        const hits = [...own.hits, ...pub.hits].sort((a, b) => b.score - a.score ||
+                                                               (a.id < b.id ? -1 : 1));
+        answer = { offset: Math.min(own.offset, pub.offset), hits: hits.slice(0, 100) };
+      } else {
+        const params = publicOnly ? { q, limit: 100, in: 'public/' } : { q, limit: 100 };
+        answer = await client.query('search', 'search', params, wait);
+      }
       if (q === el.search.value.trim()) renderResults(q, answer);
     } catch (e) {
       el.resultsMeta.textContent = `Search failed: ${e.message}`;
@@ -256,7 +316,9 @@ const viewStatus = {
   timer: null,
   due: 0,
   running: false,
+  refused: false,  // /v1/views is admin-only in auth mode
   schedule(delayMs) {
+    if (this.refused) return;
     const due = Date.now() + delayMs;
     if (this.timer && this.due <= due) return;
     clearTimeout(this.timer);
@@ -280,10 +342,18 @@ const viewStatus = {
         return span;
       }));
     } catch (e) {
+      if (e.code === 'unauthorized' || e.code === 'forbidden') {
+        el.viewStatus.textContent = 'views: for admins only';
+        this.refused = true;
+        this.running = false;
+        return;  // no more polling
+      }
       el.viewStatus.textContent = 'views: server unreachable';
     } finally {
-      this.running = false;
-      this.schedule(1000);
+      if (this.running) {
+        this.running = false;
+        this.schedule(1000);
+      }
     }
   },
 };
@@ -397,7 +467,8 @@ el.editor.addEventListener('submit', async (e) => {
     message('A document needs a title.', 'error');
     return;
   }
-  const id = editor.id ?? (el.id.value.trim() || slug(title));
+  let id = editor.id ?? (el.id.value.trim() || slug(title));
+  if (area && editor.id === null && !id.startsWith(area)) id = area + id;  // the user's area
   editor.saving = true;
   el.save.disabled = true;
   message('Saving…');
