@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -99,13 +100,22 @@ class batch_txn final : public view_txn {
     value current;
   };
   using cache = std::map<std::string, cached, std::less<>>;  // ordered: ranges
+  // The entries of a cache by key (the map's keys and nodes are stable): one
+  // hash lookup per get and per kept write instead of a walk down the tree.
+  using cache_index = std::unordered_map<std::string_view, cached*>;
+  // The entry found last (a key of its cache): a get and a put of one key in
+  // one input cost one lookup.
+  struct last_entry {
+    std::string_view key;
+    cached* entry = nullptr;
+  };
   // The snapshot, opened on first use.
   view_snapshot& snapshot();
   // The committed value of `key` (of the private state when `is_private`).
   value read_committed(std::string_view key, bool is_private);
   // The batch's entry of `key`, read from the snapshot on first use.
-  cached& batch_entry(cache& c, std::string_view key, bool is_private);
-  value& batch_value(std::string_view key) { return batch_entry(batch_, key, false).current; }
+  cached& batch_entry(bool is_private, std::string_view key);
+  value& batch_value(std::string_view key) { return batch_entry(false, key).current; }
   page merged_range(bool is_private, std::string_view prefix, std::string_view start,
                     size_t limit);
   uint64_t merged_count(bool is_private, std::string_view prefix);
@@ -115,8 +125,12 @@ class batch_txn final : public view_txn {
   const view_store& store_;
   std::optional<view_snapshot> snapshot_;
   cache batch_;    // every key touched in this batch
+  cache_index batch_index_;
+  last_entry batch_last_;
   writes input_;   // the current input's writes
   cache private_batch_;
+  cache_index private_index_;
+  last_entry private_last_;
   writes private_input_;
   std::vector<value*> targets_;          // reused by commit_input
   std::vector<value*> private_targets_;  // reused by commit_input
