@@ -111,18 +111,18 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
   const auto& def = ctx.slot->def();
   const batch_bounds bounds(ctx);
   uint64_t remaining = limit;
+  std::vector<event> events;  // reused by every chunk
   while (remaining > 0 && !bounds.reached(txn)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
-    auto events = ctx.log->read(out.new_offset + 1, n);
-    if (!events) return events.error();
-    for (const auto& e : *events) {
+    if (auto st = ctx.log->read(out.new_offset + 1, n, events); !st) return st;
+    for (const auto& e : events) {
       if (bounds.reached(txn)) return out;
       auto error = run_input(txn, e.offset, [&] { def.event_fn()(e, txn); });
       if (error && !on_input_error(def, e.offset, *error, out)) return out;
       out.new_offset = e.offset;
       --remaining;
     }
-    if (events->size() < n) break;  // the head
+    if (events.size() < n) break;  // the head
   }
   return out;
 }
