@@ -15,6 +15,25 @@ std::string dump_compact(const json& v) {
   }
 }
 
+batch_txn::batch_txn(const view_store& store, warm_cache warm)
+    : store_(store),
+      batch_(std::move(warm.entries_)),
+      batch_index_(std::move(warm.index_)),
+      bytes_(warm.bytes_),
+      cache_bytes_(warm.bytes_) {}
+
+batch_txn::warm_cache batch_txn::warm() {
+  for (auto& [key, e] : batch_) e.existed = e.current.has_value();
+  warm_cache out;
+  out.entries_ = std::move(batch_);
+  out.index_ = std::move(batch_index_);
+  out.bytes_ = cache_bytes_;
+  batch_.clear();
+  batch_index_.clear();
+  batch_last_ = {};
+  return out;
+}
+
 void batch_txn::begin_input(uint64_t offset) {
   input_.clear();
   private_input_.clear();
@@ -104,6 +123,7 @@ batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private
   if (*stored) {
     v = json::parse(**stored);
     bytes_ += (*stored)->size();
+    if (!is_private) cache_bytes_ += (*stored)->size();
   }
   return v;
 }
@@ -121,6 +141,7 @@ batch_txn::cached& batch_txn::batch_entry(bool is_private, std::string_view key)
   e.existed = e.current.has_value();
   if (is_private) e.committed = e.current;
   bytes_ += key.size() + entry_overhead;
+  if (!is_private) cache_bytes_ += key.size() + entry_overhead;
   auto& c = is_private ? private_batch_ : batch_;
   auto& [stored_key, entry] = *c.emplace(std::string(key), std::move(e)).first;
   index.emplace(stored_key, &entry);

@@ -7,6 +7,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <caf/all.hpp>
 
@@ -25,7 +26,12 @@ struct runner_state {
   uint64_t target = 0;     // the source's head as last announced
   bool scheduled = false;  // a work_atom is queued
   bool failed = false;     // stopped on an error until restart_atom
+  // The state keys the last committed batch touched, with their committed
+  // values: the next batch reads them from memory (the runner is the store's
+  // only writer). Kept while it holds at most batch_bytes / warm_fraction.
+  batch_txn::warm_cache warm;
 };
+constexpr uint64_t warm_fraction = 16;
 using runner_actor = caf::stateful_actor<runner_state>;
 
 // What one batch produced.
@@ -182,6 +188,7 @@ void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
                 s.to_string());
   }
   st.failed = true;
+  st.warm = {};
   st.ctx.slot->set_failed(at, std::move(error));
 }
 
@@ -211,7 +218,7 @@ void process_batch(runner_actor* self) {
   auto& st = self->state;
   auto& slot = *st.ctx.slot;
   uint64_t offset = slot.offset();
-  batch_txn txn(*slot.store());
+  batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
   auto limit = batch_limit(st, offset);
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
                              : apply_log(st.ctx, txn, offset, limit);
@@ -239,6 +246,7 @@ void process_batch(runner_actor* self) {
     fail(self, batch->failure->offset, std::move(batch->failure->error), true);
     return;
   }
+  if (txn.cache_bytes() <= st.ctx.batch_bytes / warm_fraction) st.warm = txn.warm();
   if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
 }
 
