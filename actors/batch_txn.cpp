@@ -15,14 +15,34 @@ std::string dump_compact(const json& v) {
   }
 }
 
+batch_txn::batch_txn(const view_store& store, warm_cache warm)
+    : store_(store),
+      batch_(std::move(warm.entries_)),
+      batch_index_(std::move(warm.index_)),
+      bytes_(warm.bytes_),
+      cache_bytes_(warm.bytes_) {}
+
+batch_txn::warm_cache batch_txn::warm() {
+  for (auto& [key, e] : batch_) e.existed = e.current.has_value();
+  warm_cache out;
+  out.entries_ = std::move(batch_);
+  out.index_ = std::move(batch_index_);
+  out.bytes_ = cache_bytes_;
+  batch_.clear();
+  batch_index_.clear();
+  batch_last_ = {};
+  return out;
+}
+
 void batch_txn::begin_input(uint64_t offset) {
   input_.clear();
   private_input_.clear();
   offset_ = offset;
 }
 
-// Per cached key: the map node and the json's own bookkeeping, roughly.
-constexpr uint64_t entry_overhead = 96;
+// Per cached key: the map node, its index entry and the json's own
+// bookkeeping, roughly.
+constexpr uint64_t entry_overhead = 144;
 
 void batch_txn::commit_input() {
   // First find the net changes (reads may throw), then apply them, so that a
@@ -48,7 +68,7 @@ void batch_txn::commit_input() {
   }
   private_targets_.clear();
   for (auto& [key, v] : private_input_) {
-    private_targets_.push_back(&batch_entry(private_batch_, key, true).current);
+    private_targets_.push_back(&batch_entry(true, key).current);
     added += key.size() + (v ? dump_compact(*v).size() : 0) + entry_overhead;
   }
   for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
@@ -80,6 +100,8 @@ std::vector<key_change> batch_txn::take_private_changes() {
     if (v.current) change.value = dump_compact(*v.current);
     out.push_back(std::move(change));
   }
+  private_last_ = {};
+  private_index_.clear();
   private_batch_.clear();
   return out;
 }
@@ -101,19 +123,30 @@ batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private
   if (*stored) {
     v = json::parse(**stored);
     bytes_ += (*stored)->size();
+    if (!is_private) cache_bytes_ += (*stored)->size();
   }
   return v;
 }
 
-batch_txn::cached& batch_txn::batch_entry(cache& c, std::string_view key, bool is_private) {
-  auto it = c.lower_bound(key);
-  if (it != c.end() && it->first == key) return it->second;
+batch_txn::cached& batch_txn::batch_entry(bool is_private, std::string_view key) {
+  auto& last = is_private ? private_last_ : batch_last_;
+  if (last.entry && last.key == key) return *last.entry;
+  auto& index = is_private ? private_index_ : batch_index_;
+  if (auto it = index.find(key); it != index.end()) {
+    last = {it->first, it->second};
+    return *it->second;
+  }
   cached e;
   e.current = read_committed(key, is_private);
   e.existed = e.current.has_value();
   if (is_private) e.committed = e.current;
   bytes_ += key.size() + entry_overhead;
-  return c.emplace_hint(it, std::string(key), std::move(e))->second;
+  if (!is_private) cache_bytes_ += key.size() + entry_overhead;
+  auto& c = is_private ? private_batch_ : batch_;
+  auto& [stored_key, entry] = *c.emplace(std::string(key), std::move(e)).first;
+  index.emplace(stored_key, &entry);
+  last = {stored_key, &entry};
+  return entry;
 }
 
 namespace {
@@ -212,7 +245,7 @@ uint64_t batch_txn::merged_count(bool is_private, std::string_view prefix) {
   writes& input = is_private ? private_input_ : input_;
   // Keys of the input not yet in the batch: learn whether they existed.
   const auto in = input_keys(input, prefix, prefix);
-  for (const auto* w : in) batch_entry(batch, w->first, is_private);
+  for (const auto* w : in) batch_entry(is_private, w->first);
   // Then one walk over the batch's keys under the prefix (the input's, in
   // key order too, are met along the way).
   size_t ii = 0;
@@ -263,7 +296,7 @@ void batch_txn::erase(std::string_view key) { write(input_, key, std::nullopt); 
 
 std::optional<json> batch_txn::get_private(std::string_view key) {
   if (auto* v = find(private_input_, key)) return *v;
-  return batch_entry(private_batch_, key, true).current;
+  return batch_entry(true, key).current;
 }
 
 void batch_txn::put_private(std::string_view key, json v) {

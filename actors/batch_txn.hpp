@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -44,8 +45,40 @@
 namespace derive {
 
 class batch_txn final : public view_txn {
+ private:
+  using value = std::optional<json>;
+  // A key touched in this batch: whether it exists in the committed state,
+  // its committed value (private keys only: take_private_changes compares)
+  // and its current value.
+  struct cached {
+    bool existed = false;
+    value committed;
+    value current;
+  };
+  using cache = std::map<std::string, cached, std::less<>>;  // ordered: ranges
+  // The entries of a cache by key (the map's keys and nodes are stable): one
+  // hash lookup per get and per kept write instead of a walk down the tree.
+  using cache_index = std::unordered_map<std::string_view, cached*>;
+
  public:
-  explicit batch_txn(const view_store& store) : store_(store) {}
+  // What a committed batch leaves to the next batch of the same store: the
+  // state keys it touched, with their committed values (see warm()).
+  class warm_cache {
+   public:
+    warm_cache() : bytes_(0) {}
+    // Estimated bytes held (as bytes() counts them).
+    uint64_t bytes() const { return bytes_; }
+
+   private:
+    friend class batch_txn;
+    cache entries_;
+    cache_index index_;
+    uint64_t bytes_;
+  };
+
+  // `warm`: the cache of the previous batch of `store`, whose commit
+  // succeeded, with nothing else written to the store since.
+  explicit batch_txn(const view_store& store, warm_cache warm = {});
   batch_txn(const batch_txn&) = delete;
   batch_txn& operator=(const batch_txn&) = delete;
 
@@ -68,6 +101,12 @@ class batch_txn final : public view_txn {
   // Estimated bytes held by the batch: keys and values cached or written,
   // kept changes (an upper bound: a key rewritten counts each time).
   uint64_t bytes() const { return bytes_; }
+  // Of those, the state keys cached (and their values as read).
+  uint64_t cache_bytes() const { return cache_bytes_; }
+  // The state cache, for the next batch once this batch's commit succeeded:
+  // every cached value is then the committed one, so the next batch reads
+  // from the store only the keys this one did not touch.
+  warm_cache warm();
 
   // view_txn. get() and get_private() throw std::runtime_error if the
   // committed state cannot be read (the runner then treats the input as failed).
@@ -88,24 +127,20 @@ class batch_txn final : public view_txn {
   uint64_t count_private(std::string_view prefix) override;
 
  private:
-  using value = std::optional<json>;
   using writes = std::vector<std::pair<std::string, value>>;
-  // A key touched in this batch: whether it exists in the committed state,
-  // its committed value (private keys only: take_private_changes compares)
-  // and its current value.
-  struct cached {
-    bool existed = false;
-    value committed;
-    value current;
+  // The entry found last (a key of its cache): a get and a put of one key in
+  // one input cost one lookup.
+  struct last_entry {
+    std::string_view key;
+    cached* entry = nullptr;
   };
-  using cache = std::map<std::string, cached, std::less<>>;  // ordered: ranges
   // The snapshot, opened on first use.
   view_snapshot& snapshot();
   // The committed value of `key` (of the private state when `is_private`).
   value read_committed(std::string_view key, bool is_private);
   // The batch's entry of `key`, read from the snapshot on first use.
-  cached& batch_entry(cache& c, std::string_view key, bool is_private);
-  value& batch_value(std::string_view key) { return batch_entry(batch_, key, false).current; }
+  cached& batch_entry(bool is_private, std::string_view key);
+  value& batch_value(std::string_view key) { return batch_entry(false, key).current; }
   page merged_range(bool is_private, std::string_view prefix, std::string_view start,
                     size_t limit);
   uint64_t merged_count(bool is_private, std::string_view prefix);
@@ -115,8 +150,12 @@ class batch_txn final : public view_txn {
   const view_store& store_;
   std::optional<view_snapshot> snapshot_;
   cache batch_;    // every key touched in this batch
+  cache_index batch_index_;
+  last_entry batch_last_;
   writes input_;   // the current input's writes
   cache private_batch_;
+  cache_index private_index_;
+  last_entry private_last_;
   writes private_input_;
   std::vector<value*> targets_;          // reused by commit_input
   std::vector<value*> private_targets_;  // reused by commit_input
@@ -124,6 +163,7 @@ class batch_txn final : public view_txn {
   uint64_t offset_ = 0;
   uint64_t inputs_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t cache_bytes_ = 0;
 };
 
 // Compact JSON text of `v`; a fast path for the common scalars.

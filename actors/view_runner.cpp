@@ -1,10 +1,13 @@
 #include "actors/view_runner.hpp"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <caf/all.hpp>
 
@@ -26,10 +29,15 @@ struct runner_state {
   bool failed = false;     // stopped on an error until restart_atom
   // While storage is full: the delay before the next attempt (0: not paused).
   std::chrono::milliseconds retry_delay{0};
+  // The state keys the last committed batch touched, with their committed
+  // values: the next batch reads them from memory (the runner is the store's
+  // only writer). Kept while it holds at most batch_bytes / warm_fraction.
+  batch_txn::warm_cache warm;
 };
 
 constexpr std::chrono::milliseconds first_retry{50};
 constexpr std::chrono::milliseconds longest_retry{2000};
+constexpr uint64_t warm_fraction = 16;
 using runner_actor = caf::stateful_actor<runner_state>;
 
 // What one batch produced.
@@ -72,19 +80,28 @@ bool on_input_error(const view_def& def, uint64_t offset, const std::string& wha
   return false;
 }
 
+// Milliseconds of CLOCK_MONOTONIC_COARSE: a few nanoseconds to read, where
+// steady_clock costs tens per input; its resolution (a few ms) is plenty for
+// a bound of catch_up_time.
+int64_t coarse_now_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return int64_t{t.tv_sec} * 1000 + t.tv_nsec / 1'000'000;
+}
+
 // When a batch must end after its current input: bytes, time, or a stop.
 struct batch_bounds {
   uint64_t bytes;
-  std::chrono::steady_clock::time_point deadline;
+  int64_t deadline_ms;
   const std::atomic<bool>* stopping;
 
   batch_bounds(const runner_context& ctx)
       : bytes(ctx.batch_bytes),
-        deadline(std::chrono::steady_clock::now() + ctx.batch_time),
+        deadline_ms(coarse_now_ms() + ctx.batch_time.count()),
         stopping(&ctx.slot->stopping) {}
   bool reached(const batch_txn& txn) const {
     return stopping->load(std::memory_order_relaxed) || txn.bytes() >= bytes ||
-           std::chrono::steady_clock::now() >= deadline;
+           coarse_now_ms() >= deadline_ms;
   }
 };
 
@@ -106,18 +123,18 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
   const auto& def = ctx.slot->def();
   const batch_bounds bounds(ctx);
   uint64_t remaining = limit;
+  std::vector<event> events;  // reused by every chunk
   while (remaining > 0 && !bounds.reached(txn)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
-    auto events = ctx.log->read(out.new_offset + 1, n);
-    if (!events) return events.error();
-    for (const auto& e : *events) {
+    if (auto st = ctx.log->read(out.new_offset + 1, n, events); !st) return st;
+    for (const auto& e : events) {
       if (bounds.reached(txn)) return out;
       auto error = run_input(txn, e.offset, [&] { def.event_fn()(e, txn); });
       if (error && !on_input_error(def, e.offset, *error, out)) return out;
       out.new_offset = e.offset;
       --remaining;
     }
-    if (events->size() < n) break;  // the head
+    if (events.size() < n) break;  // the head
   }
   return out;
 }
@@ -177,6 +194,7 @@ void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
                 s.to_string());
   }
   st.failed = true;
+  st.warm = {};
   st.ctx.slot->set_failed(at, std::move(error));
 }
 
@@ -221,7 +239,7 @@ void process_batch(runner_actor* self) {
   auto& st = self->state;
   auto& slot = *st.ctx.slot;
   uint64_t offset = slot.offset();
-  batch_txn txn(*slot.store());
+  batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
   auto limit = batch_limit(st, offset);
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
                              : apply_log(st.ctx, txn, offset, limit);
@@ -256,6 +274,7 @@ void process_batch(runner_actor* self) {
     fail(self, batch->failure->offset, std::move(batch->failure->error), true);
     return;
   }
+  if (txn.cache_bytes() <= st.ctx.batch_bytes / warm_fraction) st.warm = txn.warm();
   if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
 }
 

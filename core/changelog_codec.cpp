@@ -12,13 +12,17 @@ constexpr char tag_put = '\1';
 
 std::string encode_changelog_entry(const std::vector<key_change>& changes) {
   std::string out;
+  encode_changelog_entry(changes, out);
+  return out;
+}
+
+void encode_changelog_entry(const std::vector<key_change>& changes, std::string& out) {
   put_varint64(out, changes.size());
   for (const auto& c : changes) {
     put_length_prefixed(out, c.key);
     out.push_back(c.value ? tag_put : tag_deleted);
     if (c.value) put_length_prefixed(out, *c.value);
   }
-  return out;
 }
 
 bool decode_changelog_entry(std::string_view in, std::vector<key_change>& changes) {

@@ -14,6 +14,8 @@
 namespace derive {
 
 std::string encode_changelog_entry(const std::vector<key_change>& changes);
+// The same, appended to `out`.
+void encode_changelog_entry(const std::vector<key_change>& changes, std::string& out);
 
 // False when `in` does not decode (truncated, unknown tag, trailing bytes);
 // `changes` is then unspecified.

@@ -103,6 +103,12 @@ void encode_event_record(const event_input& e, int64_t ts, std::string& out) {
 }
 
 result<event> decode_event_record(uint64_t offset, std::string_view record) {
+  event ev;
+  if (auto st = decode_event_record(offset, record, ev); !st) return st;
+  return ev;
+}
+
+status decode_event_record(uint64_t offset, std::string_view record, event& ev) {
   auto corrupt = [&](const char* what) {
     return status{errc::corruption, "the log record at offset " + std::to_string(offset) +
                                         " is corrupt (" + what + ")"};
@@ -113,7 +119,6 @@ result<event> decode_event_record(uint64_t offset, std::string_view record) {
     return corrupt("checksum mismatch");
   if (static_cast<uint8_t>(body.front()) != record_format) return corrupt("unknown format");
   body.remove_prefix(1);
-  event ev;
   ev.offset = offset;
   uint64_t ts = 0;
   if (!get_varint64(body, ts) || !get_string(body, ev.type) || !get_string(body, ev.key) ||
@@ -121,7 +126,7 @@ result<event> decode_event_record(uint64_t offset, std::string_view record) {
     return corrupt("truncated");
   if (!body.empty()) return corrupt("trailing bytes");
   ev.ts = zigzag_decode(ts);
-  return ev;
+  return status::ok();
 }
 
 void record_batch_encoder::encode(const event_input* events, size_t n, int64_t ts,

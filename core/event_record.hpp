@@ -24,6 +24,9 @@ namespace derive {
 void encode_event_record(const event_input& e, int64_t ts, std::string& out);
 // The event stored at `offset` as `record`. Errors: corruption.
 result<event> decode_event_record(uint64_t offset, std::string_view record);
+// The same into `out` (its strings' storage reused); on an error `out` is
+// unspecified.
+status decode_event_record(uint64_t offset, std::string_view record, event& out);
 
 // The append path's encoder: records of up to max_records events at a time,
 // into one buffer reused across calls, their checksums computed as

@@ -41,7 +41,7 @@ class event_log::impl {
   status open();
   std::vector<result<append_outcome>> append(const std::vector<checked_append>& group);
   status sync();
-  result<std::vector<event>> read(uint64_t from, size_t limit) const;
+  status read(uint64_t from, size_t limit, std::vector<event>& out) const;
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
@@ -230,28 +230,33 @@ status event_log::impl::append_events(MDB_txn* txn, MDB_cursor* log_cursor,
   return status::ok();
 }
 
-result<std::vector<event>> event_log::impl::read(uint64_t from, size_t limit) const {
-  std::vector<event> events;
-  if (limit == 0) return events;
+status event_log::impl::read(uint64_t from, size_t limit, std::vector<event>& out) const {
+  size_t n = 0;  // events decoded into out[0, n)
+  // On every return: out holds the events read, the rest of its events gone.
+  auto done = [&](status st) {
+    out.resize(n);
+    return st;
+  };
   from = std::max<uint64_t>(from, 1);
   uint64_t h = head();
-  if (from > h) return events;
+  if (limit == 0 || from > h) return done(status::ok());
   txn_guard txn;
   cursor_guard c;
   int rc = txn.begin(env_.handle(), MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), log_);
-  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log");
-  events.reserve(std::min<uint64_t>(limit, h - from + 1));
+  if (rc != MDB_SUCCESS) return done(lmdb_status(rc, "reading the log"));
+  out.reserve(std::min<uint64_t>(limit, h - from + 1));
   MDB_val k = uint64_val(from), v{};
   rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE);
-  while (rc == MDB_SUCCESS && events.size() < limit && native_uint64(k) <= h) {
-    auto ev = decode_event_record(native_uint64(k), to_view(v));
-    if (!ev) return ev.error();
-    events.push_back(std::move(*ev));
+  while (rc == MDB_SUCCESS && n < limit && native_uint64(k) <= h) {
+    if (n == out.size()) out.emplace_back();
+    if (auto st = decode_event_record(native_uint64(k), to_view(v), out[n]); !st)
+      return done(st);
+    ++n;
     rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT);
   }
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the log");
-  return events;
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return done(lmdb_status(rc, "reading the log"));
+  return done(status::ok());
 }
 
 result<std::vector<uint64_t>> event_log::impl::offsets_of_subject(
@@ -331,7 +336,13 @@ status event_log::sync() { return impl_->sync(); }
 uint64_t event_log::written_head() const { return impl_->written_head(); }
 
 result<std::vector<event>> event_log::read(uint64_t from, size_t limit) const {
-  return impl_->read(from, limit);
+  std::vector<event> events;
+  if (auto st = impl_->read(from, limit, events); !st) return st;
+  return events;
+}
+
+status event_log::read(uint64_t from, size_t limit, std::vector<event>& out) const {
+  return impl_->read(from, limit, out);
 }
 
 uint64_t event_log::head() const { return impl_->head(); }

@@ -63,6 +63,11 @@ class event_log {
 
   // Events with offset >= from, in order, at most `limit`; never beyond head().
   result<std::vector<event>> read(uint64_t from, size_t limit) const;
+  // The same into `out`, replacing its contents and reusing the storage of
+  // its events: a reader that pages through the log with one vector
+  // allocates (almost) nothing per event. On an error `out` holds the events
+  // read before it.
+  status read(uint64_t from, size_t limit, std::vector<event>& out) const;
 
   // The last durable offset (0 when empty): what readers may see. In
   // durability::relaxed every commit counts as durable.

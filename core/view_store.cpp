@@ -22,17 +22,20 @@ namespace {
 static_assert(sizeof(size_t) == sizeof(uint64_t),
               "MDB_INTEGERKEY offsets need a 64-bit size_t");
 
-// Keeps the last change of each key (at its position); an offset holds each
-// key at most once.
-std::vector<key_change> last_change_per_key(const std::vector<key_change>& changes) {
+// The changes of `changes` to write: each key's last change (at its
+// position); an offset holds each key at most once. Without a repeated key
+// that is `changes` itself, else `scratch`, filled.
+const std::vector<key_change>& last_change_per_key(const std::vector<key_change>& changes,
+                                                   std::vector<key_change>& scratch) {
   if (changes.size() < 2) return changes;
   std::unordered_map<std::string_view, size_t> last;
   for (size_t i = 0; i < changes.size(); ++i) last[changes[i].key] = i;
-  std::vector<key_change> out;
-  out.reserve(last.size());
+  if (last.size() == changes.size()) return changes;
+  scratch.clear();
+  scratch.reserve(last.size());
   for (size_t i = 0; i < changes.size(); ++i)
-    if (last[changes[i].key] == i) out.push_back(changes[i]);
-  return out;
+    if (last[changes[i].key] == i) scratch.push_back(changes[i]);
+  return scratch;
 }
 
 }  // namespace
@@ -191,16 +194,21 @@ status view_store::impl::check_commit(const std::vector<offset_changes>& batch,
 
 int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch,
                                   uint64_t& total, uint64_t& entries) {
+  cursor_guard changelog;  // one cursor: each append lands at its end
+  if (int rc = changelog.open(txn, changes_); rc != MDB_SUCCESS) return rc;
+  std::vector<key_change> scratch;
+  std::string bytes;
   for (const auto& entry : batch) {
     if (entry.changes.empty()) continue;
-    std::vector<key_change> changes = last_change_per_key(entry.changes);
+    const auto& changes = last_change_per_key(entry.changes, scratch);
     for (const auto& change : changes)
       if (int rc = state_apply(txn, state_, change); rc != MDB_SUCCESS) return rc;
-    std::string bytes = encode_changelog_entry(changes);
+    bytes.clear();
+    encode_changelog_entry(changes, bytes);
     MDB_val k = uint64_val(entry.offset), v = to_val(bytes);
     // Offsets only grow, so the changelog is appended; an existing entry
     // beyond the offset would mean the store disagrees with itself.
-    int rc = mdb_put(txn, changes_, &k, &v, MDB_APPEND);
+    int rc = mdb_cursor_put(changelog.get(), &k, &v, MDB_APPEND);
     if (rc != MDB_SUCCESS) return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
     total += sizeof entry.offset + v.mv_size;
     ++entries;

@@ -58,7 +58,6 @@ size_t send_queue::trim_lane(uint64_t lane_id, uint64_t floor) {
 void send_queue::clear() {
   for (auto& [id, lane] : lanes_) drop(lane);
   messages_.clear();
-  messages_.shrink_to_fit();
   message_bytes_ = 0;
 }
 

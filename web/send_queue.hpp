@@ -22,7 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
@@ -112,7 +112,9 @@ class send_queue {
   void drop(lane_state& lane);
 
   size_t max_bytes_;
-  std::deque<std::string> messages_;
+  // A list, not a deque: an empty deque still holds a 512-byte block, and
+  // most connections have no message queued most of the time.
+  std::list<std::string> messages_;
   size_t message_bytes_ = 0;
   std::map<uint64_t, lane_state> lanes_;
   size_t change_bytes_ = 0;

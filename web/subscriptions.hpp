@@ -18,13 +18,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <chrono>
-#include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <derive/runtime.hpp>
@@ -130,9 +129,11 @@ class subscriptions {
   sink_factory make_sink_;
 
   std::map<uint64_t, std::unique_ptr<subscription>> subs_;  // by lane
-  std::unordered_map<std::string, uint64_t> by_id_;         // client id -> lane
-  std::unordered_map<uint64_t, uint64_t> by_token_;         // hub token -> lane
-  std::deque<uint64_t> waiting_;                            // lanes awaiting a snapshot
+  // Maps, not hash maps: no bucket array per connection (most have one
+  // subscription or none).
+  std::map<std::string, uint64_t, std::less<>> by_id_;  // client id -> lane
+  std::map<uint64_t, uint64_t> by_token_;               // hub token -> lane
+  std::list<uint64_t> waiting_;  // lanes awaiting a snapshot (a list: empty costs nothing)
   uint64_t sending_ = 0;  // the lane whose snapshot is being sent (0: none)
   uint64_t next_lane_ = 0;
   uint64_t next_token_ = 0;

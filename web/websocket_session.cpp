@@ -29,6 +29,10 @@ using clock = std::chrono::steady_clock;
 constexpr auto min_close_grace = std::chrono::seconds(2);
 // Bytes of a client message read at a time.
 constexpr size_t read_piece_bytes = 64 * 1024;
+// Bytes the read waiting for a new message prepares: an idle connection
+// holds this much read buffer (most requests fit; a longer one takes a
+// second read).
+constexpr size_t idle_read_bytes = 256;
 
 // What a hub_inbox needs of its session, whatever its stream.
 class inbox_owner : public session_base {
@@ -194,7 +198,8 @@ class websocket_session : public inbox_owner,
     if (reading_ || finished_) return;
     if (!can_read() && !closing_) return;  // resumed by maybe_read()
     reading_ = true;
-    ws_.async_read_some(read_buf_, read_piece_bytes,
+    const bool between_messages = read_buf_.size() == 0 && ws_.is_message_done();
+    ws_.async_read_some(read_buf_, between_messages ? idle_read_bytes : read_piece_bytes,
                         beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
   }
 
@@ -225,6 +230,7 @@ class websocket_session : public inbox_owner,
     if (!ws_.is_message_done()) return do_read();  // the rest of this message
     std::string text = beast::buffers_to_string(read_buf_.data());
     read_buf_.consume(read_buf_.size());
+    read_buf_.shrink_to_fit();  // idle connections keep no read buffer but the next read's
     handle_message(text);
     pump();
     maybe_read();
@@ -387,6 +393,7 @@ class websocket_session : public inbox_owner,
     ctx_.stats.ws_messages_sent.fetch_add(1);
     if (closing_) return;
     pump();
+    if (!writing_) std::string().swap(write_buf_);  // nothing more to send: keep no buffer
     maybe_read();
   }
 
@@ -486,7 +493,8 @@ class websocket_session : public inbox_owner,
 
   out_frame inflight_frame_;
   // The message in flight; a buffer grown past max_kept_write_buffer by a
-  // large batch is released after the write, so idle connections stay small.
+  // large batch is released after the write, and any buffer once the queue
+  // is empty, so idle connections stay small.
   static constexpr size_t max_kept_write_buffer = 64 * 1024;
   std::string write_buf_;
   bool writing_ = false;

@@ -199,6 +199,34 @@ TEST_F(batch_txn_range_test, SeesPutsAndErasesOfEarlierInputsOfTheBatch) {
   EXPECT_EQ(txn_->count("w/"), 3u);
 }
 
+// The runner hands a committed batch's cache to the next batch (warm()): the
+// next batch must see the committed state, counted and ranged as such.
+TEST_F(batch_txn_range_test, TheNextBatchOnAWarmCacheSeesTheCommittedState) {
+  txn_->begin_input(2);
+  txn_->put("w/2", 2);  // created
+  txn_->put("w/4", 4);  // created
+  txn_->erase("w/3");   // deleted
+  txn_->put("w/5", 50);
+  txn_->commit_input();
+  ASSERT_TRUE(store_->commit(txn_->take_changes(), 2, {}, txn_->take_private_changes()));
+  auto warm = txn_->warm();
+  EXPECT_GT(warm.bytes(), 0u);
+  batch_txn next(*store_, std::move(warm));
+  next.begin_input(3);
+  EXPECT_EQ(next.get("w/2"), json(2));
+  EXPECT_FALSE(next.get("w/3"));
+  EXPECT_EQ(next.count("w/"), 4u);  // w/1, w/2, w/4, w/5: each counted once
+  EXPECT_EQ(keys(next.range("w/")), (strings{"w/1", "w/2", "w/4", "w/5"}));
+  next.put("w/2", 2);  // the committed value: no change
+  next.erase("w/3");   // already absent: no change
+  next.put("w/5", 51);
+  next.commit_input();
+  auto changes = next.take_changes();
+  ASSERT_EQ(changes.size(), 1u);
+  ASSERT_EQ(changes[0].changes.size(), 1u);
+  EXPECT_EQ(changes[0].changes[0].key, "w/5");
+}
+
 TEST_F(batch_txn_range_test, ADiscardedInputIsNotSeen) {
   txn_->begin_input(2);
   txn_->put("w/2", 2);
