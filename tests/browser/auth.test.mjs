@@ -2,16 +2,19 @@
 // (HS256 tokens, samples/docsearch/auth-rules.json), the browser client with a
 // token provider. A signed-in page sees its own documents live, is refused
 // another user's prefix, keeps its subscription across token renewals, and an
-// anonymous page sees only the public area.
+// anonymous page sees only the public area. Everything runs over TLS (https and
+// wss on one port, a certificate made at test time with the openssl command),
+// as a deployment in front of browsers would.
 //
 //   node auth.test.mjs <path to the docsearch binary>
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  DocsearchServer, check, checkEqual, here, launchBrowser, loadChromium, onCleanup, run, sleep,
-  tempDir,
+  DocsearchServer, SKIP, check, checkEqual, here, launchBrowser, loadChromium, onCleanup, run,
+  sleep, tempDir,
 } from './lib.mjs';
 
 const binary = process.argv[2];
@@ -21,6 +24,24 @@ if (!binary) {
 }
 
 const pages = join(here, 'pages');
+
+// A self-signed certificate for 127.0.0.1 and localhost. The pages accept it
+// (ignoreHTTPSErrors), and so does this script's fetch.
+const certDir = tempDir('derive-auth-tls-');
+const cert = join(certDir, 'cert.pem');
+const key = join(certDir, 'key.pem');
+try {
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=derive-auth-test',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ], { stdio: 'pipe' });
+} catch (e) {
+  console.log(`SKIP: cannot make a certificate with openssl (install the openssl package): ${e.message}`);
+  process.exit(SKIP);
+}
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+const tlsArgs = ['--tls-cert', cert, '--tls-key', key];
 const secret = `browser-auth-test-secret-${Math.random().toString(36).slice(2)}`;
 
 const b64url = (s) => Buffer.from(s).toString('base64url');
@@ -36,12 +57,15 @@ const chromium = await loadChromium();
 let server;
 let url;
 let browser;
+let context;  // accepts the test certificate
 let alice;  // the signed-in page
 const pageErrors = [];
+const socketUrls = [];  // every WebSocket the test pages opened
 
 async function openPage() {
-  const page = await browser.newPage();
+  const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('websocket', (ws) => socketUrls.push(ws.url()));
   await page.exposeFunction('makeToken', (sub, ttl) => token(sub, ttl));
   await page.goto(`${url}/client_test.html`);
   await page.waitForFunction(() => window.ready === true);
@@ -65,10 +89,12 @@ await run([
     const secretFile = join(dir, 'secret');
     writeFileSync(secretFile, `${secret}\n`);
     server = new DocsearchServer(binary, join(dir, 'data'), 0,
-                                 ['--www', pages, '--auth-secret-file', secretFile]);
+                                 ['--www', pages, '--auth-secret-file', secretFile, ...tlsArgs]);
     url = await server.start();
+    check(url.startsWith('https://'), `docsearch serves https: ${url}`);
     browser = await launchBrowser(chromium);
     onCleanup(() => browser.close());
+    context = await browser.newContext({ ignoreHTTPSErrors: true });
     alice = await openPage();
     const r = await alice.evaluate(async () => {
       window.calls = 0;
@@ -177,7 +203,7 @@ await run([
     const dir = tempDir('derive-auth-page-');
     writeFileSync(join(dir, 'secret'), `${secret}\n`);
     const app = new DocsearchServer(binary, join(dir, 'data'), 0,
-                                    ['--auth-secret-file', join(dir, 'secret')]);
+                                    ['--auth-secret-file', join(dir, 'secret'), ...tlsArgs]);
     const appUrl = await app.start();
     for (const [sub, key] of [['alice', 'users/alice/diary'], ['bob', 'users/bob/secret']]) {
       const r = await fetch(`${appUrl}/v1/events`, {
@@ -192,7 +218,7 @@ await run([
                                  n, { timeout: 15000 });
       return page.$$eval('#documents li.doc', (lis) => lis.map((li) => li.dataset.id).sort());
     };
-    const signedIn = await browser.newPage();
+    const signedIn = await context.newPage();
     signedIn.on('pageerror', (e) => pageErrors.push(e.message));
     await signedIn.goto(`${appUrl}/#token=${token('alice')}`);
     const ids = await listed(signedIn, 7);
@@ -200,7 +226,7 @@ await run([
     check(!ids.some((id) => id.startsWith('users/bob/')), 'bob\'s document is not');
     checkEqual(ids.filter((id) => id.startsWith('public/')).length, 6, 'the public examples');
     check(!(await signedIn.url()).includes('token='), 'the token left the address bar');
-    const anonymous = await browser.newPage();
+    const anonymous = await context.newPage();
     anonymous.on('pageerror', (e) => pageErrors.push(e.message));
     await anonymous.goto(`${appUrl}/`);
     const publicIds = await listed(anonymous, 6);
@@ -213,6 +239,8 @@ await run([
   ['the page had no uncaught errors and the server stops cleanly', async () => {
     await sleep(100);
     checkEqual(pageErrors, [], 'uncaught errors in the pages');
+    check(socketUrls.length > 0 && socketUrls.every((u) => u.startsWith('wss://')),
+          `every WebSocket went over TLS: ${socketUrls}`);
     checkEqual(await server.stop(), 0, 'docsearch exit code');
   }],
 ], { timeoutMs: 60000, overallMs: 240000 });
