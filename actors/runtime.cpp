@@ -7,11 +7,13 @@
 #include <caf/all.hpp>
 
 #include <derive/logging.hpp>
+#include <derive/processor.hpp>
 #include <derive/view.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
+#include "core/event.hpp"
 
 // The runtime's lifecycle: declarations, start() and stop().
 // Reads, writes and metrics are in runtime_reads.cpp, runtime_writes.cpp and
@@ -55,6 +57,15 @@ status check_views(runtime::impl& rt) {
     if (keep.max_age.count() < 0)
       return {errc::invalid_parameter,
               "view '" + def.name() + "': changelog_retention max_age must not be negative"};
+  }
+  for (auto& [index, box] : rt.outboxes) {
+    const auto& def = box->def();
+    if (def.source().empty() ? !def.event_fn() : !def.change_fn())
+      return {errc::invalid_parameter, "processor '" + def.name() + "' has no apply function"};
+    if (auto s = validate_idempotency_key(box->def().output_key(UINT64_MAX)); !s)
+      return {errc::invalid_parameter, "processor '" + box->def().name() +
+                                           "': its name makes invalid idempotency keys: " +
+                                           s.message()};
   }
   for (auto& slot : rt.slots) {
     // Follow the sources: an unknown name or coming back to `slot` is an error.
@@ -163,6 +174,13 @@ void spawn_actors(runtime::impl& rt) {
                                      std::vector<offset_changes>& changes) {
       pub.published(s, offset, changes);
     };
+    if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
+      ctx.before_commit = [&rt, outbox = box->second](view_slot&, uint64_t offset) {
+        return outbox->flush(offset, [&rt](checked_append r, auto done) {
+          rt.submit(std::move(r), std::move(done));
+        });
+      };
+    }
     rt.runners[slot->index()] = spawn_view_runner(*rt.system, std::move(ctx));
   }
   std::vector<caf::actor> log_runners;
@@ -226,6 +244,18 @@ void runtime::add_view(view_def def) {
     return;
   }
   impl_->slots.push_back(std::make_unique<view_slot>(std::move(def), impl_->slots.size()));
+}
+
+void runtime::add_processor(processor_def def) {
+  std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->running) {
+    log_warn(component, "add_processor(", def.name(), ") after start is ignored");
+    return;
+  }
+  auto outbox = std::make_shared<processor_outbox>(std::move(def));
+  size_t index = impl_->slots.size();
+  impl_->slots.push_back(std::make_unique<view_slot>(outbox->as_view(), index));
+  impl_->outboxes[index] = std::move(outbox);
 }
 
 void runtime::add_validator(std::string type,

@@ -28,6 +28,7 @@
 #include <derive/runtime.hpp>
 
 #include "actors/hub.hpp"
+#include "actors/processor.hpp"
 #include "actors/publisher.hpp"
 #include "actors/sequencer.hpp"
 #include "actors/view_slot.hpp"
@@ -45,6 +46,10 @@ struct runtime::impl {
   view_slot* find(const std::string& name) const;
   // The application's validators for each event's type.
   status run_validators(const checked_append& request) const;
+  // The append path of runtime::append after its checks: validators, then
+  // the sequencer; `done` runs once (on the caller's thread on an error
+  // found before the sequencer).
+  void submit(checked_append request, std::function<void(result<append_outcome>)> done);
 
   runtime_options options;
   caf::actor_system_config config;
@@ -52,6 +57,8 @@ struct runtime::impl {
 
   std::vector<std::unique_ptr<view_slot>> slots;  // declaration order
   std::unordered_map<std::string, std::function<status(const event_input&)>> validators;
+  // The processors' outboxes, by slot index.
+  std::unordered_map<size_t, std::shared_ptr<processor_outbox>> outboxes;
 
   std::mutex lifecycle_mu;
   mutable std::shared_mutex storage_mu;
