@@ -175,9 +175,9 @@ void spawn_actors(runtime::impl& rt) {
       pub.published(s, offset, changes);
     };
     if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
-      ctx.before_commit = [&rt, outbox = box->second](view_slot&, uint64_t offset) {
-        return outbox->flush(offset, [&rt](checked_append r, auto done) {
-          rt.submit(std::move(r), std::move(done));
+      ctx.before_commit = [&rt, outbox = box->second](view_slot& s, uint64_t offset) {
+        return outbox->flush(offset, [&rt, &s](checked_append r, auto done) {
+          rt.submit_when_open(std::move(r), std::move(done), s.stopping);
         });
       };
     }
@@ -279,6 +279,7 @@ status runtime::start() {
   {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = true;
+    impl_->append_open.notify_all();
   }
   impl_->running = true;
   log_info(component, "started in ", impl_->options.data_dir, " with ", impl_->slots.size(),
@@ -299,6 +300,10 @@ void runtime::stop() {
   // Runners mid-batch commit after their current input (view_runner.hpp),
   // so that stopping never waits for a whole catch-up transaction.
   for (auto& slot : impl_->slots) slot->stopping.store(true, std::memory_order_relaxed);
+  {
+    std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
+    impl_->append_open.notify_all();  // processors waiting to append
+  }
   // No lock is held while the actors finish: their callbacks may call back
   // into the runtime (reads stay served until storage closes below).
   // In-flight appends are committed and answered before the sequencer quits.

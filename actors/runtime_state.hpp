@@ -13,6 +13,7 @@
 // sent before is in the sequencer's mailbox ahead of its stop message.
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -50,6 +51,10 @@ struct runtime::impl {
   // the sequencer; `done` runs once (on the caller's thread on an error
   // found before the sequencer).
   void submit(checked_append request, std::function<void(result<append_outcome>)> done);
+  // submit() for processors, whose runners start before appends are
+  // accepted: waits until they are, or until `stopping` is set.
+  void submit_when_open(checked_append request, std::function<void(result<append_outcome>)> done,
+                        const std::atomic<bool>& stopping);
 
   runtime_options options;
   caf::actor_system_config config;
@@ -76,6 +81,7 @@ struct runtime::impl {
 
   std::shared_mutex append_mu;
   bool accepting = false;
+  std::condition_variable_any append_open;  // notified when accepting or stopping is set
 };
 
 // The errors every part of the runtime answers with.

@@ -40,6 +40,16 @@ void runtime::append(checked_append request, std::function<void(result<append_ou
   impl_->submit(std::move(request), std::move(done));
 }
 
+void runtime::impl::submit_when_open(checked_append request,
+                                     std::function<void(result<append_outcome>)> done,
+                                     const std::atomic<bool>& stopping) {
+  {
+    std::shared_lock<std::shared_mutex> lock(append_mu);
+    append_open.wait(lock, [&] { return accepting || stopping.load(); });
+  }
+  submit(std::move(request), std::move(done));
+}
+
 void runtime::impl::submit(checked_append request,
                            std::function<void(result<append_outcome>)> done) {
   if (auto s = run_validators(request); !s) return done(s);
