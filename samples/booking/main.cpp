@@ -39,6 +39,7 @@ Options:
   --data DIR    data directory, created when missing (default ./data-booking).
                 Environment: BOOKING_DATA.
   --relaxed     relaxed durability (acknowledged before the sync to disk).
+  --threads N   network (Asio) threads, 1..64 (default 2).
   --www DIR     the folder of the web page (default: the source tree's
                 samples/booking/www).
   --help        show this text and exit.
@@ -48,6 +49,7 @@ struct options {
   uint16_t port = 8081;
   std::string data = "data-booking";
   bool relaxed = false;
+  unsigned threads = 2;
   std::string www = BOOKING_WWW_DIR;
 };
 
@@ -77,15 +79,23 @@ std::optional<options> parse_options(int argc, char** argv, bool& help) {
       return o;
     } else if (arg == "--relaxed") {
       o.relaxed = true;
-    } else if (is("--port") || is("--data") || is("--www")) {
+    } else if (is("--port") || is("--data") || is("--www") || is("--threads")) {
       std::string flag = arg.substr(0, arg.find('='));
       auto v = value(flag);
       if (!v || v->empty()) {
         std::cerr << "booking: " << flag << " needs a value\n";
         return std::nullopt;
       }
-      if (flag == "--port") port = *v;
-      else if (flag == "--data") o.data = *v;
+      if (flag == "--port") {
+        port = *v;
+      } else if (flag == "--threads") {
+        auto n = parse_port(*v);
+        if (!n || *n == 0 || *n > 64) {
+          std::cerr << "booking: --threads must be a number from 1 to 64\n";
+          return std::nullopt;
+        }
+        o.threads = *n;
+      } else if (flag == "--data") o.data = *v;
       else o.www = *v;
     } else {
       std::cerr << "booking: unknown option " << arg << " (see --help)\n";
@@ -125,6 +135,7 @@ int main(int argc, char** argv) {
   }
   derive::web::server_options srv_options;
   srv_options.port = opts->port;
+  srv_options.threads = opts->threads;
   srv_options.static_dir = opts->www;
   srv_options.client_dir = DERIVE_CLIENT_DIR;
   derive::web::server srv(rt, srv_options);
