@@ -1,6 +1,7 @@
 #include <derive/runtime.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <future>
 #include <set>
 
@@ -101,10 +102,36 @@ std::vector<view_slot*> spawn_order(runtime::impl& rt) {
   return out;
 }
 
-status open_storage(runtime::impl& rt) {
+// The views' environment: its own map size and limits, the log's durability.
+environment_options views_storage(const runtime_options& options) {
+  environment_options o = options.views_storage;
+  o.mode = options.storage.mode;
+  return o;
+}
+
+// Opens the log's environment and the views' (docs/storage.md, "Two
+// environments"). A data directory of the old layout kept the view stores in
+// the log's environment: they are dropped there, and the views rebuild from
+// the log in their own environment (views are recomputable).
+status open_environments(runtime::impl& rt) {
   auto env = environment::open(rt.options.data_dir, rt.options.storage);
   if (!env) return env.error();
   rt.env = std::move(*env);
+  auto dropped = rt.env->drop_databases("view/");
+  if (!dropped) return dropped.error();
+  if (*dropped > 0)
+    log_info(component, "moved the views of ", rt.options.data_dir,
+             " out of the log's environment: dropped ", *dropped,
+             " tables there; the views rebuild from the log");
+  auto views = environment::open(
+      (std::filesystem::path(rt.options.data_dir) / "views").string(), views_storage(rt.options));
+  if (!views) return views.error();
+  rt.views_env = std::move(*views);
+  return status::ok();
+}
+
+status open_storage(runtime::impl& rt) {
+  if (auto s = open_environments(rt); !s) return s;
   auto log = event_log::open(*rt.env, rt.options.log);
   if (!log) return log.error();
   rt.log = std::move(*log);
@@ -135,7 +162,7 @@ status open_storage(runtime::impl& rt) {
       opts.changelog_max_bytes = 0;
       opts.changelog_max_age = std::chrono::milliseconds(0);
     }
-    auto store = view_store::open(*rt.env, slot->name(), slot->def().version(), opts);
+    auto store = view_store::open(*rt.views_env, slot->name(), slot->def().version(), opts);
     if (!store) return store.error();
     slot->attach(std::move(*store));
     slot->applied = 0;
@@ -202,6 +229,7 @@ void close_storage(runtime::impl& rt) {
     slot->detach_store();
   }
   rt.log.reset();
+  rt.views_env.reset();
   rt.env.reset();
 }
 

@@ -69,7 +69,8 @@ struct runtime::impl {
   mutable std::shared_mutex storage_mu;
   std::atomic<bool> running{false};
   std::unordered_map<std::string, view_slot*> by_name;
-  std::unique_ptr<environment> env;
+  std::unique_ptr<environment> env;        // the log's: <data_dir>
+  std::unique_ptr<environment> views_env;  // every view store's: <data_dir>/views
   std::unique_ptr<event_log> log;
   std::unique_ptr<subscription_registry> subs;
   std::unique_ptr<waiter_registry> waiters;

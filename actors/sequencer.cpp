@@ -1,5 +1,6 @@
 #include "actors/sequencer.hpp"
 
+#include <deque>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -23,10 +24,21 @@ namespace {
 
 constexpr std::string_view component = "sequencer";
 
+// A group committed but not yet acknowledged: its outcomes go out once the
+// log's durable head reaches `durable_at` (the written head after its commit;
+// for a group of replays, that makes sure the replayed events are durable).
+struct written_group {
+  std::vector<append_job> jobs;
+  std::vector<result<append_outcome>> outcomes;
+  uint64_t durable_at = 0;
+};
+
 struct sequencer_state {
   static inline const char* name = "derive.sequencer";
   sequencer_context ctx;
   std::vector<append_job> pending;
+  std::deque<written_group> written;  // in commit order
+  uint64_t announced = 0;             // the durable head last announced
   bool flush_queued = false;
 };
 using sequencer_actor_impl = caf::stateful_actor<sequencer_state>;
@@ -55,34 +67,79 @@ void deliver(sequencer_state& st, append_job& job, result<append_outcome> outcom
   }
 }
 
-// Commits up to max_group pending requests in one transaction, then answers
-// each requester and announces the new head.
+// Commits up to max_group pending requests in one transaction, deferring its
+// durability (event_log::append_deferred): it is acknowledged by acknowledge()
+// once a later commit or a sync made it durable.
 void commit_group(sequencer_actor_impl* self) {
   auto& st = self->state;
   if (st.pending.empty()) return;
   size_t n = std::min(st.pending.size(), st.ctx.max_group);
-  std::vector<append_job> jobs(std::make_move_iterator(st.pending.begin()),
-                               std::make_move_iterator(st.pending.begin() + n));
+  written_group g;
+  g.jobs.assign(std::make_move_iterator(st.pending.begin()),
+                std::make_move_iterator(st.pending.begin() + n));
   st.pending.erase(st.pending.begin(), st.pending.begin() + n);
   std::vector<checked_append> group;
   group.reserve(n);
-  for (auto& job : jobs) group.push_back(std::move(job.request));
-  auto outcomes = st.ctx.log->append(group);
+  for (auto& job : g.jobs) group.push_back(std::move(job.request));
+  g.outcomes = st.ctx.log->append_deferred(group);
+  g.durable_at = st.ctx.log->written_head();
   uint64_t appended = 0;
-  uint64_t head = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (outcomes[i] && !outcomes[i]->replayed && outcomes[i]->count > 0) {
-      appended += outcomes[i]->count;
-      head = std::max(head, outcomes[i]->first_offset + outcomes[i]->count - 1);
-    }
-  }
+  for (auto& outcome : g.outcomes)
+    if (outcome && !outcome->replayed) appended += outcome->count;
   if (auto* c = st.ctx.counters) {
     c->commits.fetch_add(1, std::memory_order_relaxed);
     c->events.fetch_add(appended, std::memory_order_relaxed);
   }
   DERIVE_LOG_TRACE(component, "group of ", n, " requests, ", appended, " events");
-  for (size_t i = 0; i < n; ++i) deliver(st, jobs[i], std::move(outcomes[i]));
-  if (appended > 0 && st.ctx.committed) st.ctx.committed(head);
+  st.written.push_back(std::move(g));
+}
+
+// Answers, in commit order, every group the log's durable head covers, and
+// announces a new durable head.
+void acknowledge(sequencer_state& st) {
+  const uint64_t head = st.ctx.log->head();
+  while (!st.written.empty() && st.written.front().durable_at <= head) {
+    written_group g = std::move(st.written.front());
+    st.written.pop_front();
+    for (size_t i = 0; i < g.jobs.size(); ++i) deliver(st, g.jobs[i], std::move(g.outcomes[i]));
+  }
+  if (head > st.announced) {
+    st.announced = head;
+    if (st.ctx.committed) st.ctx.committed(head);
+  }
+}
+
+// Makes every written group durable with one flush and answers them; if the
+// flush fails, their fate is unknown: each requester is told so.
+void sync_written(sequencer_state& st) {
+  if (st.written.empty()) return;
+  if (auto s = st.ctx.log->sync(); !s) {
+    status unknown{errc::io_error, s.message() +
+                                       "; the append may or may not be durable: retry it "
+                                       "with the same Idempotency-Key after a restart"};
+    for (auto& g : st.written)
+      for (size_t i = 0; i < g.jobs.size(); ++i)
+        deliver(st, g.jobs[i], g.outcomes[i] ? result<append_outcome>(unknown)
+                                             : std::move(g.outcomes[i]));
+    st.written.clear();
+  }
+  acknowledge(st);
+}
+
+// One step of the write pipeline: commits the waiting requests as one group
+// (whose flush makes the previous group durable), or, when none waits,
+// flushes once. Under load every group thus costs one flush.
+void flush(sequencer_actor_impl* self) {
+  auto& st = self->state;
+  st.flush_queued = false;
+  if (!st.pending.empty()) commit_group(self);
+  else sync_written(st);
+  acknowledge(st);
+  if (!st.pending.empty() || !st.written.empty()) {
+    // Behind every request already in the mailbox: they join the next group.
+    st.flush_queued = true;
+    self->send(self, flush_atom::value);
+  }
 }
 
 caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
@@ -102,18 +159,11 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
                                  }});
         return rp;
       },
-      [=](flush_atom) {
-        auto& st = self->state;
-        st.flush_queued = false;
-        commit_group(self);
-        if (!st.pending.empty()) {  // more than max_group were waiting
-          st.flush_queued = true;
-          self->send(self, flush_atom::value);
-        }
-      },
+      [=](flush_atom) { flush(self); },
       [=](stop_atom, const done_callback& done) {
         auto& st = self->state;
         while (!st.pending.empty()) commit_group(self);
+        sync_written(st);
         if (done.fn) done.fn();
         self->quit();
       },

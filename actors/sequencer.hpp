@@ -63,7 +63,7 @@ struct sequencer_context {
   // The application's validators, run on requests from application actors
   // after check_append.
   std::function<status(const checked_append&)> validate;
-  // Runs on the sequencer thread after each commit that appended events.
+  // Runs on the sequencer thread whenever the log's durable head advances.
   std::function<void(uint64_t head)> committed;
   // Most requests per transaction (the rest joins the next one).
   size_t max_group = 4096;

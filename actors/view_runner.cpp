@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch_txn.hpp"
+#include "core/crash_point.hpp"
 #include <derive/logging.hpp>
 #include "actors/messages.hpp"
 
@@ -23,7 +24,12 @@ struct runner_state {
   uint64_t target = 0;     // the source's head as last announced
   bool scheduled = false;  // a work_atom is queued
   bool failed = false;     // stopped on an error until restart_atom
+  // While storage is full: the delay before the next attempt (0: not paused).
+  std::chrono::milliseconds retry_delay{0};
 };
+
+constexpr std::chrono::milliseconds first_retry{50};
+constexpr std::chrono::milliseconds longest_retry{2000};
 using runner_actor = caf::stateful_actor<runner_state>;
 
 // What one batch produced.
@@ -174,6 +180,21 @@ void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
   st.ctx.slot->set_failed(at, std::move(error));
 }
 
+// The view's storage is full: the view pauses (its status stays running or
+// catching_up, its lag grows) and retries the batch with a growing delay; it
+// resumes by itself once space returns. Nothing is lost: the batch is
+// recomputed from the log.
+void pause(runner_actor* self, const status& error) {
+  auto& st = self->state;
+  const bool first = st.retry_delay.count() == 0;
+  st.retry_delay = first ? first_retry : std::min(2 * st.retry_delay, longest_retry);
+  if (first)
+    log_warn(component, "view ", st.ctx.slot->name(), " paused at offset ", st.ctx.slot->offset(),
+             ": ", error.to_string(), "; retrying until space returns");
+  st.scheduled = true;
+  self->delayed_send(self, st.retry_delay, work_atom::value);
+}
+
 // Adds what `batch` wrote (keys and values of its state and private changes)
 // to the slot's counters.
 void count_written(view_slot& slot, const batch_result& batch) {
@@ -214,16 +235,24 @@ void process_batch(runner_actor* self) {
   if (batch->new_offset > offset || !batch->dead.empty()) {
     if (st.ctx.before_commit) {
       if (auto s = st.ctx.before_commit(slot, batch->new_offset); !s) {
+        if (s.code() == errc::storage_full) return pause(self, s);
         fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
         return;
       }
     }
+    crash_point("after_log_sync_before_view_commit");
     if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
                                       batch->private_changes);
         !s) {
+      if (s.code() == errc::storage_full) return pause(self, s);
       fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
       return;
     }
+    if (st.retry_delay.count() != 0) {
+      st.retry_delay = std::chrono::milliseconds{0};
+      log_info(component, "view ", slot.name(), " resumed: space returned");
+    }
+    crash_point("after_view_commit");
     slot.applied.fetch_add(txn.inputs(), std::memory_order_relaxed);
     slot.commits.fetch_add(1, std::memory_order_relaxed);
     count_written(slot, *batch);

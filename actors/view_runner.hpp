@@ -22,7 +22,9 @@
 // commits everything before N, records the failure durably and stops the view
 // (status failed, offset N-1); under failure_policy::dead_letter N's writes are
 // discarded, a dead letter is recorded and the batch goes on. `restart_atom`
-// clears the failure and resumes at N.
+// clears the failure and resumes at N. A commit that fails with storage_full
+// (map or disk full) does not fail the view: it pauses, retrying the batch
+// with a growing delay (50 ms to 2 s) until space returns.
 //
 // Messages: (head_atom, uint64_t), (restart_atom), (stop_atom, done_callback).
 
@@ -53,7 +55,8 @@ struct runner_context {
       published;
   // Optional: runs on the runner thread before each commit, after the batch
   // applied its inputs up to `new_offset`; a non-ok status fails the view
-  // (not durably: a restart re-runs the batch) and nothing is committed.
+  // (not durably: a restart re-runs the batch; storage_full pauses it as a
+  // failed commit does) and nothing is committed.
   // Processors append their outputs here (actors/processor.hpp).
   std::function<status(view_slot&, uint64_t new_offset)> before_commit;
 };

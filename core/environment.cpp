@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "core/lmdb_util.hpp"
 
@@ -40,6 +41,13 @@ result<std::unique_ptr<environment>> environment::open(const std::string& path,
   if (options.mode == durability::relaxed) flags |= MDB_NOSYNC;
   if (int rc = mdb_env_open(env->env_, path.c_str(), flags, 0644); rc != MDB_SUCCESS)
     return fail(rc, "opening the data directory");
+  // After a process crash the last commits may sit in the page cache with
+  // their meta page unflushed (MDB_NOMETASYNC): flush them before anyone
+  // reads them, so that nothing seen from now on can be lost to a power loss.
+  if (options.mode == durability::full) {
+    if (int rc = mdb_env_sync(env->env_, 1); rc != MDB_SUCCESS)
+      return fail(rc, "flushing the data directory");
+  }
   return env;
 }
 
@@ -101,6 +109,51 @@ status environment::commit(txn_guard& txn) {
   int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
   if (rc == EIO) fail(refused_after(lmdb_status(rc, "committing")));
   return check(rc, "committing");
+}
+
+status environment::sync() {
+  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  int rc = mdb_env_sync(env_, 1);
+  if (rc == MDB_SUCCESS) return status::ok();
+  status st{errc::io_error, std::string("flushing the data directory '") + path_ +
+                                "' to disk failed: " + mdb_strerror(rc)};
+  fail(refused_after(st));
+  return st;
+}
+
+result<size_t> environment::drop_databases(std::string_view prefix) {
+  std::lock_guard<std::mutex> guard{mu_};
+  if (!sticky_.is_ok()) return sticky_;
+  txn_guard txn;
+  if (int rc = txn.begin(env_, 0); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "dropping databases");
+  // The main database holds one record per named database, keyed by name.
+  std::vector<std::string> names;
+  {
+    cursor_guard c;
+    MDB_dbi main = 0;
+    int rc = mdb_dbi_open(txn.get(), nullptr, 0, &main);
+    if (rc == MDB_SUCCESS) rc = c.open(txn.get(), main);
+    MDB_val k = to_val(prefix), v{};
+    if (rc == MDB_SUCCESS)
+      rc = mdb_cursor_get(c.get(), &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
+    for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+      std::string_view name = to_view(k);
+      if (name.substr(0, prefix.size()) != prefix) break;
+      names.emplace_back(name);
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return lmdb_status(rc, "listing databases");
+  }
+  for (const auto& name : names) {
+    MDB_dbi dbi = 0;
+    int rc = mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi);
+    if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), dbi, 1);
+    if (rc != MDB_SUCCESS) return lmdb_status(rc, "dropping database '" + name + "'");
+  }
+  if (names.empty()) return size_t{0};
+  if (int rc = mdb_txn_commit(txn.release()); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "dropping databases");
+  return names.size();
 }
 
 }  // namespace derive

@@ -1,8 +1,11 @@
 #pragma once
-// One LMDB environment per data directory, shared by the log and every view
-// store. Owns the MDB_env and the handles of its named databases, and is the
-// one place that decides an LMDB failure is fatal: after a panic (or EIO at a
-// commit) it is sticky-failed and refuses every later write until reopened.
+// One LMDB environment: the runtime opens two per data directory, the log's
+// (the directory itself) and the views' (its `views/` subdirectory), so that a
+// view commit never takes the log's writer lock (docs/storage.md). Owns the
+// MDB_env and the handles of its named databases, and is the one place that
+// decides an LMDB failure is fatal: after a panic (or EIO at a commit or a
+// flush) it is sticky-failed and refuses every later write until reopened. A
+// full map or disk (storage_full) is never fatal: the next write may succeed.
 //
 // Transactions: the caller owns each one in a txn_guard (core/lmdb_util.hpp);
 // begin_write / check / commit are how core begins, checks and ends writes;
@@ -30,7 +33,9 @@ class txn_guard;
 
 class environment {
  public:
-  // Opens (creating when needed) the data directory `path`.
+  // Opens (creating when needed) the data directory `path`; in
+  // durability::full it first flushes whatever an earlier process committed
+  // without flushing (so that what is read from now on is durable).
   // Errors: io_error naming the path and the reason.
   static result<std::unique_ptr<environment>> open(const std::string& path,
                                                    environment_options options = {});
@@ -64,9 +69,21 @@ class environment {
   status check(int rc, std::string_view what);
 
   // Commits the transaction `txn` holds (afterwards it holds none), synced as
-  // the durability mode says. Errors: as check(); EIO too makes the
+  // the durability mode and the transaction's flags say (MDB_NOMETASYNC: data
+  // pages synced, the meta page written but not synced; the next commit's
+  // sync or sync() makes it durable). Errors: as check(); EIO too makes the
   // environment sticky-failed.
   status commit(txn_guard& txn);
+
+  // Flushes everything committed so far to disk (fdatasync), whatever the
+  // durability mode. A failed flush makes the environment sticky-failed: the
+  // OS may have dropped the pages it could not write. Errors: io_error.
+  status sync();
+
+  // Drops (deletes with their contents) every named database whose name
+  // starts with `prefix`, in one write transaction; returns how many.
+  // REQUIRES: none of them is open through database().
+  result<size_t> drop_databases(std::string_view prefix);
 
  private:
   environment() = default;

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/hash.hpp"
+#include "core/json_check.hpp"
 #include "core/json_text.hpp"
 
 namespace derive {
@@ -124,7 +125,13 @@ std::string event::to_json() const {
 
 result<parsed_events> parse_events(std::string_view body) {
   // The parser rejects ill-formed UTF-8 inside strings, so a body that is not
-  // UTF-8 is invalid_json.
+  // UTF-8 is invalid_json. What parsing would change (a duplicate member, a
+  // number it cannot keep exactly) is refused before.
+  auto check = check_json(body);
+  if (!check.well_formed)
+    return status{errc::invalid_json, "the body is not valid JSON (UTF-8): " + check.syntax_error};
+  if (check.issue)
+    return status{errc::invalid_event, check.issue->describe(check.root_is_array ? "events" : "event")};
   json value = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded())
     return status{errc::invalid_json, "the body is not valid JSON (UTF-8)"};
@@ -182,7 +189,9 @@ status validate_inputs(const std::vector<event_input>& events) {
   for (size_t i = 0; i < events.size(); ++i) {
     auto where = events.size() == 1 ? std::string("event") : "events[" + std::to_string(i) + "]";
     if (auto st = validate_input(events[i], where); !st) return st;
-    if (!json::accept(events[i].data)) return invalid(where + ".data", " must be valid JSON text");
+    auto check = check_json(events[i].data);
+    if (!check.well_formed) return invalid(where + ".data", " must be valid JSON text");
+    if (check.issue) return {errc::invalid_event, check.issue->describe(where + ".data")};
   }
   return status::ok();
 }

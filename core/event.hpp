@@ -26,11 +26,13 @@ struct parsed_events {
 
 // Parses and validates an HTTP append body (protocol.md, "Events").
 // Errors: invalid_json (not JSON), invalid_event (the message names the field
-// and, for an array, the index).
+// and, for an array, the index; also a member name twice in one object and a
+// number that would not be kept exactly, see core/json_check.hpp).
 result<parsed_events> parse_events(std::string_view body);
 
 // Validates an already parsed value: one event object or an array of them
-// (used by parse_events and by the WebSocket `append` op).
+// (used by parse_events and by the WebSocket `append` op). REQUIRES: the text
+// it was parsed from passed check_json without an issue.
 result<parsed_events> events_from_json(const nlohmann::json& value);
 
 // Checks events built in code (the C++ API) by the same rules: 1..1000 events,

@@ -1,5 +1,6 @@
 #include "core/lmdb_util.hpp"
 
+#include <cerrno>
 #include <string>
 
 #include "core/coding.hpp"
@@ -32,6 +33,10 @@ status lmdb_status(int rc, std::string_view what) {
     return {errc::storage_full, "the data directory's map size is full while " +
                                     std::string(what) +
                                     "; restart with a larger map size or free space"};
+  if (rc == ENOSPC || rc == EDQUOT)
+    return {errc::storage_full, "the disk holding the data directory is full while " +
+                                    std::string(what) + " (" + mdb_strerror(rc) +
+                                    "); free space: writes resume by themselves"};
   return {errc::io_error,
           "LMDB failed while " + std::string(what) + ": " + mdb_strerror(rc)};
 }

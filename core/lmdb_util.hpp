@@ -93,7 +93,8 @@ int get_fixed64_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, uint64_t&
 int put_fixed64_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, uint64_t v);
 
 // Maps an LMDB return code to a status; `what` says what was being done
-// ("while <what>"): MDB_MAP_FULL -> storage_full, any other error -> io_error.
+// ("while <what>"): MDB_MAP_FULL, ENOSPC and EDQUOT -> storage_full (the
+// write failed whole and may be retried), any other error -> io_error.
 // Pure: a panic is made sticky by environment::check, not here.
 status lmdb_status(int rc, std::string_view what);
 

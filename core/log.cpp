@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "core/crash_point.hpp"
 #include "core/event_record.hpp"
 #include "core/idempotency_store.hpp"
 #include "core/lmdb_util.hpp"
@@ -39,10 +40,12 @@ class event_log::impl {
 
   status open();
   std::vector<result<append_outcome>> append(const std::vector<checked_append>& group);
+  status sync();
   result<std::vector<event>> read(uint64_t from, size_t limit) const;
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
+  uint64_t written_head() const { return written_; }
 
  private:
   status check_format();
@@ -57,8 +60,9 @@ class event_log::impl {
   log_options options_;
   MDB_dbi log_ = 0, subject_ = 0, meta_ = 0;
   idempotency_store idempotency_;
-  std::atomic<uint64_t> head_{0};
+  std::atomic<uint64_t> head_{0};  // durable
   // Writer-only state (REQUIRES: the single writer).
+  uint64_t written_ = 0;  // committed, maybe not yet durable
   int64_t last_ts_ = 0;
   record_batch_encoder encoder_;  // its buffer is reused across appends
 };
@@ -116,6 +120,7 @@ status event_log::impl::load_head() {
   auto last = decode_event_record(head, to_view(v));
   if (!last) return last.error();
   last_ts_ = last->ts;
+  written_ = head;
   head_.store(head, std::memory_order_release);
   return status::ok();
 }
@@ -127,10 +132,12 @@ std::vector<result<append_outcome>> event_log::impl::append(
   };
   if (group.empty()) return {};
   txn_guard txn;
-  if (auto st = env_.begin_write(txn, "starting an append"); !st) return fail_all(st);
+  const bool relaxed = env_.options().mode == durability::relaxed;
+  if (auto st = env_.begin_write(txn, "starting an append", relaxed ? 0 : MDB_NOMETASYNC); !st)
+    return fail_all(st);
   const int64_t now = options_.clock();
   const int64_t ts = std::max(now, last_ts_);
-  uint64_t next = head() + 1;
+  uint64_t next = written_ + 1;
   bool dirty = false;
 
   std::vector<result<append_outcome>> out(group.size(), result<append_outcome>(append_outcome{}));
@@ -145,10 +152,26 @@ std::vector<result<append_outcome>> event_log::impl::append(
   if (st) st = idempotency_.prune(txn.get(), now, options_, dirty);
   // Nothing to keep (all replays or errors), or a failure: the guard aborts.
   if (!st || !dirty) return st ? out : fail_all(st);
+  // A test hook where the previous commit's meta page is not yet flushed.
+  if (!relaxed && head() < written_) crash_point("before_log_commit_unsynced");
   if (st = env_.commit(txn); !st) return fail_all(st);
-  head_.store(next - 1, std::memory_order_release);
+  // This commit flushed its pages after the previous commit wrote its meta
+  // page: the previous commit is durable now, this one once the next flush
+  // is done (environment::commit, MDB_NOMETASYNC).
+  head_.store(relaxed ? next - 1 : written_, std::memory_order_release);
+  written_ = next - 1;
   last_ts_ = ts;
+  crash_point("after_log_commit_before_sync");
   return out;
+}
+
+status event_log::impl::sync() {
+  if (head() == written_) return status::ok();
+  crash_point("before_log_sync");
+  if (auto st = env_.sync(); !st) return st;
+  head_.store(written_, std::memory_order_release);
+  crash_point("after_log_sync");
+  return status::ok();
 }
 
 // Appends one request (or replays it); request-level failures go to `out`,
@@ -221,7 +244,7 @@ result<std::vector<event>> event_log::impl::read(uint64_t from, size_t limit) co
   events.reserve(std::min<uint64_t>(limit, h - from + 1));
   MDB_val k = uint64_val(from), v{};
   rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE);
-  while (rc == MDB_SUCCESS && events.size() < limit) {
+  while (rc == MDB_SUCCESS && events.size() < limit && native_uint64(k) <= h) {
     auto ev = decode_event_record(native_uint64(k), to_view(v));
     if (!ev) return ev.error();
     events.push_back(std::move(*ev));
@@ -252,6 +275,9 @@ result<std::vector<uint64_t>> event_log::impl::offsets_of_subject(
     std::memcpy(offsets.data() + at, v.mv_data, n * sizeof(uint64_t));
   }
   if (rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the subject index");
+  // Ascending: drop what is not durable yet.
+  const uint64_t h = head();
+  while (!offsets.empty() && offsets.back() > h) offsets.pop_back();
   return offsets;
 }
 
@@ -264,7 +290,9 @@ result<std::optional<append_outcome>> event_log::impl::find_idempotency_key(
   auto found = idempotency_.find(txn.get(), key);
   if (!found) return found.error();
   if (!*found) return std::optional<append_outcome>{};
-  return std::optional<append_outcome>{(*found)->outcome};
+  const auto& outcome = (*found)->outcome;
+  if (outcome.first_offset + outcome.count - 1 > head()) return std::optional<append_outcome>{};
+  return std::optional<append_outcome>{outcome};
 }
 
 // ---- event_log -------------------------------------------------------------------
@@ -281,14 +309,26 @@ event_log::event_log(environment& env, std::unique_ptr<impl> impl)
 event_log::~event_log() = default;
 
 std::vector<result<append_outcome>> event_log::append(const std::vector<checked_append>& group) {
-  return impl_->append(group);
+  auto out = impl_->append(group);
+  if (auto st = impl_->sync(); !st)
+    for (auto& r : out) r = st;
+  return out;
 }
 
 result<append_outcome> event_log::append(checked_append request) {
   std::vector<checked_append> group;
   group.push_back(std::move(request));
-  return std::move(impl_->append(group).front());
+  return std::move(append(group).front());
 }
+
+std::vector<result<append_outcome>> event_log::append_deferred(
+    const std::vector<checked_append>& group) {
+  return impl_->append(group);
+}
+
+status event_log::sync() { return impl_->sync(); }
+
+uint64_t event_log::written_head() const { return impl_->written_head(); }
 
 result<std::vector<event>> event_log::read(uint64_t from, size_t limit) const {
   return impl_->read(from, limit);

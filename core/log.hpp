@@ -37,23 +37,44 @@ class event_log {
   // when the fingerprint differs); two requests of one group with one key
   // append once. If the commit fails (storage_full, io_error), every request
   // gets that error and nothing is appended.
-  // Returns only after the commit is durable (per the environment's mode).
+  // Returns only after the commit is durable (per the environment's mode):
+  // append_deferred, then sync.
   // REQUIRES: a single writer.
   std::vector<result<append_outcome>> append(const std::vector<checked_append>& group);
 
   // Convenience for one request.
   result<append_outcome> append(checked_append request);
 
-  // Events with offset >= from, in order, at most `limit`.
+  // As append(), but returns as soon as the commit is written: its pages are
+  // flushed, its meta page (which makes it count after a power loss) is not
+  // (MDB_NOMETASYNC). The next commit's flush, or sync(), makes it durable,
+  // so under load every group costs one flush (docs/storage.md, "Durability").
+  // Its events are not readable (head(), read(), ...) until durable; an
+  // outcome (a replay too) may be acknowledged once head() >= written_head()
+  // as it was when this call returned.
+  // REQUIRES: a single writer.
+  std::vector<result<append_outcome>> append_deferred(const std::vector<checked_append>& group);
+
+  // Makes every commit so far durable (one flush; nothing when none is
+  // pending or in durability::relaxed). Errors: io_error (the environment is
+  // then sticky-failed: what was not yet durable may or may not survive).
+  // REQUIRES: the single writer.
+  status sync();
+
+  // Events with offset >= from, in order, at most `limit`; never beyond head().
   result<std::vector<event>> read(uint64_t from, size_t limit) const;
 
-  // The last offset appended so far (0 when empty).
+  // The last durable offset (0 when empty): what readers may see. In
+  // durability::relaxed every commit counts as durable.
   uint64_t head() const;
 
-  // Offsets of the events whose subject is `subject`, ascending.
+  // The last offset committed, durable or not (>= head()).
+  uint64_t written_head() const;
+
+  // Offsets (up to head()) of the events whose subject is `subject`, ascending.
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
 
-  // The stored outcome for an idempotency key, if still remembered.
+  // The stored outcome for an idempotency key, if remembered and durable.
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
 
   environment& env() const { return env_; }

@@ -50,8 +50,8 @@ struct view_store_options {
   // At most max(changelog_max_bytes, changelog_state_fraction x the state
   // database's size) bytes of changelog (keys and values of `changes`); the
   // newest entry is always kept. changelog_max_bytes 0: no byte limit.
-  uint64_t changelog_max_bytes = uint64_t{64} << 20;
-  double changelog_state_fraction = 0.5;
+  uint64_t changelog_max_bytes = uint64_t{8} << 20;
+  double changelog_state_fraction = 0.25;
   // Entries are pruned once the commit that wrote them is this old (to
   // within changelog_max_age / 32, the spacing of the age marks). 0: no limit.
   std::chrono::milliseconds changelog_max_age = std::chrono::hours(24);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (Release) and runs every benchmark; each prints its figures next to a
 # baseline measured in the same run. Results go into docs/benchmarks.md by hand.
-# Usage: scripts/bench.sh [name ...]   (names: log actors web; default: all)
+# Usage: scripts/bench.sh [name ...]   (names: log flush actors web; default: all)
 #        scripts/bench.sh docsearch [options]   (bench/docsearch/run.sh: --docs N, --timeout S,
 #        --unpaced, --no-record, ...; builds only the docsearch target)
 set -euo pipefail
@@ -21,11 +21,12 @@ fi
 bin="$DERIVE_BUILD_DIR/bench"
 mkdir -p "$work"
 names=("$@")
-(( ${#names[@]} )) || names=(log actors web)
+(( ${#names[@]} )) || names=(log flush actors web)
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(df -h "$work" | awk 'NR==2{print $1}')"
 for n in "${names[@]}"; do
   case "$n" in
     log)    "$bin/log_bench" "$work" ;;
+    flush)  "$bin/flush_bench" "$work" ;;
     actors) "$bin/actors_bench" "$work" ;;
     web)    "$root/bench/web/run.sh" "$DERIVE_BUILD_DIR" "$work" ;;
     *) echo "unknown benchmark '$n'" >&2; exit 2 ;;

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Derive needs from Debian's packages, quietly and only when missing.
-# Usage: scripts/setup.sh [--tests|--bench]   (--tests adds Node.js, npm, Chromium; --bench adds
+# Usage: scripts/setup.sh [--tests|--bench]   (--tests adds Node.js, npm, Chromium, and clang
+# with its libFuzzer runtime for scripts/fuzz.sh; --bench adds
 # Node.js, npm, redis, wrk, and the corpus, SQLite and mdb_stat of bench/docsearch)
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config libcaf-dev liblmdb-dev libboost1.81-dev
           nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates)
 case "${1:-}" in
-  --tests) packages+=(nodejs npm chromium) ;;
+  --tests) packages+=(nodejs npm chromium clang libclang-rt-14-dev) ;;
   --bench) packages+=(nodejs npm redis-server redis-tools wrk
                    # bench/docsearch: the corpus, FTS5, LMDB's mdb_stat
                    python3 sqlite3 groff-base lmdb-utils manpages manpages-dev

@@ -9,11 +9,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 asan=1
 tsan=1
+fuzz=1
 for a in "$@"; do
   case "$a" in
     --no-asan) asan=0 ;;
     --no-tsan) tsan=0 ;;
-    *) echo "usage: scripts/test.sh [--no-asan] [--no-tsan]" >&2; exit 2 ;;
+    --no-fuzz) fuzz=0 ;;
+    *) echo "usage: scripts/test.sh [--no-asan] [--no-tsan] [--no-fuzz]" >&2; exit 2 ;;
   esac
 done
 "$root/scripts/setup.sh" --tests
@@ -36,5 +38,10 @@ if (( tsan )); then
   start=$SECONDS
   DERIVE_BUILD_DIR="$root/build-tsan" "$root/scripts/sanitize.sh" thread
   times+=", tsan: $((SECONDS - start)) s"
+fi
+if (( fuzz )); then
+  start=$SECONDS
+  "$root/scripts/fuzz.sh"
+  times+=", fuzz: $((SECONDS - start)) s"
 fi
 echo "==> all tests passed ($times)" >&2

@@ -47,8 +47,15 @@ ws_close_frame ws_close_frame_for(ws_close why, size_t max_message_bytes) {
     case ws_close::stalled_reader: return {1008, "the client stopped reading"};
     case ws_close::message_too_big:
       return {1009, "messages are limited to " + std::to_string(max_message_bytes) + " bytes"};
+    case ws_close::bad_close_code:
+      return {1002, "close codes are 1000-1003, 1007-1011 or 3000-4999"};
   }
   return {1011, "internal error"};
+}
+
+bool is_valid_client_close_code(uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+         (code >= 3000 && code <= 4999);
 }
 
 }  // namespace derive::web

@@ -54,7 +54,13 @@ enum class ws_close {
   invalid_utf8,     // a text message is not UTF-8 (Beast closes by itself)
   stalled_reader,   // a write made no progress for stalled_write_timeout
   message_too_big,  // a message passed max_message_bytes
+  bad_close_code,   // the client's close frame has a code outside RFC 6455's ranges
 };
+
+// Close codes a client may send (RFC 6455, 7.4): 1000-1003, 1007-1011 and
+// 3000-4999. Beast 1.81 refuses the reserved ones itself, but accepts 1012,
+// 1013 and 5000 and above.
+bool is_valid_client_close_code(uint16_t code);
 
 struct ws_close_frame {
   uint16_t code = 0;

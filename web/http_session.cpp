@@ -5,6 +5,8 @@
 #include <array>
 
 #include "web/errors.hpp"
+#include "web/framing.hpp"
+#include "web/header_tap.hpp"
 #include "web/sessions.hpp"
 
 namespace derive::web {
@@ -59,7 +61,8 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     parser_->header_limit(static_cast<uint32_t>(ctx_.options.max_header_bytes));
     parser_->body_limit(ctx_.options.max_body_bytes);
     stream_.expires_after(ctx_.options.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
+    raw_header_.clear();
+    http::async_read_header(stream_, header_tap_, *parser_,
                             beast::bind_front_handler(&http_session::on_header, shared_from_this()));
   }
 
@@ -94,6 +97,9 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
           error_reply(400, http_code::bad_request, "malformed HTTP request: " + ec.message()));
     }
     auto& req = parser_->get();
+    if (auto bad = framing_problem(raw_header_, req.version())) {
+      return fail_request(error_reply(400, http_code::bad_request, *bad));
+    }
     request_head head;
     head.method = std::string_view(req.method_string().data(), req.method_string().size());
     head.target = std::string_view(req.target().data(), req.target().size());
@@ -177,7 +183,8 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
     start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release(),
-                            std::get<ws_identity>(std::move(identity)));
+                            std::get<ws_identity>(std::move(identity)),
+                            beast::buffers_to_string(buffer_.data()));
     ctx_.sessions.remove(this);
   }
 
@@ -328,6 +335,8 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::string raw_header_;  // the request header as received (web/framing.hpp)
+  header_tap header_tap_{buffer_, raw_header_};
   std::optional<http::request_parser<http::string_body>> parser_;
   server_context& ctx_;
   net::io_context& ioc_;

@@ -62,8 +62,10 @@ void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket s
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
 // the session in ctx.sessions and answers the handshake.
-// `id`: who connected (router::authenticate_upgrade).
+// `id`: who connected (router::authenticate_upgrade). `received`: bytes that
+// arrived after the upgrade request (the client's first frames).
 void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
-                             http::request<http::string_body> req, ws_identity id);
+                             http::request<http::string_body> req, ws_identity id,
+                             std::string received);
 
 }  // namespace derive::web

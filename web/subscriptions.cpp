@@ -172,7 +172,7 @@ bool subscriptions::open_snapshot(subscription& sub) {
   uint64_t offset = snap->offset();
   if (!c || !c->started || c->offset != offset) {
     bool restarted = c && c->started;
-    c.emplace();
+    c = cursor{};  // (not emplace(): clang 14 rejects it for a nested struct with member initializers)
     c->offset = offset;
     c->reset = sub.reset || restarted;
   }

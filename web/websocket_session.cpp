@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "web/errors.hpp"
+#include "web/prefixed_stream.hpp"
 #include "web/send_queue.hpp"
 #include "web/sessions.hpp"
 #include "web/subscriptions.hpp"
@@ -83,9 +84,9 @@ class session_sink : public change_sink {
 class websocket_session : public session_base,
                           public std::enable_shared_from_this<websocket_session> {
  public:
-  websocket_session(beast::tcp_stream&& stream, server_context& ctx, net::io_context& ioc,
-                    ws_identity id)
-      : ws_(std::move(stream)),
+  websocket_session(beast::tcp_stream&& stream, std::string received, server_context& ctx,
+                    net::io_context& ioc, ws_identity id)
+      : ws_(std::move(stream), std::move(received)),
         identity_(std::move(id)),
         ctx_(ctx),
         ioc_(ioc),
@@ -132,6 +133,12 @@ class websocket_session : public session_base,
     ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
       last_received_ = clock::now();
       if (kind == websocket::frame_type::pong) ping_outstanding_ = false;
+      // Beast echoes a close code it accepts; the ones it accepts beyond
+      // RFC 6455's are answered with 1002 (Beast then sends no echo).
+      if (kind == websocket::frame_type::close && ws_.reason().code != websocket::close_code::none &&
+          !is_valid_client_close_code(ws_.reason().code)) {
+        close_with(ws_close::bad_close_code);
+      }
     });
     beast::get_lowest_layer(ws_).expires_never();
     ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept,
@@ -433,7 +440,7 @@ class websocket_session : public session_base,
     arm_timer();
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<prefixed_stream<beast::tcp_stream>> ws_;
   ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
   net::io_context& ioc_;
@@ -483,8 +490,10 @@ void hub_inbox::push(entry e) {
 }  // namespace
 
 void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
-                             http::request<http::string_body> req, ws_identity id) {
-  auto session = std::make_shared<websocket_session>(std::move(stream), ctx, ioc, std::move(id));
+                             http::request<http::string_body> req, ws_identity id,
+                             std::string received) {
+  auto session = std::make_shared<websocket_session>(std::move(stream), std::move(received), ctx,
+                                                     ioc, std::move(id));
   ctx.sessions.add(session);
   session->run(std::move(req));
 }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/append_check.hpp"
+#include "core/json_check.hpp"
 #include "core/json_text.hpp"
 #include "web/errors.hpp"
 
@@ -109,6 +110,18 @@ std::variant<ws_request, ws_error> parse_append(std::string id, const json& msg)
   return ws_request{std::move(id), ws_append{std::move(parsed->request)}};
 }
 
+// A member name twice or a number not kept exactly (core/json_check.hpp):
+// invalid_event inside an append's events, else bad_message (without the id
+// when "id" itself is the duplicate).
+ws_error refuse_issue(const json_issue& issue, const std::string& op, std::string id) {
+  if (op == "append" && (issue.path == ".events" || issue.path.rfind(".events[", 0) == 0)) {
+    return error_of(std::move(id), {errc::invalid_event, issue.describe("")});
+  }
+  std::optional<std::string> echoed;
+  if (issue.path != ".id") echoed = std::move(id);
+  return bad_message(std::move(echoed), issue.describe(""));
+}
+
 void append_id(std::string& out, const std::string& id) {
   out += "\"id\":";
   append_json_string(out, id);
@@ -119,6 +132,10 @@ void append_id(std::string& out, const std::string& id) {
 std::variant<ws_request, ws_error> parse_ws_request(std::string_view text) {
   if (json_deeper_than(text, max_json_depth)) {
     return bad_message(std::nullopt, "the message nests JSON deeper than 256 levels");
+  }
+  auto check = check_json(text);
+  if (!check.well_formed) {
+    return bad_message(std::nullopt, "the message is not valid JSON: " + check.syntax_error);
   }
   json msg = json::parse(text, nullptr, false);
   if (msg.is_discarded()) return bad_message(std::nullopt, "the message is not valid JSON");
@@ -144,6 +161,7 @@ std::variant<ws_request, ws_error> parse_ws_request(std::string_view text) {
     return bad_message(std::nullopt,
                        "the message needs \"id\": a string of at most 64 characters");
   }
+  if (check.issue) return refuse_issue(*check.issue, op, std::move(*id));
   if (op == "subscribe") return parse_subscribe(std::move(*id), msg);
   if (op == "get") return parse_get(std::move(*id), msg);
   if (op == "append") return parse_append(std::move(*id), msg);

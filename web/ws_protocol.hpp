@@ -55,8 +55,9 @@ struct ws_error {
 };
 
 // Parses one text message (already valid UTF-8). Errors: bad_message (not
-// JSON, not an object, no known "op", no valid "id"), invalid_parameter,
-// invalid_event, invalid_idempotency_key.
+// JSON, not an object, no known "op", no valid "id", a member name twice),
+// invalid_parameter, invalid_event (also a member name twice or a number not
+// kept exactly inside an append's "events"), invalid_idempotency_key.
 std::variant<ws_request, ws_error> parse_ws_request(std::string_view text);
 
 // Server messages.

@@ -23,7 +23,8 @@ struct environment_options {
   uint64_t map_size = uint64_t{64} << 30;
   durability mode = durability::full;
   unsigned max_readers = 1024;
-  // Named databases: the log uses 5, each view version 5. Every read
+  // Named databases: the log's environment uses 5, the views' 5 per view
+  // version. Every read
   // transaction zeroes a table of this many entries (~50 bytes each), so a
   // large value slows every read.
   unsigned max_databases = 256;
@@ -45,7 +46,12 @@ struct log_options {
 
 struct runtime_options {
   std::string data_dir = "data";
+  // The log's environment (data_dir itself).
   environment_options storage;
+  // The views' environment (data_dir/views): every view store, so that a view
+  // commit never waits for the log's writer lock nor adds to its flushes.
+  // Its `mode` is ignored: the views follow storage.mode.
+  environment_options views_storage;
   log_options log;
   // CAF scheduler threads (0: CAF's default).
   unsigned worker_threads = 2;

@@ -97,8 +97,8 @@ struct changelog_retention_options {
   // Keep at most max(max_bytes, state_fraction x the size of the view's
   // state) bytes of changelog entries, so that the changelog stays a bounded
   // fraction of the view (plus a floor that lets small views keep history).
-  uint64_t max_bytes = uint64_t{64} << 20;
-  double state_fraction = 0.5;
+  uint64_t max_bytes = uint64_t{8} << 20;
+  double state_fraction = 0.25;
   // Keep entries at most this long after the commit that wrote them
   // (to within max_age / 32).
   std::chrono::milliseconds max_age = std::chrono::hours(24);

@@ -12,6 +12,13 @@ namespace {
 class sequencer_test : public deterministic_fixture {
  protected:
   sequencer_test() {
+    // durability::full: pipelined durability is what is under test.
+    log_.reset();
+    env_.reset();
+    environment_options o;
+    o.map_size = uint64_t{1} << 30;
+    env_ = environment::open(dir_.path(), o).value();
+    log_ = event_log::open(*env_).value();
     sequencer_context ctx;
     ctx.log = log_.get();
     ctx.counters = &counters_;
@@ -76,6 +83,46 @@ TEST_F(sequencer_test, RequestsArrivingDuringACommitFormTheNextGroup) {
   sched().run();
   EXPECT_EQ(commits(), 2u);
   EXPECT_EQ(heads_, (std::vector<uint64_t>{1, 3}));
+}
+
+// Pipelined durability: a written group is acknowledged once the next
+// group's commit (whose flush makes it durable) or a sync follows it, and
+// readers see its events only then.
+TEST_F(sequencer_test, TheNextGroupsCommitMakesAWrittenGroupDurable) {
+  submit_one();
+  sched().run_once();  // the request; flush queued
+  submit_one();        // behind the flush
+  sched().run_once();  // the flush: group 1 written, not yet durable
+  EXPECT_EQ(log_->written_head(), 1u);
+  EXPECT_EQ(log_->head(), 0u);
+  EXPECT_FALSE(outcomes_[0]);
+  sched().run_once();  // the second request: it waits for the next flush
+  sched().run_once();  // its commit flushes group 1's meta page: group 1 is durable
+  EXPECT_EQ(log_->written_head(), 2u);
+  EXPECT_EQ(log_->head(), 1u);
+  EXPECT_TRUE(outcomes_[0]);
+  EXPECT_FALSE(outcomes_[1]);
+  sched().run();  // nothing waits: one sync
+  EXPECT_EQ(log_->head(), 2u);
+  EXPECT_TRUE(outcomes_[1]);
+  EXPECT_EQ(heads_, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(commits(), 2u);
+}
+
+TEST_F(sequencer_test, AReplayOfAWrittenGroupWaitsUntilItIsDurable) {
+  submit_one("key-1");
+  sched().run_once();
+  submit_one("key-1");
+  sched().run_once();  // group 1 written
+  sched().run_once();
+  sched().run_once();  // group 2: a replay, nothing written, nothing flushed
+  EXPECT_EQ(log_->head(), 0u);
+  EXPECT_FALSE(outcomes_[0]);
+  EXPECT_FALSE(outcomes_[1]);
+  sched().run();  // the sync
+  ASSERT_TRUE(outcomes_[0] && outcomes_[1]);
+  EXPECT_TRUE(outcomes_[1]->replayed);
+  EXPECT_EQ(log_->head(), 1u);
 }
 
 TEST_F(sequencer_test, TwoRequestsWithOneKeyInOneGroupAppendOnce) {

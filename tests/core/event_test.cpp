@@ -145,6 +145,29 @@ TEST_F(event_parsing, body_that_is_not_json_is_invalid_json) {
     EXPECT_EQ(parse_error(body).code(), errc::invalid_json) << body;
 }
 
+TEST_F(event_parsing, numbers_are_kept_exactly_or_refused_naming_the_field) {
+  expect_invalid_event(R"([{"type":"t","data":{"amount":18446744073709551616}}])",
+                       "events[0].data.amount is an integer beyond 64 bits");
+  expect_invalid_event(R"({"type":"t","data":[1, 0.1000000000000000055511151231257827]})",
+                       "event.data[1] is the number");
+  auto p = parse_ok(R"({"type":"t","data":{"u":18446744073709551615,"i":-9223372036854775808,)"
+                    R"("f":0.1,"e":1e300}})");
+  EXPECT_EQ(p.events[0].data,
+            R"({"e":1e+300,"f":0.1,"i":-9223372036854775808,"u":18446744073709551615})");
+}
+
+TEST_F(event_parsing, duplicate_member_names_are_refused_at_any_depth) {
+  expect_invalid_event(R"({"type":"t","type":"u"})", "event.type appears twice");
+  expect_invalid_event(R"([{"type":"t"},{"type":"t","data":{"a":{"b":1,"b":2}}}])",
+                       "events[1].data.a.b appears twice");
+}
+
+TEST_F(event_parsing, json_errors_say_where) {
+  auto st = parse_error(R"({"type":"t",})");
+  EXPECT_EQ(st.code(), errc::invalid_json);
+  EXPECT_NE(st.message().find("column"), std::string::npos) << st.message();
+}
+
 TEST_F(event_parsing, invalid_utf8_in_the_body_is_invalid_json) {
   EXPECT_EQ(parse_error("{\"type\":\"t\",\"key\":\"\xff\"}").code(), errc::invalid_json);
   EXPECT_EQ(parse_error("{\"type\":\"t\",\"data\":{\"a\":\"\xc3\x28\"}}").code(), errc::invalid_json);
@@ -229,6 +252,15 @@ TEST(event_inputs, name_the_field_and_index) {
   EXPECT_EQ(st.message().rfind("event.key", 0), 0u) << st.message();
   st = validate_inputs({{"t", "", "", "{not json"}});
   EXPECT_EQ(st.message().rfind("event.data", 0), 0u) << st.message();
+}
+
+TEST(event_inputs, data_with_a_duplicate_member_or_an_inexact_number_is_refused) {
+  auto dup = validate_inputs({{"t", "", "", R"({"a":1,"a":2})"}});
+  EXPECT_EQ(dup.code(), errc::invalid_event);
+  EXPECT_EQ(dup.message().rfind("event.data.a appears twice", 0), 0u) << dup.message();
+  auto big = validate_inputs({{"t", "", "", "[1]"}, {"t", "", "", "[99999999999999999999]"}});
+  EXPECT_EQ(big.message().rfind("events[1].data[0] is an integer beyond 64 bits", 0), 0u)
+      << big.message();
 }
 
 TEST(event_inputs, hold_1_to_1000_events) {

@@ -100,6 +100,50 @@ TEST_F(log_test, empty_log_has_head_zero_and_no_events) {
   EXPECT_TRUE(read_all().empty());
 }
 
+// ---- pipelined durability (docs/storage.md, "Durability") ----------------------------
+
+// A deferred commit is invisible to readers until a later commit's flush or a
+// sync makes it durable.
+TEST_F(log_test, a_deferred_commit_is_invisible_until_durable) {
+  std::vector<checked_append> group;
+  group.push_back(request({ev("a", "k", "1", "s")}, "key-a", "fp-a"));
+  auto out = log_->append_deferred(group);
+  ASSERT_TRUE(out[0]);
+  EXPECT_EQ(log_->written_head(), 1u);
+  EXPECT_EQ(log_->head(), 0u);
+  EXPECT_TRUE(read_all().empty());
+  EXPECT_TRUE(log_->offsets_of_subject("s")->empty());
+  EXPECT_FALSE(key_known("key-a"));
+  ASSERT_TRUE(log_->sync());
+  EXPECT_EQ(log_->head(), 1u);
+  EXPECT_EQ(read_all().size(), 1u);
+  EXPECT_EQ(*log_->offsets_of_subject("s"), std::vector<uint64_t>{1});
+  EXPECT_TRUE(key_known("key-a"));
+}
+
+TEST_F(log_test, the_next_commit_makes_the_previous_one_durable) {
+  std::vector<checked_append> first, second;
+  first.push_back(request({ev("a")}));
+  second.push_back(request({ev("b"), ev("c")}));
+  ASSERT_TRUE(log_->append_deferred(first)[0]);
+  ASSERT_TRUE(log_->append_deferred(second)[0]);
+  EXPECT_EQ(log_->head(), 1u);  // the second commit's flush covered the first's meta page
+  EXPECT_EQ(log_->written_head(), 3u);
+  EXPECT_EQ(read_all().size(), 1u);
+  ASSERT_TRUE(log_->sync());
+  EXPECT_EQ(log_->head(), 3u);
+}
+
+TEST_F(log_test, relaxed_commits_count_as_durable_at_once) {
+  close();
+  env_options_.mode = durability::relaxed;
+  open();
+  std::vector<checked_append> group;
+  group.push_back(request({ev("a")}));
+  ASSERT_TRUE(log_->append_deferred(group)[0]);
+  EXPECT_EQ(log_->head(), 1u);
+}
+
 TEST_F(log_test, offsets_start_at_one_and_are_consecutive) {
   auto a = append_ok({ev("a")});
   auto b = append_ok({ev("b"), ev("c"), ev("d")});

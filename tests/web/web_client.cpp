@@ -9,6 +9,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -171,6 +172,29 @@ std::vector<http_response> http_connection::pipeline(const std::vector<http_requ
 std::optional<http_response> http_connection::raw(const std::string& bytes) {
   if (!impl_->write(bytes)) return std::nullopt;
   return impl_->read_response(false);
+}
+
+bool http_connection::write(const std::string& bytes) { return impl_->write(bytes); }
+
+std::optional<std::string> http_connection::read_bytes(size_t n,
+                                                       std::chrono::milliseconds timeout) {
+  auto& buffer = impl_->buffer;
+  if (buffer.size() < n) {
+    bool done = false;
+    beast::error_code result;
+    size_t missing = n - buffer.size();
+    impl_->stream.expires_after(timeout);
+    net::async_read(impl_->stream, buffer.prepare(missing), [&](beast::error_code ec, size_t got) {
+      result = ec;
+      buffer.commit(got);
+      done = true;
+    });
+    run_until(impl_->io, [&] { return done; }, timeout + 1s);
+    if (!done || result) return std::nullopt;
+  }
+  std::string out(static_cast<const char*>(buffer.data().data()), n);
+  buffer.consume(n);
+  return out;
 }
 
 bool http_connection::closed_by_peer(std::chrono::milliseconds timeout) {

@@ -55,6 +55,11 @@ class http_connection {
   // Writes `bytes` as they are and reads one response; nullopt when the
   // server closed the connection without one.
   std::optional<http_response> raw(const std::string& bytes);
+  // Writes `bytes` as they are, reading nothing.
+  bool write(const std::string& bytes);
+  // Reads exactly `n` bytes (after whatever raw() left unread); nullopt on
+  // EOF or timeout.
+  std::optional<std::string> read_bytes(size_t n, std::chrono::milliseconds timeout = 5s);
   // True when the server has closed the connection (EOF within `timeout`).
   bool closed_by_peer(std::chrono::milliseconds timeout = 2s);
 

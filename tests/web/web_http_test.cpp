@@ -68,6 +68,29 @@ TEST_F(http_test, bad_bodies_are_refused_and_append_nothing) {
   expect_healthy();
 }
 
+TEST_F(http_test, numbers_are_kept_exactly_or_refused_and_duplicates_are_refused) {
+  auto big = post_events(R"([{"type":"t","data":{"amount":18446744073709551616}}])");
+  expect_error(big, 400, "invalid_event");
+  EXPECT_EQ(big.body_json()["error"]["message"].get<std::string>().rfind(
+                "events[0].data.amount is an integer beyond 64 bits", 0),
+            0u)
+      << big.body;
+  expect_error(post_events(R"({"type":"t","data":1.00000000000000001})"), 400, "invalid_event");
+  auto dup = post_events(R"({"type":"t","data":{"a":1,"a":2}})");
+  expect_error(dup, 400, "invalid_event");
+  EXPECT_EQ(dup.body_json()["error"]["message"].get<std::string>().rfind(
+                "event.data.a appears twice", 0),
+            0u);
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+  // What passes comes back as the same numbers.
+  std::string kept = R"({"type":"t","data":[18446744073709551615,-9223372036854775808,0.1,2.5e-8]})";
+  ASSERT_EQ(post_events(kept).status, 201);
+  auto events = get("/v1/events").body_json()["events"];
+  EXPECT_EQ(events[0]["data"], json::parse(kept)["data"]);
+  EXPECT_EQ(events[0]["data"][0].get<uint64_t>(), 18446744073709551615u);
+  expect_healthy();
+}
+
 TEST_F(http_test, bodies_must_be_json) {
   expect_error(post_events(event("a"), {{"Content-Type", "text/plain"}}), 415,
                "unsupported_media_type");
@@ -118,6 +141,45 @@ TEST_F(http_test, oversized_and_malformed_headers_are_refused) {
   auto junk = c2.raw("THIS IS NOT HTTP\r\n\r\n");
   ASSERT_TRUE(junk);
   expect_error(*junk, 400, "bad_request");
+  expect_healthy();
+}
+
+TEST_F(http_test, ambiguous_framing_is_400_naming_the_header_and_closes) {
+  const std::string post = "POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\n";
+  const std::string body = R"({"type":"t"})";
+  const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  struct attack {
+    std::string request;
+    std::string named;  // in the message
+  };
+  std::vector<attack> attacks = {
+      {post + "Host: x\r\nTransfer-Encoding: xchunked\r\n" + length + "\r\n" + body,
+       "Transfer-Encoding"},
+      {post + "Host: x\r\nTransfer-Encoding: identity\r\n" + length + "\r\n" + body,
+       "Transfer-Encoding"},
+      {post + "Host: x\r\nX-Note: a\r\n b\r\n" + length + "\r\n" + body, "line folding"},
+      {post + length + "\r\n" + body, "Host"},
+      {post + "Host: x\r\nHost: y\r\n" + length + "\r\n" + body, "Host"},
+      {post + "Host: x\r\nIdempotency-Key: a\r\nIdempotency-Key: b\r\n" + length + "\r\n" +
+           body,
+       "Idempotency-Key"},
+  };
+  for (const auto& a : attacks) {
+    http_connection c(port());
+    auto r = c.raw(a.request);
+    ASSERT_TRUE(r) << a.request;
+    expect_error(*r, 400, "bad_request");
+    EXPECT_NE(r->body_json()["error"]["message"].get<std::string>().find(a.named),
+              std::string::npos)
+        << r->body;
+    EXPECT_TRUE(c.closed_by_peer()) << a.request;
+  }
+  EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
+  // HTTP/1.0 may leave Host out.
+  http_connection c(port());
+  auto old = c.raw("GET /v1/health HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, 200);
   expect_healthy();
 }
 

@@ -10,6 +10,7 @@
 #include "core/json_text.hpp"
 #include "tests/web/web_fixture.hpp"
 #include "web/errors.hpp"
+#include "web/framing.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
 #include "web/static_files.hpp"
@@ -319,6 +320,45 @@ TEST(send_queue, a_closed_lane_drops_its_changes_and_ignores_new_ones) {
   EXPECT_TRUE(q.empty());
 }
 
+// --- request framing ---------------------------------------------------------
+
+TEST(framing, ordinary_requests_pass) {
+  EXPECT_EQ(framing_problem("GET / HTTP/1.1\r\nHost: a\r\nX-A: b c\r\n\r\n", 11), std::nullopt);
+  EXPECT_EQ(framing_problem("GET / HTTP/1.0\r\n\r\n", 10), std::nullopt);
+  EXPECT_EQ(framing_problem("\r\nPOST / HTTP/1.1\r\nhost:a\r\nTransfer-Encoding: Chunked \r\n"
+                            "Idempotency-Key: k\r\n\r\n",
+                            11),
+            std::nullopt);
+}
+
+TEST(framing, each_ambiguous_header_is_named) {
+  auto problem = [](std::string_view fields, unsigned version = 11) {
+    return framing_problem("POST /v1/events HTTP/1.1\r\n" + std::string(fields) + "\r\n", version)
+        .value_or("");
+  };
+  EXPECT_NE(problem("Host: a\r\nX-A: b\r\n c\r\n").find("line folding"), std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nX-A: b\r\n\tc\r\n").find("line folding"), std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: xchunked\r\nContent-Length: 1\r\n")
+                .find("Transfer-Encoding other than chunked"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: identity\r\n").find("Transfer-Encoding"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: chunked, identity\r\n").find("other than"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")
+                .find("one Transfer-Encoding"),
+            std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n")
+                .find("not both"),
+            std::string::npos);
+  EXPECT_NE(problem("X-A: b\r\n").find("must carry a Host"), std::string::npos);
+  EXPECT_EQ(problem("X-A: b\r\n", 10), "");
+  EXPECT_NE(problem("Host: a\r\nhost: a\r\n").find("exactly one Host"), std::string::npos);
+  EXPECT_NE(problem("Host: a\r\nIdempotency-Key: k\r\nidempotency-key: k\r\n")
+                .find("one Idempotency-Key"),
+            std::string::npos);
+}
+
 // --- WebSocket messages ------------------------------------------------------
 
 ws_error error_of(std::string_view text) {
@@ -337,6 +377,26 @@ TEST(ws_protocol, malformed_messages_are_bad_messages) {
   std::string deep = "{\"op\":\"get\",\"id\":\"d\",\"x\":" + std::string(300, '[') +
                      std::string(300, ']') + "}";
   EXPECT_EQ(error_of(deep).code, "bad_message");
+}
+
+TEST(ws_protocol, duplicate_members_and_inexact_numbers_are_refused) {
+  auto in_events = error_of(
+      R"({"op":"append","id":"a","events":[{"type":"t","data":{"n":18446744073709551616}}]})");
+  EXPECT_EQ(in_events.code, "invalid_event");
+  EXPECT_EQ(in_events.id, "a");
+  EXPECT_EQ(in_events.message.rfind("events[0].data.n is an integer beyond 64 bits", 0), 0u)
+      << in_events.message;
+  auto dup_in_events =
+      error_of(R"({"op":"append","id":"a","events":[{"type":"t","data":{"k":1,"k":2}}]})");
+  EXPECT_EQ(dup_in_events.code, "invalid_event");
+  EXPECT_EQ(dup_in_events.message.rfind("events[0].data.k appears twice", 0), 0u);
+  auto dup_op = error_of(R"({"op":"get","id":"g","view":"v","key":"k","op":"append"})");
+  EXPECT_EQ(dup_op.code, "bad_message");
+  EXPECT_EQ(dup_op.id, "g");
+  EXPECT_EQ(dup_op.message.rfind("op appears twice", 0), 0u) << dup_op.message;
+  auto dup_id = error_of(R"({"op":"unsubscribe","id":"a","id":"b"})");
+  EXPECT_EQ(dup_id.code, "bad_message");
+  EXPECT_EQ(dup_id.id, std::nullopt);
 }
 
 TEST(ws_protocol, ids_are_strings_of_at_most_64_characters) {

@@ -435,6 +435,104 @@ TEST_F(ws_test, invalid_utf8_is_closed_with_1007) {
   expect_answers(*connect_ws());
 }
 
+// --- raw frames: close codes, frames sent with the upgrade ---------------------
+
+constexpr const char* raw_upgrade =
+    "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+// One masked client frame (FIN set).
+std::string client_frame(unsigned opcode, const std::string& payload) {
+  std::string f(1, static_cast<char>(0x80 | opcode));
+  size_t n = payload.size();
+  if (n < 126) {
+    f += static_cast<char>(0x80 | n);
+  } else {
+    f += static_cast<char>(0x80 | 126);
+    f += static_cast<char>(n >> 8);
+    f += static_cast<char>(n & 0xff);
+  }
+  const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+  f.append(mask, 4);
+  for (size_t i = 0; i < n; ++i) f += static_cast<char>(payload[i] ^ mask[i % 4]);
+  return f;
+}
+
+std::string close_payload(unsigned code) {
+  return {static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+}
+
+struct server_frame {
+  unsigned opcode = 0;
+  std::string payload;
+};
+
+// The next unmasked server frame (payloads under 64 KiB).
+std::optional<server_frame> read_server_frame(http_connection& c) {
+  auto head = c.read_bytes(2);
+  if (!head) return std::nullopt;
+  size_t n = static_cast<unsigned char>((*head)[1]) & 0x7f;
+  if (n == 126) {
+    auto ext = c.read_bytes(2);
+    if (!ext) return std::nullopt;
+    n = (static_cast<unsigned char>((*ext)[0]) << 8) | static_cast<unsigned char>((*ext)[1]);
+  }
+  auto payload = c.read_bytes(n);
+  if (!payload) return std::nullopt;
+  return server_frame{static_cast<unsigned char>((*head)[0]) & 0x0fu, std::move(*payload)};
+}
+
+// The code of the server's close frame, skipping other frames; 0 when none.
+unsigned close_code_answered(http_connection& c) {
+  while (auto f = read_server_frame(c)) {
+    if (f->opcode != 8) continue;
+    if (f->payload.size() < 2) return 1005;
+    return (static_cast<unsigned char>(f->payload[0]) << 8) |
+           static_cast<unsigned char>(f->payload[1]);
+  }
+  return 0;
+}
+
+TEST_F(ws_test, frames_sent_with_the_upgrade_request_are_read) {
+  http_connection c(port());
+  auto r = c.raw(std::string(raw_upgrade) +
+                 client_frame(1, R"({"op":"unsubscribe","id":"early"})") +
+                 client_frame(1, R"({"op":"unsubscribe","id":"second"})"));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 101);
+  for (const char* id : {"early", "second"}) {
+    auto f = read_server_frame(c);
+    ASSERT_TRUE(f) << id;
+    auto msg = json::parse(f->payload);
+    EXPECT_EQ(msg["op"], "error") << f->payload;
+    EXPECT_EQ(msg["id"], id) << f->payload;
+    EXPECT_EQ(msg["code"], "unknown_subscription") << f->payload;
+  }
+  ASSERT_TRUE(c.write(client_frame(8, close_payload(1000))));
+  EXPECT_EQ(close_code_answered(c), 1000u);
+}
+
+TEST_F(ws_test, close_codes_outside_rfc_6455_are_answered_with_1002) {
+  for (unsigned code : {0u, 999u, 1004u, 1005u, 1006u, 1012u, 1013u, 1015u, 2999u, 5000u,
+                        65535u}) {
+    http_connection c(port());
+    auto r = c.raw(raw_upgrade);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 101);
+    ASSERT_TRUE(c.write(client_frame(8, close_payload(code))));
+    EXPECT_EQ(close_code_answered(c), 1002u) << code;
+    EXPECT_TRUE(c.closed_by_peer()) << code;
+  }
+  for (unsigned code : {1000u, 1001u, 1003u, 1007u, 1011u, 3000u, 4999u}) {
+    http_connection c(port());
+    ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+    ASSERT_TRUE(c.write(client_frame(8, close_payload(code))));
+    EXPECT_EQ(close_code_answered(c), code) << "a valid code is echoed";
+  }
+  expect_healthy();
+  expect_answers(*connect_ws());
+}
+
 // --- handshake -----------------------------------------------------------------------
 
 TEST_F(ws_test, a_foreign_origin_is_refused_with_403) {
