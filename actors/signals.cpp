@@ -28,9 +28,11 @@ extern "C" void on_stop_signal(int sig) {
 struct stop_signals::saved {
   struct sigaction old_int {};
   struct sigaction old_term {};
+  struct sigaction old_hup {};
+  bool hup = false;
 };
 
-stop_signals::stop_signals() {
+stop_signals::stop_signals(bool catch_hangup) {
   if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0)
     throw std::runtime_error("stop_signals: cannot create a pipe");
   int expected = -1;
@@ -46,11 +48,16 @@ stop_signals::stop_signals() {
   action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, &saved_->old_int);
   sigaction(SIGTERM, &action, &saved_->old_term);
+  if (catch_hangup) {
+    saved_->hup = true;
+    sigaction(SIGHUP, &action, &saved_->old_hup);
+  }
 }
 
 stop_signals::~stop_signals() {
   sigaction(SIGINT, &saved_->old_int, nullptr);
   sigaction(SIGTERM, &saved_->old_term, nullptr);
+  if (saved_->hup) sigaction(SIGHUP, &saved_->old_hup, nullptr);
   wake_fd = -1;
   delete saved_;
   ::close(pipe_[0]);

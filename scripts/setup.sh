@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config libcaf-dev liblmdb-dev libboost1.81-dev
           nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates)
 case "${1:-}" in
-  --tests) packages+=(nodejs npm chromium clang libclang-rt-14-dev) ;;
+  --tests) packages+=(nodejs npm chromium openssl clang libclang-rt-14-dev) ;;
   --bench) packages+=(nodejs npm redis-server redis-tools wrk
                    # bench/docsearch: the corpus, FTS5, LMDB's mdb_stat
                    python3 sqlite3 groff-base lmdb-utils manpages manpages-dev

@@ -34,6 +34,11 @@ inline constexpr std::string_view length_required = "length_required";        //
 inline constexpr std::string_view unsupported_media_type = "unsupported_media_type";  // 415
 inline constexpr std::string_view upgrade_required = "upgrade_required";      // 426
 inline constexpr std::string_view header_too_large = "header_too_large";      // 431
+inline constexpr std::string_view tls_required = "tls_required";              // 400
+inline constexpr std::string_view host_not_allowed = "host_not_allowed";      // 421
+inline constexpr std::string_view rate_limited = "rate_limited";              // 429
+inline constexpr std::string_view too_many_idempotency_keys = "too_many_idempotency_keys";  // 429
+inline constexpr std::string_view too_many_connections = "too_many_connections";  // 503
 }  // namespace http_code
 
 // Codes that exist only in WebSocket `error` messages (not in derive::errc).

@@ -1,8 +1,10 @@
 // HTTP sessions (protocol.md, "HTTP"). One strand per connection; requests
 // on a connection are handled one at a time, in order, so pipelined requests
 // get their responses in order. A WebSocket upgrade hands the connection to
-// a websocket_session.
+// a websocket_session. The same code runs over plain TCP and over TLS
+// (Stream: plain_stream or tls_stream).
 #include <array>
+#include <type_traits>
 
 #include "web/errors.hpp"
 #include "web/framing.hpp"
@@ -25,13 +27,24 @@ std::optional<std::string_view> optional_field(const http::request<http::string_
   return std::string_view(it->value().data(), it->value().size());
 }
 
-class http_session : public session_base, public std::enable_shared_from_this<http_session> {
+template <class Stream>
+class http_session : public session_base,
+                     public std::enable_shared_from_this<http_session<Stream>> {
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
  public:
-  http_session(tcp::socket&& socket, server_context& ctx, net::io_context& ioc)
-      : stream_(std::move(socket)),
+  using std::enable_shared_from_this<http_session>::shared_from_this;
+
+  http_session(Stream&& stream, beast::flat_buffer&& received, server_context& ctx,
+               net::io_context& ioc, connection_ticket ticket, bool tls_required)
+      : stream_(std::move(stream)),
         buffer_(ctx.options.max_header_bytes + ctx.options.max_body_bytes + 65536),
         ctx_(ctx),
-        ioc_(ioc) {
+        ioc_(ioc),
+        ticket_(std::move(ticket)),
+        tls_required_(tls_required) {
+    auto n = received.size();
+    buffer_.commit(net::buffer_copy(buffer_.prepare(n), received.data()));
     ctx_.stats.http_connections.fetch_add(1);
   }
 
@@ -41,7 +54,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
 
   void run() {
     net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+                  beast::bind_front_handler(&http_session::start, shared_from_this()));
   }
 
   void shutdown() override {
@@ -54,13 +67,31 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
  private:
   enum class phase { reading, handling, writing, closing };
 
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // TLS: the handshake (its first bytes are in buffer_) before the first read.
+  void start() {
+    if constexpr (is_tls) {
+      lowest().expires_after(ctx_.options.idle_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server, buffer_.data(),
+                              [self = shared_from_this()](beast::error_code ec, size_t used) {
+                                if (self->finished_) return;
+                                if (ec) return self->finish();
+                                self->buffer_.consume(used);
+                                self->do_read();
+                              });
+    } else {
+      do_read();
+    }
+  }
+
   void do_read() {
     if (shutting_down_) return do_close();
     phase_ = phase::reading;
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(ctx_.options.max_header_bytes));
     parser_->body_limit(ctx_.options.max_body_bytes);
-    stream_.expires_after(ctx_.options.idle_timeout);
+    lowest().expires_after(ctx_.options.idle_timeout);
     raw_header_.clear();
     http::async_read_header(stream_, header_tap_, *parser_,
                             beast::bind_front_handler(&http_session::on_header, shared_from_this()));
@@ -97,6 +128,10 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
           error_reply(400, http_code::bad_request, "malformed HTTP request: " + ec.message()));
     }
     auto& req = parser_->get();
+    if (tls_required_) {
+      return fail_request(error_reply(400, http_code::tls_required,
+                                      "this port speaks TLS: use https:// (or wss://)"));
+    }
     if (auto bad = framing_problem(raw_header_, req.version())) {
       return fail_request(error_reply(400, http_code::bad_request, *bad));
     }
@@ -105,6 +140,12 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     head.target = std::string_view(req.target().data(), req.target().size());
     head.chunked = parser_->chunked();
     if (auto n = parser_->content_length()) head.content_length = *n;
+    if (auto it = req.find(http::field::host); it != req.end()) {
+      head.host = std::string_view(it->value().data(), it->value().size());
+    }
+    if (auto it = req.find(http::field::origin); it != req.end()) {
+      head.origin = std::string_view(it->value().data(), it->value().size());
+    }
     if (auto bad = ctx_.routes.check_head(head)) return fail_request(std::move(*bad));
 
     if (websocket::is_upgrade(req)) return upgrade();
@@ -117,7 +158,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   void send_continue() {
     auto res = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
                                                                   parser_->get().version());
-    stream_.expires_after(ctx_.options.idle_timeout);
+    lowest().expires_after(ctx_.options.idle_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
       if (self->finished_) return;
       if (ec) return self->do_close();
@@ -126,7 +167,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   }
 
   void read_body() {
-    stream_.expires_after(ctx_.options.idle_timeout);
+    lowest().expires_after(ctx_.options.idle_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_body, shared_from_this()));
   }
@@ -178,12 +219,12 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
       return send(std::move(*refused));
     }
     // The connection now belongs to the WebSocket session.
-    stream_.expires_never();
+    lowest().expires_never();
     finished_ = true;
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
     start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release(),
-                            std::get<ws_identity>(std::move(identity)),
+                            std::get<ws_identity>(std::move(identity)), std::move(ticket_),
                             beast::buffers_to_string(buffer_.data()));
     ctx_.sessions.remove(this);
   }
@@ -201,12 +242,13 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     }
     if (auto a = optional_field(req, http::field::authorization)) r.authorization = std::string(*a);
     r.body = std::move(req.body());
+    r.remote_address = ticket_->address();
     head_request_ = req.method() == http::verb::head;
     writes_ = req.method() == http::verb::post;
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     phase_ = phase::handling;
-    stream_.expires_never();  // waits for the runtime are bounded by the router
+    lowest().expires_never();  // waits for the runtime are bounded by the router
     uint64_t seq = ++request_seq_;
     std::weak_ptr<http_session> weak = shared_from_this();
     ctx_.routes.handle(
@@ -227,7 +269,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   template <class Message>
   void write_message(std::shared_ptr<Message> msg, bool close) {
     phase_ = phase::writing;
-    stream_.expires_after(ctx_.options.idle_timeout);
+    lowest().expires_after(ctx_.options.idle_timeout);
     http::async_write(stream_, *msg,
                       [self = shared_from_this(), msg, close](beast::error_code ec, size_t) {
                         self->on_write(close, ec);
@@ -284,15 +326,20 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   }
 
   // Half-closes, reads (and discards) what the client still sends for a
-  // moment, then closes.
+  // moment, then closes. TLS: sends close_notify and waits for the client's
+  // for as long.
   void do_close() {
     if (finished_ || phase_ == phase::closing) return;
     phase_ = phase::closing;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    drained_ = 0;
-    stream_.expires_after(drain_timeout);
-    drain();
+    lowest().expires_after(drain_timeout);
+    if constexpr (is_tls) {
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->finish(); });
+    } else {
+      beast::error_code ec;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      drained_ = 0;
+      drain();
+    }
   }
 
   void drain() {
@@ -308,7 +355,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     if (finished_) return;
     finished_ = true;
     beast::error_code ec;
-    stream_.socket().close(ec);
+    lowest().socket().close(ec);
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
     ctx_.sessions.remove(this);
@@ -333,13 +380,15 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::string raw_header_;  // the request header as received (web/framing.hpp)
   header_tap header_tap_{buffer_, raw_header_};
   std::optional<http::request_parser<http::string_body>> parser_;
   server_context& ctx_;
   net::io_context& ioc_;
+  connection_ticket ticket_;
+  const bool tls_required_;
   phase phase_ = phase::reading;
   bool keep_alive_ = true;
   bool head_request_ = false;
@@ -354,10 +403,18 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
 
 }  // namespace
 
-void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket socket) {
-  auto session = std::make_shared<http_session>(std::move(socket), ctx, ioc);
+template <class Stream>
+void start_http_session(server_context& ctx, net::io_context& ioc, Stream stream,
+                        beast::flat_buffer buffer, connection_ticket ticket, bool tls_required) {
+  auto session = std::make_shared<http_session<Stream>>(
+      std::move(stream), std::move(buffer), ctx, ioc, std::move(ticket), tls_required);
   ctx.sessions.add(session);
   session->run();
 }
+
+template void start_http_session<plain_stream>(server_context&, net::io_context&, plain_stream,
+                                               beast::flat_buffer, connection_ticket, bool);
+template void start_http_session<tls_stream>(server_context&, net::io_context&, tls_stream,
+                                             beast::flat_buffer, connection_ticket, bool);
 
 }  // namespace derive::web

@@ -1,11 +1,93 @@
 #include "web/listener.hpp"
 
+#include <array>
 #include <chrono>
 #include <string>
 
 #include <derive/logging.hpp>
+#include "web/errors.hpp"
+#include "web/router.hpp"
+#include "web/tls.hpp"
 
 namespace derive::web {
+namespace {
+
+// How long a refused connection may take to receive its answer.
+constexpr auto refusal_timeout = std::chrono::seconds(1);
+
+// Answers a connection over a limit with 503 too_many_connections, without
+// reading its request, and closes it (after reading what arrives for at most
+// refusal_timeout, so that the client sees the answer instead of a reset).
+class refusal : public std::enable_shared_from_this<refusal> {
+ public:
+  refusal(tcp::socket&& socket, const std::string& why) : stream_(std::move(socket)) {
+    std::string body = error_body(http_code::too_many_connections, why);
+    text_ = "HTTP/1.1 503 Service Unavailable\r\nServer: derive\r\n"
+            "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+            "Content-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+
+  void run() {
+    stream_.expires_after(refusal_timeout);
+    net::async_write(stream_, net::buffer(text_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return;
+                       beast::error_code ignored;
+                       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                       self->drain();
+                     });
+  }
+
+ private:
+  void drain() {
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) self->drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  std::string text_;
+  std::array<char, 4096> scratch_;
+};
+
+// On a TLS port: waits for the first bytes of a connection and hands it to
+// an HTTPS session, or (no TLS handshake) to a plain session that answers
+// 400 tls_required.
+class tls_detector : public std::enable_shared_from_this<tls_detector> {
+ public:
+  tls_detector(tcp::socket&& socket, server_context& ctx, net::io_context& ioc,
+               connection_ticket ticket)
+      : stream_(std::move(socket)), ctx_(ctx), ioc_(ioc), ticket_(std::move(ticket)) {}
+
+  void run() {
+    stream_.expires_after(ctx_.options.idle_timeout);
+    beast::async_detect_ssl(stream_, buffer_,
+                            beast::bind_front_handler(&tls_detector::on_detect,
+                                                      shared_from_this()));
+  }
+
+ private:
+  void on_detect(beast::error_code ec, bool is_tls) {
+    if (ec || ctx_.stopping) return;  // the socket closes with this object
+    if (!is_tls) {
+      return start_http_session(ctx_, ioc_, std::move(stream_), std::move(buffer_),
+                                std::move(ticket_), true);
+    }
+    auto tls = ctx_.tls->current();
+    start_http_session(ctx_, ioc_, tls_stream(std::move(stream_), *tls), std::move(buffer_),
+                       std::move(ticket_));
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  server_context& ctx_;
+  net::io_context& ioc_;
+  connection_ticket ticket_;
+};
+
+}  // namespace
 
 listener::listener(net::io_context& ioc, server_context& ctx)
     : ioc_(ioc), ctx_(ctx), acceptor_(net::make_strand(ioc)), retry_(acceptor_.get_executor()) {}
@@ -66,8 +148,28 @@ void listener::on_accept(beast::error_code ec, tcp::socket socket) {
   }
   beast::error_code nodelay_ec;
   socket.set_option(tcp::no_delay(true), nodelay_ec);
-  start_http_session(ctx_, ioc_, std::move(socket));
+  admit(std::move(socket));
   do_accept();
+}
+
+void listener::admit(tcp::socket socket) {
+  beast::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) return;  // the client is already gone
+  std::string why;
+  auto ticket = ctx_.connections.admit(remote.address().to_string(), why);
+  if (!ticket) {
+    ctx_.stats.record_http_response(503);
+    ctx_.stats.connections_refused.fetch_add(1);
+    std::make_shared<refusal>(std::move(socket), why)->run();
+    return;
+  }
+  if (ctx_.tls) {
+    std::make_shared<tls_detector>(std::move(socket), ctx_, ioc_, std::move(ticket))->run();
+    return;
+  }
+  start_http_session(ctx_, ioc_, plain_stream(std::move(socket)), beast::flat_buffer(),
+                     std::move(ticket));
 }
 
 }  // namespace derive::web

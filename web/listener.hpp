@@ -12,7 +12,7 @@
 namespace derive::web {
 
 // Accepts connections; each gets its own strand and an HTTP session
-// (start_http_session).
+// (start_http_session), within the connection limits.
 class listener : public std::enable_shared_from_this<listener> {
  public:
   listener(net::io_context& ioc, server_context& ctx);
@@ -30,6 +30,9 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
+  // Within the connection limits: a session (after TLS detection on a TLS
+  // port); else a 503 refusal.
+  void admit(tcp::socket socket);
 
   net::io_context& ioc_;
   server_context& ctx_;

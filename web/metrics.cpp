@@ -174,6 +174,12 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_ws_slow_closes_total", "counter",
          "WebSocket connections closed with 1008 because they stopped reading.");
   sample(out, "derive_ws_slow_closes_total", ws_slow_closes.load());
+  header(out, "derive_connections_refused_total", "counter",
+         "Connections refused with 503 too_many_connections (a connection limit).");
+  sample(out, "derive_connections_refused_total", connections_refused.load());
+  header(out, "derive_appends_limited_total", "counter",
+         "Appends refused with rate_limited or too_many_idempotency_keys (HTTP and WebSocket).");
+  sample(out, "derive_appends_limited_total", appends_limited.load());
   return out;
 }
 

@@ -29,6 +29,8 @@ class metrics {
   std::atomic<uint64_t> ws_changes_dropped{0};
   std::atomic<uint64_t> ws_resets{0};       // reset snapshots scheduled
   std::atomic<uint64_t> ws_slow_closes{0};  // connections closed with 1008
+  std::atomic<uint64_t> connections_refused{0};  // over a connection limit
+  std::atomic<uint64_t> appends_limited{0};      // 429: rate limit or key quota
 
   // The exposition text: the runtime's counters (appends, views, hub) from
   // runtime::metrics() and the server's own.

@@ -91,21 +91,8 @@ std::pair<std::string_view, std::optional<std::string_view>> split_first(std::st
   return {s.substr(0, slash), s.substr(slash + 1)};
 }
 
-// Host part (lower case) and port of "host[:port]" / "[v6]:port".
-std::pair<std::string, std::string> split_authority(std::string_view a) {
-  std::string host, port;
-  if (!a.empty() && a.front() == '[') {
-    auto close = a.find(']');
-    host = lower(a.substr(0, close == std::string_view::npos ? a.size() : close + 1));
-    if (close != std::string_view::npos && close + 1 < a.size() && a[close + 1] == ':') {
-      port = std::string(a.substr(close + 2));
-    }
-  } else {
-    auto colon = a.rfind(':');
-    host = lower(a.substr(0, colon));
-    if (colon != std::string_view::npos) port = std::string(a.substr(colon + 1));
-  }
-  return {host, port};
+bool is_loopback_name(std::string_view host) {
+  return host == "localhost" || host == "127.0.0.1" || host == "[::1]";
 }
 
 // Routes that read or write application data or are admin endpoints: with
@@ -165,36 +152,43 @@ bool raw_idempotency_key_is_malformed(std::string_view header) {
 
 bool origin_allowed(std::string_view origin, std::string_view host,
                     const std::vector<std::string>& allowed) {
-  std::string o = lower(trim(origin));
-  while (!o.empty() && o.back() == '/') o.pop_back();
+  auto o = parse_origin(origin);
   if (!allowed.empty()) {
+    std::string text = lower(trim(origin));
+    while (!text.empty() && text.back() == '/') text.pop_back();
     for (const auto& a : allowed) {
       std::string al = lower(a);
       while (!al.empty() && al.back() == '/') al.pop_back();
-      if (al == "*" || al == o) return true;
+      if (al == "*" || (o && al == text)) return true;
     }
     return false;
   }
-  std::string scheme;
-  std::string_view rest;
-  if (starts_with(o, "http://")) {
-    scheme = "http";
-    rest = std::string_view(o).substr(7);
-  } else if (starts_with(o, "https://")) {
-    scheme = "https";
-    rest = std::string_view(o).substr(8);
-  } else {
-    return false;  // "null", file:, other schemes
+  if (!o) return false;  // "null", file:, userinfo, garbage
+  if (is_loopback_name(o->where.host)) return true;
+  // The server's own origin: the Host the browser connected to (checked
+  // against the Host allow-list before).
+  auto h = parse_host_header(host);
+  if (!h) return false;
+  std::string default_port = o->scheme == "https" ? "443" : "80";
+  auto oport = o->where.port.empty() ? default_port : o->where.port;
+  auto hport = h->port.empty() ? default_port : h->port;
+  return o->where.host == h->host && oport == hport;
+}
+
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed,
+                  std::string_view bound_address) {
+  auto h = parse_host_header(host);
+  if (!h) return false;
+  if (allowed.empty()) {
+    if (is_loopback_name(h->host)) return true;
+    std::string bound = lower(bound_address);
+    if (bound.find(':') != std::string::npos) bound = "[" + bound + "]";
+    return bound != "0.0.0.0" && bound != "[::]" && h->host == bound;
   }
-  if (rest.empty() || rest.find('/') != std::string_view::npos) return false;
-  auto [ohost, oport] = split_authority(rest);
-  if (ohost == "localhost" || ohost == "127.0.0.1" || ohost == "[::1]") return true;
-  // The server's own origin: the Host the browser connected to.
-  auto [hhost, hport] = split_authority(trim(host));
-  std::string default_port = scheme == "https" ? "443" : "80";
-  if (oport.empty()) oport = default_port;
-  if (hport.empty()) hport = default_port;
-  return !hhost.empty() && ohost == hhost && oport == hport;
+  for (const auto& a : allowed) {
+    if (a == "*" || lower(a) == h->host) return true;
+  }
+  return false;
 }
 
 router::router(runtime& rt, const server_options& options, metrics& stats,
@@ -203,7 +197,10 @@ router::router(runtime& rt, const server_options& options, metrics& stats,
       options_(options),
       stats_(stats),
       auth_(auth),
-      client_dir_(find_client_dir(options.client_dir)) {}
+      client_dir_(find_client_dir(options.client_dir)),
+      limits_(std::make_shared<append_limits>(options.append_rate, options.append_burst,
+                                              options.max_new_idempotency_keys,
+                                              options.idempotency_key_window)) {}
 
 std::variant<ws_identity, http_reply> router::authenticate_upgrade(
     std::optional<std::string_view> authorization,
@@ -235,6 +232,22 @@ std::variant<ws_identity, http_reply> router::authenticate_upgrade(
 }
 
 std::optional<http_reply> router::check_head(const request_head& head) const {
+  if (head.host && !host_allowed(*head.host, options_.allowed_hosts, options_.address)) {
+    auto r = error_reply(421, http_code::host_not_allowed,
+                         "this server does not answer for host " + std::string(*head.host) +
+                             "; add it to the allowed hosts");
+    r.close = true;
+    return r;
+  }
+  bool may_write = head.method != "GET" && head.method != "HEAD" && head.method != "OPTIONS";
+  if (may_write && head.origin &&
+      !origin_allowed(*head.origin, head.host.value_or(""), options_.allowed_origins)) {
+    auto r = error_reply(403, http_code::forbidden,
+                         "requests from origin " + std::string(*head.origin) +
+                             " may not change data here");
+    r.close = true;
+    return r;
+  }
   if (head.chunked) {
     auto r = error_reply(411, http_code::length_required,
                          "chunked request bodies are not accepted; send Content-Length");
@@ -398,16 +411,30 @@ void router::append(http_request& req, const principal& who, reply_fn reply, pos
     return reply(error_reply(415, http_code::unsupported_media_type,
                              "send the events with Content-Type: application/json"));
   }
+  bool with_key = req.idempotency_key.has_value();
+  auto client = client_key(who, req.remote_address);
+  if (auto refused = limits_->admit(client, with_key)) {
+    stats_.appends_limited.fetch_add(1);
+    auto r = error_reply(429, refused->code, refused->message);
+    r.headers.emplace_back("Retry-After", std::to_string(refused->retry_after_seconds()));
+    return reply(std::move(r));
+  }
   auto parsed = parse_append(req.body, req.idempotency_key);
-  if (!parsed) return reply(error_reply(parsed.error()));
+  if (!parsed) {
+    if (with_key) limits_->settle(client, false);
+    return reply(error_reply(parsed.error()));
+  }
   if (auth_) {
     if (auto v = auth_->append(who, parsed->request.events())) {
+      if (with_key) limits_->settle(client, false);
       return reply(denial_reply(*v, false));
     }
   }
   bool was_array = parsed->was_array;
-  rt_.append(std::move(parsed->request), [was_array, post = std::move(post),
-                                  reply = std::move(reply)](result<append_outcome> res) {
+  rt_.append(std::move(parsed->request), [limits = limits_, was_array, with_key, client,
+                                          post = std::move(post),
+                                          reply = std::move(reply)](result<append_outcome> res) {
+    if (with_key) limits->settle(client, res && !res->replayed);
     post([res = std::move(res), was_array, reply] {
       if (!res) return reply(error_reply(res.error()));
       std::string body;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 
 #include <derive/runtime.hpp>
 #include <derive/web/server.hpp>
+#include "web/limits.hpp"
 #include "web/access_rules.hpp"
 
 namespace derive::web {
@@ -28,6 +30,7 @@ struct http_request {
   std::optional<std::string> idempotency_key;
   std::optional<std::string> authorization;  // the Authorization header
   std::string body;
+  std::string remote_address;  // the client's IP address
 };
 
 // The parts of a request known before its body is read.
@@ -36,6 +39,8 @@ struct request_head {
   std::string_view target;
   bool chunked = false;
   std::optional<uint64_t> content_length;
+  std::optional<std::string_view> host;    // the Host header
+  std::optional<std::string_view> origin;  // the Origin header
 };
 
 struct http_reply {
@@ -77,6 +82,12 @@ bool raw_idempotency_key_is_malformed(std::string_view header);
 bool origin_allowed(std::string_view origin, std::string_view host,
                     const std::vector<std::string>& allowed);
 
+// Whether a request with this Host header is served (against DNS rebinding;
+// docs/security.md). `allowed` empty: localhost, 127.0.0.1, [::1] and
+// `bound_address` (unless it is 0.0.0.0 or ::), any port; "*" allows all.
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed,
+                  std::string_view bound_address);
+
 // The reply for a refusal: 401 unauthorized with WWW-Authenticate: Bearer
 // (error="invalid_token" when a token was sent), or 403 forbidden.
 http_reply denial_reply(const denial& d, bool token_sent);
@@ -94,8 +105,10 @@ class router {
   router(runtime& rt, const server_options& options, metrics& stats,
          const std::shared_ptr<const authorizer>& auth);
 
-  // Checks what can be checked before the body is read: 411 for a chunked
-  // request or a POST without Content-Length, 413 for a body over the limit.
+  // Checks what can be checked before the body is read: 421 for a Host not
+  // allowed, 403 for a foreign Origin on a method that may write, 411 for a
+  // chunked request or a POST without Content-Length, 413 for a body over
+  // the limit.
   // A reply returned here closes the connection (the body is not read).
   std::optional<http_reply> check_head(const request_head& head) const;
 
@@ -119,6 +132,9 @@ class router {
   void handle(http_request req, reply_fn reply, post_fn post);
 
   const std::string& client_dir() const { return client_dir_; }
+  // The append limits of every client (HTTP and WebSocket appends).
+  // Shared: an append's completion may run after the server is gone.
+  const std::shared_ptr<append_limits>& limits() const { return limits_; }
 
  private:
   void append(http_request& req, const principal& who, reply_fn reply, post_fn post);
@@ -144,6 +160,7 @@ class router {
   metrics& stats_;
   const std::shared_ptr<const authorizer>& auth_;
   std::string client_dir_;
+  std::shared_ptr<append_limits> limits_;
 };
 
 }  // namespace derive::web

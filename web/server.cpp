@@ -11,6 +11,7 @@
 #include <derive/logging.hpp>
 #include "web/listener.hpp"
 #include "web/sessions.hpp"
+#include "web/tls.hpp"
 
 namespace derive::web {
 
@@ -34,6 +35,7 @@ class server::impl {
       return status{errc::invalid_parameter,
                     "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
     }
+    if (auto st = load_tls(); !st) return st;
     unsigned threads = std::max(1u, ctx_.options.threads);
     ioc_ = std::make_unique<net::io_context>(static_cast<int>(threads));
     listener_ = std::make_shared<listener>(*ioc_, ctx_);
@@ -69,7 +71,34 @@ class server::impl {
 
   uint16_t port() const { return port_; }
 
+  status reload_tls() {
+    if (!ctx_.tls) {
+      return status{errc::invalid_parameter,
+                    "TLS is off: set tls_cert_file and tls_key_file and start the server"};
+    }
+    auto st = ctx_.tls->load(ctx_.options.tls_cert_file, ctx_.options.tls_key_file);
+    if (!st) log_error("web", "TLS reload failed, the previous certificate stays: ", st.message());
+    else log_info("web", "TLS certificate reloaded from ", ctx_.options.tls_cert_file);
+    return st;
+  }
+
  private:
+  // TLS on when both files are named; a first load that fails fails start().
+  status load_tls() {
+    const auto& o = ctx_.options;
+    if (o.tls_cert_file.empty() && o.tls_key_file.empty()) return {};
+    if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+      return status{errc::invalid_parameter,
+                    "TLS needs both a certificate file and a key file (tls_cert_file, "
+                    "tls_key_file)"};
+    }
+    if (ctx_.tls) return {};  // loaded by an earlier start (or reload)
+    auto tls = std::make_shared<tls_store>();
+    if (auto st = tls->load(o.tls_cert_file, o.tls_key_file); !st) return st;
+    ctx_.tls = std::move(tls);
+    return {};
+  }
+
   void run_loop() {
     for (;;) {
       try {
@@ -95,5 +124,6 @@ server::~server() = default;
 status server::start() { return impl_->start(); }
 void server::stop() { impl_->stop(); }
 uint16_t server::port() const { return impl_->port(); }
+status server::reload_tls() { return impl_->reload_tls(); }
 
 }  // namespace derive::web

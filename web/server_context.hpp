@@ -10,12 +10,15 @@
 #include <unordered_map>
 
 #include <derive/runtime.hpp>
+#include "web/limits.hpp"
 #include "web/access_rules.hpp"
 #include "web/metrics.hpp"
 #include "web/router.hpp"
 #include <derive/web/server.hpp>
 
 namespace derive::web {
+
+class tls_store;  // web/tls.hpp
 
 // Lets runtime threads post to the server's io_context only while it exists.
 // Shared with every callback handed to the runtime (which may run after the
@@ -97,7 +100,11 @@ class session_registry {
 
 struct server_context {
   server_context(runtime& r, server_options o)
-      : rt(r), options(std::move(o)), routes(r, options, stats, auth) {}
+      : rt(r),
+        options(std::move(o)),
+        routes(r, options, stats, auth),
+        connections(effective_max_connections(options.max_connections),
+                    options.max_connections_per_address) {}
 
   runtime& rt;
   const server_options options;
@@ -107,6 +114,9 @@ struct server_context {
   router routes;
   std::shared_ptr<post_gate> gate = std::make_shared<post_gate>();
   session_registry sessions;
+  connection_limits connections;
+  // The TLS context of new connections; null: TLS off.
+  std::shared_ptr<tls_store> tls;
   // Set by server::stop before it asks the sessions to finish: connections
   // accepted from then on are closed at once.
   std::atomic<bool> stopping{false};

@@ -2,7 +2,8 @@
 // Internal to web/: the Beast side of the server. Include only from the
 // web/*.cpp files that already compile Beast code (listener.cpp,
 // http_session.cpp, websocket_session.cpp, server.cpp): every includer pays
-// for these headers.
+// for these headers. Sessions run over a plain TCP stream or a TLS stream
+// (tls_stream); both are instantiated in the session's .cpp.
 
 #include <memory>
 #include <utility>
@@ -14,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "web/server_context.hpp"
@@ -26,6 +28,10 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using io_executor = net::io_context::executor_type;
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+// The connection's slot in the connection limits (held until it closes).
+using connection_ticket = connection_limits::ticket_ptr;
 
 // Runs f(session&) on the session's strand, from any thread (runtime
 // callbacks). Does nothing once the session is gone or the server's gate is
@@ -57,15 +63,22 @@ post_fn make_post_fn(std::weak_ptr<Session> weak, std::shared_ptr<post_gate> gat
 }
 
 // Takes over an accepted connection (http_session.cpp): registers the session
-// in ctx.sessions and starts reading requests on the socket's strand.
-void start_http_session(server_context& ctx, net::io_context& ioc, tcp::socket socket);
+// in ctx.sessions and starts reading requests on the socket's strand (after
+// the TLS handshake for a tls_stream). `buffer` holds bytes already read (the
+// TLS detection). With `tls_required` (a plain connection to a TLS port)
+// every request is answered 400 tls_required and the connection closed.
+template <class Stream>
+void start_http_session(server_context& ctx, net::io_context& ioc, Stream stream,
+                        beast::flat_buffer buffer, connection_ticket ticket,
+                        bool tls_required = false);
 
 // Takes over an accepted WebSocket upgrade (websocket_session.cpp): registers
 // the session in ctx.sessions and answers the handshake.
 // `id`: who connected (router::authenticate_upgrade). `received`: bytes that
 // arrived after the upgrade request (the client's first frames).
-void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
+template <class Stream>
+void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
                              http::request<http::string_body> req, ws_identity id,
-                             std::string received);
+                             connection_ticket ticket, std::string received);
 
 }  // namespace derive::web

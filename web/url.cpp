@@ -12,7 +12,65 @@ int hex_value(char c) {
   return -1;
 }
 
+char lower_ascii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+}
+
+bool is_v6_char(char c) { return hex_value(c) >= 0 || c == ':' || c == '.'; }
+
 }  // namespace
+
+std::optional<authority> parse_host_header(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  std::string v;
+  for (char c : value) v.push_back(lower_ascii(c));
+  authority a;
+  std::string_view rest = v;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos || close < 3) return std::nullopt;
+    for (char c : rest.substr(1, close - 1)) {
+      if (!is_v6_char(c)) return std::nullopt;
+    }
+    a.host = std::string(rest.substr(0, close + 1));
+    rest.remove_prefix(close + 1);
+  } else {
+    auto colon = rest.find(':');
+    a.host = std::string(rest.substr(0, colon));
+    if (a.host.empty()) return std::nullopt;
+    for (char c : a.host) {
+      if (!is_name_char(c)) return std::nullopt;
+    }
+    rest.remove_prefix(a.host.size());
+  }
+  if (!rest.empty()) {
+    if (rest.front() != ':' || rest.size() < 2 || rest.size() > 6) return std::nullopt;
+    rest.remove_prefix(1);
+    for (char c : rest) {
+      if (c < '0' || c > '9') return std::nullopt;
+    }
+    a.port = std::string(rest);
+  }
+  return a;
+}
+
+std::optional<origin_parts> parse_origin(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (!value.empty() && value.back() == '/') value.remove_suffix(1);
+  auto sep = value.find("://");
+  if (sep == std::string_view::npos) return std::nullopt;
+  origin_parts o;
+  for (char c : value.substr(0, sep)) o.scheme.push_back(lower_ascii(c));
+  if (o.scheme != "http" && o.scheme != "https") return std::nullopt;
+  auto where = parse_host_header(value.substr(sep + 3));
+  if (!where) return std::nullopt;
+  o.where = std::move(*where);
+  return o;
+}
 
 std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
   std::string out;

@@ -38,4 +38,26 @@ std::optional<uint64_t> parse_uint(std::string_view s);
 result<uint64_t> uint_param(const query_map& q, const std::string& name, uint64_t fallback,
                             uint64_t min, uint64_t max);
 
+// The authority of an Origin or Host header, lower-cased: host is a DNS name,
+// an IPv4 address or a bracketed IPv6 address ("[::1]"); port is empty when
+// none was given.
+struct authority {
+  std::string host;
+  std::string port;
+};
+
+// A Host header value ("host[:port]"). nullopt for anything else: userinfo
+// ('@'), a path, an empty host, characters outside DNS names and IP
+// literals, a port that is not 1-5 digits.
+std::optional<authority> parse_host_header(std::string_view value);
+
+// An Origin header value ("scheme://host[:port]", RFC 6454). scheme is
+// "http" or "https"; nullopt for "null", other schemes, userinfo
+// ("http://localhost:1@evil.example"), a path, garbage.
+struct origin_parts {
+  std::string scheme;
+  authority where;
+};
+std::optional<origin_parts> parse_origin(std::string_view value);
+
 }  // namespace derive::web

@@ -4,9 +4,13 @@
 // send, and when, is decided by `subscriptions` (web/subscriptions.hpp).
 // Everything of a session runs on its strand; runtime callbacks (hub changes,
 // append and wait_for completions) are posted to it through the server's gate.
+// The same code runs over plain TCP and over TLS (Stream: plain_stream or
+// tls_stream).
 #include <algorithm>
 #include <mutex>
 #include <utility>
+
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "web/errors.hpp"
 #include "web/prefixed_stream.hpp"
@@ -26,7 +30,13 @@ constexpr auto min_close_grace = std::chrono::seconds(2);
 // Bytes of a client message read at a time.
 constexpr size_t read_piece_bytes = 64 * 1024;
 
-class websocket_session;
+// What a hub_inbox needs of its session, whatever its stream.
+class inbox_owner : public session_base {
+ public:
+  virtual net::any_io_executor executor() = 0;
+  // On the session's strand: handles what the inbox holds.
+  virtual void drain_inbox() = 0;
+};
 
 // What the hub delivered to one session, in delivery order. The hub (a runtime
 // thread) appends; the session drains it on its strand. Batches are not posted
@@ -41,7 +51,7 @@ class hub_inbox {
     bool lost = false;  // on_lost instead of changes
   };
 
-  hub_inbox(std::weak_ptr<websocket_session> session, std::shared_ptr<post_gate> gate,
+  hub_inbox(std::weak_ptr<inbox_owner> session, std::shared_ptr<post_gate> gate,
             io_executor io)
       : session_(std::move(session)), gate_(std::move(gate)), io_(io) {}
 
@@ -58,7 +68,7 @@ class hub_inbox {
   std::mutex mu_;
   std::vector<entry> entries_;
   bool scheduled_ = false;
-  std::weak_ptr<websocket_session> session_;
+  std::weak_ptr<inbox_owner> session_;
   std::shared_ptr<post_gate> gate_;
   io_executor io_;
 };
@@ -81,15 +91,20 @@ class session_sink : public change_sink {
   uint64_t token_;
 };
 
-class websocket_session : public session_base,
-                          public std::enable_shared_from_this<websocket_session> {
+template <class Stream>
+class websocket_session : public inbox_owner,
+                          public std::enable_shared_from_this<websocket_session<Stream>> {
  public:
-  websocket_session(beast::tcp_stream&& stream, std::string received, server_context& ctx,
-                    net::io_context& ioc, ws_identity id)
+  using std::enable_shared_from_this<websocket_session>::shared_from_this;
+  using std::enable_shared_from_this<websocket_session>::weak_from_this;
+
+  websocket_session(Stream&& stream, std::string received, server_context& ctx,
+                    net::io_context& ioc, ws_identity id, connection_ticket ticket)
       : ws_(std::move(stream), std::move(received)),
         identity_(std::move(id)),
         ctx_(ctx),
         ioc_(ioc),
+        ticket_(std::move(ticket)),
         timer_(ws_.get_executor()),
         queue_(ctx.options.send_queue_bytes),
         // inbox_ is made by run(), before any message is read.
@@ -109,7 +124,7 @@ class websocket_session : public session_base,
     }
   }
 
-  net::any_io_executor executor() { return ws_.get_executor(); }
+  net::any_io_executor executor() override { return ws_.get_executor(); }
 
   void run(http::request<http::string_body> req) {
     inbox_ = std::make_shared<hub_inbox>(weak_from_this(), ctx_.gate, ioc_.get_executor());
@@ -152,7 +167,15 @@ class websocket_session : public session_base,
   }
 
   // --- from the runtime, on the strand ---
-  void drain_inbox();
+  void drain_inbox() override {
+    for (auto& e : inbox_->take()) {
+      if (closing_) continue;
+      if (e.lost) subs_.on_lost(e.token);
+      else subs_.on_changes(e.token, std::move(e.items));
+    }
+    sync_queue_gauge();
+    pump();
+  }
 
  private:
   // --- reading ---
@@ -280,10 +303,20 @@ class websocket_session : public session_base,
 
   void handle(const std::string& id, ws_append& op) {
     if (ctx_.auth && refused(id, ctx_.auth->append(identity_.who, op.request.events()))) return;
+    const auto& limits = ctx_.routes.limits();
+    bool with_key = !op.request.idempotency_key().empty();
+    auto client = client_key(identity_.who, ticket_->address());
+    if (auto limited = limits->admit(client, with_key)) {
+      ctx_.stats.appends_limited.fetch_add(1);
+      return answer(encode_ws_error(id, limited->code, limited->message,
+                                    static_cast<uint64_t>(limited->retry_after.count())));
+    }
     ++inflight_;
     auto gate = ctx_.gate;
     ctx_.rt.append(std::move(op.request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
-                                        id](result<append_outcome> res) {
+                                           id, limits, with_key,
+                                           client](result<append_outcome> res) {
+      if (with_key) limits->settle(client, res && !res->replayed);
       post_to_session(weak, *gate, io, [id, res = std::move(res)](websocket_session& s) {
         s.finish_request(res ? encode_appended(id, *res)
                              : encode_ws_error(id, res.error()));
@@ -440,10 +473,11 @@ class websocket_session : public session_base,
     arm_timer();
   }
 
-  websocket::stream<prefixed_stream<beast::tcp_stream>> ws_;
+  websocket::stream<prefixed_stream<Stream>> ws_;
   ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
   net::io_context& ioc_;
+  connection_ticket ticket_;
   net::steady_timer timer_;
   std::shared_ptr<hub_inbox> inbox_;
   beast::flat_buffer read_buf_;
@@ -469,33 +503,32 @@ class websocket_session : public session_base,
   clock::time_point hard_close_at_;
 };
 
-void websocket_session::drain_inbox() {
-  for (auto& e : inbox_->take()) {
-    if (closing_) continue;
-    if (e.lost) subs_.on_lost(e.token);
-    else subs_.on_changes(e.token, std::move(e.items));
-  }
-  sync_queue_gauge();
-  pump();
-}
-
 void hub_inbox::push(entry e) {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.push_back(std::move(e));
   if (scheduled_) return;
   scheduled_ = true;
-  post_to_session(session_, *gate_, io_, [](websocket_session& s) { s.drain_inbox(); });
+  post_to_session(session_, *gate_, io_, [](inbox_owner& s) { s.drain_inbox(); });
 }
 
 }  // namespace
 
-void start_websocket_session(server_context& ctx, net::io_context& ioc, beast::tcp_stream stream,
+template <class Stream>
+void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
                              http::request<http::string_body> req, ws_identity id,
-                             std::string received) {
-  auto session = std::make_shared<websocket_session>(std::move(stream), std::move(received), ctx,
-                                                     ioc, std::move(id));
+                             connection_ticket ticket, std::string received) {
+  auto session = std::make_shared<websocket_session<Stream>>(
+      std::move(stream), std::move(received), ctx, ioc, std::move(id), std::move(ticket));
   ctx.sessions.add(session);
   session->run(std::move(req));
 }
+
+template void start_websocket_session<plain_stream>(server_context&, net::io_context&,
+                                                    plain_stream, http::request<http::string_body>,
+                                                    ws_identity, connection_ticket,
+                                                    std::string);
+template void start_websocket_session<tls_stream>(server_context&, net::io_context&, tls_stream,
+                                                  http::request<http::string_body>, ws_identity,
+                                                  connection_ticket, std::string);
 
 }  // namespace derive::web

@@ -188,6 +188,16 @@ std::string encode_ws_error(const std::optional<std::string>& id, std::string_vi
   return out;
 }
 
+std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,
+                            std::string_view message, uint64_t retry_after_ms) {
+  std::string out = encode_ws_error(id, code, message);
+  out.pop_back();
+  out += ",\"retry_after_ms\":";
+  append_uint(out, retry_after_ms);
+  out += '}';
+  return out;
+}
+
 std::string encode_ws_error(const std::optional<std::string>& id, const status& st) {
   return encode_ws_error(id, to_string(st.code()), st.message());
 }

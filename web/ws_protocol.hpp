@@ -64,6 +64,10 @@ std::variant<ws_request, ws_error> parse_ws_request(std::string_view text);
 std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,
                             std::string_view message);
 std::string encode_ws_error(const std::optional<std::string>& id, const status& st);
+// An error the client may retry after `retry_after_ms` (rate limits):
+// {"op":"error",...,"retry_after_ms":N}.
+std::string encode_ws_error(const std::optional<std::string>& id, std::string_view code,
+                            std::string_view message, uint64_t retry_after_ms);
 std::string encode_unsubscribed(const std::string& id);
 std::string encode_appended(const std::string& id, const append_outcome& outcome);
 std::string encode_value(const std::string& id, std::string_view key,

@@ -1,15 +1,19 @@
 // docsearch: a full-text document search on Derive, with a live browser UI.
 //
-//   docsearch [--port N] [--data DIR] [--threads N] [--relaxed] [--www DIR]
+//   docsearch [--port N] [--address A] [--data DIR] [--threads N] [--relaxed]
+//             [--www DIR] [--tls-cert FILE --tls-key FILE] [--allow-host NAME]...
+//             [--max-connections-per-address N] [--append-rate N]
 //             [--auth-secret-file F | --auth-keys F] [--auth-rules F] [--help]
 //   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
 //             [--no-progress]   (importer.hpp)
 //
 // Wires the runtime (docsearch's views and validators, docsearch_views.hpp)
 // to the HTTP/WebSocket server, seeds a few example documents into an empty
-// data directory, and runs until SIGINT or SIGTERM.
+// data directory, and runs until SIGINT or SIGTERM (SIGHUP reloads the TLS
+// certificate).
 
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +21,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,8 +53,25 @@ log, the "documents", "search" and "stats" views are derived from it, and the
 web page at / updates live in every open browser window.
 
 Options:
-  --port N      TCP port to listen on, 127.0.0.1 only (default 8080;
-                0 picks a free port). Environment: DERIVE_PORT.
+  --port N      TCP port to listen on (default 8080; 0 picks a free port).
+                Environment: DERIVE_PORT.
+  --address A   the address to listen on (default 127.0.0.1, this machine
+                only; 0.0.0.0 or :: for every interface: then name the
+                hosts clients use with --allow-host).
+  --tls-cert FILE, --tls-key FILE
+                serve https and wss on the port with this PEM certificate
+                chain and key; SIGHUP reads them again (a bad file keeps the
+                old ones). Plain http requests are then refused.
+  --allow-host NAME
+                accept requests for this host name (repeat for more; "*"
+                for any). Default: localhost, 127.0.0.1, [::1] and the
+                listening address.
+  --max-connections-per-address N
+                open connections per client address (default 1000; 0: no
+                limit).
+  --append-rate N
+                appends a second per client address, bursts of 2N (default
+                0: no limit); beyond: 429 with Retry-After.
   --data DIR    data directory, created when missing (default ./data).
                 Environment: DERIVE_DATA. Running again keeps the data.
   --threads N   network (Asio) threads, 1..64 (default 2).
@@ -84,6 +106,12 @@ struct options {
   unsigned threads = 2;
   bool relaxed = false;
   std::string www = DOCSEARCH_WWW_DIR;
+  std::string address = "127.0.0.1";
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> allowed_hosts;
+  size_t max_per_address = 1000;
+  unsigned long append_rate = 0;
   std::string auth_secret_file;
   std::string auth_keys;
   std::string auth_issuer;
@@ -146,6 +174,39 @@ std::optional<options> parse_options(int argc, char** argv, bool& help) {
       auto v = value("--www");
       if (!v) return std::nullopt;
       o.www = *v;
+    } else if (is("--address")) {
+      auto v = value("--address");
+      if (!v || v->empty()) return std::nullopt;
+      o.address = *v;
+    } else if (is("--tls-cert")) {
+      auto v = value("--tls-cert");
+      if (!v || v->empty()) return std::nullopt;
+      o.tls_cert = *v;
+    } else if (is("--tls-key")) {
+      auto v = value("--tls-key");
+      if (!v || v->empty()) return std::nullopt;
+      o.tls_key = *v;
+    } else if (is("--allow-host")) {
+      auto v = value("--allow-host");
+      if (!v || v->empty()) return std::nullopt;
+      o.allowed_hosts.push_back(*v);
+    } else if (is("--max-connections-per-address")) {
+      auto v = value("--max-connections-per-address");
+      auto n = v ? parse_number(*v, 100000) : std::nullopt;
+      if (!n) {
+        std::cerr << "docsearch: --max-connections-per-address must be a number from 0 to "
+                     "100000\n";
+        return std::nullopt;
+      }
+      o.max_per_address = *n;
+    } else if (is("--append-rate")) {
+      auto v = value("--append-rate");
+      auto n = v ? parse_number(*v, 100000) : std::nullopt;
+      if (!n) {
+        std::cerr << "docsearch: --append-rate must be a number from 0 to 100000\n";
+        return std::nullopt;
+      }
+      o.append_rate = *n;
     } else if (is("--threads")) {
       auto v = value("--threads");
       auto n = v ? parse_number(*v, 64) : std::nullopt;
@@ -167,6 +228,10 @@ std::optional<options> parse_options(int argc, char** argv, bool& help) {
       return std::nullopt;
     }
     o.port = static_cast<uint16_t>(*n);
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    std::cerr << "docsearch: --tls-cert and --tls-key go together\n";
+    return std::nullopt;
   }
   return o;
 }
@@ -259,8 +324,9 @@ int main(int argc, char** argv) {
   }
   if (!opts) return 2;
 
-  // Ctrl-C and SIGTERM wake signals.wait(); the server stops before the runtime.
-  derive::stop_signals signals;
+  // Ctrl-C and SIGTERM wake signals.wait(); the server stops before the
+  // runtime. SIGHUP wakes it too, to reload the TLS certificate.
+  derive::stop_signals signals(true);
 
   std::error_code ec;
   std::filesystem::path data = std::filesystem::absolute(opts->data, ec).lexically_normal();
@@ -277,6 +343,13 @@ int main(int argc, char** argv) {
 
   derive::web::server_options srv_options;
   srv_options.port = opts->port;
+  srv_options.address = opts->address;
+  srv_options.tls_cert_file = opts->tls_cert;
+  srv_options.tls_key_file = opts->tls_key;
+  srv_options.allowed_hosts = opts->allowed_hosts;
+  srv_options.max_connections_per_address = opts->max_per_address;
+  srv_options.append_rate = static_cast<double>(opts->append_rate);
+  srv_options.append_burst = 2.0 * static_cast<double>(opts->append_rate);
   srv_options.threads = opts->threads;
   srv_options.static_dir = opts->www;
   srv_options.client_dir = DERIVE_CLIENT_DIR;
@@ -290,19 +363,28 @@ int main(int argc, char** argv) {
     srv_options.auth = std::move(*auth);
   }
   derive::web::server srv(rt, srv_options);
+  std::string host = opts->address.find(':') != std::string::npos ? "[" + opts->address + "]"
+                                                                   : opts->address;
   if (auto st = srv.start(); !st) {
-    std::cerr << "docsearch: cannot listen on 127.0.0.1:" << opts->port << ": "
+    std::cerr << "docsearch: cannot listen on " << host << ":" << opts->port << ": "
               << st.to_string() << "\n";
     rt.stop();
     return 1;
   }
-  std::cout << "Derive docsearch listening on http://127.0.0.1:" << srv.port() << "/\n"
+  std::cout << "Derive docsearch listening on " << (opts->tls_cert.empty() ? "http" : "https")
+            << "://" << host << ":" << srv.port() << "/\n"
             << "data directory: " << data.string()
             << (opts->relaxed ? " (relaxed durability)" : "") << "\n"
             << (opts->auth() ? "tokens required, rules from " + opts->auth_rules + "\n" : "")
             << "Press Ctrl-C to stop." << std::endl;
 
-  signals.wait();
+  while (signals.wait() == SIGHUP) {
+    if (opts->tls_cert.empty()) continue;
+    auto st = srv.reload_tls();
+    std::cout << "docsearch: "
+              << (st ? "TLS certificate reloaded" : "TLS reload failed, the old certificate stays: " + st.to_string())
+              << std::endl;
+  }
   std::cout << "docsearch: stopping" << std::endl;
   srv.stop();
   rt.stop();

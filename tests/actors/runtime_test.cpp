@@ -478,6 +478,17 @@ TEST(stop_signals_test, WaitReturnsTheSignalThatArrived) {
   killer.join();
 }
 
+TEST(stop_signals_test, ACaughtHangupWakesWaitAndIsRestoredAfterwards) {
+  {
+    derive::stop_signals signals(true);
+    ::kill(::getpid(), SIGHUP);  // would end the process if not caught
+    EXPECT_EQ(signals.wait(), SIGHUP);
+  }
+  struct sigaction now {};
+  sigaction(SIGHUP, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);
+}
+
 TEST(stop_signals_test, NotifyWakesWaitFromAnotherThread) {
   derive::stop_signals signals;
   std::thread notifier([&signals] {

@@ -97,7 +97,10 @@ environment_options writer_env_options(int cycle) {
 
 view_store_options store_options() {
   view_store_options options;
-  options.changelog_retention = 0;  // keep everything, so the changelog can be replayed
+  // Keep everything (no count, byte or age limit), so the changelog can be replayed.
+  options.changelog_retention = 0;
+  options.changelog_max_bytes = 0;
+  options.changelog_max_age = std::chrono::milliseconds(0);
   return options;
 }
 

@@ -191,6 +191,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   head.target = std::string_view(req.target().data(), req.target().size());
   head.chunked = parser.chunked();
   if (auto n = parser.content_length()) head.content_length = *n;
+  if (auto it = req.find(http::field::host); it != req.end())
+    head.host = std::string_view(it->value().data(), it->value().size());
+  if (auto it = req.find(http::field::origin); it != req.end())
+    head.origin = std::string_view(it->value().data(), it->value().size());
   if (auto bad = w.routes->check_head(head)) return check_reply(*bad), 0;
   if (beast::websocket::is_upgrade(req)) {
     std::optional<std::string_view> origin;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <sstream>
 
 #include <boost/asio/connect.hpp>
@@ -12,7 +13,11 @@
 #include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 namespace derive::webtest {
 namespace {
@@ -354,6 +359,141 @@ void ws_connection::kill() {
     impl_->io.poll();
   }
   if (!impl_->closed) impl_->closed = ws_close_info{0, "killed"};
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+bool make_self_signed_cert(const std::string& cert_path, const std::string& key_path,
+                           const std::string& common_name) {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
+  if (!key || !cert) return false;
+  X509_set_version(cert.get(), 2);
+  static long serial = 1;
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7 * 86400);
+  X509_set_pubkey(cert.get(), key.get());
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
+  X509_set_issuer_name(cert.get(), name);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
+  if (X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name,
+                                                "DNS:localhost,IP:127.0.0.1")) {
+    X509_add_ext(cert.get(), san, -1);
+    X509_EXTENSION_free(san);
+  }
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) return false;
+  FILE* cf = std::fopen(cert_path.c_str(), "w");
+  if (!cf) return false;
+  bool ok = PEM_write_X509(cf, cert.get()) == 1;
+  std::fclose(cf);
+  FILE* kf = std::fopen(key_path.c_str(), "w");
+  if (!kf) return false;
+  ok = PEM_write_PrivateKey(kf, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1 && ok;
+  std::fclose(kf);
+  return ok;
+}
+
+namespace {
+
+// A TLS connection to 127.0.0.1:port, handshake done (nullptr on failure).
+struct tls_client {
+  net::io_context io;
+  net::ssl::context ssl{net::ssl::context::tls_client};
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> stream;
+  std::string peer_common_name;
+
+  bool connect(uint16_t port) {
+    ssl.set_verify_mode(net::ssl::verify_none);
+    stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, ssl);
+    beast::error_code ec;
+    beast::get_lowest_layer(*stream).socket().connect(local(port), ec);
+    if (ec) return false;
+    bool done = false;
+    beast::get_lowest_layer(*stream).expires_after(io_timeout);
+    stream->async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) {
+      ec = e;
+      done = true;
+    });
+    run_until(io, [&] { return done; }, io_timeout + 1s);
+    if (!done || ec) return false;
+    if (X509* peer = SSL_get1_peer_certificate(stream->native_handle())) {
+      char cn[256] = {0};
+      X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+      peer_common_name = cn;
+      X509_free(peer);
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+https_result https_request(uint16_t port, const http_request_spec& spec) {
+  https_result out;
+  tls_client c;
+  if (!c.connect(port)) return out;
+  out.peer_common_name = c.peer_common_name;
+  auto req = make_request(spec);
+  bool done = false;
+  beast::error_code ec;
+  beast::get_lowest_layer(*c.stream).expires_after(io_timeout);
+  http::async_write(*c.stream, req, [&](beast::error_code e, size_t) {
+    ec = e;
+    done = true;
+  });
+  run_until(c.io, [&] { return done; }, io_timeout + 1s);
+  if (!done || ec) return out;
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  done = false;
+  http::async_read(*c.stream, buffer, res, [&](beast::error_code e, size_t) {
+    ec = e;
+    done = true;
+  });
+  run_until(c.io, [&] { return done; }, io_timeout + 1s);
+  if (done && !ec) out.response = to_response(res);
+  return out;
+}
+
+std::optional<json> wss_exchange(uint16_t port, const json& msg) {
+  tls_client c;
+  if (!c.connect(port)) return std::nullopt;
+  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(std::move(*c.stream));
+  beast::get_lowest_layer(ws).expires_never();
+  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+  bool done = false;
+  beast::error_code ec;
+  ws.async_handshake("127.0.0.1:" + std::to_string(port), "/v1/ws", [&](beast::error_code e) {
+    ec = e;
+    done = true;
+  });
+  run_until(c.io, [&] { return done; }, io_timeout);
+  if (!done || ec) return std::nullopt;
+  std::string text = msg.dump();
+  done = false;
+  ws.async_write(net::buffer(text), [&](beast::error_code e, size_t) {
+    ec = e;
+    done = true;
+  });
+  run_until(c.io, [&] { return done; }, io_timeout);
+  if (!done || ec) return std::nullopt;
+  beast::flat_buffer buffer;
+  done = false;
+  ws.async_read(buffer, [&](beast::error_code e, size_t) {
+    ec = e;
+    done = true;
+  });
+  run_until(c.io, [&] { return done; }, io_timeout);
+  if (!done || ec) return std::nullopt;
+  auto j = json::parse(beast::buffers_to_string(buffer.data()), nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
 }
 
 }  // namespace derive::webtest

@@ -114,4 +114,24 @@ class ws_connection {
   std::unique_ptr<impl> impl_;
 };
 
+// --- TLS ---------------------------------------------------------------------
+
+// Writes a self-signed certificate (EC P-256, SAN localhost and 127.0.0.1,
+// subject CN `common_name`) and its key as PEM files. Made with libssl at
+// test time. Returns false when a file cannot be written.
+bool make_self_signed_cert(const std::string& cert_path, const std::string& key_path,
+                           const std::string& common_name);
+
+struct https_result {
+  http_response response;        // status 0: no TLS connection or no answer
+  std::string peer_common_name;  // CN of the certificate the server presented
+};
+// One request over TLS to 127.0.0.1:port on a fresh connection (the server's
+// certificate is not verified; its CN is returned).
+https_result https_request(uint16_t port, const http_request_spec& spec);
+
+// Over wss://127.0.0.1:port/v1/ws: sends `msg` and returns the first message
+// the server answers (nullopt: no TLS, no upgrade or no answer).
+std::optional<json> wss_exchange(uint16_t port, const json& msg);
+
 }  // namespace derive::webtest

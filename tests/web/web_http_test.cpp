@@ -99,7 +99,7 @@ TEST_F(http_test, bodies_must_be_json) {
   EXPECT_EQ(post_events(event("a"), {{"Content-Type", "Application/JSON; charset=utf-8"}}).status,
             201);
   http_connection c(port());
-  auto no_type = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+  auto no_type = c.raw("POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}");
   ASSERT_TRUE(no_type);
   expect_error(*no_type, 415, "unsupported_media_type");
   expect_healthy();
@@ -115,7 +115,7 @@ TEST_F(http_test, a_body_over_the_limit_is_413) {
 TEST_F(http_test, chunked_requests_are_411) {
   http_connection c(port());
   auto r = c.raw(
-      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
       "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n");
   ASSERT_TRUE(r);
   expect_error(*r, 411, "length_required");
@@ -125,7 +125,7 @@ TEST_F(http_test, chunked_requests_are_411) {
 
 TEST_F(http_test, a_post_without_content_length_is_411) {
   http_connection c(port());
-  auto r = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n");
+  auto r = c.raw("POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\r\n");
   ASSERT_TRUE(r);
   expect_error(*r, 411, "length_required");
   expect_healthy();
@@ -133,7 +133,7 @@ TEST_F(http_test, a_post_without_content_length_is_411) {
 
 TEST_F(http_test, oversized_and_malformed_headers_are_refused) {
   http_connection c(port());
-  auto big = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'a') +
+  auto big = c.raw("GET /v1/health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(8000, 'a') +
                    "\r\n\r\n");
   ASSERT_TRUE(big);
   expect_error(*big, 431, "header_too_large");
@@ -186,7 +186,7 @@ TEST_F(http_test, ambiguous_framing_is_400_naming_the_header_and_closes) {
 TEST_F(http_test, a_client_expecting_100_continue_gets_it_before_sending_the_body) {
   http_connection c(port());
   std::string body = event("e");
-  auto interim = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+  auto interim = c.raw("POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                        "Expect: 100-continue\r\nContent-Length: " +
                        std::to_string(body.size()) + "\r\n\r\n");
   ASSERT_TRUE(interim);
@@ -233,7 +233,7 @@ TEST_F(http_test, malformed_keys_are_400) {
   }
   http_connection c(port());
   auto empty = c.raw(
-      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
       "Idempotency-Key: \r\nContent-Length: 2\r\n\r\n{}");
   ASSERT_TRUE(empty);
   expect_error(*empty, 400, "invalid_idempotency_key");
@@ -245,13 +245,13 @@ TEST_F(http_test, a_key_with_control_characters_is_invalid_idempotency_key) {
   // names the key, and nothing is appended.
   for (std::string key : {std::string("a\x01b"), std::string("a\x7f" "b")}) {
     http_connection c(port());
-    auto r = c.raw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    auto r = c.raw("POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                    "Idempotency-Key: " + key + "\r\nContent-Length: 2\r\n\r\n{}");
     ASSERT_TRUE(r);
     expect_error(*r, 400, "invalid_idempotency_key");
   }
   http_connection c(port());
-  auto other = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Other: a\x01" "b\r\n\r\n");
+  auto other = c.raw("GET /v1/health HTTP/1.1\r\nHost: localhost\r\nX-Other: a\x01" "b\r\n\r\n");
   ASSERT_TRUE(other);
   expect_error(*other, 400, "bad_request");
   EXPECT_EQ(get("/v1/events").body_json()["head"], 0);
@@ -549,7 +549,7 @@ TEST_F(http_test, paths_outside_the_static_folder_are_refused) {
                              "/sub/../../secret.txt", "/link.txt", "/client/../secret.txt",
                              "/client/%2e%2e/secret.txt", "/..%5csecret.txt"}) {
     http_connection c(port());
-    auto r = c.raw(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.raw(std::string("GET ") + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
     ASSERT_TRUE(r) << target;
     EXPECT_EQ(r->status, 404) << target;
     EXPECT_EQ(r->body.find("SECRET"), std::string::npos) << target;
@@ -595,7 +595,7 @@ TEST_F(idle_http_test, an_idle_keep_alive_connection_is_closed) {
 
 TEST_F(idle_http_test, a_request_that_never_completes_is_dropped) {
   http_connection c(port());
-  auto r = c.raw("GET /v1/health HTTP/1.1\r\nHost: x\r\n");  // no blank line: never complete
+  auto r = c.raw("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n");  // no blank line: never complete
   EXPECT_FALSE(r);
   expect_healthy();
 }

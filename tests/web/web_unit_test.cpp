@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <map>
 
+#include <sys/resource.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +13,7 @@
 #include "tests/web/web_fixture.hpp"
 #include "web/errors.hpp"
 #include "web/framing.hpp"
+#include "web/limits.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
 #include "web/static_files.hpp"
@@ -472,6 +475,166 @@ TEST(ws_protocol, json_nesting_depth_is_measured_outside_strings) {
   EXPECT_FALSE(json_deeper_than(R"({"a":"[[[[[[["})", 2));
   EXPECT_TRUE(json_deeper_than("[[[1]]]", 2));
   EXPECT_FALSE(json_deeper_than("[[1],[2]]", 2));
+}
+
+// --- transport: Host, Origin, limits (docs/security.md) ---
+
+TEST(origin, userinfo_other_schemes_paths_and_garbage_are_refused) {
+  std::vector<std::string> none;
+  EXPECT_FALSE(origin_allowed("http://localhost:1@evil.example", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("http://user@localhost", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("ftp://localhost", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("http://localhost/path", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("http://local host", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("http://localhost:80x", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("localhost", "127.0.0.1:8080", none));
+  EXPECT_FALSE(origin_allowed("http://", "127.0.0.1:8080", none));
+  // A listed entry never matches an origin that does not parse.
+  EXPECT_FALSE(origin_allowed("http://a@b", "x", {"http://a@b"}));
+}
+
+TEST(url, host_headers_and_origins_parse_into_host_and_port) {
+  auto h = parse_host_header("Example.COM:8443");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->host, "example.com");
+  EXPECT_EQ(h->port, "8443");
+  h = parse_host_header("[::1]:9");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->host, "[::1]");
+  EXPECT_EQ(h->port, "9");
+  EXPECT_FALSE(parse_host_header(""));
+  EXPECT_FALSE(parse_host_header("a@b"));
+  EXPECT_FALSE(parse_host_header("a:"));
+  EXPECT_FALSE(parse_host_header("a:1234567"));
+  EXPECT_FALSE(parse_host_header("[zz]"));
+  auto o = parse_origin("HTTPS://App.example:443/");
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->scheme, "https");
+  EXPECT_EQ(o->where.host, "app.example");
+  EXPECT_FALSE(parse_origin("null"));
+}
+
+TEST(host, by_default_loopback_names_and_the_bound_address_are_allowed) {
+  std::vector<std::string> none;
+  EXPECT_TRUE(host_allowed("localhost:8080", none, "127.0.0.1"));
+  EXPECT_TRUE(host_allowed("127.0.0.1", none, "127.0.0.1"));
+  EXPECT_TRUE(host_allowed("[::1]:1", none, "127.0.0.1"));
+  EXPECT_TRUE(host_allowed("10.0.0.5:8080", none, "10.0.0.5"));
+  EXPECT_TRUE(host_allowed("[fe80::1]:8080", none, "fe80::1"));
+  // DNS rebinding: a name the attacker controls, resolving to us.
+  EXPECT_FALSE(host_allowed("evil.example:8080", none, "127.0.0.1"));
+  EXPECT_FALSE(host_allowed("0.0.0.0:8080", none, "0.0.0.0"));
+  EXPECT_FALSE(host_allowed("localhost@evil.example", none, "127.0.0.1"));
+}
+
+TEST(host, a_configured_list_replaces_the_default) {
+  EXPECT_TRUE(host_allowed("App.Example:443", {"app.example"}, "0.0.0.0"));
+  EXPECT_FALSE(host_allowed("localhost", {"app.example"}, "127.0.0.1"));
+  EXPECT_TRUE(host_allowed("anything.example", {"*"}, "127.0.0.1"));
+  EXPECT_FALSE(host_allowed("bad host", {"*"}, "127.0.0.1"));
+}
+
+using std::chrono::milliseconds;
+
+TEST(rate_limiter, a_burst_is_admitted_then_tokens_come_at_the_rate) {
+  rate_limiter r(10, 3);  // 10 a second, 3 at once
+  auto t = limit_clock::now();
+  EXPECT_FALSE(r.take("a", t));
+  EXPECT_FALSE(r.take("a", t));
+  EXPECT_FALSE(r.take("a", t));
+  auto wait = r.take("a", t);
+  ASSERT_TRUE(wait);
+  EXPECT_EQ(*wait, milliseconds(100));
+  EXPECT_FALSE(r.take("b", t)) << "each client has its own bucket";
+  EXPECT_TRUE(r.take("a", t + milliseconds(50)));
+  EXPECT_FALSE(r.take("a", t + milliseconds(100)));
+  EXPECT_TRUE(r.take("a", t + milliseconds(100)));
+}
+
+TEST(rate_limiter, rate_zero_is_unlimited) {
+  rate_limiter r(0, 1);
+  auto t = limit_clock::now();
+  for (int i = 0; i < 1000; ++i) ASSERT_FALSE(r.take("a", t));
+}
+
+TEST(rate_limiter, idle_clients_are_forgotten_without_changing_answers) {
+  rate_limiter r(1000, 1);
+  auto t = limit_clock::now();
+  for (int i = 0; i < 5000; ++i) ASSERT_FALSE(r.take("c" + std::to_string(i), t));
+  // A second later every bucket is full again: sweeping them is invisible.
+  auto later = t + std::chrono::seconds(1);
+  for (int i = 0; i < 5000; ++i) ASSERT_FALSE(r.take("c" + std::to_string(i), later));
+  EXPECT_TRUE(r.take("c0", later));
+}
+
+TEST(key_quota, counts_per_client_and_window_and_takes_refunds) {
+  key_quota q(2, milliseconds(1000));
+  auto t = limit_clock::now();
+  EXPECT_FALSE(q.take("a", t));
+  EXPECT_FALSE(q.take("a", t));
+  auto wait = q.take("a", t + milliseconds(400));
+  ASSERT_TRUE(wait);
+  EXPECT_EQ(*wait, milliseconds(600));
+  EXPECT_FALSE(q.take("b", t));
+  q.refund("a");  // a replay or a failed append costs nothing
+  EXPECT_FALSE(q.take("a", t + milliseconds(500)));
+  EXPECT_TRUE(q.take("a", t + milliseconds(999)));
+  EXPECT_FALSE(q.take("a", t + milliseconds(1000))) << "a new window";
+}
+
+TEST(append_limits, refusals_name_the_limit_and_when_to_retry) {
+  append_limits limits(1, 1, 1, std::chrono::hours(1));
+  auto t = limit_clock::now();
+  EXPECT_FALSE(limits.admit("a", true, t));
+  auto refused = limits.admit("a", false, t);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, "rate_limited");
+  EXPECT_EQ(refused->retry_after_seconds(), 1u);
+  EXPECT_NE(refused->message.find("1 a second"), std::string::npos) << refused->message;
+  limits.settle("a", true);  // the key was new: it stays counted
+  refused = limits.admit("a", true, t + std::chrono::seconds(1));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, "too_many_idempotency_keys");
+  EXPECT_EQ(refused->retry_after_seconds(), 3599u);
+  EXPECT_FALSE(limits.admit("a", false, t + std::chrono::seconds(2))) << "appends without a key go on";
+}
+
+TEST(append_limits, clients_are_token_subjects_or_else_addresses) {
+  principal anonymous;
+  principal alice;
+  alice.token = token_claims{};
+  alice.token->sub = "alice";
+  EXPECT_EQ(client_key(anonymous, "10.0.0.1"), "addr:10.0.0.1");
+  EXPECT_EQ(client_key(alice, "10.0.0.1"), "sub:alice");
+  EXPECT_EQ(client_key(alice, "10.0.0.2"), client_key(alice, "10.0.0.1"));
+}
+
+TEST(connection_limits, tickets_count_in_total_and_per_address) {
+  connection_limits limits(3, 2);
+  std::string why;
+  auto a1 = limits.admit("10.0.0.1", why);
+  auto a2 = limits.admit("10.0.0.1", why);
+  ASSERT_TRUE(a1 && a2);
+  EXPECT_FALSE(limits.admit("10.0.0.1", why));
+  EXPECT_NE(why.find("this address"), std::string::npos) << why;
+  auto b1 = limits.admit("10.0.0.2", why);
+  ASSERT_TRUE(b1);
+  EXPECT_FALSE(limits.admit("10.0.0.3", why));
+  EXPECT_NE(why.find("maximum of 3"), std::string::npos) << why;
+  a1.reset();
+  EXPECT_EQ(limits.open(), 2u);
+  EXPECT_TRUE(limits.admit("10.0.0.1", why));
+}
+
+TEST(connection_limits, the_total_stays_below_the_descriptor_limit) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit lowered = saved;
+  lowered.rlim_cur = 1000;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  EXPECT_EQ(effective_max_connections(100'000), 936u);  // 64 kept free
+  EXPECT_EQ(effective_max_connections(3), 3u);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 }  // namespace

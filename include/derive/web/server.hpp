@@ -31,7 +31,36 @@ struct server_options {
   // Origins allowed to open a WebSocket; empty: the server's own origin and
   // http(s)://localhost / 127.0.0.1 / [::1] on any port. "*" allows all.
   // Other origins get 403 (docs/protocol.md, "Origin check").
+  // The same list decides whether an HTTP request that may change data
+  // (any method but GET, HEAD, OPTIONS) and carries an Origin is accepted.
   std::vector<std::string> allowed_origins;
+  // Host header values accepted (against DNS rebinding): host names or IP
+  // literals ("[::1]"), any port. Empty: localhost, 127.0.0.1, [::1] and the
+  // bound address. "*" allows all. Other hosts get 421 host_not_allowed.
+  std::vector<std::string> allowed_hosts;
+
+  // TLS (docs/security.md): PEM files of the certificate chain and of its
+  // private key; both empty: no TLS. With TLS the port serves https and wss
+  // (a TLS handshake is detected per connection); a plain HTTP request on it
+  // is answered 400 tls_required and closed. reload_tls() reads them again.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+
+  // Open connections at most, in total (kept below the process's file
+  // descriptor limit) and per client IP address (0: no per-address limit;
+  // behind a proxy every client has the proxy's address). A connection over
+  // a limit is answered 503 too_many_connections and closed, unread.
+  size_t max_connections = 10000;
+  size_t max_connections_per_address = 0;
+  // Appends (HTTP and WebSocket) per client: a token bucket of append_rate
+  // appends a second holding at most append_burst; 0: no limit. Beyond it:
+  // 429 rate_limited with Retry-After.
+  double append_rate = 0;
+  double append_burst = 100;
+  // New idempotency keys per client within idempotency_key_window (0: no
+  // limit). Beyond: 429 too_many_idempotency_keys (docs/security.md).
+  size_t max_new_idempotency_keys = 10000;
+  std::chrono::milliseconds idempotency_key_window{std::chrono::hours(1)};
   // Tokens and access rules (docs/security.md); unset: no checks at all.
   std::optional<auth_options> auth;
 
@@ -82,6 +111,12 @@ class server {
   // Idempotent.
   void stop();
   uint16_t port() const;
+  // Reads tls_cert_file and tls_key_file again (for example on SIGHUP); new
+  // connections use them, open ones keep theirs. On an error (a file
+  // missing, unreadable, or a key that does not match) the old certificate
+  // stays in use and the error is returned. Errors: invalid_parameter (TLS is
+  // off), io_error. Thread-safe.
+  status reload_tls();
 
  private:
   class impl;
