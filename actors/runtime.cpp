@@ -8,11 +8,13 @@
 #include <caf/all.hpp>
 
 #include <derive/logging.hpp>
+#include <derive/processor.hpp>
 #include <derive/view.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
+#include "core/event.hpp"
 
 // The runtime's lifecycle: declarations, start() and stop().
 // Reads, writes and metrics are in runtime_reads.cpp, runtime_writes.cpp and
@@ -56,6 +58,15 @@ status check_views(runtime::impl& rt) {
     if (keep.max_age.count() < 0)
       return {errc::invalid_parameter,
               "view '" + def.name() + "': changelog_retention max_age must not be negative"};
+  }
+  for (auto& [index, box] : rt.outboxes) {
+    const auto& def = box->def();
+    if (def.source().empty() ? !def.event_fn() : !def.change_fn())
+      return {errc::invalid_parameter, "processor '" + def.name() + "' has no apply function"};
+    if (auto s = validate_idempotency_key(box->def().output_key(UINT64_MAX)); !s)
+      return {errc::invalid_parameter, "processor '" + box->def().name() +
+                                           "': its name makes invalid idempotency keys: " +
+                                           s.message()};
   }
   for (auto& slot : rt.slots) {
     // Follow the sources: an unknown name or coming back to `slot` is an error.
@@ -190,6 +201,13 @@ void spawn_actors(runtime::impl& rt) {
                                      std::vector<offset_changes>& changes) {
       pub.published(s, offset, changes);
     };
+    if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
+      ctx.before_commit = [&rt, outbox = box->second](view_slot& s, uint64_t offset) {
+        return outbox->flush(offset, [&rt, &s](checked_append r, auto done) {
+          rt.submit_when_open(std::move(r), std::move(done), s.stopping);
+        });
+      };
+    }
     rt.runners[slot->index()] = spawn_view_runner(*rt.system, std::move(ctx));
   }
   std::vector<caf::actor> log_runners;
@@ -256,6 +274,18 @@ void runtime::add_view(view_def def) {
   impl_->slots.push_back(std::make_unique<view_slot>(std::move(def), impl_->slots.size()));
 }
 
+void runtime::add_processor(processor_def def) {
+  std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->running) {
+    log_warn(component, "add_processor(", def.name(), ") after start is ignored");
+    return;
+  }
+  auto outbox = std::make_shared<processor_outbox>(std::move(def));
+  size_t index = impl_->slots.size();
+  impl_->slots.push_back(std::make_unique<view_slot>(outbox->as_view(), index));
+  impl_->outboxes[index] = std::move(outbox);
+}
+
 void runtime::add_validator(std::string type,
                             std::function<status(const event_input&)> check) {
   std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
@@ -277,6 +307,7 @@ status runtime::start() {
   {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = true;
+    impl_->append_open.notify_all();
   }
   impl_->running = true;
   log_info(component, "started in ", impl_->options.data_dir, " with ", impl_->slots.size(),
@@ -297,6 +328,10 @@ void runtime::stop() {
   // Runners mid-batch commit after their current input (view_runner.hpp),
   // so that stopping never waits for a whole catch-up transaction.
   for (auto& slot : impl_->slots) slot->stopping.store(true, std::memory_order_relaxed);
+  {
+    std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
+    impl_->append_open.notify_all();  // processors waiting to append
+  }
   // No lock is held while the actors finish: their callbacks may call back
   // into the runtime (reads stay served until storage closes below).
   // In-flight appends are committed and answered before the sequencer quits.

@@ -13,6 +13,7 @@
 // sent before is in the sequencer's mailbox ahead of its stop message.
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,7 @@
 #include <derive/runtime.hpp>
 
 #include "actors/hub.hpp"
+#include "actors/processor.hpp"
 #include "actors/publisher.hpp"
 #include "actors/sequencer.hpp"
 #include "actors/view_slot.hpp"
@@ -45,6 +47,14 @@ struct runtime::impl {
   view_slot* find(const std::string& name) const;
   // The application's validators for each event's type.
   status run_validators(const checked_append& request) const;
+  // The append path of runtime::append after its checks: validators, then
+  // the sequencer; `done` runs once (on the caller's thread on an error
+  // found before the sequencer).
+  void submit(checked_append request, std::function<void(result<append_outcome>)> done);
+  // submit() for processors, whose runners start before appends are
+  // accepted: waits until they are, or until `stopping` is set.
+  void submit_when_open(checked_append request, std::function<void(result<append_outcome>)> done,
+                        const std::atomic<bool>& stopping);
 
   runtime_options options;
   caf::actor_system_config config;
@@ -52,6 +62,8 @@ struct runtime::impl {
 
   std::vector<std::unique_ptr<view_slot>> slots;  // declaration order
   std::unordered_map<std::string, std::function<status(const event_input&)>> validators;
+  // The processors' outboxes, by slot index.
+  std::unordered_map<size_t, std::shared_ptr<processor_outbox>> outboxes;
 
   std::mutex lifecycle_mu;
   mutable std::shared_mutex storage_mu;
@@ -70,6 +82,7 @@ struct runtime::impl {
 
   std::shared_mutex append_mu;
   bool accepting = false;
+  std::condition_variable_any append_open;  // notified when accepting or stopping is set
 };
 
 // The errors every part of the runtime answers with.

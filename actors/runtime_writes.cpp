@@ -37,11 +37,26 @@ void runtime::append(append_request request, std::function<void(result<append_ou
 }
 
 void runtime::append(checked_append request, std::function<void(result<append_outcome>)> done) {
-  if (auto s = impl_->run_validators(request); !s) return done(s);
+  impl_->submit(std::move(request), std::move(done));
+}
+
+void runtime::impl::submit_when_open(checked_append request,
+                                     std::function<void(result<append_outcome>)> done,
+                                     const std::atomic<bool>& stopping) {
   {
-    std::shared_lock<std::shared_mutex> lock(impl_->append_mu);
-    if (impl_->accepting) {
-      caf::anon_send(impl_->sequencer, append_job{std::move(request), std::move(done)});
+    std::shared_lock<std::shared_mutex> lock(append_mu);
+    append_open.wait(lock, [&] { return accepting || stopping.load(); });
+  }
+  submit(std::move(request), std::move(done));
+}
+
+void runtime::impl::submit(checked_append request,
+                           std::function<void(result<append_outcome>)> done) {
+  if (auto s = run_validators(request); !s) return done(s);
+  {
+    std::shared_lock<std::shared_mutex> lock(append_mu);
+    if (accepting) {
+      caf::anon_send(sequencer, append_job{std::move(request), std::move(done)});
       return;
     }
   }

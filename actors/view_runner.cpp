@@ -251,6 +251,13 @@ void process_batch(runner_actor* self) {
   batch->changes = txn.take_changes();
   batch->private_changes = txn.take_private_changes();
   if (batch->new_offset > offset || !batch->dead.empty()) {
+    if (st.ctx.before_commit) {
+      if (auto s = st.ctx.before_commit(slot, batch->new_offset); !s) {
+        if (s.code() == errc::storage_full) return pause(self, s);
+        fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
+        return;
+      }
+    }
     crash_point("after_log_sync_before_view_commit");
     if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
                                       batch->private_changes);

@@ -53,6 +53,12 @@ struct runner_context {
   // runner reads on): `changes` are the entries just committed.
   std::function<void(view_slot&, uint64_t new_offset, std::vector<offset_changes>& changes)>
       published;
+  // Optional: runs on the runner thread before each commit, after the batch
+  // applied its inputs up to `new_offset`; a non-ok status fails the view
+  // (not durably: a restart re-runs the batch; storage_full pauses it as a
+  // failed commit does) and nothing is committed.
+  // Processors append their outputs here (actors/processor.hpp).
+  std::function<status(view_slot&, uint64_t new_offset)> before_commit;
 };
 
 // Spawns the runner of ctx.slot; `detached` gives it its own thread (the

@@ -35,7 +35,8 @@ class actor_system;
 
 namespace derive {
 
-class view_def;  // <derive/view.hpp>
+class view_def;       // <derive/view.hpp>
+class processor_def;  // <derive/processor.hpp>
 
 class runtime {
  public:
@@ -47,6 +48,9 @@ class runtime {
   // --- setup (before start) ---
   // Errors at start(): a duplicate name, an unknown or cyclic upstream.
   void add_view(view_def def);
+  // A processor (<derive/processor.hpp>): runs as a view of the same name
+  // and appends what it emits exactly once per input.
+  void add_processor(processor_def def);
   // An application check for events of `type`, run at append time before the
   // sequencer: a non-ok status (invalid_event naming the field) refuses the
   // whole request and nothing reaches the log.

@@ -27,3 +27,17 @@ foreach(_test docsearch_e2e client auth tls)
     RESOURCE_LOCK derive_browser
     LABELS browser)
 endforeach()
+
+# The booking sample's page: two pages click the same seat at once.
+if(TARGET booking)
+  if(DERIVE_NODE_EXECUTABLE)
+    add_test(NAME browser_booking
+      COMMAND ${DERIVE_NODE_EXECUTABLE} ${_derive_browser_dir}/booking.test.mjs
+              $<TARGET_FILE:booking>
+      WORKING_DIRECTORY ${_derive_browser_dir})
+  else()
+    add_test(NAME browser_booking COMMAND sh -c "echo 'SKIP: node is not installed'; exit 77")
+  endif()
+  set_tests_properties(browser_booking PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK derive_browser LABELS browser)
+endif()

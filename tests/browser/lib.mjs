@@ -95,8 +95,8 @@ export function saveScreenshot(page, name) {
   return page.screenshot({ path }).then(() => path);
 }
 
-// The docsearch binary as a child process on 127.0.0.1 (http, or https when
-// extraArgs name a certificate).
+// The docsearch binary (or another sample's: booking) as a child process on
+// 127.0.0.1 (http, or https when extraArgs name a certificate).
 export class DocsearchServer {
   constructor(binary, dataDir, port = 0, extraArgs = []) {
     this.binary = binary;
@@ -138,7 +138,7 @@ export class DocsearchServer {
       const onData = (chunk) => {
         if (this.child !== child) return;
         this.output += chunk.toString();
-        const m = /Derive docsearch listening on (https?:\/\/127\.0\.0\.1:(\d+))/.exec(this.output);
+        const m = /Derive \w+ listening on (https?:\/\/127\.0\.0\.1:(\d+))/.exec(this.output);
         if (m && !listening) {
           listening = true;
           clearTimeout(timer);

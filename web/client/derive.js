@@ -272,6 +272,58 @@ export class DeriveClient {
   }
 
   /**
+   * Awaits the outcome of a request (docs/processors.md, "Request ids"):
+   * subscribes to `key: requestId` on an outcomes view (one written from the
+   * processor's outcome events, keyed by request id, like
+   * derive::claim_outcomes_view) and resolves with the value as soon as it
+   * exists, from the snapshot or a later change; then unsubscribes. Survives
+   * reconnects like any subscription.
+   *
+   * @param {string} requestId the id the user action's events carry (and
+   *   their idempotency key, so that a retried click appends once).
+   * @param {{view?: string, timeoutMs?: number}} [options] view: the outcomes
+   *   view (default "outcomes"); timeoutMs: reject with DeriveError("timeout")
+   *   after this long (default: wait for as long as it takes).
+   * @returns {Promise<object>} the outcome.
+   */
+  outcome(requestId, options = {}) {
+    const view = options.view ?? 'outcomes';
+    return new Promise((resolve, reject) => {
+      let timer = null;
+      let sub = null;
+      const finish = (fn, value) => {
+        if (timer) clearTimeout(timer);
+        if (sub) sub.unsubscribe();
+        sub = null;
+        fn(value);
+      };
+      sub = this.subscribe(view, { key: requestId }, (state) => {
+        if (sub && state.has(requestId)) finish(resolve, state.get(requestId));
+      }, { onError: (e) => finish(reject, e) });
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => finish(reject, new DeriveError('timeout',
+          `no outcome for request ${requestId} within ${options.timeoutMs} ms`)), options.timeoutMs);
+      }
+    });
+  }
+
+  /**
+   * One user action, end to end: appends `events` with the request id as
+   * idempotency key (a retried click, or a resend after a reconnect, appends
+   * once) and awaits its outcome (outcome()).
+   *
+   * @param {string} requestId e.g. newIdempotencyKey(), made once per click.
+   * @param {object | object[]} events
+   * @param {{view?: string, timeoutMs?: number}} [options] for outcome().
+   * @returns {{appended: Promise<object>, outcome: Promise<object>}}
+   */
+  request(requestId, events, options = {}) {
+    const appended = this.append(events, { idempotencyKey: requestId });
+    const outcome = appended.then(() => this.outcome(requestId, options));
+    return { appended, outcome };
+  }
+
+  /**
    * Lists the views with their offsets, lag and status (GET /v1/views).
    * @returns {Promise<{views: Array<{name: string, version: number,
    *   offset: number, lag: number, status: string, error?: string}>}>}
