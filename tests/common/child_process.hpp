@@ -127,6 +127,12 @@ class child_process {
     return wait();
   }
 
+  // Sends SIGTERM (unless the child was reaped) and waits; the wait status.
+  int terminate() {
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    return wait();
+  }
+
   // Waits until the child ends; its wait status (the last one, once reaped).
   int wait() {
     if (pid_ > 0) {
