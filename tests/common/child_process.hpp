@@ -17,10 +17,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <random>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <utility>
@@ -46,7 +46,7 @@ class child_process {
       ::_exit(0);
     }
     ::close(fds[1]);
-    c.fd_ = fds[0];
+    c.fd_ = fds[0];  // closed by the destructor, also when the fork failed
     return c;
   }
 
@@ -66,7 +66,7 @@ class child_process {
       ::_exit(127);
     }
     ::close(fds[1]);
-    c.fd_ = fds[0];
+    c.fd_ = fds[0];  // closed by the destructor, also when the fork failed
     return c;
   }
 

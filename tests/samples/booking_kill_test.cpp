@@ -89,7 +89,7 @@ TEST(booking_kill_test, FiftyClientsRaceForTwentySeatsThroughTenSigkills) {
       std::mt19937 rng(static_cast<unsigned>(c));
       booking_client client(port, interrupted);
       std::string me = "user" + std::to_string(c);
-      for (int i = 0; i < min_per_client || !kills_done; ++i) {
+      for (int i = 0; (i < min_per_client || !kills_done) && bad == 0; ++i) {
         std::string request = me + "-" + std::to_string(i);
         bool claim = rng() % 5 != 0;
         json body = {{"type", claim ? "seat.claim" : "seat.release"},
@@ -116,7 +116,10 @@ TEST(booking_kill_test, FiftyClientsRaceForTwentySeatsThroughTenSigkills) {
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
     EXPECT_TRUE(child_process::killed(server->kill())) << "kill " << k;
     port = start_booking(server, dir.path());
-    ASSERT_NE(port, 0) << "the booking binary did not restart after kill " << k;
+    if (port == 0) {
+      ADD_FAILURE() << "the booking binary did not restart after kill " << k;
+      ++bad;  // the clients give up
+    }
   }
   kills_done = true;
   for (auto& t : threads) t.join();
