@@ -79,6 +79,7 @@ TEST_F(transfer_test, ARetriedRequestMovesMoneyOnce) {
   twice.idempotency_key.clear();
   ASSERT_TRUE(append_sync(rt, twice));
   ASSERT_TRUE(wait_quiet(rt, "accounts"));
+  ASSERT_TRUE(wait_quiet(rt, "transfer_outcomes"));
   EXPECT_EQ(read_view(rt, "accounts").state["bob"]["balance"], 30);
   auto a = audit_transfers(rt);
   EXPECT_EQ(a.problem, "");
@@ -93,6 +94,7 @@ TEST_F(transfer_test, ADebitTheProcessorDidNotEmitIsNotCredited) {
   ASSERT_TRUE(append_one(rt, transfers.debited_type, "ann",
                          {{"request", "forged"}, {"from", "ann"}, {"to", "bob"}, {"amount", 50}}));
   ASSERT_TRUE(wait_quiet(rt, "accounts"));
+  ASSERT_TRUE(wait_quiet(rt, "transfer_outcomes"));
   EXPECT_EQ(read_view(rt, "accounts").state["bob"]["balance"], 0);
   EXPECT_TRUE(read_view(rt, "transfer_outcomes").state.empty());
 }
