@@ -5,12 +5,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include <derive/logging.hpp>
 #include <derive/runtime.hpp>
 #include "web/limits.hpp"
 #include "web/access_rules.hpp"
@@ -64,7 +66,15 @@ class post_gate : public std::enable_shared_from_this<post_gate> {
       queued_.swap(spare_);  // an empty vector with the capacity of an earlier burst
       scheduled_ = false;
     }
-    for (auto& fn : burst) fn();
+    // A function that throws is logged and the burst goes on (as run_loop
+    // does for a handler of its own): the others are other sessions'.
+    for (auto& fn : burst) {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        log_error("web", "a handler threw: ", e.what());
+      }
+    }
     burst.clear();
     std::lock_guard<std::mutex> lock(mu_);
     if (spare_.capacity() < burst.capacity()) spare_.swap(burst);

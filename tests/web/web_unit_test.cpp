@@ -662,6 +662,17 @@ TEST(post_gate, a_burst_is_scheduled_once_and_runs_in_order) {
   EXPECT_EQ(ran, (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
 }
 
+TEST(post_gate, a_function_that_throws_does_not_stop_the_burst) {
+  auto gate = std::make_shared<post_gate>();
+  std::function<void()> drain;
+  bool after = false;
+  gate->queue([] { throw std::runtime_error("thrown on purpose"); }, [&](auto d) { drain = d; });
+  gate->queue([&] { after = true; }, [&](auto d) { drain = d; });
+  ASSERT_TRUE(drain);
+  EXPECT_NO_THROW(drain());
+  EXPECT_TRUE(after);
+}
+
 TEST(post_gate, a_closed_gate_queues_nothing) {
   auto gate = std::make_shared<post_gate>();
   int scheduled = 0;
