@@ -75,6 +75,11 @@ Options:
   --data DIR    data directory, created when missing (default ./data).
                 Environment: DERIVE_DATA. Running again keeps the data.
   --threads N   network (Asio) threads, 1..64 (default 2).
+  --search-version N
+                the search view's version: 2 (default) or 3 (a title boost).
+                Switching on a data directory builds the new version beside the
+                served one, which keeps answering until the new one is ready
+                (GET /v1/views shows its progress); see the README.
   --relaxed     relaxed durability: appends are acknowledged before they are
                 synced to disk (a power loss may lose the last ones; a crash
                 of the process does not). /v1/health reports it.
@@ -104,6 +109,7 @@ struct options {
   uint16_t port = 8080;
   std::string data = "data";
   unsigned threads = 2;
+  uint32_t search_version = 2;
   bool relaxed = false;
   std::string www = DOCSEARCH_WWW_DIR;
   std::string address = "127.0.0.1";
@@ -207,6 +213,14 @@ std::optional<options> parse_options(int argc, char** argv, bool& help) {
         return std::nullopt;
       }
       o.append_rate = *n;
+    } else if (is("--search-version")) {
+      auto v = value("--search-version");
+      auto n = v ? parse_number(*v, 3) : std::nullopt;
+      if (!n || *n < 2) {
+        std::cerr << "docsearch: --search-version must be 2 or 3\n";
+        return std::nullopt;
+      }
+      o.search_version = static_cast<uint32_t>(*n);
     } else if (is("--threads")) {
       auto v = value("--threads");
       auto n = v ? parse_number(*v, 64) : std::nullopt;
@@ -334,7 +348,7 @@ int main(int argc, char** argv) {
   rt_options.data_dir = data.string();
   if (opts->relaxed) rt_options.storage.mode = derive::durability::relaxed;
   derive::runtime rt(rt_options);
-  docsearch::install(rt);
+  docsearch::install(rt, opts->search_version);
   if (auto st = rt.start(); !st) {
     std::cerr << "docsearch: cannot start: " << st.to_string() << "\n";
     return 1;
