@@ -187,7 +187,7 @@ std::string upstream_label(const stored_view& v, const std::string& upstream_nam
 // the upstream's served slot), keeps the served version found on disk as a
 // stale one when it is no longer declared, drops the other undeclared ones
 // (retirement) and chooses the served slot.
-status open_group(runtime::impl& rt, size_t g, const std::map<std::string, std::string>& records,
+status open_group(runtime::impl& rt, size_t g, const std::map<std::string, served_version>& records,
                   std::vector<view_slot*>& chosen) {
   auto& grp = rt.groups[g];
   const bool consumed = !grp.downstream.empty();
@@ -232,7 +232,7 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, std::
   for (const auto& v : *on_disk) {
     if (is_open(v.label)) continue;
     if (grp.upstream && upstream_label(v, rt.groups[*grp.upstream].name) != up->label()) continue;
-    if (record != records.end() ? record->second == v.label
+    if (record != records.end() ? record->second.label == v.label
                                 : (!keep || v.version > keep->version))
       keep = v;
   }
@@ -262,7 +262,8 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, std::
   // version (reading the served upstream) with state, else the newest.
   view_slot* serve = stale;
   for (auto* s : grp.slots)
-    if (!serve && record != records.end() && record->second == s->label() && s->upstream == up)
+    if (!serve && record != records.end() && record->second.label == s->label() &&
+        s->upstream == up)
       serve = s;
   for (int with_state = 1; !serve && with_state >= 0; --with_state)
     for (auto* s : grp.slots)
@@ -270,6 +271,9 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, std::
           (!serve || s->def().version() > serve->def().version()))
         serve = s;
   chosen[g] = serve;
+  serve->serving_since = record != records.end() && record->second.label == serve->label()
+                             ? record->second.since
+                             : serve->offset();
   return status::ok();
 }
 
@@ -325,7 +329,9 @@ status open_storage(runtime::impl& rt) {
     if (slot->upstream) slot->upstream->downstream.push_back(slot.get());
   for (size_t g = 0; g < rt.groups.size(); ++g) {
     chosen[g]->serving = true;
-    if (auto s = write_serving(*rt.views_env, rt.groups[g].name, chosen[g]->label()); !s)
+    if (auto s = write_serving(*rt.views_env, rt.groups[g].name,
+                               {chosen[g]->label(), chosen[g]->serving_since.load()});
+        !s)
       return s;
   }
   std::atomic_store(&rt.serving, std::shared_ptr<const serving_table>(

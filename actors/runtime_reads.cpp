@@ -125,7 +125,13 @@ result<changelog_page> runtime::changes_since(const std::string& view, uint64_t 
   auto* slot = impl_->find(view);
   if (!slot) return no_such_view(view);
   if (!slot->store()) return not_running();
-  return slot->store()->changes_since(from, limit);
+  auto page = slot->store()->changes_since(from, limit);
+  // Before its cutover the changes were another version's: start over.
+  if (page && from < slot->serving_since.load()) {
+    page->served = false;
+    page->entries.clear();
+  }
+  return page;
 }
 
 result<std::vector<dead_letter>> runtime::dead_letters(const std::string& view) const {

@@ -78,7 +78,8 @@ bool runtime::impl::try_cutover() {
   if (changed.empty()) return false;
   // Durable first: after a crash the new choice is served (it was ready).
   for (size_t g : changed) {
-    if (auto s = write_serving(*views_env, groups[g].name, next[g]->label()); !s) {
+    if (auto s = write_serving(*views_env, groups[g].name, {next[g]->label(), next[g]->offset()});
+        !s) {
       log_error(component, "cannot record the cutover of view ", groups[g].name, ": ",
                 s.to_string());
       return false;
@@ -88,6 +89,7 @@ bool runtime::impl::try_cutover() {
     std::lock_guard<std::mutex> lock(serving_mu);
     for (size_t g : changed) {
       (*now)[g]->serving = false;
+      next[g]->serving_since = next[g]->offset();
       next[g]->serving = true;
       next[g]->set_caught_up();
       groups[g].previous = (*now)[g];

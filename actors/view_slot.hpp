@@ -36,6 +36,9 @@ class view_slot {
   bool processor = false;
   // Set by the runtime's cutover (under its cutover lock), read by anyone.
   std::atomic<bool> serving{false};
+  // The offset at which it began to be served: a changelog read resuming
+  // before it gets a reset (those changes were another version's).
+  std::atomic<uint64_t> serving_since{0};
   const std::string& label() const { return label_; }  // the store's, once attached
 
   // Set once at start, before the runner exists.

@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "core/coding.hpp"
 #include "core/lmdb_util.hpp"
 
 namespace derive {
@@ -64,28 +65,37 @@ status drop_view_store(environment& env, const std::string& label) {
   return status::ok();
 }
 
-result<std::map<std::string, std::string>> read_serving(environment& env) {
+result<std::map<std::string, served_version>> read_serving(environment& env) {
   auto dbi = env.database(std::string(versions_db));
   if (!dbi) return dbi.error();
   txn_guard txn;
   cursor_guard c;
   int rc = txn.begin(env.handle(), MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), *dbi);
-  std::map<std::string, std::string> out;
+  std::map<std::string, served_version> out;
   MDB_val k, v;
   if (rc == MDB_SUCCESS) rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);
-  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT))
-    out.emplace(std::string(to_view(k)), std::string(to_view(v)));
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    std::string_view value = to_view(v);
+    if (value.size() < 8) return status{errc::corruption, "a served-version record is too short"};
+    served_version served;
+    served.since = decode_fixed64(value.data());
+    served.label = std::string(value.substr(8));
+    out.emplace(std::string(to_view(k)), std::move(served));
+  }
   if (rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the served versions");
   return out;
 }
 
-status write_serving(environment& env, const std::string& name, const std::string& label) {
+status write_serving(environment& env, const std::string& name, const served_version& served) {
   auto dbi = env.database(std::string(versions_db));
   if (!dbi) return dbi.error();
   txn_guard txn;
   if (auto st = env.begin_write(txn, "recording the served version"); !st) return st;
-  MDB_val k = to_val(name), v = to_val(label);
+  std::string value;
+  put_fixed64(value, served.since);
+  value += served.label;
+  MDB_val k = to_val(name), v = to_val(value);
   int rc = mdb_put(txn.get(), *dbi, &k, &v, 0);
   if (rc != MDB_SUCCESS) return env.check(rc, "recording the served version of " + name);
   return env.commit(txn);

@@ -11,8 +11,10 @@
 // in the views' environment.
 //
 // The `versions` database (views' environment) maps a view's name to the
-// label it serves, written at every cutover; absent for a directory written
-// before versions existed.
+// label it serves and the offset from which it serves it (fixed64, then the
+// label), written at every cutover; absent for a directory written before
+// versions existed. A changelog read that resumes before that offset must
+// start over (the changes before it belong to the version served before).
 
 #include <map>
 #include <optional>
@@ -46,9 +48,13 @@ result<std::vector<stored_view>> stored_versions(const environment& env, const s
 // free list). REQUIRES: no transaction uses them.
 status drop_view_store(environment& env, const std::string& label);
 
-// The served label of every view that has a record.
-result<std::map<std::string, std::string>> read_serving(environment& env);
-// Records (durably, in its own transaction) that `name` serves `label`.
-status write_serving(environment& env, const std::string& name, const std::string& label);
+struct served_version {
+  std::string label;
+  uint64_t since = 0;  // the offset at which it began to be served
+};
+// The served version of every view that has a record.
+result<std::map<std::string, served_version>> read_serving(environment& env);
+// Records (durably, in its own transaction) that `name` serves `v`.
+status write_serving(environment& env, const std::string& name, const served_version& v);
 
 }  // namespace derive
