@@ -85,6 +85,13 @@ TEST_F(versions_test, AnUndeclaredVersionStaysServedFrozenUntilTheNewIsReady) {
   EXPECT_TRUE(wait_sync(rt(), "counts", at));
   EXPECT_EQ(served(), 2u);
   EXPECT_EQ(get("counts", "a"), json(110));
+  // A reader resuming from an offset served by v1 starts over; from v2's on it resumes.
+  auto before = rt().changes_since("counts", 5, 10);
+  ASSERT_TRUE(before);
+  EXPECT_FALSE(before->served);
+  auto after = rt().changes_since("counts", rt().view("counts")->offset, 10);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->served);
   // The subscriber of v1 is told to start over (a reset snapshot on the wire).
   EXPECT_TRUE(eventually([&] { return sink->lost() == 1; }));
   // The next deployment retires v1: its databases are gone.
