@@ -427,116 +427,6 @@ void bench_catch_up(const settings& s) {
   fs::remove_all(dir);
 }
 
-// --- 4. a rebuild beside live traffic ----------------------------------------
-
-derive::view_def counting(uint32_t version) {
-  return derive::view_def("counts", version).from_log().apply(
-      [](const derive::event& e, derive::view_txn& tx) {
-        tx.put(e.key, tx.get(e.key).value_or(0).get<int64_t>() + 1);
-      });
-}
-
-derive::view_def live_view() {
-  return derive::view_def("live").from_log().apply(
-      [](const derive::event& e, derive::view_txn& tx) {
-        if (e.key[0] == 'e') tx.put(e.key, e.offset);
-      });
-}
-
-// Starts a runtime on `dir` with `versions` of counts and the live view.
-std::unique_ptr<derive::runtime> start_versions(const std::string& dir,
-                                                std::vector<uint32_t> versions) {
-  auto rt = std::make_unique<derive::runtime>(options(dir, durability::full));
-  for (auto v : versions) rt->add_view(counting(v));
-  rt->add_view(live_view());
-  if (auto st = rt->start(); !st) {
-    std::fprintf(stderr, "start: %s
-", st.to_string().c_str());
-    std::exit(1);
-  }
-  return rt;
-}
-
-// Appends `n` events one at a time (keys "e<i>") and returns the p99 of
-// append -> change on the live view.
-double live_p99(derive::runtime& rt, size_t n) {
-  auto sink = std::make_shared<timing_sink>(n);
-  derive::subscription_filter f;
-  f.view = "live";
-  f.prefix = "e";
-  auto id = rt.subscribe(f, sink).value();
-  std::vector<clock_type::time_point> sent(n);
-  in_flight_limiter limiter(1);
-  for (size_t i = 0; i < n; ++i) {
-    limiter.acquire();
-    derive::append_request r;
-    auto e = bench_event(i);
-    e.key = "e" + std::to_string(i);
-    r.events.push_back(std::move(e));
-    sent[i] = clock_type::now();
-    rt.append(std::move(r), [&](derive::result<derive::append_outcome>) { limiter.release(); });
-  }
-  limiter.drain();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  rt.unsubscribe(id);
-  std::vector<double> ms;
-  for (size_t i = 0; i < n; ++i)
-    if (sink->received_[i] != clock_type::time_point{})
-      ms.push_back(std::chrono::duration<double, std::milli>(sink->received_[i] - sent[i]).count());
-  std::sort(ms.begin(), ms.end());
-  return ms.empty() ? 0 : ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
-}
-
-// Seconds until version `v` of counts is served.
-double until_served(derive::runtime& rt, uint32_t v, clock_type::time_point t0) {
-  while (rt.view("counts")->version != v) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  return since(t0);
-}
-
-void bench_rebuild(const settings& s) {
-  auto dir = s.dir + "/rebuild";
-  std::printf("\n## 4. a rebuild beside the served version over %llu events (1000 keys)\n\n",
-              static_cast<unsigned long long>(s.events));
-  fill_log(dir, s.events);
-  {
-    auto rt = start_versions(dir, {1});
-    std::promise<derive::status> done;
-    rt->wait_for("counts", rt->head(), std::chrono::minutes(10),
-                 [&](derive::status st) { done.set_value(st); });
-    done.get_future().wait();
-  }
-  uint64_t batch = derive::runtime_options{}.catch_up_batch;
-  auto plain = plain_catch_up(dir, 100, batch);
-  // Idle: version 2 built beside version 1, nothing else running.
-  auto t0 = clock_type::now();
-  auto rt = start_versions(dir, {1, 2});
-  double idle_s = until_served(*rt, 2, t0);
-  double idle_rate = static_cast<double>(s.events) / idle_s;
-  size_t n = 1000;
-  double p99_quiet = live_p99(*rt, n);
-  rt.reset();
-  // Live: version 3 builds while the live view serves appends.
-  t0 = clock_type::now();
-  rt = start_versions(dir, {2, 3});
-  double p99_rebuild = live_p99(*rt, n);
-  bool still_building = rt->view("counts")->version != 3;
-  double live_s = until_served(*rt, 3, t0);
-  rt.reset();
-  std::printf("| measure | value |\n|---|---|\n");
-  std::printf("| plain loop events/s | %.0f |\n", plain.wall);
-  std::printf("| rebuild beside, idle server: events/s | %.0f (%.2f of the plain loop) |\n",
-              idle_rate, idle_rate / plain.wall);
-  std::printf("| rebuild beside live appends: events/s | %.0f |\n",
-              static_cast<double>(s.events) / live_s);
-  std::printf("| live append -> change p99, no rebuild (%zu appends, 1 in flight) | %.2f ms |\n",
-              n, p99_quiet);
-  std::printf("| live append -> change p99, during the rebuild | %.2f ms (%.2fx)%s |\n",
-              p99_rebuild, p99_rebuild / p99_quiet,
-              still_building ? "" : " (the rebuild ended before the appends did)");
-  std::fflush(stdout);
-  fs::remove_all(dir);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -564,7 +454,6 @@ int main(int argc, char** argv) {
   if (s.only.empty() || s.only == "group") bench_group_commit(s);
   if (s.only.empty() || s.only == "latency") bench_latency(s);
   if (s.only.empty() || s.only == "catch-up") bench_catch_up(s);
-  if (s.only.empty() || s.only == "rebuild") bench_rebuild(s);
   fs::remove_all(s.dir);
   return 0;
 }
