@@ -31,7 +31,13 @@ class publisher {
             const std::vector<caf::actor>& runners);
 
   // On the runner thread of `slot`, after each commit that reached `offset`.
+  // Waiters are told only of the served version's offsets (by view group).
   void published(view_slot& slot, uint64_t offset, const std::vector<offset_changes>& changes);
+
+  // A cutover away from `old_slot`: every subscription of it is lost (and
+  // told so now, by an empty batch through the hub), so that it starts over
+  // with a reset snapshot of the version served now.
+  void reset_subscribers(const view_slot& old_slot);
 
  private:
   void publish_changes(view_slot& slot, const std::vector<offset_changes>& changes);

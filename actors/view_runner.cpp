@@ -7,6 +7,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -95,9 +96,16 @@ struct batch_bounds {
   int64_t deadline_ms;
   const std::atomic<bool>* stopping;
 
+  // A version built beside the served one commits smaller batches (yielding
+  // the views' writer lock to the live views sooner).
+  static constexpr uint64_t building_share = 8;
   batch_bounds(const runner_context& ctx)
-      : bytes(ctx.batch_bytes),
-        deadline_ms(coarse_now_ms() + ctx.batch_time.count()),
+      : bytes(ctx.slot->serving.load() ? ctx.batch_bytes
+                                       : std::max<uint64_t>(1, ctx.batch_bytes / building_share)),
+        deadline_ms(coarse_now_ms() +
+                    (ctx.slot->serving.load()
+                         ? ctx.batch_time.count()
+                         : std::max<int64_t>(1, ctx.batch_time.count() / building_share))),
         stopping(&ctx.slot->stopping) {}
   bool reached(const batch_txn& txn) const {
     return stopping->load(std::memory_order_relaxed) || txn.bytes() >= bytes ||
@@ -259,6 +267,8 @@ void process_batch(runner_actor* self) {
       }
     }
     crash_point("after_log_sync_before_view_commit");
+    std::unique_lock<std::mutex> publishing;
+    if (st.ctx.commit_mu) publishing = std::unique_lock<std::mutex>(*st.ctx.commit_mu);
     if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
                                       batch->private_changes);
         !s) {
@@ -275,7 +285,11 @@ void process_batch(runner_actor* self) {
     slot.commits.fetch_add(1, std::memory_order_relaxed);
     count_written(slot, *batch);
     slot.publish_offset(batch->new_offset);
+    slot.note_progress(batch->new_offset);
     if (st.ctx.published) st.ctx.published(slot, batch->new_offset, batch->changes);
+    if (publishing) publishing.unlock();
+    if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
+    if (st.ctx.committed) st.ctx.committed(slot);
   }
   if (batch->failure) {
     fail(self, batch->failure->offset, std::move(batch->failure->error), true);
@@ -315,6 +329,8 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         // A derived view may learn of upstream progress only from the store.
         s.target = std::max(s.target, source_head(s.ctx));
         process_batch(self);
+        // A version built beside the served one lets live work run first.
+        if (!s.ctx.slot->serving.load()) std::this_thread::yield();
         schedule(self);
       },
       [=](restart_atom) {
@@ -328,6 +344,22 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         s.target = std::max(s.target, source_head(s.ctx));
         log_info(component, "view ", s.ctx.slot->name(), " restarted at offset ",
                  s.ctx.slot->offset());
+        schedule(self);
+      },
+      [=](rebuild_atom) {
+        auto& s = self->state;
+        auto& slot = *s.ctx.slot;
+        if (auto r = slot.store()->reset(); !r) {
+          log_error(component, "view ", slot.label(), ": cannot rebuild: ", r.to_string());
+          return;
+        }
+        s.failed = false;
+        s.warm = {};
+        slot.publish_offset(0);
+        slot.set_active(true);
+        log_info(component, "view ", slot.label(), " rebuilds from offset 0");
+        if (s.ctx.rebuilt) s.ctx.rebuilt(slot);
+        s.target = std::max(s.target, source_head(s.ctx));
         schedule(self);
       },
       [=](stop_atom, const done_callback& done) {

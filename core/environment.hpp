@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <derive/options.hpp>
 #include <derive/status.hpp>
@@ -81,9 +82,13 @@ class environment {
   status sync();
 
   // Drops (deletes with their contents) every named database whose name
-  // starts with `prefix`, in one write transaction; returns how many.
-  // REQUIRES: none of them is open through database().
+  // starts with `prefix`, in one write transaction; returns how many. Their
+  // handles are forgotten (a later database() opens a new one).
+  // REQUIRES: no transaction uses them.
   result<size_t> drop_databases(std::string_view prefix);
+
+  // The names of the named databases that start with `prefix`, ascending.
+  result<std::vector<std::string>> database_names(std::string_view prefix) const;
 
  private:
   environment() = default;

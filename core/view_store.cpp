@@ -12,6 +12,7 @@
 #include "core/lmdb_util.hpp"
 #include "core/state_keys.hpp"
 #include "core/view_meta.hpp"
+#include "core/view_names.hpp"
 #include "core/view_snapshot_impl.hpp"
 
 // Storage format: docs/storage.md, "Views".
@@ -454,11 +455,12 @@ status view_store::impl::reset() {
 
 result<std::unique_ptr<view_store>> view_store::open(environment& env, const std::string& name,
                                                      uint32_t version,
-                                                     view_store_options options) {
+                                                     view_store_options options,
+                                                     const std::string& label_or_empty) {
   if (name.empty() || name.find('\0') != std::string::npos)
     return status{errc::invalid_parameter, "a view name must be non-empty and hold no NUL byte"};
-  const std::string label = name + "/" + std::to_string(version);
-  const std::string prefix = "view/" + label + "/";
+  const std::string label = label_or_empty.empty() ? view_label(name, version) : label_or_empty;
+  const std::string prefix = view_db_prefix(label);
   auto store_impl = std::make_unique<impl>(env, label, options);
   struct db {
     const char* suffix;
@@ -475,11 +477,14 @@ result<std::unique_ptr<view_store>> view_store::open(environment& env, const std
     *d.dbi = *dbi;
   }
   if (status st = store_impl->load(); !st.is_ok()) return st;
-  return std::unique_ptr<view_store>(new view_store(name, version, std::move(store_impl)));
+  return std::unique_ptr<view_store>(
+      new view_store(name, version, label, std::move(store_impl)));
 }
 
-view_store::view_store(std::string name, uint32_t version, std::unique_ptr<impl> impl)
-    : name_(std::move(name)), version_(version), impl_(std::move(impl)) {}
+view_store::view_store(std::string name, uint32_t version, std::string label,
+                       std::unique_ptr<impl> impl)
+    : name_(std::move(name)), version_(version), label_(std::move(label)),
+      impl_(std::move(impl)) {}
 
 view_store::~view_store() = default;
 

@@ -61,14 +61,17 @@ struct view_store_options {
 
 class view_store {
  public:
-  // Opens (creating) the store of view `name` at `version` in `env`.
+  // Opens (creating) the store of view `name` at `version` in `env`, under
+  // `label` (core/view_names.hpp; empty: view_label(name, version)).
   static result<std::unique_ptr<view_store>> open(environment& env, const std::string& name,
                                                   uint32_t version,
-                                                  view_store_options options = {});
+                                                  view_store_options options = {},
+                                                  const std::string& label = {});
   ~view_store();
 
   const std::string& name() const { return name_; }
   uint32_t version() const { return version_; }
+  const std::string& label() const { return label_; }
 
   // In ONE transaction: applies every change of `batch` to the state, appends
   // the non-empty entries to the changelog, records `dead_letters`, applies
@@ -112,9 +115,10 @@ class view_store {
 
  private:
   class impl;
-  view_store(std::string name, uint32_t version, std::unique_ptr<impl> impl);
+  view_store(std::string name, uint32_t version, std::string label, std::unique_ptr<impl> impl);
   std::string name_;
   uint32_t version_;
+  std::string label_;
   std::unique_ptr<impl> impl_;
 };
 

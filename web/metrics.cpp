@@ -115,7 +115,7 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_view_status", "gauge", "1 for the view's current status, else 0.");
   static constexpr view_status all[] = {view_status::running, view_status::catching_up,
                                         view_status::rebuilding, view_status::failed,
-                                        view_status::stopped};
+                                        view_status::stopped, view_status::stale};
   for (const auto& v : m.views) {
     for (auto s : all) {
       out += "derive_view_status{view=\"" + label(v.name) + "\",status=\"" +
@@ -134,6 +134,26 @@ std::string metrics::render(const runtime& rt) const {
   per_view(out, m.views, "derive_view_largest_value_bytes", "gauge",
            "The largest value a view committed since start, in bytes.",
            &view_metrics::largest_value);
+  // Every version of every view (docs/storage.md, "View versions").
+  auto per_version = [&](const char* name, const char* help, auto value) {
+    header(out, name, "gauge", help);
+    for (const auto& v : m.views)
+      for (const auto& ver : v.versions) {
+        out += std::string(name) + "{view=\"" + label(v.name) + "\",version=\"" +
+               std::to_string(ver.version) + "\",role=\"" + std::string(to_string(ver.role)) +
+               "\"} " + format_double(value(ver)) + "\n";
+      }
+  };
+  per_version("derive_view_version_offset", "The offset of each version of a view.",
+              [](const view_version_info& v) { return static_cast<double>(v.offset); });
+  per_version("derive_view_version_lag", "How far each version of a view is behind its source.",
+              [](const view_version_info& v) { return static_cast<double>(v.lag); });
+  per_version("derive_view_version_events_per_second",
+              "Inputs each version of a view applied per second, recently.",
+              [](const view_version_info& v) { return v.events_per_second; });
+  per_version("derive_view_version_eta_seconds",
+              "Seconds until a version catches up at its recent rate (0: caught up or idle).",
+              [](const view_version_info& v) { return v.eta_seconds.value_or(0.0); });
   header(out, "derive_subscriptions", "gauge", "Subscriptions registered with the hub (all kinds).");
   sample(out, "derive_subscriptions", m.subscriptions);
   header(out, "derive_hub_batches_total", "counter", "Committed batches handed on by the hub.");

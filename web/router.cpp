@@ -7,6 +7,7 @@
 
 #include "core/append_check.hpp"
 #include "core/json_text.hpp"
+#include "web/admin_versions.hpp"
 #include "web/errors.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
@@ -99,7 +100,8 @@ bool is_loopback_name(std::string_view host) {
 // authentication on, their requests are authenticated and checked.
 bool needs_auth(std::string_view path) {
   return path == "/v1/events" || path == "/v1/views" || starts_with(path, "/v1/views/") ||
-         starts_with(path, "/v1/query/") || path == "/metrics";
+         starts_with(path, "/v1/query/") || path == "/metrics" ||
+         starts_with(path, "/v1/admin/");
 }
 
 // The subprotocol entry that carries a token (browsers cannot set headers).
@@ -316,6 +318,17 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     if (auto r = admin_refusal()) return reply(std::move(*r));
     return reply(read_events(parts.query));
   }
+  // Admin routes (docs/protocol.md, "Admin"): the admin scope, or without
+  // authentication a loopback peer.
+  if (starts_with(path, "/v1/admin/")) {
+    if (auto r = admin_refusal()) return reply(std::move(*r));
+    if (!auth_ && !is_loopback_address(req.remote_address))
+      return reply(error_reply(403, http_code::forbidden,
+                               "admin routes answer only local clients when no authentication "
+                               "is configured"));
+    if (auto r = version_admin(rt_, req.method, path, parts.query)) return reply(std::move(*r));
+    return reply(route_not_found(path));
+  }
   bool known_get_route = path == "/v1/views" || starts_with(path, "/v1/views/") ||
                          starts_with(path, "/v1/query/") || path == "/v1/health" ||
                          path == "/metrics" || path == "/v1/ws";
@@ -516,6 +529,20 @@ http_reply router::list_views() const {
                         {"offset", v.offset}, {"lag", v.lag},
                         {"status", std::string(to_string(v.status))}};
     if (v.status == view_status::failed) j["error"] = v.error;
+    nlohmann::json versions = nlohmann::json::array();
+    for (const auto& ver : v.versions) {
+      nlohmann::json e = {{"version", ver.version},
+                          {"role", std::string(to_string(ver.role))},
+                          {"offset", ver.offset},
+                          {"lag", ver.lag},
+                          {"events_per_second", ver.events_per_second},
+                          {"eta_seconds", nullptr}};
+      if (ver.eta_seconds) e["eta_seconds"] = *ver.eta_seconds;
+      if (!ver.upstream.empty()) e["upstream"] = ver.upstream;
+      if (ver.role != version_role::retired) e["status"] = std::string(to_string(ver.status));
+      versions.push_back(std::move(e));
+    }
+    j["versions"] = std::move(versions);
     views.push_back(std::move(j));
   }
   return json_reply(200, dump({{"views", std::move(views)}}));

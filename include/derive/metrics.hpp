@@ -24,6 +24,7 @@ struct view_metrics {
   // docs/writing-a-view.md, "Keys are the unit of change").
   uint64_t bytes_written = 0;
   uint64_t largest_value = 0;  // the largest value committed since start, in bytes
+  std::vector<view_version_info> versions;  // as in view_info
 };
 
 struct runtime_metrics {

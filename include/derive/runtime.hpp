@@ -36,6 +36,13 @@ class actor_system;
 namespace derive {
 
 class view_def;       // <derive/view.hpp>
+
+// What runtime::cutover and runtime::rollback did.
+struct version_switch {
+  uint32_t pinned = 0;    // the version asked for, served as soon as it is ready
+  uint32_t serving = 0;   // the version served when the call returned
+  bool switched = false;  // the call switched readers over
+};
 class processor_def;  // <derive/processor.hpp>
 
 class runtime {
@@ -108,6 +115,24 @@ class runtime {
   // --- supervision ---
   // Restarts a failed or stopped view: it resumes after its committed offset.
   status restart_view(const std::string& name);
+
+  // --- view versions (docs/storage.md, "View versions") ---
+  // Declare several versions of a view with add_view (view_def(name, N)):
+  // the runtime serves the newest ready one and builds newer ones beside it.
+  //
+  // Empties declared version `version` of `view` (and the versions derived
+  // from it) and builds it again from offset 0 beside the served version.
+  // Errors: unknown_view, not_found (no such declared version),
+  // invalid_parameter (it is the served version, or a processor).
+  status rebuild(const std::string& view, uint32_t version);
+  // Serves declared version `version` of `view` from now on: at once when it
+  // is ready, else as soon as it is (the views derived from it follow
+  // together). The choice holds until the next cutover or rollback, or a
+  // restart. Errors: unknown_view, not_found.
+  result<version_switch> cutover(const std::string& view, uint32_t version);
+  // cutover() to the version served before the last cutover, if it is still
+  // declared (so still running). Errors: unknown_view, invalid_parameter.
+  result<version_switch> rollback(const std::string& view);
 
   // --- for applications with actors of their own ---
   caf::actor_system& system();

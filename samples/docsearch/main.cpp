@@ -75,6 +75,11 @@ Options:
   --data DIR    data directory, created when missing (default ./data).
                 Environment: DERIVE_DATA. Running again keeps the data.
   --threads N   network (Asio) threads, 1..64 (default 2).
+  --search-version N
+                the search view's version: 2 (default) or 3 (a title boost).
+                Switching on a data directory builds the new version beside the
+                served one, which keeps answering until the new one is ready
+                (GET /v1/views shows its progress); see the README.
   --relaxed     relaxed durability: appends are acknowledged before they are
                 synced to disk (a power loss may lose the last ones; a crash
                 of the process does not). /v1/health reports it.
@@ -102,6 +107,7 @@ few example documents. Stop with Ctrl-C (SIGINT) or SIGTERM.
 
 struct options {
   samples::server_flags server;
+  uint32_t search_version = 2;
   std::string address = "127.0.0.1";
   std::string tls_cert;
   std::string tls_key;
@@ -136,6 +142,12 @@ samples::taken take_own_flag(samples::command_line& args, options& o) {
     auto took = text(host, false);
     if (took == samples::taken::yes) o.allowed_hosts.push_back(host);
     return took;
+  }
+  if (args.is("--search-version")) {
+    auto n = args.number(2, 3);
+    if (!n) return samples::taken::error;
+    o.search_version = static_cast<uint32_t>(*n);
+    return samples::taken::yes;
   }
   if (args.is("--max-connections-per-address") || args.is("--append-rate")) {
     bool connections = args.is("--max-connections-per-address");
@@ -269,7 +281,7 @@ int main(int argc, char** argv) {
 
   auto data = opts->server.data_path();
   derive::runtime rt(opts->server.runtime_options());
-  docsearch::install(rt);
+  docsearch::install(rt, opts->search_version);
   if (auto st = rt.start(); !st) {
     std::cerr << "docsearch: cannot start: " << st.to_string() << "\n";
     return 1;
