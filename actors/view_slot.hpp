@@ -57,6 +57,10 @@ class view_slot {
   bool failed() const;
   view_info info(uint64_t head, uint64_t lag_threshold) const;
 
+  // The last audit of this view version (actors/audit.hpp).
+  void set_audit(audit_result result);
+  std::optional<audit_result> audit() const;
+
  private:
   enum class phase { active, failed, stopped };
   view_def def_;
@@ -68,6 +72,7 @@ class view_slot {
   bool rebuilding_ = false;
   std::string error_;
   std::optional<uint64_t> failed_offset_;
+  std::optional<audit_result> audit_;
 };
 
 }  // namespace derive

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include <derive/audit.hpp>
+
 namespace derive {
 
 enum class view_status { running, catching_up, rebuilding, failed, stopped };
@@ -20,6 +22,7 @@ struct view_info {
   view_status status = view_status::stopped;
   std::string error;  // when failed: what failed, at which offset
   std::optional<uint64_t> failed_offset;
+  std::optional<audit_result> audit;  // the last audit of this view, if any
 };
 
 // An event that a view skipped under failure_policy::dead_letter.
