@@ -7,6 +7,7 @@
 
 #include "core/append_check.hpp"
 #include "core/json_text.hpp"
+#include "web/admin.hpp"
 #include "web/errors.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
@@ -99,7 +100,7 @@ bool is_loopback_name(std::string_view host) {
 // authentication on, their requests are authenticated and checked.
 bool needs_auth(std::string_view path) {
   return path == "/v1/events" || path == "/v1/views" || starts_with(path, "/v1/views/") ||
-         starts_with(path, "/v1/query/") || path == "/metrics";
+         starts_with(path, "/v1/query/") || path == "/metrics" || starts_with(path, "/v1/admin/");
 }
 
 // The subprotocol entry that carries a token (browsers cannot set headers).
@@ -310,6 +311,16 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     return std::nullopt;
   };
 
+  if (starts_with(path, "/v1/admin/")) {
+    if (auto r = admin_refusal()) return reply(std::move(*r));
+    if (!auth_ && !is_loopback_address(req.remote_address))
+      return reply(error_reply(403, http_code::forbidden,
+                               "the admin routes answer loopback peers only while authentication "
+                               "is off; configure it (docs/security.md) and send a token that "
+                               "the admin rule allows"));
+    if (auto r = audit_route(rt_, req.method, path)) return reply(std::move(*r));
+    return reply(route_not_found(path));
+  }
   if (path == "/v1/events") {
     if (req.method == "POST") return append(req, who, std::move(reply), std::move(post));
     if (!is_get) return reply(method_not_allowed(req.method, "GET, HEAD, POST"));
@@ -516,6 +527,7 @@ http_reply router::list_views() const {
                         {"offset", v.offset}, {"lag", v.lag},
                         {"status", std::string(to_string(v.status))}};
     if (v.status == view_status::failed) j["error"] = v.error;
+    j["audit"] = v.audit ? audit_json(*v.audit) : nlohmann::json(nullptr);
     views.push_back(std::move(j));
   }
   return json_reply(200, dump({{"views", std::move(views)}}));
