@@ -133,10 +133,32 @@ TEST_F(derive_tool_test, exit_codes_tell_usage_unreachable_and_server_errors_apa
   EXPECT_EQ(tool("").code, 2);
   EXPECT_EQ(tool("frobnicate").code, 2);
   EXPECT_EQ(tool("--url http://127.0.0.1:1 status", false).code, 3);
+  auto forget = tool("forget alice --json");  // this server has no forget route
+  EXPECT_EQ(forget.code, 4);
+  ASSERT_EQ(forget.lines.size(), 1u) << forget.out;
+  EXPECT_EQ(forget.lines[0]["error"]["code"], "not_supported");
   auto unknown = tool("audit nope --json");
   EXPECT_EQ(unknown.code, 4);
   ASSERT_EQ(unknown.lines.size(), 1u);
   EXPECT_EQ(unknown.lines[0]["error"]["code"], "unknown_view");
+}
+
+TEST_F(derive_tool_test, admin_routes_answer_json_with_stable_errors) {
+  fill();
+  EXPECT_TRUE(get("/v1/admin/views/docs/audit").body_json()["audit"].is_null());
+  auto started = http_post(port(), "/v1/admin/views/docs/audit", "");
+  EXPECT_EQ(started.status, 202) << started.body;
+  EXPECT_EQ(http_post(port(), "/v1/admin/views/nope/audit", "").status, 404);
+  EXPECT_EQ(get("/v1/admin/views/nope/audit").body_json()["error"]["code"], "unknown_view");
+  EXPECT_EQ(get("/v1/admin/nothing").status, 404);
+  EXPECT_EQ(http_post(port(), "/v1/admin/scrub", "").status, 202);
+  for (int i = 0; i < 2000 && get("/v1/admin/scrub").body_json()["scrub"]["running"] == true; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(get("/v1/admin/scrub").body_json()["scrub"]["ok"], true);
+  for (int i = 0; i < 2000 && get("/v1/admin/views/docs/audit").body_json()["audit"].is_null(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(get("/v1/admin/views/docs/audit").body_json()["audit"]["ok"], true);
+  EXPECT_EQ(get("/v1/views").body_json()["views"][0]["audit"]["ok"], true);
 }
 
 TEST_F(derive_tool_test, verify_forgotten_finds_data_in_the_data_directory) {
