@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <sstream>
+#include <thread>
 
 #include "tests/web/web_fixture.hpp"
 
@@ -93,7 +94,7 @@ TEST_F(derive_tool_test, audit_passes_a_sound_view_and_fails_a_clock_reading_one
   EXPECT_EQ(noisy.code, 1) << noisy.out;
   ASSERT_EQ(noisy.lines.size(), 1u);
   EXPECT_EQ(noisy.lines[0]["ok"], false);
-  ASSERT_EQ(noisy.lines[0]["differences"].size(), 2u);
+  ASSERT_EQ(noisy.lines[0]["differences"].size(), 3u);  // a1, a2, b1
   EXPECT_EQ(noisy.lines[0]["differences"][0]["key"], "a1");
   // The result is kept: GET /v1/views, `status` (now unhealthy) and /metrics.
   auto status = tool("status --json");
