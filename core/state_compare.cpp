@@ -6,14 +6,15 @@
 
 namespace derive {
 
-result<view_digest> stored_digest(const view_snapshot& snapshot) {
+result<std::optional<view_digest>> stored_digest(const view_snapshot& snapshot) {
   const auto& s = snapshot_access::of(snapshot);
   std::optional<std::string> raw;
   if (int rc = get_view_digest(s.txn.get(), s.meta_dbi, raw); rc != MDB_SUCCESS)
     return decode_status(rc, "reading a view's digest");
+  if (!raw) return std::optional<view_digest>{};
   view_digest digest;
-  if (raw) digest.assign_raw(*raw);
-  return digest;
+  digest.assign_raw(*raw);
+  return std::optional<view_digest>{digest};
 }
 
 result<state_comparison> compare_states(const view_snapshot& actual,

@@ -20,9 +20,9 @@
 namespace derive {
 
 // The digest committed with the snapshot's state and offset (the store's
-// meta record; the digest of an empty state when none was recorded yet).
-// Errors: corruption, io_error.
-result<view_digest> stored_digest(const view_snapshot& snapshot);
+// meta record); nullopt when none was recorded yet (a store written before
+// digests existed, not committed to since). Errors: corruption, io_error.
+result<std::optional<view_digest>> stored_digest(const view_snapshot& snapshot);
 
 // A key whose value differs between two states (nullopt: absent there).
 struct state_difference {
