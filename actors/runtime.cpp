@@ -12,6 +12,7 @@
 #include <derive/processor.hpp>
 #include <derive/view.hpp>
 
+#include "actors/audit.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
@@ -498,6 +499,8 @@ status runtime::start() {
     return s;
   }
   spawn_actors(*impl_);
+  impl_->audits_cancel = false;
+  impl_->audits = std::make_unique<auditor>(*impl_);
   {
     std::lock_guard<std::mutex> cutover(impl_->cutover_mu);
     impl_->try_cutover();  // a version may have become ready while stopped
@@ -519,6 +522,7 @@ status runtime::start() {
 void runtime::stop() {
   std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
   if (!impl_->running) return;
+  impl_->audits_cancel = true;  // audits and scrubs end soon (actors/audit.hpp)
   {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = false;
@@ -537,6 +541,7 @@ void runtime::stop() {
   for (auto& runner : impl_->runners) stop_and_wait(runner);
   stop_and_wait(impl_->hub);
   impl_->waiters->shutdown();
+  impl_->audits.reset();  // joins the audit thread (it holds storage_mu while it works)
   {
     std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
     impl_->running = false;

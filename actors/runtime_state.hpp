@@ -51,6 +51,7 @@ struct view_group {
   std::vector<uint32_t> retired;     // versions whose storage was freed at start
 };
 using serving_table = std::vector<view_slot*>;  // by group
+class auditor;
 
 struct runtime::impl {
   explicit impl(runtime_options options);
@@ -122,6 +123,13 @@ struct runtime::impl {
   caf::actor sequencer;
   caf::actor hub;
   std::vector<caf::actor> runners;  // by slot index; written before the actors run
+
+  // Audits and scrubs (actors/audit.hpp): the audit thread while running;
+  // `audits_cancel` is set by stop() so that audits end before storage closes.
+  std::unique_ptr<auditor> audits;
+  std::atomic<bool> audits_cancel{false};
+  mutable std::mutex scrub_mu;
+  scrub_result scrub;  // guarded by scrub_mu
 
   std::shared_mutex append_mu;
   bool accepting = false;

@@ -372,6 +372,38 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
 
 }  // namespace
 
+status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>& cancel,
+                    uint64_t& inputs, std::optional<uint64_t>& failed_offset) {
+  auto& slot = *ctx.slot;
+  while (slot.store()->offset() < until) {
+    if (cancel.load(std::memory_order_relaxed))
+      return {errc::unavailable, "the rebuild of view " + slot.name() + " was stopped"};
+    const uint64_t offset = slot.store()->offset();
+    batch_txn txn(*slot.store(), {});
+    const uint64_t limit = std::min<uint64_t>(until - offset, ctx.catch_up_batch);
+    auto batch = slot.upstream ? apply_upstream(ctx, txn, offset, limit)
+                               : apply_log(ctx, txn, offset, limit);
+    if (!batch) return batch.error();
+    batch->changes = txn.take_changes();
+    batch->private_changes = txn.take_private_changes();
+    if (batch->new_offset > offset || !batch->dead.empty()) {
+      if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
+                                        batch->private_changes);
+          !s)
+        return s;
+      inputs += txn.inputs();
+    }
+    if (batch->failure) {
+      failed_offset = batch->failure->offset;
+      return {errc::invalid_parameter, batch->failure->error};
+    }
+    if (batch->new_offset == offset)
+      return {errc::not_found, "the source of view " + slot.name() + " ends at offset " +
+                                   std::to_string(offset) + ", before " + std::to_string(until)};
+  }
+  return status::ok();
+}
+
 caf::actor spawn_view_runner(caf::actor_system& sys, runner_context ctx, bool detached) {
   if (detached) return sys.spawn<caf::detached>(view_runner, std::move(ctx));
   return sys.spawn(view_runner, std::move(ctx));

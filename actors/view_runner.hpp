@@ -37,7 +37,9 @@
 // Messages: (head_atom, uint64_t), (restart_atom), (rebuild_atom),
 // (stop_atom, done_callback).
 
+#include <atomic>
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -73,6 +75,16 @@ struct runner_context {
   std::function<void(view_slot&)> committed;
   std::function<void(view_slot&)> rebuilt;
 };
+
+// Brings ctx.slot's store to offset `until` on the calling thread, batch
+// after batch, with the runner's own reading, applying and committing, but
+// without `published` or `before_commit` (audits rebuild a private copy with
+// it: actors/audit.hpp). The source (ctx.log, or ctx.slot->upstream) must
+// be at `until` or beyond. Returns early (unavailable) once `cancel` is set.
+// Errors: the view code's failure at an offset (failed_offset is set), the
+// source's read errors, the store's commit errors.
+status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>& cancel,
+                    uint64_t& inputs, std::optional<uint64_t>& failed_offset);
 
 // Spawns the runner of ctx.slot; `detached` gives it its own thread (the
 // runtime always does; tests with the test coordinator do not).

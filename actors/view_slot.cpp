@@ -142,7 +142,18 @@ view_info view_slot::info(uint64_t head, uint64_t lag_threshold) const {
       else out.status = rebuilding_ ? view_status::rebuilding : view_status::catching_up;
       break;
   }
+  out.audit = audit_;
   return out;
+}
+
+void view_slot::set_audit(audit_result result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  audit_ = std::move(result);
+}
+
+std::optional<audit_result> view_slot::audit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return audit_;
 }
 
 }  // namespace derive

@@ -77,6 +77,10 @@ class view_slot {
   bool failed() const;
   view_info info(uint64_t head, uint64_t lag_threshold) const;
 
+  // The last audit of this view version (actors/audit.hpp).
+  void set_audit(audit_result result);
+  std::optional<audit_result> audit() const;
+
  private:
   enum class phase { active, failed, stopped };
   view_def def_;
@@ -93,6 +97,7 @@ class view_slot {
   uint64_t window_offset_ = 0;   // runner thread only
   std::atomic<double> rate_{0};  // inputs per second in the last window
   std::atomic<int64_t> rate_at_ms_{0};
+  std::optional<audit_result> audit_;
 };
 
 // A copy of `like` (name, source, queries) at `version`, for a stale version

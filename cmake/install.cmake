@@ -20,6 +20,8 @@ install(TARGETS derive_core derive_actors derive_web derive_beast derive_warning
   EXPORT DeriveTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# The `derive` command-line tool (tools/derive).
+install(TARGETS derive_tool RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/derive
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/client/

@@ -32,6 +32,7 @@
 #include <derive/view_snapshot.hpp>
 
 #include "core/environment.hpp"
+#include "core/view_digest.hpp"
 #include "core/view_meta.hpp"  // view_failure
 
 struct MDB_txn;
@@ -100,6 +101,12 @@ class view_store {
   // The bytes the changelog holds (keys and values of `changes`), as of the
   // last commit: the running total kept in meta.
   uint64_t changelog_bytes() const;
+
+  // The digest of the state (core/view_digest.hpp) as of the last commit: it
+  // is updated by every commit and stored in meta in the same transaction as
+  // the state and the offset. A store written before digests existed gets
+  // its digest computed once when it opens (recorded by its next commit).
+  view_digest digest() const;
 
   // Durable failure record: set when the view stops on an error, cleared when
   // it is restarted.

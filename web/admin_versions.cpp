@@ -30,11 +30,6 @@ http_reply switch_reply(const std::string& view, const result<version_switch>& r
 
 }  // namespace
 
-bool is_loopback_address(std::string_view a) {
-  if (a.substr(0, 7) == "::ffff:") a.remove_prefix(7);
-  return a == "::1" || a.substr(0, 4) == "127.";
-}
-
 std::optional<http_reply> version_admin(runtime& rt, std::string_view method,
                                         std::string_view path, std::string_view query) {
   if (path.substr(0, prefix.size()) != prefix) return std::nullopt;

@@ -18,7 +18,4 @@ namespace derive::web {
 std::optional<http_reply> version_admin(runtime& rt, std::string_view method,
                                         std::string_view path, std::string_view query);
 
-// True for the addresses of this machine (127.0.0.0/8, ::1, ::ffff:127.x).
-bool is_loopback_address(std::string_view address);
-
 }  // namespace derive::web

@@ -72,6 +72,41 @@ void metrics::record_http_response(unsigned status) {
   }
 }
 
+// The last audit of each view and the last scrub (docs/operating.md).
+void render_audits(std::string& out, const runtime& rt) {
+  auto views = rt.views();
+  auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    header(out, name, type, help);
+    for (const auto& v : views) {
+      if (!v.audit) continue;
+      out += name;
+      out += "{view=\"" + label(v.name) + "\",version=\"" + std::to_string(v.version) + "\"} ";
+      append_uint(out, value(*v.audit));
+      out += '\n';
+    }
+  };
+  family("derive_view_audit_ok", "gauge", "1 when the view's last audit passed, else 0.",
+         [](const audit_result& a) -> uint64_t { return a.ok ? 1 : 0; });
+  family("derive_view_audit_offset", "gauge", "The offset at which the last audit compared.",
+         [](const audit_result& a) { return a.offset; });
+  family("derive_view_audit_differences", "gauge",
+         "Keys found differing by the last audit (at most 10 are listed).",
+         [](const audit_result& a) -> uint64_t { return a.differences.size(); });
+  family("derive_view_audit_duration_ms", "gauge", "How long the last audit took, in ms.",
+         [](const audit_result& a) { return a.duration_ms; });
+  family("derive_view_audit_finished_seconds", "gauge",
+         "When the last audit finished, in seconds since the Unix epoch.",
+         [](const audit_result& a) { return static_cast<uint64_t>(a.finished_at_ms / 1000); });
+  auto scrub = rt.last_scrub();
+  header(out, "derive_log_scrub_checked", "gauge", "Log records the last (or running) scrub read.");
+  sample(out, "derive_log_scrub_checked", scrub.checked);
+  header(out, "derive_log_scrub_problems", "gauge", "Problems the last scrub found.");
+  sample(out, "derive_log_scrub_problems", uint64_t{scrub.problems.size()});
+  header(out, "derive_log_scrub_ok", "gauge",
+         "1 when the last finished scrub found every record sound, else 0.");
+  sample(out, "derive_log_scrub_ok", uint64_t{scrub.ok ? 1u : 0u});
+}
+
 std::string metrics::render(const runtime& rt) const {
   std::string out;
   out.reserve(4096);
@@ -154,6 +189,7 @@ std::string metrics::render(const runtime& rt) const {
   per_version("derive_view_version_eta_seconds",
               "Seconds until a version catches up at its recent rate (0: caught up or idle).",
               [](const view_version_info& v) { return v.eta_seconds.value_or(0.0); });
+  render_audits(out, rt);
   header(out, "derive_subscriptions", "gauge", "Subscriptions registered with the hub (all kinds).");
   sample(out, "derive_subscriptions", m.subscriptions);
   header(out, "derive_hub_batches_total", "counter", "Committed batches handed on by the hub.");

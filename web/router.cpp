@@ -8,6 +8,7 @@
 #include "core/append_check.hpp"
 #include "core/json_text.hpp"
 #include "web/admin_versions.hpp"
+#include "web/admin.hpp"
 #include "web/errors.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
@@ -324,9 +325,11 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     if (auto r = admin_refusal()) return reply(std::move(*r));
     if (!auth_ && !is_loopback_address(req.remote_address))
       return reply(error_reply(403, http_code::forbidden,
-                               "admin routes answer only local clients when no authentication "
-                               "is configured"));
+                               "the admin routes answer loopback peers only while authentication "
+                               "is off; configure it (docs/security.md) and send a token that "
+                               "the admin rule allows"));
     if (auto r = version_admin(rt_, req.method, path, parts.query)) return reply(std::move(*r));
+    if (auto r = audit_route(rt_, req.method, path)) return reply(std::move(*r));
     return reply(route_not_found(path));
   }
   bool known_get_route = path == "/v1/views" || starts_with(path, "/v1/views/") ||
@@ -543,6 +546,7 @@ http_reply router::list_views() const {
       versions.push_back(std::move(e));
     }
     j["versions"] = std::move(versions);
+    j["audit"] = v.audit ? audit_json(*v.audit) : nlohmann::json(nullptr);
     views.push_back(std::move(j));
   }
   return json_reply(200, dump({{"views", std::move(views)}}));

@@ -71,6 +71,10 @@ struct runtime_options {
   // Subscription hub: batches a slow subscriber may have outstanding before
   // it is told it lost changes.
   size_t hub_buffer = 1024;
+  // Continuous audits (docs/operating.md, "Audits"): every interval, the
+  // runtime audits each view in turn on a low-priority thread. 0: off (audits
+  // then run on demand only).
+  std::chrono::milliseconds audit_interval{0};
 };
 
 }  // namespace derive

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <derive/append.hpp>
+#include <derive/audit.hpp>
 #include <derive/changelog.hpp>
 #include <derive/event.hpp>
 #include <derive/metrics.hpp>
@@ -133,6 +134,22 @@ class runtime {
   // cutover() to the version served before the last cutover, if it is still
   // declared (so still running). Errors: unknown_view, invalid_parameter.
   result<version_switch> rollback(const std::string& view);
+  // --- audits and scrubs (<derive/audit.hpp>, docs/operating.md) ---
+  // Audits `view` on the caller's thread (it may take as long as rebuilding
+  // the view) and records the result (view_info::audit). A mismatch is an
+  // ok result with audit_result::ok false; the served view is never changed.
+  // Errors: unknown_view, unavailable (not running, or stopped meanwhile),
+  // invalid_parameter (a processor, whose code appends to the log).
+  result<audit_result> audit(const std::string& view);
+  // Starts an audit of `view` on the runtime's audit thread (queued behind
+  // one under way). Errors: as audit(), found before it starts.
+  status start_audit(const std::string& view);
+  // The last audit result of `view` (nullopt: never audited).
+  std::optional<audit_result> last_audit(const std::string& view) const;
+  // Starts a scrub of the log on the audit thread; progress and result in
+  // last_scrub(). Errors: unavailable.
+  status start_scrub();
+  scrub_result last_scrub() const;
 
   // --- for applications with actors of their own ---
   caf::actor_system& system();

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <derive/audit.hpp>
+
 namespace derive {
 
 // stale: the served version is no longer declared; it answers, frozen at its
@@ -46,6 +48,7 @@ struct view_info {
   std::optional<uint64_t> failed_offset;
   // Every version (the one above is the serving one), newest first.
   std::vector<view_version_info> versions;
+  std::optional<audit_result> audit;  // the last audit of this view, if any
 };
 
 // An event that a view skipped under failure_policy::dead_letter.
