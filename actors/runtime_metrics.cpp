@@ -9,6 +9,29 @@
 
 namespace derive {
 
+namespace {
+
+// REQUIRES: storage_mu held.
+std::optional<cluster_metrics> cluster_locked(const runtime::impl& rt) {
+  if (!rt.stream) return std::nullopt;
+  auto st = rt.stream->state();
+  cluster_metrics c;
+  c.stream = rt.options.cluster.stream;
+  c.reachable = st.reachable;
+  c.server = st.server;
+  c.stream_first_seq = st.stream_first_seq;
+  c.stream_last_seq = st.stream_last_seq;
+  c.ingested_seq = st.ingested_seq;
+  c.lag = st.lag;
+  c.messages_published = st.messages_published;
+  c.publish_retries = st.publish_retries;
+  c.messages_ingested = st.messages_ingested;
+  c.error = st.error;
+  return c;
+}
+
+}  // namespace
+
 runtime_metrics runtime::metrics() const {
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
   runtime_metrics m;
@@ -47,7 +70,13 @@ runtime_metrics runtime::metrics() const {
     v.largest_value = load(slot->largest_value);
     m.views.push_back(std::move(v));
   }
+  m.cluster = cluster_locked(*impl_);
   return m;
+}
+
+std::optional<cluster_metrics> runtime::cluster() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  return cluster_locked(*impl_);
 }
 
 }  // namespace derive

@@ -105,7 +105,11 @@ class stream_log::impl {
   std::atomic<bool> stopping_{false};
 
   mutable std::mutex mu_;  // guards the members below
-  std::unordered_map<std::string, outcomes_fn> pending_;  // by message id
+  struct waiting {
+    size_t requests;
+    outcomes_fn done;
+  };
+  std::unordered_map<std::string, waiting> pending_;  // by message id
   std::string error_;
   uint64_t stream_first_ = 0, stream_last_ = 0;
   std::atomic<uint64_t> published_{0}, retries_{0}, ingested_count_{0};
@@ -211,12 +215,14 @@ void stream_log::impl::stop() {
 }
 
 void stream_log::impl::fail_pending(const std::string& why) {
-  std::unordered_map<std::string, outcomes_fn> pending;
+  std::unordered_map<std::string, waiting> pending;
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending.swap(pending_);
   }
-  for (auto& [id, done] : pending) done({result<append_outcome>(errc::unavailable, why)});
+  for (auto& [id, w] : pending)
+    w.done(std::vector<result<append_outcome>>(w.requests,
+                                               result<append_outcome>(errc::unavailable, why)));
 }
 
 void stream_log::impl::fail(std::string error) {
@@ -244,7 +250,7 @@ void stream_log::impl::publish(const std::vector<checked_append>& group, outcome
   const std::string body = encode_stream_message(group, system_clock_ms());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_.emplace(id, std::move(done));
+    pending_.emplace(id, waiting{group.size(), std::move(done)});
   }
   natsMsg* msg = nullptr;
   natsStatus s = natsMsg_Create(&msg, subject_.c_str(), nullptr, body.data(),
@@ -279,18 +285,21 @@ void stream_log::impl::publish(const std::vector<checked_append>& group, outcome
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = pending_.find(id); it != pending_.end()) {
-      mine = std::move(it->second);
+      mine = std::move(it->second.done);
       pending_.erase(it);
     }
   }
-  if (mine)  // else the follower answered: the message is in the stream after all
-    mine(std::vector<result<append_outcome>>(
-        group.size(),
-        result<append_outcome>(errc::unavailable,
-                               "the cluster's stream did not acknowledge the append (" +
-                                   nats_error(s, jerr) +
-                                   "); it may or may not have been appended: retry it with "
-                                   "the same Idempotency-Key")));
+  if (!mine) return;  // the follower answered: the message is in the stream after all
+  status why{errc::unavailable, "the cluster's stream did not acknowledge the append (" +
+                                    nats_error(s, jerr) +
+                                    "); it may or may not have been appended: retry it with "
+                                    "the same Idempotency-Key"};
+  if (s == NATS_MAX_PAYLOAD)
+    why = {errc::payload_too_large,
+           "the append takes " + std::to_string(body.size()) +
+               " bytes in a stream message, more than the NATS servers' max_payload (" +
+               std::to_string(max_message_bytes()) + "): send fewer or smaller events"};
+  mine(std::vector<result<append_outcome>>(group.size(), result<append_outcome>(why)));
 }
 
 natsSubscription* stream_log::impl::subscribe(uint64_t from) {
@@ -431,7 +440,7 @@ void stream_log::impl::finish(std::vector<ingested_message>& done) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (auto it = pending_.find(m.id); it != pending_.end()) {
-        fn = std::move(it->second);
+        fn = std::move(it->second.done);
         pending_.erase(it);
       }
     }

@@ -3,7 +3,8 @@
 //   docsearch [--port N] [--address A] [--data DIR] [--threads N] [--relaxed]
 //             [--www DIR] [--tls-cert FILE --tls-key FILE] [--allow-host NAME]...
 //             [--max-connections-per-address N] [--append-rate N]
-//             [--auth-secret-file F | --auth-keys F] [--auth-rules F] [--help]
+//             [--auth-secret-file F | --auth-keys F] [--auth-rules F]
+//             [--nats URL[,URL]... [--stream NAME] [--replicas N]] [--help]
 //   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
 //             [--no-progress]   (importer.hpp)
 //
@@ -82,6 +83,14 @@ Options:
                 samples/docsearch/www).
   --help        show this text and exit.
 
+Cluster mode (off by default; README.md, "Cluster mode"):
+  --nats URL[,URL]...   keep the log on a NATS JetStream stream through these
+                        servers (nats://host:port); several docsearch nodes on
+                        one stream share one log and the same views.
+  --stream NAME         the stream (default "docsearch"), created when missing.
+  --replicas N          the stream's replicas when it is created, 1..5
+                        (default 1; 3 on a 3-server cluster).
+
 Authentication (off by default; README.md, "Auth mode"):
   --auth-secret-file F  turn tokens on: HS256 JWTs signed with the secret in F
                         (its first line).
@@ -117,6 +126,9 @@ struct options {
   std::string auth_issuer;
   std::string auth_audience;
   std::string auth_rules = DOCSEARCH_RULES_FILE;
+  std::vector<std::string> nats_urls;
+  std::string stream = "docsearch";
+  int replicas = 1;
   bool auth() const { return !auth_secret_file.empty() || !auth_keys.empty(); }
 };
 
@@ -207,6 +219,26 @@ std::optional<options> parse_options(int argc, char** argv, bool& help) {
         return std::nullopt;
       }
       o.append_rate = *n;
+    } else if (is("--nats")) {
+      auto v = value("--nats");
+      if (!v || v->empty()) return std::nullopt;
+      for (size_t at = 0; at <= v->size();) {
+        size_t comma = std::min(v->find(',', at), v->size());
+        if (comma > at) o.nats_urls.push_back(v->substr(at, comma - at));
+        at = comma + 1;
+      }
+    } else if (is("--stream")) {
+      auto v = value("--stream");
+      if (!v || v->empty()) return std::nullopt;
+      o.stream = *v;
+    } else if (is("--replicas")) {
+      auto v = value("--replicas");
+      auto n = v ? parse_number(*v, 5) : std::nullopt;
+      if (!n || *n == 0) {
+        std::cerr << "docsearch: --replicas must be a number from 1 to 5\n";
+        return std::nullopt;
+      }
+      o.replicas = static_cast<int>(*n);
     } else if (is("--threads")) {
       auto v = value("--threads");
       auto n = v ? parse_number(*v, 64) : std::nullopt;
@@ -332,6 +364,9 @@ int main(int argc, char** argv) {
   std::filesystem::path data = std::filesystem::absolute(opts->data, ec).lexically_normal();
   derive::runtime_options rt_options;
   rt_options.data_dir = data.string();
+  rt_options.cluster.nats_urls = opts->nats_urls;
+  rt_options.cluster.stream = opts->stream;
+  rt_options.cluster.replicas = opts->replicas;
   if (opts->relaxed) rt_options.storage.mode = derive::durability::relaxed;
   derive::runtime rt(rt_options);
   docsearch::install(rt);

@@ -1,5 +1,6 @@
 #pragma once
-// Real nats-server processes for the cluster tests (JetStream on 127.0.0.1):
+// Real nats-server processes for the cluster tests and benchmark (JetStream
+// on 127.0.0.1; failures throw std::runtime_error):
 // one server, or a cluster of n with their own ports, configs and store
 // directories under a temporary directory, killed (SIGKILL) and removed at
 // the end.
@@ -19,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
+#include <stdexcept>
 
 namespace derive::testing {
 
@@ -49,6 +50,23 @@ inline bool port_accepts(int port) {
   ::close(fd);
   return ok;
 }
+
+// A fresh directory under /tmp, removed with everything in it.
+class scratch_dir {
+ public:
+  scratch_dir() {
+    std::string pattern = "/tmp/derive-cluster-XXXXXX";
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 
 class nats_cluster {
  public:
@@ -100,8 +118,8 @@ class nats_cluster {
     node.pid = pid;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!port_accepts(node.port)) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-          << "nats-server " << name(i) << " did not start; see " << log;
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("nats-server " + name(i) + " did not start; see " + log);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }

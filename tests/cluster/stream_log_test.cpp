@@ -12,6 +12,8 @@
 
 #include "cluster/stream_message.hpp"
 #include "core/append_check.hpp"
+#include <gtest/gtest.h>
+
 #include "tests/cluster/nats_cluster.hpp"
 
 namespace derive {
