@@ -116,5 +116,41 @@ TEST_F(runtime_cluster_test, a_restarted_node_catches_up_and_a_new_one_starts_fr
   EXPECT_EQ(read_view(node(1), "docs").state.count("a0"), 0u);
 }
 
+// What /v1/health and /metrics show: the stream's position, this node's, the lag.
+TEST_F(runtime_cluster_test, reports_the_stream_position_and_lag) {
+  start_node(0);
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(append_one(node(0), "doc.put", "m" + std::to_string(k)));
+  std::optional<cluster_metrics> c;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {  // the stream's state is refreshed about every second
+    std::this_thread::sleep_for(50ms);
+    c = node(0).cluster();
+    ASSERT_TRUE(c);
+  } while (c->stream_last_seq < 5 && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(c->stream, "docs");
+  EXPECT_TRUE(c->reachable);
+  EXPECT_NE(c->server.find("nats://127.0.0.1:"), std::string::npos) << c->server;
+  EXPECT_EQ(c->stream_first_seq, 1u);
+  EXPECT_EQ(c->stream_last_seq, 5u);
+  EXPECT_EQ(c->ingested_seq, 5u);
+  EXPECT_EQ(c->lag, 0u);
+  EXPECT_EQ(c->messages_published, 5u);
+  EXPECT_EQ(c->messages_ingested, 5u);
+  EXPECT_TRUE(c->error.empty());
+  auto m = node(0).metrics();
+  ASSERT_TRUE(m.cluster);
+  EXPECT_EQ(m.cluster->ingested_seq, 5u);
+  EXPECT_EQ(m.head, 5u);
+  // Every server gone: not reachable (health: not ready).
+  for (int i = 0; i < 3; ++i) nats_.kill(i);
+  do {
+    std::this_thread::sleep_for(50ms);
+    c = node(0).cluster();
+  } while (c->reachable && std::chrono::steady_clock::now() < deadline + 10s);
+  EXPECT_FALSE(c->reachable);
+  node(0).stop();
+  EXPECT_FALSE(node(0).cluster());
+}
+
 }  // namespace
 }  // namespace derive::testing
