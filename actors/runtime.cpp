@@ -313,11 +313,23 @@ std::vector<size_t> make_groups(runtime::impl& rt) {
   return order;
 }
 
+void report_cluster(stream_log::note_level level, const std::string& what) {
+  constexpr std::string_view cluster = "cluster";
+  if (level == stream_log::error) log_error(cluster, what);
+  else if (level == stream_log::warning) log_warn(cluster, what);
+  else log_info(cluster, what);
+}
+
 status open_storage(runtime::impl& rt) {
   if (auto s = open_environments(rt); !s) return s;
   auto log = event_log::open(*rt.env, rt.options.log);
   if (!log) return log.error();
   rt.log = std::move(*log);
+  if (rt.options.cluster.enabled()) {
+    auto stream = stream_log::open(*rt.log, rt.options.cluster, report_cluster);
+    if (!stream) return stream.error();
+    rt.stream = std::move(*stream);
+  }
   rt.by_name.clear();
   for (size_t i = 0; i < rt.declared; ++i) rt.by_name[rt.slots[i]->name()] = rt.slots[i].get();
   auto records = read_serving(*rt.views_env);
@@ -404,9 +416,22 @@ void spawn_actors(runtime::impl& rt) {
   ctx.log = rt.log.get();
   ctx.counters = &rt.counters;
   ctx.validate = [&rt](const checked_append& r) { return rt.run_validators(r); };
-  ctx.committed = [log_runners](uint64_t head) {
+  auto committed = [log_runners](uint64_t head) {
     for (auto& runner : log_runners) caf::anon_send(runner, head_atom::value, head);
   };
+  if (rt.stream) {
+    // Cluster mode: the follower writes the log and announces its head.
+    ctx.publish = [stream = rt.stream.get()](const std::vector<checked_append>& group,
+                                             stream_log::outcomes_fn done) {
+      stream->publish(group, std::move(done));
+    };
+    constexpr size_t headers_room = 4096;
+    ctx.max_message_bytes = std::max(rt.stream->max_message_bytes(), 2 * headers_room) - headers_room;
+    ctx.stop_timeout = rt.options.cluster.publish_timeout;
+    rt.stream->start(committed);
+  } else {
+    ctx.committed = committed;
+  }
   rt.sequencer = spawn_sequencer(*rt.system, std::move(ctx));
 }
 
@@ -422,6 +447,7 @@ void close_storage(runtime::impl& rt) {
     slot->upstream = nullptr;
     slot->downstream.clear();
   }
+  rt.stream.reset();
   rt.log.reset();
   rt.views_env.reset();
   rt.env.reset();
@@ -538,6 +564,7 @@ void runtime::stop() {
   // into the runtime (reads stay served until storage closes below).
   // In-flight appends are committed and answered before the sequencer quits.
   stop_and_wait(impl_->sequencer);
+  if (impl_->stream) impl_->stream->stop();  // no more ingests, no more heads
   for (auto& runner : impl_->runners) stop_and_wait(runner);
   stop_and_wait(impl_->hub);
   impl_->waiters->shutdown();

@@ -19,6 +19,25 @@ view_info views_info_of(const runtime::impl& rt, const view_slot& served, uint64
   return info;
 }
 
+// REQUIRES: storage_mu held.
+std::optional<cluster_metrics> cluster_locked(const runtime::impl& rt) {
+  if (!rt.stream) return std::nullopt;
+  auto st = rt.stream->state();
+  cluster_metrics c;
+  c.stream = rt.options.cluster.stream;
+  c.reachable = st.reachable;
+  c.server = st.server;
+  c.stream_first_seq = st.stream_first_seq;
+  c.stream_last_seq = st.stream_last_seq;
+  c.ingested_seq = st.ingested_seq;
+  c.lag = st.lag;
+  c.messages_published = st.messages_published;
+  c.publish_retries = st.publish_retries;
+  c.messages_ingested = st.messages_ingested;
+  c.error = st.error;
+  return c;
+}
+
 }  // namespace
 
 runtime_metrics runtime::metrics() const {
@@ -61,7 +80,13 @@ runtime_metrics runtime::metrics() const {
     v.versions = std::move(info.versions);
     m.views.push_back(std::move(v));
   }
+  m.cluster = cluster_locked(*impl_);
   return m;
+}
+
+std::optional<cluster_metrics> runtime::cluster() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  return cluster_locked(*impl_);
 }
 
 }  // namespace derive

@@ -35,6 +35,7 @@
 #include "actors/sequencer.hpp"
 #include "actors/view_slot.hpp"
 #include "actors/waiters.hpp"
+#include "cluster/stream_log.hpp"
 #include "core/environment.hpp"
 #include "core/log.hpp"
 
@@ -116,6 +117,7 @@ struct runtime::impl {
   std::unique_ptr<environment> env;        // the log's: <data_dir>
   std::unique_ptr<environment> views_env;  // every view store's: <data_dir>/views
   std::unique_ptr<event_log> log;
+  std::unique_ptr<stream_log> stream;      // cluster mode: the log's system of record
   std::unique_ptr<subscription_registry> subs;
   std::unique_ptr<waiter_registry> waiters;
   std::unique_ptr<publisher> pub;

@@ -52,6 +52,37 @@ std::string format_double(double v) {
   return buf;
 }
 
+// Cluster mode: the stream's position, this node's, and the cluster's reachability.
+void cluster_families(std::string& out, const cluster_metrics& c) {
+  header(out, "derive_cluster_reachable", "gauge",
+         "1 when this node is connected to a NATS server of the cluster.");
+  sample(out, "derive_cluster_reachable", uint64_t{c.reachable});
+  header(out, "derive_cluster_following", "gauge",
+         "1 while this node can follow the stream; 0 when it stopped (see /v1/health).");
+  sample(out, "derive_cluster_following", uint64_t{c.error.empty()});
+  header(out, "derive_cluster_stream_last_sequence", "gauge",
+         "The stream's last sequence, as last seen.");
+  sample(out, "derive_cluster_stream_last_sequence", c.stream_last_seq);
+  header(out, "derive_cluster_stream_first_sequence", "gauge",
+         "The stream's first sequence, as last seen.");
+  sample(out, "derive_cluster_stream_first_sequence", c.stream_first_seq);
+  header(out, "derive_cluster_ingested_sequence", "gauge",
+         "The last stream sequence ingested into the local log.");
+  sample(out, "derive_cluster_ingested_sequence", c.ingested_seq);
+  header(out, "derive_cluster_lag_messages", "gauge",
+         "Stream messages not yet ingested by this node.");
+  sample(out, "derive_cluster_lag_messages", c.lag);
+  header(out, "derive_cluster_published_messages_total", "counter",
+         "Stream messages this node published (one per group of appends).");
+  sample(out, "derive_cluster_published_messages_total", c.messages_published);
+  header(out, "derive_cluster_publish_retries_total", "counter",
+         "Publishes tried again (no stream leader, reconnecting).");
+  sample(out, "derive_cluster_publish_retries_total", c.publish_retries);
+  header(out, "derive_cluster_ingested_messages_total", "counter",
+         "Stream messages this node ingested since start.");
+  sample(out, "derive_cluster_ingested_messages_total", c.messages_ingested);
+}
+
 // One family with a sample per view: `field` picks the view's value.
 void per_view(std::string& out, const std::vector<view_metrics>& views, const char* name,
               const char* type, const char* help, uint64_t view_metrics::*field) {
@@ -236,6 +267,7 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_appends_limited_total", "counter",
          "Appends refused with rate_limited or too_many_idempotency_keys (HTTP and WebSocket).");
   sample(out, "derive_appends_limited_total", appends_limited.load());
+  if (m.cluster) cluster_families(out, *m.cluster);
   return out;
 }
 

@@ -567,6 +567,20 @@ http_reply router::health() const {
       {"head", head},
       {"durability", rt_.durability_mode() == durability::full ? "full" : "relaxed"},
       {"views", std::move(views)}};
+  if (auto c = rt_.cluster()) {
+    // Cluster mode: not ready while this node cannot follow or reach the stream.
+    const bool ready = c->reachable && c->error.empty();
+    if (!ready) body["status"] = "degraded";
+    body["cluster"] = {{"stream", c->stream},
+                       {"ready", ready},
+                       {"reachable", c->reachable},
+                       {"server", c->server},
+                       {"stream_first_seq", c->stream_first_seq},
+                       {"stream_last_seq", c->stream_last_seq},
+                       {"ingested_seq", c->ingested_seq},
+                       {"lag", c->lag},
+                       {"error", c->error.empty() ? nlohmann::json() : nlohmann::json(c->error)}};
+  }
   return json_reply(200, dump(body));
 }
 

@@ -155,6 +155,9 @@ class runtime {
   caf::actor_system& system();
 
   // --- observability ---
+  // Cluster mode: the stream and this node's place in it; nullopt on the
+  // embedded log or when not running.
+  std::optional<cluster_metrics> cluster() const;
   runtime_metrics metrics() const;
 
   // The runtime's state (actors/runtime_state.hpp), for the framework's own

@@ -3,7 +3,8 @@
 //   docsearch [--port N] [--address A] [--data DIR] [--threads N] [--relaxed]
 //             [--www DIR] [--tls-cert FILE --tls-key FILE] [--allow-host NAME]...
 //             [--max-connections-per-address N] [--append-rate N]
-//             [--auth-secret-file F | --auth-keys F] [--auth-rules F] [--help]
+//             [--auth-secret-file F | --auth-keys F] [--auth-rules F]
+//             [--nats URL[,URL]... [--stream NAME] [--replicas N]] [--help]
 //   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
 //             [--no-progress]   (importer.hpp)
 //
@@ -87,6 +88,14 @@ Options:
                 samples/docsearch/www).
   --help        show this text and exit.
 
+Cluster mode (off by default; README.md, "Cluster mode"):
+  --nats URL[,URL]...   keep the log on a NATS JetStream stream through these
+                        servers (nats://host:port); several docsearch nodes on
+                        one stream share one log and the same views.
+  --stream NAME         the stream (default "docsearch"), created when missing.
+  --replicas N          the stream's replicas when it is created, 1..5
+                        (default 1; 3 on a 3-server cluster).
+
 Authentication (off by default; README.md, "Auth mode"):
   --auth-secret-file F  turn tokens on: HS256 JWTs signed with the secret in F
                         (its first line).
@@ -119,6 +128,9 @@ struct options {
   std::string auth_issuer;
   std::string auth_audience;
   std::string auth_rules = DOCSEARCH_RULES_FILE;
+  std::vector<std::string> nats_urls;
+  std::string stream = "docsearch";
+  int replicas = 1;
   bool auth() const { return !auth_secret_file.empty() || !auth_keys.empty(); }
 };
 
@@ -142,6 +154,23 @@ samples::taken take_own_flag(samples::command_line& args, options& o) {
     auto took = text(host, false);
     if (took == samples::taken::yes) o.allowed_hosts.push_back(host);
     return took;
+  }
+  if (args.is("--nats")) {
+    auto v = args.value();
+    if (!v) return samples::taken::error;
+    for (size_t at = 0; at <= v->size();) {
+      size_t comma = std::min(v->find(',', at), v->size());
+      if (comma > at) o.nats_urls.push_back(v->substr(at, comma - at));
+      at = comma + 1;
+    }
+    return samples::taken::yes;
+  }
+  if (args.is("--stream")) return text(o.stream, false);
+  if (args.is("--replicas")) {
+    auto n = args.number(1, 5);
+    if (!n) return samples::taken::error;
+    o.replicas = static_cast<int>(*n);
+    return samples::taken::yes;
   }
   if (args.is("--search-version")) {
     auto n = args.number(2, 3);
@@ -280,7 +309,11 @@ int main(int argc, char** argv) {
   derive::stop_signals signals(true);
 
   auto data = opts->server.data_path();
-  derive::runtime rt(opts->server.runtime_options());
+  auto rt_options = opts->server.runtime_options();
+  rt_options.cluster.nats_urls = opts->nats_urls;
+  rt_options.cluster.stream = opts->stream;
+  rt_options.cluster.replicas = opts->replicas;
+  derive::runtime rt(rt_options);
   docsearch::install(rt, opts->search_version);
   if (auto st = rt.start(); !st) {
     std::cerr << "docsearch: cannot start: " << st.to_string() << "\n";
