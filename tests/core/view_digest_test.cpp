@@ -65,7 +65,8 @@ class digest_test : public ::testing::Test {
     txn_guard txn;
     ASSERT_TRUE(env_->begin_write(txn, "a test write"));
     std::string stored = "k" + key;
-    MDB_val k = to_val(stored), v = to_val(value.value_or(""));
+    std::string bytes = value.value_or("");  // outlives mdb_put
+    MDB_val k = to_val(stored), v = to_val(bytes);
     int rc = value ? mdb_put(txn.get(), *dbi, &k, &v, 0) : mdb_del(txn.get(), *dbi, &k, nullptr);
     ASSERT_EQ(rc, MDB_SUCCESS);
     ASSERT_TRUE(env_->commit(txn));
