@@ -159,10 +159,12 @@ result<std::unique_ptr<environment>> environment::open_recomputable(const std::s
   env->path_ = path;
   env->options_ = options;
   if (flush_commits) {
-    // Intact now (checked above); its commits flush, so no marker is needed.
+    // Intact (checked above), and flushed whole as it opens; from then on its
+    // commits flush, so the marker goes (after the flush: a crash before it
+    // must still find the marker).
+    if (auto st = open_env(env->env_, path, options, false); !st) return st;
     std::filesystem::remove(marker_path(path), ec);
     if (ec) return status{errc::io_error, "cannot remove '" + marker_path(path) + "': " + ec.message()};
-    if (auto st = open_env(env->env_, path, options, false); !st) return st;
     return env;
   }
   if (auto st = write_marker(path, *boot, false); !st) return st;
