@@ -140,10 +140,21 @@ status open_environments(runtime::impl& rt) {
     log_info(component, "moved the views of ", rt.options.data_dir,
              " out of the log's environment: dropped ", *dropped,
              " tables there; the views rebuild from the log");
-  auto views = environment::open(
-      (std::filesystem::path(rt.options.data_dir) / "views").string(), views_storage(rt.options));
+  // The views' commits do not flush (a process crash keeps them; after a
+  // machine crash the environment is discarded and the views rebuild), but a
+  // processor's must: a rebuild from 0 would emit outputs whose keys the log
+  // may have pruned.
+  bool flush_commits = !rt.outboxes.empty() && rt.options.storage.mode == durability::full;
+  bool discarded = false;
+  auto views = environment::open_recomputable(
+      (std::filesystem::path(rt.options.data_dir) / "views").string(), views_storage(rt.options),
+      rt.options.boot_id_path, flush_commits, &discarded);
   if (!views) return views.error();
   rt.views_env = std::move(*views);
+  if (discarded)
+    log_warn(component, "the views of ", rt.options.data_dir,
+             " were left unflushed by a machine crash (another boot): discarded; "
+             "every view rebuilds from the log");
   return status::ok();
 }
 

@@ -2,14 +2,28 @@
 
 #include <lmdb.h>
 
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <vector>
 
 #include "core/lmdb_util.hpp"
 
 namespace derive {
+
+namespace {
+
+// Opens the MDB_env of `env` at `path`; `nosync`: MDB_NOSYNC.
+status open_env(MDB_env*& handle, const std::string& path, const environment_options& options,
+                bool nosync);
+
+}  // namespace
 
 result<std::unique_ptr<environment>> environment::open(const std::string& path,
                                                        environment_options options) {
@@ -21,41 +35,153 @@ result<std::unique_ptr<environment>> environment::open(const std::string& path,
   std::unique_ptr<environment> env{new environment};
   env->path_ = path;
   env->options_ = options;
-  if (int rc = mdb_env_create(&env->env_); rc != MDB_SUCCESS)
+  if (auto st = open_env(env->env_, path, options, options.mode == durability::relaxed); !st)
+    return st;
+  return env;
+}
+
+namespace {
+
+status open_env(MDB_env*& handle, const std::string& path, const environment_options& options,
+                bool nosync) {
+  if (int rc = mdb_env_create(&handle); rc != MDB_SUCCESS)
     return lmdb_status(rc, "creating the environment");
   auto fail = [&](int rc, const char* what) -> status {
-    mdb_env_close(env->env_);
-    env->env_ = nullptr;
+    mdb_env_close(handle);
+    handle = nullptr;
     auto st = lmdb_status(rc, what);
     return {st.code(), st.message() + " (data directory '" + path + "')"};
   };
-  if (int rc = mdb_env_set_mapsize(env->env_, options.map_size); rc != MDB_SUCCESS)
+  if (int rc = mdb_env_set_mapsize(handle, options.map_size); rc != MDB_SUCCESS)
     return fail(rc, "setting the map size");
-  if (int rc = mdb_env_set_maxreaders(env->env_, options.max_readers); rc != MDB_SUCCESS)
+  if (int rc = mdb_env_set_maxreaders(handle, options.max_readers); rc != MDB_SUCCESS)
     return fail(rc, "setting the reader limit");
-  if (int rc = mdb_env_set_maxdbs(env->env_, options.max_databases); rc != MDB_SUCCESS)
+  if (int rc = mdb_env_set_maxdbs(handle, options.max_databases); rc != MDB_SUCCESS)
     return fail(rc, "setting the database limit");
   // MDB_NOTLS: read transactions may be used from pool threads.
   // No MDB_WRITEMAP: on a full disk it can crash the process.
   unsigned flags = MDB_NOTLS;
-  if (options.mode == durability::relaxed) flags |= MDB_NOSYNC;
-  if (int rc = mdb_env_open(env->env_, path.c_str(), flags, 0644); rc != MDB_SUCCESS)
+  if (nosync) flags |= MDB_NOSYNC;
+  if (int rc = mdb_env_open(handle, path.c_str(), flags, 0644); rc != MDB_SUCCESS)
     return fail(rc, "opening the data directory");
   // After a process crash the last commits may sit in the page cache with
   // their meta page unflushed (MDB_NOMETASYNC): flush them before anyone
   // reads them, so that nothing seen from now on can be lost to a power loss.
-  if (options.mode == durability::full) {
-    if (int rc = mdb_env_sync(env->env_, 1); rc != MDB_SUCCESS)
+  if (!nosync) {
+    if (int rc = mdb_env_sync(handle, 1); rc != MDB_SUCCESS)
       return fail(rc, "flushing the data directory");
   }
+  return status::ok();
+}
+
+// The marker of a recomputable environment: "derive-env 1\n<boot id>\n<clean|dirty>\n".
+constexpr std::string_view marker_magic = "derive-env 1";
+
+std::string marker_path(const std::string& dir) {
+  return (std::filesystem::path(dir) / "boot").string();
+}
+
+result<std::string> read_boot_id(const std::string& boot_id_path) {
+  std::ifstream in(boot_id_path);
+  std::string id;
+  if (!in || !std::getline(in, id) || id.empty())
+    return status{errc::io_error, "cannot read the boot id from '" + boot_id_path + "'"};
+  return id;
+}
+
+// Writes the marker durably: a temporary file, flushed, renamed over the
+// marker, then the directory flushed.
+status write_marker(const std::string& dir, const std::string& boot_id, bool clean) {
+  std::string text = std::string(marker_magic) + "\n" + boot_id + "\n" +
+                     (clean ? "clean" : "dirty") + "\n";
+  std::string path = marker_path(dir), tmp = path + ".tmp";
+  auto failed = [&](const char* what) {
+    return status{errc::io_error, std::string(what) + " '" + tmp + "': " + std::strerror(errno)};
+  };
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return failed("cannot create");
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fdatasync(fd) == 0;
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  if (!ok) return failed("cannot write");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return failed("cannot rename");
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return failed("cannot open the directory of");
+  ok = ::fsync(dfd) == 0;
+  ::close(dfd);
+  if (!ok) return failed("cannot flush the directory of");
+  return status::ok();
+}
+
+// Whether the environment at `dir` must be discarded: its marker says it was
+// left dirty in another boot, or cannot be read while data exists. A
+// directory without a marker was never opened recomputable (an older
+// process, whose commits flushed): intact.
+bool torn_by_reboot(const std::string& dir, const std::string& boot_id) {
+  std::error_code ec;
+  bool has_data = std::filesystem::exists(std::filesystem::path(dir) / "data.mdb", ec);
+  if (!has_data) return false;
+  if (!std::filesystem::exists(marker_path(dir), ec)) return false;
+  std::ifstream in(marker_path(dir));
+  std::string magic, boot, state;
+  if (!std::getline(in, magic) || !std::getline(in, boot) || !std::getline(in, state) ||
+      magic != marker_magic)
+    return true;
+  return state != "clean" && boot != boot_id;
+}
+
+}  // namespace
+
+result<std::unique_ptr<environment>> environment::open_recomputable(const std::string& path,
+                                                                    environment_options options,
+                                                                    const std::string& boot_id_path,
+                                                                    bool flush_commits,
+                                                                    bool* discarded) {
+  if (discarded) *discarded = false;
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec)
+    return status{errc::io_error, "cannot create data directory '" + path + "': " + ec.message()};
+  auto boot = read_boot_id(boot_id_path);
+  if (!boot) return boot.error();
+  if (torn_by_reboot(path, *boot)) {
+    for (const char* name : {"data.mdb", "lock.mdb"}) {
+      std::filesystem::remove(std::filesystem::path(path) / name, ec);
+      if (ec)
+        return status{errc::io_error, "cannot remove the torn '" + path + "/" + name +
+                                          "': " + ec.message()};
+    }
+    if (discarded) *discarded = true;
+  }
+  std::unique_ptr<environment> env{new environment};
+  env->path_ = path;
+  env->options_ = options;
+  if (flush_commits) {
+    // Intact (checked above), and flushed whole as it opens; from then on its
+    // commits flush, so the marker goes (after the flush: a crash before it
+    // must still find the marker).
+    if (auto st = open_env(env->env_, path, options, false); !st) return st;
+    std::filesystem::remove(marker_path(path), ec);
+    if (ec) return status{errc::io_error, "cannot remove '" + marker_path(path) + "': " + ec.message()};
+    return env;
+  }
+  if (auto st = write_marker(path, *boot, false); !st) return st;
+  env->boot_id_ = *boot;
+  if (auto st = open_env(env->env_, path, options, true); !st) return st;
   return env;
 }
 
 environment::~environment() {
-  if (env_ != nullptr) {
-    if (options_.mode == durability::relaxed) mdb_env_sync(env_, 1);
-    mdb_env_close(env_);
-  }
+  if (env_ == nullptr) return;
+  bool recomputable = !boot_id_.empty();
+  bool flushed = false;
+  if (recomputable || options_.mode == durability::relaxed)
+    flushed = sticky_error().is_ok() && mdb_env_sync(env_, 1) == MDB_SUCCESS;
+  mdb_env_close(env_);
+  // Clean only when everything reached the disk; else it stays dirty.
+  if (recomputable && flushed) (void)write_marker(path_, boot_id_, true);
 }
 
 result<unsigned> environment::database(const std::string& name, unsigned flags) {
@@ -105,8 +231,26 @@ status environment::check(int rc, std::string_view what) {
   return st;
 }
 
+namespace {
+
+// Whether the filesystem holding `path` has (next to) no free space left.
+bool filesystem_full(const std::string& path) {
+  struct statvfs fs {};
+  if (::statvfs(path.c_str(), &fs) != 0) return false;
+  constexpr uint64_t almost_nothing = uint64_t{1} << 20;
+  return uint64_t{fs.f_bavail} * fs.f_frsize < almost_nothing ||
+         uint64_t{fs.f_bfree} * fs.f_frsize < almost_nothing;
+}
+
+}  // namespace
+
 status environment::commit(txn_guard& txn) {
   int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
+  // LMDB reports a short write of a commit's pages as EIO ("short write,
+  // filesystem full?"): on a full filesystem that is a full disk. The pages
+  // it wrote are unreachable (no meta page names them): nothing is lost.
+  if (rc == EIO && filesystem_full(path_))
+    return {errc::storage_full, "the disk holding '" + path_ + "' is full (committing)"};
   if (rc == EIO) fail(refused_after(lmdb_status(rc, "committing")));
   return check(rc, "committing");
 }

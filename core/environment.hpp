@@ -40,6 +40,27 @@ class environment {
   // Errors: io_error naming the path and the reason.
   static result<std::unique_ptr<environment>> open(const std::string& path,
                                                    environment_options options = {});
+
+  // Opens `path` as a *recomputable* environment (the views': everything in
+  // it is a function of the durable log), whose commits never flush
+  // (MDB_NOSYNC, whatever options.mode). A process crash loses nothing of it
+  // (the page cache survives); an OS crash or a power loss may tear it. So a
+  // marker file `path/boot` records the kernel's boot id (read from
+  // `boot_id_path`) and whether the environment was closed cleanly: it is
+  // written "dirty" and flushed before the environment opens, and "clean"
+  // after a flush of everything at close. An environment found dirty under
+  // another boot id (or with an unreadable marker) went down with the machine
+  // holding unflushed pages: its files are deleted and it opens empty, with
+  // `*discarded` set (the caller rebuilds its content). docs/storage.md.
+  // `flush_commits`: the discarding check only; then the marker is removed
+  // and the environment opens as open() does in durability::full (its
+  // commits flush): for content whose progress must survive a power loss.
+  // Errors: io_error (the boot id or the marker cannot be read or written).
+  static result<std::unique_ptr<environment>> open_recomputable(const std::string& path,
+                                                                environment_options options,
+                                                                const std::string& boot_id_path,
+                                                                bool flush_commits,
+                                                                bool* discarded);
   ~environment();
   environment(const environment&) = delete;
   environment& operator=(const environment&) = delete;
@@ -93,6 +114,7 @@ class environment {
  private:
   environment() = default;
   MDB_env* env_ = nullptr;
+  std::string boot_id_;  // a recomputable environment: the boot it was opened in
   std::string path_;
   environment_options options_;
   mutable std::mutex mu_;

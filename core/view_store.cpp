@@ -182,11 +182,14 @@ int64_t view_store::impl::now() const {
 }
 
 status view_store::impl::begin_write(txn_guard& txn) {
-  // MDB_NOMETASYNC (LMDB takes it per write transaction): the data pages are
-  // synced, the meta page that makes the commit visible after a power loss is
-  // not, so a power loss may undo the view's last commits but never tears
-  // them. A view is derived from the already durable log and resumes from the
-  // offset it finds, so this keeps exactly-once while halving its syncs.
+  // MDB_NOMETASYNC (LMDB takes it per write transaction): where the
+  // environment flushes its commits (the views' of a runtime with processors,
+  // tests), the data pages are synced and the meta page that makes the commit
+  // visible after a power loss is not, so a power loss may undo the view's
+  // last commits but never tears them. The runtime's views' environment
+  // usually flushes nothing (environment::open_recomputable; docs/storage.md).
+  // A view is derived from the already durable log and resumes from the
+  // offset it finds, so either keeps exactly-once.
   return env_.begin_write(txn, where("beginning a write"), MDB_NOMETASYNC);
 }
 

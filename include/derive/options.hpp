@@ -67,8 +67,15 @@ struct runtime_options {
   environment_options storage;
   // The views' environment (data_dir/views): every view store, so that a view
   // commit never waits for the log's writer lock nor adds to its flushes.
-  // Its `mode` is ignored: the views follow storage.mode.
+  // Its `mode` is ignored: the views' commits never flush (docs/storage.md,
+  // "The views' commits"), unless processors are declared and storage.mode
+  // is full (then each flushes once, as a processor's progress must survive
+  // a power loss).
   environment_options views_storage;
+  // The file naming the running kernel's boot: the views' environment is
+  // discarded and rebuilt from the log when it was left unflushed by an
+  // earlier boot. Injectable for tests.
+  std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
   log_options log;
   // CAF scheduler threads (0: CAF's default).
   unsigned worker_threads = 2;
