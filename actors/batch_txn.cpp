@@ -35,6 +35,12 @@ batch_txn::warm_cache batch_txn::warm() {
 }
 
 void batch_txn::begin_input(uint64_t offset) {
+  // A read snapshot lives for one input at most: held across a whole batch
+  // it would keep the environment from reusing the pages that the other
+  // views' commits free meanwhile, and the file would grow by a copy of every
+  // page they rewrite. A fresh one sees the same committed state (the runner
+  // is its store's only writer).
+  snapshot_.reset();
   input_.clear();
   private_input_.clear();
   offset_ = offset;

@@ -3,8 +3,9 @@
 //
 // Reads go through two layers: the writes of the current input (one event or
 // one upstream offset), then the batch's view of every key touched so far —
-// its committed value (read once from one read snapshot, opened at the first
-// read) or the value written by an earlier input of the batch. Nothing touches
+// its committed value (read from a read snapshot opened at the input's first
+// read and released at the next input, so that the batch never pins pages of
+// the environment) or the value written by an earlier input of the batch. Nothing touches
 // LMDB's write lock: the runner hands the recorded changes to
 // view_store::commit once the batch is done.
 //

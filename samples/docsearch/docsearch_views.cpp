@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <vector>
 
 #include "docsearch/tokenizer.hpp"
@@ -68,36 +69,41 @@ void add_to_counter(derive::view_txn& tx, const std::string& key, int64_t delta)
   }
 }
 
+// The "doc:<id>" record of `words`: the words in byte order, ' ' between them.
+std::string word_record(const std::map<std::string, int64_t>& words) {
+  std::string record;
+  for (const auto& [word, tf] : words) {
+    if (!record.empty()) record += ' ';
+    record += word;
+  }
+  return record;
+}
+
 // Applies one change of the documents view to the search view, a title word
 // counting `title_weight` times.
 void index_change(const derive::upstream_change& c, derive::view_txn& tx, int64_t title_weight) {
   const std::string record_key = private_doc_key(c.key);
   const std::string title_key = private_key(private_title_prefix, c.key);
   std::optional<json> old_record = tx.get_private(record_key);
-  if (old_record && !old_record->is_object()) old_record = json::object();
   std::optional<document> doc;
   if (c.value) doc = document_from_json(*c.value);
 
   std::map<std::string, int64_t> new_words;
   if (doc) new_words = term_frequencies(*doc, title_weight);
-  const json empty = json::object();
-  const json& old_words = old_record ? *old_record : empty;
+  const std::set<std::string> old_words =
+      old_record ? indexed_words(*old_record) : std::set<std::string>{};
 
   // Words the document no longer contains.
-  for (const auto& [word, tf] : old_words.items()) {
+  for (const auto& word : old_words) {
     if (new_words.count(word)) continue;
     tx.erase(posting_key(word, c.key));
     add_to_counter(tx, private_key(private_df_prefix, word), -1);
   }
-  // New words, and words whose frequency changed.
+  // Every word's frequency (a put of the value a key has records nothing);
+  // new words count in df.
   for (const auto& [word, tf] : new_words) {
-    auto old = old_words.find(word);
-    if (old == old_words.end()) {
-      tx.put(posting_key(word, c.key), tf);
-      add_to_counter(tx, private_key(private_df_prefix, word), +1);
-    } else if (!old->is_number_integer() || old->get<int64_t>() != tf) {
-      tx.put(posting_key(word, c.key), tf);
-    }
+    tx.put(posting_key(word, c.key), tf);
+    if (!old_words.count(word)) add_to_counter(tx, private_key(private_df_prefix, word), +1);
   }
 
   if (!doc) {
@@ -108,8 +114,7 @@ void index_change(const derive::upstream_change& c, derive::view_txn& tx, int64_
     }
     return;
   }
-  json record(new_words);
-  if (!record.is_object()) record = json::object();
+  json record = word_record(new_words);
   if (!old_record || *old_record != record) tx.put_private(record_key, std::move(record));
   auto old_title = tx.get_private(title_key);
   if (!old_title || *old_title != json(doc->title)) tx.put_private(title_key, doc->title);
@@ -197,6 +202,21 @@ std::map<std::string, int64_t> term_frequencies(const document& doc, int64_t tit
   for (auto& w : tokenize(doc.title)) tf[std::move(w)] += title_weight;
   for (auto& w : tokenize(doc.text)) tf[std::move(w)] += 1;
   return tf;
+}
+
+std::set<std::string> indexed_words(const json& record) {
+  std::set<std::string> words;
+  if (record.is_object()) {
+    for (const auto& [word, tf] : record.items()) words.insert(word);
+  } else if (record.is_string()) {
+    const auto& text = record.get_ref<const std::string&>();
+    for (size_t at = 0; at < text.size();) {
+      size_t end = std::min(text.find(' ', at), text.size());
+      if (end > at) words.insert(text.substr(at, end - at));
+      at = end + 1;
+    }
+  }
+  return words;
 }
 
 derive::view_def documents_view() {

@@ -28,7 +28,10 @@
 // document what it indexed, and the document frequencies the query ranks
 // with; `stats` keeps which documents are live, so that a delete of a missing
 // document changes nothing:
-//   search: "doc:<id>"   -> {<word>: <tf>, ...} (what the document indexed)
+//   search: "doc:<id>"   -> "<word> <word> ..." (the words the document
+//                           indexed, in byte order; their tf is in the
+//                           postings. Stores written before 2026-12-01 21:30
+//                           hold {<word>: <tf>, ...}: read as its words)
 //           "title:<id>" -> the document's title (the query's hits show it)
 //           "df:<word>"  -> number of live documents containing the word
 //           "count"      -> number of indexed (live) documents (absent: 0)
@@ -51,6 +54,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -105,6 +109,10 @@ derive::status validate_delete(const derive::event_input& e);
 
 // Word -> tf for one document (see Ranking above).
 std::map<std::string, int64_t> term_frequencies(const document& doc, int64_t title_weight = 2);
+
+// The words of a search "doc:<id>" private record: its words separated by ' ',
+// or the keys of an older store's {<word>: <tf>} object; none for anything else.
+std::set<std::string> indexed_words(const derive::json& record);
 
 // The three views, and the "search" query of the search view.
 derive::view_def documents_view();

@@ -10,6 +10,7 @@
 #include "actors/view_slot.hpp"
 #include "actors/waiters.hpp"
 #include "core/environment.hpp"
+#include <lmdb.h>
 #include "tests/actors/test_util.hpp"
 
 namespace derive::testing {
@@ -38,6 +39,33 @@ TEST_F(batch_txn_test, ReadsTheCommittedState) {
   txn_->begin_input(2);
   EXPECT_EQ(txn_->get("a"), json(1));
   EXPECT_FALSE(txn_->get("b"));
+}
+
+// Read transactions open in `env` (mdb_reader_list).
+int active_readers(const environment& env) {
+  int n = 0;
+  mdb_reader_list(
+      env.handle(),
+      [](const char* line, void* ctx) {
+        std::string s(line);
+        // Lines: a header, "(no active readers)", or "pid thread txnid|-".
+        bool reader = s.find("txnid") == std::string::npos && s.find('(') == std::string::npos;
+        if (reader && s.find(" -") == std::string::npos) ++*static_cast<int*>(ctx);
+        return 0;
+      },
+      &n);
+  return n;
+}
+
+TEST_F(batch_txn_test, AnInputsReadSnapshotIsReleasedAtTheNextInput) {
+  txn_->begin_input(2);
+  EXPECT_EQ(txn_->get("a"), json(1));
+  EXPECT_EQ(active_readers(*env_), 1);  // the input reads from a snapshot
+  txn_->commit_input();
+  txn_->begin_input(3);
+  EXPECT_EQ(active_readers(*env_), 0);  // no page of the environment stays pinned
+  EXPECT_EQ(txn_->get("a"), json(1));
+  EXPECT_EQ(txn_->get_private("p"), json(1));
 }
 
 TEST_F(batch_txn_test, ReadsSeeEarlierWritesOfTheBatch) {

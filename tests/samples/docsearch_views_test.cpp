@@ -311,11 +311,19 @@ TEST_F(docsearch_views, search_holds_only_postings_and_keeps_its_records_in_priv
   EXPECT_EQ(state("search"), (json{{"hello/a", 2}, {"world/a", 2}}));
   EXPECT_EQ(private_values("search", {"doc:a", "doc:b", "title:a", "title:b", "df:hello",
                                       "df:world", "df:bye", "count"}),
-            (json{{"doc:a", {{"hello", 2}, {"world", 2}}},
+            (json{{"doc:a", "hello world"},
                   {"title:a", "Hello"},
                   {"df:hello", 1},
                   {"df:world", 1},
                   {"count", 1}}));
+}
+
+TEST(docsearch_records, indexed_words_reads_word_lists_and_older_tf_objects) {
+  using set = std::set<std::string>;
+  EXPECT_EQ(docsearch::indexed_words(json("hello world")), (set{"hello", "world"}));
+  EXPECT_EQ(docsearch::indexed_words(json("")), set{});
+  EXPECT_EQ(docsearch::indexed_words(json{{"hello", 2}, {"world", 1}}), (set{"hello", "world"}));
+  EXPECT_EQ(docsearch::indexed_words(json(3)), set{});
 }
 
 TEST_F(docsearch_views, search_has_no_entry_after_the_last_document_is_deleted) {
@@ -477,7 +485,7 @@ struct model {
     return extra;
   }
 
-  // The private state of search: per live document its term frequencies and
+  // The private state of search: per live document its words and
   // title, per word the number of live documents containing it, and N.
   json search_private() const {
     json out = json::object();
@@ -486,7 +494,9 @@ struct model {
       docsearch::document d{doc["title"], doc["text"]};
       auto tf = docsearch::term_frequencies(d);
       for (auto& [w, n] : tf) ++df[w];
-      out["doc:" + id] = tf.empty() ? json::object() : json(tf);
+      std::string record;
+      for (auto& [w, n] : tf) record += (record.empty() ? "" : " ") + w;
+      out["doc:" + id] = record;
       out["title:" + id] = doc["title"];
     }
     for (auto& [w, n] : df) out["df:" + w] = n;
