@@ -35,8 +35,11 @@ view_info group_info(const runtime::impl& rt, const view_slot& served, uint64_t 
   auto out = served.info(head, rt.options.live_batch);
   if (!rt.running || served.group >= rt.groups.size()) return out;
   const auto& grp = rt.groups[served.group];
-  for (auto* s : grp.slots)
+  out.pinned = grp.pinned;
+  for (auto* s : grp.slots) {
     out.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
+    out.versions.back().pinned = !s->stale && grp.pinned == s->def().version();
+  }
   for (uint32_t v : grp.retired) {
     view_version_info r;
     r.version = v;

@@ -78,7 +78,8 @@ bool runtime::impl::try_cutover() {
   if (changed.empty()) return false;
   // Durable first: after a crash the new choice is served (it was ready).
   for (size_t g : changed) {
-    if (auto s = write_serving(*views_env, groups[g].name, {next[g]->label(), next[g]->offset()});
+    if (auto s = write_serving(*views_env, groups[g].name,
+                               {next[g]->label(), next[g]->offset(), groups[g].pinned});
         !s) {
       log_error(component, "cannot record the cutover of view ", groups[g].name, ": ",
                 s.to_string());
@@ -169,6 +170,12 @@ result<version_switch> pin(runtime::impl& rt, const std::string& view,
   if (!declared)
     return status{errc::not_found,
                   "view '" + view + "' has no declared version " + std::to_string(*version)};
+  // Durable before it takes effect: a restart keeps serving what was chosen.
+  const view_slot* served = (*rt.serving_now())[g->second];
+  if (auto s = write_serving(*rt.views_env, view,
+                             {served->label(), served->serving_since.load(), version});
+      !s)
+    return s;
   grp.pinned = version;
   version_switch out;
   out.switched = rt.try_cutover();

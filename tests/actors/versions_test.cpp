@@ -145,6 +145,35 @@ TEST_F(versions_test, RollbackAndCutoverSwitchBetweenDeclaredVersions) {
   EXPECT_EQ(rt().cutover("nope", 1).error().code(), errc::unknown_view);
 }
 
+TEST_F(versions_test, APinSurvivesARestartWhileItsVersionIsDeclared) {
+  gate_->store(true);
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  fill(5);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  ASSERT_TRUE(rt().rollback("counts"));
+  ASSERT_TRUE(eventually([&] { return served() == 1; }));
+  EXPECT_EQ(rt().view("counts")->pinned, 1u);
+  EXPECT_TRUE(version("counts", 1)->pinned);
+  EXPECT_FALSE(version("counts", 2)->pinned);
+  // Restarted with both declared: v2 is ready, yet the rolled-back v1 serves.
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  fill(3);
+  ASSERT_TRUE(wait_sync(rt(), "counts", 8));
+  ASSERT_TRUE(eventually([&] { return version("counts", 2)->offset == 8; }));
+  EXPECT_EQ(served(), 1u);
+  EXPECT_EQ(rt().view("counts")->pinned, 1u);
+  EXPECT_EQ(get("counts", "a"), json(8));
+  // v1 no longer declared: the pin is cleared and the newest ready version serves.
+  ASSERT_TRUE(start({counts_v2(gate_)}));
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  EXPECT_FALSE(rt().view("counts")->pinned);
+  EXPECT_EQ(get("counts", "a"), json(80));
+  // ... and stays cleared when v1 is declared again.
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  EXPECT_FALSE(rt().view("counts")->pinned);
+  EXPECT_EQ(served(), 2u);
+}
+
 TEST_F(versions_test, RebuildStartsAVersionOverBesideTheServedOne) {
   gate_->store(true);
   ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
