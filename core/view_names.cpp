@@ -66,6 +66,23 @@ status drop_view_store(environment& env, const std::string& label) {
   return status::ok();
 }
 
+status clear_view_store(environment& env, const std::string& label) {
+  auto names = env.database_names(view_db_prefix(label));
+  if (!names) return names.error();
+  std::vector<unsigned> dbis;
+  for (const auto& name : *names) {
+    auto dbi = env.database(name);
+    if (!dbi) return dbi.error();
+    dbis.push_back(*dbi);
+  }
+  txn_guard txn;
+  if (auto st = env.begin_write(txn, "retiring a view version"); !st) return st;
+  for (unsigned dbi : dbis)
+    if (int rc = mdb_drop(txn.get(), dbi, 0); rc != MDB_SUCCESS)
+      return env.check(rc, "emptying the store " + label);
+  return env.commit(txn);
+}
+
 result<std::map<std::string, served_version>> read_serving(environment& env) {
   auto dbi = env.database(std::string(versions_db));
   if (!dbi) return dbi.error();

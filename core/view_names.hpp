@@ -49,6 +49,11 @@ result<std::vector<stored_view>> stored_versions(const environment& env, const s
 // Drops every database of the store `label` (its pages return to LMDB's
 // free list). REQUIRES: no transaction uses them.
 status drop_view_store(environment& env, const std::string& label);
+// Empties every database of the store `label` in one transaction (mdb_drop
+// without deleting them): their pages return to LMDB's free list, reused
+// once no older read transaction sees them, and the handles stay valid for
+// snapshots opened before. The empty databases go at the next start.
+status clear_view_store(environment& env, const std::string& label);
 
 struct served_version {
   std::string label;

@@ -245,5 +245,42 @@ TEST_F(versions_test, RepeatedDeploymentsDoNotGrowTheDataDirectory) {
   EXPECT_LE(std::filesystem::file_size(file), after_third + after_third / 4);
 }
 
+// A stale version is retired as soon as it is no longer served: the data
+// appended after the cutover reuses its pages instead of growing the file.
+TEST_F(versions_test, AStaleVersionIsRetiredOnceNoLongerServed) {
+  gate_->store(true);
+  auto padded = [](uint32_t version) {
+    return view_def("pad", version).from_log().apply([](const event& e, view_txn& tx) {
+      tx.put(e.key, std::string(400, 'x'));
+    });
+  };
+  ASSERT_TRUE(start({padded(1)}));
+  for (int i = 0; i < 2000; ++i) append("p", "k" + std::to_string(i));
+  ASSERT_TRUE(wait_sync(rt(), "pad", 2000));
+  ASSERT_TRUE(start({padded(2)}));  // v1 served, stale, until v2 is ready
+  ASSERT_TRUE(eventually([&] { return served("pad") == 2; }));
+  ASSERT_TRUE(eventually([&] {
+    auto v = version("pad", 1);
+    return v && v->role == version_role::retired;
+  }));
+  auto file = std::filesystem::path(dir_.path()) / "views" / "data.mdb";
+  uintmax_t at_cutover = std::filesystem::file_size(file);
+  for (int i = 2000; i < 3500; ++i) append("p", "k" + std::to_string(i));
+  ASSERT_TRUE(wait_sync(rt(), "pad", 3500));
+  EXPECT_EQ(get("pad", "k0"), json(std::string(400, 'x')));
+  // 1,500 keys more, in the pages of v1's 2,000 (without retirement: +~1 MiB).
+  EXPECT_LE(std::filesystem::file_size(file), at_cutover + 256 * 1024);
+  ASSERT_TRUE(start({padded(2)}));  // the emptied databases go at the next start
+  EXPECT_EQ(version("pad", 1)->role, version_role::retired);
+  EXPECT_EQ(get("pad", "k3499"), json(std::string(400, 'x')));
+  rt().stop();
+  auto env = environment::open((std::filesystem::path(dir_.path()) / "views").string());
+  ASSERT_TRUE(env);
+  auto stored = stored_versions(**env, "pad");
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].version, 2u);
+}
+
 }  // namespace
 }  // namespace derive::testing
