@@ -529,9 +529,9 @@ status runtime::start() {
     close_storage(*impl_);
     return s;
   }
-  spawn_actors(*impl_);
   impl_->audits_cancel = false;
-  impl_->audits = std::make_unique<auditor>(*impl_);
+  impl_->audits = std::make_unique<auditor>(*impl_);  // before the runners: their cutovers retire
+  spawn_actors(*impl_);
   {
     std::lock_guard<std::mutex> cutover(impl_->cutover_mu);
     impl_->try_cutover();  // a version may have become ready while stopped
