@@ -264,6 +264,14 @@ void auditor::enqueue_audit(size_t slot_index) {
   wake_.notify_all();
 }
 
+void auditor::enqueue(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_all();
+}
+
 void auditor::enqueue_scrub() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -292,6 +300,7 @@ void auditor::audit_all() {
       std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);
       if (!rt_.log || rt_.audits_cancel) return;
       auto& s = *rt_.slots[i];
+      if (s.retired) return;
       if (auto r = run_audit(rt_, s, rt_.audits_cancel)) record_audit(s, std::move(*r));
     });
   }

@@ -53,6 +53,8 @@ class auditor {
   // Queues an audit of the slot with this index / a scrub.
   void enqueue_audit(size_t slot_index);
   void enqueue_scrub();
+  // Queues any other background job (it takes the locks it needs).
+  void enqueue(std::function<void()> job);
 
  private:
   void loop();

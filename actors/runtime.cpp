@@ -282,6 +282,10 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, serve
       if (s->upstream == up && !s->stale && (s->offset() > 0 || !with_state) &&
           (!serve || s->def().version() > serve->def().version()))
         serve = s;
+  // The operator's pin holds while its version is declared.
+  if (record != records.end() && record->second.pinned)
+    for (auto* s : grp.slots)
+      if (!s->stale && s->def().version() == *record->second.pinned) grp.pinned = s->def().version();
   chosen[g] = serve;
   serve->serving_since = record != records.end() && record->second.label == serve->label()
                              ? record->second.since
@@ -354,7 +358,8 @@ status open_storage(runtime::impl& rt) {
   for (size_t g = 0; g < rt.groups.size(); ++g) {
     chosen[g]->serving = true;
     if (auto s = write_serving(*rt.views_env, rt.groups[g].name,
-                               {chosen[g]->label(), chosen[g]->serving_since.load()});
+                               {chosen[g]->label(), chosen[g]->serving_since.load(),
+                                rt.groups[g].pinned});
         !s)
       return s;
   }
@@ -535,9 +540,9 @@ status runtime::start() {
     close_storage(*impl_);
     return s;
   }
-  spawn_actors(*impl_);
   impl_->audits_cancel = false;
-  impl_->audits = std::make_unique<auditor>(*impl_);
+  impl_->audits = std::make_unique<auditor>(*impl_);  // before the runners: their cutovers retire
+  spawn_actors(*impl_);
   {
     std::lock_guard<std::mutex> cutover(impl_->cutover_mu);
     impl_->try_cutover();  // a version may have become ready while stopped

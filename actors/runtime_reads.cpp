@@ -35,14 +35,22 @@ view_info group_info(const runtime::impl& rt, const view_slot& served, uint64_t 
   auto out = served.info(head, rt.options.live_batch);
   if (!rt.running || served.group >= rt.groups.size()) return out;
   const auto& grp = rt.groups[served.group];
-  for (auto* s : grp.slots)
-    out.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
-  for (uint32_t v : grp.retired) {
+  out.pinned = grp.pinned;
+  auto retired = [&](uint32_t v) {
     view_version_info r;
     r.version = v;
     r.role = version_role::retired;
     out.versions.push_back(r);
+  };
+  for (auto* s : grp.slots) {
+    if (s->retired) {
+      retired(s->def().version());
+      continue;
+    }
+    out.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
+    out.versions.back().pinned = !s->stale && grp.pinned == s->def().version();
   }
+  for (uint32_t v : grp.retired) retired(v);
   std::stable_sort(out.versions.begin(), out.versions.end(),
                    [](auto& a, auto& b) { return a.version > b.version; });
   return out;

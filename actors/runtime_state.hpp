@@ -77,6 +77,10 @@ struct runtime::impl {
   // are not served (and the versions derived from them) from offset 0; the
   // rebuilt versions are served once ready (as any building version).
   status rebuild_beside(const std::vector<std::pair<std::string, uint32_t>>& versions);
+  // On the audit thread, after a cutover away from the stale `slot`: waits
+  // out the reads that found it served (storage_mu taken exclusively once),
+  // then empties its store (clear_view_store) and reports it retired.
+  void retire(view_slot& slot);
   // The application's validators for each event's type.
   status run_validators(const checked_append& request) const;
   // The append path of runtime::append after its checks: validators, then

@@ -6,6 +6,7 @@
 
 #include <derive/logging.hpp>
 
+#include "actors/audit.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "core/view_names.hpp"
@@ -78,7 +79,8 @@ bool runtime::impl::try_cutover() {
   if (changed.empty()) return false;
   // Durable first: after a crash the new choice is served (it was ready).
   for (size_t g : changed) {
-    if (auto s = write_serving(*views_env, groups[g].name, {next[g]->label(), next[g]->offset()});
+    if (auto s = write_serving(*views_env, groups[g].name,
+                               {next[g]->label(), next[g]->offset(), groups[g].pinned});
         !s) {
       log_error(component, "cannot record the cutover of view ", groups[g].name, ": ",
                 s.to_string());
@@ -98,12 +100,28 @@ bool runtime::impl::try_cutover() {
                                     std::make_shared<serving_table>(next)));
     for (size_t g : changed) pub->reset_subscribers(*(*now)[g]);
   }
+  // A stale version no longer served is retired now, not at the next start.
+  for (size_t g : changed)
+    if (view_slot* old = (*now)[g]; old->stale && audits)
+      audits->enqueue([this, old] { retire(*old); });
   for (size_t g : changed) {
     waiters->notify(g, next[g]->offset());
     log_info(component, "view ", groups[g].name, ": serving ", next[g]->label(), " at offset ",
              next[g]->offset(), " (was ", (*now)[g]->label(), " at ", (*now)[g]->offset(), ")");
   }
   return true;
+}
+
+void runtime::impl::retire(view_slot& slot) {
+  { std::unique_lock<std::shared_mutex> barrier(storage_mu); }  // reads that found it served
+  std::shared_lock<std::shared_mutex> storage(storage_mu);       // have opened their snapshots
+  if (!running || audits_cancel || slot.serving || slot.retired) return;
+  if (auto s = clear_view_store(*views_env, slot.label()); !s) {
+    log_error(component, "cannot retire ", slot.label(), ": ", s.to_string());
+    return;
+  }
+  slot.retired = true;
+  log_info(component, "view ", slot.name(), ": retired ", slot.label(), " (no longer declared)");
 }
 
 status runtime::impl::rebuild_beside(
@@ -169,6 +187,12 @@ result<version_switch> pin(runtime::impl& rt, const std::string& view,
   if (!declared)
     return status{errc::not_found,
                   "view '" + view + "' has no declared version " + std::to_string(*version)};
+  // Durable before it takes effect: a restart keeps serving what was chosen.
+  const view_slot* served = (*rt.serving_now())[g->second];
+  if (auto s = write_serving(*rt.views_env, view,
+                             {served->label(), served->serving_since.load(), version});
+      !s)
+    return s;
   grp.pinned = version;
   version_switch out;
   out.switched = rt.try_cutover();

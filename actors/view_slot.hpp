@@ -33,6 +33,8 @@ class view_slot {
   // own; the runtime serves one slot per view (its `group`).
   size_t group = 0;     // index in runtime::impl::groups
   bool stale = false;   // kept from disk, not declared: no runner, frozen
+  // A stale slot emptied once no longer served (runtime::impl::retire).
+  std::atomic<bool> retired{false};
   bool processor = false;
   // Set by the runtime's cutover (under its cutover lock), read by anyone.
   std::atomic<bool> serving{false};

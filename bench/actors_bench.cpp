@@ -17,9 +17,14 @@
 //     runtime over `events` events already in the log, next to a plain loop
 //     that reads the log and commits the same state, changelog and offset
 //     through view_store in batches of the same size, without actors.
+//  4. Rebuild beside (docs/storage.md, "View versions"): version N+1 of the
+//     counting view built beside the served version N, idle (against the
+//     plain loop of 3., goal >= 0.7) and while a live view serves appends;
+//     the live append -> change p99 with and without that rebuild (goal
+//     <= 2x), all in one process.
 //
 // Usage: actors_bench [dir] [--events N] [--seconds S] [--requesters R]
-//                     [--rounds N] [--only group|latency|catch-up]
+//                     [--rounds N] [--only group|latency|catch-up|rebuild]
 //   dir defaults to a new /tmp/derive-actors-bench-*; it is removed at the end.
 // fsync figures only mean something on a real disk.
 
@@ -35,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -59,7 +65,7 @@ struct settings {
   uint64_t events = 1'000'000;
   double seconds = 3;
   int requesters = 64;
-  std::string only;  // "group", "latency" or "catch-up"; empty: all
+  std::string only;  // "group", "latency", "catch-up" or "rebuild"; empty: all
   int rounds = 3;
 };
 
@@ -547,6 +553,135 @@ void bench_catch_up(const settings& s) {
   fs::remove_all(dir);
 }
 
+// --- 4. a rebuild beside live traffic ----------------------------------------
+
+derive::view_def counting(uint32_t version) {
+  return derive::view_def("counts", version).from_log().apply(
+      [](const derive::event& e, derive::view_txn& tx) {
+        tx.put(e.key, tx.get(e.key).value_or(0).get<int64_t>() + 1);
+      });
+}
+
+// The live view: one key per live append ("e<i>"); the log's filler is skipped.
+derive::view_def live_view() {
+  return derive::view_def("live").from_log().apply(
+      [](const derive::event& e, derive::view_txn& tx) {
+        if (!e.key.empty() && e.key[0] == 'e') tx.put(e.key, e.offset);
+      });
+}
+
+// A runtime on `dir` declaring `versions` of counts and the live view.
+std::unique_ptr<derive::runtime> start_versions(const std::string& dir,
+                                                const std::vector<uint32_t>& versions) {
+  auto rt = std::make_unique<derive::runtime>(options(dir, durability::full));
+  for (auto v : versions) rt->add_view(counting(v));
+  rt->add_view(live_view());
+  if (auto st = rt->start(); !st) {
+    std::fprintf(stderr, "start: %s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  return rt;
+}
+
+void wait_served(derive::runtime& rt, const std::string& view) {
+  std::promise<derive::status> done;
+  rt.wait_for(view, rt.head(), std::chrono::minutes(10),
+              [&](derive::status st) { done.set_value(st); });
+  if (auto st = done.get_future().get(); !st) {
+    std::fprintf(stderr, "wait: %s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+}
+
+// Appends up to `n` events one at a time (keys "e<first + i>"), each when
+// the previous one is durable, until `enough()`; returns the p99 of append ->
+// change on the live view and sets `n` to the count appended.
+double live_p99(derive::runtime& rt, size_t first, size_t& n,
+                const std::function<bool()>& enough = [] { return false; }) {
+  auto sink = std::make_shared<timing_sink>(first + n);
+  derive::subscription_filter f;
+  f.view = "live";
+  f.prefix = "e";
+  auto id = rt.subscribe(f, sink).value();
+  std::vector<clock_type::time_point> sent(first + n);
+  in_flight_limiter limiter(1);
+  for (size_t i = first; i < first + n; ++i) {
+    if (enough()) n = i - first;
+    if (i == first + n) break;
+    limiter.acquire();
+    derive::append_request r;
+    auto e = bench_event(i);
+    e.key = "e" + std::to_string(i);
+    r.events.push_back(std::move(e));
+    sent[i] = clock_type::now();
+    rt.append(std::move(r), [&](derive::result<derive::append_outcome>) { limiter.release(); });
+  }
+  limiter.drain();
+  wait_served(rt, "live");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the hub's last batch
+  rt.unsubscribe(id);
+  std::vector<double> ms;
+  for (size_t i = first; i < first + n; ++i)
+    if (sink->received_[i] != clock_type::time_point{})
+      ms.push_back(std::chrono::duration<double, std::milli>(sink->received_[i] - sent[i]).count());
+  if (ms.size() != n) std::fprintf(stderr, "warning: %zu of %zu changes seen\n", ms.size(), n);
+  return percentiles_of(std::move(ms)).p99_ms;
+}
+
+// The version of counts served, and the offset of version `v`.
+uint32_t served_version(derive::runtime& rt) { return rt.view("counts").value().version; }
+uint64_t version_offset(derive::runtime& rt, uint32_t v) {
+  auto info = rt.view("counts").value();  // (not in the range-for: it would dangle)
+  for (const auto& ver : info.versions)
+    if (ver.version == v) return ver.offset;
+  return 0;
+}
+
+// Waits until version `v` of counts is served; its events per second since t0
+// (it starts from offset 0).
+double rebuild_rate(derive::runtime& rt, uint32_t v, clock_type::time_point t0) {
+  while (served_version(rt) != v) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return static_cast<double>(version_offset(rt, v)) / since(t0);
+}
+
+void bench_rebuild(const settings& s) {
+  auto dir = s.dir + "/rebuild";
+  std::printf("\n## 4. a rebuild beside the served version over %llu events (1000 keys)\n\n",
+              static_cast<unsigned long long>(s.events));
+  fill_log(dir, s.events);
+  {
+    auto rt = start_versions(dir, {1});
+    wait_served(*rt, "counts");
+  }
+  auto plain = plain_catch_up(dir, 100, derive::runtime_options{}.catch_up_batch);
+  // Idle: version 2 built beside version 1, nothing else running.
+  auto t0 = clock_type::now();
+  auto rt = start_versions(dir, {1, 2});
+  double idle_rate = rebuild_rate(*rt, 2, t0);
+  size_t n = 1000;
+  double p99_quiet = live_p99(*rt, 0, n);
+  rt.reset();
+  // Live: version 3 built while the live view serves appends, one at a time.
+  t0 = clock_type::now();
+  rt = start_versions(dir, {2, 3});
+  size_t during = n;  // appends while version 3 builds
+  double p99_rebuild = live_p99(*rt, n, during, [&] { return served_version(*rt) == 3; });
+  double live_rate = rebuild_rate(*rt, 3, t0);
+  rt.reset();
+  std::printf("| measure | value | goal |\n|---|---|---|\n");
+  std::printf("| plain loop (3.), events/s | %.0f | |\n", plain.wall);
+  std::printf("| rebuild beside, idle: events/s | %.0f (%.2f of the plain loop) | >= 0.7 |\n",
+              idle_rate, idle_rate / plain.wall);
+  std::printf("| rebuild beside live appends: events/s | %.0f (%.2f of the plain loop) | |\n",
+              live_rate, live_rate / plain.wall);
+  std::printf("| live append -> change p99, no rebuild (%zu appends, 1 in flight, full "
+              "durability) | %.2f ms | |\n", n, p99_quiet);
+  std::printf("| live append -> change p99, during the rebuild (%zu appends) | %.2f ms (%.2fx) "
+              "| <= 2x |\n", during, p99_rebuild, p99_quiet > 0 ? p99_rebuild / p99_quiet : 0.0);
+  std::fflush(stdout);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -574,6 +709,7 @@ int main(int argc, char** argv) {
   if (s.only.empty() || s.only == "group") bench_group_commit(s);
   if (s.only.empty() || s.only == "latency") bench_latency(s);
   if (s.only.empty() || s.only == "catch-up") bench_catch_up(s);
+  if (s.only.empty() || s.only == "rebuild") bench_rebuild(s);
   fs::remove_all(s.dir);
   return 0;
 }

@@ -11,6 +11,7 @@ namespace derive {
 namespace {
 
 constexpr std::string_view versions_db = "versions";
+constexpr std::string_view pins_db = "version_pins";
 
 // "<version>" or "<version>@<upstream>" after "<name>/"; false otherwise.
 bool parse_rest(std::string_view rest, stored_view& out) {
@@ -65,9 +66,28 @@ status drop_view_store(environment& env, const std::string& label) {
   return status::ok();
 }
 
+status clear_view_store(environment& env, const std::string& label) {
+  auto names = env.database_names(view_db_prefix(label));
+  if (!names) return names.error();
+  std::vector<unsigned> dbis;
+  for (const auto& name : *names) {
+    auto dbi = env.database(name);
+    if (!dbi) return dbi.error();
+    dbis.push_back(*dbi);
+  }
+  txn_guard txn;
+  if (auto st = env.begin_write(txn, "retiring a view version"); !st) return st;
+  for (unsigned dbi : dbis)
+    if (int rc = mdb_drop(txn.get(), dbi, 0); rc != MDB_SUCCESS)
+      return env.check(rc, "emptying the store " + label);
+  return env.commit(txn);
+}
+
 result<std::map<std::string, served_version>> read_serving(environment& env) {
   auto dbi = env.database(std::string(versions_db));
   if (!dbi) return dbi.error();
+  auto pins = env.database(std::string(pins_db));
+  if (!pins) return pins.error();
   txn_guard txn;
   cursor_guard c;
   int rc = txn.begin(env.handle(), MDB_RDONLY);
@@ -81,6 +101,14 @@ result<std::map<std::string, served_version>> read_serving(environment& env) {
     served_version served;
     served.since = decode_fixed64(value.data());
     served.label = std::string(value.substr(8));
+    MDB_val pin;
+    int prc = mdb_get(txn.get(), *pins, &k, &pin);
+    if (prc == MDB_SUCCESS) {
+      if (pin.mv_size != 4) return status{errc::corruption, "a version pin is not 4 bytes"};
+      served.pinned = decode_fixed32(static_cast<const char*>(pin.mv_data));
+    } else if (prc != MDB_NOTFOUND) {
+      return lmdb_status(prc, "reading the version pins");
+    }
     out.emplace(std::string(to_view(k)), std::move(served));
   }
   if (rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the served versions");
@@ -90,6 +118,8 @@ result<std::map<std::string, served_version>> read_serving(environment& env) {
 status write_serving(environment& env, const std::string& name, const served_version& served) {
   auto dbi = env.database(std::string(versions_db));
   if (!dbi) return dbi.error();
+  auto pins = env.database(std::string(pins_db));
+  if (!pins) return pins.error();
   txn_guard txn;
   if (auto st = env.begin_write(txn, "recording the served version"); !st) return st;
   std::string value;
@@ -98,6 +128,16 @@ status write_serving(environment& env, const std::string& name, const served_ver
   MDB_val k = to_val(name), v = to_val(value);
   int rc = mdb_put(txn.get(), *dbi, &k, &v, 0);
   if (rc != MDB_SUCCESS) return env.check(rc, "recording the served version of " + name);
+  if (served.pinned) {
+    char pin[4];
+    encode_fixed32(pin, *served.pinned);
+    MDB_val pv{sizeof pin, pin};
+    rc = mdb_put(txn.get(), *pins, &k, &pv, 0);
+  } else {
+    rc = mdb_del(txn.get(), *pins, &k, nullptr);
+    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+  }
+  if (rc != MDB_SUCCESS) return env.check(rc, "recording the version pin of " + name);
   return env.commit(txn);
 }
 

@@ -15,6 +15,8 @@
 // label), written at every cutover; absent for a directory written before
 // versions existed. A changelog read that resumes before that offset must
 // start over (the changes before it belong to the version served before).
+// The `version_pins` database maps a view's name to the version an operator
+// pinned (fixed32; cutover or rollback), written in the same transaction.
 
 #include <map>
 #include <optional>
@@ -47,14 +49,21 @@ result<std::vector<stored_view>> stored_versions(const environment& env, const s
 // Drops every database of the store `label` (its pages return to LMDB's
 // free list). REQUIRES: no transaction uses them.
 status drop_view_store(environment& env, const std::string& label);
+// Empties every database of the store `label` in one transaction (mdb_drop
+// without deleting them): their pages return to LMDB's free list, reused
+// once no older read transaction sees them, and the handles stay valid for
+// snapshots opened before. The empty databases go at the next start.
+status clear_view_store(environment& env, const std::string& label);
 
 struct served_version {
   std::string label;
   uint64_t since = 0;  // the offset at which it began to be served
+  std::optional<uint32_t> pinned;  // the version pinned by cutover/rollback
 };
 // The served version of every view that has a record.
 result<std::map<std::string, served_version>> read_serving(environment& env);
-// Records (durably, in its own transaction) that `name` serves `v`.
+// Records (durably, in its own transaction) that `name` serves `v`, and its
+// pin (removed when `v.pinned` is empty).
 status write_serving(environment& env, const std::string& name, const served_version& v);
 
 }  // namespace derive

@@ -543,9 +543,11 @@ http_reply router::list_views() const {
       if (ver.eta_seconds) e["eta_seconds"] = *ver.eta_seconds;
       if (!ver.upstream.empty()) e["upstream"] = ver.upstream;
       if (ver.role != version_role::retired) e["status"] = std::string(to_string(ver.status));
+      if (ver.pinned) e["pinned"] = true;
       versions.push_back(std::move(e));
     }
     j["versions"] = std::move(versions);
+    j["pinned"] = v.pinned ? nlohmann::json(*v.pinned) : nlohmann::json(nullptr);
     j["audit"] = v.audit ? audit_json(*v.audit) : nlohmann::json(nullptr);
     views.push_back(std::move(j));
   }

@@ -36,6 +36,7 @@ struct view_version_info {
   double events_per_second = 0;  // inputs applied per second, recently
   std::optional<double> eta_seconds;  // lag / rate, while behind and moving
   view_status status = view_status::stopped;
+  bool pinned = false;  // cutover/rollback pinned it: served once ready, kept across restarts
 };
 
 struct view_info {
@@ -48,6 +49,9 @@ struct view_info {
   std::optional<uint64_t> failed_offset;
   // Every version (the one above is the serving one), newest first.
   std::vector<view_version_info> versions;
+  // The version an operator pinned (cutover/rollback), kept across restarts
+  // while it is declared; nullopt: the newest ready version is served.
+  std::optional<uint32_t> pinned;
   std::optional<audit_result> audit;  // the last audit of this view, if any
 };
 

@@ -145,6 +145,35 @@ TEST_F(versions_test, RollbackAndCutoverSwitchBetweenDeclaredVersions) {
   EXPECT_EQ(rt().cutover("nope", 1).error().code(), errc::unknown_view);
 }
 
+TEST_F(versions_test, APinSurvivesARestartWhileItsVersionIsDeclared) {
+  gate_->store(true);
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  fill(5);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  ASSERT_TRUE(rt().rollback("counts"));
+  ASSERT_TRUE(eventually([&] { return served() == 1; }));
+  EXPECT_EQ(rt().view("counts")->pinned, 1u);
+  EXPECT_TRUE(version("counts", 1)->pinned);
+  EXPECT_FALSE(version("counts", 2)->pinned);
+  // Restarted with both declared: v2 is ready, yet the rolled-back v1 serves.
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  fill(3);
+  ASSERT_TRUE(wait_sync(rt(), "counts", 8));
+  ASSERT_TRUE(eventually([&] { return version("counts", 2)->offset == 8; }));
+  EXPECT_EQ(served(), 1u);
+  EXPECT_EQ(rt().view("counts")->pinned, 1u);
+  EXPECT_EQ(get("counts", "a"), json(8));
+  // v1 no longer declared: the pin is cleared and the newest ready version serves.
+  ASSERT_TRUE(start({counts_v2(gate_)}));
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  EXPECT_FALSE(rt().view("counts")->pinned);
+  EXPECT_EQ(get("counts", "a"), json(80));
+  // ... and stays cleared when v1 is declared again.
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  EXPECT_FALSE(rt().view("counts")->pinned);
+  EXPECT_EQ(served(), 2u);
+}
+
 TEST_F(versions_test, RebuildStartsAVersionOverBesideTheServedOne) {
   gate_->store(true);
   ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
@@ -214,6 +243,43 @@ TEST_F(versions_test, RepeatedDeploymentsDoNotGrowTheDataDirectory) {
     if (v == 3) after_third = std::filesystem::file_size(file);
   }
   EXPECT_LE(std::filesystem::file_size(file), after_third + after_third / 4);
+}
+
+// A stale version is retired as soon as it is no longer served: the data
+// appended after the cutover reuses its pages instead of growing the file.
+TEST_F(versions_test, AStaleVersionIsRetiredOnceNoLongerServed) {
+  gate_->store(true);
+  auto padded = [](uint32_t version) {
+    return view_def("pad", version).from_log().apply([](const event& e, view_txn& tx) {
+      tx.put(e.key, std::string(400, 'x'));
+    });
+  };
+  ASSERT_TRUE(start({padded(1)}));
+  for (int i = 0; i < 2000; ++i) append("p", "k" + std::to_string(i));
+  ASSERT_TRUE(wait_sync(rt(), "pad", 2000));
+  ASSERT_TRUE(start({padded(2)}));  // v1 served, stale, until v2 is ready
+  ASSERT_TRUE(eventually([&] { return served("pad") == 2; }));
+  ASSERT_TRUE(eventually([&] {
+    auto v = version("pad", 1);
+    return v && v->role == version_role::retired;
+  }));
+  auto file = std::filesystem::path(dir_.path()) / "views" / "data.mdb";
+  uintmax_t at_cutover = std::filesystem::file_size(file);
+  for (int i = 2000; i < 3500; ++i) append("p", "k" + std::to_string(i));
+  ASSERT_TRUE(wait_sync(rt(), "pad", 3500));
+  EXPECT_EQ(get("pad", "k0"), json(std::string(400, 'x')));
+  // 1,500 keys more, in the pages of v1's 2,000 (without retirement: +~1 MiB).
+  EXPECT_LE(std::filesystem::file_size(file), at_cutover + 256 * 1024);
+  ASSERT_TRUE(start({padded(2)}));  // the emptied databases go at the next start
+  EXPECT_EQ(version("pad", 1)->role, version_role::retired);
+  EXPECT_EQ(get("pad", "k3499"), json(std::string(400, 'x')));
+  rt().stop();
+  auto env = environment::open((std::filesystem::path(dir_.path()) / "views").string());
+  ASSERT_TRUE(env);
+  auto stored = stored_versions(**env, "pad");
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].version, 2u);
 }
 
 }  // namespace

@@ -356,11 +356,17 @@ TEST_F(http_test, views_list_their_versions_and_admin_routes_switch_them) {
     EXPECT_EQ(v["versions"][0]["version"], v["version"]);
     EXPECT_TRUE(v["versions"][0].contains("events_per_second"));
     EXPECT_TRUE(v["versions"][0].contains("eta_seconds"));
+    EXPECT_TRUE(v["pinned"].is_null()) << v.dump();
   }
   auto admin = [&](const std::string& target) { return http_post(port(), target, "{}"); };
   auto r = admin("/v1/admin/views/docs/cutover?version=1");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body_json()["serving"], 1);
+  for (auto& v : get("/v1/views").body_json()["views"]) {
+    if (v["name"] != "docs") continue;
+    EXPECT_EQ(v["pinned"], 1) << v.dump();
+    EXPECT_EQ(v["versions"][0]["pinned"], true) << v.dump();
+  }
   expect_error(admin("/v1/admin/views/docs/rebuild?version=1"), 400, "invalid_parameter");
   expect_error(admin("/v1/admin/views/docs/rebuild?version=9"), 404, "not_found");
   expect_error(admin("/v1/admin/views/docs/rollback"), 400, "invalid_parameter");
