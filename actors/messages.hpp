@@ -19,6 +19,7 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;      // the sequencer
 using stop_atom = caf::atom_constant<caf::atom("stop")>;        // finish and quit
 using restart_atom = caf::atom_constant<caf::atom("restart")>;  // resume a failed view
 using publish_atom = caf::atom_constant<caf::atom("publish")>;  // changes for the hub
+using erase_atom = caf::atom_constant<caf::atom("erase")>;      // rebuild after an erasure
 
 // A callback run by the receiving actor (on its thread).
 struct done_callback {

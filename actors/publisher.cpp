@@ -37,10 +37,23 @@ publisher::publisher(subscription_registry& subs, waiter_registry& waiters, caf:
 
 void publisher::published(view_slot& slot, uint64_t offset,
                           const std::vector<offset_changes>& changes) {
-  waiters_.notify(slot.index(), offset);
+  const bool erasing = slot.erasing.load(std::memory_order_acquire);
+  if (!erasing) waiters_.notify(slot.index(), offset);
   for (auto* consumer : slot.downstream)
     caf::anon_send(runners_[consumer->index()], head_atom::value, offset);
-  if (!changes.empty() && subs_.count(slot.index()) > 0) publish_changes(slot, changes);
+  if (!erasing && !changes.empty() && subs_.count(slot.index()) > 0)
+    publish_changes(slot, changes);
+}
+
+void publisher::reset_subscribers(view_slot& slot) {
+  waiters_.notify(slot.index(), slot.offset());
+  if (subs_.count(slot.index()) == 0) return;
+  subs_.mark_lost(slot.index());
+  // An empty batch: the hub tells every lost subscription now. When the hub
+  // is full, the next batch does.
+  if (!subs_.try_reserve()) return;
+  caf::anon_send(hub_, publish_atom::value,
+                 change_batch_msg{slot.index(), std::make_shared<std::vector<change_ptr>>()});
 }
 
 void publisher::publish_changes(view_slot& slot, const std::vector<offset_changes>& changes) {

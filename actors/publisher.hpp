@@ -33,6 +33,11 @@ class publisher {
   // On the runner thread of `slot`, after each commit that reached `offset`.
   void published(view_slot& slot, uint64_t offset, const std::vector<offset_changes>& changes);
 
+  // After `slot` was rebuilt (erasure): its waiters learn its offset and every
+  // subscriber of it is reset (on_lost: a new snapshot), now rather than at
+  // the next commit. Any thread.
+  void reset_subscribers(view_slot& slot);
+
  private:
   void publish_changes(view_slot& slot, const std::vector<offset_changes>& changes);
 

@@ -11,6 +11,7 @@
 #include <derive/processor.hpp>
 #include <derive/view.hpp>
 
+#include "actors/eraser.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
@@ -170,6 +171,7 @@ status open_storage(runtime::impl& rt) {
     slot->bytes_written = 0;
     slot->largest_value = 0;
     slot->stopping = false;
+    slot->erasing = false;
     if (auto failure = slot->store()->failure()) {
       slot->set_failed(failure->offset, failure->error);
       log_warn(component, "view ", slot->name(), " is failed: ", failure->error);
@@ -231,6 +233,22 @@ void close_storage(runtime::impl& rt) {
   rt.log.reset();
   rt.views_env.reset();
   rt.env.reset();
+}
+
+// Starts the eraser and resumes the erasures a crash or a stop interrupted;
+// until they are done every view they rebuild answers `unavailable`.
+void resume_erasures(runtime::impl& rt) {
+  rt.erasure = std::make_unique<eraser>(rt);
+  auto pending = rt.log->erasure_requests();
+  if (!pending) {
+    log_error(component, "cannot read the erasure requests: ", pending.error().to_string());
+    return;
+  }
+  if (pending->empty()) return;
+  log_info(component, "resuming ", pending->size(), " erasure request(s)");
+  for (auto& slot : rt.slots)
+    if (!rt.outboxes.count(slot->index())) slot->erasing.store(true, std::memory_order_release);
+  for (auto& r : *pending) rt.erasure->request(r.subject, nullptr);
 }
 
 }  // namespace
@@ -312,6 +330,7 @@ status runtime::start() {
   impl_->running = true;
   log_info(component, "started in ", impl_->options.data_dir, " with ", impl_->slots.size(),
            " views, head ", impl_->log->head());
+  resume_erasures(*impl_);
   return status::ok();
 }
 
@@ -338,6 +357,7 @@ void runtime::stop() {
   stop_and_wait(impl_->sequencer);
   for (auto& runner : impl_->runners) stop_and_wait(runner);
   stop_and_wait(impl_->hub);
+  if (impl_->erasure) impl_->erasure->stop();  // its waits ended with the actors
   impl_->waiters->shutdown();
   {
     std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
@@ -345,6 +365,7 @@ void runtime::stop() {
     impl_->sequencer = caf::actor{};
     impl_->hub = caf::actor{};
     impl_->runners.clear();
+    impl_->erasure.reset();
     impl_->pub.reset();
     impl_->subs->clear();
     close_storage(*impl_);
@@ -368,6 +389,19 @@ status runtime::restart_view(const std::string& name) {
   return status::ok();
 }
 
+
+void runtime::forget(std::string subject, std::function<void(result<erasure_receipt>)> done) {
+  if (subject.empty() || subject.size() > max_subject_bytes)
+    return done(status{errc::invalid_parameter, "a subject is 1 to " +
+                                                    std::to_string(max_subject_bytes) +
+                                                    " bytes"});
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (!impl_->running || !impl_->erasure) {
+    lock.unlock();
+    return done(not_running());
+  }
+  impl_->erasure->request(std::move(subject), std::move(done));
+}
 
 bool runtime::running() const { return impl_->running.load(); }
 

@@ -39,6 +39,8 @@
 
 namespace derive {
 
+class eraser;
+
 struct runtime::impl {
   explicit impl(runtime_options options);
   ~impl();
@@ -79,6 +81,7 @@ struct runtime::impl {
   caf::actor sequencer;
   caf::actor hub;
   std::vector<caf::actor> runners;  // by slot index; written before the actors run
+  std::unique_ptr<eraser> erasure;  // forget(); while running
 
   std::shared_mutex append_mu;
   bool accepting = false;

@@ -160,6 +160,12 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
         return rp;
       },
       [=](flush_atom) { flush(self); },
+      [=](writer_job& job) {
+        auto& st = self->state;
+        while (!st.pending.empty()) commit_group(self);
+        if (job.run) job.run(*st.ctx.log);
+        acknowledge(st);
+      },
       [=](stop_atom, const done_callback& done) {
         auto& st = self->state;
         while (!st.pending.empty()) commit_group(self);

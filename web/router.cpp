@@ -99,7 +99,12 @@ bool is_loopback_name(std::string_view host) {
 // authentication on, their requests are authenticated and checked.
 bool needs_auth(std::string_view path) {
   return path == "/v1/events" || path == "/v1/views" || starts_with(path, "/v1/views/") ||
-         starts_with(path, "/v1/query/") || path == "/metrics";
+         starts_with(path, "/v1/query/") || path == "/metrics" ||
+         starts_with(path, "/v1/subjects/");
+}
+
+bool is_loopback_address(std::string_view address) {
+  return starts_with(address, "127.") || address == "::1" || starts_with(address, "::ffff:127.");
 }
 
 // The subprotocol entry that carries a token (browsers cannot set headers).
@@ -316,6 +321,16 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     if (auto r = admin_refusal()) return reply(std::move(*r));
     return reply(read_events(parts.query));
   }
+  if (starts_with(path, "/v1/subjects/")) {
+    if (auth_) {
+      if (auto v = auth_->admin(who)) return reply(denial_reply(*v, false));
+    } else if (!is_loopback_address(req.remote_address)) {
+      return reply(error_reply(403, http_code::forbidden,
+                               "admin routes need the admin scope; with no authentication "
+                               "configured they are served to loopback clients only"));
+    }
+    return forget_route(req, path, std::move(reply), std::move(post));
+  }
   bool known_get_route = path == "/v1/views" || starts_with(path, "/v1/views/") ||
                          starts_with(path, "/v1/query/") || path == "/v1/health" ||
                          path == "/metrics" || path == "/v1/ws";
@@ -342,6 +357,28 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
   // or 400 for a bad encoding); on a file that exists it is 405.
   if (!is_get && file.status == 200) return reply(method_not_allowed(req.method, get_methods));
   return reply(std::move(file));
+}
+
+// POST /v1/subjects/{subject}/forget (protocol.md, "Admin"): answers with
+// the erasure receipt once the subject is forgotten.
+void router::forget_route(const http_request& req, std::string_view path, reply_fn reply,
+                          post_fn post) {
+  constexpr std::string_view prefix = "/v1/subjects/", suffix = "/forget";
+  auto rest = path.substr(prefix.size());
+  if (rest.size() <= suffix.size() || rest.substr(rest.size() - suffix.size()) != suffix ||
+      rest.substr(0, rest.size() - suffix.size()).find('/') != std::string_view::npos)
+    return reply(route_not_found(path));
+  if (req.method != "POST") return reply(method_not_allowed(req.method, "POST"));
+  auto subject = percent_decode(rest.substr(0, rest.size() - suffix.size()), false);
+  if (!subject)
+    return reply(error_reply(400, to_string(errc::invalid_parameter),
+                             "the path has a bad percent-encoding"));
+  rt_.forget(std::move(*subject), [post = std::move(post), reply = std::move(reply)](
+                                      result<erasure_receipt> r) {
+    post([r = std::move(r), reply] {
+      reply(r ? json_reply(200, r->to_json()) : error_reply(r.error()));
+    });
+  });
 }
 
 // GET /v1/views/{view}, /v1/views/{view}/{key}, /v1/query/{view}/{name}.
