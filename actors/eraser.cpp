@@ -136,6 +136,11 @@ bool eraser::stopping() const {
 }
 
 void eraser::run() {
+  // A scrub that a stop or a crash interrupted.
+  if (auto pending = rt_.log->scrub_pending(); pending && *pending) {
+    if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st)
+      log_error(component, "cannot scrub the log's free pages: ", st.to_string());
+  }
   for (;;) {
     std::vector<pending> batch;
     {
@@ -195,8 +200,11 @@ status eraser::erase(std::vector<pending>& batch) {
                                [](const auto& o) { return !o.empty(); });
   if (any) {
     if (auto st = rebuild_views(views); !st) return st;
+    crash_point("erasure_views_rebuilt");
+    // (4) The views' freed pages (their old state and changelogs).
+    if (auto pages = rt_.views_env->scrub_free_pages(); !pages) return pages.error();
   }
-  crash_point("erasure_views_rebuilt");
+  crash_point("erasure_views_scrubbed");
 
   // (5) One receipt per subject.
   std::map<std::string, erasure_receipt> receipts;
@@ -238,6 +246,9 @@ status eraser::erase(std::vector<pending>& batch) {
   // (6) Done: the subject index and the requests go.
   if (auto st = on_writer([&](event_log& log) { return log.finish_erasures(subjects); }); !st)
     return st;
+  crash_point("erasure_finished");
+  // (4) The log's freed pages (the records, index entries and keys).
+  if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st) return st;
   log_info(component, "forgot ", subjects.size(), " subject(s)");
   for (auto& p : batch)
     if (p.done) p.done(receipts[p.subject]);

@@ -15,6 +15,7 @@
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
+#include "core/crash_point.hpp"
 #include "core/event.hpp"
 
 // The runtime's lifecycle: declarations, start() and stop().
@@ -131,11 +132,34 @@ status open_environments(runtime::impl& rt) {
   return status::ok();
 }
 
+// After an erasure both data directories are compacted before use, so that no
+// freed page and no stale byte of a page's gap keeps the subject's data
+// (docs/storage.md, "Erasure").
+status compact_after_erasure(runtime::impl& rt) {
+  auto pending = rt.log->compact_pending();
+  if (!pending) return pending.error();
+  if (!*pending) return status::ok();
+  rt.log.reset();
+  rt.views_env.reset();
+  rt.env.reset();
+  const std::string views = (std::filesystem::path(rt.options.data_dir) / "views").string();
+  if (auto s = environment::compact(rt.options.data_dir, rt.options.storage); !s) return s;
+  if (auto s = environment::compact(views, views_storage(rt.options)); !s) return s;
+  crash_point("erasure_compacted");
+  if (auto s = open_environments(rt); !s) return s;
+  auto log = event_log::open(*rt.env, rt.options.log);
+  if (!log) return log.error();
+  rt.log = std::move(*log);
+  log_info(component, "compacted ", rt.options.data_dir, " after an erasure");
+  return rt.log->compacted();
+}
+
 status open_storage(runtime::impl& rt) {
   if (auto s = open_environments(rt); !s) return s;
   auto log = event_log::open(*rt.env, rt.options.log);
   if (!log) return log.error();
   rt.log = std::move(*log);
+  if (auto s = compact_after_erasure(rt); !s) return s;
   rt.by_name.clear();
   for (auto& slot : rt.slots) {
     rt.by_name[slot->name()] = slot.get();

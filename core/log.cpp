@@ -22,6 +22,10 @@ namespace {
 
 constexpr uint64_t log_format = 1;
 constexpr std::string_view meta_format = "format";
+// Set when an erasure's freed pages still wait to be overwritten (scrub()).
+constexpr std::string_view meta_scrub_pending = "scrub_pending";
+// Set with scrub_pending: the data directories wait for a compaction.
+constexpr std::string_view meta_compact_pending = "compact_pending";
 
 int64_t system_clock_ms() {
   using namespace std::chrono;
@@ -54,6 +58,10 @@ class event_log::impl {
       const std::vector<std::string>& subjects);
   result<size_t> redact_offsets(const std::vector<uint64_t>& offsets);
   status finish_erasures(const std::vector<std::string>& subjects);
+  result<bool> scrub_pending() const;
+  status scrub();
+  result<bool> compact_pending() const;
+  status compacted();
 
  private:
   status check_format();
@@ -368,6 +376,13 @@ result<bool> event_log::impl::redact_record(MDB_txn* txn, uint64_t offset, std::
   if (!e) return e.error();
   subject = e->subject;
   if (e->redacted) return true;
+  // First overwrite the record in place with as many zero bytes (LMDB
+  // replaces a value of the same size in place): the put below shrinks the
+  // node, which may leave the old bytes in the page's free gap.
+  const std::string zeros(v.mv_size, '\0');
+  MDB_val zv = to_val(zeros);
+  if (rc = mdb_put(txn, log_, &k, &zv, 0); rc != MDB_SUCCESS)
+    return env_.check(rc, "redacting an event");
   std::string record;
   encode_redacted_record(e->type, e->ts, record);
   MDB_val nv = to_val(record);
@@ -429,20 +444,107 @@ result<size_t> event_log::impl::redact_offsets(const std::vector<uint64_t>& offs
   return redacted;
 }
 
+namespace {
+
+// Copies every record of `from` into `to` (both empty-able, same flags),
+// but the keys in `skip`.
+int copy_records(MDB_txn* txn, MDB_dbi from, MDB_dbi to, bool dupsort,
+                 const std::vector<std::string>& skip) {
+  cursor_guard src, dst;
+  int rc = src.open(txn, from);
+  if (rc == MDB_SUCCESS) rc = dst.open(txn, to);
+  if (rc != MDB_SUCCESS) return rc;
+  MDB_val k{}, v{};
+  for (rc = mdb_cursor_get(src.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(src.get(), &k, &v, MDB_NEXT)) {
+    if (std::find(skip.begin(), skip.end(), to_view(k)) != skip.end()) continue;
+    if (int r = mdb_cursor_put(dst.get(), &k, &v, dupsort ? MDB_APPENDDUP : MDB_APPEND);
+        r != MDB_SUCCESS)
+      return r;
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+}  // namespace
+
+// The index databases hold subjects (and request keys) as keys: deleting a
+// key may leave its bytes in the free gap of a page that stays in use. So
+// they are rewritten into fresh pages instead: copied, without the finished
+// subjects, into `<name>.tmp` (one commit: a crash leaves the originals),
+// then emptied and filled again from the copies (another); their old pages
+// are then free, and scrub() overwrites them.
 status event_log::impl::finish_erasures(const std::vector<std::string>& subjects) {
+  struct table {
+    const char* name;
+    unsigned flags;
+    MDB_dbi dbi = 0, tmp = 0;
+  };
+  const unsigned dup = MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
+  std::vector<table> tables{{"subject", dup}, {"erasure", 0}, {"idem", 0}, {"idem_by_time", 0}};
+  for (auto& t : tables) {
+    auto dbi = env_.database(t.name, t.flags);
+    if (!dbi) return dbi.error();
+    auto tmp = env_.database(std::string(t.name) + ".tmp", t.flags);
+    if (!tmp) return tmp.error();
+    t.dbi = *dbi;
+    t.tmp = *tmp;
+  }
   txn_guard txn;
   if (auto st = env_.begin_write(txn, "finishing an erasure"); !st) return st;
-  for (const auto& subject : subjects) {
-    if (subject.empty() || subject.size() > max_subject_bytes) continue;
-    MDB_val k = to_val(subject);
-    int rc = mdb_del(txn.get(), subject_, &k, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-      return env_.check(rc, "dropping a subject's index");
-    k = to_val(subject);
-    rc = mdb_del(txn.get(), erasure_, &k, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-      return env_.check(rc, "dropping an erasure request");
+  for (auto& t : tables) {
+    int rc = mdb_drop(txn.get(), t.tmp, 0);
+    if (rc == MDB_SUCCESS) rc = copy_records(txn.get(), t.dbi, t.tmp, t.flags & MDB_DUPSORT, subjects);
+    if (rc != MDB_SUCCESS) return env_.check(rc, "copying the log's indexes");
   }
+  if (auto st = env_.commit(txn); !st) return st;
+  crash_point("erasure_indexes_copied");
+  if (auto st = env_.begin_write(txn, "finishing an erasure"); !st) return st;
+  for (auto& t : tables) {
+    int rc = mdb_drop(txn.get(), t.dbi, 0);
+    if (rc == MDB_SUCCESS) rc = copy_records(txn.get(), t.tmp, t.dbi, t.flags & MDB_DUPSORT, {});
+    if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), t.tmp, 0);
+    if (rc != MDB_SUCCESS) return env_.check(rc, "rewriting the log's indexes");
+  }
+  int rc = put_fixed64_value(txn.get(), meta_, meta_scrub_pending, 1);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_compact_pending, 1);
+  if (rc != MDB_SUCCESS) return env_.check(rc, "recording a pending scrub");
+  return commit_synced(txn);
+}
+
+result<bool> event_log::impl::scrub_pending() const {
+  txn_guard txn;
+  uint64_t pending = 0;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_scrub_pending, pending);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log's meta");
+  return pending != 0;
+}
+
+result<bool> event_log::impl::compact_pending() const {
+  txn_guard txn;
+  uint64_t pending = 0;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_compact_pending, pending);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log's meta");
+  return pending != 0;
+}
+
+status event_log::impl::compacted() {
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "recording a compaction"); !st) return st;
+  MDB_val k = to_val(meta_compact_pending);
+  if (int rc = mdb_del(txn.get(), meta_, &k, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    return env_.check(rc, "recording a compaction");
+  return commit_synced(txn);
+}
+
+status event_log::impl::scrub() {
+  if (auto pages = env_.scrub_free_pages(); !pages) return pages.error();
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "finishing a scrub"); !st) return st;
+  MDB_val k = to_val(meta_scrub_pending);
+  if (int rc = mdb_del(txn.get(), meta_, &k, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    return env_.check(rc, "finishing a scrub");
   return commit_synced(txn);
 }
 
@@ -528,6 +630,14 @@ result<size_t> event_log::redact_offsets(const std::vector<uint64_t>& offsets) {
 status event_log::finish_erasures(const std::vector<std::string>& subjects) {
   return impl_->finish_erasures(subjects);
 }
+
+result<bool> event_log::scrub_pending() const { return impl_->scrub_pending(); }
+
+status event_log::scrub() { return impl_->scrub(); }
+
+result<bool> event_log::compact_pending() const { return impl_->compact_pending(); }
+
+status event_log::compacted() { return impl_->compacted(); }
 
 result<std::vector<uint64_t>> event_log::offsets_of_subject(const std::string& subject) const {
   return impl_->offsets_of_subject(subject);

@@ -104,9 +104,20 @@ class event_log {
   // subject index entries and idempotency keys (retention). Returns how many
   // were not redacted before. REQUIRES: the single writer.
   result<size_t> redact_offsets(const std::vector<uint64_t>& offsets);
-  // Ends the erasure of `subjects`: deletes their subject index entries and
-  // their requests (synced). REQUIRES: the single writer.
+  // Ends the erasure of `subjects`: rewrites the subject index, the requests
+  // and the idempotency keys without them into fresh pages (so no page in
+  // use keeps their bytes) and sets scrub_pending. REQUIRES: the single writer.
   status finish_erasures(const std::vector<std::string>& subjects);
+  // True from finish_erasures until scrub() has overwritten the pages the
+  // erasure freed (environment::scrub_free_pages), also across restarts.
+  result<bool> scrub_pending() const;
+  // Overwrites the log environment's free pages, then clears scrub_pending.
+  // REQUIRES: the single writer.
+  status scrub();
+  // True from finish_erasures until compacted(): the runtime then compacts
+  // both data directories when it next opens them (environment::compact).
+  result<bool> compact_pending() const;
+  status compacted();
 
   environment& env() const { return env_; }
 

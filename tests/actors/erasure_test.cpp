@@ -4,6 +4,8 @@
 // interrupted erasure resumes at the next start.
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "test_util.hpp"
@@ -198,6 +200,55 @@ TEST_F(erasure_test, AnInterruptedErasureResumesAtTheNextStart) {
   // The views are served again once rebuilt, without alice.
   for (int i = 0; i < 1000 && !rt->snapshot("titles"); ++i) std::this_thread::sleep_for(10ms);
   expect_only_bob(*rt, 10);
+}
+
+// Every file under `dir` that holds one of `needles`, with the needle.
+std::vector<std::string> files_holding(const std::string& dir,
+                                       const std::vector<std::string>& needles) {
+  std::vector<std::string> hits;
+  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (auto& n : needles)
+      if (bytes.find(n) != std::string::npos) hits.push_back(entry.path().string() + ": " + n);
+  }
+  return hits;
+}
+
+TEST_F(erasure_test, NoFileUnderTheDataDirectoryHoldsTheSubjectsBytesAfterForget) {
+  auto rt = start();
+  // Unique strings in keys, titles (one with a quote, so JSON escapes it)
+  // and the subject, spread over 10,000 events among bob's.
+  const std::string key_mark = "zqkeyAL1CE", title_mark = "zqti\"tleAL1CE";
+  const std::string subject = "zqsubjAL1CE";
+  const std::string title_escaped = "zqti\\\"tleAL1CE";
+  for (int batch = 0; batch < 100; ++batch) {
+    std::vector<event_input> events;
+    for (int i = 0; i < 100; ++i) {
+      const int n = batch * 100 + i;
+      if (n % 5 == 0)
+        events.push_back(doc(key_mark + "-" + std::to_string(n), title_mark + std::to_string(n), subject));
+      else
+        events.push_back(doc("bob-doc-" + std::to_string(n), "bob title", "bob"));
+    }
+    ASSERT_TRUE(append_sync(*rt, make_request(std::move(events))));
+  }
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  const std::vector<std::string> needles{key_mark, title_mark, title_escaped, subject};
+  ASSERT_FALSE(files_holding(dir_.path(), needles).empty());  // the scan can fail
+
+  auto receipt = forget_sync(*rt, subject);
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_EQ(receipt->offsets.size(), 2000u);
+  // The data directories are compacted when the runtime next opens them.
+  rt->stop();
+  rt = start();
+  auto hits = files_holding(dir_.path(), needles);
+  for (auto& h : hits) ADD_FAILURE() << h;
+  // Other subjects' data is untouched.
+  EXPECT_EQ(read_view(*rt, "titles").state.size(), 8000u);
+  EXPECT_EQ(read_view(*rt, "titles").state["bob-doc-1"], "bob title");
 }
 
 }  // namespace
