@@ -256,18 +256,31 @@ status eraser::erase(std::vector<pending>& batch) {
 }
 
 status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
-  // Every view but the processors' (whose outputs are appended, not
-  // recomputed); a derived view after its source.
+  // Every version of every view (docs/storage.md, "View versions") but the
+  // processors' (whose outputs are appended, not recomputed); a derived
+  // version after its source. A stale version (kept from disk, no longer
+  // declared, no runner) cannot be recomputed: it is emptied first and the
+  // view cuts over to a declared version, rebuilt here.
   std::vector<std::pair<size_t, view_slot*>> order;
+  std::vector<view_slot*> frozen;
   for (auto& slot : rt_.slots) {
-    if (rt_.outboxes.count(slot->index())) continue;
+    if (slot->processor || rt_.outboxes.count(slot->index())) continue;
+    slot->erasing.store(true, std::memory_order_release);
+    if (slot->stale || slot->index() >= rt_.runners.size() || !rt_.runners[slot->index()]) {
+      frozen.push_back(slot.get());
+      continue;
+    }
     size_t depth = 0;
     for (auto* at = slot.get(); at->upstream; at = at->upstream) ++depth;
     order.emplace_back(depth, slot.get());
   }
   std::stable_sort(order.begin(), order.end(),
                    [](auto& a, auto& b) { return a.first < b.first; });
-  for (auto& [depth, slot] : order) slot->erasing.store(true, std::memory_order_release);
+  // First, so that the versions derived from a stale one rebuild from nothing.
+  for (auto* slot : frozen) {
+    if (auto st = slot->store()->reset(); !st) return st;
+    slot->publish_offset(0);
+  }
   status result = status::ok();
   for (size_t at = 0; at < order.size() && result;) {
     std::vector<std::shared_ptr<answer>> answers;
@@ -287,12 +300,24 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
   // On an error (a stop) the views stay gated: the erasure resumes at the
   // next start, which gates them again until they are rebuilt.
   if (!result) return result;
+  if (!frozen.empty()) {
+    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+    rt_.try_cutover();
+    for (auto* slot : frozen)
+      if (slot->serving.load())  // no declared version could be served: stays gated
+        log_error(component, "view ", slot->label(),
+                  " is a stale version still served; it stays unavailable until a declared "
+                  "version of the view is ready");
+  }
   crash_point("erasure_before_views_serve");
   for (auto& [depth, slot] : order) {
     slot->erasing.store(false, std::memory_order_release);
-    rt_.pub->reset_subscribers(*slot);
-    rebuilt.push_back(slot->name());
+    rt_.pub->erasure_rebuilt(*slot);
+    if (std::find(rebuilt.begin(), rebuilt.end(), slot->name()) == rebuilt.end())
+      rebuilt.push_back(slot->name());
   }
+  for (auto* slot : frozen)
+    if (!slot->serving.load()) slot->erasing.store(false, std::memory_order_release);
   return result;
 }
 

@@ -119,8 +119,8 @@ bool subscription_registry::try_reserve() {
 
 // O(subscriptions of the view), but only when the hub overflowed: each of
 // them must be told.
-void subscription_registry::mark_lost(size_t view) {
-  lost_.fetch_add(1, std::memory_order_relaxed);
+void subscription_registry::mark_lost(size_t view, bool overflow) {
+  if (overflow) lost_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   auto& v = views_[view];
   auto mark = [&](const sub_ptr& sub) {

@@ -48,8 +48,12 @@ class subscription_registry {
 
   // Runner side: claims room for one batch; false when the hub is full.
   bool try_reserve();
-  // Runner side, when try_reserve failed: every subscription of `view` lost.
-  void mark_lost(size_t view);
+  // Claims room for one batch even when the hub is full (a cutover's
+  // notice, which must not be dropped).
+  void reserve() { backlog_.fetch_add(1); }
+  // Runner side, when try_reserve failed: every subscription of `view` lost
+  // (`overflow`: counted as a lost batch).
+  void mark_lost(size_t view, bool overflow = true);
 
   // Hub side: delivers one committed batch of `view` and releases its room.
   void deliver(size_t view, const std::vector<change_ptr>& items);

@@ -18,6 +18,7 @@ using work_atom = caf::atom_constant<caf::atom("work")>;        // a runner's ne
 using flush_atom = caf::atom_constant<caf::atom("flush")>;      // the sequencer's group
 using stop_atom = caf::atom_constant<caf::atom("stop")>;        // finish and quit
 using restart_atom = caf::atom_constant<caf::atom("restart")>;  // resume a failed view
+using rebuild_atom = caf::atom_constant<caf::atom("rebuild")>;  // a version starts over at 0
 using publish_atom = caf::atom_constant<caf::atom("publish")>;  // changes for the hub
 using erase_atom = caf::atom_constant<caf::atom("erase")>;      // rebuild after an erasure
 

@@ -38,22 +38,25 @@ publisher::publisher(subscription_registry& subs, waiter_registry& waiters, caf:
 void publisher::published(view_slot& slot, uint64_t offset,
                           const std::vector<offset_changes>& changes) {
   const bool erasing = slot.erasing.load(std::memory_order_acquire);
-  if (!erasing) waiters_.notify(slot.index(), offset);
+  if (!erasing && slot.serving.load()) waiters_.notify(slot.group, offset);
   for (auto* consumer : slot.downstream)
     caf::anon_send(runners_[consumer->index()], head_atom::value, offset);
   if (!erasing && !changes.empty() && subs_.count(slot.index()) > 0)
     publish_changes(slot, changes);
 }
 
-void publisher::reset_subscribers(view_slot& slot) {
-  waiters_.notify(slot.index(), slot.offset());
-  if (subs_.count(slot.index()) == 0) return;
-  subs_.mark_lost(slot.index());
-  // An empty batch: the hub tells every lost subscription now. When the hub
-  // is full, the next batch does.
-  if (!subs_.try_reserve()) return;
+void publisher::erasure_rebuilt(view_slot& slot) {
+  if (slot.serving.load()) waiters_.notify(slot.group, slot.offset());
+  reset_subscribers(slot);
+}
+
+void publisher::reset_subscribers(const view_slot& old_slot) {
+  if (subs_.count(old_slot.index()) == 0) return;
+  subs_.mark_lost(old_slot.index(), false);
+  subs_.reserve();
   caf::anon_send(hub_, publish_atom::value,
-                 change_batch_msg{slot.index(), std::make_shared<std::vector<change_ptr>>()});
+                 change_batch_msg{old_slot.index(),
+                                  std::make_shared<const std::vector<change_ptr>>()});
 }
 
 void publisher::publish_changes(view_slot& slot, const std::vector<offset_changes>& changes) {

@@ -31,12 +31,17 @@ class publisher {
             const std::vector<caf::actor>& runners);
 
   // On the runner thread of `slot`, after each commit that reached `offset`.
+  // Waiters are told only of the served version's offsets (by view group).
   void published(view_slot& slot, uint64_t offset, const std::vector<offset_changes>& changes);
 
-  // After `slot` was rebuilt (erasure): its waiters learn its offset and every
-  // subscriber of it is reset (on_lost: a new snapshot), now rather than at
-  // the next commit. Any thread.
-  void reset_subscribers(view_slot& slot);
+  // A cutover away from `old_slot`: every subscription of it is lost (and
+  // told so now, by an empty batch through the hub), so that it starts over
+  // with a reset snapshot of the version served now.
+  void reset_subscribers(const view_slot& old_slot);
+  // After `slot` was rebuilt in place (erasure): its waiters learn its offset
+  // and every subscriber of it is reset the same way, now rather than at the
+  // next commit. Any thread.
+  void erasure_rebuilt(view_slot& slot);
 
  private:
   void publish_changes(view_slot& slot, const std::vector<offset_changes>& changes);

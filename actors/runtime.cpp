@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <set>
 
 #include <caf/all.hpp>
@@ -12,11 +13,13 @@
 #include <derive/view.hpp>
 
 #include "actors/eraser.hpp"
+#include "actors/audit.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
 #include "core/crash_point.hpp"
 #include "core/event.hpp"
+#include "core/view_names.hpp"
 
 // The runtime's lifecycle: declarations, start() and stop().
 // Reads, writes and metrics are in runtime_reads.cpp, runtime_writes.cpp and
@@ -45,8 +48,22 @@ status check_views(runtime::impl& rt) {
   for (auto& slot : rt.slots) {
     const auto& def = slot->def();
     if (def.name().empty()) return {errc::invalid_parameter, "a view has an empty name"};
-    if (!names.emplace(def.name(), slot.get()).second)
-      return {errc::invalid_parameter, "two views are named '" + def.name() + "'"};
+    // Several versions of one view may be declared (docs/storage.md, "View
+    // versions"); a processor has one.
+    if (auto [first, fresh] = names.emplace(def.name(), slot.get()); !fresh) {
+      const auto& other = first->second->def();
+      bool processor = rt.outboxes.count(slot->index()) || rt.outboxes.count(first->second->index());
+      bool same_version = false;
+      for (auto& s2 : rt.slots)
+        if (s2.get() != slot.get() && s2->name() == def.name() &&
+            s2->def().version() == def.version())
+          same_version = true;
+      if (processor || same_version)
+        return {errc::invalid_parameter, "two views are named '" + def.name() + "'"};
+      if (other.source() != def.source())
+        return {errc::invalid_parameter, "the versions of view '" + def.name() +
+                                             "' must read the same source"};
+    }
     if (def.from_log_source() && !def.event_fn())
       return {errc::invalid_parameter, "view '" + def.name() + "' reads the log but has no apply()"};
     if (!def.from_log_source() && !def.change_fn())
@@ -154,42 +171,211 @@ status compact_after_erasure(runtime::impl& rt) {
   return rt.log->compacted();
 }
 
+// Opens the store `label` for `slot`; a view that others consume keeps its
+// whole changelog: a consumer must never find the offsets after its
+// position pruned.
+status open_slot(runtime::impl& rt, view_slot& slot, const std::string& label, bool consumed) {
+  view_store_options opts;
+  const auto& keep = slot.def().retention_options();
+  if (!consumed) {
+    opts.changelog_retention = keep.offsets;
+    opts.changelog_max_bytes = keep.max_bytes;
+    opts.changelog_state_fraction = keep.state_fraction;
+    opts.changelog_max_age = keep.max_age;
+  } else {
+    opts.changelog_retention = 0;
+    opts.changelog_max_bytes = 0;
+    opts.changelog_max_age = std::chrono::milliseconds(0);
+  }
+  auto store = view_store::open(*rt.views_env, slot.name(), slot.def().version(), opts, label);
+  if (!store) return store.error();
+  slot.attach(std::move(*store));
+  return status::ok();
+}
+
+view_slot& add_slot(runtime::impl& rt, view_def def, size_t group, view_slot* upstream) {
+  rt.slots.push_back(std::make_unique<view_slot>(std::move(def), rt.slots.size()));
+  auto* slot = rt.slots.back().get();
+  slot->group = group;
+  slot->upstream = upstream;
+  rt.groups[group].slots.push_back(slot);
+  return *slot;
+}
+
+// The upstream label a stored derived version reads ("" in a plain label
+// means version 1 of its upstream, as before versions).
+std::string upstream_label(const stored_view& v, const std::string& upstream_name) {
+  return v.upstream.empty() ? upstream_name + "/1" : v.upstream;
+}
+
+// Opens every version of group `g` (its upstream's are open, `chosen` holds
+// the upstream's served slot), keeps the served version found on disk as a
+// stale one when it is no longer declared, drops the other undeclared ones
+// (retirement) and chooses the served slot.
+status open_group(runtime::impl& rt, size_t g, const std::map<std::string, served_version>& records,
+                  std::vector<view_slot*>& chosen) {
+  auto& grp = rt.groups[g];
+  const bool consumed = !grp.downstream.empty();
+  std::vector<view_slot*> declared = grp.slots;
+  view_slot* up = grp.upstream ? chosen[*grp.upstream] : nullptr;
+  for (auto* d : declared) {
+    d->upstream = up;
+    if (auto s = open_slot(rt, *d, view_label(d->name(), d->def().version(),
+                                              up ? up->label() : std::string()),
+                           consumed);
+        !s)
+      return s;
+  }
+  if (grp.upstream) {  // the versions that read the other upstream versions
+    auto upstreams = rt.groups[*grp.upstream].slots;
+    for (auto* u : upstreams) {
+      if (u == up) continue;
+      for (auto* d : declared) {
+        if (d->processor) continue;
+        auto& extra = add_slot(rt, d->def(), g, u);
+        if (auto s = open_slot(rt, extra, view_label(d->name(), d->def().version(), u->label()),
+                               consumed);
+            !s)
+          return s;
+      }
+    }
+  }
+  auto on_disk = stored_versions(*rt.views_env, grp.name);
+  if (!on_disk) return on_disk.error();
+  auto is_open = [&](const std::string& label) {
+    for (auto* s : grp.slots)
+      if (s->label() == label) return true;
+    return false;
+  };
+  auto newest_declared = *std::max_element(declared.begin(), declared.end(), [](auto* a, auto* b) {
+    return a->def().version() < b->def().version();
+  });
+  // The served version kept from disk: the recorded one, or (a directory of
+  // before versions) the newest version with state when no declared one has.
+  std::optional<stored_view> keep;
+  auto record = records.find(grp.name);
+  for (const auto& v : *on_disk) {
+    if (is_open(v.label)) continue;
+    if (grp.upstream && upstream_label(v, rt.groups[*grp.upstream].name) != up->label()) continue;
+    if (record != records.end() ? record->second.label == v.label
+                                : (!keep || v.version > keep->version))
+      keep = v;
+  }
+  view_slot* stale = nullptr;
+  if (keep && !newest_declared->processor) {
+    auto& s = add_slot(rt, stale_def(newest_declared->def(), keep->version), g, up);
+    s.stale = true;
+    if (auto st = open_slot(rt, s, keep->label, consumed); !st) return st;
+    bool served_before = record != records.end() || s.offset() > 0;
+    if (record == records.end())
+      for (auto* d : grp.slots)
+        if (!d->stale && d->offset() > 0) served_before = false;
+    if (served_before) {
+      stale = &s;
+    } else {  // nothing to serve from it
+      rt.slots.pop_back();
+      grp.slots.pop_back();
+    }
+  }
+  for (const auto& v : *on_disk) {
+    if (is_open(v.label)) continue;
+    if (auto st = drop_view_store(*rt.views_env, v.label); !st) return st;
+    grp.retired.push_back(v.version);
+    log_info(component, "view ", grp.name, ": retired ", v.label, " (no longer declared)");
+  }
+  // The served slot: the recorded one, the stale one, else the newest
+  // version (reading the served upstream) with state, else the newest.
+  view_slot* serve = stale;
+  for (auto* s : grp.slots)
+    if (!serve && record != records.end() && record->second.label == s->label() &&
+        s->upstream == up)
+      serve = s;
+  for (int with_state = 1; !serve && with_state >= 0; --with_state)
+    for (auto* s : grp.slots)
+      if (s->upstream == up && !s->stale && (s->offset() > 0 || !with_state) &&
+          (!serve || s->def().version() > serve->def().version()))
+        serve = s;
+  chosen[g] = serve;
+  serve->serving_since = record != records.end() && record->second.label == serve->label()
+                             ? record->second.since
+                             : serve->offset();
+  return status::ok();
+}
+
+// Groups of the declared views (by name), their sources, in an order where
+// every group comes after its upstream.
+std::vector<size_t> make_groups(runtime::impl& rt) {
+  rt.groups.clear();
+  rt.group_of.clear();
+  for (size_t i = 0; i < rt.declared; ++i) {
+    auto* slot = rt.slots[i].get();
+    auto [it, fresh] = rt.group_of.emplace(slot->name(), rt.groups.size());
+    if (fresh) rt.groups.push_back(view_group{slot->name(), {}, {}, {}, {}, nullptr, {}});
+    slot->group = it->second;
+    slot->stale = false;
+    slot->processor = rt.outboxes.count(i) > 0;
+    slot->upstream = nullptr;
+    slot->downstream.clear();
+    rt.groups[it->second].slots.push_back(slot);
+  }
+  for (size_t g = 0; g < rt.groups.size(); ++g) {
+    const auto& def = rt.groups[g].slots.front()->def();
+    if (def.from_log_source()) continue;
+    size_t u = rt.group_of.at(def.source());
+    rt.groups[g].upstream = u;
+    rt.groups[u].downstream.push_back(g);
+  }
+  std::vector<std::pair<size_t, size_t>> by_depth;
+  for (size_t g = 0; g < rt.groups.size(); ++g) {
+    size_t depth = 0;
+    for (auto at = rt.groups[g].upstream; at; at = rt.groups[*at].upstream) ++depth;
+    by_depth.emplace_back(depth, g);
+  }
+  std::stable_sort(by_depth.begin(), by_depth.end());
+  std::vector<size_t> order;
+  for (auto [depth, g] : by_depth) order.push_back(g);
+  return order;
+}
+
+void report_cluster(stream_log::note_level level, const std::string& what) {
+  constexpr std::string_view cluster = "cluster";
+  if (level == stream_log::error) log_error(cluster, what);
+  else if (level == stream_log::warning) log_warn(cluster, what);
+  else log_info(cluster, what);
+}
+
 status open_storage(runtime::impl& rt) {
   if (auto s = open_environments(rt); !s) return s;
   auto log = event_log::open(*rt.env, rt.options.log);
   if (!log) return log.error();
   rt.log = std::move(*log);
   if (auto s = compact_after_erasure(rt); !s) return s;
+  if (rt.options.cluster.enabled()) {
+    auto stream = stream_log::open(*rt.log, rt.options.cluster, report_cluster);
+    if (!stream) return stream.error();
+    rt.stream = std::move(*stream);
+  }
   rt.by_name.clear();
-  for (auto& slot : rt.slots) {
-    rt.by_name[slot->name()] = slot.get();
-    slot->upstream = nullptr;
-    slot->downstream.clear();
+  for (size_t i = 0; i < rt.declared; ++i) rt.by_name[rt.slots[i]->name()] = rt.slots[i].get();
+  auto records = read_serving(*rt.views_env);
+  if (!records) return records.error();
+  auto order = make_groups(rt);
+  std::vector<view_slot*> chosen(rt.groups.size(), nullptr);
+  for (size_t g : order)
+    if (auto s = open_group(rt, g, *records, chosen); !s) return s;
+  for (auto& slot : rt.slots)
+    if (slot->upstream) slot->upstream->downstream.push_back(slot.get());
+  for (size_t g = 0; g < rt.groups.size(); ++g) {
+    chosen[g]->serving = true;
+    if (auto s = write_serving(*rt.views_env, rt.groups[g].name,
+                               {chosen[g]->label(), chosen[g]->serving_since.load()});
+        !s)
+      return s;
   }
-  for (auto& slot : rt.slots) {
-    if (slot->def().from_log_source()) continue;
-    slot->upstream = rt.by_name.at(slot->def().source());
-    slot->upstream->downstream.push_back(slot.get());
-  }
+  std::atomic_store(&rt.serving, std::shared_ptr<const serving_table>(
+                                     std::make_shared<serving_table>(std::move(chosen))));
   uint64_t head = rt.log->head();
   for (auto& slot : rt.slots) {
-    view_store_options opts;
-    // A view that others consume keeps its whole changelog: a consumer must
-    // never find the offsets after its position pruned.
-    const auto& keep = slot->def().retention_options();
-    if (slot->downstream.empty()) {
-      opts.changelog_retention = keep.offsets;
-      opts.changelog_max_bytes = keep.max_bytes;
-      opts.changelog_state_fraction = keep.state_fraction;
-      opts.changelog_max_age = keep.max_age;
-    } else {
-      opts.changelog_retention = 0;
-      opts.changelog_max_bytes = 0;
-      opts.changelog_max_age = std::chrono::milliseconds(0);
-    }
-    auto store = view_store::open(*rt.views_env, slot->name(), slot->def().version(), opts);
-    if (!store) return store.error();
-    slot->attach(std::move(*store));
     slot->applied = 0;
     slot->commits = 0;
     slot->bytes_written = 0;
@@ -198,12 +384,12 @@ status open_storage(runtime::impl& rt) {
     slot->erasing = false;
     if (auto failure = slot->store()->failure()) {
       slot->set_failed(failure->offset, failure->error);
-      log_warn(component, "view ", slot->name(), " is failed: ", failure->error);
+      log_warn(component, "view ", slot->label(), " is failed: ", failure->error);
     } else {
-      slot->set_active(slot->offset() == 0 && slot->def().version() > 1 && head > 0);
+      slot->set_active(!slot->serving && head > 0);
     }
-    log_info(component, "view ", slot->name(), " v", slot->def().version(), " at offset ",
-             slot->offset(), " of ", head);
+    log_info(component, "view ", slot->label(), slot->serving ? " (serving)" : "",
+             slot->stale ? " (stale)" : "", " at offset ", slot->offset(), " of ", head);
   }
   return status::ok();
 }
@@ -211,11 +397,12 @@ status open_storage(runtime::impl& rt) {
 void spawn_actors(runtime::impl& rt) {
   rt.subs = std::make_unique<subscription_registry>(rt.slots.size(), rt.options.hub_buffer);
   rt.waiters = std::make_unique<waiter_registry>(
-      [&rt](size_t view) { return rt.slots[view]->offset(); });
+      [&rt](size_t group) { return (*rt.serving_now())[group]->offset(); });
   rt.hub = spawn_hub(*rt.system, *rt.subs);
   rt.runners.assign(rt.slots.size(), caf::actor{});
   rt.pub = std::make_unique<publisher>(*rt.subs, *rt.waiters, rt.hub, rt.runners);
   for (auto* slot : spawn_order(rt)) {
+    if (slot->stale) continue;  // frozen: no runner
     runner_context ctx;
     ctx.slot = slot;
     ctx.log = rt.log.get();
@@ -223,9 +410,21 @@ void spawn_actors(runtime::impl& rt) {
     ctx.live_batch = std::max<uint64_t>(1, rt.options.live_batch);
     if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
     if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
+    ctx.commit_mu = &rt.cutover_mu;
     ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,
                                      std::vector<offset_changes>& changes) {
       pub.published(s, offset, changes);
+    };
+    // A version built beside the served one may now be ready.
+    ctx.committed = [&rt](view_slot& s) {
+      if (s.serving.load()) return;
+      std::lock_guard<std::mutex> lock(rt.cutover_mu);
+      rt.try_cutover();
+    };
+    ctx.rebuilt = [&rt](view_slot& s) {
+      for (auto* consumer : s.downstream)
+        if (auto& runner = rt.runners[consumer->index()])
+          caf::anon_send(runner, rebuild_atom::value);
     };
     if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
       ctx.before_commit = [&rt, outbox = box->second](view_slot& s, uint64_t offset) {
@@ -238,22 +437,43 @@ void spawn_actors(runtime::impl& rt) {
   }
   std::vector<caf::actor> log_runners;
   for (auto& slot : rt.slots)
-    if (!slot->upstream) log_runners.push_back(rt.runners[slot->index()]);
+    if (!slot->upstream && rt.runners[slot->index()]) log_runners.push_back(rt.runners[slot->index()]);
   sequencer_context ctx;
   ctx.log = rt.log.get();
   ctx.counters = &rt.counters;
   ctx.validate = [&rt](const checked_append& r) { return rt.run_validators(r); };
-  ctx.committed = [log_runners](uint64_t head) {
+  auto committed = [log_runners](uint64_t head) {
     for (auto& runner : log_runners) caf::anon_send(runner, head_atom::value, head);
   };
+  if (rt.stream) {
+    // Cluster mode: the follower writes the log and announces its head.
+    ctx.publish = [stream = rt.stream.get()](const std::vector<checked_append>& group,
+                                             stream_log::outcomes_fn done) {
+      stream->publish(group, std::move(done));
+    };
+    constexpr size_t headers_room = 4096;
+    ctx.max_message_bytes = std::max(rt.stream->max_message_bytes(), 2 * headers_room) - headers_room;
+    ctx.stop_timeout = rt.options.cluster.publish_timeout;
+    rt.stream->start(committed);
+  } else {
+    ctx.committed = committed;
+  }
   rt.sequencer = spawn_sequencer(*rt.system, std::move(ctx));
 }
 
 void close_storage(runtime::impl& rt) {
+  std::atomic_store(&rt.serving, std::shared_ptr<const serving_table>());
+  rt.slots.resize(rt.declared);  // the versions found on disk and extra bindings go
+  rt.groups.clear();
+  rt.group_of.clear();
   for (auto& slot : rt.slots) {
     slot->set_stopped();
     slot->detach_store();
+    slot->serving = false;
+    slot->upstream = nullptr;
+    slot->downstream.clear();
   }
+  rt.stream.reset();
   rt.log.reset();
   rt.views_env.reset();
   rt.env.reset();
@@ -262,6 +482,7 @@ void close_storage(runtime::impl& rt) {
 // Starts the eraser and resumes the erasures a crash or a stop interrupted;
 // until they are done every view they rebuild answers `unavailable`.
 void resume_erasures(runtime::impl& rt) {
+  if (rt.stream) return;  // cluster mode: runtime::forget refuses
   rt.erasure = std::make_unique<eraser>(rt);
   auto pending = rt.log->erasure_requests();
   if (!pending) {
@@ -341,11 +562,18 @@ status runtime::start() {
   std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
   if (impl_->running) return {errc::invalid_parameter, "the runtime is already running"};
   if (auto s = check_views(*impl_); !s) return s;
+  impl_->declared = impl_->slots.size();
   if (auto s = open_storage(*impl_); !s) {
     close_storage(*impl_);
     return s;
   }
   spawn_actors(*impl_);
+  impl_->audits_cancel = false;
+  impl_->audits = std::make_unique<auditor>(*impl_);
+  {
+    std::lock_guard<std::mutex> cutover(impl_->cutover_mu);
+    impl_->try_cutover();  // a version may have become ready while stopped
+  }
   {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = true;
@@ -359,11 +587,10 @@ status runtime::start() {
 }
 
 
-
-
 void runtime::stop() {
   std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
   if (!impl_->running) return;
+  impl_->audits_cancel = true;  // audits and scrubs end soon (actors/audit.hpp)
   {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = false;
@@ -379,10 +606,12 @@ void runtime::stop() {
   // into the runtime (reads stay served until storage closes below).
   // In-flight appends are committed and answered before the sequencer quits.
   stop_and_wait(impl_->sequencer);
+  if (impl_->stream) impl_->stream->stop();  // no more ingests, no more heads
   for (auto& runner : impl_->runners) stop_and_wait(runner);
   stop_and_wait(impl_->hub);
   if (impl_->erasure) impl_->erasure->stop();  // its waits ended with the actors
   impl_->waiters->shutdown();
+  impl_->audits.reset();  // joins the audit thread (it holds storage_mu while it works)
   {
     std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
     impl_->running = false;
@@ -398,7 +627,6 @@ void runtime::stop() {
 }
 
 
-
 // --- supervision ---
 
 status runtime::restart_view(const std::string& name) {
@@ -406,9 +634,12 @@ status runtime::restart_view(const std::string& name) {
   auto* slot = impl_->find(name);
   if (!slot) return no_such_view(name);
   if (!impl_->running) return not_running();
-  if (!slot->failed()) return status::ok();
-  slot->set_active(false);
-  caf::anon_send(impl_->runners[slot->index()], restart_atom::value);
+  // Every failed version of the view (the served one and those built beside).
+  for (auto* s : impl_->groups[slot->group].slots) {
+    if (!s->failed() || !impl_->runners[s->index()]) continue;
+    s->set_active(false);
+    caf::anon_send(impl_->runners[s->index()], restart_atom::value);
+  }
   log_info(component, "restarting view ", name);
   return status::ok();
 }
@@ -420,6 +651,14 @@ void runtime::forget(std::string subject, std::function<void(result<erasure_rece
                                                     std::to_string(max_subject_bytes) +
                                                     " bytes"});
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->running && impl_->stream) {
+    lock.unlock();
+    return done(status{errc::not_supported,
+                       "forget is not supported in cluster mode: the log's JetStream stream "
+                       "is immutable (deletes are denied), so erasing this node's copy would "
+                       "not erase the subject; that needs per-subject encryption keys, which "
+                       "are not built (docs/storage.md, \"Erasure\")"});
+  }
   if (!impl_->running || !impl_->erasure) {
     lock.unlock();
     return done(not_running());

@@ -9,6 +9,37 @@
 
 namespace derive {
 
+namespace {
+
+view_info views_info_of(const runtime::impl& rt, const view_slot& served, uint64_t head) {
+  auto info = served.info(head, rt.options.live_batch);
+  if (!rt.running || served.group >= rt.groups.size()) return info;
+  for (auto* s : rt.groups[served.group].slots)
+    info.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
+  return info;
+}
+
+// REQUIRES: storage_mu held.
+std::optional<cluster_metrics> cluster_locked(const runtime::impl& rt) {
+  if (!rt.stream) return std::nullopt;
+  auto st = rt.stream->state();
+  cluster_metrics c;
+  c.stream = rt.options.cluster.stream;
+  c.reachable = st.reachable;
+  c.server = st.server;
+  c.stream_first_seq = st.stream_first_seq;
+  c.stream_last_seq = st.stream_last_seq;
+  c.ingested_seq = st.ingested_seq;
+  c.lag = st.lag;
+  c.messages_published = st.messages_published;
+  c.publish_retries = st.publish_retries;
+  c.messages_ingested = st.messages_ingested;
+  c.error = st.error;
+  return c;
+}
+
+}  // namespace
+
 runtime_metrics runtime::metrics() const {
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
   runtime_metrics m;
@@ -34,7 +65,8 @@ runtime_metrics runtime::metrics() const {
     m.hub_lost = impl_->subs->lost_batches();
   }
   for (auto& slot : impl_->slots) {
-    auto info = slot->info(m.head, impl_->options.live_batch);
+    if (impl_->find(slot->name()) != slot.get()) continue;  // one entry per view: the served
+    auto info = views_info_of(*impl_, *slot, m.head);
     view_metrics v;
     v.name = info.name;
     v.version = info.version;
@@ -45,9 +77,16 @@ runtime_metrics runtime::metrics() const {
     v.commits = load(slot->commits);
     v.bytes_written = load(slot->bytes_written);
     v.largest_value = load(slot->largest_value);
+    v.versions = std::move(info.versions);
     m.views.push_back(std::move(v));
   }
+  m.cluster = cluster_locked(*impl_);
   return m;
+}
+
+std::optional<cluster_metrics> runtime::cluster() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  return cluster_locked(*impl_);
 }
 
 }  // namespace derive

@@ -1,5 +1,7 @@
 #include <derive/runtime.hpp>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include <derive/view.hpp>
@@ -26,13 +28,39 @@ bool erasing(const view_slot& slot) { return slot.erasing.load(std::memory_order
 
 view_slot* runtime::impl::find(const std::string& name) const {
   if (running) {
-    auto it = by_name.find(name);
-    return it == by_name.end() ? nullptr : it->second;
+    auto it = group_of.find(name);
+    if (it == group_of.end()) return nullptr;
+    if (auto table = serving_now()) return (*table)[it->second];
+    return nullptr;
   }
+  view_slot* newest = nullptr;
   for (auto& slot : slots)
-    if (slot->name() == name) return slot.get();
-  return nullptr;
+    if (slot->name() == name && (!newest || slot->def().version() > newest->def().version()))
+      newest = slot.get();
+  return newest;
 }
+
+namespace {
+
+// The served version's info, with every version's role and progress.
+view_info group_info(const runtime::impl& rt, const view_slot& served, uint64_t head) {
+  auto out = served.info(head, rt.options.live_batch);
+  if (!rt.running || served.group >= rt.groups.size()) return out;
+  const auto& grp = rt.groups[served.group];
+  for (auto* s : grp.slots)
+    out.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
+  for (uint32_t v : grp.retired) {
+    view_version_info r;
+    r.version = v;
+    r.role = version_role::retired;
+    out.versions.push_back(r);
+  }
+  std::stable_sort(out.versions.begin(), out.versions.end(),
+                   [](auto& a, auto& b) { return a.version > b.version; });
+  return out;
+}
+
+}  // namespace
 
 uint64_t runtime::head() const {
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
@@ -45,7 +73,14 @@ std::vector<view_info> runtime::views() const {
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
   uint64_t head = impl_->log ? impl_->log->head() : 0;
   std::vector<view_info> out;
-  for (auto& slot : impl_->slots) out.push_back(slot->info(head, impl_->options.live_batch));
+  if (impl_->running) {
+    for (auto& grp : impl_->groups) out.push_back(group_info(*impl_, *impl_->find(grp.name), head));
+    return out;
+  }
+  for (size_t i = 0; i < impl_->slots.size(); ++i) {
+    auto* slot = impl_->slots[i].get();
+    if (impl_->find(slot->name()) == slot) out.push_back(group_info(*impl_, *slot, head));
+  }
   return out;
 }
 
@@ -53,7 +88,7 @@ result<view_info> runtime::view(const std::string& name) const {
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
   auto* slot = impl_->find(name);
   if (!slot) return no_such_view(name);
-  return slot->info(impl_->log ? impl_->log->head() : 0, impl_->options.live_batch);
+  return group_info(*impl_, *slot, impl_->log ? impl_->log->head() : 0);
 }
 
 result<std::vector<event>> runtime::read_log(uint64_t from, size_t limit) const {
@@ -106,10 +141,11 @@ result<changelog_page> runtime::changes_since(const std::string& view, uint64_t 
   if (!slot->store()) return not_running();
   if (erasing(*slot)) return rebuilding_after_erasure(*slot);
   // A reader as of an offset before the last erasure's rebuild holds what
-  // the rebuilt changelog cannot take back: it starts over.
+  // the rebuilt changelog cannot take back; one before the cutover holds
+  // another version's changes: either starts over.
   auto floor = slot->store()->resume_floor();
   if (!floor) return floor.error();
-  if (from < *floor) {
+  if (from < *floor || from < slot->serving_since.load()) {
     changelog_page page;
     page.served = false;
     page.view_offset = slot->offset();
@@ -140,7 +176,8 @@ void runtime::wait_for(const std::string& view, uint64_t offset,
     done(status{errc::unavailable, "the runtime is shutting down"});
     return;
   }
-  impl_->waiters->wait(slot->index(), offset, waiter_registry::clock::now() + timeout, std::move(done));
+  // The served version's offsets: a version built beside it never answers.
+  impl_->waiters->wait(slot->group, offset, waiter_registry::clock::now() + timeout, std::move(done));
 }
 
 }  // namespace derive

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -34,19 +35,49 @@
 #include "actors/sequencer.hpp"
 #include "actors/view_slot.hpp"
 #include "actors/waiters.hpp"
+#include "cluster/stream_log.hpp"
 #include "core/environment.hpp"
 #include "core/log.hpp"
 
 namespace derive {
 
 class eraser;
+// One view and its versions (docs/storage.md, "View versions").
+struct view_group {
+  std::string name;
+  std::vector<view_slot*> slots;     // every version (and upstream binding), declared or stale
+  std::optional<size_t> upstream;    // the group it reads; nullopt: the log
+  std::vector<size_t> downstream;    // groups that read it
+  std::optional<uint32_t> pinned;    // set by cutover()/rollback(): serve this version
+  view_slot* previous = nullptr;     // served before the last cutover (rollback)
+  std::vector<uint32_t> retired;     // versions whose storage was freed at start
+};
+using serving_table = std::vector<view_slot*>;  // by group
+class auditor;
 
 struct runtime::impl {
   explicit impl(runtime_options options);
   ~impl();
 
-  // REQUIRES: storage_mu held (shared). nullptr when unknown.
+  // REQUIRES: storage_mu held (shared). The serving version of `name`;
+  // nullptr when unknown.
   view_slot* find(const std::string& name) const;
+  // REQUIRES: storage_mu held (shared), running. The serving slot of each group.
+  std::shared_ptr<const serving_table> serving_now() const {
+    return std::atomic_load(&serving);
+  }
+  // The head of `slot`'s source: the log's, or its upstream version's offset.
+  uint64_t source_head(const view_slot& slot) const;
+
+  // --- versions (runtime_versions.cpp) ---
+  // REQUIRES: cutover_mu held. Switches every view whose preferred ready
+  // version differs from the served one, together with the views derived
+  // from it, in one step; records the choice durably. True if it switched.
+  bool try_cutover();
+  // Rebuilds, beside the served ones, the declared versions of `views` that
+  // are not served (and the versions derived from them) from offset 0; the
+  // rebuilt versions are served once ready (as any building version).
+  status rebuild_beside(const std::vector<std::pair<std::string, uint32_t>>& versions);
   // The application's validators for each event's type.
   status run_validators(const checked_append& request) const;
   // The append path of runtime::append after its checks: validators, then
@@ -62,7 +93,20 @@ struct runtime::impl {
   caf::actor_system_config config;
   std::unique_ptr<caf::actor_system> system;
 
-  std::vector<std::unique_ptr<view_slot>> slots;  // declaration order
+  // Declared slots first (declaration order, `declared` of them), then, while
+  // running, the versions found on disk and the extra upstream bindings.
+  std::vector<std::unique_ptr<view_slot>> slots;
+  size_t declared = 0;
+  std::vector<view_group> groups;  // while running
+  std::unordered_map<std::string, size_t> group_of;
+  // The serving slot of each group: replaced whole (atomic_store) by a
+  // cutover, so that every reader sees one consistent choice.
+  std::shared_ptr<const serving_table> serving;
+  // Held by a serving runner from its commit to its publication and by a
+  // cutover, so that a cutover sees the served offsets standing still.
+  std::mutex cutover_mu;
+  // Orders subscribe() against a cutover's switch (never held long).
+  std::mutex serving_mu;
   std::unordered_map<std::string, std::function<status(const event_input&)>> validators;
   // The processors' outboxes, by slot index.
   std::unordered_map<size_t, std::shared_ptr<processor_outbox>> outboxes;
@@ -74,6 +118,7 @@ struct runtime::impl {
   std::unique_ptr<environment> env;        // the log's: <data_dir>
   std::unique_ptr<environment> views_env;  // every view store's: <data_dir>/views
   std::unique_ptr<event_log> log;
+  std::unique_ptr<stream_log> stream;      // cluster mode: the log's system of record
   std::unique_ptr<subscription_registry> subs;
   std::unique_ptr<waiter_registry> waiters;
   std::unique_ptr<publisher> pub;
@@ -82,6 +127,13 @@ struct runtime::impl {
   caf::actor hub;
   std::vector<caf::actor> runners;  // by slot index; written before the actors run
   std::unique_ptr<eraser> erasure;  // forget(); while running
+
+  // Audits and scrubs (actors/audit.hpp): the audit thread while running;
+  // `audits_cancel` is set by stop() so that audits end before storage closes.
+  std::unique_ptr<auditor> audits;
+  std::atomic<bool> audits_cancel{false};
+  mutable std::mutex scrub_mu;
+  scrub_result scrub;  // guarded by scrub_mu
 
   std::shared_mutex append_mu;
   bool accepting = false;

@@ -1,6 +1,7 @@
 #include "actors/sequencer.hpp"
 
 #include <deque>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -40,6 +41,10 @@ struct sequencer_state {
   std::deque<written_group> written;  // in commit order
   uint64_t announced = 0;             // the durable head last announced
   bool flush_queued = false;
+  // Cluster mode: groups published, not yet ingested, by id.
+  std::unordered_map<uint64_t, std::vector<append_job>> published;
+  uint64_t last_group = 0;
+  std::function<void()> stopped;  // set by stop_atom while published groups drain
 };
 using sequencer_actor_impl = caf::stateful_actor<sequencer_state>;
 
@@ -94,6 +99,66 @@ void commit_group(sequencer_actor_impl* self) {
   st.written.push_back(std::move(g));
 }
 
+// The bytes a request adds to a stream message, about.
+size_t message_bytes(const checked_append& r) {
+  size_t n = 16 + r.idempotency_key().size() + r.fingerprint().size();
+  for (const auto& e : r.events())
+    n += 16 + e.type.size() + e.key.size() + e.subject.size() + e.data.size();
+  return n;
+}
+
+// Cluster mode: publishes the pending requests that fit one message and
+// keeps their jobs until the group's outcomes come back (ingested_group).
+void publish_group(sequencer_actor_impl* self) {
+  auto& st = self->state;
+  if (st.pending.empty()) return;
+  size_t n = 0, bytes = 0;
+  while (n < st.pending.size() && n < st.ctx.max_group) {
+    const size_t b = message_bytes(st.pending[n].request);
+    if (n > 0 && bytes + b > st.ctx.max_message_bytes) break;
+    bytes += b;
+    ++n;
+  }
+  std::vector<append_job> jobs(std::make_move_iterator(st.pending.begin()),
+                               std::make_move_iterator(st.pending.begin() + n));
+  st.pending.erase(st.pending.begin(), st.pending.begin() + n);
+  std::vector<checked_append> group;
+  group.reserve(n);
+  for (auto& job : jobs) group.push_back(std::move(job.request));
+  const uint64_t id = ++st.last_group;
+  st.published.emplace(id, std::move(jobs));
+  DERIVE_LOG_TRACE(component, "publishing group ", id, " of ", n, " requests");
+  st.ctx.publish(group, [me = caf::actor_cast<caf::actor>(self), id](
+                            std::vector<result<append_outcome>> outcomes) {
+    caf::anon_send(me, ingested_group{id, std::move(outcomes)});
+  });
+}
+
+// Cluster mode: answers the requests of an ingested group.
+void answer_group(sequencer_actor_impl* self, ingested_group& g) {
+  auto& st = self->state;
+  auto it = st.published.find(g.id);
+  if (it == st.published.end()) return;
+  auto jobs = std::move(it->second);
+  st.published.erase(it);
+  uint64_t appended = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto outcome = i < g.outcomes.size()
+                       ? std::move(g.outcomes[i])
+                       : result<append_outcome>(errc::io_error, "no outcome for the request");
+    if (outcome && !outcome->replayed) appended += outcome->count;
+    deliver(st, jobs[i], std::move(outcome));
+  }
+  if (auto* c = st.ctx.counters) {
+    c->commits.fetch_add(1, std::memory_order_relaxed);
+    c->events.fetch_add(appended, std::memory_order_relaxed);
+  }
+  if (st.stopped && st.published.empty()) {
+    st.stopped();
+    self->quit();
+  }
+}
+
 // Answers, in commit order, every group the log's durable head covers, and
 // announces a new durable head.
 void acknowledge(sequencer_state& st) {
@@ -132,6 +197,14 @@ void sync_written(sequencer_state& st) {
 void flush(sequencer_actor_impl* self) {
   auto& st = self->state;
   st.flush_queued = false;
+  if (st.ctx.publish) {
+    publish_group(self);
+    if (!st.pending.empty()) {
+      st.flush_queued = true;
+      self->send(self, flush_atom::value);
+    }
+    return;
+  }
   if (!st.pending.empty()) commit_group(self);
   else sync_written(st);
   acknowledge(st);
@@ -166,8 +239,33 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
         if (job.run) job.run(*st.ctx.log);
         acknowledge(st);
       },
+      [=](ingested_group& g) { answer_group(self, g); },
+      [=](stop_atom) {  // cluster mode: stop_timeout passed
+        auto& st = self->state;
+        for (auto& [id, jobs] : st.published)
+          for (auto& job : jobs)
+            deliver(st, job,
+                    status{errc::unavailable,
+                           "this node stopped before it ingested the append; it may or may not "
+                           "have been appended: retry it with the same Idempotency-Key"});
+        st.published.clear();
+        if (st.stopped) st.stopped();
+        self->quit();
+      },
       [=](stop_atom, const done_callback& done) {
         auto& st = self->state;
+        if (st.ctx.publish) {
+          while (!st.pending.empty()) publish_group(self);
+          st.stopped = done.fn ? done.fn : [] {};
+          if (st.published.empty()) {
+            st.stopped();
+            self->quit();
+            return;
+          }
+          // The rest is answered by answer_group, or failed at the timeout.
+          self->delayed_send(self, st.ctx.stop_timeout, stop_atom::value);
+          return;
+        }
         while (!st.pending.empty()) commit_group(self);
         sync_written(st);
         if (done.fn) done.fn();

@@ -19,6 +19,14 @@
 //                                        its synced commit makes every group
 //                                        before it durable
 //   (stop_atom, done_callback)         — commits what is pending, then quits
+//
+// Cluster mode (`publish` set; docs/architecture.md, "Cluster mode"): the
+// sequencer writes nothing itself. Each group (at most max_message_bytes of
+// events) is published as one stream message; publish() blocks until the
+// stream acknowledged it, so the requests arriving meanwhile form the next
+// group. The outcomes come back as an `ingested_group` once this node's
+// follower has ingested the message (the follower is the log's writer).
+//   ingested_group                     — outcomes of a published group
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +34,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
@@ -76,6 +85,22 @@ struct sequencer_context {
   std::function<void(uint64_t head)> committed;
   // Most requests per transaction (the rest joins the next one).
   size_t max_group = 4096;
+  // Cluster mode: publishes `group` as one stream message; `done` runs once,
+  // on any thread, with one outcome per request. Empty: the embedded log.
+  std::function<void(const std::vector<checked_append>& group,
+                     std::function<void(std::vector<result<append_outcome>>)> done)>
+      publish;
+  // Cluster mode: the largest group, in bytes of event fields (one request
+  // is published alone whatever its size).
+  size_t max_message_bytes = 512 * 1024;
+  // Cluster mode: how long stop() waits for published groups to be ingested.
+  std::chrono::milliseconds stop_timeout = std::chrono::seconds(10);
+};
+
+// The outcomes of the published group `id` (cluster mode).
+struct ingested_group {
+  uint64_t id = 0;
+  std::vector<result<append_outcome>> outcomes;
 };
 
 caf::actor spawn_sequencer(caf::actor_system& sys, sequencer_context ctx, bool detached = true);
@@ -84,3 +109,4 @@ caf::actor spawn_sequencer(caf::actor_system& sys, sequencer_context ctx, bool d
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::append_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::writer_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::ingested_group)

@@ -7,6 +7,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -99,9 +100,16 @@ struct batch_bounds {
   int64_t deadline_ms;
   const std::atomic<bool>* stopping;
 
+  // A version built beside the served one commits smaller batches (yielding
+  // the views' writer lock to the live views sooner).
+  static constexpr uint64_t building_share = 8;
   batch_bounds(const runner_context& ctx)
-      : bytes(ctx.batch_bytes),
-        deadline_ms(coarse_now_ms() + ctx.batch_time.count()),
+      : bytes(ctx.slot->serving.load() ? ctx.batch_bytes
+                                       : std::max<uint64_t>(1, ctx.batch_bytes / building_share)),
+        deadline_ms(coarse_now_ms() +
+                    (ctx.slot->serving.load()
+                         ? ctx.batch_time.count()
+                         : std::max<int64_t>(1, ctx.batch_time.count() / building_share))),
         stopping(&ctx.slot->stopping) {}
   bool reached(const batch_txn& txn) const {
     return stopping->load(std::memory_order_relaxed) || txn.bytes() >= bytes ||
@@ -277,6 +285,8 @@ void process_batch(runner_actor* self) {
       }
     }
     crash_point("after_log_sync_before_view_commit");
+    std::unique_lock<std::mutex> publishing;
+    if (st.ctx.commit_mu) publishing = std::unique_lock<std::mutex>(*st.ctx.commit_mu);
     if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
                                       batch->private_changes);
         !s) {
@@ -293,7 +303,11 @@ void process_batch(runner_actor* self) {
     slot.commits.fetch_add(1, std::memory_order_relaxed);
     count_written(slot, *batch);
     slot.publish_offset(batch->new_offset);
+    slot.note_progress(batch->new_offset);
     if (st.ctx.published) st.ctx.published(slot, batch->new_offset, batch->changes);
+    if (publishing) publishing.unlock();
+    if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
+    if (st.ctx.committed) st.ctx.committed(slot);
   }
   if (batch->failure) {
     fail(self, batch->failure->offset, std::move(batch->failure->error), true);
@@ -334,6 +348,8 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         s.target = std::max(s.target, source_head(s.ctx));
         process_batch(self);
         check_rebuilt(s);
+        // A version built beside the served one lets live work run first.
+        if (!s.ctx.slot->serving.load()) std::this_thread::yield();
         schedule(self);
       },
       // Rebuild from offset 0 after an erasure redacted the log (or the
@@ -347,7 +363,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         s.retry_delay = std::chrono::milliseconds{0};
         if (auto r = slot.store()->reset(to); !r) {
           fail(self, slot.offset() + 1,
-               "view " + slot.name() + " cannot be reset for an erasure: " + r.to_string(), false);
+               "view " + slot.label() + " cannot be reset for an erasure: " + r.to_string(), false);
           if (done.fn) done.fn();
           return;
         }
@@ -357,7 +373,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         s.rebuild_to = to;
         s.rebuilt = done.fn ? done.fn : [] {};
         s.target = std::max(s.target, source_head(s.ctx));
-        log_info(component, "view ", slot.name(), " rebuilds up to offset ", to,
+        log_info(component, "view ", slot.label(), " rebuilds up to offset ", to,
                  " after an erasure");
         check_rebuilt(s);
         schedule(self);
@@ -375,6 +391,22 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
                  s.ctx.slot->offset());
         schedule(self);
       },
+      [=](rebuild_atom) {
+        auto& s = self->state;
+        auto& slot = *s.ctx.slot;
+        if (auto r = slot.store()->reset(); !r) {
+          log_error(component, "view ", slot.label(), ": cannot rebuild: ", r.to_string());
+          return;
+        }
+        s.failed = false;
+        s.warm = {};
+        slot.publish_offset(0);
+        slot.set_active(true);
+        log_info(component, "view ", slot.label(), " rebuilds from offset 0");
+        if (s.ctx.rebuilt) s.ctx.rebuilt(slot);
+        s.target = std::max(s.target, source_head(s.ctx));
+        schedule(self);
+      },
       [=](stop_atom, const done_callback& done) {
         self->state.rebuilt = nullptr;  // the eraser learns of the stop by its guard
         self->state.ctx.slot->set_stopped();
@@ -385,6 +417,38 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
 }
 
 }  // namespace
+
+status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>& cancel,
+                    uint64_t& inputs, std::optional<uint64_t>& failed_offset) {
+  auto& slot = *ctx.slot;
+  while (slot.store()->offset() < until) {
+    if (cancel.load(std::memory_order_relaxed))
+      return {errc::unavailable, "the rebuild of view " + slot.name() + " was stopped"};
+    const uint64_t offset = slot.store()->offset();
+    batch_txn txn(*slot.store(), {});
+    const uint64_t limit = std::min<uint64_t>(until - offset, ctx.catch_up_batch);
+    auto batch = slot.upstream ? apply_upstream(ctx, txn, offset, limit)
+                               : apply_log(ctx, txn, offset, limit);
+    if (!batch) return batch.error();
+    batch->changes = txn.take_changes();
+    batch->private_changes = txn.take_private_changes();
+    if (batch->new_offset > offset || !batch->dead.empty()) {
+      if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
+                                        batch->private_changes);
+          !s)
+        return s;
+      inputs += txn.inputs();
+    }
+    if (batch->failure) {
+      failed_offset = batch->failure->offset;
+      return {errc::invalid_parameter, batch->failure->error};
+    }
+    if (batch->new_offset == offset)
+      return {errc::not_found, "the source of view " + slot.name() + " ends at offset " +
+                                   std::to_string(offset) + ", before " + std::to_string(until)};
+  }
+  return status::ok();
+}
 
 caf::actor spawn_view_runner(caf::actor_system& sys, runner_context ctx, bool detached) {
   if (detached) return sys.spawn<caf::detached>(view_runner, std::move(ctx));

@@ -26,11 +26,23 @@
 // (map or disk full) does not fail the view: it pauses, retrying the batch
 // with a growing delay (50 ms to 2 s) until space returns.
 //
-// Messages: (head_atom, uint64_t), (restart_atom), (stop_atom, done_callback).
+// Versions (docs/storage.md, "View versions"): a runner whose slot is not
+// served builds at a lower priority: batches of at most an eighth of the
+// bytes and time, and it yields its thread after each. `commit_mu` is held
+// from a commit to its publication, so that a cutover sees served offsets
+// standing still; `committed` runs after it (outside the lock).
+// `rebuild_atom` empties the store and starts over at offset 0, then tells
+// `rebuilt` (which rebuilds the versions derived from it).
+//
+// Messages: (head_atom, uint64_t), (restart_atom), (rebuild_atom),
+// (stop_atom, done_callback).
 
+#include <atomic>
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <vector>
 
 #include <caf/fwd.hpp>
@@ -59,7 +71,20 @@ struct runner_context {
   // failed commit does) and nothing is committed.
   // Processors append their outputs here (actors/processor.hpp).
   std::function<status(view_slot&, uint64_t new_offset)> before_commit;
+  std::mutex* commit_mu = nullptr;
+  std::function<void(view_slot&)> committed;
+  std::function<void(view_slot&)> rebuilt;
 };
+
+// Brings ctx.slot's store to offset `until` on the calling thread, batch
+// after batch, with the runner's own reading, applying and committing, but
+// without `published` or `before_commit` (audits rebuild a private copy with
+// it: actors/audit.hpp). The source (ctx.log, or ctx.slot->upstream) must
+// be at `until` or beyond. Returns early (unavailable) once `cancel` is set.
+// Errors: the view code's failure at an offset (failed_offset is set), the
+// source's read errors, the store's commit errors.
+status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>& cancel,
+                    uint64_t& inputs, std::optional<uint64_t>& failed_offset);
 
 // Spawns the runner of ctx.slot; `detached` gives it its own thread (the
 // runtime always does; tests with the test coordinator do not).

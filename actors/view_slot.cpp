@@ -1,5 +1,7 @@
 #include "actors/view_slot.hpp"
 
+#include <time.h>
+
 namespace derive {
 
 std::string_view to_string(view_status s) {
@@ -9,12 +11,78 @@ std::string_view to_string(view_status s) {
     case view_status::rebuilding: return "rebuilding";
     case view_status::failed: return "failed";
     case view_status::stopped: return "stopped";
+    case view_status::stale: return "stale";
   }
   return "stopped";
 }
 
+std::string_view to_string(version_role r) {
+  switch (r) {
+    case version_role::serving: return "serving";
+    case version_role::building: return "building";
+    case version_role::stale: return "stale";
+    case version_role::retired: return "retired";
+  }
+  return "retired";
+}
+
+namespace {
+
+int64_t now_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return int64_t{t.tv_sec} * 1000 + t.tv_nsec / 1'000'000;
+}
+
+}  // namespace
+
+view_def stale_def(const view_def& like, uint32_t version) {
+  view_def def(like.name(), version);
+  if (!like.from_log_source()) def.from_view(like.source());
+  for (const auto& [name, fn] : like.queries()) def.query(name, fn);
+  return def;
+}
+
+void view_slot::note_progress(uint64_t offset) {
+  int64_t t = now_ms();
+  if (window_ms_ == 0) {
+    window_ms_ = t;
+    window_offset_ = offset;
+    return;
+  }
+  if (t - window_ms_ < 1000) return;
+  double rate = static_cast<double>(offset - window_offset_) * 1000.0 /
+                static_cast<double>(t - window_ms_);
+  rate_.store(rate, std::memory_order_relaxed);
+  rate_at_ms_.store(t, std::memory_order_relaxed);
+  window_ms_ = t;
+  window_offset_ = offset;
+}
+
+double view_slot::events_per_second() const {
+  // A rate not refreshed for 5 s is stale: the version is idle or stopped.
+  if (now_ms() - rate_at_ms_.load(std::memory_order_relaxed) > 5000) return 0;
+  return rate_.load(std::memory_order_relaxed);
+}
+
+view_version_info view_slot::version_info(uint64_t source_head, uint64_t lag_threshold) const {
+  view_version_info v;
+  v.version = def_.version();
+  v.upstream = upstream ? upstream->label() : std::string();
+  v.role = serving.load() ? version_role::serving
+                          : (stale ? version_role::stale : version_role::building);
+  v.offset = offset();
+  v.lag = source_head > v.offset ? source_head - v.offset : 0;
+  v.events_per_second = events_per_second();
+  if (v.lag > 0 && v.events_per_second > 0)
+    v.eta_seconds = static_cast<double>(v.lag) / v.events_per_second;
+  v.status = info(source_head, lag_threshold).status;
+  return v;
+}
+
 void view_slot::attach(std::unique_ptr<view_store> store) {
   store_ = std::move(store);
+  label_ = store_->label();
   publish_offset(store_->offset());
 }
 
@@ -55,6 +123,10 @@ view_info view_slot::info(uint64_t head, uint64_t lag_threshold) const {
   out.version = def_.version();
   out.offset = offset();
   out.lag = head > out.offset ? head - out.offset : 0;
+  if (stale) {
+    out.status = view_status::stale;
+    return out;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   switch (phase_) {
     case phase::failed:
@@ -70,7 +142,18 @@ view_info view_slot::info(uint64_t head, uint64_t lag_threshold) const {
       else out.status = rebuilding_ ? view_status::rebuilding : view_status::catching_up;
       break;
   }
+  out.audit = audit_;
   return out;
+}
+
+void view_slot::set_audit(audit_result result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  audit_ = std::move(result);
+}
+
+std::optional<audit_result> view_slot::audit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return audit_;
 }
 
 }  // namespace derive

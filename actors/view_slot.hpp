@@ -28,6 +28,19 @@ class view_slot {
   const std::string& name() const { return def_.name(); }
   size_t index() const { return index_; }
 
+  // Versions (docs/storage.md, "View versions"): every version of a view,
+  // and for a derived view every upstream version it reads, is a slot of its
+  // own; the runtime serves one slot per view (its `group`).
+  size_t group = 0;     // index in runtime::impl::groups
+  bool stale = false;   // kept from disk, not declared: no runner, frozen
+  bool processor = false;
+  // Set by the runtime's cutover (under its cutover lock), read by anyone.
+  std::atomic<bool> serving{false};
+  // The offset at which it began to be served: a changelog read resuming
+  // before it gets a reset (those changes were another version's).
+  std::atomic<uint64_t> serving_since{0};
+  const std::string& label() const { return label_; }  // the store's, once attached
+
   // Set once at start, before the runner exists.
   void attach(std::unique_ptr<view_store> store);
   void detach_store() { store_.reset(); }
@@ -44,6 +57,13 @@ class view_slot {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> bytes_written{0};  // keys + values committed (state and private)
   std::atomic<uint64_t> largest_value{0};  // the largest value committed, in bytes
+
+  // Progress: called by the runner after each commit; the rate is measured
+  // over windows of at least a second.
+  void note_progress(uint64_t offset);
+  double events_per_second() const;
+  // This version's role and progress; `source_head` is its source's head.
+  view_version_info version_info(uint64_t source_head, uint64_t lag_threshold) const;
 
   // Set by runtime::stop before the runners are told to stop: the runner ends
   // its current batch after the input it is applying (view_runner.hpp).
@@ -62,17 +82,31 @@ class view_slot {
   bool failed() const;
   view_info info(uint64_t head, uint64_t lag_threshold) const;
 
+  // The last audit of this view version (actors/audit.hpp).
+  void set_audit(audit_result result);
+  std::optional<audit_result> audit() const;
+
  private:
   enum class phase { active, failed, stopped };
   view_def def_;
   size_t index_;
   std::unique_ptr<view_store> store_;
+  std::string label_;
   std::atomic<uint64_t> offset_{0};
   mutable std::mutex mu_;
   phase phase_ = phase::stopped;
   bool rebuilding_ = false;
   std::string error_;
   std::optional<uint64_t> failed_offset_;
+  int64_t window_ms_ = 0;        // runner thread only
+  uint64_t window_offset_ = 0;   // runner thread only
+  std::atomic<double> rate_{0};  // inputs per second in the last window
+  std::atomic<int64_t> rate_at_ms_{0};
+  std::optional<audit_result> audit_;
 };
+
+// A copy of `like` (name, source, queries) at `version`, for a stale version
+// kept from disk: it has no code to apply, only queries to answer.
+view_def stale_def(const view_def& like, uint32_t version);
 
 }  // namespace derive

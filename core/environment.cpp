@@ -150,6 +150,36 @@ status environment::sync() {
   return st;
 }
 
+namespace {
+
+// The names of the named databases starting with `prefix`, read in `txn`.
+int list_names(MDB_txn* txn, std::string_view prefix, std::vector<std::string>& names) {
+  cursor_guard c;
+  MDB_dbi main = 0;
+  int rc = mdb_dbi_open(txn, nullptr, 0, &main);
+  if (rc == MDB_SUCCESS) rc = c.open(txn, main);
+  MDB_val k = to_val(prefix), v{};
+  if (rc == MDB_SUCCESS)
+    rc = mdb_cursor_get(c.get(), &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    std::string_view name = to_view(k);
+    if (name.substr(0, prefix.size()) != prefix) break;
+    names.emplace_back(name);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+}  // namespace
+
+result<std::vector<std::string>> environment::database_names(std::string_view prefix) const {
+  txn_guard txn;
+  std::vector<std::string> names;
+  int rc = txn.begin(env_, MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = list_names(txn.get(), prefix, names);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "listing databases");
+  return names;
+}
+
 result<size_t> environment::drop_databases(std::string_view prefix) {
   std::lock_guard<std::mutex> guard{mu_};
   if (!sticky_.is_ok()) return sticky_;
@@ -158,21 +188,8 @@ result<size_t> environment::drop_databases(std::string_view prefix) {
     return lmdb_status(rc, "dropping databases");
   // The main database holds one record per named database, keyed by name.
   std::vector<std::string> names;
-  {
-    cursor_guard c;
-    MDB_dbi main = 0;
-    int rc = mdb_dbi_open(txn.get(), nullptr, 0, &main);
-    if (rc == MDB_SUCCESS) rc = c.open(txn.get(), main);
-    MDB_val k = to_val(prefix), v{};
-    if (rc == MDB_SUCCESS)
-      rc = mdb_cursor_get(c.get(), &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
-    for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
-      std::string_view name = to_view(k);
-      if (name.substr(0, prefix.size()) != prefix) break;
-      names.emplace_back(name);
-    }
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return lmdb_status(rc, "listing databases");
-  }
+  if (int rc = list_names(txn.get(), prefix, names); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "listing databases");
   for (const auto& name : names) {
     MDB_dbi dbi = 0;
     int rc = mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi);
@@ -182,6 +199,7 @@ result<size_t> environment::drop_databases(std::string_view prefix) {
   if (names.empty()) return size_t{0};
   if (int rc = mdb_txn_commit(txn.release()); rc != MDB_SUCCESS)
     return lmdb_status(rc, "dropping databases");
+  for (const auto& name : names) dbis_.erase(name);
   return names.size();
 }
 

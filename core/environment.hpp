@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <derive/options.hpp>
 #include <derive/status.hpp>
@@ -90,8 +91,9 @@ class environment {
   status sync();
 
   // Drops (deletes with their contents) every named database whose name
-  // starts with `prefix`, in one write transaction; returns how many.
-  // REQUIRES: none of them is open through database().
+  // starts with `prefix`, in one write transaction; returns how many. Their
+  // handles are forgotten (a later database() opens a new one).
+  // REQUIRES: no transaction uses them.
   result<size_t> drop_databases(std::string_view prefix);
 
   // Overwrites the environment's free pages (docs/storage.md, "Erasure"):
@@ -104,6 +106,8 @@ class environment {
   // freed. Returns the pages overwritten. Takes LMDB's writer lock: call it
   // where the environment's writers allow (the log's: on its writer).
   result<uint64_t> scrub_free_pages(int rounds = 3);
+  // The names of the named databases that start with `prefix`, ascending.
+  result<std::vector<std::string>> database_names(std::string_view prefix) const;
 
  private:
   environment() = default;

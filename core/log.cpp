@@ -26,6 +26,7 @@ constexpr std::string_view meta_format = "format";
 constexpr std::string_view meta_scrub_pending = "scrub_pending";
 // Set with scrub_pending: the data directories wait for a compaction.
 constexpr std::string_view meta_compact_pending = "compact_pending";
+constexpr std::string_view meta_stream_seq = "stream_seq";
 
 int64_t system_clock_ms() {
   using namespace std::chrono;
@@ -44,8 +45,10 @@ class event_log::impl {
   }
 
   status open();
-  std::vector<result<append_outcome>> append(const std::vector<checked_append>& group);
+  std::vector<result<append_outcome>> append(const std::vector<checked_append>& group,
+                                             const ingest_mark* mark = nullptr);
   status sync();
+  uint64_t stream_seq() const { return stream_seq_.load(std::memory_order_acquire); }
   status read(uint64_t from, size_t limit, std::vector<event>& out) const;
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
@@ -84,6 +87,7 @@ class event_log::impl {
   MDB_dbi log_ = 0, subject_ = 0, meta_ = 0, erasure_ = 0;
   idempotency_store idempotency_;
   std::atomic<uint64_t> head_{0};  // durable
+  std::atomic<uint64_t> stream_seq_{0};  // committed (cluster mode)
   // Writer-only state (REQUIRES: the single writer).
   uint64_t written_ = 0;  // committed, maybe not yet durable
   int64_t last_ts_ = 0;
@@ -135,6 +139,10 @@ status event_log::impl::load_head() {
   int rc = txn.begin(env_.handle(), MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), log_);
   if (rc != MDB_SUCCESS) return env_.check(rc, "reading the log head");
+  uint64_t seq = 0;
+  if (rc = get_fixed64_value(txn.get(), meta_, meta_stream_seq, seq); rc != MDB_SUCCESS)
+    return env_.check(rc, "reading the stream position");
+  stream_seq_.store(seq, std::memory_order_release);
   MDB_val k{}, v{};
   rc = mdb_cursor_get(c.get(), &k, &v, MDB_LAST);
   if (rc == MDB_NOTFOUND) return status::ok();
@@ -149,7 +157,7 @@ status event_log::impl::load_head() {
 }
 
 std::vector<result<append_outcome>> event_log::impl::append(
-    const std::vector<checked_append>& group) {
+    const std::vector<checked_append>& group, const ingest_mark* mark) {
   auto fail_all = [&](const status& st) {
     return std::vector<result<append_outcome>>(group.size(), result<append_outcome>(st));
   };
@@ -158,10 +166,16 @@ std::vector<result<append_outcome>> event_log::impl::append(
   const bool relaxed = env_.options().mode == durability::relaxed;
   if (auto st = env_.begin_write(txn, "starting an append", relaxed ? 0 : MDB_NOMETASYNC); !st)
     return fail_all(st);
-  const int64_t now = options_.clock();
+  const int64_t now = mark ? mark->ts : options_.clock();
   const int64_t ts = std::max(now, last_ts_);
   uint64_t next = written_ + 1;
   bool dirty = false;
+  if (mark) {
+    if (int rc = put_fixed64_value(txn.get(), meta_, meta_stream_seq, mark->stream_seq);
+        rc != MDB_SUCCESS)
+      return fail_all(env_.check(rc, "writing the stream position"));
+    dirty = true;
+  }
 
   std::vector<result<append_outcome>> out(group.size(), result<append_outcome>(append_outcome{}));
   status st;
@@ -184,6 +198,7 @@ std::vector<result<append_outcome>> event_log::impl::append(
   head_.store(relaxed ? next - 1 : written_, std::memory_order_release);
   written_ = next - 1;
   last_ts_ = ts;
+  if (mark) stream_seq_.store(mark->stream_seq, std::memory_order_release);
   crash_point("after_log_commit_before_sync");
   return out;
 }
@@ -592,6 +607,13 @@ std::vector<result<append_outcome>> event_log::append_deferred(
     const std::vector<checked_append>& group) {
   return impl_->append(group);
 }
+
+std::vector<result<append_outcome>> event_log::ingest_deferred(
+    const std::vector<checked_append>& group, const ingest_mark& mark) {
+  return impl_->append(group, &mark);
+}
+
+uint64_t event_log::stream_seq() const { return impl_->stream_seq(); }
 
 status event_log::sync() { return impl_->sync(); }
 

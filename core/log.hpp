@@ -25,6 +25,13 @@
 
 namespace derive {
 
+// Where an ingested message comes from (cluster mode, docs/architecture.md,
+// "Cluster mode"): its stream sequence and the ts its publisher stamped.
+struct ingest_mark {
+  uint64_t stream_seq = 0;
+  int64_t ts = 0;
+};
+
 class event_log {
  public:
   // Opens the log in `env` (which must outlive it).
@@ -54,6 +61,21 @@ class event_log {
   // as it was when this call returned.
   // REQUIRES: a single writer.
   std::vector<result<append_outcome>> append_deferred(const std::vector<checked_append>& group);
+
+  // As append_deferred(), for one message of a cluster's stream: the events
+  // are stamped max(mark.ts, the last ts) instead of the clock's time, the
+  // idempotency keys pruned against mark.ts, and mark.stream_seq is stored
+  // in the same transaction (stream_seq()). So every node that ingests the
+  // same messages in the same order makes the same log, offsets, ts and
+  // idempotency decisions. Always commits (the position moves even when
+  // every request replays).
+  // REQUIRES: the single writer; mark.stream_seq > stream_seq().
+  std::vector<result<append_outcome>> ingest_deferred(const std::vector<checked_append>& group,
+                                                      const ingest_mark& mark);
+
+  // The stream sequence of the last message ingested and committed (0: none;
+  // an embedded log always has 0).
+  uint64_t stream_seq() const;
 
   // Makes every commit so far durable (one flush; nothing when none is
   // pending or in durability::relaxed). Errors: io_error (the environment is

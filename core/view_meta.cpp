@@ -27,6 +27,7 @@ int read_view_meta(MDB_txn* txn, unsigned meta_dbi, view_meta& out) {
   if (rc == MDB_SUCCESS) rc = get_optional(txn, meta_dbi, meta_retention, out.retention);
   if (rc == MDB_SUCCESS)
     rc = get_optional(txn, meta_dbi, meta_changelog_bytes, out.changelog_bytes);
+  if (rc == MDB_SUCCESS) rc = get_view_digest(txn, meta_dbi, out.digest);
   return rc;
 }
 
@@ -72,6 +73,22 @@ int delete_age_mark(MDB_txn* txn, unsigned meta_dbi, int64_t ms) {
   MDB_val k = to_val(key);
   int rc = mdb_del(txn, meta_dbi, &k, nullptr);
   return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+int get_view_digest(MDB_txn* txn, unsigned meta_dbi, std::optional<std::string>& out) {
+  MDB_val k = to_val(meta_digest), d;
+  out.reset();
+  int rc = mdb_get(txn, meta_dbi, &k, &d);
+  if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
+  if (rc != MDB_SUCCESS) return rc;
+  if (d.mv_size != 32) return MDB_CORRUPTED;
+  out.emplace(to_view(d));
+  return MDB_SUCCESS;
+}
+
+int put_view_digest(MDB_txn* txn, unsigned meta_dbi, std::string_view raw) {
+  MDB_val k = to_val(meta_digest), v = to_val(raw);
+  return mdb_put(txn, meta_dbi, &k, &v, 0);
 }
 
 int get_view_failure(MDB_txn* txn, unsigned meta_dbi, std::optional<view_failure>& out) {

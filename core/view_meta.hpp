@@ -36,6 +36,8 @@ inline constexpr std::string_view meta_retention = "retention";
 inline constexpr std::string_view meta_resume_floor = "resume_floor";
 // The changelog's size: the bytes of every `changes` key and value it holds.
 inline constexpr std::string_view meta_changelog_bytes = "changelog_bytes";
+// The state's digest (core/view_digest.hpp): its 32 raw bytes, not fixed64.
+inline constexpr std::string_view meta_digest = "digest";
 
 // Age marks, for pruning the changelog by age: the record "age/" + 8-byte
 // big-endian milliseconds since the Unix epoch holds (fixed64) the view's
@@ -58,9 +60,14 @@ struct view_meta {
   std::optional<uint64_t> retention;
   std::optional<uint64_t> changelog_bytes;  // nullopt: written before the record existed
   std::optional<view_failure> failure;
+  std::optional<std::string> digest;  // raw; nullopt: written before the record existed
 };
 
 int read_view_meta(MDB_txn* txn, unsigned meta_dbi, view_meta& out);
+
+// The digest record: 32 raw bytes (nullopt when absent).
+int get_view_digest(MDB_txn* txn, unsigned meta_dbi, std::optional<std::string>& out);
+int put_view_digest(MDB_txn* txn, unsigned meta_dbi, std::string_view raw);
 
 // The failure record: fixed64 offset, then the error text.
 int get_view_failure(MDB_txn* txn, unsigned meta_dbi, std::optional<view_failure>& out);

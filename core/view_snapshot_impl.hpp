@@ -18,6 +18,12 @@ class view_snapshot::impl {
   txn_guard txn;  // the snapshot's read transaction
   const unsigned state_dbi;
   const unsigned private_dbi;
+  unsigned meta_dbi = 0;  // the store's meta (offset, digest)
+};
+
+// The impl behind a snapshot, for core's own readers (core/state_compare.hpp).
+struct snapshot_access {
+  static const view_snapshot::impl& of(const view_snapshot& s) { return *s.impl_; }
 };
 
 }  // namespace derive

@@ -12,6 +12,7 @@
 #include "core/lmdb_util.hpp"
 #include "core/state_keys.hpp"
 #include "core/view_meta.hpp"
+#include "core/view_names.hpp"
 #include "core/view_snapshot_impl.hpp"
 
 // Storage format: docs/storage.md, "Views".
@@ -66,6 +67,10 @@ class view_store::impl {
   result<uint64_t> resume_floor() const;
   uint64_t offset() const { return offset_.load(std::memory_order_acquire); }
   uint64_t changelog_bytes() const { return changelog_bytes_.load(std::memory_order_acquire); }
+  view_digest digest() const {
+    std::lock_guard<std::mutex> guard{mu_};
+    return digest_;
+  }
 
   MDB_dbi state_ = 0, changes_ = 0, meta_ = 0, dead_ = 0, private_ = 0;
 
@@ -81,6 +86,10 @@ class view_store::impl {
                   uint64_t& entries);
   int write_dead_letters(MDB_txn* txn, const std::vector<dead_letter>& dead_letters);
   int write_private(MDB_txn* txn, const std::vector<key_change>& private_changes);
+  // Applies one state change, updating pending_digest_ with its old value.
+  int apply_state(MDB_txn* txn, const key_change& change);
+  // The digest of every key of the state database, walked once.
+  int compute_digest(MDB_txn* txn, view_digest& out) const;
   // Prunes per the retention (at most `budget` entries); updates `bytes`.
   int prune(MDB_txn* txn, uint64_t new_offset, uint64_t budget, uint64_t& bytes);
   // The offset up to which entries are older than changelog_max_age (0:
@@ -99,8 +108,11 @@ class view_store::impl {
   std::vector<age_mark> marks_;  // as in meta, ascending
   std::vector<age_mark> pending_marks_;  // marks_ once the commit succeeds
   std::atomic<uint64_t> changelog_bytes_{0};
-  mutable std::mutex mu_;  // guards failure_
+  bool digest_recorded_ = false;
+  view_digest pending_digest_;  // digest_ plus the changes of the commit under way
+  mutable std::mutex mu_;  // guards failure_ and digest_
   std::optional<view_failure> failure_;
+  view_digest digest_;
 };
 
 status view_store::impl::load() {
@@ -133,9 +145,34 @@ status view_store::impl::load() {
     }
     if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
   }
+  view_digest digest;
+  digest_recorded_ = meta.digest.has_value();
+  if (rc == MDB_SUCCESS && digest_recorded_) digest.assign_raw(*meta.digest);
+  // Written before digests existed: computed once (the next commit records it).
+  if (rc == MDB_SUCCESS && !digest_recorded_) rc = compute_digest(txn.get(), digest);
   if (rc != MDB_SUCCESS) return decode_status(rc, where("opening the store"));
   changelog_bytes_.store(bytes, std::memory_order_release);
+  digest_ = digest;
   return status::ok();
+}
+
+int view_store::impl::compute_digest(MDB_txn* txn, view_digest& out) const {
+  out = {};
+  state_cursor cursor;
+  int rc = cursor.open(txn, state_);
+  if (rc == MDB_SUCCESS) rc = cursor.seek("");
+  while (rc == MDB_SUCCESS && cursor.valid()) {
+    out.add(cursor.key(), cursor.value());
+    rc = cursor.next();
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+int view_store::impl::apply_state(MDB_txn* txn, const key_change& change) {
+  std::optional<std::string> old_value;
+  if (int rc = state_get(txn, state_, change.key, old_value); rc != MDB_SUCCESS) return rc;
+  pending_digest_.change(change.key, old_value, change.value);
+  return state_apply(txn, state_, change);
 }
 
 int64_t view_store::impl::now() const {
@@ -203,7 +240,7 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
     if (entry.changes.empty()) continue;
     const auto& changes = last_change_per_key(entry.changes, scratch);
     for (const auto& change : changes)
-      if (int rc = state_apply(txn, state_, change); rc != MDB_SUCCESS) return rc;
+      if (int rc = apply_state(txn, change); rc != MDB_SUCCESS) return rc;
     bytes.clear();
     encode_changelog_entry(changes, bytes);
     MDB_val k = uint64_val(entry.offset), v = to_val(bytes);
@@ -333,6 +370,7 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
   if (status st = begin_write(txn); !st.is_ok()) return st;
   uint64_t bytes = changelog_bytes();
   uint64_t appended = 0;
+  pending_digest_ = digest();
   int rc = write_batch(txn.get(), batch, bytes, appended);
   if (rc == MDB_SUCCESS) rc = write_dead_letters(txn.get(), dead_letters);
   if (rc == MDB_SUCCESS) rc = write_private(txn.get(), private_changes);
@@ -342,6 +380,8 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
     rc = prune(txn.get(), new_offset, options_.prune_per_commit + appended, bytes);
   if (rc == MDB_SUCCESS && (!bytes_recorded_ || bytes != changelog_bytes()))
     rc = put_fixed64_value(txn.get(), meta_, meta_changelog_bytes, bytes);
+  if (rc == MDB_SUCCESS && (!digest_recorded_ || pending_digest_ != digest()))
+    rc = put_view_digest(txn.get(), meta_, pending_digest_.raw());
   if (rc == MDB_SUCCESS && !format_recorded_)
     rc = put_fixed64_value(txn.get(), meta_, meta_format, view_format);
   if (rc == MDB_SUCCESS && recorded_retention_ != options_.changelog_retention)
@@ -355,11 +395,15 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
   bytes_recorded_ = true;
   changelog_bytes_.store(bytes, std::memory_order_release);
   marks_ = std::move(pending_marks_);  // as age_cutoff left them in the transaction
+  digest_recorded_ = true;
+  std::lock_guard<std::mutex> guard{mu_};
+  digest_ = pending_digest_;
   return status::ok();
 }
 
 result<view_snapshot> view_store::impl::snapshot() const {
   auto snapshot = std::make_unique<view_snapshot::impl>(state_, private_);
+  snapshot->meta_dbi = meta_;
   int rc = snapshot->txn.begin(env_.handle(), MDB_RDONLY);
   uint64_t offset = 0;
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(snapshot->txn.get(), meta_, meta_offset, offset);
@@ -456,8 +500,10 @@ status view_store::impl::reset(uint64_t resume_floor) {
   bytes_recorded_ = false;
   marks_.clear();
   changelog_bytes_.store(0, std::memory_order_release);
+  digest_recorded_ = false;
   std::lock_guard<std::mutex> guard{mu_};
   failure_.reset();
+  digest_ = {};
   return status::ok();
 }
 
@@ -466,11 +512,12 @@ status view_store::impl::reset(uint64_t resume_floor) {
 
 result<std::unique_ptr<view_store>> view_store::open(environment& env, const std::string& name,
                                                      uint32_t version,
-                                                     view_store_options options) {
+                                                     view_store_options options,
+                                                     const std::string& label_or_empty) {
   if (name.empty() || name.find('\0') != std::string::npos)
     return status{errc::invalid_parameter, "a view name must be non-empty and hold no NUL byte"};
-  const std::string label = name + "/" + std::to_string(version);
-  const std::string prefix = "view/" + label + "/";
+  const std::string label = label_or_empty.empty() ? view_label(name, version) : label_or_empty;
+  const std::string prefix = view_db_prefix(label);
   auto store_impl = std::make_unique<impl>(env, label, options);
   struct db {
     const char* suffix;
@@ -487,11 +534,14 @@ result<std::unique_ptr<view_store>> view_store::open(environment& env, const std
     *d.dbi = *dbi;
   }
   if (status st = store_impl->load(); !st.is_ok()) return st;
-  return std::unique_ptr<view_store>(new view_store(name, version, std::move(store_impl)));
+  return std::unique_ptr<view_store>(
+      new view_store(name, version, label, std::move(store_impl)));
 }
 
-view_store::view_store(std::string name, uint32_t version, std::unique_ptr<impl> impl)
-    : name_(std::move(name)), version_(version), impl_(std::move(impl)) {}
+view_store::view_store(std::string name, uint32_t version, std::string label,
+                       std::unique_ptr<impl> impl)
+    : name_(std::move(name)), version_(version), label_(std::move(label)),
+      impl_(std::move(impl)) {}
 
 view_store::~view_store() = default;
 
@@ -510,6 +560,8 @@ result<changelog_page> view_store::changes_since(uint64_t from, size_t limit) co
 }
 
 uint64_t view_store::changelog_bytes() const { return impl_->changelog_bytes(); }
+
+view_digest view_store::digest() const { return impl_->digest(); }
 
 status view_store::set_failure(std::optional<view_failure> failure) {
   return impl_->set_failure(std::move(failure));

@@ -32,6 +32,7 @@
 #include <derive/view_snapshot.hpp>
 
 #include "core/environment.hpp"
+#include "core/view_digest.hpp"
 #include "core/view_meta.hpp"  // view_failure
 
 struct MDB_txn;
@@ -61,14 +62,17 @@ struct view_store_options {
 
 class view_store {
  public:
-  // Opens (creating) the store of view `name` at `version` in `env`.
+  // Opens (creating) the store of view `name` at `version` in `env`, under
+  // `label` (core/view_names.hpp; empty: view_label(name, version)).
   static result<std::unique_ptr<view_store>> open(environment& env, const std::string& name,
                                                   uint32_t version,
-                                                  view_store_options options = {});
+                                                  view_store_options options = {},
+                                                  const std::string& label = {});
   ~view_store();
 
   const std::string& name() const { return name_; }
   uint32_t version() const { return version_; }
+  const std::string& label() const { return label_; }
 
   // In ONE transaction: applies every change of `batch` to the state, appends
   // the non-empty entries to the changelog, records `dead_letters`, applies
@@ -98,6 +102,12 @@ class view_store {
   // last commit: the running total kept in meta.
   uint64_t changelog_bytes() const;
 
+  // The digest of the state (core/view_digest.hpp) as of the last commit: it
+  // is updated by every commit and stored in meta in the same transaction as
+  // the state and the offset. A store written before digests existed gets
+  // its digest computed once when it opens (recorded by its next commit).
+  view_digest digest() const;
+
   // Durable failure record: set when the view stops on an error, cleared when
   // it is restarted.
   status set_failure(std::optional<view_failure> failure);
@@ -118,9 +128,10 @@ class view_store {
 
  private:
   class impl;
-  view_store(std::string name, uint32_t version, std::unique_ptr<impl> impl);
+  view_store(std::string name, uint32_t version, std::string label, std::unique_ptr<impl> impl);
   std::string name_;
   uint32_t version_;
+  std::string label_;
   std::unique_ptr<impl> impl_;
 };
 

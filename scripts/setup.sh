@@ -6,7 +6,8 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config libcaf-dev liblmdb-dev libboost1.81-dev
-          nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates)
+          nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev ca-certificates
+          nats-server libnats-dev)
 case "${1:-}" in
   --tests) packages+=(nodejs npm chromium openssl clang libclang-rt-14-dev) ;;
   --bench) packages+=(nodejs npm redis-server redis-tools wrk

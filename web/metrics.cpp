@@ -52,6 +52,37 @@ std::string format_double(double v) {
   return buf;
 }
 
+// Cluster mode: the stream's position, this node's, and the cluster's reachability.
+void cluster_families(std::string& out, const cluster_metrics& c) {
+  header(out, "derive_cluster_reachable", "gauge",
+         "1 when this node is connected to a NATS server of the cluster.");
+  sample(out, "derive_cluster_reachable", uint64_t{c.reachable});
+  header(out, "derive_cluster_following", "gauge",
+         "1 while this node can follow the stream; 0 when it stopped (see /v1/health).");
+  sample(out, "derive_cluster_following", uint64_t{c.error.empty()});
+  header(out, "derive_cluster_stream_last_sequence", "gauge",
+         "The stream's last sequence, as last seen.");
+  sample(out, "derive_cluster_stream_last_sequence", c.stream_last_seq);
+  header(out, "derive_cluster_stream_first_sequence", "gauge",
+         "The stream's first sequence, as last seen.");
+  sample(out, "derive_cluster_stream_first_sequence", c.stream_first_seq);
+  header(out, "derive_cluster_ingested_sequence", "gauge",
+         "The last stream sequence ingested into the local log.");
+  sample(out, "derive_cluster_ingested_sequence", c.ingested_seq);
+  header(out, "derive_cluster_lag_messages", "gauge",
+         "Stream messages not yet ingested by this node.");
+  sample(out, "derive_cluster_lag_messages", c.lag);
+  header(out, "derive_cluster_published_messages_total", "counter",
+         "Stream messages this node published (one per group of appends).");
+  sample(out, "derive_cluster_published_messages_total", c.messages_published);
+  header(out, "derive_cluster_publish_retries_total", "counter",
+         "Publishes tried again (no stream leader, reconnecting).");
+  sample(out, "derive_cluster_publish_retries_total", c.publish_retries);
+  header(out, "derive_cluster_ingested_messages_total", "counter",
+         "Stream messages this node ingested since start.");
+  sample(out, "derive_cluster_ingested_messages_total", c.messages_ingested);
+}
+
 // One family with a sample per view: `field` picks the view's value.
 void per_view(std::string& out, const std::vector<view_metrics>& views, const char* name,
               const char* type, const char* help, uint64_t view_metrics::*field) {
@@ -70,6 +101,41 @@ void metrics::record_http_response(unsigned status) {
   if (status < http_responses_.size()) {
     http_responses_[status].fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+// The last audit of each view and the last scrub (docs/operating.md).
+void render_audits(std::string& out, const runtime& rt) {
+  auto views = rt.views();
+  auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    header(out, name, type, help);
+    for (const auto& v : views) {
+      if (!v.audit) continue;
+      out += name;
+      out += "{view=\"" + label(v.name) + "\",version=\"" + std::to_string(v.version) + "\"} ";
+      append_uint(out, value(*v.audit));
+      out += '\n';
+    }
+  };
+  family("derive_view_audit_ok", "gauge", "1 when the view's last audit passed, else 0.",
+         [](const audit_result& a) -> uint64_t { return a.ok ? 1 : 0; });
+  family("derive_view_audit_offset", "gauge", "The offset at which the last audit compared.",
+         [](const audit_result& a) { return a.offset; });
+  family("derive_view_audit_differences", "gauge",
+         "Keys found differing by the last audit (at most 10 are listed).",
+         [](const audit_result& a) -> uint64_t { return a.differences.size(); });
+  family("derive_view_audit_duration_ms", "gauge", "How long the last audit took, in ms.",
+         [](const audit_result& a) { return a.duration_ms; });
+  family("derive_view_audit_finished_seconds", "gauge",
+         "When the last audit finished, in seconds since the Unix epoch.",
+         [](const audit_result& a) { return static_cast<uint64_t>(a.finished_at_ms / 1000); });
+  auto scrub = rt.last_scrub();
+  header(out, "derive_log_scrub_checked", "gauge", "Log records the last (or running) scrub read.");
+  sample(out, "derive_log_scrub_checked", scrub.checked);
+  header(out, "derive_log_scrub_problems", "gauge", "Problems the last scrub found.");
+  sample(out, "derive_log_scrub_problems", uint64_t{scrub.problems.size()});
+  header(out, "derive_log_scrub_ok", "gauge",
+         "1 when the last finished scrub found every record sound, else 0.");
+  sample(out, "derive_log_scrub_ok", uint64_t{scrub.ok ? 1u : 0u});
 }
 
 std::string metrics::render(const runtime& rt) const {
@@ -115,7 +181,7 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_view_status", "gauge", "1 for the view's current status, else 0.");
   static constexpr view_status all[] = {view_status::running, view_status::catching_up,
                                         view_status::rebuilding, view_status::failed,
-                                        view_status::stopped};
+                                        view_status::stopped, view_status::stale};
   for (const auto& v : m.views) {
     for (auto s : all) {
       out += "derive_view_status{view=\"" + label(v.name) + "\",status=\"" +
@@ -134,6 +200,27 @@ std::string metrics::render(const runtime& rt) const {
   per_view(out, m.views, "derive_view_largest_value_bytes", "gauge",
            "The largest value a view committed since start, in bytes.",
            &view_metrics::largest_value);
+  // Every version of every view (docs/storage.md, "View versions").
+  auto per_version = [&](const char* name, const char* help, auto value) {
+    header(out, name, "gauge", help);
+    for (const auto& v : m.views)
+      for (const auto& ver : v.versions) {
+        out += std::string(name) + "{view=\"" + label(v.name) + "\",version=\"" +
+               std::to_string(ver.version) + "\",role=\"" + std::string(to_string(ver.role)) +
+               "\"} " + format_double(value(ver)) + "\n";
+      }
+  };
+  per_version("derive_view_version_offset", "The offset of each version of a view.",
+              [](const view_version_info& v) { return static_cast<double>(v.offset); });
+  per_version("derive_view_version_lag", "How far each version of a view is behind its source.",
+              [](const view_version_info& v) { return static_cast<double>(v.lag); });
+  per_version("derive_view_version_events_per_second",
+              "Inputs each version of a view applied per second, recently.",
+              [](const view_version_info& v) { return v.events_per_second; });
+  per_version("derive_view_version_eta_seconds",
+              "Seconds until a version catches up at its recent rate (0: caught up or idle).",
+              [](const view_version_info& v) { return v.eta_seconds.value_or(0.0); });
+  render_audits(out, rt);
   header(out, "derive_subscriptions", "gauge", "Subscriptions registered with the hub (all kinds).");
   sample(out, "derive_subscriptions", m.subscriptions);
   header(out, "derive_hub_batches_total", "counter", "Committed batches handed on by the hub.");
@@ -180,6 +267,7 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_appends_limited_total", "counter",
          "Appends refused with rate_limited or too_many_idempotency_keys (HTTP and WebSocket).");
   sample(out, "derive_appends_limited_total", appends_limited.load());
+  if (m.cluster) cluster_families(out, *m.cluster);
   return out;
 }
 

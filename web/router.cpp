@@ -7,6 +7,8 @@
 
 #include "core/append_check.hpp"
 #include "core/json_text.hpp"
+#include "web/admin_versions.hpp"
+#include "web/admin.hpp"
 #include "web/errors.hpp"
 #include "web/metrics.hpp"
 #include "web/static_files.hpp"
@@ -100,11 +102,7 @@ bool is_loopback_name(std::string_view host) {
 bool needs_auth(std::string_view path) {
   return path == "/v1/events" || path == "/v1/views" || starts_with(path, "/v1/views/") ||
          starts_with(path, "/v1/query/") || path == "/metrics" ||
-         starts_with(path, "/v1/subjects/");
-}
-
-bool is_loopback_address(std::string_view address) {
-  return starts_with(address, "127.") || address == "::1" || starts_with(address, "::ffff:127.");
+         starts_with(path, "/v1/admin/") || starts_with(path, "/v1/subjects/");
 }
 
 // The subprotocol entry that carries a token (browsers cannot set headers).
@@ -321,15 +319,20 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     if (auto r = admin_refusal()) return reply(std::move(*r));
     return reply(read_events(parts.query));
   }
-  if (starts_with(path, "/v1/subjects/")) {
-    if (auth_) {
-      if (auto v = auth_->admin(who)) return reply(denial_reply(*v, false));
-    } else if (!is_loopback_address(req.remote_address)) {
+  // Admin routes (docs/protocol.md, "Admin"): the admin scope, or without
+  // authentication a loopback peer. Forgetting a subject is one of them.
+  if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/subjects/")) {
+    if (auto r = admin_refusal()) return reply(std::move(*r));
+    if (!auth_ && !is_loopback_address(req.remote_address))
       return reply(error_reply(403, http_code::forbidden,
-                               "admin routes need the admin scope; with no authentication "
-                               "configured they are served to loopback clients only"));
-    }
-    return forget_route(req, path, std::move(reply), std::move(post));
+                               "the admin routes answer loopback peers only while authentication "
+                               "is off; configure it (docs/security.md) and send a token that "
+                               "the admin rule allows"));
+    if (starts_with(path, "/v1/subjects/"))
+      return forget_route(req, path, std::move(reply), std::move(post));
+    if (auto r = version_admin(rt_, req.method, path, parts.query)) return reply(std::move(*r));
+    if (auto r = audit_route(rt_, req.method, path)) return reply(std::move(*r));
+    return reply(route_not_found(path));
   }
   bool known_get_route = path == "/v1/views" || starts_with(path, "/v1/views/") ||
                          starts_with(path, "/v1/query/") || path == "/v1/health" ||
@@ -553,6 +556,21 @@ http_reply router::list_views() const {
                         {"offset", v.offset}, {"lag", v.lag},
                         {"status", std::string(to_string(v.status))}};
     if (v.status == view_status::failed) j["error"] = v.error;
+    nlohmann::json versions = nlohmann::json::array();
+    for (const auto& ver : v.versions) {
+      nlohmann::json e = {{"version", ver.version},
+                          {"role", std::string(to_string(ver.role))},
+                          {"offset", ver.offset},
+                          {"lag", ver.lag},
+                          {"events_per_second", ver.events_per_second},
+                          {"eta_seconds", nullptr}};
+      if (ver.eta_seconds) e["eta_seconds"] = *ver.eta_seconds;
+      if (!ver.upstream.empty()) e["upstream"] = ver.upstream;
+      if (ver.role != version_role::retired) e["status"] = std::string(to_string(ver.status));
+      versions.push_back(std::move(e));
+    }
+    j["versions"] = std::move(versions);
+    j["audit"] = v.audit ? audit_json(*v.audit) : nlohmann::json(nullptr);
     views.push_back(std::move(j));
   }
   return json_reply(200, dump({{"views", std::move(views)}}));
@@ -573,6 +591,20 @@ http_reply router::health() const {
       {"head", head},
       {"durability", rt_.durability_mode() == durability::full ? "full" : "relaxed"},
       {"views", std::move(views)}};
+  if (auto c = rt_.cluster()) {
+    // Cluster mode: not ready while this node cannot follow or reach the stream.
+    const bool ready = c->reachable && c->error.empty();
+    if (!ready) body["status"] = "degraded";
+    body["cluster"] = {{"stream", c->stream},
+                       {"ready", ready},
+                       {"reachable", c->reachable},
+                       {"server", c->server},
+                       {"stream_first_seq", c->stream_first_seq},
+                       {"stream_last_seq", c->stream_last_seq},
+                       {"ingested_seq", c->ingested_seq},
+                       {"lag", c->lag},
+                       {"error", c->error.empty() ? nlohmann::json() : nlohmann::json(c->error)}};
+  }
   return json_reply(200, dump(body));
 }
 

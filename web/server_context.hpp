@@ -5,10 +5,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
+#include <derive/logging.hpp>
 #include <derive/runtime.hpp>
 #include "web/limits.hpp"
 #include "web/access_rules.hpp"
@@ -20,18 +24,30 @@ namespace derive::web {
 
 class tls_store;  // web/tls.hpp
 
-// Lets runtime threads post to the server's io_context only while it exists.
-// Shared with every callback handed to the runtime (which may run after the
-// server is gone); closed by server::stop before the io_context is destroyed.
-class post_gate {
+// Lets runtime threads post to the server's io_context only while it exists,
+// and hands their work over in bursts: the completion inbox of the server.
+// A runtime thread answering a group of requests (the sequencer acknowledging
+// a commit, the hub publishing a batch) queues one function per session; only
+// the first of a burst posts to the io_context (one wake-up of an Asio thread
+// per burst, not per request), and that handler runs the whole burst, in
+// order. Shared with every callback handed to the runtime (which may run after
+// the server is gone); closed by server::stop before the io_context is
+// destroyed.
+class post_gate : public std::enable_shared_from_this<post_gate> {
  public:
-  // Runs `f` (which posts to the io_context) unless the gate is closed;
-  // returns whether it ran. Thread-safe.
-  template <class F>
-  bool run(F&& f) {
+  // Queues `fn` unless the gate is closed; returns whether it was queued. When
+  // the queue was empty, calls schedule(drain) under the gate's lock, where
+  // `drain` (a callable without arguments) runs everything queued by then:
+  // schedule posts it to the io_context. Thread-safe.
+  template <class Schedule>
+  bool queue(std::function<void()> fn, Schedule&& schedule) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!open_) return false;
-    f();
+    queued_.push_back(std::move(fn));
+    if (!scheduled_) {
+      scheduled_ = true;
+      schedule([gate = shared_from_this()] { gate->drain(); });
+    }
     return true;
   }
   void close() {
@@ -40,8 +56,35 @@ class post_gate {
   }
 
  private:
+  // On an Asio thread: runs what is queued. What arrives meanwhile schedules
+  // another drain (possibly running at the same time on the other thread).
+  void drain() {
+    std::vector<std::function<void()>> burst;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      burst.swap(queued_);
+      queued_.swap(spare_);  // an empty vector with the capacity of an earlier burst
+      scheduled_ = false;
+    }
+    // A function that throws is logged and the burst goes on (as run_loop
+    // does for a handler of its own): the others are other sessions'.
+    for (auto& fn : burst) {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        log_error("web", "a handler threw: ", e.what());
+      }
+    }
+    burst.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (spare_.capacity() < burst.capacity()) spare_.swap(burst);
+  }
+
   std::mutex mu_;
   bool open_ = true;
+  bool scheduled_ = false;
+  std::vector<std::function<void()>> queued_;
+  std::vector<std::function<void()>> spare_;
 };
 
 // A connection the server can ask to shut down.

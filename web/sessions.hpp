@@ -37,20 +37,24 @@ using connection_ticket = connection_limits::ticket_ptr;
 // callbacks). Does nothing once the session is gone or the server's gate is
 // closed. Only a weak reference and an io_context executor (trivially
 // destructible) are held, so a callback that outlives the server is harmless.
-// Two calls may reach the strand in either order (the hop goes through the
-// io_context first): for an ordered stream use one queue drained by one
+// The hop goes through the gate's completion inbox: what a runtime thread
+// hands over in one burst (a group's outcomes, a batch's changes) reaches
+// the io_context as one handler, which dispatches each function to its
+// session's strand in the order queued. Functions of one session queued in
+// different bursts may still reach its strand in either order (two bursts may
+// run on two Asio threads): for an ordered stream use one queue drained by one
 // posted function at a time (websocket_session's hub_inbox).
 // REQUIRES: Session has executor() returning its strand.
 template <class Session, class F>
 void post_to_session(const std::weak_ptr<Session>& weak, post_gate& gate, io_executor io, F&& f) {
-  gate.run([&] {
-    net::post(io, [weak, f = std::forward<F>(f)]() mutable {
-      auto s = weak.lock();
-      if (!s) return;
-      auto ex = s->executor();
-      net::dispatch(ex, [s = std::move(s), f = std::move(f)]() mutable { f(*s); });
-    });
-  });
+  gate.queue(
+      [weak, f = std::forward<F>(f)]() mutable {
+        auto s = weak.lock();
+        if (!s) return;
+        auto ex = s->executor();
+        net::dispatch(ex, [s = std::move(s), f = std::move(f)]() mutable { f(*s); });
+      },
+      [io](auto drain) { net::post(io, std::move(drain)); });
 }
 
 // The router's post_fn for one session.

@@ -16,7 +16,8 @@
 # Environment: WEB_BENCH_SECONDS (fan-out window, default 4),
 # WEB_BENCH_HTTP_SECONDS (default 8), WEB_BENCH_ROUNDS (default 2),
 # WEB_BENCH_SUBSCRIBERS (default "1 100 1000 5000"), WEB_BENCH_IDLE (10000),
-# WEB_BENCH_PARTS (default "http fanout relaxed idle"), WEB_BENCH_SERVER (another
+# WEB_BENCH_PARTS (default "http fanout relaxed idle"), WEB_BENCH_IDLE_KINDS (default
+# "1 0": idle connections with and without a subscription), WEB_BENCH_SERVER (another
 # web_bench_server binary, for comparing a change to web/ or actors/).
 set -euo pipefail
 
@@ -213,7 +214,7 @@ fi
 
 if [[ "$parts" == *" idle "* ]]; then
 note "idle subscribers: $idle_subscribers"
-for subscribe in 1 0; do  # 0: WebSocket connections without a subscription
+for subscribe in ${WEB_BENCH_IDLE_KINDS:-1 0}; do  # 0: WebSocket connections without a subscription
   start_derive "derive-idle-$subscribe"
   "$bin/web_bench" idle --port "$server_port" --kind derive --subscribers "$idle_subscribers" \
     --subscribe "$subscribe" --server-pid "$server_pid" --prefix idle- | tee -a "$results" || true

@@ -2,6 +2,7 @@
 // Counters for /metrics: cheap to read, from any thread.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,22 @@ struct view_metrics {
   // docs/writing-a-view.md, "Keys are the unit of change").
   uint64_t bytes_written = 0;
   uint64_t largest_value = 0;  // the largest value committed since start, in bytes
+  std::vector<view_version_info> versions;  // as in view_info
+};
+
+// Cluster mode (runtime_options.cluster): the stream and this node's place in it.
+struct cluster_metrics {
+  std::string stream;
+  bool reachable = false;         // connected to a NATS server
+  std::string server;             // its URL
+  uint64_t stream_first_seq = 0;  // the stream's state, as last seen (about every second)
+  uint64_t stream_last_seq = 0;
+  uint64_t ingested_seq = 0;      // the last stream sequence ingested into the local log
+  uint64_t lag = 0;               // stream messages not yet ingested here
+  uint64_t messages_published = 0;
+  uint64_t publish_retries = 0;
+  uint64_t messages_ingested = 0;
+  std::string error;              // non-empty: this node cannot follow the stream (why)
 };
 
 struct runtime_metrics {
@@ -42,6 +59,7 @@ struct runtime_metrics {
   uint64_t hub_batches = 0;  // committed batches handed on by the hub
   uint64_t hub_lost = 0;     // batches dropped because the hub was full
   std::vector<view_metrics> views;
+  std::optional<cluster_metrics> cluster;  // cluster mode only
 };
 
 }  // namespace derive

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace derive {
 
@@ -44,6 +45,22 @@ struct log_options {
   std::function<int64_t()> clock;
 };
 
+// Cluster mode (docs/architecture.md, "Cluster mode"): the system of record is
+// a NATS JetStream stream; this node publishes its appends to it and ingests
+// every message, in stream order, into its local log.
+struct cluster_options {
+  // NATS server URLs ("nats://127.0.0.1:4222"); empty: the embedded log.
+  std::vector<std::string> nats_urls;
+  // The stream (created with these settings when missing); its subject is
+  // "<stream>.log".
+  std::string stream = "derive";
+  int replicas = 1;
+  // How long an append may wait for the stream's acknowledgement, across
+  // leader elections and reconnects, before it fails with `unavailable`.
+  std::chrono::milliseconds publish_timeout = std::chrono::seconds(10);
+  bool enabled() const { return !nats_urls.empty(); }
+};
+
 struct runtime_options {
   std::string data_dir = "data";
   // The log's environment (data_dir itself).
@@ -71,6 +88,12 @@ struct runtime_options {
   // Subscription hub: batches a slow subscriber may have outstanding before
   // it is told it lost changes.
   size_t hub_buffer = 1024;
+  // Continuous audits (docs/operating.md, "Audits"): every interval, the
+  // runtime audits each view in turn on a low-priority thread. 0: off (audits
+  // then run on demand only).
+  std::chrono::milliseconds audit_interval{0};
+  // Cluster mode; default: off (the embedded log).
+  cluster_options cluster;
 };
 
 }  // namespace derive

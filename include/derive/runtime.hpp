@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <derive/append.hpp>
+#include <derive/audit.hpp>
 #include <derive/changelog.hpp>
 #include <derive/erasure.hpp>
 #include <derive/event.hpp>
@@ -37,6 +38,13 @@ class actor_system;
 namespace derive {
 
 class view_def;       // <derive/view.hpp>
+
+// What runtime::cutover and runtime::rollback did.
+struct version_switch {
+  uint32_t pinned = 0;    // the version asked for, served as soon as it is ready
+  uint32_t serving = 0;   // the version served when the call returned
+  bool switched = false;  // the call switched readers over
+};
 class processor_def;  // <derive/processor.hpp>
 
 class runtime {
@@ -82,8 +90,9 @@ class runtime {
   // the receipt appended as a `derive.erasure` event (zero offsets for an
   // unknown subject), or an error (invalid_parameter for an empty or too
   // long subject; unavailable when the runtime stops first: the request is
-  // durable and resumes at the next start). Requests queue behind the one
-  // running; those waiting together share one rebuild.
+  // durable and resumes at the next start; not_supported in cluster mode,
+  // whose stream cannot be erased). Requests queue behind the one running;
+  // those waiting together share one rebuild.
   void forget(std::string subject, std::function<void(result<erasure_receipt>)> done);
 
   // --- reads (caller's thread, no actor hop) ---
@@ -121,10 +130,47 @@ class runtime {
   // Restarts a failed or stopped view: it resumes after its committed offset.
   status restart_view(const std::string& name);
 
+  // --- view versions (docs/storage.md, "View versions") ---
+  // Declare several versions of a view with add_view (view_def(name, N)):
+  // the runtime serves the newest ready one and builds newer ones beside it.
+  //
+  // Empties declared version `version` of `view` (and the versions derived
+  // from it) and builds it again from offset 0 beside the served version.
+  // Errors: unknown_view, not_found (no such declared version),
+  // invalid_parameter (it is the served version, or a processor).
+  status rebuild(const std::string& view, uint32_t version);
+  // Serves declared version `version` of `view` from now on: at once when it
+  // is ready, else as soon as it is (the views derived from it follow
+  // together). The choice holds until the next cutover or rollback, or a
+  // restart. Errors: unknown_view, not_found.
+  result<version_switch> cutover(const std::string& view, uint32_t version);
+  // cutover() to the version served before the last cutover, if it is still
+  // declared (so still running). Errors: unknown_view, invalid_parameter.
+  result<version_switch> rollback(const std::string& view);
+  // --- audits and scrubs (<derive/audit.hpp>, docs/operating.md) ---
+  // Audits `view` on the caller's thread (it may take as long as rebuilding
+  // the view) and records the result (view_info::audit). A mismatch is an
+  // ok result with audit_result::ok false; the served view is never changed.
+  // Errors: unknown_view, unavailable (not running, or stopped meanwhile),
+  // invalid_parameter (a processor, whose code appends to the log).
+  result<audit_result> audit(const std::string& view);
+  // Starts an audit of `view` on the runtime's audit thread (queued behind
+  // one under way). Errors: as audit(), found before it starts.
+  status start_audit(const std::string& view);
+  // The last audit result of `view` (nullopt: never audited).
+  std::optional<audit_result> last_audit(const std::string& view) const;
+  // Starts a scrub of the log on the audit thread; progress and result in
+  // last_scrub(). Errors: unavailable.
+  status start_scrub();
+  scrub_result last_scrub() const;
+
   // --- for applications with actors of their own ---
   caf::actor_system& system();
 
   // --- observability ---
+  // Cluster mode: the stream and this node's place in it; nullopt on the
+  // embedded log or when not running.
+  std::optional<cluster_metrics> cluster() const;
   runtime_metrics metrics() const;
 
   // The runtime's state (actors/runtime_state.hpp), for the framework's own

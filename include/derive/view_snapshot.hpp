@@ -54,6 +54,7 @@ class view_snapshot {
 
  private:
   friend class view_store;
+  friend struct snapshot_access;  // core's: audits compare two snapshots
   view_snapshot(std::unique_ptr<impl> impl, uint64_t offset);
   std::unique_ptr<impl> impl_;
   uint64_t offset_ = 0;

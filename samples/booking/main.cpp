@@ -5,17 +5,15 @@
 // Wires the runtime (booking_views.hpp) to the HTTP/WebSocket server and runs
 // until SIGINT or SIGTERM.
 
-#include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <optional>
-#include <string>
 
 #include <derive/runtime.hpp>
 #include <derive/signals.hpp>
 #include <derive/web/server.hpp>
 
 #include "booking/booking_views.hpp"
+#include "common/server_flags.hpp"
 
 #ifndef BOOKING_WWW_DIR
 #define BOOKING_WWW_DIR ""
@@ -45,70 +43,28 @@ Options:
   --help        show this text and exit.
 )";
 
-struct options {
-  uint16_t port = 8081;
-  std::string data = "data-booking";
-  bool relaxed = false;
-  unsigned threads = 2;
-  std::string www = BOOKING_WWW_DIR;
-};
-
-std::optional<uint16_t> parse_port(const std::string& s) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  unsigned long n = std::stoul(s);
-  if (n > 65535) return std::nullopt;
-  return static_cast<uint16_t>(n);
-}
-
-std::optional<options> parse_options(int argc, char** argv, bool& help) {
-  options o;
-  std::string port = "8081";
-  if (const char* p = std::getenv("BOOKING_PORT"); p && *p) port = p;
-  if (const char* d = std::getenv("BOOKING_DATA"); d && *d) o.data = d;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const std::string& flag) -> std::optional<std::string> {
-      if (arg.rfind(flag + "=", 0) == 0) return arg.substr(flag.size() + 1);
-      if (arg == flag && i + 1 < argc) return std::string(argv[++i]);
-      return std::nullopt;
-    };
-    auto is = [&](const std::string& flag) { return arg == flag || arg.rfind(flag + "=", 0) == 0; };
-    if (arg == "--help" || arg == "-h") {
+// Flags and environment; prints the problem and returns nullopt on error.
+std::optional<samples::server_flags> parse_options(int argc, char** argv, bool& help) {
+  samples::command_line args("booking", argc, argv);
+  samples::server_flags flags;
+  flags.port = 8081;
+  flags.data = "data-booking";
+  flags.www = BOOKING_WWW_DIR;
+  flags.from_environment("BOOKING_PORT", "BOOKING_DATA");
+  while (args.next()) {
+    if (args.is_help()) {
       help = true;
-      return o;
-    } else if (arg == "--relaxed") {
-      o.relaxed = true;
-    } else if (is("--port") || is("--data") || is("--www") || is("--threads")) {
-      std::string flag = arg.substr(0, arg.find('='));
-      auto v = value(flag);
-      if (!v || v->empty()) {
-        std::cerr << "booking: " << flag << " needs a value\n";
-        return std::nullopt;
-      }
-      if (flag == "--port") {
-        port = *v;
-      } else if (flag == "--threads") {
-        auto n = parse_port(*v);
-        if (!n || *n == 0 || *n > 64) {
-          std::cerr << "booking: --threads must be a number from 1 to 64\n";
-          return std::nullopt;
-        }
-        o.threads = *n;
-      } else if (flag == "--data") o.data = *v;
-      else o.www = *v;
-    } else {
-      std::cerr << "booking: unknown option " << arg << " (see --help)\n";
+      return flags;
+    }
+    auto took = flags.take(args);
+    if (took == samples::taken::error) return std::nullopt;
+    if (took == samples::taken::no) {
+      args.unknown();
       return std::nullopt;
     }
   }
-  auto n = parse_port(port);
-  if (!n) {
-    std::cerr << "booking: the port must be a number from 0 to 65535, not '" << port << "'\n";
-    return std::nullopt;
-  }
-  o.port = *n;
-  return o;
+  if (!flags.finish(args)) return std::nullopt;
+  return flags;
 }
 
 }  // namespace
@@ -122,23 +78,14 @@ int main(int argc, char** argv) {
   }
   if (!opts) return 2;
   derive::stop_signals signals;
-  std::error_code ec;
-  auto data = std::filesystem::absolute(opts->data, ec).lexically_normal();
-  derive::runtime_options rt_options;
-  rt_options.data_dir = data.string();
-  if (opts->relaxed) rt_options.storage.mode = derive::durability::relaxed;
-  derive::runtime rt(rt_options);
+  auto data = opts->data_path();
+  derive::runtime rt(opts->runtime_options());
   booking::install(rt);
   if (auto st = rt.start(); !st) {
     std::cerr << "booking: cannot start: " << st.to_string() << "\n";
     return 1;
   }
-  derive::web::server_options srv_options;
-  srv_options.port = opts->port;
-  srv_options.threads = opts->threads;
-  srv_options.static_dir = opts->www;
-  srv_options.client_dir = DERIVE_CLIENT_DIR;
-  derive::web::server srv(rt, srv_options);
+  derive::web::server srv(rt, opts->server_options(DERIVE_CLIENT_DIR));
   if (auto st = srv.start(); !st) {
     std::cerr << "booking: cannot listen on 127.0.0.1:" << opts->port << ": " << st.to_string()
               << "\n";
@@ -146,7 +93,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "Derive booking listening on http://127.0.0.1:" << srv.port() << "/\n"
-            << "data directory: " << data.string() << (opts->relaxed ? " (relaxed)" : "")
+            << "data directory: " << data << (opts->relaxed ? " (relaxed)" : "")
             << "\nPress Ctrl-C to stop." << std::endl;
   signals.wait();
   std::cout << "booking: stopping" << std::endl;

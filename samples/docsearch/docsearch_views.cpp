@@ -68,8 +68,9 @@ void add_to_counter(derive::view_txn& tx, const std::string& key, int64_t delta)
   }
 }
 
-// Applies one change of the documents view to the search view.
-void index_change(const derive::upstream_change& c, derive::view_txn& tx) {
+// Applies one change of the documents view to the search view, a title word
+// counting `title_weight` times.
+void index_change(const derive::upstream_change& c, derive::view_txn& tx, int64_t title_weight) {
   const std::string record_key = private_doc_key(c.key);
   const std::string title_key = private_key(private_title_prefix, c.key);
   std::optional<json> old_record = tx.get_private(record_key);
@@ -78,7 +79,7 @@ void index_change(const derive::upstream_change& c, derive::view_txn& tx) {
   if (c.value) doc = document_from_json(*c.value);
 
   std::map<std::string, int64_t> new_words;
-  if (doc) new_words = term_frequencies(*doc);
+  if (doc) new_words = term_frequencies(*doc, title_weight);
   const json empty = json::object();
   const json& old_words = old_record ? *old_record : empty;
 
@@ -191,9 +192,9 @@ status validate_put(const derive::event_input& e) {
 
 status validate_delete(const derive::event_input& e) { return check_key(e); }
 
-std::map<std::string, int64_t> term_frequencies(const document& doc) {
+std::map<std::string, int64_t> term_frequencies(const document& doc, int64_t title_weight) {
   std::map<std::string, int64_t> tf;
-  for (auto& w : tokenize(doc.title)) tf[std::move(w)] += 2;
+  for (auto& w : tokenize(doc.title)) tf[std::move(w)] += title_weight;
   for (auto& w : tokenize(doc.text)) tf[std::move(w)] += 1;
   return tf;
 }
@@ -215,12 +216,17 @@ derive::view_def documents_view() {
       });
 }
 
-derive::view_def search_view() {
+derive::view_def search_view(uint32_t version) {
   // Version 2: the fine-grained "<word>/<id>" layout (version 1 mapped a word
-  // to an array of ids); a data directory of version 1 rebuilds the view.
-  return derive::view_def(std::string(search_view_name), search_view_version)
+  // to an array of ids). Version 3: the same with a title boost (a title word
+  // counts title_boost_weight times, not twice), built beside version 2 and
+  // cut over when ready (docs/storage.md, "View versions").
+  const int64_t title_weight = version >= 3 ? title_boost_weight : 2;
+  return derive::view_def(std::string(search_view_name), version)
       .from_view(std::string(documents_view_name))
-      .apply_change(index_change)
+      .apply_change([title_weight](const derive::upstream_change& c, derive::view_txn& tx) {
+        index_change(c, tx, title_weight);
+      })
       .query("search", run_search);
 }
 
@@ -331,9 +337,9 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
   return result;
 }
 
-void install(derive::runtime& rt) {
+void install(derive::runtime& rt, uint32_t search_version) {
   rt.add_view(documents_view());
-  rt.add_view(search_view());
+  rt.add_view(search_view(search_version));
   rt.add_view(stats_view());
   rt.add_validator(std::string(put_type), validate_put);
   rt.add_validator(std::string(delete_type), validate_delete);

@@ -77,6 +77,9 @@ inline constexpr std::string_view private_count_key = "count";
 
 // The search view's version (2: "<word>/<id>" keys) and its key separator.
 inline constexpr uint32_t search_view_version = 2;
+// Version 3 (docsearch --search-version 3): a title word counts this many times.
+inline constexpr uint32_t search_boost_version = 3;
+inline constexpr int64_t title_boost_weight = 5;
 inline constexpr char posting_separator = '/';
 // Postings read per range page by the query.
 inline constexpr size_t search_page_size = 1024;
@@ -101,16 +104,18 @@ derive::status validate_put(const derive::event_input& e);
 derive::status validate_delete(const derive::event_input& e);
 
 // Word -> tf for one document (see Ranking above).
-std::map<std::string, int64_t> term_frequencies(const document& doc);
+std::map<std::string, int64_t> term_frequencies(const document& doc, int64_t title_weight = 2);
 
 // The three views, and the "search" query of the search view.
 derive::view_def documents_view();
-derive::view_def search_view();
+derive::view_def search_view(uint32_t version = search_view_version);
 derive::view_def stats_view();
 derive::result<derive::json> run_search(const derive::view_snapshot& snapshot,
                                         const derive::query_params& params);
 
 // Adds the three views and both validators to `rt` (before rt.start()).
-void install(derive::runtime& rt);
+// Declares the views (the search view at `search_version`: 2, or 3 for the
+// title boost) and the validators.
+void install(derive::runtime& rt, uint32_t search_version = search_view_version);
 
 }  // namespace docsearch

@@ -3,7 +3,8 @@
 //   docsearch [--port N] [--address A] [--data DIR] [--threads N] [--relaxed]
 //             [--www DIR] [--tls-cert FILE --tls-key FILE] [--allow-host NAME]...
 //             [--max-connections-per-address N] [--append-rate N]
-//             [--auth-secret-file F | --auth-keys F] [--auth-rules F] [--help]
+//             [--auth-secret-file F | --auth-keys F] [--auth-rules F]
+//             [--nats URL[,URL]... [--stream NAME] [--replicas N]] [--help]
 //   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
 //             [--no-progress]   (importer.hpp)
 //
@@ -15,7 +16,6 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -31,6 +31,7 @@
 
 #include "docsearch/docsearch_views.hpp"
 #include "docsearch/importer.hpp"
+#include "common/server_flags.hpp"
 
 #ifndef DOCSEARCH_WWW_DIR
 #define DOCSEARCH_WWW_DIR ""
@@ -75,12 +76,25 @@ Options:
   --data DIR    data directory, created when missing (default ./data).
                 Environment: DERIVE_DATA. Running again keeps the data.
   --threads N   network (Asio) threads, 1..64 (default 2).
+  --search-version N
+                the search view's version: 2 (default) or 3 (a title boost).
+                Switching on a data directory builds the new version beside the
+                served one, which keeps answering until the new one is ready
+                (GET /v1/views shows its progress); see the README.
   --relaxed     relaxed durability: appends are acknowledged before they are
                 synced to disk (a power loss may lose the last ones; a crash
                 of the process does not). /v1/health reports it.
   --www DIR     the folder of the web page (default: the source tree's
                 samples/docsearch/www).
   --help        show this text and exit.
+
+Cluster mode (off by default; README.md, "Cluster mode"):
+  --nats URL[,URL]...   keep the log on a NATS JetStream stream through these
+                        servers (nats://host:port); several docsearch nodes on
+                        one stream share one log and the same views.
+  --stream NAME         the stream (default "docsearch"), created when missing.
+  --replicas N          the stream's replicas when it is created, 1..5
+                        (default 1; 3 on a 3-server cluster).
 
 Authentication (off by default; README.md, "Auth mode"):
   --auth-secret-file F  turn tokens on: HS256 JWTs signed with the secret in F
@@ -101,11 +115,8 @@ few example documents. Stop with Ctrl-C (SIGINT) or SIGTERM.
 )";
 
 struct options {
-  uint16_t port = 8080;
-  std::string data = "data";
-  unsigned threads = 2;
-  bool relaxed = false;
-  std::string www = DOCSEARCH_WWW_DIR;
+  samples::server_flags server;
+  uint32_t search_version = 2;
   std::string address = "127.0.0.1";
   std::string tls_cert;
   std::string tls_key;
@@ -117,120 +128,89 @@ struct options {
   std::string auth_issuer;
   std::string auth_audience;
   std::string auth_rules = DOCSEARCH_RULES_FILE;
+  std::vector<std::string> nats_urls;
+  std::string stream = "docsearch";
+  int replicas = 1;
   bool auth() const { return !auth_secret_file.empty() || !auth_keys.empty(); }
 };
 
-std::optional<unsigned long> parse_number(const std::string& s, unsigned long max) {
-  if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
+// Takes the current argument when it is one of docsearch's own flags.
+samples::taken take_own_flag(samples::command_line& args, options& o) {
+  auto text = [&](std::string& into, bool empty_ok) {
+    auto v = args.value(empty_ok);
+    if (v) into = *v;
+    return v ? samples::taken::yes : samples::taken::error;
+  };
+  if (args.is("--auth-secret-file")) return text(o.auth_secret_file, true);
+  if (args.is("--auth-keys")) return text(o.auth_keys, true);
+  if (args.is("--auth-issuer")) return text(o.auth_issuer, true);
+  if (args.is("--auth-audience")) return text(o.auth_audience, true);
+  if (args.is("--auth-rules")) return text(o.auth_rules, true);
+  if (args.is("--address")) return text(o.address, false);
+  if (args.is("--tls-cert")) return text(o.tls_cert, false);
+  if (args.is("--tls-key")) return text(o.tls_key, false);
+  if (args.is("--allow-host")) {
+    std::string host;
+    auto took = text(host, false);
+    if (took == samples::taken::yes) o.allowed_hosts.push_back(host);
+    return took;
   }
-  unsigned long n = std::stoul(s);
-  if (n > max) return std::nullopt;
-  return n;
+  if (args.is("--nats")) {
+    auto v = args.value();
+    if (!v) return samples::taken::error;
+    for (size_t at = 0; at <= v->size();) {
+      size_t comma = std::min(v->find(',', at), v->size());
+      if (comma > at) o.nats_urls.push_back(v->substr(at, comma - at));
+      at = comma + 1;
+    }
+    return samples::taken::yes;
+  }
+  if (args.is("--stream")) return text(o.stream, false);
+  if (args.is("--replicas")) {
+    auto n = args.number(1, 5);
+    if (!n) return samples::taken::error;
+    o.replicas = static_cast<int>(*n);
+    return samples::taken::yes;
+  }
+  if (args.is("--search-version")) {
+    auto n = args.number(2, 3);
+    if (!n) return samples::taken::error;
+    o.search_version = static_cast<uint32_t>(*n);
+    return samples::taken::yes;
+  }
+  if (args.is("--max-connections-per-address") || args.is("--append-rate")) {
+    bool connections = args.is("--max-connections-per-address");
+    auto n = args.number(0, 100000);
+    if (!n) return samples::taken::error;
+    if (connections) o.max_per_address = *n;
+    else o.append_rate = *n;
+    return samples::taken::yes;
+  }
+  return samples::taken::no;
 }
 
 // Parses flags and environment; prints the problem and returns nullopt on error.
 std::optional<options> parse_options(int argc, char** argv, bool& help) {
+  samples::command_line args("docsearch", argc, argv);
   options o;
-  std::optional<std::string> port_text;
-  if (const char* p = std::getenv("DERIVE_PORT"); p && *p) port_text = p;
-  if (const char* d = std::getenv("DERIVE_DATA"); d && *d) o.data = d;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const char* flag) -> std::optional<std::string> {
-      std::string prefix = std::string(flag) + "=";
-      if (arg.rfind(prefix, 0) == 0) return arg.substr(prefix.size());
-      if (arg == flag && i + 1 < argc) return std::string(argv[++i]);
-      if (arg == flag) std::cerr << "docsearch: " << flag << " needs a value\n";
-      return std::nullopt;
-    };
-    auto is = [&](const char* flag) {
-      return arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0;
-    };
-    if (arg == "--help" || arg == "-h") {
+  o.server.www = DOCSEARCH_WWW_DIR;
+  o.server.from_environment("DERIVE_PORT", "DERIVE_DATA");
+  while (args.next()) {
+    if (args.is_help()) {
       help = true;
       return o;
-    } else if (arg == "--relaxed") {
-      o.relaxed = true;
-    } else if (is("--port")) {
-      auto v = value("--port");
-      if (!v) return std::nullopt;
-      port_text = *v;
-    } else if (is("--data")) {
-      auto v = value("--data");
-      if (!v || v->empty()) return std::nullopt;
-      o.data = *v;
-    } else if (is("--auth-secret-file") || is("--auth-keys") || is("--auth-issuer") ||
-               is("--auth-audience") || is("--auth-rules")) {
-      std::string flag = arg.substr(0, arg.find('='));
-      auto v = value(flag.c_str());
-      if (!v) return std::nullopt;
-      if (flag == "--auth-secret-file") o.auth_secret_file = *v;
-      else if (flag == "--auth-keys") o.auth_keys = *v;
-      else if (flag == "--auth-issuer") o.auth_issuer = *v;
-      else if (flag == "--auth-audience") o.auth_audience = *v;
-      else o.auth_rules = *v;
-    } else if (is("--www")) {
-      auto v = value("--www");
-      if (!v) return std::nullopt;
-      o.www = *v;
-    } else if (is("--address")) {
-      auto v = value("--address");
-      if (!v || v->empty()) return std::nullopt;
-      o.address = *v;
-    } else if (is("--tls-cert")) {
-      auto v = value("--tls-cert");
-      if (!v || v->empty()) return std::nullopt;
-      o.tls_cert = *v;
-    } else if (is("--tls-key")) {
-      auto v = value("--tls-key");
-      if (!v || v->empty()) return std::nullopt;
-      o.tls_key = *v;
-    } else if (is("--allow-host")) {
-      auto v = value("--allow-host");
-      if (!v || v->empty()) return std::nullopt;
-      o.allowed_hosts.push_back(*v);
-    } else if (is("--max-connections-per-address")) {
-      auto v = value("--max-connections-per-address");
-      auto n = v ? parse_number(*v, 100000) : std::nullopt;
-      if (!n) {
-        std::cerr << "docsearch: --max-connections-per-address must be a number from 0 to "
-                     "100000\n";
-        return std::nullopt;
-      }
-      o.max_per_address = *n;
-    } else if (is("--append-rate")) {
-      auto v = value("--append-rate");
-      auto n = v ? parse_number(*v, 100000) : std::nullopt;
-      if (!n) {
-        std::cerr << "docsearch: --append-rate must be a number from 0 to 100000\n";
-        return std::nullopt;
-      }
-      o.append_rate = *n;
-    } else if (is("--threads")) {
-      auto v = value("--threads");
-      auto n = v ? parse_number(*v, 64) : std::nullopt;
-      if (!n || *n == 0) {
-        std::cerr << "docsearch: --threads must be a number from 1 to 64\n";
-        return std::nullopt;
-      }
-      o.threads = static_cast<unsigned>(*n);
-    } else {
-      std::cerr << "docsearch: unknown option " << arg << " (see --help)\n";
+    }
+    auto took = o.server.take(args);
+    if (took == samples::taken::no) took = take_own_flag(args, o);
+    if (took == samples::taken::error) return std::nullopt;
+    if (took == samples::taken::no) {
+      args.unknown();
       return std::nullopt;
     }
   }
-  if (port_text) {
-    auto n = parse_number(*port_text, 65535);
-    if (!n) {
-      std::cerr << "docsearch: the port must be a number from 0 to 65535, not '" << *port_text
-                << "'\n";
-      return std::nullopt;
-    }
-    o.port = static_cast<uint16_t>(*n);
-  }
+  if (!o.server.finish(args)) return std::nullopt;
   if (o.tls_cert.empty() != o.tls_key.empty()) {
-    std::cerr << "docsearch: --tls-cert and --tls-key go together\n";
+    args.problem("--tls-cert and --tls-key go together");
     return std::nullopt;
   }
   return o;
@@ -328,21 +308,20 @@ int main(int argc, char** argv) {
   // runtime. SIGHUP wakes it too, to reload the TLS certificate.
   derive::stop_signals signals(true);
 
-  std::error_code ec;
-  std::filesystem::path data = std::filesystem::absolute(opts->data, ec).lexically_normal();
-  derive::runtime_options rt_options;
-  rt_options.data_dir = data.string();
-  if (opts->relaxed) rt_options.storage.mode = derive::durability::relaxed;
+  auto data = opts->server.data_path();
+  auto rt_options = opts->server.runtime_options();
+  rt_options.cluster.nats_urls = opts->nats_urls;
+  rt_options.cluster.stream = opts->stream;
+  rt_options.cluster.replicas = opts->replicas;
   derive::runtime rt(rt_options);
-  docsearch::install(rt);
+  docsearch::install(rt, opts->search_version);
   if (auto st = rt.start(); !st) {
     std::cerr << "docsearch: cannot start: " << st.to_string() << "\n";
     return 1;
   }
   seed_examples(rt, opts->auth() ? "public/" : "");
 
-  derive::web::server_options srv_options;
-  srv_options.port = opts->port;
+  auto srv_options = opts->server.server_options(DERIVE_CLIENT_DIR);
   srv_options.address = opts->address;
   srv_options.tls_cert_file = opts->tls_cert;
   srv_options.tls_key_file = opts->tls_key;
@@ -350,9 +329,6 @@ int main(int argc, char** argv) {
   srv_options.max_connections_per_address = opts->max_per_address;
   srv_options.append_rate = static_cast<double>(opts->append_rate);
   srv_options.append_burst = 2.0 * static_cast<double>(opts->append_rate);
-  srv_options.threads = opts->threads;
-  srv_options.static_dir = opts->www;
-  srv_options.client_dir = DERIVE_CLIENT_DIR;
   if (opts->auth()) {
     auto auth = auth_options(*opts);
     if (!auth) {
@@ -366,15 +342,15 @@ int main(int argc, char** argv) {
   std::string host = opts->address.find(':') != std::string::npos ? "[" + opts->address + "]"
                                                                    : opts->address;
   if (auto st = srv.start(); !st) {
-    std::cerr << "docsearch: cannot listen on " << host << ":" << opts->port << ": "
+    std::cerr << "docsearch: cannot listen on " << host << ":" << opts->server.port << ": "
               << st.to_string() << "\n";
     rt.stop();
     return 1;
   }
   std::cout << "Derive docsearch listening on " << (opts->tls_cert.empty() ? "http" : "https")
             << "://" << host << ":" << srv.port() << "/\n"
-            << "data directory: " << data.string()
-            << (opts->relaxed ? " (relaxed durability)" : "") << "\n"
+            << "data directory: " << data
+            << (opts->server.relaxed ? " (relaxed durability)" : "") << "\n"
             << (opts->auth() ? "tokens required, rules from " + opts->auth_rules + "\n" : "")
             << "Press Ctrl-C to stop." << std::endl;
 

@@ -4,16 +4,12 @@
 // replay the log: every request exactly one outcome, each seat the holder
 // the first claim in log order gives, the seats view equal to the replay.
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <random>
 #include <thread>
 
 #include "tests/actors/claims_util.hpp"
+#include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 namespace {
@@ -56,49 +52,10 @@ runtime_options kill_options(const std::string& dir) {
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
-std::string read_report(int fd, std::chrono::milliseconds timeout) {
-  std::string out;
-  pollfd p{fd, POLLIN, 0};
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[4096];
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 TEST(claims_kill_test, EveryRequestHasOneOutcomeAndEverySeatOneHolderAfterSigkills) {
   temp_dir dir;
-  std::mt19937_64 rng(5);
-  int verified = 0;
-  for (int round = 0; round < rounds; ++round) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child_main(dir.path(), fds[1], round);
-    }
-    ::close(fds[1]);
-    if (round % 3 == 1) {  // killed during recovery
-      std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 60));
-    } else {
-      EXPECT_EQ(read_report(fds[0], std::chrono::seconds(90)), "ok") << "round " << round;
-      ++verified;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 300));
-    }
-    ::kill(pid, SIGKILL);
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "round " << round;
-    ::close(fds[0]);
-  }
+  int verified = run_kill_rounds(rounds, 5, std::chrono::milliseconds(100),
+                                 [&](int fd, int round, uint64_t) { child_main(dir.path(), fd, round); });
   EXPECT_GE(verified, 8);
 
   runtime rt(kill_options(dir.path()));

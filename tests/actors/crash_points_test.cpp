@@ -11,9 +11,6 @@
 //  - every view equals a recomputation from the log, each event counted once.
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +19,7 @@
 
 #include "tests/actors/random_views.hpp"
 #include "tests/actors/views_fixture.hpp"
+#include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 namespace {
@@ -110,21 +108,12 @@ class crash_points_test : public ::testing::TestWithParam<const char*> {
  protected:
   // Runs a child that dies at the `hit`-th passage of the point; collects acks.
   void crash_at(const std::string& point, uint64_t seed) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child_main(dir_.path(), point, fds[1], seed);
-    }
-    ::close(fds[1]);
+    auto child = child_process::fork([&](int fd) { child_main(dir_.path(), point, fd, seed); });
+    ASSERT_TRUE(child.started());
     ack a;
-    while (::read(fds[0], &a, sizeof a) == static_cast<ssize_t>(sizeof a)) acks_.push_back(a);
-    ::close(fds[0]);
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
+    while (child.read_record(a)) acks_.push_back(a);
+    int wstatus = child.wait();
+    ASSERT_TRUE(child_process::killed(wstatus))
         << "the child did not die at " << point << " (exit code " << WEXITSTATUS(wstatus) << ")";
   }
 

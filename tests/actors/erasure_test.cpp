@@ -16,16 +16,22 @@ namespace {
 
 using namespace std::chrono_literals;
 
+view_def docs_view(uint32_t version = 1) {
+  return view_def("docs", version).from_log().apply([](const event& e, view_txn& tx) {
+    if (e.type == "doc.put") tx.put(e.key, json::parse(e.data));
+  });
+}
+
 // docs: key -> data; titles (derived): key -> data.title.
-std::vector<view_def> views() {
-  return {view_def("docs").from_log().apply([](const event& e, view_txn& tx) {
-            if (e.type == "doc.put") tx.put(e.key, json::parse(e.data));
-          }),
-          view_def("titles").from_view("docs").apply_change(
+std::vector<view_def> views(std::vector<uint32_t> doc_versions = {1}) {
+  std::vector<view_def> out;
+  for (uint32_t v : doc_versions) out.push_back(docs_view(v));
+  out.push_back(view_def("titles").from_view("docs").apply_change(
               [](const upstream_change& c, view_txn& tx) {
                 if (c.value) tx.put(c.key, (*c.value)["title"]);
                 else tx.erase(c.key);
-              })};
+              }));
+  return out;
 }
 
 event_input doc(const std::string& key, const std::string& title, const std::string& subject) {
@@ -50,11 +56,11 @@ struct recording_sink final : change_sink {
 
 class erasure_test : public ::testing::Test {
  protected:
-  std::unique_ptr<runtime> start() {
+  std::unique_ptr<runtime> start(std::vector<uint32_t> doc_versions = {1}) {
     runtime_options o;
     o.data_dir = dir_.path();
     auto rt = std::make_unique<runtime>(o);
-    for (auto& v : views()) rt->add_view(v);
+    for (auto& v : views(doc_versions)) rt->add_view(v);
     EXPECT_TRUE(rt->start());
     return rt;
   }
@@ -249,6 +255,38 @@ TEST_F(erasure_test, NoFileUnderTheDataDirectoryHoldsTheSubjectsBytesAfterForget
   // Other subjects' data is untouched.
   EXPECT_EQ(read_view(*rt, "titles").state.size(), 8000u);
   EXPECT_EQ(read_view(*rt, "titles").state["bob-doc-1"], "bob title");
+}
+
+// Every version's store: the served one, one built beside, the derived
+// view's binding to each, and a stale one kept from disk.
+TEST_F(erasure_test, EveryVersionOfAViewForgetsTheSubject) {
+  const std::vector<std::string> needles{"alice secret title", "alice-doc-"};
+  {
+    auto rt = start({1});
+    append_people(*rt, 10);
+    ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  }
+  {  // version 1 served, version 2 built beside (or already cut over)
+    auto rt = start({1, 2});
+    auto receipt = forget_sync(*rt, "alice");
+    ASSERT_TRUE(receipt) << receipt.error().to_string();
+    EXPECT_EQ(receipt->views, (std::vector<std::string>{"docs", "titles"}));
+    expect_only_bob(*rt, 10);
+    append_people(*rt, 2);  // alice again, forgotten below with a stale version
+  }
+  {  // only version 3 declared: version 1 or 2 is kept, stale, until 3 is ready
+    auto rt = start({3});
+    auto receipt = forget_sync(*rt, "alice");
+    ASSERT_TRUE(receipt) << receipt.error().to_string();
+    EXPECT_EQ(receipt->offsets.size(), 2u);
+    auto info = rt->view("docs");
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->version, 3u);
+    expect_only_bob(*rt, 10);
+  }
+  auto rt = start({3});  // the compaction at open
+  for (auto& h : files_holding(dir_.path(), needles)) ADD_FAILURE() << h;
+  expect_only_bob(*rt, 10);
 }
 
 }  // namespace

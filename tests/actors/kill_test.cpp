@@ -5,16 +5,12 @@
 // event was applied twice or skipped — then goes on appending until it is
 // killed in turn. Finally the test itself reopens the data and checks again.
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <thread>
 
 #include "tests/actors/random_views.hpp"
 #include "tests/actors/views_fixture.hpp"
+#include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 namespace {
@@ -67,62 +63,14 @@ std::string wait_all(runtime& rt, uint64_t offset) {
   }
 }
 
-class kill_test : public ::testing::Test {
- protected:
-  // Reads the child's report, waiting at most `timeout`; "" when none came.
-  static std::string read_report(int fd, std::chrono::milliseconds timeout) {
-    std::string out;
-    pollfd p{fd, POLLIN, 0};
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      char buf[4096];
-      auto n = ::read(fd, buf, sizeof buf);
-      if (n <= 0) break;  // the child closed it
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  temp_dir dir_;
-};
-
-TEST_F(kill_test, EveryViewRecoversExactlyOnceAfterSigkill) {
-  std::mt19937_64 rng(7);
-  int verified = 0;
-  for (int round = 0; round < rounds; ++round) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child_main(dir_.path(), fds[1], rng());
-    }
-    ::close(fds[1]);
-    // Every third round is killed during recovery (catching up), the others
-    // after they reported and appended for a random while.
-    bool early = round % 3 == 1;
-    if (early) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 60));
-    } else {
-      auto report = read_report(fds[0], std::chrono::seconds(90));
-      EXPECT_EQ(report, "ok") << "round " << round;
-      ++verified;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 300));
-    }
-    ::kill(pid, SIGKILL);
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "round " << round;
-    ::close(fds[0]);
-  }
+TEST(kill_test, EveryViewRecoversExactlyOnceAfterSigkill) {
+  temp_dir dir;
+  int verified = run_kill_rounds(rounds, 7, std::chrono::milliseconds(20),
+                                 [&](int fd, int, uint64_t seed) { child_main(dir.path(), fd, seed); });
   EXPECT_GE(verified, 8);
 
   // Recovery in this process after the last kill.
-  runtime rt(kill_options(dir_.path()));
+  runtime rt(kill_options(dir.path()));
   for (auto& v : random_views()) rt.add_view(std::move(v));
   ASSERT_TRUE(rt.start());
   uint64_t head = rt.head();

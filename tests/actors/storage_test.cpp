@@ -21,6 +21,7 @@
 #include "core/view_store.hpp"
 #include "core/append_check.hpp"
 #include "tests/actors/views_fixture.hpp"
+#include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 namespace {
@@ -213,26 +214,16 @@ std::string disk_full_scenario(const std::string& dir) {
 
 TEST(storage_test, AFullDiskAnswersStorageFullAndRecoversWhenSpaceReturns) {
   temp_dir dir;
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(fds[0]);
+  auto child = child_process::fork([&](int fd) {
     std::string report;
     if (!mount_small_tmpfs(dir.path(), size_t{12} << 20)) report = "skip";
     else report = disk_full_scenario(dir.path());
     if (report.empty()) report = "ok";
-    [[maybe_unused]] auto n = ::write(fds[1], report.data(), report.size());
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string report;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, size_t(n));
-  ::close(fds[0]);
-  int wstatus = 0;
-  ::waitpid(pid, &wstatus, 0);
+    [[maybe_unused]] auto n = ::write(fd, report.data(), report.size());
+  });
+  ASSERT_TRUE(child.started());
+  std::string report = child.read_until_closed(std::chrono::minutes(10));
+  int wstatus = child.wait();
   ASSERT_TRUE(WIFEXITED(wstatus)) << "the child crashed";
   if (report == "skip") GTEST_SKIP() << "no unprivileged user namespaces: cannot mount a small tmpfs";
   EXPECT_EQ(report, "ok");

@@ -9,7 +9,7 @@ endif()
 find_program(DERIVE_NODE_EXECUTABLE NAMES node nodejs)
 set(_derive_browser_dir ${CMAKE_CURRENT_LIST_DIR})
 
-foreach(_test docsearch_e2e client auth tls)
+foreach(_test docsearch_e2e client auth tls cluster)
   set(_name browser_${_test})
   if(DERIVE_NODE_EXECUTABLE)
     add_test(NAME ${_name}

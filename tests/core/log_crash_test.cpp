@@ -11,12 +11,12 @@
 #include "core/log.hpp"
 
 #include "core/append_check.hpp"
+#include "tests/common/child_process.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +31,7 @@ namespace derive {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::child_process;
 
 // The content of the event at `offset` in the batch that starts at `first`
 // and holds `count` events: the parent derives it again to verify.
@@ -90,28 +91,14 @@ class log_crash_test : public ::testing::Test {
   // acknowledged its first batch (so that every run appends, however loaded
   // the machine); without, the kill may also hit the opening of the log.
   void run_and_kill(unsigned seed, int ms, bool after_first_ack) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      child_main(dir_, fds[1], seed);
-    }
-    close(fds[1]);
+    auto child = child_process::fork([&](int fd) { child_main(dir_, fd, seed); });
+    ASSERT_TRUE(child.started());
     ack a{};
-    if (after_first_ack) {
-      pollfd p{fds[0], POLLIN, 0};
-      if (poll(&p, 1, 10'000) == 1 && read(fds[0], &a, sizeof a) == static_cast<ssize_t>(sizeof a))
-        acks_.push_back(a);
-    }
+    if (after_first_ack && child.read_record(a, std::chrono::seconds(10))) acks_.push_back(a);
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    kill(pid, SIGKILL);
-    int wstatus = 0;
-    waitpid(pid, &wstatus, 0);
+    int wstatus = child.kill();
     ASSERT_TRUE(WIFSIGNALED(wstatus)) << "the child exited with " << WEXITSTATUS(wstatus);
-    while (read(fds[0], &a, sizeof a) == static_cast<ssize_t>(sizeof a)) acks_.push_back(a);
-    close(fds[0]);
+    while (child.read_record(a)) acks_.push_back(a);
   }
 
   void verify() {

@@ -532,3 +532,35 @@ TEST_F(log_test, records_of_every_size_read_back) {
 
 }  // namespace
 }  // namespace derive
+
+namespace derive {
+namespace {
+
+// Cluster mode's ingest (docs/architecture.md, "Cluster mode"): the message's
+// ts instead of the clock, the stream position in the same transaction.
+TEST_F(log_test, ingest_stamps_the_message_ts_and_stores_the_stream_position) {
+  EXPECT_EQ(log_->stream_seq(), 0u);
+  auto out = log_->ingest_deferred({request({ev("a"), ev("b")}, "k1")}, {1, 5'000});
+  ASSERT_TRUE(out[0]);
+  EXPECT_EQ(out[0]->first_offset, 1u);
+  ASSERT_TRUE(log_->sync());
+  EXPECT_EQ(log_->stream_seq(), 1u);
+  // A replay still moves the position; an older ts is raised to the last one.
+  out = log_->ingest_deferred({request({ev("a"), ev("b")}, "k1"), request({ev("c")})},
+                              {2, 4'000});
+  ASSERT_TRUE(out[0] && out[1]);
+  EXPECT_TRUE(out[0]->replayed);
+  EXPECT_EQ(out[1]->first_offset, 3u);
+  ASSERT_TRUE(log_->sync());
+  auto events = log_->read(1, 10);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].ts, 5'000);
+  EXPECT_EQ((*events)[2].ts, 5'000);
+  reopen();
+  EXPECT_EQ(log_->stream_seq(), 2u);
+  EXPECT_EQ(log_->head(), 3u);
+}
+
+}  // namespace
+}  // namespace derive

@@ -4,6 +4,7 @@
 // acknowledged commit is lost.
 
 #include "core/view_store.hpp"
+#include "tests/common/child_process.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -24,6 +25,7 @@ namespace derive {
 namespace {
 
 using state_map = std::map<std::string, std::string>;
+using testing::child_process;
 
 constexpr int kill_cycles = 24;
 
@@ -152,26 +154,17 @@ class view_crash_test : public ::testing::Test {
   // Runs a writer for `delay`, kills it, and returns the last offset it
   // acknowledged (0 when none).
   uint64_t run_and_kill(int cycle, std::chrono::milliseconds delay) {
-    int fds[2];
-    if (pipe(fds) != 0) {
-      ADD_FAILURE() << "pipe failed";
+    auto child = child_process::fork([&](int fd) { run_writer(dir_, cycle, fd); });
+    if (!child.started()) {
+      ADD_FAILURE() << "pipe or fork failed";
       return 0;
     }
-    pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
-      run_writer(dir_, cycle, fds[1]);
-    }
-    close(fds[1]);
     std::this_thread::sleep_for(delay);
-    kill(pid, SIGKILL);
-    int wstatus = 0;
-    waitpid(pid, &wstatus, 0);
-    EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
+    int wstatus = child.kill();
+    EXPECT_TRUE(child_process::killed(wstatus))
         << "the writer stopped by itself with exit code " << WEXITSTATUS(wstatus);
     uint64_t last = 0, value = 0;
-    while (read(fds[0], &value, sizeof value) == sizeof value) last = value;
-    close(fds[0]);
+    while (child.read_record(value)) last = value;
     return last;
   }
 

@@ -14,6 +14,8 @@ function(run)
 endfunction()
 
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}")
+# The `derive` tool is installed and runs (tools/derive).
+run("${prefix}/bin/derive" --help)
 file(COPY "${APP_DIR}/" DESTINATION "${WORK_DIR}/app")
 run(${CMAKE_COMMAND} -S "${WORK_DIR}/app" -B "${WORK_DIR}/app-build" -G Ninja
     "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=RelWithDebInfo)

@@ -240,7 +240,10 @@ TEST_F(auth_test, an_expired_token_ends_the_subscriptions_with_token_expired) {
   EXPECT_EQ(e["id"], "mine");
   EXPECT_EQ(e["code"], "token_expired");
   // Later writes are not delivered, and the connection is anonymous now.
-  put_as("alice", "users/alice/9");
+  uint64_t at = put_as("alice", "users/alice/9");
+  // The view holds the write before the new subscription's snapshot is taken.
+  auto held = get_as("/v1/views/docs/users/alice/9?after=" + std::to_string(at), token("alice"));
+  EXPECT_EQ(held.status, 200) << held.body;
   c->send(sub("again", "users/alice/"));
   EXPECT_EQ(expect_op(*c, "error")["code"], "unauthorized");
   // A new token restores access on the same connection.

@@ -15,8 +15,23 @@
 #include <derive/view.hpp>
 #include "tests/web/web_client.hpp"
 #include <derive/web/server.hpp>
+#ifdef DERIVE_TEST_CLUSTER
+#include "tests/cluster/nats_cluster.hpp"
+#endif
 
 namespace derive::webtest {
+
+// Built with DERIVE_TEST_CLUSTER (tests/cluster), the suite runs against a
+// cluster node: one nats-server for the whole binary, a stream per test.
+inline void configure_cluster(runtime_options& o) {
+#ifdef DERIVE_TEST_CLUSTER
+  static derive::testing::nats_cluster nats(1);
+  o.cluster.nats_urls = nats.urls();
+  o.cluster.stream = "t" + std::to_string(std::hash<std::string>{}(o.data_dir));
+#else
+  (void)o;
+#endif
+}
 
 class temp_dir {
  public:
@@ -114,6 +129,7 @@ class web_fixture : public ::testing::Test {
     o.data_dir = dir_.path() + "/data";
     o.storage.mode = durability_mode();
     o.storage.map_size = uint64_t{1} << 30;
+    configure_cluster(o);
     rt_ = std::make_unique<runtime>(o);
     add_views(*rt_);
     auto st = rt_->start();

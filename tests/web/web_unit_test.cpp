@@ -16,6 +16,7 @@
 #include "web/limits.hpp"
 #include "web/router.hpp"
 #include "web/send_queue.hpp"
+#include "web/server_context.hpp"
 #include "web/static_files.hpp"
 #include "web/url.hpp"
 #include "core/json_text.hpp"
@@ -635,6 +636,49 @@ TEST(connection_limits, the_total_stays_below_the_descriptor_limit) {
   EXPECT_EQ(effective_max_connections(100'000), 936u);  // 64 kept free
   EXPECT_EQ(effective_max_connections(3), 3u);
   ::setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+// The completion inbox (post_gate): a burst of functions queued from a
+// runtime thread costs one post, and that post runs them all, in order.
+TEST(post_gate, a_burst_is_scheduled_once_and_runs_in_order) {
+  auto gate = std::make_shared<post_gate>();
+  std::vector<std::function<void()>> posted;
+  auto schedule = [&](auto drain) { posted.emplace_back(std::move(drain)); };
+  std::vector<int> ran;
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(gate->queue([&ran, i] { ran.push_back(i); }, schedule));
+  ASSERT_EQ(posted.size(), 1u);
+  EXPECT_TRUE(ran.empty());
+  posted[0]();
+  EXPECT_EQ(ran, (std::vector<int>{0, 1, 2, 3, 4}));
+  // The next burst posts again; a function queued while a drain runs joins
+  // the next drain.
+  EXPECT_TRUE(gate->queue(
+      [&] { EXPECT_TRUE(gate->queue([&ran] { ran.push_back(6); }, schedule)); ran.push_back(5); },
+      schedule));
+  ASSERT_EQ(posted.size(), 2u);
+  posted[1]();
+  ASSERT_EQ(posted.size(), 3u);
+  posted[2]();
+  EXPECT_EQ(ran, (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
+}
+
+TEST(post_gate, a_function_that_throws_does_not_stop_the_burst) {
+  auto gate = std::make_shared<post_gate>();
+  std::function<void()> drain;
+  bool after = false;
+  gate->queue([] { throw std::runtime_error("thrown on purpose"); }, [&](auto d) { drain = d; });
+  gate->queue([&] { after = true; }, [&](auto d) { drain = d; });
+  ASSERT_TRUE(drain);
+  EXPECT_NO_THROW(drain());
+  EXPECT_TRUE(after);
+}
+
+TEST(post_gate, a_closed_gate_queues_nothing) {
+  auto gate = std::make_shared<post_gate>();
+  int scheduled = 0;
+  gate->close();
+  EXPECT_FALSE(gate->queue([] {}, [&](auto) { ++scheduled; }));
+  EXPECT_EQ(scheduled, 0);
 }
 
 }  // namespace

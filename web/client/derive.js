@@ -30,6 +30,9 @@
 //   (Authorization: Bearer), asks the function for a new token shortly before
 //   the current one expires and sends it in an `auth` message, and when the
 //   server ends subscriptions because a token expired, renews and resubscribes.
+// - Given several server URLs (the nodes of a cluster, which all assign the
+//   same offsets: README.md, "Cluster mode"), connects to the first and, when
+//   a connection fails or ends, to the next one, resuming with `from` there.
 
 const DEFAULT_MIN_DELAY_MS = 250;
 const DEFAULT_MAX_DELAY_MS = 10000;
@@ -96,9 +99,10 @@ export function newIdempotencyKey() {
  * Opens a client and starts connecting (it never throws for network errors:
  * it keeps reconnecting until close()).
  *
- * @param {string} [url] the server: a WebSocket URL ("ws://host:port/v1/ws"),
- *   or an HTTP base ("http://host:port", "/v1/ws" is added). Default: the
- *   page's own origin.
+ * @param {string | string[]} [url] the server: a WebSocket URL
+ *   ("ws://host:port/v1/ws"), or an HTTP base ("http://host:port", "/v1/ws" is
+ *   added). Default: the page's own origin. An array names several nodes of
+ *   one cluster: the client moves to the next one when a connection ends.
  * @param {object} [options]
  * @param {number} [options.minDelayMs=250] first reconnect delay.
  * @param {number} [options.maxDelayMs=10000] largest reconnect delay.
@@ -116,7 +120,9 @@ export function newIdempotencyKey() {
  * @returns {DeriveClient}
  */
 export function connect(url, options = {}) {
-  return new DeriveClient(resolveUrl(url), options);
+  const urls = Array.isArray(url) ? url.map(resolveUrl) : [resolveUrl(url)];
+  if (urls.length === 0) throw new TypeError('connect() needs at least one URL');
+  return new DeriveClient(urls, options);
 }
 
 function resolveUrl(url) {
@@ -136,13 +142,9 @@ function resolveUrl(url) {
  * A connection to a Derive server. Create it with connect().
  */
 export class DeriveClient {
-  constructor(url, options) {
-    this.url = url;
-    const http = new URL(url);
-    http.protocol = http.protocol === 'wss:' ? 'https:' : 'http:';
-    http.pathname = http.pathname.replace(/\/v1\/ws$/, '') || '/';
-    /** The HTTP base of the server, e.g. "http://127.0.0.1:8080". */
-    this.httpBase = http.origin + http.pathname.replace(/\/$/, '');
+  constructor(urls, options) {
+    this._urls = Array.isArray(urls) ? urls : [urls];
+    this._useUrl(0);
     this._options = options;
     this._minDelay = options.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
     this._maxDelay = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
@@ -159,6 +161,18 @@ export class DeriveClient {
     this._token = typeof options.token === 'string' ? options.token : null;
     this._renewTimer = null;
     this._connect();
+  }
+
+  // Makes the i-th server URL the current one (url, httpBase).
+  _useUrl(i) {
+    this._urlIndex = i;
+    /** The WebSocket URL of the current server. */
+    this.url = this._urls[i];
+    const http = new URL(this.url);
+    http.protocol = http.protocol === 'wss:' ? 'https:' : 'http:';
+    http.pathname = http.pathname.replace(/\/v1\/ws$/, '') || '/';
+    /** The HTTP base of the current server, e.g. "http://127.0.0.1:8080". */
+    this.httpBase = http.origin + http.pathname.replace(/\/$/, '');
   }
 
   /** True while the WebSocket is open. */
@@ -491,6 +505,8 @@ export class DeriveClient {
 
   _scheduleReconnect() {
     if (this._closed || this._timer) return;
+    // Several nodes: the next one (subscriptions resume there with `from`).
+    if (this._urls.length > 1) this._useUrl((this._urlIndex + 1) % this._urls.length);
     const base = Math.min(this._maxDelay, this._minDelay * 2 ** this._attempt);
     const delayMs = Math.round(base * (0.5 + Math.random() / 2));
     this._attempt = Math.min(this._attempt + 1, 30);

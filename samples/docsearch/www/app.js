@@ -337,8 +337,14 @@ const viewStatus = {
       el.viewStatus.replaceChildren(...views.map((v) => {
         const span = node('span', `view view-${v.status}`);
         span.title = v.error ? `${v.status}: ${v.error}` : v.status;
-        span.append(node('span', 'dot'), node('b', '', v.name), ` ${v.offset}`,
+        span.append(node('span', 'dot'), node('b', '', v.name), ` v${v.version} ${v.offset}`,
                     node('span', 'lag', ` lag ${v.lag}`));
+        // A version built beside the served one: its progress until cutover.
+        for (const b of (v.versions || []).filter((x) => x.role === 'building')) {
+          const eta = b.eta_seconds == null ? '' : `, ${Math.ceil(b.eta_seconds)} s left`;
+          span.append(node('span', 'lag building',
+                           ` · building v${b.version}: ${b.offset} (${Math.round(b.events_per_second)}/s${eta})`));
+        }
         return span;
       }));
     } catch (e) {

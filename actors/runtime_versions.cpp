@@ -1,0 +1,194 @@
+#include <derive/runtime.hpp>
+
+#include <algorithm>
+
+#include <caf/all.hpp>
+
+#include <derive/logging.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/runtime_state.hpp"
+#include "core/view_names.hpp"
+
+// View versions (docs/storage.md, "View versions"): which version of each
+// view is served, the cutover that switches it (with the views derived from
+// it) in one step, and the admin calls that rebuild, pin and roll back.
+
+namespace derive {
+namespace {
+
+constexpr std::string_view component = "versions";
+
+// `cand` may replace `current`: it runs, has not failed, is caught up with
+// its source and is not behind what `current` served.
+bool ready(const runtime::impl& rt, const view_slot& cand, const view_slot* current) {
+  if (cand.stale || cand.failed() || cand.index() >= rt.runners.size() ||
+      !rt.runners[cand.index()])
+    return false;
+  uint64_t offset = cand.offset();
+  if (current && offset < current->offset()) return false;
+  return offset + rt.options.live_batch >= rt.source_head(cand);
+}
+
+// Chooses the slot group `g` serves while its upstream serves `up` (nullptr:
+// a view of the log), and those of the groups derived from it, into `out`.
+// Preferred: the pinned version, else the newest declared; a candidate other
+// than the served one must be ready, and so must its derived versions. False
+// when no version reading `up` can be served.
+bool choose(const runtime::impl& rt, size_t g, view_slot* up, const serving_table& now,
+            serving_table& out) {
+  const auto& grp = rt.groups[g];
+  view_slot* current = now[g];
+  std::vector<view_slot*> candidates;
+  for (auto* s : grp.slots)
+    if (s->upstream == up && !s->stale && (!grp.pinned || s->def().version() == *grp.pinned))
+      candidates.push_back(s);
+  std::sort(candidates.begin(), candidates.end(),
+            [](auto* a, auto* b) { return a->def().version() > b->def().version(); });
+  auto with_children = [&](view_slot* s) {
+    out[g] = s;
+    for (size_t child : grp.downstream)
+      if (!choose(rt, child, s, now, out)) return false;
+    return true;
+  };
+  for (auto* c : candidates) {
+    if (c == current) break;
+    if (ready(rt, *c, current) && with_children(c)) return true;
+  }
+  if (current && current->upstream == up) return with_children(current);
+  return false;
+}
+
+}  // namespace
+
+uint64_t runtime::impl::source_head(const view_slot& slot) const {
+  if (slot.upstream) return slot.upstream->offset();
+  return log ? log->head() : 0;
+}
+
+bool runtime::impl::try_cutover() {
+  auto now = serving_now();
+  if (!now) return false;
+  serving_table next(*now);
+  for (size_t g = 0; g < groups.size(); ++g)
+    if (!groups[g].upstream) choose(*this, g, nullptr, *now, next);
+  std::vector<size_t> changed;
+  for (size_t g = 0; g < groups.size(); ++g)
+    if (next[g] != (*now)[g]) changed.push_back(g);
+  if (changed.empty()) return false;
+  // Durable first: after a crash the new choice is served (it was ready).
+  for (size_t g : changed) {
+    if (auto s = write_serving(*views_env, groups[g].name, {next[g]->label(), next[g]->offset()});
+        !s) {
+      log_error(component, "cannot record the cutover of view ", groups[g].name, ": ",
+                s.to_string());
+      return false;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(serving_mu);
+    for (size_t g : changed) {
+      (*now)[g]->serving = false;
+      next[g]->serving_since = next[g]->offset();
+      next[g]->serving = true;
+      next[g]->set_caught_up();
+      groups[g].previous = (*now)[g];
+    }
+    std::atomic_store(&serving, std::shared_ptr<const serving_table>(
+                                    std::make_shared<serving_table>(next)));
+    for (size_t g : changed) pub->reset_subscribers(*(*now)[g]);
+  }
+  for (size_t g : changed) {
+    waiters->notify(g, next[g]->offset());
+    log_info(component, "view ", groups[g].name, ": serving ", next[g]->label(), " at offset ",
+             next[g]->offset(), " (was ", (*now)[g]->label(), " at ", (*now)[g]->offset(), ")");
+  }
+  return true;
+}
+
+status runtime::impl::rebuild_beside(
+    const std::vector<std::pair<std::string, uint32_t>>& versions) {
+  auto now = serving_now();
+  if (!now) return not_running();
+  std::vector<view_slot*> chosen;
+  for (const auto& [name, version] : versions) {
+    auto g = group_of.find(name);
+    if (g == group_of.end()) return no_such_view(name);
+    view_slot* up = groups[g->second].upstream ? (*now)[*groups[g->second].upstream] : nullptr;
+    view_slot* found = nullptr;
+    for (auto* s : groups[g->second].slots)
+      if (!s->stale && s->def().version() == version && s->upstream == up) found = s;
+    if (!found)
+      return {errc::not_found, "view '" + name + "' has no declared version " +
+                                   std::to_string(version) + " to rebuild"};
+    if (found->serving.load())
+      return {errc::invalid_parameter,
+              "version " + std::to_string(version) + " of view '" + name +
+                  "' is the one served: it is not rebuilt in place; declare version " +
+                  std::to_string(version + 1) + " to rebuild it beside"};
+    if (found->processor)
+      return {errc::invalid_parameter, "'" + name + "' is a processor; it is not rebuilt"};
+    chosen.push_back(found);
+  }
+  for (auto* s : chosen) caf::anon_send(runners[s->index()], rebuild_atom::value);
+  return status::ok();
+}
+
+// --- the runtime's API ---
+
+status runtime::rebuild(const std::string& view, uint32_t version) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (!impl_->running) return not_running();
+  return impl_->rebuild_beside({{view, version}});
+}
+
+namespace {
+
+// Pins `version` of `view` and switches to it at once when it is ready.
+result<version_switch> pin(runtime::impl& rt, const std::string& view,
+                           std::optional<uint32_t> version) {
+  auto g = rt.group_of.find(view);
+  if (g == rt.group_of.end()) return no_such_view(view);
+  auto& grp = rt.groups[g->second];
+  std::lock_guard<std::mutex> cutover(rt.cutover_mu);
+  if (!version) {  // the version served before, else the newest older one declared
+    const view_slot* served = (*rt.serving_now())[g->second];
+    if (grp.previous && !grp.previous->stale) version = grp.previous->def().version();
+    for (auto* s : grp.slots)
+      if (!version && !s->stale && s->def().version() < served->def().version())
+        version = s->def().version();
+    for (auto* s : grp.slots)
+      if (!grp.previous && !s->stale && s->def().version() < served->def().version())
+        version = std::max(*version, s->def().version());
+    if (!version)
+      return status{errc::invalid_parameter,
+                    "view '" + view + "' has no earlier version still declared to roll back to"};
+  }
+  bool declared = false;
+  for (auto* s : grp.slots) declared = declared || (!s->stale && s->def().version() == *version);
+  if (!declared)
+    return status{errc::not_found,
+                  "view '" + view + "' has no declared version " + std::to_string(*version)};
+  grp.pinned = version;
+  version_switch out;
+  out.switched = rt.try_cutover();
+  out.pinned = *version;
+  out.serving = (*rt.serving_now())[g->second]->def().version();
+  return out;
+}
+
+}  // namespace
+
+result<version_switch> runtime::cutover(const std::string& view, uint32_t version) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (!impl_->running) return not_running();
+  return pin(*impl_, view, version);
+}
+
+result<version_switch> runtime::rollback(const std::string& view) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (!impl_->running) return not_running();
+  return pin(*impl_, view, std::nullopt);
+}
+
+}  // namespace derive

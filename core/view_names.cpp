@@ -1,0 +1,104 @@
+#include "core/view_names.hpp"
+
+#include <lmdb.h>
+
+#include <cctype>
+
+#include "core/coding.hpp"
+#include "core/lmdb_util.hpp"
+
+namespace derive {
+namespace {
+
+constexpr std::string_view versions_db = "versions";
+
+// "<version>" or "<version>@<upstream>" after "<name>/"; false otherwise.
+bool parse_rest(std::string_view rest, stored_view& out) {
+  size_t digits = 0;
+  while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
+  if (digits == 0 || digits > 9) return false;
+  out.version = static_cast<uint32_t>(std::stoul(std::string(rest.substr(0, digits))));
+  if (digits == rest.size()) return true;
+  if (rest[digits] != '@' || digits + 1 == rest.size()) return false;
+  out.upstream = std::string(rest.substr(digits + 1));
+  return true;
+}
+
+}  // namespace
+
+std::string view_label(const std::string& name, uint32_t version,
+                       const std::string& upstream_label) {
+  std::string label = name + "/" + std::to_string(version);
+  // The stores of before versions: a derived view read version 1 of a view
+  // of the log under its plain label.
+  bool plain_upstream = upstream_label.empty() ||
+                        (upstream_label.find('@') == std::string::npos &&
+                         upstream_label.size() > 2 &&
+                         upstream_label.compare(upstream_label.size() - 2, 2, "/1") == 0);
+  if (!plain_upstream) label += "@" + upstream_label;
+  return label;
+}
+
+std::string view_db_prefix(const std::string& label) { return "view/" + label + "/"; }
+
+result<std::vector<stored_view>> stored_versions(const environment& env,
+                                                 const std::string& name) {
+  const std::string prefix = "view/" + name + "/";
+  auto names = env.database_names(prefix);
+  if (!names) return names.error();
+  std::vector<stored_view> out;
+  constexpr std::string_view meta = "/meta";
+  for (const auto& db : *names) {
+    if (db.size() < prefix.size() + meta.size() ||
+        db.compare(db.size() - meta.size(), meta.size(), meta) != 0)
+      continue;
+    stored_view v;
+    v.label = db.substr(5, db.size() - 5 - meta.size());
+    if (parse_rest(std::string_view(v.label).substr(name.size() + 1), v)) out.push_back(v);
+  }
+  return out;
+}
+
+status drop_view_store(environment& env, const std::string& label) {
+  auto dropped = env.drop_databases(view_db_prefix(label));
+  if (!dropped) return dropped.error();
+  return status::ok();
+}
+
+result<std::map<std::string, served_version>> read_serving(environment& env) {
+  auto dbi = env.database(std::string(versions_db));
+  if (!dbi) return dbi.error();
+  txn_guard txn;
+  cursor_guard c;
+  int rc = txn.begin(env.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = c.open(txn.get(), *dbi);
+  std::map<std::string, served_version> out;
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    std::string_view value = to_view(v);
+    if (value.size() < 8) return status{errc::corruption, "a served-version record is too short"};
+    served_version served;
+    served.since = decode_fixed64(value.data());
+    served.label = std::string(value.substr(8));
+    out.emplace(std::string(to_view(k)), std::move(served));
+  }
+  if (rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the served versions");
+  return out;
+}
+
+status write_serving(environment& env, const std::string& name, const served_version& served) {
+  auto dbi = env.database(std::string(versions_db));
+  if (!dbi) return dbi.error();
+  txn_guard txn;
+  if (auto st = env.begin_write(txn, "recording the served version"); !st) return st;
+  std::string value;
+  put_fixed64(value, served.since);
+  value += served.label;
+  MDB_val k = to_val(name), v = to_val(value);
+  int rc = mdb_put(txn.get(), *dbi, &k, &v, 0);
+  if (rc != MDB_SUCCESS) return env.check(rc, "recording the served version of " + name);
+  return env.commit(txn);
+}
+
+}  // namespace derive

@@ -1,0 +1,60 @@
+#pragma once
+// Where each view version lives (docs/storage.md, "View versions"): the one
+// place that names a view store's databases and the record of which version
+// of each view is served, so that every tool agrees on them.
+//
+// A *label* names one store: "<name>/<version>" for a view of the log (and
+// for a derived view that reads version 1 of a view of the log, as before
+// versions), else "<name>/<version>@<upstream label>": a derived view keeps
+// one store per upstream version it reads. Its databases are
+// "view/<label>/state", ".../changes", ".../meta", ".../dead", ".../private"
+// in the views' environment.
+//
+// The `versions` database (views' environment) maps a view's name to the
+// label it serves and the offset from which it serves it (fixed64, then the
+// label), written at every cutover; absent for a directory written before
+// versions existed. A changelog read that resumes before that offset must
+// start over (the changes before it belong to the version served before).
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <derive/status.hpp>
+
+#include "core/environment.hpp"
+
+namespace derive {
+
+// The label of version `version` of view `name` reading `upstream_label`
+// ("" for the log).
+std::string view_label(const std::string& name, uint32_t version,
+                       const std::string& upstream_label = {});
+// "view/<label>/": the prefix of the store's databases.
+std::string view_db_prefix(const std::string& label);
+
+// A store found on disk.
+struct stored_view {
+  std::string label;
+  uint32_t version = 0;
+  std::string upstream;  // the upstream label; "" for a view of the log
+};
+// Every store of view `name` in `env` (from the names of its databases).
+result<std::vector<stored_view>> stored_versions(const environment& env, const std::string& name);
+
+// Drops every database of the store `label` (its pages return to LMDB's
+// free list). REQUIRES: no transaction uses them.
+status drop_view_store(environment& env, const std::string& label);
+
+struct served_version {
+  std::string label;
+  uint64_t since = 0;  // the offset at which it began to be served
+};
+// The served version of every view that has a record.
+result<std::map<std::string, served_version>> read_serving(environment& env);
+// Records (durably, in its own transaction) that `name` serves `v`.
+status write_serving(environment& env, const std::string& name, const served_version& v);
+
+}  // namespace derive

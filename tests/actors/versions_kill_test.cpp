@@ -1,0 +1,131 @@
+// SIGKILL during a rebuild and during a cutover (docs/storage.md, "View
+// versions"): round r declares versions r and r+1 of `counter` and `latest`
+// (the same code, so every version equals a recomputation) and `buckets`
+// derived from `latest`; each round starts a new version building beside the
+// served one from the whole log, and most cut over while the child appends.
+// The child is killed at random moments (during the rebuild, around the
+// cutover). Every next child checks that the served versions are complete:
+// each equals a recomputation from the log at its offset.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/actors/random_views.hpp"
+#include "tests/actors/views_fixture.hpp"
+
+namespace derive::testing {
+namespace {
+
+constexpr int rounds = 20;  // 10 killed while building, 10 around the cutover
+
+runtime_options kill_options(const std::string& dir) {
+  runtime_options o;
+  o.data_dir = dir;
+  o.storage.map_size = uint64_t{1} << 30;
+  o.storage.mode = durability::relaxed;  // a SIGKILL loses no relaxed commit
+  o.catch_up_batch = 1'000;
+  return o;
+}
+
+std::vector<view_def> versioned_views(uint32_t round) {
+  std::vector<view_def> out;
+  for (uint32_t v : {round + 1, round + 2}) {
+    out.push_back(view_def("counter", v).from_log().apply(apply_counter));
+    out.push_back(view_def("latest", v).from_log().apply(apply_latest));
+  }
+  out.push_back(view_def("buckets").from_view("latest").apply_change(apply_buckets));
+  return out;
+}
+
+[[noreturn]] void child_main(const std::string& dir, int report_fd, uint64_t seed,
+                             uint32_t round) {
+  runtime rt(kill_options(dir));
+  for (auto& v : versioned_views(round)) rt.add_view(std::move(v));
+  std::string problem;
+  if (auto s = rt.start(); !s) problem = "start: " + s.to_string();
+  if (problem.empty()) problem = verify_random_views(rt);
+  std::string report = problem.empty() ? "ok" : problem;
+  [[maybe_unused]] auto n = ::write(report_fd, report.data(), report.size());
+  ::close(report_fd);
+  std::mt19937_64 rng(seed);
+  std::atomic<int> in_flight{0};
+  for (;;) {
+    if (in_flight >= 8 || rt.head() >= 40'000) {
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      continue;
+    }
+    append_request r;
+    for (int i = 0, k = 1 + static_cast<int>(rng() % 20); i < k; ++i)
+      r.events.push_back(random_event(rng));
+    ++in_flight;
+    rt.append(std::move(r), [&in_flight](result<append_outcome>) { --in_flight; });
+  }
+}
+
+std::string read_report(int fd, std::chrono::milliseconds timeout) {
+  std::string out;
+  pollfd p{fd, POLLIN, 0};
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+TEST(versions_kill_test, ServedVersionsStayCompleteAcrossKillsDuringRebuildsAndCutovers) {
+  temp_dir dir;
+  std::mt19937_64 rng(11);
+  int cutovers_seen = 0;
+  for (int round = 0; round < rounds; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      child_main(dir.path(), fds[1], rng(), static_cast<uint32_t>(round));
+    }
+    ::close(fds[1]);
+    EXPECT_EQ(read_report(fds[0], std::chrono::seconds(60)), "ok") << "round " << round;
+    // Even rounds: killed early, while the new version builds; odd rounds:
+    // later, around its cutover.
+    auto wait = round % 2 == 0 ? std::chrono::milliseconds(5 + rng() % 100)
+                               : std::chrono::milliseconds(150 + rng() % 600);
+    std::this_thread::sleep_for(wait);
+    ::kill(pid, SIGKILL);
+    int wstatus = 0;
+    ::waitpid(pid, &wstatus, 0);
+    EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "round " << round;
+    ::close(fds[0]);
+  }
+  // Recovery here: the served versions are complete; the newest builds on and
+  // cuts over, and is complete too.
+  runtime rt(kill_options(dir.path()));
+  for (auto& v : versioned_views(rounds)) rt.add_view(std::move(v));
+  ASSERT_TRUE(rt.start());
+  EXPECT_EQ(verify_random_views(rt), "");
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (rt.view("counter")->version != rounds + 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(rt.view("counter")->version, uint32_t{rounds + 2});
+  cutovers_seen = static_cast<int>(rt.view("counter")->version);
+  EXPECT_EQ(verify_random_views(rt), "");
+  auto snap = rt.snapshot("counter");
+  ASSERT_TRUE(snap);
+  ASSERT_TRUE(wait_sync(rt, "counter", rt.head()));
+  EXPECT_GT(cutovers_seen, 0);
+}
+
+}  // namespace
+}  // namespace derive::testing

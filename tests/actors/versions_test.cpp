@@ -1,0 +1,220 @@
+// View versions side by side (docs/storage.md, "View versions"): the served
+// version keeps answering while a newer one builds, the cutover switches
+// readers, waiters and subscribers at once, rollback, rebuild, retirement.
+
+#include <filesystem>
+#include <thread>
+
+#include "core/environment.hpp"
+#include "core/view_names.hpp"
+#include "tests/actors/views_fixture.hpp"
+
+namespace derive::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Counts per type like counts_view, times 10; waits while `gate` is closed,
+// so that the test sees it building.
+view_def counts_v2(std::shared_ptr<std::atomic<bool>> gate, uint32_t version = 2) {
+  return view_def("counts", version).from_log().apply([gate](const event& e, view_txn& tx) {
+    while (!gate->load()) std::this_thread::sleep_for(1ms);
+    tx.put(e.type, tx.get(e.type).value_or(0).get<int64_t>() + 10);
+    tx.put("_total", tx.get("_total").value_or(0).get<int64_t>() + 10);
+  });
+}
+
+template <class F>
+bool eventually(F pred, std::chrono::milliseconds limit = 15s) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+class versions_test : public runtime_fixture {
+ protected:
+  std::shared_ptr<std::atomic<bool>> gate_ = std::make_shared<std::atomic<bool>>(false);
+  uint32_t served(const std::string& view = "counts") { return rt().view(view)->version; }
+  std::optional<view_version_info> version(const std::string& view, uint32_t v) {
+    auto info = rt().view(view);  // (not in the range-for: it would dangle)
+    for (auto& ver : info->versions)
+      if (ver.version == v) return ver;
+    return std::nullopt;
+  }
+  void fill(int n) {
+    for (int i = 0; i < n; ++i) append("a", "k");
+  }
+  void TearDown() override { gate_->store(true); }
+};
+
+TEST_F(versions_test, TheOldVersionServesWhileTheNewOneBuildsBeside) {
+  ASSERT_TRUE(start({counts_view(1)}));
+  fill(20);
+  ASSERT_TRUE(wait_sync(rt(), "counts", 20));
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  EXPECT_EQ(served(), 1u);
+  EXPECT_EQ(get_at_head("counts", "a"), json(20));
+  ASSERT_TRUE(version("counts", 2));
+  EXPECT_EQ(version("counts", 2)->role, version_role::building);
+  EXPECT_EQ(version("counts", 1)->role, version_role::serving);
+  gate_->store(true);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  EXPECT_EQ(get("counts", "a"), json(200));
+  EXPECT_EQ(version("counts", 1)->role, version_role::building);  // still declared: runs
+}
+
+TEST_F(versions_test, AnUndeclaredVersionStaysServedFrozenUntilTheNewIsReady) {
+  ASSERT_TRUE(start({counts_view(1)}));
+  fill(10);
+  ASSERT_TRUE(wait_sync(rt(), "counts", 10));
+  ASSERT_TRUE(start({counts_v2(gate_)}));
+  auto v = rt().view("counts");
+  EXPECT_EQ(v->version, 1u);
+  EXPECT_EQ(v->status, view_status::stale);
+  EXPECT_EQ(get("counts", "a"), json(10));
+  uint64_t at = append("a", "k");
+  EXPECT_EQ(rt().view("counts")->lag, 1u);
+  // after= waits for the version that will be served: not for the frozen one.
+  EXPECT_EQ(wait_sync(rt(), "counts", at, 100ms).code(), errc::not_caught_up);
+  auto sink = std::make_shared<recording_sink>();
+  ASSERT_TRUE(rt().subscribe({"counts", std::nullopt, ""}, sink));
+  gate_->store(true);
+  EXPECT_TRUE(wait_sync(rt(), "counts", at));
+  EXPECT_EQ(served(), 2u);
+  EXPECT_EQ(get("counts", "a"), json(110));
+  // A reader resuming from an offset served by v1 starts over; from v2's on it resumes.
+  auto before = rt().changes_since("counts", 5, 10);
+  ASSERT_TRUE(before);
+  EXPECT_FALSE(before->served);
+  auto after = rt().changes_since("counts", rt().view("counts")->offset, 10);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->served);
+  // The subscriber of v1 is told to start over (a reset snapshot on the wire).
+  EXPECT_TRUE(eventually([&] { return sink->lost() == 1; }));
+  // The next deployment retires v1: its databases are gone.
+  ASSERT_TRUE(start({counts_v2(gate_)}));
+  EXPECT_EQ(served(), 2u);
+  ASSERT_TRUE(version("counts", 1));
+  EXPECT_EQ(version("counts", 1)->role, version_role::retired);
+  rt().stop();
+  auto env = environment::open((std::filesystem::path(dir_.path()) / "views").string());
+  ASSERT_TRUE(env);
+  auto stored = stored_versions(**env, "counts");
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].version, 2u);
+}
+
+TEST_F(versions_test, TheServedVersionSurvivesARestartWhileANewerOneBuilds) {
+  ASSERT_TRUE(start({counts_view(1)}));
+  fill(10);
+  ASSERT_TRUE(wait_sync(rt(), "counts", 10));
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  EXPECT_EQ(served(), 1u);
+  gate_->store(true);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  gate_->store(false);
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_), counts_v2(gate_, 3)}));
+  EXPECT_EQ(served(), 2u);  // recorded: not the newest, not the first
+  EXPECT_EQ(get("counts", "a"), json(100));
+  gate_->store(true);
+  ASSERT_TRUE(eventually([&] { return served() == 3; }));
+}
+
+TEST_F(versions_test, RollbackAndCutoverSwitchBetweenDeclaredVersions) {
+  gate_->store(true);
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  fill(5);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  ASSERT_TRUE(wait_sync(rt(), "counts", 5));
+  auto back = rt().rollback("counts");
+  ASSERT_TRUE(back) << back.error().to_string();
+  ASSERT_TRUE(eventually([&] { return served() == 1; }));
+  EXPECT_EQ(get("counts", "a"), json(5));
+  fill(3);  // pinned: the newer version being ready does not switch back
+  ASSERT_TRUE(wait_sync(rt(), "counts", 8));
+  EXPECT_EQ(served(), 1u);
+  auto forward = rt().cutover("counts", 2);
+  ASSERT_TRUE(forward);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  EXPECT_EQ(get("counts", "a"), json(80));
+  EXPECT_EQ(rt().cutover("counts", 7).error().code(), errc::not_found);
+  EXPECT_EQ(rt().cutover("nope", 1).error().code(), errc::unknown_view);
+}
+
+TEST_F(versions_test, RebuildStartsAVersionOverBesideTheServedOne) {
+  gate_->store(true);
+  ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
+  fill(30);
+  ASSERT_TRUE(eventually([&] { return served() == 2; }));
+  EXPECT_EQ(rt().rebuild("counts", 2).code(), errc::invalid_parameter);  // served
+  ASSERT_TRUE(eventually([&] { return version("counts", 1)->offset == 30; }));
+  ASSERT_TRUE(rt().rebuild("counts", 1));
+  ASSERT_TRUE(eventually([&] { return version("counts", 1)->offset == 30; }));
+  EXPECT_EQ(served(), 2u);
+  EXPECT_EQ(get("counts", "a"), json(300));
+}
+
+// docs v2 adds a tag to every document; tags (derived) follows docs' version.
+view_def docs_v2(std::shared_ptr<std::atomic<bool>> gate) {
+  return view_def("docs", 2).from_log().apply([gate](const event& e, view_txn& tx) {
+    while (!gate->load()) std::this_thread::sleep_for(1ms);
+    if (e.type == "doc.put") {
+      auto doc = json::parse(e.data);
+      doc["tag"] = "v2";
+      tx.put(e.key, doc);
+    } else if (e.type == "doc.delete") {
+      tx.erase(e.key);
+    }
+  });
+}
+
+TEST_F(versions_test, DerivedViewsFollowTheirUpstreamsVersionTogether) {
+  ASSERT_TRUE(start({docs_view(), tags_view()}));
+  append("doc.put", "d1", {{"tag", "x"}});
+  append("doc.put", "d2", {{"tag", "x"}});
+  ASSERT_TRUE(wait_sync(rt(), "tags", 2));
+  EXPECT_EQ(get("tags", "tag:x"), json(2));
+  ASSERT_TRUE(start({docs_v2(gate_), tags_view()}));
+  EXPECT_EQ(served("docs"), 1u);
+  EXPECT_EQ(get("tags", "tag:x"), json(2));  // computed from docs v1, still served
+  gate_->store(true);
+  ASSERT_TRUE(eventually([&] { return served("docs") == 2; }));
+  // From the instant docs serves v2, tags serves the version computed from it.
+  EXPECT_EQ(get("tags", "tag:v2"), json(2));
+  EXPECT_FALSE(get("tags", "tag:x"));
+  std::string upstream;
+  auto tags = rt().view("tags");
+  for (auto& v : tags->versions)
+    if (v.role == version_role::serving) upstream = v.upstream;
+  EXPECT_EQ(upstream, "docs/2");
+}
+
+// Deploying version after version: each deployment retires the version two
+// back, whose pages LMDB reuses, so the views' file stops growing.
+TEST_F(versions_test, RepeatedDeploymentsDoNotGrowTheDataDirectory) {
+  gate_->store(true);
+  auto padded = [](uint32_t version) {
+    return view_def("pad", version).from_log().apply([](const event& e, view_txn& tx) {
+      tx.put(e.key, std::string(400, 'x'));
+    });
+  };
+  ASSERT_TRUE(start({padded(1)}));
+  for (int i = 0; i < 2000; ++i) append("p", "k" + std::to_string(i));
+  ASSERT_TRUE(wait_sync(rt(), "pad", 2000));
+  auto file = std::filesystem::path(dir_.path()) / "views" / "data.mdb";
+  uintmax_t after_third = 0;
+  for (uint32_t v = 2; v <= 7; ++v) {
+    ASSERT_TRUE(start({padded(v)}));
+    ASSERT_TRUE(eventually([&] { return served("pad") == v; }));
+    rt().stop();
+    if (v == 3) after_third = std::filesystem::file_size(file);
+  }
+  EXPECT_LE(std::filesystem::file_size(file), after_third + after_third / 4);
+}
+
+}  // namespace
+}  // namespace derive::testing

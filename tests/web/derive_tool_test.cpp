@@ -1,0 +1,192 @@
+// The `derive` command-line tool (tools/derive) against a real server: the
+// real binary, run as a child process, its JSON output and exit codes.
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "tests/web/web_fixture.hpp"
+
+namespace derive::webtest {
+namespace {
+
+struct run_result {
+  int code = -1;
+  std::string out;
+  std::vector<json> lines;  // stdout, one JSON document per line
+};
+
+class derive_tool_test : public web_fixture {
+ protected:
+  void add_views(runtime& rt) override {
+    web_fixture::add_views(rt);
+    rt.add_view(view_def("noisy").from_log().apply([](const event& e, view_txn& tx) {
+      tx.put(e.key, std::chrono::steady_clock::now().time_since_epoch().count());
+    }));
+  }
+
+  // Runs `derive --url <this server> ARGS` (stderr discarded).
+  run_result tool(const std::string& args, bool with_url = true) {
+    std::string command = std::string(DERIVE_TOOL_PATH) + " " +
+                          (with_url ? "--url http://127.0.0.1:" + std::to_string(port()) + " " : "") +
+                          args + " 2>/dev/null";
+    run_result r;
+    FILE* p = popen(command.c_str(), "r");
+    EXPECT_NE(p, nullptr);
+    if (!p) return r;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+    int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      auto j = json::parse(line, nullptr, false);
+      if (!j.is_discarded()) r.lines.push_back(std::move(j));
+    }
+    return r;
+  }
+
+  void fill() {
+    put("a1", {{"title", "one"}});
+    put("a2", {{"title", "two"}});
+    put("b1", {{"n", 1}});
+    append({{"type", "doc.delete"}, {"key", "a2"}});
+    for (auto* v : {"docs", "titles", "recent", "noisy"})
+      ASSERT_TRUE(wait_for_view(v, 4)) << v;
+  }
+
+  bool wait_for_view(const std::string& view, uint64_t offset) {
+    for (int i = 0; i < 2000; ++i) {
+      auto info = rt_->view(view);
+      if (info && info->offset >= offset) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+};
+
+TEST_F(derive_tool_test, status_lists_the_views_with_their_audits) {
+  fill();
+  auto r = tool("status --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  ASSERT_EQ(r.lines.size(), 1u) << r.out;
+  EXPECT_EQ(r.lines[0]["head"], 4);
+  ASSERT_EQ(r.lines[0]["views"].size(), 4u);
+  EXPECT_EQ(r.lines[0]["views"][0]["name"], "docs");
+  EXPECT_TRUE(r.lines[0]["views"][0]["audit"].is_null());
+  auto table = tool("status");
+  EXPECT_EQ(table.code, 0);
+  EXPECT_NE(table.out.find("titles"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("\x1b["), std::string::npos);  // not a terminal: no drawing
+}
+
+TEST_F(derive_tool_test, audit_passes_a_sound_view_and_fails_a_clock_reading_one) {
+  fill();
+  auto sound = tool("audit titles --json");
+  EXPECT_EQ(sound.code, 0) << sound.out;
+  ASSERT_EQ(sound.lines.size(), 1u) << sound.out;
+  EXPECT_EQ(sound.lines[0]["ok"], true);
+  EXPECT_EQ(sound.lines[0]["offset"], 4);
+  EXPECT_EQ(sound.lines[0]["digest"], sound.lines[0]["expected_digest"]);
+  auto noisy = tool("audit noisy --json");
+  EXPECT_EQ(noisy.code, 1) << noisy.out;
+  ASSERT_EQ(noisy.lines.size(), 1u);
+  EXPECT_EQ(noisy.lines[0]["ok"], false);
+  ASSERT_EQ(noisy.lines[0]["differences"].size(), 3u);  // a1, a2, b1
+  EXPECT_EQ(noisy.lines[0]["differences"][0]["key"], "a1");
+  // The result is kept: GET /v1/views, `status` (now unhealthy) and /metrics.
+  auto status = tool("status --json");
+  EXPECT_EQ(status.code, 1);
+  EXPECT_EQ(status.lines.at(0)["views"][3]["audit"]["ok"], false);
+  auto metrics = get("/metrics");
+  EXPECT_NE(metrics.body.find("derive_view_audit_ok{view=\"noisy\",version=\"1\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("derive_view_audit_ok{view=\"titles\",version=\"1\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(derive_tool_test, scrub_checks_every_record) {
+  fill();
+  auto r = tool("scrub --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  ASSERT_EQ(r.lines.size(), 1u);
+  EXPECT_EQ(r.lines[0]["ok"], true);
+  EXPECT_EQ(r.lines[0]["checked"], 4);
+  EXPECT_EQ(r.lines[0]["head"], 4);
+}
+
+TEST_F(derive_tool_test, tail_prints_the_events_that_pass_its_filters) {
+  fill();
+  auto all = tool("tail --from 1 --once --json");
+  EXPECT_EQ(all.code, 0);
+  ASSERT_EQ(all.lines.size(), 4u) << all.out;
+  EXPECT_EQ(all.lines[3]["type"], "doc.delete");
+  auto puts_of_a = tool("tail --from 1 --once --json --type doc.put --prefix a");
+  ASSERT_EQ(puts_of_a.lines.size(), 2u) << puts_of_a.out;
+  EXPECT_EQ(puts_of_a.lines[1]["key"], "a2");
+  auto text = tool("tail --from 2 --once --type doc.delete");
+  EXPECT_EQ(text.out, "4 doc.delete a2 null\n");
+}
+
+TEST_F(derive_tool_test, exit_codes_tell_usage_unreachable_and_server_errors_apart) {
+  EXPECT_EQ(tool("").code, 2);
+  EXPECT_EQ(tool("frobnicate").code, 2);
+  EXPECT_EQ(tool("--url http://127.0.0.1:1 status", false).code, 3);
+  auto forget = tool("forget --json");  // no SUBJECT
+  EXPECT_EQ(forget.code, 2);
+  auto unknown = tool("audit nope --json");
+  EXPECT_EQ(unknown.code, 4);
+  ASSERT_EQ(unknown.lines.size(), 1u);
+  EXPECT_EQ(unknown.lines[0]["error"]["code"], "unknown_view");
+}
+
+TEST_F(derive_tool_test, admin_routes_answer_json_with_stable_errors) {
+  fill();
+  EXPECT_TRUE(get("/v1/admin/views/docs/audit").body_json()["audit"].is_null());
+  auto started = http_post(port(), "/v1/admin/views/docs/audit", "");
+  EXPECT_EQ(started.status, 202) << started.body;
+  EXPECT_EQ(http_post(port(), "/v1/admin/views/nope/audit", "").status, 404);
+  EXPECT_EQ(get("/v1/admin/views/nope/audit").body_json()["error"]["code"], "unknown_view");
+  EXPECT_EQ(get("/v1/admin/nothing").status, 404);
+  EXPECT_EQ(http_post(port(), "/v1/admin/scrub", "").status, 202);
+  for (int i = 0; i < 2000 && get("/v1/admin/scrub").body_json()["scrub"]["running"] == true; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(get("/v1/admin/scrub").body_json()["scrub"]["ok"], true);
+  for (int i = 0; i < 2000 && get("/v1/admin/views/docs/audit").body_json()["audit"].is_null(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(get("/v1/admin/views/docs/audit").body_json()["audit"]["ok"], true);
+  EXPECT_EQ(get("/v1/views").body_json()["views"][0]["audit"]["ok"], true);
+}
+
+TEST_F(derive_tool_test, forget_prints_the_receipt_of_the_route) {
+  fill();
+  append({{"type", "doc.put"}, {"key", "z1"}, {"subject", "zoe"}, {"data", {{"name", "Zoe"}}}});
+  ASSERT_TRUE(wait_for_view("docs", 5));
+  auto forget = tool("forget zoe --json");
+  EXPECT_EQ(forget.code, 0) << forget.out;
+  ASSERT_EQ(forget.lines.size(), 1u) << forget.out;
+  EXPECT_EQ(forget.lines[0]["type"], "derive.erasure");
+  EXPECT_EQ(forget.lines[0]["redacted"], 1);
+  EXPECT_EQ(forget.lines[0]["offsets"], json::parse("[[5,5]]"));
+  EXPECT_GT(forget.lines[0]["offset"].get<uint64_t>(), 5u);
+  auto unknown = tool("forget nobody --json");
+  EXPECT_EQ(unknown.code, 0) << unknown.out;
+  EXPECT_EQ(unknown.lines.at(0)["redacted"], 0);
+}
+
+TEST_F(derive_tool_test, verify_forgotten_finds_data_in_the_data_directory) {
+  put("c1", {{"name", "Zoë Quux-Unique"}});
+  ASSERT_TRUE(wait_for_view("docs", 1));
+  auto found = tool("verify-forgotten --json --data " + dir_.path() + "/data 'Zoë Quux-Unique'", false);
+  EXPECT_EQ(found.code, 1) << found.out;
+  ASSERT_EQ(found.lines.size(), 1u);
+  EXPECT_GE(found.lines[0]["hits"].size(), 2u);  // the log and the docs view at least
+  auto none = tool("verify-forgotten --json --data " + dir_.path() + "/data never-written-x7", false);
+  EXPECT_EQ(none.code, 0);
+  EXPECT_EQ(none.lines.at(0)["hits"].size(), 0u);
+}
+
+}  // namespace
+}  // namespace derive::webtest

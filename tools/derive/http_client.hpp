@@ -1,0 +1,48 @@
+#pragma once
+// A small blocking HTTP/1.1 client for the `derive` tool: one request per
+// connection (Connection: close), plain TCP (http:// URLs), a read timeout.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace derive::tool {
+
+struct endpoint {
+  std::string host;  // as in the URL ("127.0.0.1", "[::1]", "localhost")
+  std::string port = "8080";
+};
+
+// Parses "http://host[:port][/]". nullopt: not such a URL (the error in `why`).
+std::optional<endpoint> parse_url(const std::string& url, std::string& why);
+
+struct http_result {
+  bool connected = false;  // false: `error` says why no answer came
+  std::string error;
+  unsigned status = 0;
+  std::string body;
+};
+
+class http_client {
+ public:
+  http_client(endpoint where, std::string token, std::chrono::seconds timeout)
+      : where_(std::move(where)), token_(std::move(token)), timeout_(timeout) {}
+
+  http_result request(const std::string& method, const std::string& target,
+                      const std::string& body = "") const;
+  http_result get(const std::string& target) const { return request("GET", target); }
+  http_result post(const std::string& target) const { return request("POST", target); }
+
+  const endpoint& where() const { return where_; }
+
+ private:
+  endpoint where_;
+  std::string token_;
+  std::chrono::seconds timeout_;
+};
+
+// Percent-encodes a path segment (everything but unreserved characters).
+std::string encode_segment(const std::string& s);
+
+}  // namespace derive::tool
