@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "tests/actors/claims_util.hpp"
-#include "tests/common/child_process.hpp"
+#include "tests/common/kill_rounds.hpp"
 
 namespace derive::testing {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "tests/actors/random_views.hpp"
 #include "tests/actors/views_fixture.hpp"
-#include "tests/common/child_process.hpp"
+#include "tests/common/kill_rounds.hpp"
 
 namespace derive::testing {
 namespace {

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "tests/actors/transfer_util.hpp"
-#include "tests/common/child_process.hpp"
+#include "tests/common/kill_rounds.hpp"
 
 namespace derive::testing {
 namespace {

@@ -7,9 +7,6 @@
 // cutover). Every next child checks that the served versions are complete:
 // each equals a recomputation from the log at its offset.
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +14,7 @@
 
 #include "tests/actors/random_views.hpp"
 #include "tests/actors/views_fixture.hpp"
+#include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 namespace {
@@ -67,47 +65,23 @@ std::vector<view_def> versioned_views(uint32_t round) {
   }
 }
 
-std::string read_report(int fd, std::chrono::milliseconds timeout) {
-  std::string out;
-  pollfd p{fd, POLLIN, 0};
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[4096];
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 TEST(versions_kill_test, ServedVersionsStayCompleteAcrossKillsDuringRebuildsAndCutovers) {
   temp_dir dir;
   std::mt19937_64 rng(11);
   int cutovers_seen = 0;
   for (int round = 0; round < rounds; ++round) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child_main(dir.path(), fds[1], rng(), static_cast<uint32_t>(round));
-    }
-    ::close(fds[1]);
-    EXPECT_EQ(read_report(fds[0], std::chrono::seconds(60)), "ok") << "round " << round;
+    const uint64_t seed = rng();
+    auto child = child_process::fork([&](int fd) {
+      child_main(dir.path(), fd, seed, static_cast<uint32_t>(round));
+    });
+    ASSERT_TRUE(child.started());
+    EXPECT_EQ(child.read_until_closed(std::chrono::seconds(60)), "ok") << "round " << round;
     // Even rounds: killed early, while the new version builds; odd rounds:
     // later, around its cutover.
     auto wait = round % 2 == 0 ? std::chrono::milliseconds(5 + rng() % 100)
                                : std::chrono::milliseconds(150 + rng() % 600);
     std::this_thread::sleep_for(wait);
-    ::kill(pid, SIGKILL);
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "round " << round;
-    ::close(fds[0]);
+    EXPECT_TRUE(child_process::killed(child.kill())) << "round " << round;
   }
   // Recovery here: the served versions are complete; the newest builds on and
   // cuts over, and is complete too.

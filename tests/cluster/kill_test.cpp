@@ -4,15 +4,12 @@
 // node; retries with the same idempotency key through another node append
 // once; every node's view equals a recomputation from the log.
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <nats/nats.h>
 
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -37,39 +34,27 @@ class derive_node {
   derive_node(std::string dir, std::string urls) : dir_(std::move(dir)), urls_(std::move(urls)) {
     port_ = static_cast<uint16_t>(free_port());
   }
-  ~derive_node() { kill(); }
   uint16_t port() const { return port_; }
-  bool running() const { return pid_ > 0; }
+  bool running() const { return process_.has_value(); }
 
   void start() {
-    const std::string port = std::to_string(port_);
     const std::string log = dir_ + ".log";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = ::freopen(log.c_str(), "a", stdout);
-      (void)f;
-      ::dup2(::fileno(stdout), 2);
-      ::execl(CLUSTER_NODE_BINARY, CLUSTER_NODE_BINARY, port.c_str(), dir_.c_str(),
-              urls_.c_str(), stream_name, static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    process_.emplace(child_process::exec_logged(
+        {CLUSTER_NODE_BINARY, std::to_string(port_), dir_, urls_, stream_name}, log));
+    ASSERT_TRUE(process_->started()) << "could not start " << CLUSTER_NODE_BINARY;
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (http_get(port_, "/v1/health").status != 200) {
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "node did not start; see " << log;
       std::this_thread::sleep_for(50ms);
     }
   }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  // SIGKILLs the node (no-op when not running).
+  void kill() { process_.reset(); }
 
  private:
   std::string dir_, urls_;
   uint16_t port_ = 0;
-  pid_t pid_ = -1;
+  std::optional<child_process> process_;  // killed and reaped when reset
 };
 
 // The server that leads the stream, by name ("" when unknown now).

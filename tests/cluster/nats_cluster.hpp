@@ -7,20 +7,21 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <stdexcept>
+
+#include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 
@@ -74,7 +75,7 @@ class nats_cluster {
   explicit nats_cluster(int n) {
     std::string pattern = "/tmp/derive-nats-XXXXXX";
     dir_ = ::mkdtemp(pattern.data());
-    for (int i = 0; i < n; ++i) nodes_.push_back({free_port(), free_port(), -1});
+    for (int i = 0; i < n; ++i) nodes_.push_back({free_port(), free_port(), std::nullopt});
     for (int i = 0; i < n; ++i) write_config(i);
     for (int i = 0; i < n; ++i) start(i);
   }
@@ -99,23 +100,16 @@ class nats_cluster {
       if (this->name(i) == name) return i;
     return -1;
   }
-  bool running(int i) const { return nodes_[i].pid > 0; }
+  bool running(int i) const { return nodes_[i].process.has_value(); }
 
   // Starts server i (again) and waits until it accepts connections.
   void start(int i) {
     auto& node = nodes_[i];
     const std::string conf = dir_ + "/" + name(i) + ".conf";
     const std::string log = dir_ + "/" + name(i) + ".log";
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      FILE* f = ::freopen(log.c_str(), "a", stdout);
-      (void)f;
-      ::dup2(::fileno(stdout), 2);
-      ::execl(nats_server_binary, nats_server_binary, "-c", conf.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    node.pid = pid;
+    node.process.emplace(child_process::exec_logged({nats_server_binary, "-c", conf}, log));
+    if (!node.process->started())
+      throw std::runtime_error("could not start " + std::string(nats_server_binary));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!port_accepts(node.port)) {
       if (std::chrono::steady_clock::now() > deadline)
@@ -125,18 +119,12 @@ class nats_cluster {
   }
 
   // SIGKILLs server i (no-op when not running).
-  void kill(int i) {
-    auto& node = nodes_[i];
-    if (node.pid <= 0) return;
-    ::kill(node.pid, SIGKILL);
-    ::waitpid(node.pid, nullptr, 0);
-    node.pid = -1;
-  }
+  void kill(int i) { nodes_[i].process.reset(); }
 
  private:
   struct node {
     int port, cluster_port;
-    pid_t pid;
+    std::optional<child_process> process;  // killed and reaped when reset
   };
 
   void write_config(int i) {

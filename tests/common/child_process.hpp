@@ -1,8 +1,8 @@
 #pragma once
-// Child processes for the crash tests (tests/core, tests/actors,
-// tests/samples): fork a function or execute a program with a pipe from it,
-// read what it reports, SIGKILL it, reap it; and the schedule of rounds the
-// SIGKILL tests share (run_kill_rounds).
+// Child processes for the crash and cluster tests and the benchmarks: fork a
+// function or execute a program with a pipe from it (or its output in a log
+// file), read what it reports, SIGKILL it, reap it. The schedule of rounds
+// the SIGKILL tests share is in kill_rounds.hpp.
 //
 //   auto child = child_process::fork([&](int fd) { work_and_report(fd); });
 //   auto report = child.read_until_closed(std::chrono::seconds(90));
@@ -20,13 +20,9 @@
 #include <cstring>
 #include <functional>
 #include <optional>
-#include <random>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace derive::testing {
 
@@ -70,9 +66,32 @@ class child_process {
     return c;
   }
 
+  // Executes `argv` with its stdout and stderr appended to the file `log`
+  // (for servers whose output is read only when something fails); there is
+  // no pipe to read. A child that cannot execute ends with exit code 127.
+  static child_process exec_logged(const std::vector<std::string>& argv, const std::string& log) {
+    child_process c;
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (argv.empty() || out < 0) return c;
+    c.pid_ = ::fork();
+    if (c.pid_ == 0) {
+      ::dup2(out, STDOUT_FILENO);  // the copies are not close-on-exec
+      ::dup2(out, STDERR_FILENO);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(out);
+    c.piped_ = false;
+    return c;
+  }
+
   child_process(child_process&& o) noexcept
       : pid_(std::exchange(o.pid_, -1)),
         fd_(std::exchange(o.fd_, -1)),
+        piped_(o.piped_),
         buffered_(std::move(o.buffered_)) {}
   child_process& operator=(child_process&&) = delete;
   child_process(const child_process&) = delete;
@@ -83,7 +102,7 @@ class child_process {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  bool started() const { return pid_ > 0 && fd_ >= 0; }
+  bool started() const { return pid_ > 0 && (fd_ >= 0 || !piped_); }
   pid_t pid() const { return pid_; }
 
   // What the child writes until it closes the pipe (or ends), or until
@@ -173,36 +192,8 @@ class child_process {
   pid_t pid_ = -1;
   int fd_ = -1;
   int status_ = 0;
+  bool piped_ = true;     // false for exec_logged
   std::string buffered_;  // read, not yet returned
 };
-
-// The schedule of the SIGKILL tests of views, processors, claims and
-// transfers: `rounds` children run in turn on the same data, each forked to
-// run `child(fd, round, seed)`, which recovers, checks, writes "ok" (or what
-// is wrong) on `fd`, closes it, and then works until it is killed. Every
-// third round (1, 4, 7, ...) is killed during its recovery, 5-65 ms after its
-// start; the others once they reported, after `work` plus a random 0-300 ms.
-// Every report must be "ok" and every child must die of the SIGKILL (gtest
-// expectations); returns the number of reports checked.
-inline int run_kill_rounds(int rounds, uint64_t seed, std::chrono::milliseconds work,
-                           const std::function<void(int fd, int round, uint64_t seed)>& child) {
-  std::mt19937_64 rng(seed);
-  int verified = 0;
-  for (int round = 0; round < rounds; ++round) {
-    uint64_t child_seed = rng();
-    auto c = child_process::fork([&](int fd) { child(fd, round, child_seed); });
-    EXPECT_TRUE(c.started()) << "round " << round;
-    if (!c.started()) return verified;
-    if (round % 3 == 1) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 60));
-    } else {
-      EXPECT_EQ(c.read_until_closed(std::chrono::seconds(90)), "ok") << "round " << round;
-      ++verified;
-      std::this_thread::sleep_for(work + std::chrono::milliseconds(rng() % 300));
-    }
-    EXPECT_TRUE(child_process::killed(c.kill())) << "round " << round;
-  }
-  return verified;
-}
 
 }  // namespace derive::testing
