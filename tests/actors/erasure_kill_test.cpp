@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <thread>
 
 #include "tests/actors/views_fixture.hpp"
 #include "tests/common/child_process.hpp"
