@@ -20,6 +20,7 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;        // finish and qu
 using restart_atom = caf::atom_constant<caf::atom("restart")>;  // resume a failed view
 using rebuild_atom = caf::atom_constant<caf::atom("rebuild")>;  // a version starts over at 0
 using publish_atom = caf::atom_constant<caf::atom("publish")>;  // changes for the hub
+using erase_atom = caf::atom_constant<caf::atom("erase")>;      // rebuild after an erasure
 
 // A callback run by the receiving actor (on its thread).
 struct done_callback {

@@ -37,10 +37,17 @@ publisher::publisher(subscription_registry& subs, waiter_registry& waiters, caf:
 
 void publisher::published(view_slot& slot, uint64_t offset,
                           const std::vector<offset_changes>& changes) {
-  if (slot.serving.load()) waiters_.notify(slot.group, offset);
+  const bool erasing = slot.erasing.load(std::memory_order_acquire);
+  if (!erasing && slot.serving.load()) waiters_.notify(slot.group, offset);
   for (auto* consumer : slot.downstream)
     caf::anon_send(runners_[consumer->index()], head_atom::value, offset);
-  if (!changes.empty() && subs_.count(slot.index()) > 0) publish_changes(slot, changes);
+  if (!erasing && !changes.empty() && subs_.count(slot.index()) > 0)
+    publish_changes(slot, changes);
+}
+
+void publisher::erasure_rebuilt(view_slot& slot) {
+  if (slot.serving.load()) waiters_.notify(slot.group, slot.offset());
+  reset_subscribers(slot);
 }
 
 void publisher::reset_subscribers(const view_slot& old_slot) {

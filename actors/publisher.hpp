@@ -38,6 +38,10 @@ class publisher {
   // told so now, by an empty batch through the hub), so that it starts over
   // with a reset snapshot of the version served now.
   void reset_subscribers(const view_slot& old_slot);
+  // After `slot` was rebuilt in place (erasure): its waiters learn its offset
+  // and every subscriber of it is reset the same way, now rather than at the
+  // next commit. Any thread.
+  void erasure_rebuilt(view_slot& slot);
 
  private:
   void publish_changes(view_slot& slot, const std::vector<offset_changes>& changes);

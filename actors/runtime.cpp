@@ -12,10 +12,12 @@
 #include <derive/processor.hpp>
 #include <derive/view.hpp>
 
+#include "actors/eraser.hpp"
 #include "actors/audit.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "actors/view_runner.hpp"
+#include "core/crash_point.hpp"
 #include "core/event.hpp"
 #include "core/view_names.hpp"
 
@@ -156,6 +158,28 @@ status open_environments(runtime::impl& rt) {
              " were left unflushed by a machine crash (another boot): discarded; "
              "every view rebuilds from the log");
   return status::ok();
+}
+
+// After an erasure both data directories are compacted before use, so that no
+// freed page and no stale byte of a page's gap keeps the subject's data
+// (docs/storage.md, "Erasure").
+status compact_after_erasure(runtime::impl& rt) {
+  auto pending = rt.log->compact_pending();
+  if (!pending) return pending.error();
+  if (!*pending) return status::ok();
+  rt.log.reset();
+  rt.views_env.reset();
+  rt.env.reset();
+  const std::string views = (std::filesystem::path(rt.options.data_dir) / "views").string();
+  if (auto s = environment::compact(rt.options.data_dir, rt.options.storage); !s) return s;
+  if (auto s = environment::compact(views, views_storage(rt.options)); !s) return s;
+  crash_point("erasure_compacted");
+  if (auto s = open_environments(rt); !s) return s;
+  auto log = event_log::open(*rt.env, rt.options.log);
+  if (!log) return log.error();
+  rt.log = std::move(*log);
+  log_info(component, "compacted ", rt.options.data_dir, " after an erasure");
+  return rt.log->compacted();
 }
 
 // Opens the store `label` for `slot`; a view that others consume keeps its
@@ -340,6 +364,7 @@ status open_storage(runtime::impl& rt) {
   auto log = event_log::open(*rt.env, rt.options.log);
   if (!log) return log.error();
   rt.log = std::move(*log);
+  if (auto s = compact_after_erasure(rt); !s) return s;
   if (rt.options.cluster.enabled()) {
     auto stream = stream_log::open(*rt.log, rt.options.cluster, report_cluster);
     if (!stream) return stream.error();
@@ -372,6 +397,7 @@ status open_storage(runtime::impl& rt) {
     slot->bytes_written = 0;
     slot->largest_value = 0;
     slot->stopping = false;
+    slot->erasing = false;
     if (auto failure = slot->store()->failure()) {
       slot->set_failed(failure->offset, failure->error);
       log_warn(component, "view ", slot->label(), " is failed: ", failure->error);
@@ -469,6 +495,23 @@ void close_storage(runtime::impl& rt) {
   rt.env.reset();
 }
 
+// Starts the eraser and resumes the erasures a crash or a stop interrupted;
+// until they are done every view they rebuild answers `unavailable`.
+void resume_erasures(runtime::impl& rt) {
+  if (rt.stream) return;  // cluster mode: runtime::forget refuses
+  rt.erasure = std::make_unique<eraser>(rt);
+  auto pending = rt.log->erasure_requests();
+  if (!pending) {
+    log_error(component, "cannot read the erasure requests: ", pending.error().to_string());
+    return;
+  }
+  if (pending->empty()) return;
+  log_info(component, "resuming ", pending->size(), " erasure request(s)");
+  for (auto& slot : rt.slots)
+    if (!rt.outboxes.count(slot->index())) slot->erasing.store(true, std::memory_order_release);
+  for (auto& r : *pending) rt.erasure->request(r.subject, nullptr);
+}
+
 }  // namespace
 
 status not_running() { return {errc::unavailable, "the runtime is not running"}; }
@@ -555,10 +598,9 @@ status runtime::start() {
   impl_->running = true;
   log_info(component, "started in ", impl_->options.data_dir, " with ", impl_->slots.size(),
            " views, head ", impl_->log->head());
+  resume_erasures(*impl_);
   return status::ok();
 }
-
-
 
 
 void runtime::stop() {
@@ -583,6 +625,7 @@ void runtime::stop() {
   if (impl_->stream) impl_->stream->stop();  // no more ingests, no more heads
   for (auto& runner : impl_->runners) stop_and_wait(runner);
   stop_and_wait(impl_->hub);
+  if (impl_->erasure) impl_->erasure->stop();  // its waits ended with the actors
   impl_->waiters->shutdown();
   impl_->audits.reset();  // joins the audit thread (it holds storage_mu while it works)
   {
@@ -591,13 +634,13 @@ void runtime::stop() {
     impl_->sequencer = caf::actor{};
     impl_->hub = caf::actor{};
     impl_->runners.clear();
+    impl_->erasure.reset();
     impl_->pub.reset();
     impl_->subs->clear();
     close_storage(*impl_);
   }
   log_info(component, "stopped");
 }
-
 
 
 // --- supervision ---
@@ -617,6 +660,27 @@ status runtime::restart_view(const std::string& name) {
   return status::ok();
 }
 
+
+void runtime::forget(std::string subject, std::function<void(result<erasure_receipt>)> done) {
+  if (subject.empty() || subject.size() > max_subject_bytes)
+    return done(status{errc::invalid_parameter, "a subject is 1 to " +
+                                                    std::to_string(max_subject_bytes) +
+                                                    " bytes"});
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->running && impl_->stream) {
+    lock.unlock();
+    return done(status{errc::not_supported,
+                       "forget is not supported in cluster mode: the log's JetStream stream "
+                       "is immutable (deletes are denied), so erasing this node's copy would "
+                       "not erase the subject; that needs per-subject encryption keys, which "
+                       "are not built (docs/storage.md, \"Erasure\")"});
+  }
+  if (!impl_->running || !impl_->erasure) {
+    lock.unlock();
+    return done(not_running());
+  }
+  impl_->erasure->request(std::move(subject), std::move(done));
+}
 
 bool runtime::running() const { return impl_->running.load(); }
 

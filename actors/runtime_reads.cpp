@@ -14,6 +14,18 @@
 
 namespace derive {
 
+namespace {
+
+// A view being rebuilt after an erasure serves nothing (actors/eraser.hpp).
+status rebuilding_after_erasure(const view_slot& slot) {
+  return {errc::unavailable, "view '" + slot.name() +
+                                 "' is being rebuilt after an erasure; retry in a moment"};
+}
+
+bool erasing(const view_slot& slot) { return slot.erasing.load(std::memory_order_acquire); }
+
+}  // namespace
+
 view_slot* runtime::impl::find(const std::string& name) const {
   if (running) {
     auto it = group_of.find(name);
@@ -98,6 +110,7 @@ result<view_snapshot> runtime::snapshot(const std::string& view) const {
   auto* slot = impl_->find(view);
   if (!slot) return no_such_view(view);
   if (!slot->store()) return not_running();
+  if (erasing(*slot)) return rebuilding_after_erasure(*slot);
   return slot->store()->snapshot();
 }
 
@@ -110,6 +123,7 @@ result<json> runtime::query(const std::string& view, const std::string& name,
   if (q == slot->def().queries().end())
     return status{errc::unknown_query, "view '" + view + "' has no query named '" + name + "'"};
   if (!slot->store()) return not_running();
+  if (erasing(*slot)) return rebuilding_after_erasure(*slot);
   auto snap = slot->store()->snapshot();
   if (!snap) return snap.error();
   try {
@@ -133,13 +147,19 @@ result<changelog_page> runtime::changes_since(const std::string& view, uint64_t 
   auto* slot = impl_->find(view);
   if (!slot) return no_such_view(view);
   if (!slot->store()) return not_running();
-  auto page = slot->store()->changes_since(from, limit);
-  // Before its cutover the changes were another version's: start over.
-  if (page && from < slot->serving_since.load()) {
-    page->served = false;
-    page->entries.clear();
+  if (erasing(*slot)) return rebuilding_after_erasure(*slot);
+  // A reader as of an offset before the last erasure's rebuild holds what
+  // the rebuilt changelog cannot take back; one before the cutover holds
+  // another version's changes: either starts over.
+  auto floor = slot->store()->resume_floor();
+  if (!floor) return floor.error();
+  if (from < *floor || from < slot->serving_since.load()) {
+    changelog_page page;
+    page.served = false;
+    page.view_offset = slot->offset();
+    return page;
   }
-  return page;
+  return slot->store()->changes_since(from, limit);
 }
 
 result<std::vector<dead_letter>> runtime::dead_letters(const std::string& view) const {

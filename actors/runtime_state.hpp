@@ -41,6 +41,7 @@
 
 namespace derive {
 
+class eraser;
 // One view and its versions (docs/storage.md, "View versions").
 struct view_group {
   std::string name;
@@ -129,6 +130,7 @@ struct runtime::impl {
   caf::actor sequencer;
   caf::actor hub;
   std::vector<caf::actor> runners;  // by slot index; written before the actors run
+  std::unique_ptr<eraser> erasure;  // forget(); while running
 
   // Audits and scrubs (actors/audit.hpp): the audit thread while running;
   // `audits_cancel` is set by stop() so that audits end before storage closes.

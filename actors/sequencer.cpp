@@ -233,6 +233,12 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
         return rp;
       },
       [=](flush_atom) { flush(self); },
+      [=](writer_job& job) {
+        auto& st = self->state;
+        while (!st.pending.empty()) commit_group(self);
+        if (job.run) job.run(*st.ctx.log);
+        acknowledge(st);
+      },
       [=](ingested_group& g) { answer_group(self, g); },
       [=](stop_atom) {  // cluster mode: stop_timeout passed
         auto& st = self->state;

@@ -15,6 +15,9 @@
 //   (append_atom, append_request) -> append_outcome
 //                                      — from application actors (handles.hpp);
 //                                        checked here (check_append, `validate`)
+//   writer_job                         — runs on the log between groups (erasure);
+//                                        its synced commit makes every group
+//                                        before it durable
 //   (stop_atom, done_callback)         — commits what is pending, then quits
 //
 // Cluster mode (`publish` set; docs/architecture.md, "Cluster mode"): the
@@ -59,6 +62,12 @@ struct sequencer_counters {
   void record_latency(std::chrono::steady_clock::duration d);
 };
 
+// Work on the log that only its writer may do (erasure: actors/eraser.hpp),
+// run on the sequencer thread between groups.
+struct writer_job {
+  std::function<void(event_log&)> run;
+};
+
 // One append from a foreign thread. `done` runs once, on the sequencer thread.
 struct append_job {
   checked_append request;
@@ -99,4 +108,5 @@ caf::actor spawn_sequencer(caf::actor_system& sys, sequencer_context ctx, bool d
 }  // namespace derive
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::append_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::writer_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::ingested_group)

@@ -34,6 +34,10 @@ struct runner_state {
   // values: the next batch reads them from memory (the runner is the store's
   // only writer). Kept while it holds at most batch_bytes / warm_fraction.
   batch_txn::warm_cache warm;
+  // A rebuild after an erasure (erase_atom): `rebuilt` runs once the view's
+  // offset reaches `rebuild_to` (or the view fails).
+  uint64_t rebuild_to = 0;
+  std::function<void()> rebuilt;
 };
 
 constexpr std::chrono::milliseconds first_retry{50};
@@ -137,6 +141,11 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
     if (auto st = ctx.log->read(out.new_offset + 1, n, events); !st) return st;
     for (const auto& e : events) {
       if (bounds.reached(txn)) return out;
+      if (e.redacted) {  // erased: it contributes nothing to any view
+        out.new_offset = e.offset;
+        --remaining;
+        continue;
+      }
       auto error = run_input(txn, e.offset, [&] { def.event_fn()(e, txn); });
       if (error && !on_input_error(def, e.offset, *error, out)) return out;
       out.new_offset = e.offset;
@@ -193,6 +202,14 @@ result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_
   return out;
 }
 
+// Runs the rebuild's callback once the view reached its target, or stopped.
+void check_rebuilt(runner_state& st) {
+  if (!st.rebuilt) return;
+  if (!st.failed && st.ctx.slot->offset() < st.rebuild_to) return;
+  auto done = std::exchange(st.rebuilt, nullptr);
+  done();
+}
+
 void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
   auto& st = self->state;
   log_error(component, error);
@@ -204,6 +221,7 @@ void fail(runner_actor* self, uint64_t at, std::string error, bool durable) {
   st.failed = true;
   st.warm = {};
   st.ctx.slot->set_failed(at, std::move(error));
+  check_rebuilt(st);
 }
 
 // The view's storage is full: the view pauses (its status stays running or
@@ -329,8 +347,35 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         // A derived view may learn of upstream progress only from the store.
         s.target = std::max(s.target, source_head(s.ctx));
         process_batch(self);
+        check_rebuilt(s);
         // A version built beside the served one lets live work run first.
         if (!s.ctx.slot->serving.load()) std::this_thread::yield();
+        schedule(self);
+      },
+      // Rebuild from offset 0 after an erasure redacted the log (or the
+      // upstream was rebuilt): reset the store, recording `to` as its resume
+      // floor, and run `done` once the view's offset reaches `to`.
+      [=](erase_atom, uint64_t to, const done_callback& done) {
+        auto& s = self->state;
+        auto& slot = *s.ctx.slot;
+        if (s.rebuilt) std::exchange(s.rebuilt, nullptr)();  // superseded
+        s.warm = {};
+        s.retry_delay = std::chrono::milliseconds{0};
+        if (auto r = slot.store()->reset(to); !r) {
+          fail(self, slot.offset() + 1,
+               "view " + slot.label() + " cannot be reset for an erasure: " + r.to_string(), false);
+          if (done.fn) done.fn();
+          return;
+        }
+        slot.publish_offset(0);
+        s.failed = false;
+        slot.set_active(true);
+        s.rebuild_to = to;
+        s.rebuilt = done.fn ? done.fn : [] {};
+        s.target = std::max(s.target, source_head(s.ctx));
+        log_info(component, "view ", slot.label(), " rebuilds up to offset ", to,
+                 " after an erasure");
+        check_rebuilt(s);
         schedule(self);
       },
       [=](restart_atom) {
@@ -363,6 +408,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         schedule(self);
       },
       [=](stop_atom, const done_callback& done) {
+        self->state.rebuilt = nullptr;  // the eraser learns of the stop by its guard
         self->state.ctx.slot->set_stopped();
         if (done.fn) done.fn();
         self->quit();

@@ -71,6 +71,11 @@ class view_slot {
   // its current batch after the input it is applying (view_runner.hpp).
   std::atomic<bool> stopping{false};
 
+  // Set while the view is rebuilt after an erasure (actors/eraser.hpp): its
+  // reads answer `unavailable` and its changes go to no subscriber, so that
+  // nobody sees a half-built view; cleared when the rebuild is complete.
+  std::atomic<bool> erasing{false};
+
   // Status. `lag_threshold` is runtime_options::live_batch.
   void set_active(bool rebuilding);
   void set_caught_up();  // ends `rebuilding`

@@ -173,6 +173,31 @@ result<std::unique_ptr<environment>> environment::open_recomputable(const std::s
   return env;
 }
 
+status environment::compact(const std::string& path, environment_options options) {
+  namespace fs = std::filesystem;
+  const std::string tmp = (fs::path(path) / "data.mdb.compact").string();
+  const std::string file = (fs::path(path) / "data.mdb").string();
+  {
+    auto env = open(path, options);
+    if (!env) return env.error();
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return {errc::io_error, "cannot create '" + tmp + "': " + std::strerror(errno)};
+    int rc = mdb_env_copyfd2((*env)->handle(), fd, MDB_CP_COMPACT);
+    if (rc == MDB_SUCCESS && ::fsync(fd) != 0) rc = errno;
+    ::close(fd);
+    if (rc != MDB_SUCCESS) return lmdb_status(rc, "compacting '" + path + "'");
+  }
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    return {errc::io_error, "cannot replace '" + file + "': " + std::strerror(errno)};
+  int dir = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return status::ok();
+}
+
 environment::~environment() {
   if (env_ == nullptr) return;
   bool recomputable = !boot_id_.empty();
@@ -316,6 +341,63 @@ result<size_t> environment::drop_databases(std::string_view prefix) {
     return lmdb_status(rc, "dropping databases");
   for (const auto& name : names) dbis_.erase(name);
   return names.size();
+}
+
+namespace {
+
+// Free pages that a new write transaction may reuse: every page listed in
+// the free database (dbi 0) under a transaction id older than the oldest
+// snapshot still needed. Counted as all of them (an upper bound).
+int count_free_pages(MDB_txn* txn, uint64_t& pages) {
+  pages = 0;
+  cursor_guard c;
+  if (int rc = c.open(txn, 0); rc != MDB_SUCCESS) return rc;
+  MDB_val k{}, v{};
+  int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    if (v.mv_size < sizeof(size_t)) continue;
+    size_t n = 0;  // an IDL: its count, then the page numbers
+    std::memcpy(&n, v.mv_data, sizeof n);
+    pages += n;
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+}  // namespace
+
+result<uint64_t> environment::scrub_free_pages(int rounds) {
+  MDB_stat st{};
+  mdb_env_stat(env_, &st);
+  const size_t value_size = st.ms_psize / 4;  // three records a page
+  const std::string filler(value_size, '\0');
+  auto scrub = database("derive.scrub", MDB_INTEGERKEY);
+  if (!scrub) return scrub.error();
+  uint64_t overwritten = 0;
+  for (int round = 0; round < rounds; ++round) {
+    // LMDB reads its free database only in read-only transactions.
+    uint64_t free_pages = 0;
+    {
+      txn_guard read;
+      int rc = read.begin(env_, MDB_RDONLY);
+      if (rc == MDB_SUCCESS) rc = count_free_pages(read.get(), free_pages);
+      if (rc != MDB_SUCCESS) return lmdb_status(rc, "counting free pages");
+    }
+    txn_guard txn;
+    if (auto s = begin_write(txn, "scrubbing free pages"); !s) return s;
+    const uint64_t records = free_pages * 3 + 3;
+    for (uint64_t i = 0; i < records; ++i) {
+      MDB_val k = uint64_val(i), v = to_val(filler);
+      if (int rc = mdb_put(txn.get(), *scrub, &k, &v, MDB_APPEND); rc != MDB_SUCCESS)
+        return check(rc, "scrubbing free pages");
+    }
+    if (auto s = commit(txn); !s) return s;
+    overwritten += free_pages;
+    if (auto s = begin_write(txn, "scrubbing free pages"); !s) return s;
+    if (int rc = mdb_drop(txn.get(), *scrub, 0); rc != MDB_SUCCESS)
+      return check(rc, "scrubbing free pages");
+    if (auto s = commit(txn); !s) return s;
+  }
+  return overwritten;
 }
 
 }  // namespace derive

@@ -63,6 +63,15 @@ class environment {
                                                                 bool* discarded);
   ~environment();
   environment(const environment&) = delete;
+
+  // Rewrites the data directory `path` (not open in this process) as a
+  // compacted copy (mdb_env_copyfd2 with MDB_CP_COMPACT into
+  // `data.mdb.compact`, flushed, then renamed over `data.mdb`): only the
+  // pages in use are copied, each from its used bytes, so no freed page and
+  // no stale byte of a page's free gap survives (docs/storage.md, "Erasure").
+  // A crash before the rename leaves the old file and a temporary that the
+  // next compaction replaces. Errors: io_error.
+  static status compact(const std::string& path, environment_options options = {});
   environment& operator=(const environment&) = delete;
 
   MDB_env* handle() const { return env_; }
@@ -108,6 +117,16 @@ class environment {
   // REQUIRES: no transaction uses them.
   result<size_t> drop_databases(std::string_view prefix);
 
+  // Overwrites the environment's free pages (docs/storage.md, "Erasure"):
+  // LMDB is copy-on-write, so a page freed by a commit keeps its old bytes
+  // until it is reused. Each of `rounds` rounds fills every reusable free
+  // page with filler records of the database `derive.scrub` (one commit),
+  // then drops it (another). Pages freed by commit T are reusable from
+  // commit T + 2 on, when no read transaction older than T is open, so a
+  // round frees only filler and 3 rounds cover what the commits before
+  // freed. Returns the pages overwritten. Takes LMDB's writer lock: call it
+  // where the environment's writers allow (the log's: on its writer).
+  result<uint64_t> scrub_free_pages(int rounds = 3);
   // The names of the named databases that start with `prefix`, ascending.
   result<std::vector<std::string>> database_names(std::string_view prefix) const;
 

@@ -119,6 +119,7 @@ std::string event::to_json() const {
     out += ",\"subject\":";
     append_json_string(out, subject);
   }
+  if (redacted) out += ",\"redacted\":true";
   out += '}';
   return out;
 }

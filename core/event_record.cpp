@@ -10,6 +10,7 @@ namespace derive {
 namespace {
 
 constexpr uint8_t record_format = 1;
+constexpr uint8_t redacted_format = 2;
 constexpr size_t checksum_bytes = 4;
 
 uint32_t checksum(std::string_view bytes) { return detail::crc32c(bytes); }
@@ -102,6 +103,18 @@ void encode_event_record(const event_input& e, int64_t ts, std::string& out) {
   put_checksum(&out[start], size, checksum(std::string_view(&out[start], size - checksum_bytes)));
 }
 
+void encode_redacted_record(const std::string& type, int64_t ts, std::string& out) {
+  const size_t start = out.size();
+  out.push_back(static_cast<char>(redacted_format));
+  char buf[max_varint64_bytes];
+  out.append(buf, static_cast<size_t>(encode_varint64(buf, zigzag_encode(ts)) - buf));
+  out.append(buf, static_cast<size_t>(encode_varint64(buf, type.size()) - buf));
+  out.append(type);
+  char sum[checksum_bytes];
+  encode_fixed32(sum, checksum(std::string_view(&out[start], out.size() - start)));
+  out.append(sum, checksum_bytes);
+}
+
 result<event> decode_event_record(uint64_t offset, std::string_view record) {
   event ev;
   if (auto st = decode_event_record(offset, record, ev); !st) return st;
@@ -117,13 +130,21 @@ status decode_event_record(uint64_t offset, std::string_view record, event& ev) 
   auto body = record.substr(0, record.size() - checksum_bytes);
   if (decode_fixed32(record.data() + body.size()) != checksum(body))
     return corrupt("checksum mismatch");
-  if (static_cast<uint8_t>(body.front()) != record_format) return corrupt("unknown format");
+  const auto format = static_cast<uint8_t>(body.front());
+  if (format != record_format && format != redacted_format) return corrupt("unknown format");
   body.remove_prefix(1);
   ev.offset = offset;
+  ev.redacted = format == redacted_format;
   uint64_t ts = 0;
-  if (!get_varint64(body, ts) || !get_string(body, ev.type) || !get_string(body, ev.key) ||
-      !get_string(body, ev.subject) || !get_string(body, ev.data))
+  if (!get_varint64(body, ts) || !get_string(body, ev.type)) return corrupt("truncated");
+  if (ev.redacted) {
+    ev.key.clear();
+    ev.subject.clear();
+    ev.data.assign("null");
+  } else if (!get_string(body, ev.key) || !get_string(body, ev.subject) ||
+             !get_string(body, ev.data)) {
     return corrupt("truncated");
+  }
   if (!body.empty()) return corrupt("trailing bytes");
   ev.ts = zigzag_decode(ts);
   return status::ok();

@@ -3,6 +3,9 @@
 // event's offset, format 1:
 //   format u8 | varint zigzag(ts) | bytes type | bytes key | bytes subject |
 //   bytes data | fixed32 CRC-32C (Castagnoli) of every byte before it.
+// A redacted record (forget, retention), format 2, keeps only the offset (its
+// key), ts and type:
+//   format u8 = 2 | varint zigzag(ts) | bytes type | fixed32 CRC-32C.
 // Decoding checks the checksum, the format byte, every length and that
 // nothing trails; any failure is corruption naming the offset.
 //
@@ -27,6 +30,9 @@ result<event> decode_event_record(uint64_t offset, std::string_view record);
 // The same into `out` (its strings' storage reused); on an error `out` is
 // unspecified.
 status decode_event_record(uint64_t offset, std::string_view record, event& out);
+
+// Appends the redacted record of an event of `type` stamped `ts` to `out`.
+void encode_redacted_record(const std::string& type, int64_t ts, std::string& out);
 
 // The append path's encoder: records of up to max_records events at a time,
 // into one buffer reused across calls, their checksums computed as

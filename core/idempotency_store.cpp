@@ -122,4 +122,31 @@ status idempotency_store::prune(MDB_txn* txn, int64_t now, const log_options& op
   return status::ok();
 }
 
+result<size_t> idempotency_store::erase_covering(MDB_txn* txn,
+                                                 const std::vector<uint64_t>& offsets) {
+  if (offsets.empty()) return size_t{0};
+  cursor_guard c;
+  if (int rc = c.open(txn, idem_); rc != MDB_SUCCESS)
+    return env_.check(rc, "erasing idempotency keys");
+  size_t erased = 0;
+  MDB_val k{}, v{};
+  int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    stored_outcome entry;
+    if (!decode_idem(to_view(v), entry)) return corrupt_key(to_view(k));
+    const uint64_t first = entry.outcome.first_offset;
+    auto at = std::lower_bound(offsets.begin(), offsets.end(), first);
+    if (at == offsets.end() || *at >= first + entry.outcome.count) continue;
+    auto by_time = time_key(entry.ts, to_view(k));
+    MDB_val tk = to_val(by_time);
+    if (int r = mdb_del(txn, by_time_, &tk, nullptr); r != MDB_SUCCESS && r != MDB_NOTFOUND)
+      return env_.check(r, "erasing an idempotency key");
+    if (int r = mdb_cursor_del(c.get(), 0); r != MDB_SUCCESS)
+      return env_.check(r, "erasing an idempotency key");
+    ++erased;
+  }
+  if (rc != MDB_NOTFOUND) return env_.check(rc, "erasing idempotency keys");
+  return erased;
+}
+
 }  // namespace derive

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <derive/append.hpp>
 #include <derive/options.hpp>
@@ -54,6 +55,12 @@ class idempotency_store {
   // options.idempotency_min_keys remain; sets `dirty` when it wrote.
   // REQUIRES: a write transaction; the single writer.
   status prune(MDB_txn* txn, int64_t now, const log_options& options, bool& dirty);
+
+  // Deletes every key (and its time index entry) whose events include one of
+  // `offsets` (ascending): an erased event leaves no key, outcome or
+  // fingerprint of its request behind. O(keys stored). Returns how many.
+  // REQUIRES: a write transaction; the single writer.
+  result<size_t> erase_covering(MDB_txn* txn, const std::vector<uint64_t>& offsets);
 
  private:
   environment& env_;

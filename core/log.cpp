@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "core/coding.hpp"
 #include "core/crash_point.hpp"
 #include "core/event_record.hpp"
 #include "core/idempotency_store.hpp"
@@ -21,6 +22,10 @@ namespace {
 
 constexpr uint64_t log_format = 1;
 constexpr std::string_view meta_format = "format";
+// Set when an erasure's freed pages still wait to be overwritten (scrub()).
+constexpr std::string_view meta_scrub_pending = "scrub_pending";
+// Set with scrub_pending: the data directories wait for a compaction.
+constexpr std::string_view meta_compact_pending = "compact_pending";
 constexpr std::string_view meta_stream_seq = "stream_seq";
 
 int64_t system_clock_ms() {
@@ -50,6 +55,17 @@ class event_log::impl {
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
   uint64_t written_head() const { return written_; }
 
+  status record_erasures(const std::vector<std::string>& subjects, int64_t requested_at);
+  result<std::vector<erasure_request>> erasure_requests() const;
+  result<std::vector<std::vector<uint64_t>>> redact_subjects(
+      const std::vector<std::string>& subjects);
+  result<size_t> redact_offsets(const std::vector<uint64_t>& offsets);
+  status finish_erasures(const std::vector<std::string>& subjects);
+  result<bool> scrub_pending() const;
+  status scrub();
+  result<bool> compact_pending() const;
+  status compacted();
+
  private:
   status check_format();
   status load_head();
@@ -58,10 +74,17 @@ class event_log::impl {
                            bool& dirty);
   status append_events(MDB_txn* txn, MDB_cursor* log_cursor, const checked_append& req,
                        int64_t ts, uint64_t& next);
+  result<std::vector<uint64_t>> subject_offsets(MDB_txn* txn, const std::string& subject) const;
+  // Rewrites the record at `offset` as redacted; `subject` receives the
+  // subject it had ("" when none or already redacted); false: no record.
+  result<bool> redact_record(MDB_txn* txn, uint64_t offset, std::string& subject);
+  // Commits an erasure transaction synced; everything written before it is
+  // durable after it.
+  status commit_synced(txn_guard& txn);
 
   environment& env_;
   log_options options_;
-  MDB_dbi log_ = 0, subject_ = 0, meta_ = 0;
+  MDB_dbi log_ = 0, subject_ = 0, meta_ = 0, erasure_ = 0;
   idempotency_store idempotency_;
   std::atomic<uint64_t> head_{0};  // durable
   std::atomic<uint64_t> stream_seq_{0};  // committed (cluster mode)
@@ -80,7 +103,7 @@ status event_log::impl::open() {
   for (auto [name, flags, dbi] : {spec{"log", MDB_INTEGERKEY, &log_},
                                   spec{"subject", MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP,
                                        &subject_},
-                                  spec{"meta", 0, &meta_}}) {
+                                  spec{"meta", 0, &meta_}, spec{"erasure", 0, &erasure_}}) {
     auto h = env_.database(name, flags);
     if (!h) return h.error();
     *dbi = *h;
@@ -301,6 +324,245 @@ result<std::vector<uint64_t>> event_log::impl::offsets_of_subject(
   return offsets;
 }
 
+// ---- erasure ------------------------------------------------------------------------
+
+status event_log::impl::commit_synced(txn_guard& txn) {
+  // Without MDB_NOMETASYNC a commit in durability::full flushes its pages
+  // and its meta page: it and every commit before it are durable.
+  if (auto st = env_.commit(txn); !st) return st;
+  head_.store(written_, std::memory_order_release);
+  return status::ok();
+}
+
+status event_log::impl::record_erasures(const std::vector<std::string>& subjects,
+                                        int64_t requested_at) {
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "recording an erasure request"); !st) return st;
+  for (const auto& subject : subjects) {
+    std::string when(8, '\0');
+    encode_fixed64(&when[0], static_cast<uint64_t>(requested_at));
+    MDB_val k = to_val(subject), v = to_val(when);
+    int rc = mdb_put(txn.get(), erasure_, &k, &v, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS && rc != MDB_KEYEXIST)
+      return env_.check(rc, "recording an erasure request");
+  }
+  return commit_synced(txn);
+}
+
+result<std::vector<event_log::erasure_request>> event_log::impl::erasure_requests() const {
+  std::vector<erasure_request> out;
+  txn_guard txn;
+  cursor_guard c;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = c.open(txn.get(), erasure_);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading erasure requests");
+  MDB_val k{}, v{};
+  for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    if (v.mv_size != 8) return status{errc::corruption, "an erasure request is corrupt"};
+    out.push_back({std::string(to_view(k)),
+                   static_cast<int64_t>(decode_fixed64(static_cast<const char*>(v.mv_data)))});
+  }
+  if (rc != MDB_NOTFOUND) return lmdb_status(rc, "reading erasure requests");
+  return out;
+}
+
+result<std::vector<uint64_t>> event_log::impl::subject_offsets(MDB_txn* txn,
+                                                               const std::string& subject) const {
+  std::vector<uint64_t> offsets;
+  if (subject.empty() || subject.size() > max_subject_bytes) return offsets;
+  cursor_guard c;
+  if (int rc = c.open(txn, subject_); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "reading the subject index");
+  MDB_val k = to_val(subject), v{};
+  int rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_KEY);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT_DUP))
+    offsets.push_back(native_uint64(v));
+  if (rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the subject index");
+  return offsets;
+}
+
+result<bool> event_log::impl::redact_record(MDB_txn* txn, uint64_t offset, std::string& subject) {
+  MDB_val k = uint64_val(offset), v{};
+  int rc = mdb_get(txn, log_, &k, &v);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != MDB_SUCCESS) return env_.check(rc, "reading an event to redact");
+  auto e = decode_event_record(offset, to_view(v));
+  if (!e) return e.error();
+  subject = e->subject;
+  if (e->redacted) return true;
+  // First overwrite the record in place with as many zero bytes (LMDB
+  // replaces a value of the same size in place): the put below shrinks the
+  // node, which may leave the old bytes in the page's free gap.
+  const std::string zeros(v.mv_size, '\0');
+  MDB_val zv = to_val(zeros);
+  if (rc = mdb_put(txn, log_, &k, &zv, 0); rc != MDB_SUCCESS)
+    return env_.check(rc, "redacting an event");
+  std::string record;
+  encode_redacted_record(e->type, e->ts, record);
+  MDB_val nv = to_val(record);
+  if (rc = mdb_put(txn, log_, &k, &nv, 0); rc != MDB_SUCCESS)
+    return env_.check(rc, "redacting an event");
+  return true;
+}
+
+result<std::vector<std::vector<uint64_t>>> event_log::impl::redact_subjects(
+    const std::vector<std::string>& subjects) {
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "redacting a subject"); !st) return st;
+  std::vector<std::vector<uint64_t>> out;
+  std::vector<uint64_t> all;
+  for (const auto& subject : subjects) {
+    auto offsets = subject_offsets(txn.get(), subject);
+    if (!offsets) return offsets.error();
+    std::string had;
+    for (uint64_t offset : *offsets) {
+      auto found = redact_record(txn.get(), offset, had);
+      if (!found) return found.error();
+    }
+    all.insert(all.end(), offsets->begin(), offsets->end());
+    out.push_back(std::move(*offsets));
+  }
+  std::sort(all.begin(), all.end());
+  if (auto erased = idempotency_.erase_covering(txn.get(), all); !erased) return erased.error();
+  crash_point("before_redaction_commit");
+  if (auto st = commit_synced(txn); !st) return st;
+  return out;
+}
+
+result<size_t> event_log::impl::redact_offsets(const std::vector<uint64_t>& offsets) {
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "redacting events"); !st) return st;
+  size_t redacted = 0;
+  for (uint64_t offset : offsets) {
+    std::string subject;
+    MDB_val k = uint64_val(offset), v{};
+    int rc = mdb_get(txn.get(), log_, &k, &v);
+    if (rc == MDB_NOTFOUND) continue;
+    if (rc != MDB_SUCCESS) return env_.check(rc, "reading an event to redact");
+    auto e = decode_event_record(offset, to_view(v));
+    if (!e) return e.error();
+    if (e->redacted) continue;
+    if (auto found = redact_record(txn.get(), offset, subject); !found) return found.error();
+    if (!subject.empty()) {
+      MDB_val sk = to_val(subject), sv = uint64_val(offset);
+      rc = mdb_del(txn.get(), subject_, &sk, &sv);
+      if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return env_.check(rc, "dropping a subject index entry");
+    }
+    ++redacted;
+  }
+  if (auto erased = idempotency_.erase_covering(txn.get(), offsets); !erased)
+    return erased.error();
+  if (redacted == 0) return size_t{0};  // the guard aborts
+  if (auto st = commit_synced(txn); !st) return st;
+  return redacted;
+}
+
+namespace {
+
+// Copies every record of `from` into `to` (both empty-able, same flags),
+// but the keys in `skip`.
+int copy_records(MDB_txn* txn, MDB_dbi from, MDB_dbi to, bool dupsort,
+                 const std::vector<std::string>& skip) {
+  cursor_guard src, dst;
+  int rc = src.open(txn, from);
+  if (rc == MDB_SUCCESS) rc = dst.open(txn, to);
+  if (rc != MDB_SUCCESS) return rc;
+  MDB_val k{}, v{};
+  for (rc = mdb_cursor_get(src.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(src.get(), &k, &v, MDB_NEXT)) {
+    if (std::find(skip.begin(), skip.end(), to_view(k)) != skip.end()) continue;
+    if (int r = mdb_cursor_put(dst.get(), &k, &v, dupsort ? MDB_APPENDDUP : MDB_APPEND);
+        r != MDB_SUCCESS)
+      return r;
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+}  // namespace
+
+// The index databases hold subjects (and request keys) as keys: deleting a
+// key may leave its bytes in the free gap of a page that stays in use. So
+// they are rewritten into fresh pages instead: copied, without the finished
+// subjects, into `<name>.tmp` (one commit: a crash leaves the originals),
+// then emptied and filled again from the copies (another); their old pages
+// are then free, and scrub() overwrites them.
+status event_log::impl::finish_erasures(const std::vector<std::string>& subjects) {
+  struct table {
+    const char* name;
+    unsigned flags;
+    MDB_dbi dbi = 0, tmp = 0;
+  };
+  const unsigned dup = MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
+  std::vector<table> tables{{"subject", dup}, {"erasure", 0}, {"idem", 0}, {"idem_by_time", 0}};
+  for (auto& t : tables) {
+    auto dbi = env_.database(t.name, t.flags);
+    if (!dbi) return dbi.error();
+    auto tmp = env_.database(std::string(t.name) + ".tmp", t.flags);
+    if (!tmp) return tmp.error();
+    t.dbi = *dbi;
+    t.tmp = *tmp;
+  }
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "finishing an erasure"); !st) return st;
+  for (auto& t : tables) {
+    int rc = mdb_drop(txn.get(), t.tmp, 0);
+    if (rc == MDB_SUCCESS) rc = copy_records(txn.get(), t.dbi, t.tmp, t.flags & MDB_DUPSORT, subjects);
+    if (rc != MDB_SUCCESS) return env_.check(rc, "copying the log's indexes");
+  }
+  if (auto st = env_.commit(txn); !st) return st;
+  crash_point("erasure_indexes_copied");
+  if (auto st = env_.begin_write(txn, "finishing an erasure"); !st) return st;
+  for (auto& t : tables) {
+    int rc = mdb_drop(txn.get(), t.dbi, 0);
+    if (rc == MDB_SUCCESS) rc = copy_records(txn.get(), t.tmp, t.dbi, t.flags & MDB_DUPSORT, {});
+    if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), t.tmp, 0);
+    if (rc != MDB_SUCCESS) return env_.check(rc, "rewriting the log's indexes");
+  }
+  int rc = put_fixed64_value(txn.get(), meta_, meta_scrub_pending, 1);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_compact_pending, 1);
+  if (rc != MDB_SUCCESS) return env_.check(rc, "recording a pending scrub");
+  return commit_synced(txn);
+}
+
+result<bool> event_log::impl::scrub_pending() const {
+  txn_guard txn;
+  uint64_t pending = 0;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_scrub_pending, pending);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log's meta");
+  return pending != 0;
+}
+
+result<bool> event_log::impl::compact_pending() const {
+  txn_guard txn;
+  uint64_t pending = 0;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_compact_pending, pending);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log's meta");
+  return pending != 0;
+}
+
+status event_log::impl::compacted() {
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "recording a compaction"); !st) return st;
+  MDB_val k = to_val(meta_compact_pending);
+  if (int rc = mdb_del(txn.get(), meta_, &k, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    return env_.check(rc, "recording a compaction");
+  return commit_synced(txn);
+}
+
+status event_log::impl::scrub() {
+  if (auto pages = env_.scrub_free_pages(); !pages) return pages.error();
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "finishing a scrub"); !st) return st;
+  MDB_val k = to_val(meta_scrub_pending);
+  if (int rc = mdb_del(txn.get(), meta_, &k, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    return env_.check(rc, "finishing a scrub");
+  return commit_synced(txn);
+}
+
 result<std::optional<append_outcome>> event_log::impl::find_idempotency_key(
     const std::string& key) const {
   if (key.empty() || key.size() > 128) return std::optional<append_outcome>{};
@@ -368,6 +630,36 @@ status event_log::read(uint64_t from, size_t limit, std::vector<event>& out) con
 }
 
 uint64_t event_log::head() const { return impl_->head(); }
+
+status event_log::record_erasures(const std::vector<std::string>& subjects,
+                                  int64_t requested_at) {
+  return impl_->record_erasures(subjects, requested_at);
+}
+
+result<std::vector<event_log::erasure_request>> event_log::erasure_requests() const {
+  return impl_->erasure_requests();
+}
+
+result<std::vector<std::vector<uint64_t>>> event_log::redact_subjects(
+    const std::vector<std::string>& subjects) {
+  return impl_->redact_subjects(subjects);
+}
+
+result<size_t> event_log::redact_offsets(const std::vector<uint64_t>& offsets) {
+  return impl_->redact_offsets(offsets);
+}
+
+status event_log::finish_erasures(const std::vector<std::string>& subjects) {
+  return impl_->finish_erasures(subjects);
+}
+
+result<bool> event_log::scrub_pending() const { return impl_->scrub_pending(); }
+
+status event_log::scrub() { return impl_->scrub(); }
+
+result<bool> event_log::compact_pending() const { return impl_->compact_pending(); }
+
+status event_log::compacted() { return impl_->compacted(); }
 
 result<std::vector<uint64_t>> event_log::offsets_of_subject(const std::string& subject) const {
   return impl_->offsets_of_subject(subject);

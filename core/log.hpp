@@ -104,6 +104,43 @@ class event_log {
   // The stored outcome for an idempotency key, if remembered and durable.
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
 
+  // --- erasure (docs/storage.md, "Erasure") ---
+  // A durable request to forget a subject: the subject and when it was asked.
+  struct erasure_request {
+    std::string subject;
+    int64_t requested_at = 0;
+  };
+  // Records (synced) that `subjects` are to be forgotten; a subject already
+  // recorded keeps its first request time. REQUIRES: the single writer.
+  status record_erasures(const std::vector<std::string>& subjects, int64_t requested_at);
+  // The recorded requests not yet finished, by subject.
+  result<std::vector<erasure_request>> erasure_requests() const;
+  // In one synced transaction: rewrites every record of each subject as
+  // redacted (offset, ts and type kept; key, subject and data gone) and
+  // deletes the idempotency keys of the requests that appended them. Returns
+  // per subject the offsets it covers (ascending). Idempotent: the subject
+  // index is kept until finish_erasures. REQUIRES: the single writer.
+  result<std::vector<std::vector<uint64_t>>> redact_subjects(
+      const std::vector<std::string>& subjects);
+  // Rewrites the records at `offsets` (ascending) as redacted, with their
+  // subject index entries and idempotency keys (retention). Returns how many
+  // were not redacted before. REQUIRES: the single writer.
+  result<size_t> redact_offsets(const std::vector<uint64_t>& offsets);
+  // Ends the erasure of `subjects`: rewrites the subject index, the requests
+  // and the idempotency keys without them into fresh pages (so no page in
+  // use keeps their bytes) and sets scrub_pending. REQUIRES: the single writer.
+  status finish_erasures(const std::vector<std::string>& subjects);
+  // True from finish_erasures until scrub() has overwritten the pages the
+  // erasure freed (environment::scrub_free_pages), also across restarts.
+  result<bool> scrub_pending() const;
+  // Overwrites the log environment's free pages, then clears scrub_pending.
+  // REQUIRES: the single writer.
+  status scrub();
+  // True from finish_erasures until compacted(): the runtime then compacts
+  // both data directories when it next opens them (environment::compact).
+  result<bool> compact_pending() const;
+  status compacted();
+
   environment& env() const { return env_; }
 
  private:

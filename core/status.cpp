@@ -19,6 +19,7 @@ std::string_view to_string(errc c) {
     case errc::unavailable: return "unavailable";
     case errc::io_error: return "io_error";
     case errc::corruption: return "corruption";
+    case errc::not_supported: return "not_supported";
   }
   return "unknown";
 }

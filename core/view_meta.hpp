@@ -32,6 +32,8 @@ inline constexpr std::string_view meta_format = "format";
 inline constexpr std::string_view meta_offset = "offset";
 inline constexpr std::string_view meta_low_water = "low_water";
 inline constexpr std::string_view meta_retention = "retention";
+// The offset up to which the store was rebuilt after an erasure (reset).
+inline constexpr std::string_view meta_resume_floor = "resume_floor";
 // The changelog's size: the bytes of every `changes` key and value it holds.
 inline constexpr std::string_view meta_changelog_bytes = "changelog_bytes";
 // The state's digest (core/view_digest.hpp): its 32 raw bytes, not fixed64.

@@ -63,7 +63,8 @@ class view_store::impl {
     return failure_;
   }
   result<std::vector<dead_letter>> dead_letters() const;
-  status reset();
+  status reset(uint64_t resume_floor);
+  result<uint64_t> resume_floor() const;
   uint64_t offset() const { return offset_.load(std::memory_order_acquire); }
   uint64_t changelog_bytes() const { return changelog_bytes_.load(std::memory_order_acquire); }
   view_digest digest() const {
@@ -478,12 +479,23 @@ result<std::vector<dead_letter>> view_store::impl::dead_letters() const {
   return letters;
 }
 
-status view_store::impl::reset() {
+result<uint64_t> view_store::impl::resume_floor() const {
+  txn_guard txn;
+  uint64_t floor = 0;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_resume_floor, floor);
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("reading the resume floor"));
+  return floor;
+}
+
+status view_store::impl::reset(uint64_t resume_floor) {
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
   int rc = MDB_SUCCESS;
   for (MDB_dbi dbi : {state_, changes_, meta_, dead_, private_})
     if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), dbi, 0);
+  if (rc == MDB_SUCCESS && resume_floor > 0)
+    rc = put_fixed64_value(txn.get(), meta_, meta_resume_floor, resume_floor);
   if (status st = finish_write(txn, rc, where("resetting")); !st.is_ok()) return st;
   offset_.store(0, std::memory_order_release);
   format_recorded_ = false;
@@ -564,6 +576,8 @@ result<std::vector<dead_letter>> view_store::dead_letters() const {
   return impl_->dead_letters();
 }
 
-status view_store::reset() { return impl_->reset(); }
+status view_store::reset(uint64_t resume_floor) { return impl_->reset(resume_floor); }
+
+result<uint64_t> view_store::resume_floor() const { return impl_->resume_floor(); }
 
 }  // namespace derive

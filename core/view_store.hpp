@@ -117,8 +117,14 @@ class view_store {
   result<std::vector<dead_letter>> dead_letters() const;
 
   // Erases state, private state, changelog, offset, failure and dead letters
-  // (rebuild from 0).
-  status reset();
+  // (rebuild from 0). A `resume_floor` > 0 is recorded in the same
+  // transaction: the store is being rebuilt after an erasure up to that
+  // offset, so a client that holds the view as of an offset below it must
+  // start over from a snapshot (the rebuilt changelog does not remove what
+  // the client holds).
+  status reset(uint64_t resume_floor = 0);
+  // The resume floor of the last reset (0: none). Errors: io_error.
+  result<uint64_t> resume_floor() const;
 
  private:
   class impl;

@@ -21,6 +21,7 @@ unsigned http_status_for(errc code) {
     case errc::unavailable: return 503;
     case errc::io_error: return 500;
     case errc::corruption: return 500;
+    case errc::not_supported: return 501;
   }
   return 500;
 }

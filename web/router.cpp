@@ -102,7 +102,7 @@ bool is_loopback_name(std::string_view host) {
 bool needs_auth(std::string_view path) {
   return path == "/v1/events" || path == "/v1/views" || starts_with(path, "/v1/views/") ||
          starts_with(path, "/v1/query/") || path == "/metrics" ||
-         starts_with(path, "/v1/admin/");
+         starts_with(path, "/v1/admin/") || starts_with(path, "/v1/subjects/");
 }
 
 // The subprotocol entry that carries a token (browsers cannot set headers).
@@ -320,14 +320,16 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
     return reply(read_events(parts.query));
   }
   // Admin routes (docs/protocol.md, "Admin"): the admin scope, or without
-  // authentication a loopback peer.
-  if (starts_with(path, "/v1/admin/")) {
+  // authentication a loopback peer. Forgetting a subject is one of them.
+  if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/subjects/")) {
     if (auto r = admin_refusal()) return reply(std::move(*r));
     if (!auth_ && !is_loopback_address(req.remote_address))
       return reply(error_reply(403, http_code::forbidden,
                                "the admin routes answer loopback peers only while authentication "
                                "is off; configure it (docs/security.md) and send a token that "
                                "the admin rule allows"));
+    if (starts_with(path, "/v1/subjects/"))
+      return forget_route(req, path, std::move(reply), std::move(post));
     if (auto r = version_admin(rt_, req.method, path, parts.query)) return reply(std::move(*r));
     if (auto r = audit_route(rt_, req.method, path)) return reply(std::move(*r));
     return reply(route_not_found(path));
@@ -358,6 +360,28 @@ void router::handle(http_request req, reply_fn reply, post_fn post) {
   // or 400 for a bad encoding); on a file that exists it is 405.
   if (!is_get && file.status == 200) return reply(method_not_allowed(req.method, get_methods));
   return reply(std::move(file));
+}
+
+// POST /v1/subjects/{subject}/forget (protocol.md, "Admin"): answers with
+// the erasure receipt once the subject is forgotten.
+void router::forget_route(const http_request& req, std::string_view path, reply_fn reply,
+                          post_fn post) {
+  constexpr std::string_view prefix = "/v1/subjects/", suffix = "/forget";
+  auto rest = path.substr(prefix.size());
+  if (rest.size() <= suffix.size() || rest.substr(rest.size() - suffix.size()) != suffix ||
+      rest.substr(0, rest.size() - suffix.size()).find('/') != std::string_view::npos)
+    return reply(route_not_found(path));
+  if (req.method != "POST") return reply(method_not_allowed(req.method, "POST"));
+  auto subject = percent_decode(rest.substr(0, rest.size() - suffix.size()), false);
+  if (!subject)
+    return reply(error_reply(400, to_string(errc::invalid_parameter),
+                             "the path has a bad percent-encoding"));
+  rt_.forget(std::move(*subject), [post = std::move(post), reply = std::move(reply)](
+                                      result<erasure_receipt> r) {
+    post([r = std::move(r), reply] {
+      reply(r ? json_reply(200, r->to_json()) : error_reply(r.error()));
+    });
+  });
 }
 
 // GET /v1/views/{view}, /v1/views/{view}/{key}, /v1/query/{view}/{name}.

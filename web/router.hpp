@@ -140,6 +140,8 @@ class router {
   void append(http_request& req, const principal& who, reply_fn reply, post_fn post);
   void read_route(std::string_view path, std::string_view query, const principal& who,
                   reply_fn reply, post_fn post);
+  void forget_route(const http_request& req, std::string_view path, reply_fn reply,
+                    post_fn post);
   http_reply read_events(std::string_view query) const;
   http_reply list_views() const;
   http_reply health() const;

@@ -31,7 +31,11 @@ struct event {
   std::string key;
   std::string subject;
   std::string data = "null";  // compact JSON text
-  // {"offset":..,"ts":..,"type":..,"key":..,"data":..[,"subject":..]} as JSON text.
+  // Erased (forget, retention): key and subject empty, data null; the offset,
+  // ts and type are kept (docs/protocol.md, "Redacted events").
+  bool redacted = false;
+  // {"offset":..,"ts":..,"type":..,"key":..,"data":..[,"subject":..][,"redacted":true]}
+  // as JSON text.
   std::string to_json() const;
 };
 

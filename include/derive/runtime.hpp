@@ -21,6 +21,7 @@
 #include <derive/append.hpp>
 #include <derive/audit.hpp>
 #include <derive/changelog.hpp>
+#include <derive/erasure.hpp>
 #include <derive/event.hpp>
 #include <derive/metrics.hpp>
 #include <derive/options.hpp>
@@ -81,6 +82,18 @@ class runtime {
   // The same for a request already checked (the server's parsers make these):
   // only the application's validators run before the sequencer.
   void append(checked_append request, std::function<void(result<append_outcome>)> done);
+
+  // --- erasure (docs/storage.md, "Erasure") ---
+  // Forgets `subject`: its events keep offset, ts and type but lose key,
+  // subject and data; every view is rebuilt from the redacted log and its
+  // subscribers reset; storage keeps no freed copy. `done` runs once with
+  // the receipt appended as a `derive.erasure` event (zero offsets for an
+  // unknown subject), or an error (invalid_parameter for an empty or too
+  // long subject; unavailable when the runtime stops first: the request is
+  // durable and resumes at the next start; not_supported in cluster mode,
+  // whose stream cannot be erased). Requests queue behind the one running;
+  // those waiting together share one rebuild.
+  void forget(std::string subject, std::function<void(result<erasure_receipt>)> done);
 
   // --- reads (caller's thread, no actor hop) ---
   uint64_t head() const;

@@ -26,6 +26,7 @@ enum class errc {
   unavailable,
   io_error,    // the operating system or LMDB refused (message says what)
   corruption,  // stored bytes do not decode; the environment is not trusted
+  not_supported,  // this deployment cannot do it (message says what would)
 };
 
 // The snake_case name of `c`, as used on the wire ("storage_full").

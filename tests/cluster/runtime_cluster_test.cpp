@@ -4,6 +4,7 @@
 // node that restarts catches up from its position.
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "tests/actors/views_fixture.hpp"
@@ -150,6 +151,18 @@ TEST_F(runtime_cluster_test, reports_the_stream_position_and_lag) {
   EXPECT_FALSE(c->reachable);
   node(0).stop();
   EXPECT_FALSE(node(0).cluster());
+}
+
+TEST_F(runtime_cluster_test, forget_is_refused_with_a_stable_code) {
+  start_node(0);
+  ASSERT_TRUE(append_one(node(0), "doc.put", "d0", {{"tag", "red"}}));
+  std::promise<result<erasure_receipt>> done;
+  node(0).forget("someone", [&done](result<erasure_receipt> r) { done.set_value(std::move(r)); });
+  auto r = done.get_future().get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::not_supported);
+  EXPECT_NE(r.error().message().find("encryption keys"), std::string::npos)
+      << r.error().message();
 }
 
 }  // namespace

@@ -134,10 +134,8 @@ TEST_F(derive_tool_test, exit_codes_tell_usage_unreachable_and_server_errors_apa
   EXPECT_EQ(tool("").code, 2);
   EXPECT_EQ(tool("frobnicate").code, 2);
   EXPECT_EQ(tool("--url http://127.0.0.1:1 status", false).code, 3);
-  auto forget = tool("forget alice --json");  // this server has no forget route
-  EXPECT_EQ(forget.code, 4);
-  ASSERT_EQ(forget.lines.size(), 1u) << forget.out;
-  EXPECT_EQ(forget.lines[0]["error"]["code"], "not_supported");
+  auto forget = tool("forget --json");  // no SUBJECT
+  EXPECT_EQ(forget.code, 2);
   auto unknown = tool("audit nope --json");
   EXPECT_EQ(unknown.code, 4);
   ASSERT_EQ(unknown.lines.size(), 1u);
@@ -160,6 +158,22 @@ TEST_F(derive_tool_test, admin_routes_answer_json_with_stable_errors) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(get("/v1/admin/views/docs/audit").body_json()["audit"]["ok"], true);
   EXPECT_EQ(get("/v1/views").body_json()["views"][0]["audit"]["ok"], true);
+}
+
+TEST_F(derive_tool_test, forget_prints_the_receipt_of_the_route) {
+  fill();
+  append({{"type", "doc.put"}, {"key", "z1"}, {"subject", "zoe"}, {"data", {{"name", "Zoe"}}}});
+  ASSERT_TRUE(wait_for_view("docs", 5));
+  auto forget = tool("forget zoe --json");
+  EXPECT_EQ(forget.code, 0) << forget.out;
+  ASSERT_EQ(forget.lines.size(), 1u) << forget.out;
+  EXPECT_EQ(forget.lines[0]["type"], "derive.erasure");
+  EXPECT_EQ(forget.lines[0]["redacted"], 1);
+  EXPECT_EQ(forget.lines[0]["offsets"], json::parse("[[5,5]]"));
+  EXPECT_GT(forget.lines[0]["offset"].get<uint64_t>(), 5u);
+  auto unknown = tool("forget nobody --json");
+  EXPECT_EQ(unknown.code, 0) << unknown.out;
+  EXPECT_EQ(unknown.lines.at(0)["redacted"], 0);
 }
 
 TEST_F(derive_tool_test, verify_forgotten_finds_data_in_the_data_directory) {

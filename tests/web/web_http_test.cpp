@@ -703,5 +703,35 @@ TEST_F(durable_http_test, a_busy_port_is_an_io_error) {
   EXPECT_NE(st.message().find(std::to_string(port())), std::string::npos) << st.message();
 }
 
+// --- POST /v1/subjects/{subject}/forget (admin) -------------------------------------
+
+TEST_F(http_test, forget_redacts_the_subjects_events_and_answers_the_receipt) {
+  auto secret = json{{"type", "doc.put"}, {"key", "sk"}, {"subject", "al ice"},
+                     {"data", {{"t", "zqsecret"}}}};
+  ASSERT_EQ(post_events(secret.dump()).status, 201);
+  ASSERT_EQ(post_events(event("other")).status, 201);
+  auto r = http_post(port(), "/v1/subjects/al%20ice/forget", "");
+#ifdef DERIVE_TEST_CLUSTER
+  // A cluster node's log is an immutable stream: it refuses (docs/storage.md, "Erasure").
+  expect_error(r, 501, "not_supported");
+  return;
+#endif
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto receipt = r.body_json();
+  EXPECT_EQ(receipt["type"], "derive.erasure");
+  EXPECT_EQ(receipt["offset"], 3);
+  EXPECT_EQ(receipt["redacted"], 1);
+  EXPECT_EQ(receipt["offsets"], json::parse("[[1,1]]"));
+  auto events = get("/v1/events?from=1").body_json()["events"];
+  EXPECT_EQ(events[0], json::parse(R"({"offset":1,"ts":)" + std::to_string(events[0]["ts"].get<int64_t>()) +
+                                   R"(,"type":"doc.put","key":"","data":null,"redacted":true})"));
+  EXPECT_EQ(events[1]["key"], "other");
+  EXPECT_EQ(get("/v1/events?from=1").body.find("zqsecret"), std::string::npos);
+  expect_error(get("/v1/subjects/x/forget"), 405, "method_not_allowed");
+  expect_error(http_post(port(), "/v1/subjects/x/nope", ""), 404, "not_found");
+  expect_error(http_post(port(), "/v1/events", json{{"type", "derive.erasure"}}.dump()), 400,
+               "invalid_event");
+}
+
 }  // namespace
 }  // namespace derive::webtest

@@ -98,9 +98,9 @@ struct answer {
   int code = ok;
 };
 
-answer call(const options& o, const http_client& http, const std::string& method,
-            const std::string& target) {
-  auto r = http.request(method, target);
+// The answer `r` to `method target`: its JSON body, or the error reported.
+answer interpret(const options& o, const std::string& method, const std::string& target,
+                 const http_result& r) {
   answer a;
   if (!r.connected) {
     a.code = report_error(o, unreachable, "unreachable", r.error);
@@ -126,6 +126,11 @@ answer call(const options& o, const http_client& http, const std::string& method
   }
   a.body = std::move(body);
   return a;
+}
+
+answer call(const options& o, const http_client& http, const std::string& method,
+            const std::string& target) {
+  return interpret(o, method, target, http.request(method, target));
 }
 
 std::string num(const json& v) {
@@ -422,7 +427,7 @@ int cmd_scrub(const options& o, const http_client& http) {
 int cmd_forget(const options& o, const http_client& http) {
   if (o.args.size() != 1) return fail_usage("forget takes one SUBJECT");
   const std::string target = "/v1/subjects/" + encode_segment(o.args[0]) + "/forget";
-  auto r = http.request("POST", target);
+  auto r = http.request("POST", target);  // once: a forget is never repeated
   if (r.connected && r.status == 404) {
     auto body = json::parse(r.body, nullptr, false);
     // A route that does not exist answers not_found "nothing is served at".
@@ -431,7 +436,7 @@ int cmd_forget(const options& o, const http_client& http) {
                           "this server cannot forget subjects (POST " + target +
                               " is not a route there: an older server)");
   }
-  auto a = call(o, http, "POST", target);
+  auto a = interpret(o, "POST", target, r);
   if (a.code != ok) return a.code;
   std::cout << (o.as_json ? a.body->dump() : a.body->dump(2)) << "\n";
   return ok;

@@ -1,0 +1,324 @@
+#include "actors/eraser.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include <caf/all.hpp>
+
+#include <derive/logging.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/runtime_state.hpp"
+#include "core/append_check.hpp"
+#include "core/crash_point.hpp"
+#include "core/hash.hpp"
+#include "core/json_text.hpp"
+
+namespace derive {
+namespace {
+
+constexpr std::string_view component = "eraser";
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+status stopped() { return {errc::unavailable, "the runtime stopped before the erasure finished; "
+                                              "it resumes when the runtime starts again"}; }
+
+// A one-shot answer from another thread.
+struct answer {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool set = false;
+  status st;
+  void give(status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (set) return;
+    set = true;
+    st = std::move(s);
+    cv.notify_all();
+  }
+  status wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return set; });
+    return st;
+  }
+};
+
+// Gives `unavailable` when dropped unanswered (its message went to an actor
+// that stopped), so no wait outlives the runtime's actors.
+struct answer_guard {
+  std::shared_ptr<answer> a = std::make_shared<answer>();
+  ~answer_guard() { a->give(stopped()); }
+};
+
+// [[first,last],...] of ascending offsets.
+void append_ranges(std::string& out, const std::vector<uint64_t>& offsets) {
+  out += '[';
+  for (size_t i = 0; i < offsets.size();) {
+    size_t j = i;
+    while (j + 1 < offsets.size() && offsets[j + 1] == offsets[j] + 1) ++j;
+    if (i > 0) out += ',';
+    out += '[' + std::to_string(offsets[i]) + ',' + std::to_string(offsets[j]) + ']';
+    i = j + 1;
+  }
+  out += ']';
+}
+
+// The receipt's event data: deterministic for a subject's request, so that a
+// resumed erasure replays its receipt instead of appending a second one.
+std::string receipt_data(const erasure_receipt& r) {
+  std::string out = "{\"subject_hash\":\"" + r.subject_hash +
+                    "\",\"requested_at\":" + std::to_string(r.requested_at) +
+                    ",\"redacted\":" + std::to_string(r.offsets.size()) + ",\"offsets\":";
+  append_ranges(out, r.offsets);
+  out += ",\"views\":[";
+  for (size_t i = 0; i < r.views.size(); ++i) {
+    if (i > 0) out += ',';
+    append_json_string(out, r.views[i]);
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+std::string erasure_subject_hash(const std::string& subject) {
+  char hex[33];
+  std::snprintf(hex, sizeof hex, "%016llx%016llx",
+                static_cast<unsigned long long>(detail::hash64(subject, detail::hash_a)),
+                static_cast<unsigned long long>(detail::hash64(subject, detail::hash_b)));
+  return hex;
+}
+
+std::string erasure_receipt::to_json() const {
+  std::string data = receipt_data(*this);
+  return "{\"offset\":" + std::to_string(offset) + ",\"ts\":" + std::to_string(ts) +
+         ",\"type\":\"" + erasure_event_type + "\"," + data.substr(1);
+}
+
+eraser::eraser(runtime::impl& rt) : rt_(rt) { thread_ = std::thread([this] { run(); }); }
+
+eraser::~eraser() { stop(); }
+
+void eraser::request(std::string subject, callback done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stop_) {
+      queue_.push_back({std::move(subject), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
+  if (done) done(stopped());
+}
+
+void eraser::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    wake_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+  for (auto& p : queue_)
+    if (p.done) p.done(stopped());
+  queue_.clear();
+}
+
+bool eraser::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stop_;
+}
+
+void eraser::run() {
+  // A scrub that a stop or a crash interrupted.
+  if (auto pending = rt_.log->scrub_pending(); pending && *pending) {
+    if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st)
+      log_error(component, "cannot scrub the log's free pages: ", st.to_string());
+  }
+  for (;;) {
+    std::vector<pending> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    if (auto st = erase(batch); !st) {
+      log_error(component, "erasure of ", batch.size(), " subject(s) failed: ", st.to_string());
+      for (auto& p : batch)
+        if (p.done) p.done(st);
+    }
+  }
+}
+
+status eraser::on_writer(std::function<status(event_log&)> fn) {
+  auto guard = std::make_shared<answer_guard>();
+  auto a = guard->a;
+  caf::anon_send(rt_.sequencer,
+                 writer_job{[fn = std::move(fn), guard](event_log& log) { guard->a->give(fn(log)); }});
+  guard.reset();
+  return a->wait();
+}
+
+status eraser::erase(std::vector<pending>& batch) {
+  std::vector<std::string> subjects;
+  for (auto& p : batch)
+    if (std::find(subjects.begin(), subjects.end(), p.subject) == subjects.end())
+      subjects.push_back(p.subject);
+  const int64_t now = now_ms();
+  // (1) Durable before any work.
+  if (auto st = on_writer([&](event_log& log) { return log.record_erasures(subjects, now); }); !st)
+    return st;
+  crash_point("erasure_recorded");
+  auto requests = rt_.log->erasure_requests();
+  if (!requests) return requests.error();
+  std::map<std::string, int64_t> requested_at;
+  for (auto& r : *requests) requested_at[r.subject] = r.requested_at;
+  log_info(component, "forgetting ", subjects.size(), " subject(s)");
+
+  // (2) The log and the idempotency keys.
+  std::vector<std::vector<uint64_t>> offsets;
+  auto redact = on_writer([&](event_log& log) {
+    auto r = log.redact_subjects(subjects);
+    if (!r) return r.error();
+    offsets = std::move(*r);
+    return status::ok();
+  });
+  if (!redact) return redact;
+  crash_point("erasure_redacted");
+
+  // (3) The views.
+  std::vector<std::string> views;
+  const bool any = std::any_of(offsets.begin(), offsets.end(),
+                               [](const auto& o) { return !o.empty(); });
+  if (any) {
+    if (auto st = rebuild_views(views); !st) return st;
+    crash_point("erasure_views_rebuilt");
+    // (4) The views' freed pages (their old state and changelogs).
+    if (auto pages = rt_.views_env->scrub_free_pages(); !pages) return pages.error();
+  }
+  crash_point("erasure_views_scrubbed");
+
+  // (5) One receipt per subject.
+  std::map<std::string, erasure_receipt> receipts;
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    erasure_receipt r;
+    r.subject_hash = erasure_subject_hash(subjects[i]);
+    r.requested_at = requested_at.count(subjects[i]) ? requested_at[subjects[i]] : now;
+    r.offsets = std::move(offsets[i]);
+    if (!r.offsets.empty()) r.views = views;
+    append_request req;
+    req.events.push_back({erasure_event_type, "erasure/" + r.subject_hash, "", receipt_data(r)});
+    req.idempotency_key =
+        std::string(erasure_event_type) + "." + r.subject_hash + "." + std::to_string(r.requested_at);
+    const std::string key = req.idempotency_key;
+    auto checked = check_append(std::move(req));
+    if (!checked) return checked.error();
+    auto guard = std::make_shared<answer_guard>();
+    auto a = guard->a;
+    auto outcome = std::make_shared<result<append_outcome>>(stopped());
+    rt_.submit(std::move(*checked), [guard, outcome](result<append_outcome> o) {
+      *outcome = std::move(o);
+      guard->a->give(status::ok());
+    });
+    guard.reset();
+    if (auto st = a->wait(); !st) return st;
+    if (!*outcome && outcome->error().code() == errc::idempotency_key_reused) {
+      // A resumed erasure whose receipt differs in the views: the first stands.
+      auto known = rt_.log->find_idempotency_key(key);
+      if (known && *known) *outcome = **known;
+    }
+    if (!*outcome) return outcome->error();
+    r.offset = (*outcome)->first_offset;
+    auto e = rt_.log->read(r.offset, 1);
+    if (e && !e->empty()) r.ts = e->front().ts;
+    receipts[subjects[i]] = std::move(r);
+  }
+  crash_point("erasure_receipts_appended");
+
+  // (6) Done: the subject index and the requests go.
+  if (auto st = on_writer([&](event_log& log) { return log.finish_erasures(subjects); }); !st)
+    return st;
+  crash_point("erasure_finished");
+  // (4) The log's freed pages (the records, index entries and keys).
+  if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st) return st;
+  log_info(component, "forgot ", subjects.size(), " subject(s)");
+  for (auto& p : batch)
+    if (p.done) p.done(receipts[p.subject]);
+  return status::ok();
+}
+
+status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
+  // Every version of every view (docs/storage.md, "View versions") but the
+  // processors' (whose outputs are appended, not recomputed); a derived
+  // version after its source. A stale version (kept from disk, no longer
+  // declared, no runner) cannot be recomputed: it is emptied first and the
+  // view cuts over to a declared version, rebuilt here.
+  std::vector<std::pair<size_t, view_slot*>> order;
+  std::vector<view_slot*> frozen;
+  for (auto& slot : rt_.slots) {
+    if (slot->processor || rt_.outboxes.count(slot->index())) continue;
+    slot->erasing.store(true, std::memory_order_release);
+    if (slot->stale || slot->index() >= rt_.runners.size() || !rt_.runners[slot->index()]) {
+      frozen.push_back(slot.get());
+      continue;
+    }
+    size_t depth = 0;
+    for (auto* at = slot.get(); at->upstream; at = at->upstream) ++depth;
+    order.emplace_back(depth, slot.get());
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](auto& a, auto& b) { return a.first < b.first; });
+  // First, so that the versions derived from a stale one rebuild from nothing.
+  for (auto* slot : frozen) {
+    if (auto st = slot->store()->reset(); !st) return st;
+    slot->publish_offset(0);
+  }
+  status result = status::ok();
+  for (size_t at = 0; at < order.size() && result;) {
+    std::vector<std::shared_ptr<answer>> answers;
+    const size_t depth = order[at].first;
+    for (; at < order.size() && order[at].first == depth; ++at) {
+      auto* slot = order[at].second;
+      const uint64_t to = slot->upstream ? slot->upstream->offset() : rt_.log->head();
+      auto guard = std::make_shared<answer_guard>();
+      answers.push_back(guard->a);
+      caf::anon_send(rt_.runners[slot->index()], erase_atom::value, to,
+                     done_callback{[guard] { guard->a->give(status::ok()); }});
+    }
+    for (auto& a : answers)
+      if (auto st = a->wait(); !st) result = st;
+    if (result && stopping()) result = stopped();
+  }
+  // On an error (a stop) the views stay gated: the erasure resumes at the
+  // next start, which gates them again until they are rebuilt.
+  if (!result) return result;
+  if (!frozen.empty()) {
+    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+    rt_.try_cutover();
+    for (auto* slot : frozen)
+      if (slot->serving.load())  // no declared version could be served: stays gated
+        log_error(component, "view ", slot->label(),
+                  " is a stale version still served; it stays unavailable until a declared "
+                  "version of the view is ready");
+  }
+  crash_point("erasure_before_views_serve");
+  for (auto& [depth, slot] : order) {
+    slot->erasing.store(false, std::memory_order_release);
+    rt_.pub->erasure_rebuilt(*slot);
+    if (std::find(rebuilt.begin(), rebuilt.end(), slot->name()) == rebuilt.end())
+      rebuilt.push_back(slot->name());
+  }
+  for (auto* slot : frozen)
+    if (!slot->serving.load()) slot->erasing.store(false, std::memory_order_release);
+  return result;
+}
+
+}  // namespace derive

@@ -1,0 +1,293 @@
+// Specification of runtime::forget: the log is redacted, every view is
+// rebuilt from the redacted log, subscribers are reset, clients resuming
+// from before the erasure start over, a receipt is appended, and an
+// interrupted erasure resumes at the next start.
+
+#include <atomic>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "test_util.hpp"
+#include "core/log.hpp"
+
+namespace derive::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+view_def docs_view(uint32_t version = 1) {
+  return view_def("docs", version).from_log().apply([](const event& e, view_txn& tx) {
+    if (e.type == "doc.put") tx.put(e.key, json::parse(e.data));
+  });
+}
+
+// docs: key -> data; titles (derived): key -> data.title.
+std::vector<view_def> views(std::vector<uint32_t> doc_versions = {1}) {
+  std::vector<view_def> out;
+  for (uint32_t v : doc_versions) out.push_back(docs_view(v));
+  out.push_back(view_def("titles").from_view("docs").apply_change(
+              [](const upstream_change& c, view_txn& tx) {
+                if (c.value) tx.put(c.key, (*c.value)["title"]);
+                else tx.erase(c.key);
+              }));
+  return out;
+}
+
+event_input doc(const std::string& key, const std::string& title, const std::string& subject) {
+  event_input e = make_event("doc.put", key, json{{"title", title}});
+  e.subject = subject;
+  return e;
+}
+
+result<erasure_receipt> forget_sync(runtime& rt, const std::string& subject) {
+  std::promise<result<erasure_receipt>> done;
+  auto future = done.get_future();
+  rt.forget(subject, [&done](result<erasure_receipt> r) { done.set_value(std::move(r)); });
+  return future.get();
+}
+
+struct recording_sink final : change_sink {
+  std::atomic<int> lost{0};
+  std::atomic<int> batches{0};
+  void on_changes(uint64_t, std::vector<change_ptr>) override { ++batches; }
+  void on_lost(uint64_t) override { ++lost; }
+};
+
+class erasure_test : public ::testing::Test {
+ protected:
+  std::unique_ptr<runtime> start(std::vector<uint32_t> doc_versions = {1}) {
+    runtime_options o;
+    o.data_dir = dir_.path();
+    auto rt = std::make_unique<runtime>(o);
+    for (auto& v : views(doc_versions)) rt->add_view(v);
+    EXPECT_TRUE(rt->start());
+    return rt;
+  }
+  // alice's documents at odd offsets, bob's at even ones.
+  void append_people(runtime& rt, int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(append_sync(rt, make_request({doc("alice-doc-" + std::to_string(i),
+                                                    "alice secret title", "alice")},
+                                               "alice-idem-" + std::to_string(i))));
+      ASSERT_TRUE(append_sync(rt, make_request({doc("bob-doc-" + std::to_string(i), "bob title",
+                                                    "bob")})));
+    }
+  }
+  void expect_only_bob(runtime& rt, int n) {
+    ASSERT_TRUE(wait_sync(rt, "titles", rt.head()));
+    for (const char* view : {"docs", "titles"}) {
+      auto v = read_view(rt, view);
+      ASSERT_EQ(v.state.size(), static_cast<size_t>(n)) << view;
+      for (auto& [k, value] : v.state) {
+        EXPECT_EQ(k.rfind("bob-doc-", 0), 0u) << view << ": " << k;
+        EXPECT_EQ(value.dump().find("alice"), std::string::npos) << view;
+      }
+    }
+  }
+  temp_dir dir_;
+};
+
+TEST_F(erasure_test, ForgetRedactsTheLogRebuildsEveryViewAndAppendsAReceipt) {
+  auto rt = start();
+  append_people(*rt, 20);
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  ASSERT_EQ(read_view(*rt, "titles").state.count("alice-doc-3"), 1u);
+  const uint64_t before = rt->head();
+
+  auto receipt = forget_sync(*rt, "alice");
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_EQ(receipt->offset, before + 1);
+  EXPECT_EQ(receipt->offsets.size(), 20u);
+  EXPECT_EQ(receipt->offsets.front(), 1u);
+  EXPECT_EQ(receipt->subject_hash, erasure_subject_hash("alice"));
+  EXPECT_EQ(receipt->views, (std::vector<std::string>{"docs", "titles"}));
+  EXPECT_EQ(receipt->to_json().find("alice"), std::string::npos);
+
+  auto log = rt->read_log(1, 1000);
+  ASSERT_TRUE(log);
+  ASSERT_EQ(log->size(), before + 1);
+  for (auto& e : *log) {
+    EXPECT_EQ(e.to_json().find("alice"), std::string::npos) << e.to_json();
+    if (e.offset % 2 == 1 && e.offset <= before) {
+      EXPECT_TRUE(e.redacted);
+      EXPECT_EQ(e.type, "doc.put");
+    }
+  }
+  EXPECT_EQ(log->back().type, erasure_event_type);
+  EXPECT_EQ(log->back().data.find("alice"), std::string::npos);
+  // The views hold what a recomputation from the redacted log holds.
+  expect_only_bob(*rt, 20);
+  // A reader as of an offset before the erasure starts over; after it, it is served.
+  auto old = rt->changes_since("docs", 5, 100);
+  ASSERT_TRUE(old);
+  EXPECT_FALSE(old->served);
+  auto fresh = rt->changes_since("docs", rt->head(), 100);
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(fresh->served);
+  // The request's idempotency key went with its events.
+  rt->stop();
+  auto env = environment::open(dir_.path());
+  ASSERT_TRUE(env);
+  auto l = event_log::open(**env);
+  ASSERT_TRUE(l);
+  EXPECT_FALSE((*l)->find_idempotency_key("alice-idem-0")->has_value());
+  EXPECT_TRUE((*l)->offsets_of_subject("alice")->empty());
+  EXPECT_TRUE((*l)->erasure_requests()->empty());
+}
+
+TEST_F(erasure_test, AnUnknownSubjectStillGetsAReceiptWithNoOffsets) {
+  auto rt = start();
+  append_people(*rt, 2);
+  auto receipt = forget_sync(*rt, "nobody");
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_TRUE(receipt->offsets.empty());
+  EXPECT_TRUE(receipt->views.empty());
+  EXPECT_EQ(receipt->offset, 5u);
+  EXPECT_EQ(forget_sync(*rt, "").error().code(), errc::invalid_parameter);
+  EXPECT_EQ(forget_sync(*rt, std::string(300, 'x')).error().code(), errc::invalid_parameter);
+}
+
+TEST_F(erasure_test, ApplicationsCannotAppendTheReservedType) {
+  auto rt = start();
+  auto r = append_one(*rt, erasure_event_type, "k");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::invalid_event);
+}
+
+TEST_F(erasure_test, SubscribersAreResetAndRequestsTogetherShareOneRebuild) {
+  auto rt = start();
+  append_people(*rt, 5);
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  auto sink = std::make_shared<recording_sink>();
+  ASSERT_TRUE(rt->subscribe({"titles", std::nullopt, ""}, sink));
+  std::promise<void> both;
+  std::atomic<int> answered{0};
+  std::vector<result<erasure_receipt>> receipts(2, status{errc::unavailable, ""});
+  for (int i = 0; i < 2; ++i)
+    rt->forget(i == 0 ? "alice" : "bob", [&, i](result<erasure_receipt> r) {
+      receipts[i] = std::move(r);
+      if (++answered == 2) both.set_value();
+    });
+  both.get_future().wait();
+  ASSERT_TRUE(receipts[0]) << receipts[0].error().to_string();
+  ASSERT_TRUE(receipts[1]) << receipts[1].error().to_string();
+  EXPECT_EQ(receipts[0]->offsets.size() + receipts[1]->offsets.size(), 10u);
+  for (int i = 0; i < 200 && sink->lost == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(sink->lost.load(), 1);
+  EXPECT_TRUE(read_view(*rt, "docs").state.empty());
+}
+
+TEST_F(erasure_test, AnInterruptedErasureResumesAtTheNextStart) {
+  {
+    auto rt = start();
+    append_people(*rt, 10);
+    ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  }
+  {  // as if the process died right after recording the request
+    auto env = environment::open(dir_.path());
+    ASSERT_TRUE(env);
+    auto l = event_log::open(**env);
+    ASSERT_TRUE(l);
+    ASSERT_TRUE((*l)->record_erasures({"alice"}, 42));
+  }
+  auto rt = start();
+  std::optional<event> receipt;
+  for (int i = 0; i < 1000 && !receipt; ++i) {
+    auto log = rt->read_log(21, 10);
+    ASSERT_TRUE(log);
+    if (!log->empty()) receipt = log->front();
+    else std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(receipt);
+  EXPECT_EQ(receipt->type, erasure_event_type);
+  EXPECT_NE(receipt->data.find("\"requested_at\":42"), std::string::npos);
+  EXPECT_NE(receipt->data.find("\"redacted\":10"), std::string::npos);
+  // The views are served again once rebuilt, without alice.
+  for (int i = 0; i < 1000 && !rt->snapshot("titles"); ++i) std::this_thread::sleep_for(10ms);
+  expect_only_bob(*rt, 10);
+}
+
+// Every file under `dir` that holds one of `needles`, with the needle.
+std::vector<std::string> files_holding(const std::string& dir,
+                                       const std::vector<std::string>& needles) {
+  std::vector<std::string> hits;
+  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (auto& n : needles)
+      if (bytes.find(n) != std::string::npos) hits.push_back(entry.path().string() + ": " + n);
+  }
+  return hits;
+}
+
+TEST_F(erasure_test, NoFileUnderTheDataDirectoryHoldsTheSubjectsBytesAfterForget) {
+  auto rt = start();
+  // Unique strings in keys, titles (one with a quote, so JSON escapes it)
+  // and the subject, spread over 10,000 events among bob's.
+  const std::string key_mark = "zqkeyAL1CE", title_mark = "zqti\"tleAL1CE";
+  const std::string subject = "zqsubjAL1CE";
+  const std::string title_escaped = "zqti\\\"tleAL1CE";
+  for (int batch = 0; batch < 100; ++batch) {
+    std::vector<event_input> events;
+    for (int i = 0; i < 100; ++i) {
+      const int n = batch * 100 + i;
+      if (n % 5 == 0)
+        events.push_back(doc(key_mark + "-" + std::to_string(n), title_mark + std::to_string(n), subject));
+      else
+        events.push_back(doc("bob-doc-" + std::to_string(n), "bob title", "bob"));
+    }
+    ASSERT_TRUE(append_sync(*rt, make_request(std::move(events))));
+  }
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  const std::vector<std::string> needles{key_mark, title_mark, title_escaped, subject};
+  ASSERT_FALSE(files_holding(dir_.path(), needles).empty());  // the scan can fail
+
+  auto receipt = forget_sync(*rt, subject);
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_EQ(receipt->offsets.size(), 2000u);
+  // The data directories are compacted when the runtime next opens them.
+  rt->stop();
+  rt = start();
+  auto hits = files_holding(dir_.path(), needles);
+  for (auto& h : hits) ADD_FAILURE() << h;
+  // Other subjects' data is untouched.
+  EXPECT_EQ(read_view(*rt, "titles").state.size(), 8000u);
+  EXPECT_EQ(read_view(*rt, "titles").state["bob-doc-1"], "bob title");
+}
+
+// Every version's store: the served one, one built beside, the derived
+// view's binding to each, and a stale one kept from disk.
+TEST_F(erasure_test, EveryVersionOfAViewForgetsTheSubject) {
+  const std::vector<std::string> needles{"alice secret title", "alice-doc-"};
+  {
+    auto rt = start({1});
+    append_people(*rt, 10);
+    ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  }
+  {  // version 1 served, version 2 built beside (or already cut over)
+    auto rt = start({1, 2});
+    auto receipt = forget_sync(*rt, "alice");
+    ASSERT_TRUE(receipt) << receipt.error().to_string();
+    EXPECT_EQ(receipt->views, (std::vector<std::string>{"docs", "titles"}));
+    expect_only_bob(*rt, 10);
+    append_people(*rt, 2);  // alice again, forgotten below with a stale version
+  }
+  {  // only version 3 declared: version 1 or 2 is kept, stale, until 3 is ready
+    auto rt = start({3});
+    auto receipt = forget_sync(*rt, "alice");
+    ASSERT_TRUE(receipt) << receipt.error().to_string();
+    EXPECT_EQ(receipt->offsets.size(), 2u);
+    auto info = rt->view("docs");
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->version, 3u);
+    expect_only_bob(*rt, 10);
+  }
+  auto rt = start({3});  // the compaction at open
+  for (auto& h : files_holding(dir_.path(), needles)) ADD_FAILURE() << h;
+  expect_only_bob(*rt, 10);
+}
+
+}  // namespace
+}  // namespace derive::testing
