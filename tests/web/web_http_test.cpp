@@ -362,7 +362,8 @@ TEST_F(http_test, views_list_their_versions_and_admin_routes_switch_them) {
   auto r = admin("/v1/admin/views/docs/cutover?version=1");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body_json()["serving"], 1);
-  for (auto& v : get("/v1/views").body_json()["views"]) {
+  auto pinned = get("/v1/views").body_json();  // alive through the loop
+  for (auto& v : pinned["views"]) {
     if (v["name"] != "docs") continue;
     EXPECT_EQ(v["pinned"], 1) << v.dump();
     EXPECT_EQ(v["versions"][0]["pinned"], true) << v.dump();
