@@ -200,7 +200,8 @@ int main(int argc, char** argv) {
     auto apples = snap->get("apples");
     expect(apples && *apples && json::parse(**apples)["qty"] == 2, "2 apples left");
     auto low = rt.snapshot("low");
-    expect(low && low->offset() == last->first_offset, "low's offset is a log offset");
+    expect(low && low->offset() >= last->first_offset,
+           "low's snapshot includes the last append (the reorderer may have appended since)");
   }
   auto below = rt.query("stock", "below", {{"qty", "5"}});
   expect(below && (*below)["items"] == json({"apples", "pears"}), "apples and pears are below 5");
