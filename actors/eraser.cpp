@@ -255,7 +255,7 @@ status eraser::erase(std::vector<pending>& batch) {
   std::vector<std::string> views;
   const bool any = std::any_of(offsets.begin(), offsets.end(),
                                [](const auto& o) { return !o.empty(); });
-  if (any) {
+  if (any || views_gated()) {
     if (auto st = rebuild_views(views); !st) return st;
     crash_point("erasure_views_rebuilt");
     // (4) The views' freed pages (their old state and changelogs).
@@ -293,6 +293,13 @@ status eraser::erase(std::vector<pending>& batch) {
   for (auto& p : batch)
     if (p.done) p.done(receipts[p.subject]);
   return status::ok();
+}
+
+// Gated by the start that resumed an interrupted erasure or sweep: only a
+// rebuild lifts the gate (even when the resumed work found nothing).
+bool eraser::views_gated() const {
+  return std::any_of(rt_.slots.begin(), rt_.slots.end(),
+                     [](const auto& slot) { return slot->erasing.load(std::memory_order_acquire); });
 }
 
 result<append_outcome> eraser::append_receipt(event_input receipt, std::string idempotency_key) {

@@ -93,6 +93,7 @@ class eraser {
   // replays it; a receipt differing only in what a resumed step found stands).
   result<append_outcome> append_receipt(event_input receipt, std::string idempotency_key);
   int64_t clock_ms() const;
+  bool views_gated() const;
   status rebuild_views(std::vector<std::string>& rebuilt);
   status on_writer(std::function<status(event_log&)> fn);
   bool stopping() const;

@@ -219,7 +219,7 @@ result<retention_sweep> eraser::sweep_now() {
   crash_point("retention_redacted");
   // (3) The views, as for forget.
   std::vector<std::string> views;
-  if (!all.empty()) {
+  if (!all.empty() || views_gated()) {
     if (auto st = rebuild_views(views); !st) return st;
     if (auto pages = rt_.views_env->scrub_free_pages(); !pages) return pages.error();
   }

@@ -262,6 +262,32 @@ TEST_F(retention_test, AnInterruptedSweepResumesAtTheNextStart) {
   expect_views_match_the_log(*rt);
 }
 
+// A recorded sweep whose window holds none of its types: the start gated the
+// views for it, and they are served again once it is done.
+TEST_F(retention_test, AnInterruptedSweepThatFindsNothingStillServesTheViews) {
+  {
+    auto rt = start();
+    append(*rt, "order.placed", "o1");
+    ASSERT_TRUE(wait_sync(*rt, "by_type", rt->head()));
+  }
+  {
+    auto env = environment::open(dir_.path());
+    ASSERT_TRUE(env);
+    auto l = event_log::open(**env);
+    ASSERT_TRUE(l);
+    ASSERT_TRUE((*l)->record_retention({{"session.*", 0, 1, t0 + 1}}));
+  }
+  auto rt = std::make_unique<runtime>(options(rules()));
+  for (auto& v : views()) rt->add_view(v);
+  ASSERT_TRUE(rt->start());
+  ASSERT_TRUE(sweep_sync(*rt));
+  EXPECT_TRUE(rt->snapshot("events").has_value());
+  EXPECT_TRUE(receipts(*rt).empty());
+  EXPECT_FALSE(redacted(*rt, "o1"));
+  expect_views_match_the_log(*rt);
+  EXPECT_EQ(rt->retention()->rules[0].through, 1u);
+}
+
 TEST_F(retention_test, BadRulesAreRefusedAtStart) {
   using std::chrono::hours;
   const std::vector<std::vector<retention_rule>> bad{
