@@ -157,9 +157,10 @@ result<retention_sweep> eraser::sweep_now() {
     uint64_t from = std::max(m.through, m.target) + 1, last = from - 1;
     scanned_from[rule.pattern] = from;
     auto& offsets = found[rule.pattern];
-    for (bool more = true; more && !stopping();) {
-      if (auto st = rt_.log->read(from, read_page, page); !st) return st;
-      more = !page.empty();
+    // Pages grow from 16 events: a sweep that finds nothing reads little.
+    for (size_t limit = 16; limit > 0 && !stopping(); limit = std::min(limit * 2, read_page)) {
+      if (auto st = rt_.log->read(from, limit, page); !st) return st;
+      bool more = !page.empty();
       for (const auto& e : page) {
         if (e.ts >= before) {
           more = false;
@@ -169,6 +170,7 @@ result<retention_sweep> eraser::sweep_now() {
         if (retention_matches(rule.pattern, e.type)) offsets.push_back(e.offset);
       }
       from = last + 1;
+      if (!more) break;
     }
     if (last >= std::max(m.through, m.target) + 1) {
       m.target = last;
