@@ -495,8 +495,9 @@ void close_storage(runtime::impl& rt) {
   rt.env.reset();
 }
 
-// Starts the eraser and resumes the erasures a crash or a stop interrupted;
-// until they are done every view they rebuild answers `unavailable`.
+// Starts the eraser and resumes the erasures and the retention sweep a crash
+// or a stop interrupted; until they are done every view they rebuild answers
+// `unavailable`.
 void resume_erasures(runtime::impl& rt) {
   if (rt.stream) return;  // cluster mode: runtime::forget refuses
   auto pending = rt.log->erasure_requests();
@@ -693,6 +694,10 @@ void runtime::forget(std::string subject, std::function<void(result<erasure_rece
 
 void runtime::sweep_retention(std::function<void(result<retention_sweep>)> done) {
   std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->running && impl_->stream) {
+    lock.unlock();
+    return done(status{errc::not_supported, "retention is not supported in cluster mode"});
+  }
   if (!impl_->running || !impl_->erasure) {
     lock.unlock();
     return done(not_running());

@@ -97,7 +97,8 @@ class runtime {
   // Retention (runtime_options.retention, docs/storage.md "Retention"): the
   // eraser sweeps every retention_interval of the log clock; this queues a
   // sweep now. `done` runs once with what it redacted (the receipts are
-  // `derive.retention` events), or an error (unavailable when stopping).
+  // `derive.retention` events), or an error (unavailable when stopping;
+  // not_supported in cluster mode).
   void sweep_retention(std::function<void(result<retention_sweep>)> done);
   // nullopt when no rule is declared or not running.
   std::optional<retention_metrics> retention() const;
