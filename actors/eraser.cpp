@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -57,8 +58,9 @@ struct answer_guard {
   ~answer_guard() { a->give(stopped()); }
 };
 
-// [[first,last],...] of ascending offsets.
-void append_ranges(std::string& out, const std::vector<uint64_t>& offsets) {
+}  // namespace
+
+void append_offset_ranges(std::string& out, const std::vector<uint64_t>& offsets) {
   out += '[';
   for (size_t i = 0; i < offsets.size();) {
     size_t j = i;
@@ -70,13 +72,15 @@ void append_ranges(std::string& out, const std::vector<uint64_t>& offsets) {
   out += ']';
 }
 
+namespace {
+
 // The receipt's event data: deterministic for a subject's request, so that a
 // resumed erasure replays its receipt instead of appending a second one.
 std::string receipt_data(const erasure_receipt& r) {
   std::string out = "{\"subject_hash\":\"" + r.subject_hash +
                     "\",\"requested_at\":" + std::to_string(r.requested_at) +
                     ",\"redacted\":" + std::to_string(r.offsets.size()) + ",\"offsets\":";
-  append_ranges(out, r.offsets);
+  append_offset_ranges(out, r.offsets);
   out += ",\"views\":[";
   for (size_t i = 0; i < r.views.size(); ++i) {
     if (i > 0) out += ',';
@@ -102,7 +106,12 @@ std::string erasure_receipt::to_json() const {
          ",\"type\":\"" + erasure_event_type + "\"," + data.substr(1);
 }
 
-eraser::eraser(runtime::impl& rt) : rt_(rt) { thread_ = std::thread([this] { run(); }); }
+eraser::eraser(runtime::impl& rt, std::vector<std::string> resume) : rt_(rt) {
+  for (auto& subject : resume) queue_.push_back({std::move(subject), nullptr});
+  for (const auto& rule : rt_.options.retention)
+    stats_.rules.push_back({rule.pattern, static_cast<uint64_t>(rule.keep.count())});
+  thread_ = std::thread([this] { run(); });
+}
 
 eraser::~eraser() { stop(); }
 
@@ -128,11 +137,49 @@ void eraser::stop() {
   for (auto& p : queue_)
     if (p.done) p.done(stopped());
   queue_.clear();
+  for (auto& done : sweeps_)
+    if (done) done(stopped());
+  sweeps_.clear();
 }
 
 bool eraser::stopping() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stop_;
+}
+
+void eraser::sweep(sweep_callback done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stop_) {
+      sweeps_.push_back(std::move(done));
+      wake_.notify_one();
+      return;
+    }
+  }
+  if (done) done(stopped());
+}
+
+int64_t eraser::clock_ms() const {
+  const auto& clock = rt_.options.log.clock;
+  return clock ? clock() : now_ms();
+}
+
+bool eraser::next(std::vector<pending>& batch, std::vector<sweep_callback>& sweeps, bool& due) {
+  using namespace std::chrono;
+  // The log clock may be a test's: it is read at least every second.
+  const auto poll = std::min<milliseconds>(rt_.options.retention_interval, seconds(1));
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (stop_) return false;
+    due = clock_ms() >= next_sweep_at_;
+    if (!queue_.empty() || !sweeps_.empty() || due) break;
+    if (next_sweep_at_ == INT64_MAX) wake_.wait(lock);
+    else wake_.wait_for(lock, poll);
+  }
+  batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  sweeps.swap(sweeps_);
+  return true;
 }
 
 void eraser::run() {
@@ -141,20 +188,30 @@ void eraser::run() {
     if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st)
       log_error(component, "cannot scrub the log's free pages: ", st.to_string());
   }
-  for (;;) {
-    std::vector<pending> batch;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
-      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-      queue_.clear();
+  std::vector<pending> batch;
+  std::vector<sweep_callback> sweeps;
+  bool due = false;
+  while (next(batch, sweeps, due)) {
+    if (!batch.empty()) {
+      if (auto st = erase(batch); !st) {
+        log_error(component, "erasure of ", batch.size(), " subject(s) failed: ", st.to_string());
+        for (auto& p : batch)
+          if (p.done) p.done(st);
+      }
     }
-    if (auto st = erase(batch); !st) {
-      log_error(component, "erasure of ", batch.size(), " subject(s) failed: ", st.to_string());
-      for (auto& p : batch)
-        if (p.done) p.done(st);
+    if (due || !sweeps.empty()) {
+      // Without rules only the first sweep (finishing marks left pending) runs.
+      next_sweep_at_ = rt_.options.retention.empty()
+                           ? INT64_MAX
+                           : clock_ms() + rt_.options.retention_interval.count();
+      auto swept = stopping() ? result<retention_sweep>(stopped()) : sweep_now();
+      if (!swept && !stopping())
+        log_error(component, "retention sweep failed: ", swept.error().to_string());
+      for (auto& done : sweeps)
+        if (done) done(swept);
     }
+    batch.clear();
+    sweeps.clear();
   }
 }
 
@@ -198,7 +255,7 @@ status eraser::erase(std::vector<pending>& batch) {
   std::vector<std::string> views;
   const bool any = std::any_of(offsets.begin(), offsets.end(),
                                [](const auto& o) { return !o.empty(); });
-  if (any) {
+  if (any || views_gated()) {
     if (auto st = rebuild_views(views); !st) return st;
     crash_point("erasure_views_rebuilt");
     // (4) The views' freed pages (their old state and changelogs).
@@ -214,29 +271,12 @@ status eraser::erase(std::vector<pending>& batch) {
     r.requested_at = requested_at.count(subjects[i]) ? requested_at[subjects[i]] : now;
     r.offsets = std::move(offsets[i]);
     if (!r.offsets.empty()) r.views = views;
-    append_request req;
-    req.events.push_back({erasure_event_type, "erasure/" + r.subject_hash, "", receipt_data(r)});
-    req.idempotency_key =
-        std::string(erasure_event_type) + "." + r.subject_hash + "." + std::to_string(r.requested_at);
-    const std::string key = req.idempotency_key;
-    auto checked = check_append(std::move(req));
-    if (!checked) return checked.error();
-    auto guard = std::make_shared<answer_guard>();
-    auto a = guard->a;
-    auto outcome = std::make_shared<result<append_outcome>>(stopped());
-    rt_.submit(std::move(*checked), [guard, outcome](result<append_outcome> o) {
-      *outcome = std::move(o);
-      guard->a->give(status::ok());
-    });
-    guard.reset();
-    if (auto st = a->wait(); !st) return st;
-    if (!*outcome && outcome->error().code() == errc::idempotency_key_reused) {
-      // A resumed erasure whose receipt differs in the views: the first stands.
-      auto known = rt_.log->find_idempotency_key(key);
-      if (known && *known) *outcome = **known;
-    }
-    if (!*outcome) return outcome->error();
-    r.offset = (*outcome)->first_offset;
+    auto outcome = append_receipt(
+        {erasure_event_type, "erasure/" + r.subject_hash, "", receipt_data(r)},
+        std::string(erasure_event_type) + "." + r.subject_hash + "." +
+            std::to_string(r.requested_at));
+    if (!outcome) return outcome.error();
+    r.offset = outcome->first_offset;
     auto e = rt_.log->read(r.offset, 1);
     if (e && !e->empty()) r.ts = e->front().ts;
     receipts[subjects[i]] = std::move(r);
@@ -253,6 +293,36 @@ status eraser::erase(std::vector<pending>& batch) {
   for (auto& p : batch)
     if (p.done) p.done(receipts[p.subject]);
   return status::ok();
+}
+
+// Gated by the start that resumed an interrupted erasure or sweep: only a
+// rebuild lifts the gate (even when the resumed work found nothing).
+bool eraser::views_gated() const {
+  return std::any_of(rt_.slots.begin(), rt_.slots.end(),
+                     [](const auto& slot) { return slot->erasing.load(std::memory_order_acquire); });
+}
+
+result<append_outcome> eraser::append_receipt(event_input receipt, std::string idempotency_key) {
+  append_request req;
+  req.events.push_back(std::move(receipt));
+  req.idempotency_key = idempotency_key;
+  auto checked = check_append(std::move(req));
+  if (!checked) return checked.error();
+  auto guard = std::make_shared<answer_guard>();
+  auto a = guard->a;
+  auto outcome = std::make_shared<result<append_outcome>>(stopped());
+  rt_.submit(std::move(*checked), [guard, outcome](result<append_outcome> o) {
+    *outcome = std::move(o);
+    guard->a->give(status::ok());
+  });
+  guard.reset();
+  if (auto st = a->wait(); !st) return st;
+  if (!*outcome && outcome->error().code() == errc::idempotency_key_reused) {
+    // A resumed step whose receipt differs (e.g. in the views): the first stands.
+    auto known = rt_.log->find_idempotency_key(idempotency_key);
+    if (known && *known) *outcome = **known;
+  }
+  return *outcome;
 }
 
 status eraser::rebuild_views(std::vector<std::string>& rebuilt) {

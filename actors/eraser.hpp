@@ -13,6 +13,15 @@
 // it), (6) the requests are finished. A crash at any point leaves the
 // request recorded: runtime::start resumes it.
 //
+// Retention (docs/storage.md, "Retention"; actors/retention.cpp) is a second
+// kind of work for the same thread and the same steps: every
+// retention_interval of the log clock (and on sweep()) each rule's expired
+// events are found from where its last sweep ended, recorded durably as the
+// rule's mark, redacted (redact_offsets), the views rebuilt and scrubbed as
+// above, one `derive.retention` receipt appended per rule, and the marks
+// finished; a mark left pending by a crash is finished by the first sweep
+// (every start begins with one).
+//
 // Where view versions plug in: rebuild_views() resets each view in place
 // and rebuilds it; a side-by-side rebuild with an atomic cutover replaces
 // that one function (the gate in view_slot::erasing then becomes unnecessary).
@@ -23,10 +32,12 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include <derive/erasure.hpp>
+#include <derive/metrics.hpp>
 #include <derive/runtime.hpp>
 #include <derive/status.hpp>
 
@@ -34,19 +45,34 @@ namespace derive {
 
 class event_log;
 
+// Checks options.retention (docs/storage.md, "Retention"): invalid_parameter
+// naming the rule for a bad pattern, a keep <= 0, a reserved type, two rules
+// matching a common type, a retention_interval <= 0, or cluster mode.
+status check_retention(const runtime_options& options);
+// True when retention rule `pattern` matches event type `type`.
+bool retention_matches(std::string_view pattern, std::string_view type);
+// [[first,last],...] of ascending offsets (receipts).
+void append_offset_ranges(std::string& out, const std::vector<uint64_t>& offsets);
+
 class eraser {
  public:
   using callback = std::function<void(result<erasure_receipt>)>;
+  using sweep_callback = std::function<void(result<retention_sweep>)>;
 
   // REQUIRES: the runtime's storage and actors are running; stop() before
-  // they stop.
-  explicit eraser(runtime::impl& rt);
+  // they stop. `resume`: subjects whose recorded erasure is resumed (queued
+  // before the thread starts, so they come before its first sweep).
+  explicit eraser(runtime::impl& rt, std::vector<std::string> resume = {});
   ~eraser();
 
   // Queues the erasure of `subject`; `done` (may be empty) runs once on the
   // eraser's thread with the receipt, or with an error (unavailable when
   // the runtime stops first).
   void request(std::string subject, callback done);
+  // Queues a retention sweep; `done` runs once on the eraser's thread.
+  void sweep(sweep_callback done);
+  // The retention counters (runtime_options.retention).
+  retention_metrics retention() const;
   // Finishes nothing more: the running step ends, queued requests are
   // answered `unavailable` (they stay recorded and resume at the next start).
   void stop();
@@ -57,7 +83,17 @@ class eraser {
     callback done;
   };
   void run();
+  // Waits for work; false when stopping. Sets `due` when the log clock says
+  // a retention sweep is due.
+  bool next(std::vector<pending>& batch, std::vector<sweep_callback>& sweeps, bool& due);
   status erase(std::vector<pending>& batch);
+  result<retention_sweep> sweep_now();
+  result<retention_sweep> record_sweep(retention_sweep& out, uint64_t expired);
+  // Appends a receipt (idempotent by `idempotency_key`: a resumed step
+  // replays it; a receipt differing only in what a resumed step found stands).
+  result<append_outcome> append_receipt(event_input receipt, std::string idempotency_key);
+  int64_t clock_ms() const;
+  bool views_gated() const;
   status rebuild_views(std::vector<std::string>& rebuilt);
   status on_writer(std::function<status(event_log&)> fn);
   bool stopping() const;
@@ -66,7 +102,11 @@ class eraser {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::deque<pending> queue_;
+  std::vector<sweep_callback> sweeps_;
+  int64_t next_sweep_at_ = 0;  // log clock; the first sweep runs at start
   bool stop_ = false;
+  mutable std::mutex stats_mu_;
+  retention_metrics stats_;
   std::thread thread_;
 };
 

@@ -495,21 +495,30 @@ void close_storage(runtime::impl& rt) {
   rt.env.reset();
 }
 
-// Starts the eraser and resumes the erasures a crash or a stop interrupted;
-// until they are done every view they rebuild answers `unavailable`.
+// Starts the eraser and resumes the erasures and the retention sweep a crash
+// or a stop interrupted; until they are done every view they rebuild answers
+// `unavailable`.
 void resume_erasures(runtime::impl& rt) {
   if (rt.stream) return;  // cluster mode: runtime::forget refuses
-  rt.erasure = std::make_unique<eraser>(rt);
   auto pending = rt.log->erasure_requests();
-  if (!pending) {
-    log_error(component, "cannot read the erasure requests: ", pending.error().to_string());
+  auto marks = rt.log->retention_marks();  // a retention sweep's (the eraser's first finishes it)
+  if (!pending || !marks) {
+    rt.erasure = std::make_unique<eraser>(rt);
+    log_error(component, "cannot read the erasure requests: ",
+              (!pending ? pending.error() : marks.error()).to_string());
     return;
   }
-  if (pending->empty()) return;
-  log_info(component, "resuming ", pending->size(), " erasure request(s)");
-  for (auto& slot : rt.slots)
-    if (!rt.outboxes.count(slot->index())) slot->erasing.store(true, std::memory_order_release);
-  for (auto& r : *pending) rt.erasure->request(r.subject, nullptr);
+  const bool sweep_pending = std::any_of(marks->begin(), marks->end(),
+                                         [](const auto& m) { return m.target > m.through; });
+  if (!pending->empty() || sweep_pending) {
+    log_info(component, "resuming ", pending->size(), " erasure request(s)",
+             sweep_pending ? " and a retention sweep" : "");
+    for (auto& slot : rt.slots)
+      if (!rt.outboxes.count(slot->index())) slot->erasing.store(true, std::memory_order_release);
+  }
+  std::vector<std::string> subjects;
+  for (auto& r : *pending) subjects.push_back(std::move(r.subject));
+  rt.erasure = std::make_unique<eraser>(rt, std::move(subjects));
 }
 
 }  // namespace
@@ -578,6 +587,7 @@ status runtime::start() {
   std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
   if (impl_->running) return {errc::invalid_parameter, "the runtime is already running"};
   if (auto s = check_views(*impl_); !s) return s;
+  if (auto s = check_retention(impl_->options); !s) return s;
   impl_->declared = impl_->slots.size();
   if (auto s = open_storage(*impl_); !s) {
     close_storage(*impl_);
@@ -680,6 +690,25 @@ void runtime::forget(std::string subject, std::function<void(result<erasure_rece
     return done(not_running());
   }
   impl_->erasure->request(std::move(subject), std::move(done));
+}
+
+void runtime::sweep_retention(std::function<void(result<retention_sweep>)> done) {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (impl_->running && impl_->stream) {
+    lock.unlock();
+    return done(status{errc::not_supported, "retention is not supported in cluster mode"});
+  }
+  if (!impl_->running || !impl_->erasure) {
+    lock.unlock();
+    return done(not_running());
+  }
+  impl_->erasure->sweep(std::move(done));
+}
+
+std::optional<retention_metrics> runtime::retention() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  if (!impl_->running || !impl_->erasure || impl_->options.retention.empty()) return std::nullopt;
+  return impl_->erasure->retention();
 }
 
 bool runtime::running() const { return impl_->running.load(); }

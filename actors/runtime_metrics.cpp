@@ -3,6 +3,7 @@
 #include <iterator>
 #include <limits>
 
+#include "actors/eraser.hpp"
 #include "actors/runtime_state.hpp"
 
 // runtime::metrics(): a snapshot of cheap counters (atomics), for /metrics.
@@ -59,6 +60,8 @@ runtime_metrics runtime::metrics() const {
                          : std::numeric_limits<uint64_t>::max();
     m.append_latency_buckets.emplace_back(bound, cumulative);
   }
+  if (impl_->erasure && !impl_->options.retention.empty())
+    m.retention = impl_->erasure->retention();
   if (impl_->subs) {
     m.subscriptions = impl_->subs->total();
     m.hub_batches = impl_->subs->delivered_batches();

@@ -39,11 +39,11 @@ void runtime::append(append_request request, std::function<void(result<append_ou
 void runtime::append(checked_append request, std::function<void(result<append_outcome>)> done) {
   const auto& events = request.events();
   for (size_t i = 0; i < events.size(); ++i)
-    if (events[i].type == erasure_event_type)
+    if (events[i].type == erasure_event_type || events[i].type == retention_event_type)
       return done(status{errc::invalid_event,
                          (events.size() > 1 ? "events[" + std::to_string(i) + "].type" : "type") +
-                             std::string(" '") + erasure_event_type +
-                             "' is reserved for erasure receipts; use another type"});
+                             " '" + events[i].type +
+                             "' is reserved for erasure and retention receipts; use another type"});
   impl_->submit(std::move(request), std::move(done));
 }
 

@@ -27,6 +27,8 @@ constexpr std::string_view meta_scrub_pending = "scrub_pending";
 // Set with scrub_pending: the data directories wait for a compaction.
 constexpr std::string_view meta_compact_pending = "compact_pending";
 constexpr std::string_view meta_stream_seq = "stream_seq";
+// "retention/<pattern>" -> fixed64 through | fixed64 target | fixed64 before.
+constexpr std::string_view meta_retention = "retention/";
 
 int64_t system_clock_ms() {
   using namespace std::chrono;
@@ -65,6 +67,9 @@ class event_log::impl {
   status scrub();
   result<bool> compact_pending() const;
   status compacted();
+  result<std::vector<retention_mark>> retention_marks() const;
+  status record_retention(const std::vector<retention_mark>& marks);
+  status finish_retention(const std::vector<std::string>& patterns, bool redacted);
 
  private:
   status check_format();
@@ -526,6 +531,75 @@ status event_log::impl::finish_erasures(const std::vector<std::string>& subjects
   return commit_synced(txn);
 }
 
+result<std::vector<event_log::retention_mark>> event_log::impl::retention_marks() const {
+  std::vector<retention_mark> out;
+  txn_guard txn;
+  cursor_guard c;
+  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  if (rc == MDB_SUCCESS) rc = c.open(txn.get(), meta_);
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the retention marks");
+  MDB_val k = to_val(meta_retention), v{};
+  for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    const std::string_view key = to_view(k);
+    if (key.substr(0, meta_retention.size()) != meta_retention) break;
+    if (v.mv_size != 24) return status{errc::corruption, "a retention mark is corrupt"};
+    const char* p = static_cast<const char*>(v.mv_data);
+    out.push_back({std::string(key.substr(meta_retention.size())), decode_fixed64(p),
+                   decode_fixed64(p + 8), static_cast<int64_t>(decode_fixed64(p + 16))});
+  }
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return lmdb_status(rc, "reading the retention marks");
+  return out;
+}
+
+namespace {
+
+int put_retention_mark(MDB_txn* txn, MDB_dbi meta, const event_log::retention_mark& m) {
+  std::string key = std::string(meta_retention) + m.pattern, value(24, '\0');
+  encode_fixed64(&value[0], m.through);
+  encode_fixed64(&value[8], m.target);
+  encode_fixed64(&value[16], static_cast<uint64_t>(m.before));
+  MDB_val k = to_val(key), v = to_val(value);
+  return mdb_put(txn, meta, &k, &v, 0);
+}
+
+}  // namespace
+
+status event_log::impl::record_retention(const std::vector<retention_mark>& marks) {
+  auto known = retention_marks();
+  if (!known) return known.error();
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "recording a retention sweep"); !st) return st;
+  for (auto m : marks) {
+    m.through = 0;
+    for (const auto& k : *known)
+      if (k.pattern == m.pattern) m.through = k.through;
+    if (int rc = put_retention_mark(txn.get(), meta_, m); rc != MDB_SUCCESS)
+      return env_.check(rc, "recording a retention sweep");
+  }
+  return commit_synced(txn);
+}
+
+status event_log::impl::finish_retention(const std::vector<std::string>& patterns,
+                                         bool redacted) {
+  auto known = retention_marks();
+  if (!known) return known.error();
+  txn_guard txn;
+  if (auto st = env_.begin_write(txn, "finishing a retention sweep"); !st) return st;
+  for (auto m : *known) {
+    if (std::find(patterns.begin(), patterns.end(), m.pattern) == patterns.end()) continue;
+    m.through = std::max(m.through, m.target);
+    if (int rc = put_retention_mark(txn.get(), meta_, m); rc != MDB_SUCCESS)
+      return env_.check(rc, "finishing a retention sweep");
+  }
+  if (redacted) {
+    int rc = put_fixed64_value(txn.get(), meta_, meta_scrub_pending, 1);
+    if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_compact_pending, 1);
+    if (rc != MDB_SUCCESS) return env_.check(rc, "recording a pending scrub");
+  }
+  return commit_synced(txn);
+}
+
 result<bool> event_log::impl::scrub_pending() const {
   txn_guard txn;
   uint64_t pending = 0;
@@ -658,6 +732,18 @@ result<bool> event_log::scrub_pending() const { return impl_->scrub_pending(); }
 status event_log::scrub() { return impl_->scrub(); }
 
 result<bool> event_log::compact_pending() const { return impl_->compact_pending(); }
+
+result<std::vector<event_log::retention_mark>> event_log::retention_marks() const {
+  return impl_->retention_marks();
+}
+
+status event_log::record_retention(const std::vector<retention_mark>& marks) {
+  return impl_->record_retention(marks);
+}
+
+status event_log::finish_retention(const std::vector<std::string>& patterns, bool redacted) {
+  return impl_->finish_retention(patterns, redacted);
+}
 
 status event_log::compacted() { return impl_->compacted(); }
 

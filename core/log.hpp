@@ -141,6 +141,27 @@ class event_log {
   result<bool> compact_pending() const;
   status compacted();
 
+  // --- retention (docs/storage.md, "Retention") ---
+  // How far the sweep of one rule got: every event of a type the rule
+  // matches with offset <= through is redacted; target > through is a
+  // durable request (synced before any redaction) to redact those in
+  // (through, target], all of them stamped before `before` (ms).
+  struct retention_mark {
+    std::string pattern;
+    uint64_t through = 0;
+    uint64_t target = 0;
+    int64_t before = 0;
+  };
+  // Every rule's mark, by pattern (rules no longer configured included).
+  result<std::vector<retention_mark>> retention_marks() const;
+  // Records (synced) each mark's target and before; through is kept.
+  // REQUIRES: the single writer.
+  status record_retention(const std::vector<retention_mark>& marks);
+  // Ends the requests of `patterns`: through = target. When `redacted`,
+  // also sets scrub_pending and compact_pending (as finish_erasures).
+  // REQUIRES: the single writer.
+  status finish_retention(const std::vector<std::string>& patterns, bool redacted);
+
   environment& env() const { return env_; }
 
  private:

@@ -95,6 +95,38 @@ void per_view(std::string& out, const std::vector<view_metrics>& views, const ch
   }
 }
 
+// Retention (docs/operating.md, "Retention"): the sweeps and each rule.
+void retention_families(std::string& out, const retention_metrics& r) {
+  header(out, "derive_retention_sweeps_total", "counter", "Retention sweeps since start.");
+  sample(out, "derive_retention_sweeps_total", r.sweeps);
+  header(out, "derive_retention_expired_events_total", "counter",
+         "Events redacted by retention since start.");
+  sample(out, "derive_retention_expired_events_total", r.expired);
+  header(out, "derive_retention_last_sweep_seconds", "gauge",
+         "When the last retention sweep ran (log clock), in seconds since the Unix epoch.");
+  sample(out, "derive_retention_last_sweep_seconds", r.last_sweep_ms / 1000);
+  header(out, "derive_retention_last_sweep_head", "gauge",
+         "The log head when the last retention sweep finished.");
+  sample(out, "derive_retention_last_sweep_head", r.last_sweep_head);
+  auto per_rule = [&](const char* name, const char* type, const char* help, auto value) {
+    header(out, name, type, help);
+    for (const auto& rule : r.rules) {
+      out += name;
+      out += "{rule=\"" + label(rule.pattern) + "\"} ";
+      append_uint(out, value(rule));
+      out += '\n';
+    }
+  };
+  per_rule("derive_retention_rule_expired_events_total", "counter",
+           "Events of the rule's types redacted since start.",
+           [](const retention_rule_metrics& m) { return m.expired; });
+  per_rule("derive_retention_rule_through_offset", "gauge",
+           "Every event of the rule's types up to this offset is redacted.",
+           [](const retention_rule_metrics& m) { return m.through; });
+  per_rule("derive_retention_rule_keep_seconds", "gauge", "How long the rule keeps events.",
+           [](const retention_rule_metrics& m) { return m.keep_ms / 1000; });
+}
+
 }  // namespace
 
 void metrics::record_http_response(unsigned status) {
@@ -268,6 +300,7 @@ std::string metrics::render(const runtime& rt) const {
          "Appends refused with rate_limited or too_many_idempotency_keys (HTTP and WebSocket).");
   sample(out, "derive_appends_limited_total", appends_limited.load());
   if (m.cluster) cluster_families(out, *m.cluster);
+  if (m.retention) retention_families(out, *m.retention);
   return out;
 }
 

@@ -607,6 +607,19 @@ http_reply router::health() const {
                        {"lag", c->lag},
                        {"error", c->error.empty() ? nlohmann::json() : nlohmann::json(c->error)}};
   }
+  if (auto r = rt_.retention()) {
+    nlohmann::json rules = nlohmann::json::array();
+    for (const auto& rule : r->rules)
+      rules.push_back({{"pattern", rule.pattern},
+                       {"keep_ms", rule.keep_ms},
+                       {"through", rule.through},
+                       {"expired", rule.expired}});
+    body["retention"] = {{"sweeps", r->sweeps},
+                         {"expired", r->expired},
+                         {"last_sweep_ms", r->last_sweep_ms},
+                         {"last_sweep_head", r->last_sweep_head},
+                         {"rules", std::move(rules)}};
+  }
   return json_reply(200, dump(body));
 }
 

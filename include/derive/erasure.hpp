@@ -24,6 +24,31 @@ struct erasure_receipt {
   std::string to_json() const;
 };
 
+// The reserved event type of retention receipts (docs/storage.md, "Retention").
+inline constexpr const char* retention_event_type = "derive.retention";
+
+// One retention rule's part of a sweep: the events of its types up to
+// `through`, all stamped before `before`, are redacted.
+struct retention_receipt {
+  uint64_t offset = 0;           // the receipt event's offset
+  int64_t ts = 0;
+  std::string rule;              // the rule's pattern
+  uint64_t through = 0;          // the sweep's last offset for this rule
+  int64_t before = 0;            // the sweep's cut-off ts (now - keep), ms
+  std::vector<uint64_t> offsets;    // the events of the rule's types redacted, ascending
+  std::vector<std::string> views;   // the views rebuilt
+  // {"offset":..,"ts":..,"type":"derive.retention","rule":..,"through":..,
+  //  "before":..,"redacted":N,"offsets":[[first,last],..],"views":[..]}
+  std::string to_json() const;
+};
+
+// What a retention sweep did (runtime::sweep_retention).
+struct retention_sweep {
+  int64_t at = 0;                           // log clock, ms
+  uint64_t expired = 0;                     // events redacted
+  std::vector<retention_receipt> receipts;  // one per rule that redacted something
+};
+
 // 32 lowercase hex characters identifying `subject` without holding it (two
 // independent 64-bit hashes; it identifies, it does not hide a subject that
 // can be guessed).

@@ -43,6 +43,21 @@ struct cluster_metrics {
   std::string error;              // non-empty: this node cannot follow the stream (why)
 };
 
+// Retention (runtime_options.retention): per rule and for the sweeps.
+struct retention_rule_metrics {
+  std::string pattern;
+  uint64_t keep_ms = 0;
+  uint64_t through = 0;   // every event of its types up to here is redacted (durable)
+  uint64_t expired = 0;   // events it redacted since start
+};
+struct retention_metrics {
+  uint64_t sweeps = 0;           // since start
+  uint64_t expired = 0;          // events redacted since start
+  int64_t last_sweep_ms = 0;     // log clock; 0: none yet
+  uint64_t last_sweep_head = 0;  // the log head the last sweep saw
+  std::vector<retention_rule_metrics> rules;
+};
+
 struct runtime_metrics {
   uint64_t head = 0;
   uint64_t append_requests = 0;  // requests answered by the sequencer (ok or error)
@@ -60,6 +75,7 @@ struct runtime_metrics {
   uint64_t hub_lost = 0;     // batches dropped because the hub was full
   std::vector<view_metrics> views;
   std::optional<cluster_metrics> cluster;  // cluster mode only
+  std::optional<retention_metrics> retention;  // when retention rules are declared
 };
 
 }  // namespace derive

@@ -61,6 +61,16 @@ struct cluster_options {
   bool enabled() const { return !nats_urls.empty(); }
 };
 
+// Retention (docs/storage.md, "Retention"): events whose type matches
+// `pattern` are redacted, as forget redacts them, once older than `keep`
+// (by their ts and log_options::clock). A pattern is an exact event type or
+// "prefix.*" (every type starting with "prefix."); no two rules may match a
+// common type, and none a reserved `derive.` type.
+struct retention_rule {
+  std::string pattern;
+  std::chrono::milliseconds keep{0};
+};
+
 struct runtime_options {
   std::string data_dir = "data";
   // The log's environment (data_dir itself).
@@ -101,6 +111,11 @@ struct runtime_options {
   std::chrono::milliseconds audit_interval{0};
   // Cluster mode; default: off (the embedded log).
   cluster_options cluster;
+  // Retention rules (checked at start: invalid_parameter) and how often the
+  // eraser sweeps them, measured on log.clock (which it reads at least every
+  // second, so a test clock needs no sleeping). Refused in cluster mode.
+  std::vector<retention_rule> retention;
+  std::chrono::milliseconds retention_interval = std::chrono::minutes(1);
 };
 
 }  // namespace derive

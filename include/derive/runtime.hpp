@@ -94,6 +94,14 @@ class runtime {
   // whose stream cannot be erased). Requests queue behind the one running;
   // those waiting together share one rebuild.
   void forget(std::string subject, std::function<void(result<erasure_receipt>)> done);
+  // Retention (runtime_options.retention, docs/storage.md "Retention"): the
+  // eraser sweeps every retention_interval of the log clock; this queues a
+  // sweep now. `done` runs once with what it redacted (the receipts are
+  // `derive.retention` events), or an error (unavailable when stopping;
+  // not_supported in cluster mode).
+  void sweep_retention(std::function<void(result<retention_sweep>)> done);
+  // nullopt when no rule is declared or not running.
+  std::optional<retention_metrics> retention() const;
 
   // --- reads (caller's thread, no actor hop) ---
   uint64_t head() const;

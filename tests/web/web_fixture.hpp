@@ -93,6 +93,8 @@ class web_fixture : public ::testing::Test {
  protected:
   // Called before the server starts; override to change its options.
   virtual void configure(web::server_options&) {}
+  // Called before the runtime starts; override to change its options.
+  virtual void configure_runtime(runtime_options&) {}
   virtual durability durability_mode() const { return durability::relaxed; }
 
   void SetUp() override {
@@ -130,6 +132,7 @@ class web_fixture : public ::testing::Test {
     o.storage.mode = durability_mode();
     o.storage.map_size = uint64_t{1} << 30;
     configure_cluster(o);
+    configure_runtime(o);
     rt_ = std::make_unique<runtime>(o);
     add_views(*rt_);
     auto st = rt_->start();

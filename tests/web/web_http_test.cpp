@@ -734,5 +734,50 @@ TEST_F(http_test, forget_redacts_the_subjects_events_and_answers_the_receipt) {
                "invalid_event");
 }
 
+// --- retention (docs/operating.md, "Retention") -----------------------------
+
+#ifndef DERIVE_TEST_CLUSTER  // retention is refused in cluster mode
+class retention_http_test : public web_fixture {
+ protected:
+  void configure_runtime(runtime_options& o) override {
+    o.log.clock = [this] { return now_.load(); };
+    o.retention = {{"doc.put", std::chrono::hours(1)}};
+    o.retention_interval = std::chrono::hours(24 * 1000);  // sweeps on demand below
+  }
+  void sweep() {
+    std::promise<result<retention_sweep>> done;
+    rt_->sweep_retention([&done](result<retention_sweep> r) { done.set_value(std::move(r)); });
+    auto r = done.get_future().get();
+    ASSERT_TRUE(r) << r.error().to_string();
+  }
+  std::atomic<int64_t> now_{1'700'000'000'000};
+};
+
+TEST_F(retention_http_test, health_and_metrics_report_the_sweeps) {
+  const uint64_t a = put("a", 1);
+  now_ += 2 * 3600 * 1000;
+  const uint64_t b = put("b", 2);
+  sweep();
+  auto docs = view_state("docs", b + 1);  // the receipt follows b
+  ASSERT_EQ(docs["items"].size(), 1u) << docs.dump();
+  EXPECT_EQ(docs["items"][0]["key"], "b");
+  auto h = get("/v1/health").body_json();
+  ASSERT_TRUE(h.contains("retention")) << h.dump();
+  EXPECT_EQ(h["retention"]["expired"], 1);
+  EXPECT_EQ(h["retention"]["last_sweep_ms"], now_.load());
+  EXPECT_EQ(h["retention"]["rules"][0]["pattern"], "doc.put");
+  EXPECT_EQ(h["retention"]["rules"][0]["keep_ms"], 3600 * 1000);
+  EXPECT_EQ(h["retention"]["rules"][0]["through"], a);
+  auto m = get("/metrics").body;
+  for (const std::string& sample : std::vector<std::string>{
+           "derive_retention_expired_events_total 1\n",
+        "derive_retention_rule_expired_events_total{rule=\"doc.put\"} 1\n",
+        "derive_retention_rule_through_offset{rule=\"doc.put\"} " + std::to_string(a) + "\n",
+        "derive_retention_rule_keep_seconds{rule=\"doc.put\"} 3600\n",
+        "derive_retention_last_sweep_seconds " + std::to_string(now_.load() / 1000) + "\n"})
+    EXPECT_NE(m.find(sample), std::string::npos) << sample;
+}
+#endif
+
 }  // namespace
 }  // namespace derive::webtest
