@@ -44,7 +44,9 @@ class catch_up_test : public runtime_fixture {
     auto n = snap->get("n").value();
     EXPECT_EQ(n ? json::parse(*n).get<uint64_t>() : 0u, offset);
     EXPECT_EQ(snap->count("e/").value(), offset);
-    if (offset > 0) EXPECT_TRUE(snap->get("e/" + std::to_string(offset)).value());
+    if (offset > 0) {
+      EXPECT_TRUE(snap->get("e/" + std::to_string(offset)).value());
+    }
     EXPECT_FALSE(snap->get("e/" + std::to_string(offset + 1)).value());
   }
   view_metrics tally_metrics() {

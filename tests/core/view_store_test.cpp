@@ -594,8 +594,17 @@ TEST_F(view_store_test, changes_since_the_offset_or_beyond_is_served_and_empty) 
   }
 }
 
+// Options keeping `retention` view offsets of changelog, pruning at most
+// `prune_per_commit` entries per commit; byte and age limits as by default.
+view_store_options keep_count(uint64_t retention, unsigned prune_per_commit) {
+  view_store_options o;
+  o.changelog_retention = retention;
+  o.prune_per_commit = prune_per_commit;
+  return o;
+}
+
 TEST_F(view_store_test, changelog_keeps_retention_offsets_behind_the_offset) {
-  auto& store = open_store("docs", 1, {/*changelog_retention=*/10, /*prune_per_commit=*/256});
+  auto& store = open_store("docs", 1, keep_count(10, 256));
   for (uint64_t o = 10; o <= 100; o += 10) {
     std::vector<offset_changes> batch;
     for (uint64_t i = o - 9; i <= o; ++i) batch.push_back(at(i, {put("k", std::to_string(i))}));
@@ -608,7 +617,7 @@ TEST_F(view_store_test, changelog_keeps_retention_offsets_behind_the_offset) {
 }
 
 TEST_F(view_store_test, changes_since_before_the_low_water_mark_is_not_served) {
-  auto& store = open_store("docs", 1, {10, 256});
+  auto& store = open_store("docs", 1, keep_count(10, 256));
   commit_each(store, 1, 30);
   auto page = page_since(store, 19);
   EXPECT_FALSE(page.served);
@@ -618,7 +627,7 @@ TEST_F(view_store_test, changes_since_before_the_low_water_mark_is_not_served) {
 }
 
 TEST_F(view_store_test, the_low_water_mark_is_the_last_pruned_offset) {
-  auto& store = open_store("docs", 1, {10, 256});
+  auto& store = open_store("docs", 1, keep_count(10, 256));
   ASSERT_TRUE(store.commit({at(1, {put("a", "1")}), at(50, {put("b", "1")})}, 100));
   EXPECT_FALSE(page_since(store, 49).served);
   auto page = page_since(store, 50);
@@ -627,7 +636,7 @@ TEST_F(view_store_test, the_low_water_mark_is_the_last_pruned_offset) {
 }
 
 TEST_F(view_store_test, offsets_without_entries_are_never_reported_as_pruned) {
-  auto& store = open_store("docs", 1, {10, 256});
+  auto& store = open_store("docs", 1, keep_count(10, 256));
   ASSERT_TRUE(store.commit({at(95, {put("a", "1")})}, 100));
   auto page = page_since(store, 0);
   EXPECT_TRUE(page.served);
@@ -637,9 +646,9 @@ TEST_F(view_store_test, offsets_without_entries_are_never_reported_as_pruned) {
 TEST_F(view_store_test, pruning_is_bounded_per_commit) {
   std::vector<offset_changes> batch;
   for (uint64_t o = 1; o <= 10; ++o) batch.push_back(at(o, {put("k", std::to_string(o))}));
-  ASSERT_TRUE(open_store("docs", 1, {0, 256}).commit(batch, 10));
+  ASSERT_TRUE(open_store("docs", 1, keep_count(0, 256)).commit(batch, 10));
   close_stores();
-  auto& store = open_store("docs", 1, {/*changelog_retention=*/1, /*prune_per_commit=*/3});
+  auto& store = open_store("docs", 1, keep_count(1, 3));
   // prune_per_commit plus as many as the commit appends: 3 + 1.
   ASSERT_TRUE(store.commit({at(11, {put("k", "11")})}, 11));
   EXPECT_FALSE(page_since(store, 3).served);
@@ -750,7 +759,7 @@ TEST_F(view_store_test, the_changelog_limit_grows_with_the_state) {
 }
 
 TEST_F(view_store_test, unlimited_retention_keeps_every_entry) {
-  auto& store = open_store("docs", 1, {/*changelog_retention=*/0, /*prune_per_commit=*/256});
+  auto& store = open_store("docs", 1, keep_count(0, 256));
   commit_each(store, 1, 300);
   auto page = page_since(store, 0, 1000);
   EXPECT_TRUE(page.served);
@@ -805,7 +814,7 @@ TEST_F(view_store_test, a_cleared_failure_stays_cleared_after_a_reopen) {
 }
 
 TEST_F(view_store_test, reset_erases_everything_of_the_view) {
-  auto& store = open_store("docs", 1, {5, 256});
+  auto& store = open_store("docs", 1, keep_count(5, 256));
   commit_each(store, 1, 20);
   ASSERT_TRUE(store.commit({}, 21, {{21, "bad"}}));
   ASSERT_TRUE(store.set_failure(view_failure{21, "bad"}));
