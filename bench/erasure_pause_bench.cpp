@@ -10,6 +10,8 @@
 // Usage: erasure_pause_bench [dir] [--events N]...  (default: 10000 100000)
 //   dir defaults to a new /tmp/derive-erasure-pause-*; it is removed at the end.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -125,7 +127,9 @@ int main(int argc, char** argv) {
   }
   if (sizes.empty()) sizes = {10000, 100000};
   const bool temp = dir.empty();
-  if (temp) dir = (fs::temp_directory_path() / ("derive-erasure-pause-" + std::to_string(::getpid()))).string();
+  if (temp)
+    dir = (fs::temp_directory_path() / ("derive-erasure-pause-" + std::to_string(::getpid())))
+              .string();
   for (int n : sizes) run(dir, n);
   if (temp) fs::remove_all(dir);
 }
