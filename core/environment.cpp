@@ -177,12 +177,13 @@ result<std::unique_ptr<environment>> environment::open_recomputable(const std::s
 
 namespace {
 
-// Copies the open `env` compacted into `tmp`, flushed.
-status copy_compacted(MDB_env* env, const std::string& tmp, const std::string& path) {
+// Copies the open `env` compacted into `tmp`, flushed when `flush`.
+status copy_compacted(MDB_env* env, const std::string& tmp, const std::string& path,
+                      bool flush = true) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return {errc::io_error, "cannot create '" + tmp + "': " + std::strerror(errno)};
   int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
-  if (rc == MDB_SUCCESS && ::fsync(fd) != 0) rc = errno;
+  if (rc == MDB_SUCCESS && flush && ::fsync(fd) != 0) rc = errno;
   ::close(fd);
   if (rc != MDB_SUCCESS) {
     ::unlink(tmp.c_str());
@@ -239,7 +240,12 @@ status environment::compact_online(std::chrono::milliseconds quiesce,
   // No transaction of this process is open, and none begins until the gate opens.
   const std::string tmp = (fs::path(path_) / "data.mdb.compact").string();
   const std::string file = (fs::path(path_) / "data.mdb").string();
-  if (auto st = copy_compacted(env_, tmp, path_); !st) return st;
+  // A recomputable environment's commits are not flushed either: a machine
+  // crash before the page cache is written back finds its marker dirty and
+  // discards it (open_recomputable). Flushing ~100 MB would also delay the
+  // log's commits, whose flushes queue behind it.
+  const bool flush = boot_id_.empty();
+  if (auto st = copy_compacted(env_, tmp, path_, flush); !st) return st;
   mdb_env_close(env_);
   env_ = nullptr;
   status replaced = replace_file(tmp, file, path_);
