@@ -318,10 +318,12 @@ result<unsigned> environment::database(const std::string& name, unsigned flags) 
     if (auto i = dbis_.find(name); i != dbis_.end()) return i->second.dbi;
     if (!sticky_.is_ok()) return sticky_;
   }
+  // A reopen hook refreshes handles; it never creates a database (a dropped
+  // store's stays dropped).
+  if (reopening_.load() == std::this_thread::get_id())
+    return status{errc::not_found, "database '" + name + "' was dropped"};
   txn_guard txn;
-  // The pass before mu_, which compact_online takes with the gate closed (a
-  // reopen hook, on the compacting thread, needs none).
-  if (reopening_.load() != std::this_thread::get_id()) txn.hold(gate_);
+  txn.hold(gate_);  // before mu_, which compact_online takes with the gate closed
   std::lock_guard<std::mutex> guard{mu_};
   if (auto i = dbis_.find(name); i != dbis_.end()) return i->second.dbi;
   if (env_ == nullptr) return status{errc::io_error, "'" + path_ + "' is not open"};

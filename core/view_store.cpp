@@ -529,7 +529,10 @@ result<std::unique_ptr<view_store>> view_store::open(environment& env, const std
   if (auto st = store_impl->open_handles(prefix); !st) return st;
   // An online compaction reopens the databases: the handles may change.
   auto* reopened = store_impl.get();
-  env.on_reopen(reopened, [reopened, prefix] { return reopened->open_handles(prefix); });
+  env.on_reopen(reopened, [reopened, prefix] {
+    status st = reopened->open_handles(prefix);
+    return st.code() == errc::not_found ? status::ok() : st;  // dropped: nothing to refresh
+  });
   if (status st = store_impl->load(); !st.is_ok()) return st;
   return std::unique_ptr<view_store>(
       new view_store(name, version, label, std::move(store_impl)));
