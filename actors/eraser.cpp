@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include <caf/all.hpp>
 
@@ -289,10 +290,40 @@ status eraser::erase(std::vector<pending>& batch) {
   crash_point("erasure_finished");
   // (4) The log's freed pages (the records, index entries and keys).
   if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st) return st;
+  // (7) No file keeps the subjects' bytes once this returns.
+  if (auto st = compact(); !st) return st;
   log_info(component, "forgot ", subjects.size(), " subject(s)");
   for (auto& p : batch)
     if (p.done) p.done(receipts[p.subject]);
   return status::ok();
+}
+
+status eraser::compact() {
+  using namespace std::chrono;
+  auto pending = rt_.log->compact_pending();
+  if (!pending) return pending.error();
+  if (!*pending) return status::ok();
+  // Transactions open longer than this (a client's snapshot) delay it; it
+  // is retried, then left to the next forget or the next start.
+  constexpr auto quiesce = seconds(5);
+  constexpr int attempts = 3;
+  for (environment* env : {rt_.env.get(), rt_.views_env.get()}) {
+    for (int attempt = 1;; ++attempt) {
+      microseconds paused{0};
+      status st = env->compact_online(quiesce, &paused);
+      if (st) {
+        log_info(component, "compacted ", env->path(), " online; its transactions waited ",
+                 paused.count() / 1000, " ms");
+        break;
+      }
+      if (st.code() != errc::unavailable || attempt == attempts || stopping())
+        return {st.code(), st.message() + " (the erased data leaves the files at the next "
+                                          "forget or the next start)"};
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  }
+  crash_point("erasure_compacted");
+  return on_writer([](event_log& log) { return log.compacted(); });
 }
 
 // Gated by the start that resumed an interrupted erasure or sweep: only a

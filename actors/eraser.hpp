@@ -7,11 +7,14 @@
 // other work), (2) the sequencer redacts the subjects' records and their
 // idempotency keys, (3) when anything was redacted every view is rebuilt
 // from the redacted log (reads of a rebuilding view answer `unavailable`,
-// its subscribers are reset when it is done), (4) the log and view
-// environments are compacted so no freed page keeps old bytes, (5) one
-// receipt per subject is appended (idempotent: a resumed erasure replays
-// it), (6) the requests are finished. A crash at any point leaves the
-// request recorded: runtime::start resumes it.
+// its subscribers are reset when it is done), (4) the
+// views' free pages are scrubbed, (5) one receipt per subject is appended
+// (idempotent: a resumed erasure replays it), (6) the requests are finished
+// and the log's free pages scrubbed, (7) both environments are compacted
+// while the runtime runs, so that no file holds the subjects' bytes when
+// the request is answered. A crash before (6) leaves the request recorded:
+// runtime::start resumes it; one before (7) ends leaves compact_pending: the
+// next start compacts.
 //
 // Retention (docs/storage.md, "Retention"; actors/retention.cpp) is a second
 // kind of work for the same thread and the same steps: every
@@ -95,6 +98,10 @@ class eraser {
   int64_t clock_ms() const;
   bool views_gated() const;
   status rebuild_views(std::vector<std::string>& rebuilt);
+  // When the log says compact_pending: both environments compacted while
+  // the runtime runs (environment::compact_online; transactions wait meanwhile),
+  // then the flag cleared. Errors: unavailable (transactions stayed open).
+  status compact();
   status on_writer(std::function<status(event_log&)> fn);
   bool stopping() const;
 

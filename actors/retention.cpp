@@ -241,13 +241,15 @@ result<retention_sweep> eraser::sweep_now() {
   }
   crash_point("retention_receipts_appended");
   // (5) Done; the log's freed pages are overwritten and the data directories
-  // compacted at the next open, as after forget.
+  // compacted, as after forget.
   if (auto st = on_writer([&](event_log& log) { return log.finish_retention(pending, !all.empty()); });
       !st)
     return st;
   crash_point("retention_finished");
-  if (!all.empty())
+  if (!all.empty()) {
     if (auto st = on_writer([](event_log& log) { return log.scrub(); }); !st) return st;
+    if (auto st = compact(); !st) return st;
+  }
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     for (const auto& r : out.receipts) {

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include "core/crash_point.hpp"
 #include "core/lmdb_util.hpp"
 
 namespace derive {
@@ -35,8 +36,8 @@ result<std::unique_ptr<environment>> environment::open(const std::string& path,
   std::unique_ptr<environment> env{new environment};
   env->path_ = path;
   env->options_ = options;
-  if (auto st = open_env(env->env_, path, options, options.mode == durability::relaxed); !st)
-    return st;
+  env->nosync_ = options.mode == durability::relaxed;
+  if (auto st = open_env(env->env_, path, options, env->nosync_); !st) return st;
   return env;
 }
 
@@ -169,33 +170,134 @@ result<std::unique_ptr<environment>> environment::open_recomputable(const std::s
   }
   if (auto st = write_marker(path, *boot, false); !st) return st;
   env->boot_id_ = *boot;
+  env->nosync_ = true;
   if (auto st = open_env(env->env_, path, options, true); !st) return st;
   return env;
 }
 
+namespace {
+
+// Copies the open `env` compacted into `tmp`, flushed when `flush`.
+status copy_compacted(MDB_env* env, const std::string& tmp, const std::string& path,
+                      bool flush = true) {
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return {errc::io_error, "cannot create '" + tmp + "': " + std::strerror(errno)};
+  int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+  if (rc == MDB_SUCCESS && flush && ::fsync(fd) != 0) rc = errno;
+  ::close(fd);
+  if (rc != MDB_SUCCESS) {
+    ::unlink(tmp.c_str());
+    return lmdb_status(rc, "compacting '" + path + "'");
+  }
+  return status::ok();
+}
+
+// Renames `tmp` over `file` and flushes the directory `dir`.
+status replace_file(const std::string& tmp, const std::string& file, const std::string& dir) {
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    return {errc::io_error, "cannot replace '" + file + "': " + std::strerror(errno)};
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  return status::ok();
+}
+
+}  // namespace
+
 status environment::compact(const std::string& path, environment_options options) {
   namespace fs = std::filesystem;
   const std::string tmp = (fs::path(path) / "data.mdb.compact").string();
-  const std::string file = (fs::path(path) / "data.mdb").string();
   {
     auto env = open(path, options);
     if (!env) return env.error();
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-      return {errc::io_error, "cannot create '" + tmp + "': " + std::strerror(errno)};
-    int rc = mdb_env_copyfd2((*env)->handle(), fd, MDB_CP_COMPACT);
-    if (rc == MDB_SUCCESS && ::fsync(fd) != 0) rc = errno;
-    ::close(fd);
-    if (rc != MDB_SUCCESS) return lmdb_status(rc, "compacting '" + path + "'");
+    if (auto st = copy_compacted((*env)->handle(), tmp, path); !st) return st;
   }
-  if (::rename(tmp.c_str(), file.c_str()) != 0)
-    return {errc::io_error, "cannot replace '" + file + "': " + std::strerror(errno)};
-  int dir = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
+  return replace_file(tmp, (fs::path(path) / "data.mdb").string(), path);
+}
+
+
+status environment::compact_online(std::chrono::milliseconds quiesce,
+                                   std::chrono::microseconds* paused) {
+  namespace fs = std::filesystem;
+  using clock = std::chrono::steady_clock;
+  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  const auto closing = clock::now();
+  if (!gate_.close(quiesce))
+    return {errc::unavailable, "cannot compact '" + path_ + "' now: its transactions stayed open " +
+                                   std::to_string(quiesce.count()) + " ms; retry"};
+  struct reopen_gate {
+    env_gate& gate;
+    clock::time_point since;
+    std::chrono::microseconds* paused;
+    ~reopen_gate() {
+      gate.open();
+      if (paused)
+        *paused = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - since);
+    }
+  } guard{gate_, closing, paused};
+  // No transaction of this process is open, and none begins until the gate opens.
+  const std::string tmp = (fs::path(path_) / "data.mdb.compact").string();
+  const std::string file = (fs::path(path_) / "data.mdb").string();
+  // A recomputable environment's commits are not flushed either: a machine
+  // crash before the page cache is written back finds its marker dirty and
+  // discards it (open_recomputable). Flushing ~100 MB would also delay the
+  // log's commits, whose flushes queue behind it.
+  const bool flush = boot_id_.empty();
+  if (auto st = copy_compacted(env_, tmp, path_, flush); !st) return st;
+  mdb_env_close(env_);
+  env_ = nullptr;
+  status replaced = replace_file(tmp, file, path_);
+  if (replaced) crash_point("erasure_compaction_renamed");
+  // Reopened even when the rename failed (the old file is intact then).
+  status reopened = reopen();
+  if (!reopened) fail(reopened);
+  return replaced ? reopened : replaced;
+}
+
+status environment::reopen() {
+  if (auto st = open_env(env_, path_, options_, nosync_); !st) return st;
+  txn_guard txn;
+  if (int rc = txn.begin(env_, 0); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "reopening the databases of '" + path_ + "'");
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    for (auto& [name, db] : dbis_) {
+      MDB_dbi dbi = 0;
+      if (int rc = mdb_dbi_open(txn.get(), name.c_str(), db.flags | MDB_CREATE, &dbi);
+          rc != MDB_SUCCESS)
+        return lmdb_status(rc, "reopening database '" + name + "'");
+      db.dbi = dbi;
+    }
   }
-  return status::ok();
+  if (int rc = mdb_txn_commit(txn.release()); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "reopening the databases of '" + path_ + "'");
+  std::lock_guard<std::mutex> hooks{hooks_mu_};
+  reopening_.store(std::this_thread::get_id());
+  status st = status::ok();
+  for (auto& [owner, reopened] : hooks_)
+    if (st) st = reopened();
+  reopening_.store(std::thread::id{});
+  return st;
+}
+
+void environment::on_reopen(const void* owner, std::function<status()> reopened) {
+  std::lock_guard<std::mutex> hooks{hooks_mu_};
+  hooks_[owner] = std::move(reopened);
+}
+
+void environment::forget_reopen(const void* owner) {
+  std::lock_guard<std::mutex> hooks{hooks_mu_};
+  hooks_.erase(owner);
+}
+
+int environment::begin_txn(txn_guard& txn, unsigned flags) const {
+  txn.hold(gate_);
+  // Read after the pass: compact_online replaces it with the gate closed.
+  int rc = env_ == nullptr ? EIO : txn.begin(env_, flags);
+  if (rc != MDB_SUCCESS) txn.drop_pass();
+  return rc;
 }
 
 environment::~environment() {
@@ -210,10 +312,21 @@ environment::~environment() {
 }
 
 result<unsigned> environment::database(const std::string& name, unsigned flags) {
-  std::lock_guard<std::mutex> guard{mu_};
-  if (auto i = dbis_.find(name); i != dbis_.end()) return i->second;
-  if (!sticky_.is_ok()) return sticky_;
+  {
+    // Known: no transaction (a reopen hook runs here with the gate closed).
+    std::lock_guard<std::mutex> guard{mu_};
+    if (auto i = dbis_.find(name); i != dbis_.end()) return i->second.dbi;
+    if (!sticky_.is_ok()) return sticky_;
+  }
+  // A reopen hook refreshes handles; it never creates a database (a dropped
+  // store's stays dropped).
+  if (reopening_.load() == std::this_thread::get_id())
+    return status{errc::not_found, "database '" + name + "' was dropped"};
   txn_guard txn;
+  txn.hold(gate_);  // before mu_, which compact_online takes with the gate closed
+  std::lock_guard<std::mutex> guard{mu_};
+  if (auto i = dbis_.find(name); i != dbis_.end()) return i->second.dbi;
+  if (env_ == nullptr) return status{errc::io_error, "'" + path_ + "' is not open"};
   if (int rc = txn.begin(env_, 0); rc != MDB_SUCCESS)
     return lmdb_status(rc, "opening a database");
   MDB_dbi dbi = 0;
@@ -221,7 +334,7 @@ result<unsigned> environment::database(const std::string& name, unsigned flags) 
     return lmdb_status(rc, "opening database '" + name + "'");
   if (int rc = mdb_txn_commit(txn.release()); rc != MDB_SUCCESS)
     return lmdb_status(rc, "creating database '" + name + "'");
-  dbis_.emplace(name, dbi);
+  dbis_.emplace(name, named_db{dbi, flags});
   return static_cast<unsigned>(dbi);
 }
 
@@ -236,8 +349,14 @@ status environment::sticky_error() const {
 }
 
 status environment::begin_write(txn_guard& txn, std::string_view what, unsigned flags) {
-  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
-  return check(txn.begin(env_, flags), what);
+  txn.hold(gate_);
+  if (status sticky = sticky_error(); !sticky.is_ok()) {
+    txn.drop_pass();
+    return sticky;
+  }
+  int rc = txn.begin(env_, flags);
+  if (rc != MDB_SUCCESS) txn.drop_pass();
+  return check(rc, what);
 }
 
 namespace {
@@ -271,6 +390,7 @@ bool filesystem_full(const std::string& path) {
 
 status environment::commit(txn_guard& txn) {
   int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
+  txn.drop_pass();
   // LMDB reports a short write of a commit's pages as EIO ("short write,
   // filesystem full?"): on a full filesystem that is a full disk. The pages
   // it wrote are unreachable (no meta page names them): nothing is lost.
@@ -281,6 +401,8 @@ status environment::commit(txn_guard& txn) {
 }
 
 status environment::sync() {
+  txn_guard pass;
+  pass.hold(gate_);
   if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
   int rc = mdb_env_sync(env_, 1);
   if (rc == MDB_SUCCESS) return status::ok();
@@ -314,17 +436,18 @@ int list_names(MDB_txn* txn, std::string_view prefix, std::vector<std::string>& 
 result<std::vector<std::string>> environment::database_names(std::string_view prefix) const {
   txn_guard txn;
   std::vector<std::string> names;
-  int rc = txn.begin(env_, MDB_RDONLY);
+  int rc = begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = list_names(txn.get(), prefix, names);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "listing databases");
   return names;
 }
 
 result<size_t> environment::drop_databases(std::string_view prefix) {
+  txn_guard txn;
+  txn.hold(gate_);  // before mu_, as in database()
   std::lock_guard<std::mutex> guard{mu_};
   if (!sticky_.is_ok()) return sticky_;
-  txn_guard txn;
-  if (int rc = txn.begin(env_, 0); rc != MDB_SUCCESS)
+  if (int rc = env_ == nullptr ? EIO : txn.begin(env_, 0); rc != MDB_SUCCESS)
     return lmdb_status(rc, "dropping databases");
   // The main database holds one record per named database, keyed by name.
   std::vector<std::string> names;
@@ -367,7 +490,12 @@ int count_free_pages(MDB_txn* txn, uint64_t& pages) {
 
 result<uint64_t> environment::scrub_free_pages(int rounds) {
   MDB_stat st{};
-  mdb_env_stat(env_, &st);
+  {
+    txn_guard read;
+    if (int rc = begin_txn(read, MDB_RDONLY); rc != MDB_SUCCESS)
+      return lmdb_status(rc, "scrubbing free pages");
+    mdb_env_stat(mdb_txn_env(read.get()), &st);
+  }
   const size_t value_size = st.ms_psize / 4;  // three records a page
   const std::string filler(value_size, '\0');
   auto scrub = database("derive.scrub", MDB_INTEGERKEY);
@@ -378,7 +506,7 @@ result<uint64_t> environment::scrub_free_pages(int rounds) {
     uint64_t free_pages = 0;
     {
       txn_guard read;
-      int rc = read.begin(env_, MDB_RDONLY);
+      int rc = begin_txn(read, MDB_RDONLY);
       if (rc == MDB_SUCCESS) rc = count_free_pages(read.get(), free_pages);
       if (rc != MDB_SUCCESS) return lmdb_status(rc, "counting free pages");
     }

@@ -9,21 +9,29 @@
 //
 // Transactions: the caller owns each one in a txn_guard (core/lmdb_util.hpp);
 // begin_write / check / commit are how core begins, checks and ends writes;
-// reads begin with txn_guard::begin(handle(), MDB_RDONLY) and map errors
-// with lmdb_status.
+// reads begin with begin_txn(txn, MDB_RDONLY) and map errors with
+// lmdb_status. Every transaction holds a pass of the environment's gate for
+// its lifetime, so that compact_online() can wait until none is open.
 // Thread-safety: every member may be called from any thread; LMDB allows one
 // write transaction at a time (the log's sequencer, a view's runner).
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <derive/options.hpp>
 #include <derive/status.hpp>
+
+#include "core/env_gate.hpp"
 
 struct MDB_env;
 struct MDB_txn;
@@ -74,12 +82,40 @@ class environment {
   static status compact(const std::string& path, environment_options options = {});
   environment& operator=(const environment&) = delete;
 
+  // compact(), on this open environment while the process keeps using it
+  // (docs/storage.md, "Erasure"): the gate closes (new transactions wait;
+  // none is refused) and, once every open transaction of this process has
+  // ended, the environment is copied compacted into `data.mdb.compact`,
+  // flushed, closed, the copy renamed over `data.mdb`, the directory
+  // flushed, the environment reopened, every named database reopened by name
+  // (the handles may change) and every on_reopen() hook run; then the gate
+  // opens. Crash point `erasure_compaction_renamed` (after the rename,
+  // before the reopen). `*paused` (optional) receives how long the gate was
+  // closed. Errors: unavailable (transactions stayed open for `quiesce`;
+  // nothing changed: retry), io_error (a failed reopen makes the
+  // environment sticky-failed). REQUIRES: the calling thread holds no
+  // transaction of this environment.
+  status compact_online(std::chrono::milliseconds quiesce,
+                        std::chrono::microseconds* paused = nullptr);
+  // Registers `reopened` (keyed by `owner`) to run after compact_online
+  // reopened the environment, with the gate closed: owners of database
+  // handles refresh them there with database(name). Thread-safe.
+  void on_reopen(const void* owner, std::function<status()> reopened);
+  // Unregisters `owner`'s hook (before the owner goes away).
+  void forget_reopen(const void* owner);
+
+  // Begins a transaction in `txn` (`flags`: MDB_RDONLY, 0, ...), holding a
+  // gate pass until the guard ends it. Returns LMDB's code.
+  int begin_txn(txn_guard& txn, unsigned flags) const;
+
+  // The LMDB handle: it changes at compact_online(); transactions begin
+  // through begin_txn / begin_write.
   MDB_env* handle() const { return env_; }
   const std::string& path() const { return path_; }
   const environment_options& options() const { return options_; }
 
   // The handle of the named database `name`, created on first use.
-  // Thread-safe. Handles stay valid for the environment's lifetime.
+  // Thread-safe. Handles stay valid until compact_online() (see on_reopen).
   // REQUIRES: the calling thread holds no write transaction (it opens one).
   // `flags` are MDB_dbi flags (MDB_INTEGERKEY, MDB_DUPSORT, ...).
   result<unsigned> database(const std::string& name, unsigned flags = 0);
@@ -131,14 +167,25 @@ class environment {
   result<std::vector<std::string>> database_names(std::string_view prefix) const;
 
  private:
+  struct named_db {
+    unsigned dbi;
+    unsigned flags;
+  };
   environment() = default;
+  // Reopens env_ and the named databases after compact_online's rename.
+  status reopen();
   MDB_env* env_ = nullptr;
+  bool nosync_ = false;  // opened with MDB_NOSYNC
   std::string boot_id_;  // a recomputable environment: the boot it was opened in
   std::string path_;
   environment_options options_;
+  mutable env_gate gate_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, unsigned> dbis_;
+  std::unordered_map<std::string, named_db> dbis_;
   status sticky_;
+  std::atomic<std::thread::id> reopening_{};  // the thread running the reopen hooks
+  std::mutex hooks_mu_;
+  std::map<const void*, std::function<status()>> hooks_;
 };
 
 }  // namespace derive

@@ -7,6 +7,7 @@
 
 namespace derive {
 
+
 int get_fixed64_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, uint64_t& v,
                       bool* found) {
   MDB_val k = to_val(key), d;

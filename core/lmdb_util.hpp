@@ -16,13 +16,17 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include <derive/status.hpp>
 
+#include "core/env_gate.hpp"
+
 namespace derive {
 
-// Aborts the transaction it holds (if any) when destroyed.
+// Aborts the transaction it holds (if any) when destroyed, then returns the
+// gate pass it holds (if any).
 class txn_guard {
  public:
   txn_guard() = default;
@@ -32,16 +36,31 @@ class txn_guard {
 
   // Begins a transaction (`flags`: 0 or MDB_RDONLY, MDB_NOMETASYNC, ...).
   // REQUIRES: holds none. Returns LMDB's code; on failure holds none.
+  // Environments begin theirs through environment::begin_txn (gated).
   int begin(MDB_env* env, unsigned flags) { return mdb_txn_begin(env, nullptr, flags, &txn_); }
   MDB_txn* get() const { return txn_; }
-  // The caller owns the transaction from now on.
+  // The caller owns the transaction from now on (the pass stays held until
+  // drop_pass(), abort() or destruction: commit, then drop it).
   MDB_txn* release() { return std::exchange(txn_, nullptr); }
   void abort() {
     if (txn_ != nullptr) mdb_txn_abort(std::exchange(txn_, nullptr));
+    drop_pass();
+  }
+  // Takes a pass of `gate` (returning the one held, if any).
+  void hold(env_gate& gate) {
+    drop_pass();
+    gate.enter();
+    gate_ = &gate;
+    holder_ = std::this_thread::get_id();
+  }
+  void drop_pass() {
+    if (gate_ != nullptr) std::exchange(gate_, nullptr)->leave(holder_);
   }
 
  private:
   MDB_txn* txn_ = nullptr;
+  env_gate* gate_ = nullptr;
+  std::thread::id holder_;
 };
 
 // Closes the cursor it holds (if any) when destroyed.

@@ -47,6 +47,7 @@ class event_log::impl {
   }
 
   status open();
+  ~impl() { env_.forget_reopen(this); }
   std::vector<result<append_outcome>> append(const std::vector<checked_append>& group,
                                              const ingest_mark* mark = nullptr);
   status sync();
@@ -72,6 +73,7 @@ class event_log::impl {
   status finish_retention(const std::vector<std::string>& patterns, bool redacted);
 
  private:
+  status open_handles();
   status check_format();
   status load_head();
   status append_request_in(MDB_txn* txn, MDB_cursor* log_cursor, const checked_append& req,
@@ -100,6 +102,14 @@ class event_log::impl {
 };
 
 status event_log::impl::open() {
+  if (auto st = open_handles(); !st) return st;
+  // An online compaction reopens the databases: the handles may change.
+  env_.on_reopen(this, [this] { return open_handles(); });
+  if (auto st = check_format(); !st) return st;
+  return load_head();
+}
+
+status event_log::impl::open_handles() {
   struct spec {
     const char* name;
     unsigned flags;
@@ -113,15 +123,13 @@ status event_log::impl::open() {
     if (!h) return h.error();
     *dbi = *h;
   }
-  if (auto st = idempotency_.open(); !st) return st;
-  if (auto st = check_format(); !st) return st;
-  return load_head();
+  return idempotency_.open();
 }
 
 // Reads meta/format, writing it when the log is new.
 status event_log::impl::check_format() {
   txn_guard txn;
-  if (int rc = txn.begin(env_.handle(), 0); rc != MDB_SUCCESS)
+  if (int rc = env_.begin_txn(txn, 0); rc != MDB_SUCCESS)
     return env_.check(rc, "opening the log");
   uint64_t format = 0;
   bool found = false;
@@ -141,7 +149,7 @@ status event_log::impl::check_format() {
 status event_log::impl::load_head() {
   txn_guard txn;
   cursor_guard c;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), log_);
   if (rc != MDB_SUCCESS) return env_.check(rc, "reading the log head");
   uint64_t seq = 0;
@@ -285,7 +293,7 @@ status event_log::impl::read(uint64_t from, size_t limit, std::vector<event>& ou
   if (limit == 0 || from > h) return done(status::ok());
   txn_guard txn;
   cursor_guard c;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), log_);
   if (rc != MDB_SUCCESS) return done(lmdb_status(rc, "reading the log"));
   out.reserve(std::min<uint64_t>(limit, h - from + 1));
@@ -308,7 +316,7 @@ result<std::vector<uint64_t>> event_log::impl::offsets_of_subject(
   if (subject.empty() || subject.size() > max_subject_bytes) return offsets;
   txn_guard txn;
   cursor_guard c;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), subject_);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the subject index");
   MDB_val k = to_val(subject), v{};
@@ -358,7 +366,7 @@ result<std::vector<event_log::erasure_request>> event_log::impl::erasure_request
   std::vector<erasure_request> out;
   txn_guard txn;
   cursor_guard c;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), erasure_);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading erasure requests");
   MDB_val k{}, v{};
@@ -535,7 +543,7 @@ result<std::vector<event_log::retention_mark>> event_log::impl::retention_marks(
   std::vector<retention_mark> out;
   txn_guard txn;
   cursor_guard c;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), meta_);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the retention marks");
   MDB_val k = to_val(meta_retention), v{};
@@ -603,7 +611,7 @@ status event_log::impl::finish_retention(const std::vector<std::string>& pattern
 result<bool> event_log::impl::scrub_pending() const {
   txn_guard txn;
   uint64_t pending = 0;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_scrub_pending, pending);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log's meta");
   return pending != 0;
@@ -612,7 +620,7 @@ result<bool> event_log::impl::scrub_pending() const {
 result<bool> event_log::impl::compact_pending() const {
   txn_guard txn;
   uint64_t pending = 0;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_compact_pending, pending);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "reading the log's meta");
   return pending != 0;
@@ -641,7 +649,7 @@ result<std::optional<append_outcome>> event_log::impl::find_idempotency_key(
     const std::string& key) const {
   if (key.empty() || key.size() > 128) return std::optional<append_outcome>{};
   txn_guard txn;
-  if (int rc = txn.begin(env_.handle(), MDB_RDONLY); rc != MDB_SUCCESS)
+  if (int rc = env_.begin_txn(txn, MDB_RDONLY); rc != MDB_SUCCESS)
     return lmdb_status(rc, "reading idempotency keys");
   auto found = idempotency_.find(txn.get(), key);
   if (!found) return found.error();

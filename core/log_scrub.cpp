@@ -29,7 +29,7 @@ status scrub_chunk(environment& env, MDB_dbi dbi, size_t chunk, scrub_state& sta
   const uint64_t head = state.report.head;
   txn_guard txn;
   cursor_guard cursor;
-  int rc = txn.begin(env.handle(), MDB_RDONLY);
+  int rc = env.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = cursor.open(txn.get(), dbi);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "scrubbing the log");
   MDB_val k = uint64_val(state.expected), v{};

@@ -90,7 +90,7 @@ result<std::map<std::string, served_version>> read_serving(environment& env) {
   if (!pins) return pins.error();
   txn_guard txn;
   cursor_guard c;
-  int rc = txn.begin(env.handle(), MDB_RDONLY);
+  int rc = env.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = c.open(txn.get(), *dbi);
   std::map<std::string, served_version> out;
   MDB_val k, v;

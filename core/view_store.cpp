@@ -45,6 +45,10 @@ class view_store::impl {
  public:
   impl(environment& env, std::string label, view_store_options options)
       : env_(env), label_(std::move(label)), options_(options) {}
+  ~impl() { env_.forget_reopen(this); }
+
+  // Opens the handles of the store's databases (`prefix` + state, changes, ...).
+  status open_handles(const std::string& prefix);
 
   // Loads the durable meta data (offset, failure, retention).
   status load();
@@ -118,7 +122,7 @@ class view_store::impl {
 status view_store::impl::load() {
   txn_guard txn;
   view_meta meta;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = read_view_meta(txn.get(), meta_, meta);
   if (rc == MDB_SUCCESS && meta.format && *meta.format != view_format)
     return {errc::corruption, where("opening the store") + ": stored format " +
@@ -407,7 +411,7 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
 result<view_snapshot> view_store::impl::snapshot() const {
   auto snapshot = std::make_unique<view_snapshot::impl>(state_, private_);
   snapshot->meta_dbi = meta_;
-  int rc = snapshot->txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(snapshot->txn, MDB_RDONLY);
   uint64_t offset = 0;
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(snapshot->txn.get(), meta_, meta_offset, offset);
   if (rc != MDB_SUCCESS) return decode_status(rc, where("taking a snapshot"));
@@ -416,7 +420,7 @@ result<view_snapshot> view_store::impl::snapshot() const {
 
 result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t limit) const {
   txn_guard txn;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   changelog_page page;
   uint64_t low_water = 0;
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_offset, page.view_offset);
@@ -459,7 +463,7 @@ status view_store::impl::set_failure(std::optional<view_failure> failure) {
 result<std::vector<dead_letter>> view_store::impl::dead_letters() const {
   txn_guard txn;
   cursor_guard cursor;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = cursor.open(txn.get(), dead_);
   if (rc != MDB_SUCCESS) return decode_status(rc, where("reading dead letters"));
   std::vector<dead_letter> letters;
@@ -482,7 +486,7 @@ result<std::vector<dead_letter>> view_store::impl::dead_letters() const {
 result<uint64_t> view_store::impl::resume_floor() const {
   txn_guard txn;
   uint64_t floor = 0;
-  int rc = txn.begin(env_.handle(), MDB_RDONLY);
+  int rc = env_.begin_txn(txn, MDB_RDONLY);
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(txn.get(), meta_, meta_resume_floor, floor);
   if (rc != MDB_SUCCESS) return decode_status(rc, where("reading the resume floor"));
   return floor;
@@ -522,23 +526,32 @@ result<std::unique_ptr<view_store>> view_store::open(environment& env, const std
   const std::string label = label_or_empty.empty() ? view_label(name, version) : label_or_empty;
   const std::string prefix = view_db_prefix(label);
   auto store_impl = std::make_unique<impl>(env, label, options);
+  if (auto st = store_impl->open_handles(prefix); !st) return st;
+  // An online compaction reopens the databases: the handles may change.
+  auto* reopened = store_impl.get();
+  env.on_reopen(reopened, [reopened, prefix] {
+    status st = reopened->open_handles(prefix);
+    return st.code() == errc::not_found ? status::ok() : st;  // dropped: nothing to refresh
+  });
+  if (status st = store_impl->load(); !st.is_ok()) return st;
+  return std::unique_ptr<view_store>(
+      new view_store(name, version, label, std::move(store_impl)));
+}
+
+status view_store::impl::open_handles(const std::string& prefix) {
   struct db {
     const char* suffix;
     unsigned flags;
     MDB_dbi* dbi;
   };
-  for (const db& d : {db{"state", 0u, &store_impl->state_},
-                      db{"changes", unsigned{MDB_INTEGERKEY}, &store_impl->changes_},
-                      db{"meta", 0u, &store_impl->meta_},
-                      db{"dead", unsigned{MDB_INTEGERKEY}, &store_impl->dead_},
-                      db{"private", 0u, &store_impl->private_}}) {
-    auto dbi = env.database(prefix + d.suffix, d.flags);
+  for (const db& d : {db{"state", 0u, &state_}, db{"changes", unsigned{MDB_INTEGERKEY}, &changes_},
+                      db{"meta", 0u, &meta_}, db{"dead", unsigned{MDB_INTEGERKEY}, &dead_},
+                      db{"private", 0u, &private_}}) {
+    auto dbi = env_.database(prefix + d.suffix, d.flags);
     if (!dbi) return dbi.error();
     *d.dbi = *dbi;
   }
-  if (status st = store_impl->load(); !st.is_ok()) return st;
-  return std::unique_ptr<view_store>(
-      new view_store(name, version, label, std::move(store_impl)));
+  return status::ok();
 }
 
 view_store::view_store(std::string name, uint32_t version, std::string label,

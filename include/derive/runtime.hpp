@@ -86,10 +86,14 @@ class runtime {
   // --- erasure (docs/storage.md, "Erasure") ---
   // Forgets `subject`: its events keep offset, ts and type but lose key,
   // subject and data; every view is rebuilt from the redacted log and its
-  // subscribers reset; storage keeps no freed copy. `done` runs once with
+  // subscribers reset; when `done` runs no file under the data directory
+  // holds the subject's bytes (both environments are compacted in place:
+  // appends, view commits and reads wait meanwhile). `done` runs once with
   // the receipt appended as a `derive.erasure` event (zero offsets for an
   // unknown subject), or an error (invalid_parameter for an empty or too
-  // long subject; unavailable when the runtime stops first: the request is
+  // long subject; unavailable when transactions (a client's snapshot) kept
+  // the compaction waiting: the subject is erased, its bytes leave the files
+  // at the next forget or start; unavailable when the runtime stops first: the request is
   // durable and resumes at the next start; not_supported in cluster mode,
   // whose stream cannot be erased). Requests queue behind the one running;
   // those waiting together share one rebuild.

@@ -20,7 +20,8 @@ struct key_value {
 
 // Every call sees the same committed state, at offset(). Holds one storage
 // read transaction: keep it short-lived (never across a wait) and release it
-// before the runtime stops. Usable from any thread, one thread at a time.
+// before the runtime stops (an erasure's compaction waits for it, up to a
+// bound, docs/storage.md "Erasure"). Usable from any thread, one thread at a time.
 class view_snapshot {
  public:
   ~view_snapshot();

@@ -1,4 +1,4 @@
-// SIGKILL at each of the 10 crash points of an erasure (docs/storage.md,
+// SIGKILL at each of the 11 crash points of an erasure (docs/storage.md,
 // "Erasure", core/crash_point.hpp): a child fills a log with alice's and
 // bob's documents, forgets alice with DERIVE_CRASH_POINT set and dies there.
 // After a restart:
@@ -49,8 +49,9 @@ event_input doc(const std::string& key, const std::string& title, const std::str
   return e;
 }
 
-// The child: fills the log, forgets alice, then stops and starts again (the
-// compaction at open); it must die at `point` on the way.
+// The child: fills the log, forgets alice (compacting online), then stops and
+// starts again (the compaction at open, when a crash left it pending); it
+// must die at `point` on the way.
 [[noreturn]] void child_main(const std::string& dir, const std::string& point) {
   ::setenv("DERIVE_CRASH_POINT", point.c_str(), 1);
   {
@@ -165,7 +166,8 @@ INSTANTIATE_TEST_SUITE_P(points, erasure_kill_test,
                                            "erasure_redacted", "erasure_views_rebuilt",
                                            "erasure_before_views_serve", "erasure_views_scrubbed",
                                            "erasure_receipts_appended", "erasure_indexes_copied",
-                                           "erasure_finished", "erasure_compacted"),
+                                           "erasure_finished", "erasure_compaction_renamed",
+                                           "erasure_compacted"),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace

@@ -244,17 +244,61 @@ TEST_F(erasure_test, NoFileUnderTheDataDirectoryHoldsTheSubjectsBytesAfterForget
   const std::vector<std::string> needles{key_mark, title_mark, title_escaped, subject};
   ASSERT_FALSE(files_holding(dir_.path(), needles).empty());  // the scan can fail
 
+  // A subscriber stays connected and appends keep flowing from another
+  // thread while forget runs and while the files are scanned.
+  auto sink = std::make_shared<recording_sink>();
+  ASSERT_TRUE(rt->subscribe({"titles", std::nullopt, ""}, sink));
+  std::atomic<bool> appending{true};
+  std::atomic<int> appended{0}, failed{0};
+  std::thread appender([&] {
+    for (int n = 0; appending.load() || n < 20; ++n) {
+      if (append_sync(*rt, make_request({doc("carol-doc-" + std::to_string(n), "carol title",
+                                             "carol")})))
+        ++appended;
+      else
+        ++failed;
+    }
+  });
   auto receipt = forget_sync(*rt, subject);
+  // Right after forget returns, without a restart.
+  auto hits = files_holding(dir_.path(), needles);
+  appending = false;
+  appender.join();
   ASSERT_TRUE(receipt) << receipt.error().to_string();
   EXPECT_EQ(receipt->offsets.size(), 2000u);
-  // The data directories are compacted when the runtime next opens them.
+  for (auto& h : hits) ADD_FAILURE() << h;
+  EXPECT_FALSE(files_holding(dir_.path(), {"bob title"}).empty());  // the scan can find
+  // No append was lost or refused, and the offsets have no gap.
+  EXPECT_EQ(failed.load(), 0);
+  std::vector<event> log;
+  for (;;) {
+    auto page = rt->read_log(log.size() + 1, 1000);
+    ASSERT_TRUE(page);
+    if (page->empty()) break;
+    log.insert(log.end(), page->begin(), page->end());
+  }
+  int carols = 0;
+  for (size_t i = 0; i < log.size(); ++i) {
+    EXPECT_EQ(log[i].offset, i + 1);
+    if (log[i].subject == "carol") ++carols;
+  }
+  EXPECT_EQ(log.size(), rt->head());
+  EXPECT_EQ(carols, appended.load());
+  // The views keep serving, the subscriber keeps receiving.
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  auto titles = read_view(*rt, "titles").state;
+  EXPECT_EQ(titles.size(), 8000u + static_cast<size_t>(carols));
+  EXPECT_EQ(titles["bob-doc-1"], "bob title");
+  const int batches = sink->batches.load();
+  ASSERT_TRUE(append_sync(*rt, make_request({doc("carol-doc-last", "carol title", "carol")})));
+  for (int i = 0; i < 500 && sink->batches.load() == batches; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GT(sink->batches.load(), batches);
+  // And after a restart.
   rt->stop();
   rt = start();
-  auto hits = files_holding(dir_.path(), needles);
-  for (auto& h : hits) ADD_FAILURE() << h;
-  // Other subjects' data is untouched.
-  EXPECT_EQ(read_view(*rt, "titles").state.size(), 8000u);
-  EXPECT_EQ(read_view(*rt, "titles").state["bob-doc-1"], "bob title");
+  for (auto& h : files_holding(dir_.path(), needles)) ADD_FAILURE() << h;
+  EXPECT_EQ(read_view(*rt, "titles").state.size(), 8001u + static_cast<size_t>(carols));
 }
 
 // Every version's store: the served one, one built beside, the derived

@@ -6,6 +6,9 @@
 // refused.
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "test_util.hpp"
@@ -36,6 +39,20 @@ std::vector<view_def> views() {
                 tx.put(type + "/" + c.key, true);
                 tx.put_private(c.key, type);
               })};
+}
+
+// "<file>: <needle>" for each of `needles` some file under `dir` holds.
+std::vector<std::string> files_holding(const std::string& dir,
+                                       const std::vector<std::string>& needles) {
+  std::vector<std::string> hits;
+  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (auto& n : needles)
+      if (bytes.find(n) != std::string::npos) hits.push_back(entry.path().string() + ": " + n);
+  }
+  return hits;
 }
 
 result<retention_sweep> sweep_sync(runtime& rt) {
@@ -125,6 +142,9 @@ TEST_F(retention_test, ExpiredEventsDisappearFromTheLogAndTheViews) {
   append(*rt, "session.login", "s-late");
   append(*rt, "page.view", "p-late");
   expect_views_match_the_log(*rt);
+  // p1's bytes as the log, its idempotency key and the views stored them.
+  const std::vector<std::string> p1_bytes{"\"secret\":\"p1\"", "idem-p1"};
+  ASSERT_FALSE(files_holding(dir_.path(), p1_bytes).empty());  // the scan can find
 
   // Day 10: page.view (7 days) of day 0 expired; sessions (30 days) not.
   auto sweep = sweep_sync(*rt);
@@ -138,6 +158,8 @@ TEST_F(retention_test, ExpiredEventsDisappearFromTheLogAndTheViews) {
   EXPECT_EQ(sweep->receipts[0].views, (std::vector<std::string>{"events", "by_type"}));
   EXPECT_TRUE(redacted(*rt, "p1"));
   EXPECT_TRUE(redacted(*rt, "p2"));
+  // No file holds them when the sweep returns (compacted online).
+  for (auto& hit : files_holding(dir_.path(), p1_bytes)) ADD_FAILURE() << hit;
   for (auto k : {"s0", "s4", "s-out", "not-a-session", "o1", "s-late", "p-late"})
     EXPECT_FALSE(redacted(*rt, k)) << k;
   expect_views_match_the_log(*rt);

@@ -5,11 +5,17 @@
 #include "core/log.hpp"
 
 #include "core/append_check.hpp"
+#include "core/lmdb_util.hpp"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
 
 namespace derive {
 namespace {
@@ -159,6 +165,52 @@ TEST_F(erasure_test, TheIdempotencyKeysOfErasedEventsAreGone) {
     ASSERT_TRUE(b);
     EXPECT_TRUE(b->has_value());
   }
+}
+
+// environment::compact_online: it waits for open transactions (bounded),
+// new ones wait for it, and the log works on through its reopened handles.
+TEST_F(erasure_test, AnOnlineCompactionWaitsForTransactionsAndTheLogWorksOnAfterIt) {
+  append_people(200);
+  ASSERT_TRUE(log_->redact_subjects({"alice"}));
+  ASSERT_TRUE(log_->finish_erasures({"alice"}));
+  {  // An open read transaction: the compaction gives up, nothing changed.
+    txn_guard reader;
+    ASSERT_EQ(env_->begin_txn(reader, MDB_RDONLY), MDB_SUCCESS);
+    auto st = env_->compact_online(std::chrono::milliseconds(50));
+    EXPECT_EQ(st.code(), errc::unavailable) << st.to_string();
+  }
+  // Appends from another thread meanwhile wait and succeed.
+  std::atomic<bool> go{false};
+  std::atomic<int> failed{0};
+  std::thread writer([&] {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; i < 50; ++i)
+      if (!log_->append(request({ev("note.added", "carol-" + std::to_string(i), "{}", "carol")},
+                                "idem-carol-" + std::to_string(i))))
+        ++failed;
+  });
+  go = true;
+  std::chrono::microseconds paused{-1};
+  auto st = env_->compact_online(std::chrono::seconds(10), &paused);
+  writer.join();
+  ASSERT_TRUE(st) << st.to_string();
+  EXPECT_GE(paused.count(), 0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "data.mdb.compact"));
+  auto all = read_all();
+  ASSERT_EQ(all.size(), 450u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].offset, i + 1);
+  EXPECT_TRUE(log_->find_idempotency_key("idem-bob-7")->has_value());
+  EXPECT_TRUE(log_->find_idempotency_key("idem-carol-49")->has_value());
+  EXPECT_FALSE(log_->find_idempotency_key("idem-alice-7")->has_value());
+  ASSERT_TRUE(log_->append(request({ev("note.added", "dave", "{}", "dave")}, "idem-dave")));
+  // No byte of alice's data is left in the file.
+  std::ifstream in(fs::path(dir_) / "data.mdb", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.find("alice secret"), std::string::npos);
+  EXPECT_NE(bytes.find("bob 7"), std::string::npos);
+  reopen();  // and it opens as any data directory
+  EXPECT_EQ(read_all().size(), 451u);
 }
 
 TEST_F(erasure_test, RequestsAreDurableUntilFinishedAndFinishingDropsTheSubjectIndex) {
