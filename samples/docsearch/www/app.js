@@ -30,6 +30,7 @@ const el = {
   id: $('doc-id'),
   title: $('doc-title'),
   text: $('doc-text'),
+  author: $('doc-author'),
   save: $('save'),
   del: $('delete'),
   clear: $('clear'),
@@ -413,6 +414,7 @@ function newDocument() {
   editor.id = null;
   editor.updated = 0;
   el.editor.reset();
+  el.author.value = sessionStorage.getItem('docsearch-author') || '';  // not per document
   el.id.readOnly = false;
   el.editorHeading.textContent = 'New document';
   el.del.hidden = true;
@@ -440,8 +442,22 @@ function slug(title) {
   return `${base}-${newIdempotencyKey().slice(0, 4)}`;
 }
 
+// The subject of the page's events (README.md, "Events"): the token's `sub`
+// in auth mode, else the Author field (kept for the tab); none when empty.
+// `POST /v1/subjects/{subject}/forget` then forgets what that person wrote.
+function withSubject(event) {
+  const subject = token ? tokenSubject(token) : el.author.value.trim();
+  return subject ? { ...event, subject } : event;
+}
+if (token) {
+  el.author.hidden = true;
+  document.querySelector('label[for="doc-author"]').hidden = true;
+}
+el.author.value = sessionStorage.getItem('docsearch-author') || '';
+el.author.addEventListener('input', () => sessionStorage.setItem('docsearch-author', el.author.value));
+
 async function saveDocument(id, title, text) {
-  const { offsets } = await client.append({ type: 'doc.put', key: id, data: { title, text } });
+  const { offsets } = await client.append(withSubject({ type: 'doc.put', key: id, data: { title, text } }));
   return offsets[0];
 }
 
@@ -451,7 +467,7 @@ async function deleteDocument(id) {
   if (editing) editor.saving = true;  // our own delete: no "deleted elsewhere"
   let offsets;
   try {
-    ({ offsets } = await client.append({ type: 'doc.delete', key: id }));
+    ({ offsets } = await client.append(withSubject({ type: 'doc.delete', key: id })));
   } finally {
     if (editing) editor.saving = false;
   }
