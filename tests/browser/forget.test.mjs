@@ -5,13 +5,17 @@
 //
 // Alice (the subject) writes documents whose ids, titles and texts hold
 // strings found nowhere else, some needing JSON escapes (quotes, a backslash,
-// non-ASCII); one through the page's editor (its Author field is the events'
-// subject), 2,000 more over HTTP, spread over 10,000 events among Bob's,
-// Carol's and subject-less ones. The page lists her documents and shows her
-// search hits. After `POST /v1/subjects/{subject}/forget` returns:
+// non-ASCII); one through the page's editor in her own tab (its Author field
+// is the events' subject), 1,900 more over HTTP, spread over 10,000 events
+// among Bob's, Carol's and subject-less ones. Another page, open throughout,
+// lists her documents, shows her hits for a word she shares with Bob and has
+// one of her documents open in its editor. After
+// `POST /v1/subjects/{subject}/forget` returns:
 // - right away, `derive verify-forgotten` scans every file under the data
 //   directory for each string, plain and JSON-escaped: none may be found;
-// - the page shows none of it, without a reload, and still shows the others';
+// - the page shows none of it, without a reload (nor in its inputs: the
+//   editor lets her document go), and still shows the others' (the same
+//   search now lists Bob's documents);
 // - the log holds her events as redacted records (offset, ts, type) only;
 // - every view equals a recomputation from the redacted log: the test's own
 //   for `documents` and `stats`, each view's audit, and a fresh docsearch
@@ -66,7 +70,7 @@ function aliceEvent(n) {
   const id = `${keyMark}/doc-${n % 997}`;
   if (n % 40 === 0) return { type: 'doc.delete', key: id, subject };
   return { type: 'doc.put', key: id, subject,
-           data: { title: `Notes ${titleQuoted} №${n}`, text: `${textRaw} shared words ${n}` } };
+           data: { title: `Notes ${titleQuoted} marsupial №${n}`, text: `${textRaw} shared words ${n}` } };
 }
 
 function otherEvent(n) {
@@ -74,7 +78,19 @@ function otherEvent(n) {
   const key = `${who ?? 'anon'}-doc-${n % 1500}`;
   if (n % 50 === 1) return { type: 'doc.delete', key, ...(who ? { subject: who } : {}) };
   return { type: 'doc.put', key, ...(who ? { subject: who } : {}),
-           data: { title: `${who ?? 'anonymous'}'s notes ${n}`, text: `shared words ${who}word ${n}` } };
+           data: { title: `${who ?? 'anonymous'}'s notes ${n}`,
+                   text: `shared words ${who}word ${n}${who === 'bob' && n % 7 === 0 ? ' marsupial' : ''}` } };
+}
+
+async function openPage(url) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p = await context.newPage();
+  p.errors = [];
+  p.on('pageerror', (e) => p.errors.push(e.message));
+  await p.goto(url);
+  await p.waitForSelector('#connection[data-state="open"]', { timeout: 10000 });
+  await p.waitForSelector('#documents li[data-id="welcome"]', { timeout: 10000 });
+  return p;
 }
 
 async function post(path, body, headers = {}) {
@@ -164,34 +180,34 @@ async function scan() {
   }
 }
 
-const pageText = () => page.evaluate(() => document.body.innerText + document.body.innerHTML);
+// Everything the page shows or holds in its document: text, markup and the
+// values of its inputs (the editor, the search box).
+const pageContent = () => page.evaluate(() => document.body.innerText + document.body.innerHTML +
+  [...document.querySelectorAll('input, textarea')].map((e) => e.value).join('\n'));
 const missing = (text) => needles.filter((n) => !text.includes(n.replace(/"/g, '')));
 
 await run([
-  ['Alice writes through the page, then 10,000 events in all', async () => {
+  ['Alice writes through her page, then 10,000 events in all while another page watches', async () => {
     dataDir = tempDir('derive-forget-test-');
     server = new DocsearchServer(binary, dataDir);
     const url = await server.start();
     browser = await launchBrowser(chromium);
     onCleanup(() => browser.close());
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.errors = [];
-    page.on('pageerror', (e) => page.errors.push(e.message));
-    await page.goto(url);
-    await page.waitForSelector('#connection[data-state="open"]', { timeout: 10000 });
-    await page.waitForSelector('#documents li[data-id="welcome"]', { timeout: 10000 });
-    await page.evaluate(() => { window.notReloaded = true; });
-
-    await page.fill('#doc-author', subject);
-    await page.fill('#doc-id', pageDocId);
-    await page.fill('#doc-title', `From the page ${titleQuoted}`);
-    await page.fill('#doc-text', textRaw);
-    await page.click('#save');
-    await page.waitForSelector('#form-message[data-kind="ok"]', { timeout: 10000 });
+    const own = await openPage(url);  // her tab: the Author field names her
+    await own.fill('#doc-author', subject);
+    await own.fill('#doc-id', pageDocId);
+    await own.fill('#doc-title', `From the page ${titleQuoted}`);
+    await own.fill('#doc-text', textRaw);
+    await own.click('#save');
+    await own.waitForSelector('#form-message[data-kind="ok"]', { timeout: 10000 });
     const [saved] = (await allEvents(url)).filter((e) => e.key === pageDocId);
     checkEqual(saved.subject, subject, 'the page\'s Author field is the event\'s subject');
     alice.add(saved.offset);
+    checkEqual(own.errors, [], 'uncaught errors in her page');
+    await own.context().close();
+
+    page = await openPage(url);  // someone else's page, open from now on
+    await page.evaluate(() => { window.notReloaded = true; });
 
     const last = await appendEvents(totalEvents - examples - 1);
     checkEqual(last, totalEvents, 'events in the log');
@@ -200,15 +216,18 @@ await run([
     await server.json(`/v1/views/stats/totals?after=${last}`);
   }],
 
-  ['the page lists her documents and shows her search hits; the files hold her strings', async () => {
-    await page.fill('#search', titleWord);
+  ['the page lists her documents, her search hits and one of hers in its editor; the files hold her strings', async () => {
+    await page.fill('#search', 'marsupial');  // in her titles and in some of Bob's texts
     await page.waitForFunction(
       (mark) => document.querySelectorAll(`#results li[data-id^="${mark}"]`).length >= 50,
       keyMark, { timeout: 10000 });
     await page.waitForFunction(
       (mark) => document.querySelectorAll(`#documents li[data-id^="${mark}"]`).length >= 50,
       keyMark, { timeout: 10000 });
-    const text = await pageText();
+    await page.locator(`#documents li[data-id^="${keyMark}"] .doc-main`).first().click();
+    await page.waitForFunction((mark) => document.querySelector('#doc-id').value.startsWith(mark),
+                               keyMark, { timeout: 10000 });
+    const text = await pageContent();
     for (const s of [keyMark, titleWord, textWord]) check(text.includes(s), `the page shows ${s}`);
     await saveScreenshot(page, 'forget-before.png');
     const before = await scan();
@@ -234,19 +253,26 @@ await run([
   }],
 
   ['the page shows none of it without a reload, and still the others\'', async () => {
+    // The same query now finds Bob's documents only; the editor let hers go.
     await page.waitForFunction((marks) => {
-      const text = document.body.innerText + document.body.innerHTML;
+      const text = document.body.innerText + document.body.innerHTML +
+        [...document.querySelectorAll('input, textarea')].map((e) => e.value).join('\n');
       return !marks.some((m) => text.includes(m)) &&
-             !document.querySelector('#results-empty').hidden;
-    }, [keyMark, titleWord, textWord], { timeout: 15000 });
+             document.querySelectorAll('#results li[data-id^="bob-doc-"]').length > 0;
+    }, [keyMark, titleWord, textWord], { timeout: 15000 }).catch(async (e) => {
+      const text = await pageContent();
+      const held = needles.filter((n) => text.includes(n.replace(/"/g, '')));
+      const inputs = await page.evaluate(() => [...document.querySelectorAll('input, textarea')]
+        .map((i) => `#${i.id}=${JSON.stringify(i.value.slice(0, 60))}`));
+      throw new Error(`${e.message}\n  still on the page: ${JSON.stringify(held)}` +
+                      `\n  inputs: ${inputs.join(' ')}`);
+    });
     checkEqual(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
-    const text = await pageText();
-    checkEqual(missing(text).length, needles.length, 'no string of hers on the page');
+    const text = await pageContent();
+    checkEqual(missing(text), needles, 'no string of hers on the page');
+    checkEqual(await page.locator('#editor-heading').textContent(), 'New document', 'the editor');
     check(await page.locator('#documents li[data-id^="bob-doc-"]').count() > 0, 'Bob\'s documents listed');
     check(await page.locator('#documents li[data-id^="carol-doc-"]').count() > 0, 'Carol\'s listed');
-    await page.fill('#search', 'bobword');
-    await page.waitForFunction(() => document.querySelectorAll('#results li[data-id^="bob-doc-"]').length > 0,
-                               null, { timeout: 10000 });
     await saveScreenshot(page, 'forget-after.png');
     checkEqual(page.errors, [], 'uncaught errors in the page');
   }],

@@ -107,6 +107,15 @@ function onDocuments(info) {
   if (info.type === 'changes') {
     const now = performance.now();
     for (const c of info.changes) changedAt.set(c.key, now);
+  } else {
+    // A new snapshot (a reset: the view was rebuilt, e.g. after its author
+    // was forgotten) replaces everything: the page keeps nothing of a
+    // document it no longer holds, not even in the editor.
+    for (const id of changedAt.keys()) if (!documents.has(id)) changedAt.delete(id);
+    if (editor.id !== null && !documents.has(editor.id)) {
+      newDocument();
+      message('The document you were editing is no longer there (the view was rebuilt).');
+    }
   }
   renderDocuments();
   checkEditedDocument();
@@ -427,7 +436,10 @@ function checkEditedDocument() {
   if (editor.id === null || editor.saving) return;
   const doc = documents.get(editor.id);
   if (!doc) {
-    notice('This document was deleted elsewhere. Saving creates it again.');
+    // Not yet in the list (our own save, not received yet) is not deleted.
+    if (documentsOffset >= editor.updated) {
+      notice('This document was deleted elsewhere. Saving creates it again.');
+    }
   } else if (doc.updated > editor.updated) {
     notice(`Someone else changed this document (offset ${doc.updated}).`, {
       label: 'Load their version',
