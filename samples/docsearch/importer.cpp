@@ -438,10 +438,11 @@ import_report import_directory(const import_options& options, std::ostream& err)
       continue;
     }
     auto [title, text] = title_and_text(content, path);
-    std::string event = json{{"type", "doc.put"},
-                             {"key", options.prefix + rel},
-                             {"data", {{"title", title}, {"text", text}}}}
-                            .dump();
+    json put{{"type", "doc.put"},
+             {"key", options.prefix + rel},
+             {"data", {{"title", title}, {"text", text}}}};
+    if (!options.subject.empty()) put["subject"] = options.subject;
+    std::string event = put.dump();
     if (event.size() + 2 > options.max_body_bytes) {
       skip(rel, "too large once encoded as JSON (" + human_bytes(double(event.size())) +
                     ", over the request limit of " +
@@ -458,6 +459,7 @@ import_report import_directory(const import_options& options, std::ostream& err)
     batch.bytes += content.size();
     batch.fp.add(rel);
     batch.fp.add(content);
+    if (!options.subject.empty()) batch.fp.add(options.subject);  // other events, other key
     if (batch.count >= options.batch_size && !send()) break;
     bar.update(done, report.bytes + batch.bytes);
   }
@@ -540,6 +542,8 @@ Options:
                  environment: DERIVE_TOKEN
   --prefix P     put P before every document id, e.g. users/alice/ (in auth
                  mode a user may write only under users/<sub>/)
+  --subject S    the events' subject: the author, whom
+                 POST /v1/subjects/S/forget forgets (1..256 bytes)
   --no-progress  no progress bar on stderr
 )";
   import_options o;
@@ -565,14 +569,16 @@ Options:
       }
       o.url = *v;
     } else if (arg == "--token" || arg.rfind("--token=", 0) == 0 || arg == "--prefix" ||
-               arg.rfind("--prefix=", 0) == 0) {
+               arg.rfind("--prefix=", 0) == 0 || arg == "--subject" ||
+               arg.rfind("--subject=", 0) == 0) {
       std::string flag = arg.substr(0, arg.find('='));
       auto v = value(flag);
-      if (!v) {
-        std::cerr << "docsearch import: " << flag << " needs a value\n";
+      if (!v || (flag == "--subject" && (v->empty() || v->size() > 256))) {
+        std::cerr << "docsearch import: " << flag
+                  << (flag == "--subject" ? " needs 1 to 256 bytes\n" : " needs a value\n");
         return 2;
       }
-      (flag == "--token" ? o.token : o.prefix) = *v;
+      (flag == "--token" ? o.token : flag == "--prefix" ? o.prefix : o.subject) = *v;
     } else if (arg == "--batch" || arg.rfind("--batch=", 0) == 0) {
       auto v = value("--batch");
       if (!v || v->empty() || v->size() > 4 ||

@@ -42,6 +42,9 @@ struct import_options {
   // auth mode let a user write only there).
   std::string token;
   std::string prefix;
+  // The events' subject (README.md, "Events"): the documents' author, whom
+  // POST /v1/subjects/{subject}/forget forgets; empty: none.
+  std::string subject;
 };
 
 struct import_report {

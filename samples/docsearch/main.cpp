@@ -5,7 +5,7 @@
 //             [--max-connections-per-address N] [--append-rate N]
 //             [--auth-secret-file F | --auth-keys F] [--auth-rules F]
 //             [--nats URL[,URL]... [--stream NAME] [--replicas N]] [--help]
-//   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
+//   docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P] [--subject S]
 //             [--no-progress]   (importer.hpp)
 //
 // Wires the runtime (docsearch's views and validators, docsearch_views.hpp)
@@ -46,7 +46,7 @@
 namespace {
 
 constexpr const char* usage_text = R"(Usage: docsearch [options]
-       docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P]
+       docsearch import DIR [--url URL] [--batch N] [--token T] [--prefix P] [--subject S]
                             [--no-progress]
 
 A full-text document search built on Derive: documents are events in a durable

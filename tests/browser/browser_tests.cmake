@@ -28,6 +28,21 @@ foreach(_test docsearch_e2e client auth tls cluster cutover)
     LABELS browser)
 endforeach()
 
+# Issue 13 end to end: a subject forgotten while a page shows it; the byte
+# scan needs the derive tool.
+if(TARGET derive_tool)
+  if(DERIVE_NODE_EXECUTABLE)
+    add_test(NAME browser_forget
+      COMMAND ${DERIVE_NODE_EXECUTABLE} ${_derive_browser_dir}/forget.test.mjs
+              $<TARGET_FILE:docsearch> $<TARGET_FILE:derive_tool>
+      WORKING_DIRECTORY ${_derive_browser_dir})
+  else()
+    add_test(NAME browser_forget COMMAND sh -c "echo 'SKIP: node is not installed'; exit 77")
+  endif()
+  set_tests_properties(browser_forget PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK derive_browser LABELS browser)
+endif()
+
 # The booking sample's page: two pages click the same seat at once.
 if(TARGET booking)
   if(DERIVE_NODE_EXECUTABLE)

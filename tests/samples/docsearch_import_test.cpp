@@ -2,6 +2,7 @@
 // by the real HTTP server on a free port.
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 
@@ -79,10 +80,11 @@ class docsearch_import : public ::testing::Test {
   }
 
   docsearch::import_report run(size_t batch = 2, std::string token = "",
-                               std::string prefix = "") {
+                               std::string prefix = "", std::string subject = "") {
     docsearch::import_options o;
     o.token = std::move(token);
     o.prefix = std::move(prefix);
+    o.subject = std::move(subject);
     o.dir = (base_ / "corpus").string();
     o.url = "http://127.0.0.1:" + std::to_string(srv_->port());
     o.batch_size = batch;
@@ -166,6 +168,31 @@ TEST_F(docsearch_import, running_it_again_appends_nothing) {
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_EQ(second.replayed, 7u);
   EXPECT_EQ(rt_->head(), head);
+}
+
+// --subject: every event names the author, so that forgetting them removes
+// what they imported; another author's import of the same folder is not a replay.
+TEST_F(docsearch_import, a_subject_names_the_author_whom_forget_then_forgets) {
+  write("a.txt", "Alpha\nzebra words");
+  write("b.txt", "Bravo\nmore zebra");
+  auto plain = run(2);
+  ASSERT_TRUE(plain.ok) << plain.error;
+  auto ann = run(2, "", "ann/", "ann@example.org");
+  ASSERT_TRUE(ann.ok) << ann.error;
+  EXPECT_EQ(ann.replayed, 0u);
+  auto log = rt_->read_log(1, 100);
+  ASSERT_TRUE(log);
+  ASSERT_EQ(log->size(), 4u);
+  for (auto& e : *log)
+    EXPECT_EQ(e.subject, e.key.rfind("ann/", 0) == 0 ? "ann@example.org" : "") << e.key;
+
+  std::promise<derive::result<derive::erasure_receipt>> forgot;
+  rt_->forget("ann@example.org", [&](auto r) { forgot.set_value(std::move(r)); });
+  auto receipt = forgot.get_future().get();
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_EQ(receipt->offsets, (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(document("ann/a.txt"), std::nullopt);
+  EXPECT_EQ(document("a.txt"), (json{{"title", "Alpha"}, {"text", "zebra words"}}));
 }
 
 TEST_F(docsearch_import, in_auth_mode_a_token_imports_into_its_own_area_only) {

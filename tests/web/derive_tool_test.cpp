@@ -1,7 +1,9 @@
 // The `derive` command-line tool (tools/derive) against a real server: the
 // real binary, run as a child process, its JSON output and exit codes.
 
+#include <pty.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <sstream>
@@ -27,11 +29,11 @@ class derive_tool_test : public web_fixture {
     }));
   }
 
-  // Runs `derive --url <this server> ARGS` (stderr discarded).
-  run_result tool(const std::string& args, bool with_url = true) {
+  // Runs `derive --url <this server> ARGS` (stderr discarded, or with stdout).
+  run_result tool(const std::string& args, bool with_url = true, bool with_stderr = false) {
     std::string command = std::string(DERIVE_TOOL_PATH) + " " +
                           (with_url ? "--url http://127.0.0.1:" + std::to_string(port()) + " " : "") +
-                          args + " 2>/dev/null";
+                          args + (with_stderr ? " 2>&1" : " 2>/dev/null");
     run_result r;
     FILE* p = popen(command.c_str(), "r");
     EXPECT_NE(p, nullptr);
@@ -174,6 +176,45 @@ TEST_F(derive_tool_test, forget_prints_the_receipt_of_the_route) {
   auto unknown = tool("forget nobody --json");
   EXPECT_EQ(unknown.code, 0) << unknown.out;
   EXPECT_EQ(unknown.lines.at(0)["redacted"], 0);
+}
+
+// `derive forget` on a terminal (a pseudo-terminal here): its progress on
+// stderr, then the receipt; without one, stdout and stderr hold the receipt only.
+TEST_F(derive_tool_test, forget_on_a_terminal_shows_its_progress_then_the_receipt) {
+  fill();
+  append({{"type", "doc.put"}, {"key", "z1"}, {"subject", "zoe"}, {"data", {{"name", "Zoe"}}}});
+  append({{"type", "doc.put"}, {"key", "z2"}, {"subject", "zed"}, {"data", {{"name", "Zed"}}}});
+  ASSERT_TRUE(wait_for_view("docs", 6));
+  const std::string url = "http://127.0.0.1:" + std::to_string(port());
+  int master = -1;
+  const pid_t child = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "forget", "zoe", nullptr);
+    _exit(127);
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(master);  // read() fails with EIO once the child closed the terminal
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  EXPECT_EQ(out.rfind("forgetting \"zoe\" ...", 0), 0u) << out;
+  const auto done = out.find("forgotten in ");
+  ASSERT_NE(done, std::string::npos) << out;
+  EXPECT_NE(out.find(" s: 1 event redacted, 4 views rebuilt; the receipt (offset 7):", done),
+            std::string::npos) << out;
+  auto receipt = json::parse(out.substr(out.find('{', done)), nullptr, false);
+  ASSERT_FALSE(receipt.is_discarded()) << out;
+  EXPECT_EQ(receipt["type"], "derive.erasure");
+  EXPECT_EQ(receipt["offsets"], json::parse("[[5,5]]"));
+
+  auto piped = tool("forget zed", true, true);  // stderr too: no terminal, no progress
+  EXPECT_EQ(piped.code, 0) << piped.out;
+  auto only = json::parse(piped.out, nullptr, false);
+  ASSERT_FALSE(only.is_discarded()) << piped.out;
+  EXPECT_EQ(only["offsets"], json::parse("[[6,6]]"));
 }
 
 TEST_F(derive_tool_test, verify_forgotten_finds_data_in_the_data_directory) {

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -46,6 +48,7 @@ Commands:
   audit VIEW [--no-wait]         rebuild VIEW privately and compare (exit 1: mismatch)
   scrub [--no-wait]              check every log record (exit 1: a problem)
   forget SUBJECT                 forget a subject everywhere; prints the receipt
+                                 (on a terminal, the progress first, on stderr)
   verify-forgotten --data DIR STRING...
                                  scan every file under DIR for the strings (exit 1: found)
 
@@ -424,10 +427,72 @@ int cmd_scrub(const options& o, const http_client& http) {
   return scrub.value("ok", false) ? ok : check_failed;
 }
 
+// One line of `forget`'s progress from GET /v1/views: the erasure first
+// redacts the log, then rebuilds the views from offset 0 (status
+// "rebuilding"), sources before derived views, then scrubs free pages
+// (docs/storage.md, "Erasure"). The bar is the share of the log the views
+// being rebuilt have applied.
+struct forget_progress {
+  bool saw_rebuild = false;
+  std::string line(const json& views, double seconds) {
+    double done = 0, total = 0;
+    std::vector<std::string> names;
+    for (const auto& v : views["views"]) {
+      if (v.value("status", "") != "rebuilding") continue;
+      const double offset = v.value("offset", 0.0);
+      done += offset;
+      total += offset + v.value("lag", 0.0);
+      names.push_back(v.value("name", "?"));
+    }
+    std::ostringstream out;
+    out << "forgetting (" << static_cast<long>(seconds) << " s): ";
+    if (!names.empty()) {
+      saw_rebuild = true;
+      out << "rebuilding " << bar(total > 0 ? done / total : 0, 20) << " ";
+      for (size_t i = 0; i < names.size(); ++i) out << (i ? ", " : "") << names[i];
+    } else {
+      out << (saw_rebuild ? "rebuilding views, scrubbing free pages ..." : "redacting the log ...");
+    }
+    return out.str();
+  }
+};
+
 int cmd_forget(const options& o, const http_client& http) {
   if (o.args.size() != 1) return fail_usage("forget takes one SUBJECT");
   const std::string target = "/v1/subjects/" + encode_segment(o.args[0]) + "/forget";
-  auto r = http.request("POST", target);  // once: a forget is never repeated
+  // The route answers once the erasure is done; meanwhile a terminal shows
+  // its progress on stderr (stdout keeps the receipt alone).
+  const bool tty = isatty(STDERR_FILENO) == 1 && !o.as_json;
+  std::optional<http_result> answer;
+  std::mutex mu;
+  std::condition_variable answered;
+  std::thread post([&] {
+    auto r = http.request("POST", target);  // once: a forget is never repeated
+    std::lock_guard<std::mutex> lock(mu);
+    answer = std::move(r);
+    answered.notify_one();
+  });
+  const auto started = std::chrono::steady_clock::now();
+  forget_progress progress;
+  if (tty) std::cerr << "forgetting " << json(o.args[0]).dump() << " ..." << std::flush;
+  std::unique_lock<std::mutex> lock(mu);
+  while (!answered.wait_for(lock, std::chrono::milliseconds(200), [&] { return answer.has_value(); })) {
+    if (!tty) continue;
+    lock.unlock();
+    auto views = http.request("GET", "/v1/views");
+    auto body = json::parse(views.body, nullptr, false);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (views.connected && views.status == 200 && body.is_object())
+      std::cerr << "\r\x1b[K" << progress.line(body, seconds) << std::flush;
+    lock.lock();
+  }
+  lock.unlock();
+  post.join();
+  if (tty) std::cerr << "\r\x1b[K" << std::flush;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto r = std::move(*answer);
   if (r.connected && r.status == 404) {
     auto body = json::parse(r.body, nullptr, false);
     // A route that does not exist answers not_found "nothing is served at".
@@ -438,6 +503,17 @@ int cmd_forget(const options& o, const http_client& http) {
   }
   auto a = interpret(o, "POST", target, r);
   if (a.code != ok) return a.code;
+  if (tty) {
+    std::ostringstream took;
+    took.precision(2);
+    took << std::fixed << seconds;
+    const uint64_t redacted = a.body->value("redacted", uint64_t{0});
+    const size_t views = a.body->value("views", json::array()).size();
+    std::cerr << "forgotten in " << took.str() << " s: " << redacted
+              << (redacted == 1 ? " event" : " events") << " redacted, " << views
+              << (views == 1 ? " view" : " views") << " rebuilt; the receipt (offset "
+              << num(a.body->value("offset", json(0))) << "):" << std::endl;
+  }
   std::cout << (o.as_json ? a.body->dump() : a.body->dump(2)) << "\n";
   return ok;
 }

@@ -30,6 +30,7 @@ const el = {
   id: $('doc-id'),
   title: $('doc-title'),
   text: $('doc-text'),
+  author: $('doc-author'),
   save: $('save'),
   del: $('delete'),
   clear: $('clear'),
@@ -106,6 +107,15 @@ function onDocuments(info) {
   if (info.type === 'changes') {
     const now = performance.now();
     for (const c of info.changes) changedAt.set(c.key, now);
+  } else {
+    // A new snapshot (a reset: the view was rebuilt, e.g. after its author
+    // was forgotten) replaces everything: the page keeps nothing of a
+    // document it no longer holds, not even in the editor.
+    for (const id of changedAt.keys()) if (!documents.has(id)) changedAt.delete(id);
+    if (editor.id !== null && !documents.has(editor.id)) {
+      newDocument();
+      message('The document you were editing is no longer there (the view was rebuilt).');
+    }
   }
   renderDocuments();
   checkEditedDocument();
@@ -413,6 +423,7 @@ function newDocument() {
   editor.id = null;
   editor.updated = 0;
   el.editor.reset();
+  el.author.value = sessionStorage.getItem('docsearch-author') || '';  // not per document
   el.id.readOnly = false;
   el.editorHeading.textContent = 'New document';
   el.del.hidden = true;
@@ -425,7 +436,10 @@ function checkEditedDocument() {
   if (editor.id === null || editor.saving) return;
   const doc = documents.get(editor.id);
   if (!doc) {
-    notice('This document was deleted elsewhere. Saving creates it again.');
+    // Not yet in the list (our own save, not received yet) is not deleted.
+    if (documentsOffset >= editor.updated) {
+      notice('This document was deleted elsewhere. Saving creates it again.');
+    }
   } else if (doc.updated > editor.updated) {
     notice(`Someone else changed this document (offset ${doc.updated}).`, {
       label: 'Load their version',
@@ -440,8 +454,22 @@ function slug(title) {
   return `${base}-${newIdempotencyKey().slice(0, 4)}`;
 }
 
+// The subject of the page's events (README.md, "Events"): the token's `sub`
+// in auth mode, else the Author field (kept for the tab); none when empty.
+// `POST /v1/subjects/{subject}/forget` then forgets what that person wrote.
+function withSubject(event) {
+  const subject = token ? tokenSubject(token) : el.author.value.trim();
+  return subject ? { ...event, subject } : event;
+}
+if (token) {
+  el.author.hidden = true;
+  document.querySelector('label[for="doc-author"]').hidden = true;
+}
+el.author.value = sessionStorage.getItem('docsearch-author') || '';
+el.author.addEventListener('input', () => sessionStorage.setItem('docsearch-author', el.author.value));
+
 async function saveDocument(id, title, text) {
-  const { offsets } = await client.append({ type: 'doc.put', key: id, data: { title, text } });
+  const { offsets } = await client.append(withSubject({ type: 'doc.put', key: id, data: { title, text } }));
   return offsets[0];
 }
 
@@ -451,7 +479,7 @@ async function deleteDocument(id) {
   if (editing) editor.saving = true;  // our own delete: no "deleted elsewhere"
   let offsets;
   try {
-    ({ offsets } = await client.append({ type: 'doc.delete', key: id }));
+    ({ offsets } = await client.append(withSubject({ type: 'doc.delete', key: id })));
   } finally {
     if (editing) editor.saving = false;
   }
