@@ -53,9 +53,7 @@ constexpr uint64_t entry_overhead = 144;
 void batch_txn::commit_input() {
   // First find the net changes (reads may throw), then apply them, so that a
   // failed read leaves the batch as it was.
-  if (input_.size() > 1)  // the changes of one offset are in key order
-    std::sort(input_.begin(), input_.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+  input_.sort();  // the changes of one offset are in key order
   offset_changes entry;
   entry.offset = offset_;
   auto& targets = targets_;
@@ -280,37 +278,64 @@ uint64_t batch_txn::count_private(std::string_view prefix) {
   return merged_count(true, prefix);
 }
 
-batch_txn::value* batch_txn::find(writes& input, std::string_view key) {
-  for (auto& [k, v] : input)
-    if (k == key) return &v;
-  return nullptr;
+batch_txn::value* batch_txn::writes::find(std::string_view key) {
+  if (items_.size() <= scan_limit) {
+    for (auto& [k, v] : items_)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  if (index_.size() != items_.size()) index_all();
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 
-void batch_txn::write(writes& input, std::string_view key, value v) {
-  if (auto* slot = find(input, key)) *slot = std::move(v);
-  else input.emplace_back(std::string(key), std::move(v));
+void batch_txn::writes::write(std::string_view key, value v) {
+  if (auto* slot = find(key)) {
+    *slot = std::move(v);
+    return;
+  }
+  items_.emplace_back(std::string(key), std::move(v));
+  if (!index_.empty()) index_.emplace(items_.back().first, items_.size() - 1);
+}
+
+void batch_txn::writes::index_all() {
+  index_.clear();
+  index_.reserve(items_.size() * 2);
+  for (size_t i = 0; i < items_.size(); ++i) index_.emplace(items_[i].first, i);
+}
+
+void batch_txn::writes::sort() {
+  index_.clear();
+  if (items_.size() > 1)
+    std::sort(items_.begin(), items_.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+void batch_txn::writes::clear() {
+  index_.clear();
+  items_.clear();
 }
 
 std::optional<json> batch_txn::get(std::string_view key) {
-  if (auto* v = find(input_, key)) return *v;
+  if (auto* v = input_.find(key)) return *v;
   return batch_value(key);
 }
 
-void batch_txn::put(std::string_view key, json v) { write(input_, key, std::move(v)); }
+void batch_txn::put(std::string_view key, json v) { input_.write(key, std::move(v)); }
 
-void batch_txn::erase(std::string_view key) { write(input_, key, std::nullopt); }
+void batch_txn::erase(std::string_view key) { input_.write(key, std::nullopt); }
 
 std::optional<json> batch_txn::get_private(std::string_view key) {
-  if (auto* v = find(private_input_, key)) return *v;
+  if (auto* v = private_input_.find(key)) return *v;
   return batch_entry(true, key).current;
 }
 
 void batch_txn::put_private(std::string_view key, json v) {
-  write(private_input_, key, std::move(v));
+  private_input_.write(key, std::move(v));
 }
 
 void batch_txn::erase_private(std::string_view key) {
-  write(private_input_, key, std::nullopt);
+  private_input_.write(key, std::nullopt);
 }
 
 }  // namespace derive

@@ -31,6 +31,7 @@
 // Thread-safety: one runner thread. Not copyable.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -128,7 +129,30 @@ class batch_txn final : public view_txn {
   uint64_t count_private(std::string_view prefix) override;
 
  private:
-  using writes = std::vector<std::pair<std::string, value>>;
+  // One input's writes, in the order made. A document that writes hundreds of
+  // keys would pay a scan of the input per write: past a few writes, lookups go
+  // through a hash index (its keys view the deque's, which never move on
+  // push_back; sort() drops the index, find() rebuilds it).
+  class writes {
+   public:
+    using value_type = std::pair<std::string, value>;
+    value* find(std::string_view key);
+    void write(std::string_view key, value v);
+    void sort();  // by key
+    void clear();
+    size_t size() const { return items_.size(); }
+    value_type& operator[](size_t i) { return items_[i]; }
+    auto begin() { return items_.begin(); }
+    auto end() { return items_.end(); }
+    auto begin() const { return items_.begin(); }
+    auto end() const { return items_.end(); }
+
+   private:
+    static constexpr size_t scan_limit = 8;
+    void index_all();
+    std::deque<value_type> items_;
+    std::unordered_map<std::string_view, size_t> index_;
+  };
   // The entry found last (a key of its cache): a get and a put of one key in
   // one input cost one lookup.
   struct last_entry {
@@ -145,8 +169,6 @@ class batch_txn final : public view_txn {
   page merged_range(bool is_private, std::string_view prefix, std::string_view start,
                     size_t limit);
   uint64_t merged_count(bool is_private, std::string_view prefix);
-  static value* find(writes& input, std::string_view key);
-  static void write(writes& input, std::string_view key, value v);
 
   const view_store& store_;
   std::optional<view_snapshot> snapshot_;

@@ -48,11 +48,11 @@ status check_string_member(const json& data, const char* name) {
 
 // --- search view helpers ---
 //
-// Public keys: "<word>/<id>" -> tf. Private keys: "doc:<id>" -> {word: tf}
-// (what the document indexed), "title:<id>" -> its title, "df:<word>" -> the
-// number of live documents containing the word, "count" -> their number.
-// Every write below is proportional to the document being indexed, never to
-// the corpus.
+// Public keys: "<word>/<id>" -> tf. Private keys: "doc:<id>" -> its words
+// (what the document indexed), "title:<id>" -> its title, "count" -> the
+// number of live documents. A word's document frequency is the number of its
+// postings, counted by the query. Every write below is proportional to the
+// document being indexed, never to the corpus.
 
 std::string private_key(std::string_view prefix, std::string_view rest) {
   return std::string(prefix) + std::string(rest);
@@ -95,16 +95,10 @@ void index_change(const derive::upstream_change& c, derive::view_txn& tx, int64_
 
   // Words the document no longer contains.
   for (const auto& word : old_words) {
-    if (new_words.count(word)) continue;
-    tx.erase(posting_key(word, c.key));
-    add_to_counter(tx, private_key(private_df_prefix, word), -1);
+    if (!new_words.count(word)) tx.erase(posting_key(word, c.key));
   }
-  // Every word's frequency (a put of the value a key has records nothing);
-  // new words count in df.
-  for (const auto& [word, tf] : new_words) {
-    tx.put(posting_key(word, c.key), tf);
-    if (!old_words.count(word)) add_to_counter(tx, private_key(private_df_prefix, word), +1);
-  }
+  // Every word's frequency (a put of the value a key has records nothing).
+  for (const auto& [word, tf] : new_words) tx.put(posting_key(word, c.key), tf);
 
   if (!doc) {
     if (old_record) {
@@ -287,7 +281,8 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
   json result = {{"hits", json::array()}};
   if (words.empty()) return result;
 
-  // Document frequencies from private state; any missing word means no hits.
+  // Document frequencies: the number of each word's postings (a walk over
+  // keys, no value decoded); any missing word means no hits.
   struct query_word {
     std::string word;
     int64_t df = 0;
@@ -295,10 +290,10 @@ derive::result<json> run_search(const derive::view_snapshot& snap,
   };
   std::vector<query_word> qwords;
   for (const auto& w : words) {
-    auto df = read_integer(snap, private_key(private_df_prefix, w), true);
+    auto df = snap.count(posting_key(w, ""));
     if (!df) return df.error();
-    if (!df->has_value() || **df <= 0) return result;
-    qwords.push_back({w, **df, 0.0});
+    if (*df == 0) return result;
+    qwords.push_back({w, static_cast<int64_t>(*df), 0.0});
   }
   auto count = read_integer(snap, private_count_key, true);
   if (!count) return count.error();

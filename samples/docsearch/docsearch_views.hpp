@@ -33,8 +33,9 @@
 //                           postings. Stores written before 2026-12-01 21:30
 //                           hold {<word>: <tf>, ...}: read as its words)
 //           "title:<id>" -> the document's title (the query's hits show it)
-//           "df:<word>"  -> number of live documents containing the word
 //           "count"      -> number of indexed (live) documents (absent: 0)
+//           (Stores written before 2026-12-02 also hold "df:<word>" counters:
+//           no longer read nor written; df is counted from the postings.)
 //   stats:  "doc:<id>"   -> true while the document is live
 //
 // Ranking (query "search"): the query is tokenized exactly like documents
@@ -47,7 +48,8 @@
 // Response: {"offset": N, "hits": [{"id", "title", "score"}, ...]} with all
 // hits, or the first `limit` (1..10000) when given.
 //
-// Cost: the query reads df of its words (private), range-reads the postings
+// Cost: the query counts the postings of each of its words (df: a walk over
+// the keys "<word>/", no value decoded), range-reads the postings
 // "<rarest word>/" page by page, checks each candidate's other words with
 // point reads "<word>/<id>" (rarest first), and reads the titles of the hits
 // it returns. It never decodes another word's postings.
@@ -76,7 +78,6 @@ inline constexpr std::string_view totals_key = "totals";
 // Private keys (see above).
 inline constexpr std::string_view private_doc_prefix = "doc:";
 inline constexpr std::string_view private_title_prefix = "title:";
-inline constexpr std::string_view private_df_prefix = "df:";
 inline constexpr std::string_view private_count_key = "count";
 
 // The search view's version (2: "<word>/<id>" keys) and its key separator.

@@ -167,6 +167,39 @@ TEST_F(batch_txn_test, WritingTheCurrentPrivateValueChangesNothing) {
   EXPECT_TRUE(txn_->take_private_changes().empty());
 }
 
+// An input of many writes (past the few that are found by a scan): each key
+// reads its last write, and the kept entry holds each key once, in key order.
+TEST_F(batch_txn_test, AnInputOfManyWritesKeepsEachKeysLastWrite) {
+  txn_->begin_input(2);
+  for (int i = 0; i < 100; ++i) txn_->put("k" + std::to_string(i), i);
+  for (int i = 0; i < 100; i += 3) txn_->put("k" + std::to_string(i), 1000 + i);
+  for (int i = 1; i < 100; i += 3) txn_->erase("k" + std::to_string(i));
+  txn_->erase("a");
+  for (int i = 0; i < 100; ++i) {
+    auto v = txn_->get("k" + std::to_string(i));
+    const std::optional<json> expected =
+        i % 3 == 1 ? std::nullopt : std::optional<json>(i % 3 == 0 ? 1000 + i : i);
+    EXPECT_EQ(v, expected) << i;
+  }
+  EXPECT_EQ(txn_->count("k"), 67u);
+  txn_->commit_input();
+  txn_->begin_input(3);
+  txn_->put("k5", 5);  // the value it has: no change
+  txn_->put("k6", 6);
+  EXPECT_EQ(txn_->get("k6"), json(6));
+  txn_->commit_input();
+  auto changes = txn_->take_changes();
+  ASSERT_EQ(changes.size(), 2u);
+  ASSERT_EQ(changes[0].changes.size(), 68u);  // 67 keys and "a" erased
+  EXPECT_EQ(changes[0].changes[0].key, "a");
+  EXPECT_FALSE(changes[0].changes[0].value);
+  for (size_t i = 1; i < changes[0].changes.size(); ++i)
+    EXPECT_LT(changes[0].changes[i - 1].key, changes[0].changes[i].key);
+  ASSERT_EQ(changes[1].changes.size(), 1u);
+  EXPECT_EQ(changes[1].changes[0].key, "k6");
+  EXPECT_EQ(changes[1].changes[0].value, std::optional<std::string>("6"));
+}
+
 // --- batch_txn ranges: the committed state merged with the batch's writes ---
 
 class batch_txn_range_test : public ::testing::Test {

@@ -273,8 +273,9 @@ TEST_F(docsearch_views, search_drops_words_a_document_no_longer_contains) {
   catch_up();
   EXPECT_EQ(value("search", "beta/a"), std::nullopt);
   EXPECT_EQ(value("search", "gamma/a"), json(1));
-  EXPECT_EQ(private_values("search", {"df:beta", "df:gamma", "df:alpha"}),
-            (json{{"df:gamma", 1}, {"df:alpha", 1}}));
+  EXPECT_EQ(private_values("search", {"doc:a"}), (json{{"doc:a", "alpha gamma"}}));
+  EXPECT_EQ(hit_ids("beta"), std::vector<std::string>{});
+  EXPECT_EQ(hit_ids("gamma"), std::vector<std::string>{"a"});
 }
 
 TEST_F(docsearch_views, an_update_changes_only_the_keys_whose_value_changed) {
@@ -309,13 +310,10 @@ TEST_F(docsearch_views, search_holds_only_postings_and_keeps_its_records_in_priv
   remove("b");
   catch_up();
   EXPECT_EQ(state("search"), (json{{"hello/a", 2}, {"world/a", 2}}));
+  // No document frequencies: the query counts a word's postings.
   EXPECT_EQ(private_values("search", {"doc:a", "doc:b", "title:a", "title:b", "df:hello",
                                       "df:world", "df:bye", "count"}),
-            (json{{"doc:a", "hello world"},
-                  {"title:a", "Hello"},
-                  {"df:hello", 1},
-                  {"df:world", 1},
-                  {"count", 1}}));
+            (json{{"doc:a", "hello world"}, {"title:a", "Hello"}, {"count", 1}}));
 }
 
 TEST(docsearch_records, indexed_words_reads_word_lists_and_older_tf_objects) {
@@ -475,7 +473,8 @@ struct model {
   }
 
   // The private keys "doc:<id>" and "title:<id>" of every id an event named,
-  // "df:<word>" of every word a put contained (and `extra`).
+  // "df:<word>" of every word a put contained (never written since
+  // 2026-12-02: df is counted from the postings), and `extra`.
   std::vector<std::string> private_keys(std::vector<std::string> extra = {}) const {
     for (auto& id : ids) {
       extra.push_back("doc:" + id);
@@ -485,21 +484,18 @@ struct model {
     return extra;
   }
 
-  // The private state of search: per live document its words and
-  // title, per word the number of live documents containing it, and N.
+  // The private state of search: per live document its words and title,
+  // and N.
   json search_private() const {
     json out = json::object();
-    std::map<std::string, int64_t> df;
     for (auto& [id, doc] : documents) {
       docsearch::document d{doc["title"], doc["text"]};
       auto tf = docsearch::term_frequencies(d);
-      for (auto& [w, n] : tf) ++df[w];
       std::string record;
       for (auto& [w, n] : tf) record += (record.empty() ? "" : " ") + w;
       out["doc:" + id] = record;
       out["title:" + id] = doc["title"];
     }
-    for (auto& [w, n] : df) out["df:" + w] = n;
     if (!documents.empty()) out["count"] = documents.size();
     return out;
   }
