@@ -336,7 +336,7 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
   for (auto& slot : rt_.slots) {
     if (slot->processor || rt_.outboxes.count(slot->index())) continue;
     slot->erasing.store(true, std::memory_order_release);
-    if (slot->stale || slot->index() >= rt_.runners.size() || !rt_.runners[slot->index()]) {
+    if (slot->stale || !slot->runner || slot->retired) {
       frozen.push_back(slot.get());
       continue;
     }
@@ -360,7 +360,7 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
       const uint64_t to = slot->upstream ? slot->upstream->offset() : rt_.log->head();
       auto guard = std::make_shared<answer_guard>();
       answers.push_back(guard->a);
-      caf::anon_send(rt_.runners[slot->index()], erase_atom::value, to,
+      caf::anon_send(slot->runner, erase_atom::value, to,
                      done_callback{[guard] { guard->a->give(status::ok()); }});
     }
     for (auto& a : answers)
