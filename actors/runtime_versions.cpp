@@ -97,7 +97,8 @@ bool runtime::impl::try_cutover() {
       next[g]->serving_since = next[g]->offset();
       next[g]->serving = true;
       next[g]->set_caught_up();
-      groups[g].previous = (*now)[g];
+      // A copy of the same version (a new generation) is not a version to roll back to.
+      if ((*now)[g]->def().version() != next[g]->def().version()) groups[g].previous = (*now)[g];
     }
     std::atomic_store(&serving, std::shared_ptr<const serving_table>(
                                     std::make_shared<serving_table>(next)));

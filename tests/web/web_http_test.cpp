@@ -389,7 +389,7 @@ TEST_F(http_test, views_list_their_versions_and_admin_routes_switch_them) {
   expect_error(get("/v1/admin/views/docs/cutover?version=1"), 405, "method_not_allowed");
   expect_error(admin("/v1/admin/nothing"), 404, "not_found");
   EXPECT_NE(get("/metrics").body.find("derive_view_version_offset{view=\"docs\",version=\"1\","
-                                      "role=\"serving\"}"),
+                                      "role=\"serving\",generation=\"1\"}"),
             std::string::npos);
   expect_healthy();
 }
