@@ -293,6 +293,7 @@ void auditor::enqueue_scrub() {
 }
 
 void auditor::audit_all() {
+  std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);  // a rebuild may add slots
   for (auto& slot : rt_.slots) {
     if (rt_.outboxes.count(slot->index())) continue;
     std::lock_guard<std::mutex> lock(mu_);

@@ -329,6 +329,7 @@ status eraser::compact() {
 // Gated by the start that resumed an interrupted erasure or sweep: only a
 // rebuild lifts the gate (even when the resumed work found nothing).
 bool eraser::views_gated() const {
+  std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);  // a rebuild may add slots
   return std::any_of(rt_.slots.begin(), rt_.slots.end(),
                      [](const auto& slot) { return slot->erasing.load(std::memory_order_acquire); });
 }
@@ -364,10 +365,11 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
   // view cuts over to a declared version, rebuilt here.
   std::vector<std::pair<size_t, view_slot*>> order;
   std::vector<view_slot*> frozen;
+  std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);  // a rebuild may add slots
   for (auto& slot : rt_.slots) {
     if (slot->processor || rt_.outboxes.count(slot->index())) continue;
     slot->erasing.store(true, std::memory_order_release);
-    if (slot->stale || slot->index() >= rt_.runners.size() || !rt_.runners[slot->index()]) {
+    if (slot->stale || !slot->runner || slot->retired) {
       frozen.push_back(slot.get());
       continue;
     }
@@ -375,6 +377,7 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
     for (auto* at = slot.get(); at->upstream; at = at->upstream) ++depth;
     order.emplace_back(depth, slot.get());
   }
+  storage.unlock();
   std::stable_sort(order.begin(), order.end(),
                    [](auto& a, auto& b) { return a.first < b.first; });
   // First, so that the versions derived from a stale one rebuild from nothing.
@@ -391,7 +394,7 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
       const uint64_t to = slot->upstream ? slot->upstream->offset() : rt_.log->head();
       auto guard = std::make_shared<answer_guard>();
       answers.push_back(guard->a);
-      caf::anon_send(rt_.runners[slot->index()], erase_atom::value, to,
+      caf::anon_send(slot->runner, erase_atom::value, to,
                      done_callback{[guard] { guard->a->give(status::ok()); }});
     }
     for (auto& a : answers)

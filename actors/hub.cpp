@@ -22,9 +22,20 @@ constexpr std::string_view component = "hub";
 
 subscription_registry::subscription_registry(size_t views, size_t max_backlog)
     : max_backlog_(max_backlog == 0 ? 1 : max_backlog),
-      views_(views),
-      counts_(new std::atomic<size_t>[views]) {
-  for (size_t i = 0; i < views; ++i) counts_[i] = 0;
+      views_(views) {
+  count_arrays_.emplace_back(new std::atomic<size_t>[views]);
+  for (size_t i = 0; i < views; ++i) count_arrays_.back()[i] = 0;
+  counts_ = count_arrays_.back().get();
+}
+
+void subscription_registry::grow(size_t views) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (views <= views_.size()) return;
+  std::unique_ptr<std::atomic<size_t>[]> counts(new std::atomic<size_t>[views]);
+  for (size_t i = 0; i < views; ++i) counts[i] = i < views_.size() ? counts_.load()[i].load() : 0;
+  views_.resize(views);
+  counts_ = counts.get();
+  count_arrays_.push_back(std::move(counts));
 }
 
 void subscription_registry::insert(std::unordered_map<std::string, bucket>& map,
@@ -65,7 +76,7 @@ uint64_t subscription_registry::add(size_t view, subscription_filter filter,
     insert(v.by_prefix, sub->filter.prefix, sub);
   }
   by_id_.emplace(sub->id, sub);
-  counts_[view].fetch_add(1);
+  counts_.load()[view].fetch_add(1);
   return sub->id;
 }
 
@@ -86,7 +97,7 @@ bool subscription_registry::remove(uint64_t id) {
       if (n != v.prefix_lengths.end() && --n->second == 0) v.prefix_lengths.erase(n);
     }
   }
-  counts_[sub->view].fetch_sub(1);
+  counts_.load()[sub->view].fetch_sub(1);
   return true;
 }
 
@@ -96,12 +107,12 @@ void subscription_registry::clear() {
   by_id_.clear();
   for (size_t i = 0; i < views_.size(); ++i) {
     views_[i] = view_subs{};
-    counts_[i] = 0;
+    counts_.load()[i] = 0;
   }
 }
 
 size_t subscription_registry::count(size_t view) const {
-  return counts_[view].load();  // seq_cst: ordered with add() like the mutex was
+  return counts_.load()[view].load();  // seq_cst: ordered with add() like the mutex was
 }
 
 size_t subscription_registry::total() const {

@@ -35,6 +35,9 @@ namespace derive {
 class subscription_registry {
  public:
   subscription_registry(size_t views, size_t max_backlog);
+  // Room for views numbered below `views` (a rebuild adds view slots while
+  // running); count() may run meanwhile.
+  void grow(size_t views);
 
   // Registers a subscription to view number `view`; returns its id (> 0).
   uint64_t add(size_t view, subscription_filter filter, std::shared_ptr<change_sink> sink);
@@ -94,7 +97,10 @@ class subscription_registry {
   size_t max_backlog_;
   mutable std::mutex mu_;
   std::vector<view_subs> views_;
-  std::unique_ptr<std::atomic<size_t>[]> counts_;  // per view, read without the lock
+  // Per view, read without the lock; grow() replaces the array (the old ones
+  // are kept: a reader may still hold one).
+  std::atomic<std::atomic<size_t>*> counts_{nullptr};
+  std::vector<std::unique_ptr<std::atomic<size_t>[]>> count_arrays_;
   std::unordered_map<uint64_t, sub_ptr> by_id_;
   uint64_t next_id_ = 1;
   std::atomic<size_t> backlog_{0};

@@ -21,6 +21,7 @@ using restart_atom = caf::atom_constant<caf::atom("restart")>;  // resume a fail
 using rebuild_atom = caf::atom_constant<caf::atom("rebuild")>;  // a version starts over at 0
 using publish_atom = caf::atom_constant<caf::atom("publish")>;  // changes for the hub
 using erase_atom = caf::atom_constant<caf::atom("erase")>;      // rebuild after an erasure
+using run_atom = caf::atom_constant<caf::atom("run")>;          // run a callback on its thread
 
 // A callback run by the receiving actor (on its thread).
 struct done_callback {

@@ -31,16 +31,15 @@ change_ptr make_published_change(uint64_t offset, const key_change& change) {
   return item;
 }
 
-publisher::publisher(subscription_registry& subs, waiter_registry& waiters, caf::actor hub,
-                     const std::vector<caf::actor>& runners)
-    : subs_(subs), waiters_(waiters), hub_(std::move(hub)), runners_(runners) {}
+publisher::publisher(subscription_registry& subs, waiter_registry& waiters, caf::actor hub)
+    : subs_(subs), waiters_(waiters), hub_(std::move(hub)) {}
 
 void publisher::published(view_slot& slot, uint64_t offset,
                           const std::vector<offset_changes>& changes) {
   const bool erasing = slot.erasing.load(std::memory_order_acquire);
   if (!erasing && slot.serving.load()) waiters_.notify(slot.group, offset);
   for (auto* consumer : slot.downstream)
-    caf::anon_send(runners_[consumer->index()], head_atom::value, offset);
+    caf::anon_send(consumer->runner, head_atom::value, offset);
   if (!erasing && !changes.empty() && subs_.count(slot.index()) > 0)
     publish_changes(slot, changes);
 }

@@ -25,10 +25,9 @@ change_ptr make_published_change(uint64_t offset, const key_change& change);
 
 class publisher {
  public:
-  // REQUIRES: every argument outlives the publisher; `runners` (by slot
-  // index) is filled before any runner publishes.
-  publisher(subscription_registry& subs, waiter_registry& waiters, caf::actor hub,
-            const std::vector<caf::actor>& runners);
+  // REQUIRES: every argument outlives the publisher; a consumer's runner
+  // (view_slot::runner) is set before it is in any slot's `downstream`.
+  publisher(subscription_registry& subs, waiter_registry& waiters, caf::actor hub);
 
   // On the runner thread of `slot`, after each commit that reached `offset`.
   // Waiters are told only of the served version's offsets (by view group).
@@ -49,7 +48,6 @@ class publisher {
   subscription_registry& subs_;
   waiter_registry& waiters_;
   caf::actor hub_;
-  const std::vector<caf::actor>& runners_;
 };
 
 }  // namespace derive

@@ -30,8 +30,8 @@ namespace {
 
 constexpr std::string_view component = "runtime";
 
-// Sends `stop_atom` with a callback to `actor` and waits until the actor ran
-// it, or dropped the message (an actor that is already gone).
+}  // namespace
+
 void stop_and_wait(const caf::actor& actor) {
   if (!actor) return;
   auto stopped = std::make_shared<std::promise<void>>();
@@ -42,6 +42,8 @@ void stop_and_wait(const caf::actor& actor) {
   }
   future.wait();
 }
+
+namespace {
 
 status check_views(runtime::impl& rt) {
   std::unordered_map<std::string, const view_slot*> names;
@@ -219,23 +221,62 @@ std::string upstream_label(const stored_view& v, const std::string& upstream_nam
   return v.upstream.empty() ? upstream_name + "/1" : v.upstream;
 }
 
+// Whether the stored `v` reads `up` (nullptr: the log).
+bool reads(const stored_view& v, const view_slot* up, const std::string& upstream_name) {
+  if (!up) return v.upstream.empty();
+  return upstream_label(v, upstream_name) == up->label();
+}
+
+// The generations on disk of `version` of the group's view reading `up`.
+std::vector<uint32_t> generations(const std::vector<stored_view>& on_disk, uint32_t version,
+                                  const view_slot* up, const std::string& upstream_name) {
+  std::vector<uint32_t> out;
+  for (const auto& v : on_disk)
+    if (v.version == version && reads(v, up, upstream_name)) out.push_back(v.generation);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // Opens every version of group `g` (its upstream's are open, `chosen` holds
 // the upstream's served slot), keeps the served version found on disk as a
 // stale one when it is no longer declared, drops the other undeclared ones
-// (retirement) and chooses the served slot.
+// (retirement) and chooses the served slot. A declared version opens the
+// generation recorded as served, else its newest; a newer generation of the
+// served one (a rebuild beside it that a stop or crash interrupted) is opened
+// too and goes on building.
 status open_group(runtime::impl& rt, size_t g, const std::map<std::string, served_version>& records,
                   std::vector<view_slot*>& chosen) {
   auto& grp = rt.groups[g];
   const bool consumed = !grp.downstream.empty();
   std::vector<view_slot*> declared = grp.slots;
   view_slot* up = grp.upstream ? chosen[*grp.upstream] : nullptr;
+  const std::string up_name = grp.upstream ? rt.groups[*grp.upstream].name : std::string();
+  auto on_disk = stored_versions(*rt.views_env, grp.name);
+  if (!on_disk) return on_disk.error();
+  auto record = records.find(grp.name);
+  std::optional<stored_view> served_label;
+  if (record != records.end()) served_label = parse_view_label(grp.name, record->second.label);
   for (auto* d : declared) {
     d->upstream = up;
-    if (auto s = open_slot(rt, *d, view_label(d->name(), d->def().version(),
-                                              up ? up->label() : std::string()),
+    const std::string up_label = up ? up->label() : std::string();
+    auto gens = generations(*on_disk, d->def().version(), up, up_name);
+    uint32_t gen = gens.empty() ? 0 : gens.back();
+    const bool served = served_label && served_label->version == d->def().version() &&
+                        reads(*served_label, up, up_name);
+    if (served) gen = served_label->generation;
+    if (auto s = open_slot(rt, *d, view_label(d->name(), d->def().version(), up_label, gen),
                            consumed);
         !s)
       return s;
+    if (served && !gens.empty() && gens.back() > gen && !d->processor) {  // resumes the rebuild
+      auto& next = add_slot(rt, d->def(), g, up);
+      if (auto s = open_slot(rt, next,
+                             view_label(d->name(), d->def().version(), up_label, gens.back()),
+                             consumed);
+          !s)
+        return s;
+      log_info(component, "view ", next.label(), ": resumes its rebuild beside ", d->label());
+    }
   }
   if (grp.upstream) {  // the versions that read the other upstream versions
     auto upstreams = rt.groups[*grp.upstream].slots;
@@ -251,8 +292,6 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, serve
       }
     }
   }
-  auto on_disk = stored_versions(*rt.views_env, grp.name);
-  if (!on_disk) return on_disk.error();
   auto is_open = [&](const std::string& label) {
     for (auto* s : grp.slots)
       if (s->label() == label) return true;
@@ -264,9 +303,13 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, serve
   // The served version kept from disk: the recorded one, or (a directory of
   // before versions) the newest version with state when no declared one has.
   std::optional<stored_view> keep;
-  auto record = records.find(grp.name);
+  auto is_declared = [&](uint32_t version) {
+    for (auto* d : declared)
+      if (d->def().version() == version) return true;
+    return false;
+  };
   for (const auto& v : *on_disk) {
-    if (is_open(v.label)) continue;
+    if (is_open(v.label) || is_declared(v.version)) continue;  // another generation goes
     if (grp.upstream && upstream_label(v, rt.groups[*grp.upstream].name) != up->label()) continue;
     if (record != records.end() ? record->second.label == v.label
                                 : (!keep || v.version > keep->version))
@@ -317,6 +360,24 @@ status open_group(runtime::impl& rt, size_t g, const std::map<std::string, serve
   return status::ok();
 }
 
+// A slot with a newer generation of its version (reading the same upstream)
+// beside it is superseded, and so is every slot that reads a superseded one:
+// retired once no longer served.
+void mark_superseded(runtime::impl& rt) {
+  for (auto& grp : rt.groups)
+    for (auto* s : grp.slots)
+      for (auto* t : grp.slots)
+        if (t != s && !t->stale && t->def().version() == s->def().version() &&
+            t->upstream == s->upstream && t->generation() > s->generation())
+          s->superseded = true;
+  for (bool more = true; more;) {
+    more = false;
+    for (auto& slot : rt.slots)
+      if (!slot->superseded && slot->upstream && slot->upstream->superseded)
+        slot->superseded = more = true;
+  }
+}
+
 // Groups of the declared views (by name), their sources, in an order where
 // every group comes after its upstream.
 std::vector<size_t> make_groups(runtime::impl& rt) {
@@ -328,6 +389,8 @@ std::vector<size_t> make_groups(runtime::impl& rt) {
     if (fresh) rt.groups.push_back(view_group{slot->name(), {}, {}, {}, {}, nullptr, {}});
     slot->group = it->second;
     slot->stale = false;
+    slot->retired = false;
+    slot->superseded = false;
     slot->processor = rt.outboxes.count(i) > 0;
     slot->upstream = nullptr;
     slot->downstream.clear();
@@ -380,6 +443,7 @@ status open_storage(runtime::impl& rt) {
     if (auto s = open_group(rt, g, *records, chosen); !s) return s;
   for (auto& slot : rt.slots)
     if (slot->upstream) slot->upstream->downstream.push_back(slot.get());
+  mark_superseded(rt);
   for (size_t g = 0; g < rt.groups.size(); ++g) {
     chosen[g]->serving = true;
     if (auto s = write_serving(*rt.views_env, rt.groups[g].name,
@@ -410,56 +474,60 @@ status open_storage(runtime::impl& rt) {
   return status::ok();
 }
 
+// Spawns the runner of `slot` into slot->runner.
+void spawn_runner(runtime::impl& rt, view_slot* slot) {
+  runner_context ctx;
+  ctx.slot = slot;
+  ctx.log = rt.log.get();
+  ctx.catch_up_batch = std::max<uint64_t>(1, rt.options.catch_up_batch);
+  ctx.live_batch = std::max<uint64_t>(1, rt.options.live_batch);
+  if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
+  if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
+  ctx.commit_mu = &rt.cutover_mu;
+  ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,
+                                   std::vector<offset_changes>& changes) {
+    pub.published(s, offset, changes);
+  };
+  // A version built beside the served one may now be ready.
+  ctx.committed = [&rt](view_slot& s) {
+    if (s.serving.load()) return;
+    std::lock_guard<std::mutex> lock(rt.cutover_mu);
+    rt.try_cutover();
+  };
+  ctx.rebuilt = [&rt](view_slot& s) {
+    for (auto* consumer : s.downstream)
+      if (consumer->runner) caf::anon_send(consumer->runner, rebuild_atom::value);
+  };
+  if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
+    ctx.before_commit = [&rt, outbox = box->second](view_slot& s, uint64_t offset) {
+      return outbox->flush(offset, [&rt, &s](checked_append r, auto done) {
+        rt.submit_when_open(std::move(r), std::move(done), s.stopping);
+      });
+    };
+  }
+  slot->runner = spawn_view_runner(*rt.system, std::move(ctx));
+}
+
 void spawn_actors(runtime::impl& rt) {
   rt.subs = std::make_unique<subscription_registry>(rt.slots.size(), rt.options.hub_buffer);
   rt.waiters = std::make_unique<waiter_registry>(
       [&rt](size_t group) { return (*rt.serving_now())[group]->offset(); });
   rt.hub = spawn_hub(*rt.system, *rt.subs);
-  rt.runners.assign(rt.slots.size(), caf::actor{});
-  rt.pub = std::make_unique<publisher>(*rt.subs, *rt.waiters, rt.hub, rt.runners);
-  for (auto* slot : spawn_order(rt)) {
-    if (slot->stale) continue;  // frozen: no runner
-    runner_context ctx;
-    ctx.slot = slot;
-    ctx.log = rt.log.get();
-    ctx.catch_up_batch = std::max<uint64_t>(1, rt.options.catch_up_batch);
-    ctx.live_batch = std::max<uint64_t>(1, rt.options.live_batch);
-    if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
-    if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
-    ctx.commit_mu = &rt.cutover_mu;
-    ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,
-                                     std::vector<offset_changes>& changes) {
-      pub.published(s, offset, changes);
-    };
-    // A version built beside the served one may now be ready.
-    ctx.committed = [&rt](view_slot& s) {
-      if (s.serving.load()) return;
-      std::lock_guard<std::mutex> lock(rt.cutover_mu);
-      rt.try_cutover();
-    };
-    ctx.rebuilt = [&rt](view_slot& s) {
-      for (auto* consumer : s.downstream)
-        if (auto& runner = rt.runners[consumer->index()])
-          caf::anon_send(runner, rebuild_atom::value);
-    };
-    if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
-      ctx.before_commit = [&rt, outbox = box->second](view_slot& s, uint64_t offset) {
-        return outbox->flush(offset, [&rt, &s](checked_append r, auto done) {
-          rt.submit_when_open(std::move(r), std::move(done), s.stopping);
-        });
-      };
-    }
-    rt.runners[slot->index()] = spawn_view_runner(*rt.system, std::move(ctx));
-  }
+  rt.pub = std::make_unique<publisher>(*rt.subs, *rt.waiters, rt.hub);
+  for (auto* slot : spawn_order(rt))
+    if (!slot->stale) spawn_runner(rt, slot);  // a stale slot is frozen: no runner
   std::vector<caf::actor> log_runners;
   for (auto& slot : rt.slots)
-    if (!slot->upstream && rt.runners[slot->index()]) log_runners.push_back(rt.runners[slot->index()]);
+    if (!slot->upstream && slot->runner) log_runners.push_back(slot->runner);
   sequencer_context ctx;
   ctx.log = rt.log.get();
   ctx.counters = &rt.counters;
   ctx.validate = [&rt](const checked_append& r) { return rt.run_validators(r); };
-  auto committed = [log_runners](uint64_t head) {
-    for (auto& runner : log_runners) caf::anon_send(runner, head_atom::value, head);
+  std::atomic_store(&rt.log_runners, std::shared_ptr<const std::vector<caf::actor>>(
+                                         std::make_shared<std::vector<caf::actor>>(log_runners)));
+  auto committed = [&rt](uint64_t head) {
+    auto runners = std::atomic_load(&rt.log_runners);
+    for (auto& runner : *runners) caf::anon_send(runner, head_atom::value, head);
   };
   if (rt.stream) {
     // Cluster mode: the follower writes the log and announces its head.
@@ -633,7 +701,7 @@ void runtime::stop() {
   // In-flight appends are committed and answered before the sequencer quits.
   stop_and_wait(impl_->sequencer);
   if (impl_->stream) impl_->stream->stop();  // no more ingests, no more heads
-  for (auto& runner : impl_->runners) stop_and_wait(runner);
+  for (auto& slot : impl_->slots) stop_and_wait(slot->runner);
   stop_and_wait(impl_->hub);
   if (impl_->erasure) impl_->erasure->stop();  // its waits ended with the actors
   impl_->waiters->shutdown();
@@ -643,7 +711,8 @@ void runtime::stop() {
     impl_->running = false;
     impl_->sequencer = caf::actor{};
     impl_->hub = caf::actor{};
-    impl_->runners.clear();
+    for (auto& slot : impl_->slots) slot->runner = caf::actor{};
+    std::atomic_store(&impl_->log_runners, std::shared_ptr<const std::vector<caf::actor>>());
     impl_->erasure.reset();
     impl_->pub.reset();
     impl_->subs->clear();
@@ -662,9 +731,9 @@ status runtime::restart_view(const std::string& name) {
   if (!impl_->running) return not_running();
   // Every failed version of the view (the served one and those built beside).
   for (auto* s : impl_->groups[slot->group].slots) {
-    if (!s->failed() || !impl_->runners[s->index()]) continue;
+    if (!s->failed() || !s->runner) continue;
     s->set_active(false);
-    caf::anon_send(impl_->runners[s->index()], restart_atom::value);
+    caf::anon_send(s->runner, restart_atom::value);
   }
   log_info(component, "restarting view ", name);
   return status::ok();
@@ -714,5 +783,103 @@ std::optional<retention_metrics> runtime::retention() const {
 bool runtime::running() const { return impl_->running.load(); }
 
 caf::actor_system& runtime::system() { return *impl_->system; }
+
+}  // namespace derive
+
+namespace derive {
+
+namespace {
+
+// A slot of `def` in group `g` reading `up`, at `generation`, with its store
+// open, and the slots of the declared versions of the groups derived from it
+// reading it (recursively), into `added` (sources before consumers), not yet
+// in rt.slots nor in any group. No lock but storage_mu: opening a store
+// waits for the views' writer, which a runner holds while it takes
+// cutover_mu.
+status open_copy(runtime::impl& rt, const view_def& def, size_t g, view_slot* up,
+                 uint32_t generation, std::vector<std::unique_ptr<view_slot>>& added) {
+  added.push_back(std::make_unique<view_slot>(def, rt.slots.size() + added.size()));
+  auto* slot = added.back().get();
+  slot->group = g;
+  slot->upstream = up;
+  const std::string label =
+      view_label(def.name(), def.version(), up ? up->label() : std::string(), generation);
+  if (auto s = open_slot(rt, *slot, label, !rt.groups[g].downstream.empty()); !s) return s;
+  for (size_t child : rt.groups[g].downstream)
+    for (auto* d : rt.groups[child].slots)
+      if (d->index() < rt.declared && !d->processor)
+        if (auto s = open_copy(rt, d->def(), child, slot, 0, added); !s) return s;
+  return status::ok();
+}
+
+}  // namespace
+
+status runtime::impl::rebuild_served(size_t g) {
+  view_slot* served = (*serving_now())[g];
+  const std::string& name = groups[g].name;
+  if (served->processor)
+    return {errc::invalid_parameter, "'" + name + "' is a processor; it is not rebuilt"};
+  if (served->stale)
+    return {errc::invalid_parameter,
+            "version " + std::to_string(served->def().version()) + " of view '" + name +
+                "' is no longer declared: it cannot be rebuilt (no code); it is served until "
+                "a declared version is ready"};
+  // A copy already building starts over.
+  for (auto* s : groups[g].slots)
+    if (s != served && !s->stale && !s->retired && s->runner &&
+        s->def().version() == served->def().version() && s->upstream == served->upstream &&
+        s->generation() > served->generation()) {
+      caf::anon_send(s->runner, rebuild_atom::value);
+      return status::ok();
+    }
+  // Nothing runs yet on an error: the new slots go (their empty stores at
+  // the next start).
+  std::vector<std::unique_ptr<view_slot>> opened;
+  if (auto s = open_copy(*this, served->def(), g, served->upstream, served->generation() + 1,
+                         opened);
+      !s)
+    return s;
+  const size_t before = slots.size();
+  std::vector<view_slot*> added;
+  for (auto& a : opened) {
+    added.push_back(a.get());
+    if (a->upstream && a->upstream->index() >= before) a->upstream->downstream.push_back(a.get());
+  }
+  subs->grow(before + added.size());
+  {
+    // try_cutover reads the groups and the runners; a runner's first commit
+    // waits for this lock.
+    std::lock_guard<std::mutex> cutover(cutover_mu);
+    for (auto it = added.rbegin(); it != added.rend(); ++it) {  // consumers first
+      (*it)->set_active(true);
+      spawn_runner(*this, *it);
+    }
+    for (auto& a : opened) {
+      groups[a->group].slots.push_back(a.get());
+      slots.push_back(std::move(a));
+    }
+    // The served slot and everything that reads it go once the copy is served.
+    std::vector<view_slot*> old{served};
+    for (size_t i = 0; i < old.size(); ++i) {
+      old[i]->superseded = true;
+      for (auto* d : old[i]->downstream) old.push_back(d);
+    }
+  }
+  view_slot* copy = added.front();
+  if (view_slot* up = copy->upstream) {  // it joins its upstream's consumers on its thread
+    if (up->runner)
+      caf::anon_send(up->runner, run_atom::value,
+                     done_callback{[up, copy] { up->downstream.push_back(copy); }});
+    else
+      up->downstream.push_back(copy);  // a stale upstream: no runner, no commits
+  } else {
+    auto runners = std::make_shared<std::vector<caf::actor>>(*std::atomic_load(&log_runners));
+    runners->push_back(copy->runner);
+    std::atomic_store(&log_runners, std::shared_ptr<const std::vector<caf::actor>>(runners));
+  }
+  log_info(component, "view ", name, ": rebuilds ", served->label(), " beside itself as ",
+           copy->label(), " (", added.size(), " store(s))");
+  return status::ok();
+}
 
 }  // namespace derive

@@ -48,21 +48,22 @@ view_info group_info(const runtime::impl& rt, const view_slot& served, uint64_t 
   if (!rt.running || served.group >= rt.groups.size()) return out;
   const auto& grp = rt.groups[served.group];
   out.pinned = grp.pinned;
-  auto retired = [&](uint32_t v) {
+  auto retired = [&](uint32_t v, uint32_t generation) {
     view_version_info r;
     r.version = v;
+    r.generation = generation;
     r.role = version_role::retired;
     out.versions.push_back(r);
   };
   for (auto* s : grp.slots) {
     if (s->retired) {
-      retired(s->def().version());
+      retired(s->def().version(), s->generation());
       continue;
     }
     out.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
     out.versions.back().pinned = !s->stale && grp.pinned == s->def().version();
   }
-  for (uint32_t v : grp.retired) retired(v);
+  for (uint32_t v : grp.retired) retired(v, 0);
   std::stable_sort(out.versions.begin(), out.versions.end(),
                    [](auto& a, auto& b) { return a.version > b.version; });
   return out;

@@ -78,9 +78,16 @@ struct runtime::impl {
   // are not served (and the versions derived from them) from offset 0; the
   // rebuilt versions are served once ready (as any building version).
   status rebuild_beside(const std::vector<std::pair<std::string, uint32_t>>& versions);
-  // On the audit thread, after a cutover away from the stale `slot`: waits
-  // out the reads that found it served (storage_mu taken exclusively once),
-  // then empties its store (clear_view_store) and reports it retired.
+  // REQUIRES: lifecycle_mu and storage_mu (exclusive) held, running. Builds
+  // a new generation of group `g`'s served slot beside it from 0 (with the
+  // declared versions derived from it reading the copy), served once ready;
+  // the served slot and its consumers are then retired. Restarts a copy
+  // already building.
+  status rebuild_served(size_t g);
+  // On the audit thread, after a cutover away from the stale or superseded
+  // `slot`: stops its runner, waits out the reads that found it served
+  // (storage_mu taken exclusively once), then empties its store
+  // (clear_view_store) and reports it retired.
   void retire(view_slot& slot);
   // The application's validators for each event's type.
   status run_validators(const checked_append& request) const;
@@ -128,8 +135,10 @@ struct runtime::impl {
   std::unique_ptr<publisher> pub;
   sequencer_counters counters;
   caf::actor sequencer;
+  // The runners of the views of the log, told of each new head: replaced
+  // whole (atomic_store) when a rebuild of a served version adds one.
+  std::shared_ptr<const std::vector<caf::actor>> log_runners;
   caf::actor hub;
-  std::vector<caf::actor> runners;  // by slot index; written before the actors run
   std::unique_ptr<eraser> erasure;  // forget(); while running
 
   // Audits and scrubs (actors/audit.hpp): the audit thread while running;
@@ -143,6 +152,10 @@ struct runtime::impl {
   bool accepting = false;
   std::condition_variable_any append_open;  // notified when accepting or stopping is set
 };
+
+// Sends `stop_atom` with a callback to `actor` and waits until the actor ran
+// it, or dropped the message (an actor that is already gone).
+void stop_and_wait(const caf::actor& actor);
 
 // The errors every part of the runtime answers with.
 status not_running();

@@ -23,9 +23,7 @@ constexpr std::string_view component = "versions";
 // `cand` may replace `current`: it runs, has not failed, is caught up with
 // its source and is not behind what `current` served.
 bool ready(const runtime::impl& rt, const view_slot& cand, const view_slot* current) {
-  if (cand.stale || cand.failed() || cand.index() >= rt.runners.size() ||
-      !rt.runners[cand.index()])
-    return false;
+  if (cand.stale || cand.retired || cand.failed() || !cand.runner) return false;
   uint64_t offset = cand.offset();
   if (current && offset < current->offset()) return false;
   return offset + rt.options.live_batch >= rt.source_head(cand);
@@ -42,10 +40,15 @@ bool choose(const runtime::impl& rt, size_t g, view_slot* up, const serving_tabl
   view_slot* current = now[g];
   std::vector<view_slot*> candidates;
   for (auto* s : grp.slots)
-    if (s->upstream == up && !s->stale && (!grp.pinned || s->def().version() == *grp.pinned))
+    if (s->upstream == up && !s->stale && !s->retired && (!s->superseded || s == current) &&
+        (!grp.pinned || s->def().version() == *grp.pinned))
       candidates.push_back(s);
-  std::sort(candidates.begin(), candidates.end(),
-            [](auto* a, auto* b) { return a->def().version() > b->def().version(); });
+  // Newest version first, and of one version the newest generation (a copy
+  // rebuilt beside the served one).
+  std::sort(candidates.begin(), candidates.end(), [](auto* a, auto* b) {
+    if (a->def().version() != b->def().version()) return a->def().version() > b->def().version();
+    return a->generation() > b->generation();
+  });
   auto with_children = [&](view_slot* s) {
     out[g] = s;
     for (size_t child : grp.downstream)
@@ -94,16 +97,31 @@ bool runtime::impl::try_cutover() {
       next[g]->serving_since = next[g]->offset();
       next[g]->serving = true;
       next[g]->set_caught_up();
-      groups[g].previous = (*now)[g];
+      // A copy of the same version (a new generation) is not a version to roll back to.
+      if ((*now)[g]->def().version() != next[g]->def().version()) groups[g].previous = (*now)[g];
     }
     std::atomic_store(&serving, std::shared_ptr<const serving_table>(
                                     std::make_shared<serving_table>(next)));
     for (size_t g : changed) pub->reset_subscribers(*(*now)[g]);
   }
-  // A stale version no longer served is retired now, not at the next start.
-  for (size_t g : changed)
-    if (view_slot* old = (*now)[g]; old->stale && audits)
-      audits->enqueue([this, old] { retire(*old); });
+  // A stale version no longer served is retired now, not at the next start;
+  // so is a superseded one (a newer generation serves) with the slots that
+  // read it.
+  std::vector<view_slot*> gone;
+  for (size_t g : changed) {
+    view_slot* old = (*now)[g];
+    if (old->stale) gone.push_back(old);
+    if (!old->superseded) continue;
+    std::vector<view_slot*> chain{old};
+    for (size_t i = 0; i < chain.size(); ++i) {
+      if (!chain[i]->serving && chain[i]->superseded &&
+          std::find(gone.begin(), gone.end(), chain[i]) == gone.end())
+        gone.push_back(chain[i]);
+      for (auto* d : chain[i]->downstream) chain.push_back(d);
+    }
+  }
+  if (audits)
+    for (view_slot* old : gone) audits->enqueue([this, old] { retire(*old); });
   for (size_t g : changed) {
     waiters->notify(g, next[g]->offset());
     log_info(component, "view ", groups[g].name, ": serving ", next[g]->label(), " at offset ",
@@ -113,6 +131,12 @@ bool runtime::impl::try_cutover() {
 }
 
 void runtime::impl::retire(view_slot& slot) {
+  if (slot.serving) return;
+  if (slot.runner) {
+    // An erasure waits for this runner's rebuild: the store goes at the next start.
+    if (slot.erasing.load()) return;
+    stop_and_wait(slot.runner);  // no commit after the store is emptied
+  }
   { std::unique_lock<std::shared_mutex> barrier(storage_mu); }  // reads that found it served
   std::shared_lock<std::shared_mutex> storage(storage_mu);       // have opened their snapshots
   if (!running || audits_cancel || slot.serving || slot.retired) return;
@@ -121,7 +145,8 @@ void runtime::impl::retire(view_slot& slot) {
     return;
   }
   slot.retired = true;
-  log_info(component, "view ", slot.name(), ": retired ", slot.label(), " (no longer declared)");
+  log_info(component, "view ", slot.name(), ": retired ", slot.label(),
+           slot.stale ? " (no longer declared)" : " (a rebuilt copy serves)");
 }
 
 status runtime::impl::rebuild_beside(
@@ -135,29 +160,55 @@ status runtime::impl::rebuild_beside(
     view_slot* up = groups[g->second].upstream ? (*now)[*groups[g->second].upstream] : nullptr;
     view_slot* found = nullptr;
     for (auto* s : groups[g->second].slots)
-      if (!s->stale && s->def().version() == version && s->upstream == up) found = s;
+      if (!s->stale && !s->retired && !s->superseded && s->def().version() == version &&
+          s->upstream == up)
+        found = s;
     if (!found)
       return {errc::not_found, "view '" + name + "' has no declared version " +
                                    std::to_string(version) + " to rebuild"};
     if (found->serving.load())
       return {errc::invalid_parameter,
               "version " + std::to_string(version) + " of view '" + name +
-                  "' is the one served: it is not rebuilt in place; declare version " +
-                  std::to_string(version + 1) + " to rebuild it beside"};
+                  "' is the one served: runtime::rebuild builds a copy beside it"};
     if (found->processor)
       return {errc::invalid_parameter, "'" + name + "' is a processor; it is not rebuilt"};
     chosen.push_back(found);
   }
-  for (auto* s : chosen) caf::anon_send(runners[s->index()], rebuild_atom::value);
+  for (auto* s : chosen) caf::anon_send(s->runner, rebuild_atom::value);
   return status::ok();
 }
 
 // --- the runtime's API ---
 
+namespace {
+
+// The group of `view` when `version` is its served slot's (not already
+// being rebuilt beside), else nullopt. REQUIRES: storage_mu held, running.
+std::optional<size_t> served_group(const runtime::impl& rt, const std::string& view,
+                                   uint32_t version) {
+  auto g = rt.group_of.find(view);
+  if (g == rt.group_of.end()) return std::nullopt;
+  const view_slot* served = (*rt.serving_now())[g->second];
+  if (served->def().version() != version || served->superseded) return std::nullopt;
+  return g->second;
+}
+
+}  // namespace
+
 status runtime::rebuild(const std::string& view, uint32_t version) {
-  std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->storage_mu);
+    if (!impl_->running) return not_running();
+    if (!served_group(*impl_, view, version)) return impl_->rebuild_beside({{view, version}});
+  }
+  // The served version: a new generation of it is built beside it, which
+  // adds slots (storage_mu exclusive; lifecycle_mu keeps stop() out).
+  std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
+  std::unique_lock<std::shared_mutex> lock(impl_->storage_mu);
   if (!impl_->running) return not_running();
-  return impl_->rebuild_beside({{view, version}});
+  auto g = served_group(*impl_, view, version);
+  if (!g) return impl_->rebuild_beside({{view, version}});
+  return impl_->rebuild_served(*g);
 }
 
 namespace {

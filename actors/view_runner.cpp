@@ -407,6 +407,10 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         s.target = std::max(s.target, source_head(s.ctx));
         schedule(self);
       },
+      // Runs `fn` on the runner's thread (a new consumer joins `downstream`).
+      [=](run_atom, const done_callback& fn) {
+        if (fn.fn) fn.fn();
+      },
       [=](stop_atom, const done_callback& done) {
         self->state.rebuilt = nullptr;  // the eraser learns of the stop by its guard
         self->state.ctx.slot->set_stopped();

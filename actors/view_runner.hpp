@@ -35,7 +35,9 @@
 // `rebuilt` (which rebuilds the versions derived from it).
 //
 // Messages: (head_atom, uint64_t), (restart_atom), (rebuild_atom),
-// (stop_atom, done_callback).
+// (run_atom, done_callback): runs the callback on the runner's thread (the
+// slot's `downstream` changes only there while it runs), (stop_atom,
+// done_callback).
 
 #include <atomic>
 #include <chrono>

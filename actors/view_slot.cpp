@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include "core/view_names.hpp"
+
 namespace derive {
 
 std::string_view to_string(view_status s) {
@@ -68,9 +70,11 @@ double view_slot::events_per_second() const {
 view_version_info view_slot::version_info(uint64_t source_head, uint64_t lag_threshold) const {
   view_version_info v;
   v.version = def_.version();
+  v.generation = generation_;
   v.upstream = upstream ? upstream->label() : std::string();
   v.role = serving.load() ? version_role::serving
-                          : (stale ? version_role::stale : version_role::building);
+          : retired.load() ? version_role::retired
+                           : (stale ? version_role::stale : version_role::building);
   v.offset = offset();
   v.lag = source_head > v.offset ? source_head - v.offset : 0;
   v.events_per_second = events_per_second();
@@ -83,6 +87,8 @@ view_version_info view_slot::version_info(uint64_t source_head, uint64_t lag_thr
 void view_slot::attach(std::unique_ptr<view_store> store) {
   store_ = std::move(store);
   label_ = store_->label();
+  auto parsed = parse_view_label(def_.name(), label_);
+  generation_ = parsed ? parsed->generation : 0;
   publish_offset(store_->offset());
 }
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
+
 #include <derive/view.hpp>
 #include <derive/view_info.hpp>
 
@@ -42,6 +44,16 @@ class view_slot {
   // before it gets a reset (those changes were another version's).
   std::atomic<uint64_t> serving_since{0};
   const std::string& label() const { return label_; }  // the store's, once attached
+  // The store's generation (core/view_names.hpp), once attached: a copy of
+  // the served version rebuilt beside it has the next one.
+  uint32_t generation() const { return generation_; }
+  // Set when a later generation of this slot (or of its upstream) is built
+  // beside it: once no longer served, it is retired (runtime::impl::retire).
+  std::atomic<bool> superseded{false};
+  // Its runner: set before the slot is reachable from any other (an
+  // upstream's `downstream`, its group's slots), cleared at stop; none for a
+  // stale slot.
+  caf::actor runner;
 
   // Set once at start, before the runner exists.
   void attach(std::unique_ptr<view_store> store);
@@ -94,6 +106,7 @@ class view_slot {
   size_t index_;
   std::unique_ptr<view_store> store_;
   std::string label_;
+  uint32_t generation_ = 0;
   std::atomic<uint64_t> offset_{0};
   mutable std::mutex mu_;
   phase phase_ = phase::stopped;

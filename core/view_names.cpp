@@ -13,23 +13,35 @@ namespace {
 constexpr std::string_view versions_db = "versions";
 constexpr std::string_view pins_db = "version_pins";
 
-// "<version>" or "<version>@<upstream>" after "<name>/"; false otherwise.
-bool parse_rest(std::string_view rest, stored_view& out) {
+// A decimal number of 1 to 9 digits at the front of `rest`, consumed.
+bool take_number(std::string_view& rest, uint32_t& out) {
   size_t digits = 0;
   while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
   if (digits == 0 || digits > 9) return false;
-  out.version = static_cast<uint32_t>(std::stoul(std::string(rest.substr(0, digits))));
-  if (digits == rest.size()) return true;
-  if (rest[digits] != '@' || digits + 1 == rest.size()) return false;
-  out.upstream = std::string(rest.substr(digits + 1));
+  out = static_cast<uint32_t>(std::stoul(std::string(rest.substr(0, digits))));
+  rest.remove_prefix(digits);
+  return true;
+}
+
+// "<version>[.g<generation>][@<upstream>]" after "<name>/"; false otherwise.
+bool parse_rest(std::string_view rest, stored_view& out) {
+  if (!take_number(rest, out.version)) return false;
+  if (rest.substr(0, 2) == ".g") {
+    rest.remove_prefix(2);
+    if (!take_number(rest, out.generation) || out.generation == 0) return false;
+  }
+  if (rest.empty()) return true;
+  if (rest[0] != '@' || rest.size() == 1) return false;
+  out.upstream = std::string(rest.substr(1));
   return true;
 }
 
 }  // namespace
 
 std::string view_label(const std::string& name, uint32_t version,
-                       const std::string& upstream_label) {
+                       const std::string& upstream_label, uint32_t generation) {
   std::string label = name + "/" + std::to_string(version);
+  if (generation > 0) label += ".g" + std::to_string(generation);
   // The stores of before versions: a derived view read version 1 of a view
   // of the log under its plain label.
   bool plain_upstream = upstream_label.empty() ||
@@ -41,6 +53,16 @@ std::string view_label(const std::string& name, uint32_t version,
 }
 
 std::string view_db_prefix(const std::string& label) { return "view/" + label + "/"; }
+
+std::optional<stored_view> parse_view_label(const std::string& name, const std::string& label) {
+  if (label.size() <= name.size() + 1 || label.compare(0, name.size(), name) != 0 ||
+      label[name.size()] != '/')
+    return std::nullopt;
+  stored_view v;
+  v.label = label;
+  if (!parse_rest(std::string_view(label).substr(name.size() + 1), v)) return std::nullopt;
+  return v;
+}
 
 result<std::vector<stored_view>> stored_versions(const environment& env,
                                                  const std::string& name) {

@@ -6,7 +6,11 @@
 // A *label* names one store: "<name>/<version>" for a view of the log (and
 // for a derived view that reads version 1 of a view of the log, as before
 // versions), else "<name>/<version>@<upstream label>": a derived view keeps
-// one store per upstream version it reads. Its databases are
+// one store per upstream version it reads. A copy of a version rebuilt beside
+// the served copy of the same version (runtime::rebuild of the served
+// version) is a later *generation*: "<name>/<version>.g<generation>" (then
+// "@<upstream label>" as before); generation 0 has no suffix, so the labels
+// of before generations name generation 0. Its databases are
 // "view/<label>/state", ".../changes", ".../meta", ".../dead", ".../private"
 // in the views' environment.
 //
@@ -33,7 +37,7 @@ namespace derive {
 // The label of version `version` of view `name` reading `upstream_label`
 // ("" for the log).
 std::string view_label(const std::string& name, uint32_t version,
-                       const std::string& upstream_label = {});
+                       const std::string& upstream_label = {}, uint32_t generation = 0);
 // "view/<label>/": the prefix of the store's databases.
 std::string view_db_prefix(const std::string& label);
 
@@ -41,8 +45,11 @@ std::string view_db_prefix(const std::string& label);
 struct stored_view {
   std::string label;
   uint32_t version = 0;
+  uint32_t generation = 0;
   std::string upstream;  // the upstream label; "" for a view of the log
 };
+// The parts of `label` (a store of view `name`); nullopt if it is not one.
+std::optional<stored_view> parse_view_label(const std::string& name, const std::string& label);
 // Every store of view `name` in `env` (from the names of its databases).
 result<std::vector<stored_view>> stored_versions(const environment& env, const std::string& name);
 

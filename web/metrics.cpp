@@ -239,6 +239,7 @@ std::string metrics::render(const runtime& rt) const {
       for (const auto& ver : v.versions) {
         out += std::string(name) + "{view=\"" + label(v.name) + "\",version=\"" +
                std::to_string(ver.version) + "\",role=\"" + std::string(to_string(ver.role)) +
+               (ver.generation > 0 ? "\",generation=\"" + std::to_string(ver.generation) : "") +
                "\"} " + format_double(value(ver)) + "\n";
       }
   };

@@ -559,6 +559,7 @@ http_reply router::list_views() const {
     nlohmann::json versions = nlohmann::json::array();
     for (const auto& ver : v.versions) {
       nlohmann::json e = {{"version", ver.version},
+                          {"generation", ver.generation},
                           {"role", std::string(to_string(ver.role))},
                           {"offset", ver.offset},
                           {"lag", ver.lag},

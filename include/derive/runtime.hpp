@@ -148,8 +148,13 @@ class runtime {
   //
   // Empties declared version `version` of `view` (and the versions derived
   // from it) and builds it again from offset 0 beside the served version.
-  // Errors: unknown_view, not_found (no such declared version),
-  // invalid_parameter (it is the served version, or a processor).
+  // When `version` is the served one, a fresh copy of it (its next
+  // generation, with the versions derived from it) is built from offset 0
+  // beside it while it serves, then served in one step once ready (as any
+  // version); the old copy's storage is then freed. Asked again while that
+  // copy builds, the copy starts over. Errors: unknown_view, not_found (no
+  // such declared version), invalid_parameter (a processor, or a served
+  // version no longer declared).
   status rebuild(const std::string& view, uint32_t version);
   // Serves declared version `version` of `view` from now on: at once when it
   // is ready, else as soon as it is (the views derived from it follow

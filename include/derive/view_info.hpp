@@ -29,6 +29,9 @@ std::string_view to_string(version_role r);  // "serving", ...
 // One version of a view and its progress.
 struct view_version_info {
   uint32_t version = 1;
+  // 0, or the copy of `version` rebuilt beside the served copy of the same
+  // version (runtime::rebuild of the served version): 1, 2, ...
+  uint32_t generation = 0;
   std::string upstream;  // the upstream version's store label; "" for the log
   version_role role = version_role::building;
   uint64_t offset = 0;

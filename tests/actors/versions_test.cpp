@@ -5,7 +5,10 @@
 #include <filesystem>
 #include <thread>
 
+#include <lmdb.h>
+
 #include "core/environment.hpp"
+#include "core/lmdb_util.hpp"
 #include "core/view_names.hpp"
 #include "tests/actors/views_fixture.hpp"
 
@@ -179,7 +182,6 @@ TEST_F(versions_test, RebuildStartsAVersionOverBesideTheServedOne) {
   ASSERT_TRUE(start({counts_view(1), counts_v2(gate_)}));
   fill(30);
   ASSERT_TRUE(eventually([&] { return served() == 2; }));
-  EXPECT_EQ(rt().rebuild("counts", 2).code(), errc::invalid_parameter);  // served
   ASSERT_TRUE(eventually([&] { return version("counts", 1)->offset == 30; }));
   ASSERT_TRUE(rt().rebuild("counts", 1));
   ASSERT_TRUE(eventually([&] { return version("counts", 1)->offset == 30; }));
@@ -280,6 +282,106 @@ TEST_F(versions_test, AStaleVersionIsRetiredOnceNoLongerServed) {
   ASSERT_TRUE(stored);
   ASSERT_EQ(stored->size(), 1u);
   EXPECT_EQ((*stored)[0].version, 2u);
+}
+
+// docs (v1) whose code waits while `gate` is closed.
+view_def gated_docs(std::shared_ptr<std::atomic<bool>> gate) {
+  return view_def("docs", 1).from_log().apply([gate](const event& e, view_txn& tx) {
+    while (!gate->load()) std::this_thread::sleep_for(1ms);
+    if (e.type == "doc.put") tx.put(e.key, json::parse(e.data));
+  });
+}
+
+// Issue 12: "a failed audit never changes the served view by itself; the
+// operator can rebuild": the served version is rebuilt under its own number,
+// beside itself, while it serves; then the copy serves and the old one's
+// storage goes.
+TEST_F(versions_test, RebuildingTheServedVersionRepairsACorruptedKeyWhileItServes) {
+  gate_->store(true);
+  ASSERT_TRUE(start({gated_docs(gate_), tags_view()}));
+  append("doc.put", "d1", {{"tag", "x"}});
+  append("doc.put", "d2", {{"tag", "x"}});
+  for (int i = 0; i < 200; ++i) append("doc.put", "y" + std::to_string(i), {{"tag", "y"}});
+  ASSERT_TRUE(wait_sync(rt(), "tags", 202));
+  rt_.reset();
+  {  // a disk (or a person) changes a key underneath
+    auto env = environment::open((std::filesystem::path(dir_.path()) / "views").string());
+    ASSERT_TRUE(env);
+    auto dbi = (*env)->database("view/docs/1/state");
+    ASSERT_TRUE(dbi);
+    txn_guard txn;
+    ASSERT_TRUE((*env)->begin_write(txn, "a test write"));
+    std::string key = "kd1", value = R"({"tag":"z"})";
+    MDB_val k = to_val(key), v = to_val(value);
+    ASSERT_EQ(mdb_put(txn.get(), *dbi, &k, &v, 0), MDB_SUCCESS);
+    ASSERT_TRUE((*env)->commit(txn));
+  }
+  ASSERT_TRUE(start({gated_docs(gate_), tags_view()}));
+  auto audit = rt().audit("docs");
+  ASSERT_TRUE(audit);
+  EXPECT_FALSE(audit->ok);
+  ASSERT_EQ(audit->differences.size(), 1u);
+  EXPECT_EQ(audit->differences[0].key, "d1");
+  EXPECT_EQ(get("docs", "d1"), json({{"tag", "z"}}));  // the audit changed nothing
+
+  gate_->store(false);  // the copy builds slowly, so that it is seen building
+  std::atomic<bool> reading{true};
+  std::atomic<int> bad_reads{0}, reads{0};
+  std::thread reader([&] {  // every read answers, complete, from one copy or the other
+    uint64_t last = 0;
+    while (reading) {
+      auto d2 = get("docs", "d2");
+      auto y = get("tags", "tag:y");
+      auto info = rt().view("docs");
+      if (d2 != json({{"tag", "x"}}) || y != json(200) || !info || info->offset < last)
+        ++bad_reads;
+      if (info) last = info->offset;
+      ++reads;
+    }
+  });
+  ASSERT_TRUE(rt().rebuild("docs", 1));
+  auto copy = [&](uint32_t generation) -> std::optional<view_version_info> {
+    auto info = rt().view("docs");
+    for (auto& v : info->versions)
+      if (v.version == 1 && v.generation == generation) return v;
+    return std::nullopt;
+  };
+  ASSERT_TRUE(copy(1));
+  EXPECT_EQ(copy(1)->role, version_role::building);
+  EXPECT_EQ(copy(0)->role, version_role::serving);
+  EXPECT_TRUE(rt().rebuild("docs", 1));  // asked again: the copy starts over
+  EXPECT_EQ(get("docs", "d1"), json({{"tag", "z"}}));  // still the old copy
+  gate_->store(true);
+  ASSERT_TRUE(eventually([&] { return copy(1) && copy(1)->role == version_role::serving; }));
+  EXPECT_EQ(get("docs", "d1"), json({{"tag", "x"}}));
+  EXPECT_EQ(get("tags", "tag:x"), json(2));
+  ASSERT_TRUE(eventually([&] { return copy(0) && copy(0)->role == version_role::retired; }));
+  std::this_thread::sleep_for(50ms);
+  reading = false;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(bad_reads.load(), 0);
+  audit = rt().audit("docs");
+  ASSERT_TRUE(audit);
+  EXPECT_TRUE(audit->ok) << audit->error;
+  EXPECT_TRUE(rt().audit("tags")->ok);
+  append("doc.put", "d3", {{"tag", "x"}});  // the copy follows the log
+  EXPECT_EQ(get_at_head("tags", "tag:x"), json(3));
+
+  ASSERT_TRUE(start({gated_docs(gate_), tags_view()}));  // the copy serves after a restart
+  EXPECT_EQ(get("docs", "d1"), json({{"tag", "x"}}));
+  EXPECT_EQ(copy(1)->role, version_role::serving);
+  rt_.reset();
+  auto env = environment::open((std::filesystem::path(dir_.path()) / "views").string());
+  ASSERT_TRUE(env);
+  auto docs = stored_versions(**env, "docs");
+  ASSERT_TRUE(docs);
+  ASSERT_EQ(docs->size(), 1u);  // the old copy's tables are gone
+  EXPECT_EQ((*docs)[0].label, "docs/1.g1");
+  auto tags = stored_versions(**env, "tags");
+  ASSERT_TRUE(tags);
+  ASSERT_EQ(tags->size(), 1u);
+  EXPECT_EQ((*tags)[0].upstream, "docs/1.g1");
 }
 
 }  // namespace

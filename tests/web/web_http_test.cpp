@@ -368,7 +368,20 @@ TEST_F(http_test, views_list_their_versions_and_admin_routes_switch_them) {
     EXPECT_EQ(v["pinned"], 1) << v.dump();
     EXPECT_EQ(v["versions"][0]["pinned"], true) << v.dump();
   }
-  expect_error(admin("/v1/admin/views/docs/rebuild?version=1"), 400, "invalid_parameter");
+  // The served version: a fresh copy (generation 1) is built beside it, then served.
+  r = admin("/v1/admin/views/docs/rebuild?version=1");
+  EXPECT_EQ(r.status, 202) << r.body;
+  bool copy_served = false;
+  for (int i = 0; i < 1000 && !copy_served; ++i) {
+    auto now = get("/v1/views").body_json();
+    for (auto& v : now["views"])
+      for (auto& ver : v["versions"])
+        if (v["name"] == "docs" && ver["role"] == "serving" && ver["generation"] == 1)
+          copy_served = true;
+    if (!copy_served) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(copy_served);
+  EXPECT_EQ(get("/v1/views/docs/a").body_json()["value"], 1);
   expect_error(admin("/v1/admin/views/docs/rebuild?version=9"), 404, "not_found");
   expect_error(admin("/v1/admin/views/docs/rollback"), 400, "invalid_parameter");
   expect_error(admin("/v1/admin/views/docs/cutover"), 400, "invalid_parameter");
@@ -376,7 +389,7 @@ TEST_F(http_test, views_list_their_versions_and_admin_routes_switch_them) {
   expect_error(get("/v1/admin/views/docs/cutover?version=1"), 405, "method_not_allowed");
   expect_error(admin("/v1/admin/nothing"), 404, "not_found");
   EXPECT_NE(get("/metrics").body.find("derive_view_version_offset{view=\"docs\",version=\"1\","
-                                      "role=\"serving\"}"),
+                                      "role=\"serving\",generation=\"1\"}"),
             std::string::npos);
   expect_healthy();
 }

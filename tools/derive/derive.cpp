@@ -42,7 +42,8 @@ Commands:
                                  the same, live, with events/s and progress bars
   tail [--from N] [--type T]... [--prefix P] [--once]
                                  follow the log, one event per line
-  rebuild VIEW --version N       build version N of VIEW beside the serving one
+  rebuild VIEW --version N       build version N of VIEW beside the serving one (N served:
+                                 a fresh copy of it, served once ready)
   cutover VIEW --version N       serve version N of VIEW
   rollback VIEW                  serve the previous version of VIEW again
   audit VIEW [--no-wait]         rebuild VIEW privately and compare (exit 1: mismatch)
@@ -145,6 +146,7 @@ std::string num(const json& v) {
     s << v.get<double>();
     return s.str();
   }
+  if (v.is_string()) return v.get<std::string>();
   return v.is_null() ? "-" : v.dump();
 }
 
@@ -189,6 +191,13 @@ bool unhealthy(const json& status) {
   return false;
 }
 
+// "N", or "N.gG" for a copy of version N rebuilt beside its served copy.
+std::string version_name(const json& ver) {
+  std::string out = num(ver.value("version", json(0)));
+  if (uint64_t g = ver.value("generation", uint64_t{0}); g > 0) out += ".g" + std::to_string(g);
+  return out;
+}
+
 // The table of `status` (and of each `watch` frame); `rates`: events/s by
 // view (and "view/version"), `bars`: progress bars for lagging versions.
 void print_table(const json& status, const std::map<std::string, double>& rates, bool bars) {
@@ -216,9 +225,9 @@ void print_table(const json& status, const std::map<std::string, double>& rates,
     if (!v.contains("versions") || !v["versions"].is_array()) continue;
     for (const auto& ver : v["versions"]) {
       if (ver.value("role", "") == "serving") continue;
-      row("  " + name, ver.value("version", json(nullptr)), ver.value("role", "?"),
-          ver.value("offset", json(0)), ver.value("lag", json(0)),
-          name + "/" + num(ver.value("version", json(0))), "");
+      row("  " + name, json(version_name(ver)), ver.value("role", "?"),
+          ver.value("offset", json(0)), ver.value("lag", json(0)), name + "/" + version_name(ver),
+          "");
     }
   }
 }
@@ -252,7 +261,7 @@ int cmd_watch(const options& o, const http_client& http) {
       offsets[name] = v.value("offset", uint64_t{0});
       if (v.contains("versions") && v["versions"].is_array())
         for (const auto& ver : v["versions"])
-          offsets[name + "/" + num(ver.value("version", json(0)))] = ver.value("offset", uint64_t{0});
+          offsets[name + "/" + version_name(ver)] = ver.value("offset", uint64_t{0});
     }
     for (const auto& [key, offset] : offsets)
       if (auto it = last_offsets.find(key); it != last_offsets.end() && seconds > 0)
