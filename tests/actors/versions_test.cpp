@@ -186,6 +186,8 @@ TEST_F(versions_test, RebuildStartsAVersionOverBesideTheServedOne) {
   ASSERT_TRUE(rt().rebuild("counts", 1));
   ASSERT_TRUE(eventually([&] { return version("counts", 1)->offset == 30; }));
   EXPECT_EQ(served(), 2u);
+  // v2 became served when it caught up, possibly before the last append.
+  ASSERT_TRUE(wait_sync(rt(), "counts", 30));
   EXPECT_EQ(get("counts", "a"), json(300));
 }
 
