@@ -42,6 +42,14 @@ std::string view_label(const std::string& name, uint32_t version,
 
 std::string view_db_prefix(const std::string& label) { return "view/" + label + "/"; }
 
+std::string view_checkpoint_prefix(const std::string& label) {
+  return view_db_prefix(label) + "checkpoint";
+}
+
+std::string view_checkpoint_db(const std::string& label, unsigned slot, std::string_view part) {
+  return view_checkpoint_prefix(label) + std::to_string(slot) + "." + std::string(part);
+}
+
 result<std::vector<stored_view>> stored_versions(const environment& env,
                                                  const std::string& name) {
   const std::string prefix = "view/" + name + "/";
