@@ -6,7 +6,9 @@
 // For a batch: (1) the requests are recorded durably in the log (before any
 // other work), (2) the sequencer redacts the subjects' records and their
 // idempotency keys, (3) when anything was redacted every view is rebuilt
-// from the redacted log (reads of a rebuilding view answer `unavailable`,
+// from the redacted log, from its newest checkpoint before the first
+// redacted offset (later checkpoints are deleted; docs/storage.md, "View
+// checkpoints") (reads of a rebuilding view answer `unavailable`,
 // its subscribers are reset when it is done), (4) the log and view
 // environments are compacted so no freed page keeps old bytes, (5) one
 // receipt per subject is appended (idempotent: a resumed erasure replays
@@ -94,7 +96,10 @@ class eraser {
   result<append_outcome> append_receipt(event_input receipt, std::string idempotency_key);
   int64_t clock_ms() const;
   bool views_gated() const;
-  status rebuild_views(std::vector<std::string>& rebuilt);
+  // Rebuilds every view from the redacted log, each from its newest
+  // checkpoint at or before `keep_through` (the offset before the first
+  // redacted event; 0: from offset 1).
+  status rebuild_views(std::vector<std::string>& rebuilt, uint64_t keep_through);
   status on_writer(std::function<status(event_log&)> fn);
   bool stopping() const;
 

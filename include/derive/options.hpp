@@ -116,6 +116,16 @@ struct runtime_options {
   // second, so a test clock needs no sleeping). Refused in cluster mode.
   std::vector<retention_rule> retention;
   std::chrono::milliseconds retention_interval = std::chrono::minutes(1);
+  // View checkpoints (docs/storage.md, "View checkpoints"): every view
+  // version but processors copies its state and private state, in the commit
+  // that passes view_checkpoint_every offsets since its newest checkpoint,
+  // keeping the newest view_checkpoints_kept copies. A forget or a retention
+  // sweep then rebuilds each view from its newest checkpoint before the first
+  // redacted event instead of from offset 1. Costs a copy of each view's
+  // state per view_checkpoint_every events and view_checkpoints_kept copies
+  // of it on disk. 0: off (the default).
+  uint64_t view_checkpoint_every = 0;
+  unsigned view_checkpoints_kept = 2;
 };
 
 }  // namespace derive
