@@ -257,7 +257,12 @@ status eraser::erase(std::vector<pending>& batch) {
   const bool any = std::any_of(offsets.begin(), offsets.end(),
                                [](const auto& o) { return !o.empty(); });
   if (any || views_gated()) {
-    if (auto st = rebuild_views(views); !st) return st;
+    // Each view restarts from its newest checkpoint before the batch's
+    // first redacted event (nothing redacted: from offset 1).
+    uint64_t first = 0;
+    for (const auto& o : offsets)
+      if (!o.empty() && (first == 0 || o.front() < first)) first = o.front();
+    if (auto st = rebuild_views(views, first > 0 ? first - 1 : 0); !st) return st;
     crash_point("erasure_views_rebuilt");
     // (4) The views' freed pages (their old state and changelogs).
     if (auto pages = rt_.views_env->scrub_free_pages(); !pages) return pages.error();
@@ -357,7 +362,7 @@ result<append_outcome> eraser::append_receipt(event_input receipt, std::string i
   return *outcome;
 }
 
-status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
+status eraser::rebuild_views(std::vector<std::string>& rebuilt, uint64_t keep_through) {
   // Every version of every view (docs/storage.md, "View versions") but the
   // processors' (whose outputs are appended, not recomputed); a derived
   // version after its source. A stale version (kept from disk, no longer
@@ -394,7 +399,7 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt) {
       const uint64_t to = slot->upstream ? slot->upstream->offset() : rt_.log->head();
       auto guard = std::make_shared<answer_guard>();
       answers.push_back(guard->a);
-      caf::anon_send(slot->runner, erase_atom::value, to,
+      caf::anon_send(slot->runner, erase_atom::value, to, keep_through,
                      done_callback{[guard] { guard->a->give(status::ok()); }});
     }
     for (auto& a : answers)

@@ -6,15 +6,17 @@
 // For a batch: (1) the requests are recorded durably in the log (before any
 // other work), (2) the sequencer redacts the subjects' records and their
 // idempotency keys, (3) when anything was redacted every view is rebuilt
-// from the redacted log (reads of a rebuilding view answer `unavailable`,
-// its subscribers are reset when it is done), (4) the
-// views' free pages are scrubbed, (5) one receipt per subject is appended
-// (idempotent: a resumed erasure replays it), (6) the requests are finished
-// and the log's free pages scrubbed, (7) both environments are compacted
-// while the runtime runs, so that no file holds the subjects' bytes when
-// the request is answered. A crash before (6) leaves the request recorded:
-// runtime::start resumes it; one before (7) ends leaves compact_pending: the
-// next start compacts.
+// from the redacted log, each from its newest checkpoint before the first
+// redacted offset (later checkpoints are deleted; docs/storage.md, "View
+// checkpoints") (reads of a rebuilding view answer `unavailable`, its
+// subscribers are reset when it is done), (4) the views' free pages are
+// scrubbed, (5) one receipt per subject is appended (idempotent: a resumed
+// erasure replays it), (6) the requests are finished and the log's free
+// pages scrubbed, (7) both environments are compacted while the runtime
+// runs, so that no file holds the subjects' bytes when the request is
+// answered. A crash before (6) leaves the request recorded: runtime::start
+// resumes it; one before (7) ends leaves compact_pending: the next start
+// compacts.
 //
 // Retention (docs/storage.md, "Retention"; actors/retention.cpp) is a second
 // kind of work for the same thread and the same steps: every
@@ -97,7 +99,10 @@ class eraser {
   result<append_outcome> append_receipt(event_input receipt, std::string idempotency_key);
   int64_t clock_ms() const;
   bool views_gated() const;
-  status rebuild_views(std::vector<std::string>& rebuilt);
+  // Rebuilds every view from the redacted log, each from its newest
+  // checkpoint at or before `keep_through` (the offset before the first
+  // redacted event; 0: from offset 1).
+  status rebuild_views(std::vector<std::string>& rebuilt, uint64_t keep_through);
   // When the log says compact_pending: both environments compacted while
   // the runtime runs (environment::compact_online; transactions wait meanwhile),
   // then the flag cleared. Errors: unavailable (transactions stayed open).

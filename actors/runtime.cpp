@@ -200,6 +200,10 @@ status open_slot(runtime::impl& rt, view_slot& slot, const std::string& label, b
     opts.changelog_max_bytes = 0;
     opts.changelog_max_age = std::chrono::milliseconds(0);
   }
+  if (!slot.processor && !slot.stale) {
+    opts.checkpoint_every = rt.options.view_checkpoint_every;
+    opts.checkpoints_kept = rt.options.view_checkpoints_kept;
+  }
   auto store = view_store::open(*rt.views_env, slot.name(), slot.def().version(), opts, label);
   if (!store) return store.error();
   slot.attach(std::move(*store));

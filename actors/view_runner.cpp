@@ -317,6 +317,19 @@ void process_batch(runner_actor* self) {
   if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
 }
 
+// The keep_through a view restores at after an erasure: a derived view's
+// checkpoint holds its state at an upstream offset below the first redacted
+// event, so it is as valid as a view of the log's, provided the upstream's
+// (rebuilt) changelog still holds the offsets after it; else it rebuilds from
+// offset 0 (whatever it held on disk goes).
+uint64_t restore_point(view_slot& slot, uint64_t keep_through) {
+  if (!slot.upstream || keep_through == 0) return keep_through;
+  const uint64_t at = slot.store()->checkpoint_at_or_before(keep_through);
+  if (at == 0) return 0;
+  auto page = slot.upstream->store()->changes_since(at, 0);
+  return page && page->served ? keep_through : 0;
+}
+
 void schedule(runner_actor* self) {
   auto& st = self->state;
   if (st.scheduled || st.failed) return;
@@ -352,28 +365,33 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         if (!s.ctx.slot->serving.load()) std::this_thread::yield();
         schedule(self);
       },
-      // Rebuild from offset 0 after an erasure redacted the log (or the
-      // upstream was rebuilt): reset the store, recording `to` as its resume
-      // floor, and run `done` once the view's offset reaches `to`.
-      [=](erase_atom, uint64_t to, const done_callback& done) {
+      // Rebuild after an erasure redacted the log from offset keep_through + 1
+      // on (or the upstream was rebuilt): restore the newest checkpoint at or
+      // before keep_through (none, or 0: reset to offset 0), recording `to`
+      // as the store's resume floor, and run `done` once the view's offset
+      // reaches `to`.
+      [=](erase_atom, uint64_t to, uint64_t keep_through, const done_callback& done) {
         auto& s = self->state;
         auto& slot = *s.ctx.slot;
         if (s.rebuilt) std::exchange(s.rebuilt, nullptr)();  // superseded
         s.warm = {};
         s.retry_delay = std::chrono::milliseconds{0};
-        if (auto r = slot.store()->reset(to); !r) {
+        auto from = slot.store()->restore(restore_point(slot, keep_through), to);
+        if (!from) {
           fail(self, slot.offset() + 1,
-               "view " + slot.label() + " cannot be reset for an erasure: " + r.to_string(), false);
+               "view " + slot.label() + " cannot be reset for an erasure: " +
+                   from.error().to_string(),
+               false);
           if (done.fn) done.fn();
           return;
         }
-        slot.publish_offset(0);
+        slot.publish_offset(*from);
         s.failed = false;
         slot.set_active(true);
         s.rebuild_to = to;
         s.rebuilt = done.fn ? done.fn : [] {};
         s.target = std::max(s.target, source_head(s.ctx));
-        log_info(component, "view ", slot.label(), " rebuilds up to offset ", to,
+        log_info(component, "view ", slot.label(), " rebuilds from offset ", *from, " up to ", to,
                  " after an erasure");
         check_rebuilt(s);
         schedule(self);

@@ -22,9 +22,17 @@
 //     plain loop of 3., goal >= 0.7) and while a live view serves appends;
 //     the live append -> change p99 with and without that rebuild (goal
 //     <= 2x), all in one process.
+//  5. Forget (docs/storage.md, "Erasure", "View checkpoints"): a log of
+//     `events` events, a counting view (events per type, 10 types) and a
+//     keyed view (key -> data, 100,000 keys); the time of runtime::forget of
+//     a subject whose events are in the last 1% of the log, then of one
+//     whose events are spread throughout, without and with view checkpoints
+//     (every 100,000 events, 2 kept), next to a plain loop that recomputes
+//     both views from the log through view_store (the work of a rebuild from
+//     offset 1, without actors).
 //
 // Usage: actors_bench [dir] [--events N] [--seconds S] [--requesters R]
-//                     [--rounds N] [--only group|latency|catch-up|rebuild]
+//                     [--rounds N] [--only group|latency|catch-up|rebuild|forget]
 //   dir defaults to a new /tmp/derive-actors-bench-*; it is removed at the end.
 // fsync figures only mean something on a real disk.
 
@@ -65,7 +73,7 @@ struct settings {
   uint64_t events = 1'000'000;
   double seconds = 3;
   int requesters = 64;
-  std::string only;  // "group", "latency", "catch-up" or "rebuild"; empty: all
+  std::string only;  // "group", "latency", "catch-up", "rebuild" or "forget"; empty: all
   int rounds = 3;
 };
 
@@ -682,6 +690,140 @@ void bench_rebuild(const settings& s) {
   fs::remove_all(dir);
 }
 
+// --- 5. forget ----------------------------------------------------------------
+
+constexpr uint64_t forget_keys = 100'000;
+constexpr uint64_t checkpoint_every = 100'000;
+
+// Event i of the forget benchmark: subject "late" on every 10th event of the
+// last 1%, "spread" on every 1000th event, else "other-<i % 1000>".
+derive::event_input forget_event(uint64_t i, uint64_t n) {
+  derive::event_input e;
+  e.type = "bench.t" + std::to_string(i % 10);
+  e.key = "key-" + std::to_string(100000 + i % forget_keys);
+  e.data = "{\"n\":" + std::to_string(i) + ",\"payload\":\"" + std::string(48, 'x') + "\"}";
+  if (i >= n - n / 100 && i % 10 == 3) e.subject = "late";
+  else if (i % 1000 == 7) e.subject = "spread";
+  else e.subject = "other-" + std::to_string(i % 1000);
+  return e;
+}
+
+void fill_forget_log(const std::string& dir, uint64_t n) {
+  derive::environment_options o;
+  o.mode = durability::relaxed;
+  auto env = derive::environment::open(dir, o).value();
+  auto log = derive::event_log::open(*env).value();
+  for (uint64_t i = 0; i < n;) {
+    std::vector<derive::event_input> events;
+    for (size_t k = 0; k < derive::max_events_per_append && i < n; ++k)
+      events.push_back(forget_event(i++, n));
+    if (auto out = log->append(derive::checked_append_access::make(std::move(events), "", ""));
+        !out) {
+      std::fprintf(stderr, "fill: %s\n", out.error().to_string().c_str());
+      std::exit(1);
+    }
+  }
+}
+
+std::vector<derive::view_def> forget_views() {
+  return {derive::view_def("per-type").from_log().apply(
+              [](const derive::event& e, derive::view_txn& tx) {
+                tx.put(e.type, tx.get(e.type).value_or(0).get<int64_t>() + 1);
+              }),
+          derive::view_def("by-key").from_log().apply(
+              [](const derive::event& e, derive::view_txn& tx) {
+                tx.put(e.key, derive::json::parse(e.data));
+              })};
+}
+
+// Seconds for the plain loop: both views recomputed from the log, 10,000
+// events per commit, through view_store with hash maps as caches.
+double plain_recompute(const std::string& dir) {
+  auto t0 = clock_type::now();
+  auto env = derive::environment::open(dir).value();
+  auto log = derive::event_log::open(*env).value();
+  fs::remove_all(dir + "/plain-views");
+  auto views = derive::environment::open_recomputable(dir + "/plain-views", {},
+                                                      "/proc/sys/kernel/random/boot_id",
+                                                      false, nullptr)
+                   .value();
+  auto per_type = derive::view_store::open(*views, "per-type", 1).value();
+  auto by_key = derive::view_store::open(*views, "by-key", 1).value();
+  std::unordered_map<std::string, int64_t> counts;
+  const uint64_t head = log->head();
+  uint64_t offset = 0;
+  std::vector<derive::event> events;
+  while (offset < head) {
+    if (auto st = log->read(offset + 1, 10'000, events); !st) std::exit(1);
+    std::vector<derive::offset_changes> typed, keyed;
+    for (auto& e : events) {
+      if (e.redacted) continue;
+      int64_t n = ++counts[e.type];
+      typed.push_back({e.offset, {{e.type, std::to_string(n)}}});
+      keyed.push_back({e.offset, {{e.key, derive::json::parse(e.data).dump()}}});
+    }
+    offset = events.back().offset;
+    if (!per_type->commit(typed, offset) || !by_key->commit(keyed, offset)) std::exit(1);
+  }
+  return since(t0);
+}
+
+// Seconds runtime::forget(subject) takes to answer.
+double timed_forget(derive::runtime& rt, const std::string& subject, size_t& redacted) {
+  auto t0 = clock_type::now();
+  std::promise<derive::result<derive::erasure_receipt>> done;
+  rt.forget(subject, [&](derive::result<derive::erasure_receipt> r) { done.set_value(r); });
+  auto r = done.get_future().get();
+  double sec = since(t0);
+  if (!r) {
+    std::fprintf(stderr, "forget: %s\n", r.error().to_string().c_str());
+    std::exit(1);
+  }
+  redacted = r->offsets.size();
+  return sec;
+}
+
+void bench_forget(const settings& s) {
+  std::printf("\n## 5. forget a subject in a log of %llu events (per-type counting view, "
+              "keyed view of 100,000 keys)\n\n",
+              static_cast<unsigned long long>(s.events));
+  std::printf("| checkpoints | catch-up s | forget `late` (last 1%%) s | x plain loop | "
+              "forget `spread` (throughout) s | x plain loop | plain loop s |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (uint64_t every : {uint64_t{0}, checkpoint_every}) {
+    auto dir = s.dir + "/forget";
+    fs::remove_all(dir);
+    fill_forget_log(dir, s.events);
+    auto o = options(dir, durability::relaxed);
+    o.view_checkpoint_every = every;
+    o.view_checkpoints_kept = 2;
+    auto t0 = clock_type::now();
+    double catch_up = 0, late = 0, spread = 0;
+    size_t late_n = 0, spread_n = 0;
+    {
+      derive::runtime rt(o);
+      for (auto& v : forget_views()) rt.add_view(v);
+      if (auto st = rt.start(); !st) std::exit(1);
+      for (const char* view : {"per-type", "by-key"}) {
+        std::promise<derive::status> done;
+        rt.wait_for(view, rt.head(), std::chrono::minutes(30),
+                    [&](derive::status st) { done.set_value(st); });
+        if (!done.get_future().get()) std::exit(1);
+      }
+      catch_up = since(t0);
+      late = timed_forget(rt, "late", late_n);
+      spread = timed_forget(rt, "spread", spread_n);
+      rt.stop();
+    }
+    double plain = plain_recompute(dir);
+    std::printf("| %s | %.1f | %.2f (%zu events) | %.2f | %.2f (%zu events) | %.2f | %.2f |\n",
+                every ? "every 100,000 events, 2 kept" : "off", catch_up, late, late_n,
+                late / plain, spread, spread_n, spread / plain, plain);
+    std::fflush(stdout);
+    fs::remove_all(dir);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -710,6 +852,7 @@ int main(int argc, char** argv) {
   if (s.only.empty() || s.only == "latency") bench_latency(s);
   if (s.only.empty() || s.only == "catch-up") bench_catch_up(s);
   if (s.only.empty() || s.only == "rebuild") bench_rebuild(s);
+  if (s.only.empty() || s.only == "forget") bench_forget(s);
   fs::remove_all(s.dir);
   return 0;
 }

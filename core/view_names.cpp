@@ -64,6 +64,14 @@ std::optional<stored_view> parse_view_label(const std::string& name, const std::
   return v;
 }
 
+std::string view_checkpoint_prefix(const std::string& label) {
+  return view_db_prefix(label) + "checkpoint";
+}
+
+std::string view_checkpoint_db(const std::string& label, unsigned slot, std::string_view part) {
+  return view_checkpoint_prefix(label) + std::to_string(slot) + "." + std::string(part);
+}
+
 result<std::vector<stored_view>> stored_versions(const environment& env,
                                                  const std::string& name) {
   const std::string prefix = "view/" + name + "/";

@@ -12,7 +12,7 @@
 // "@<upstream label>" as before); generation 0 has no suffix, so the labels
 // of before generations name generation 0. Its databases are
 // "view/<label>/state", ".../changes", ".../meta", ".../dead", ".../private"
-// in the views' environment.
+// in the views' environment, and its checkpoints' (view_checkpoint_db).
 //
 // The `versions` database (views' environment) maps a view's name to the
 // label it serves and the offset from which it serves it (fixed64, then the
@@ -40,6 +40,14 @@ std::string view_label(const std::string& name, uint32_t version,
                        const std::string& upstream_label = {}, uint32_t generation = 0);
 // "view/<label>/": the prefix of the store's databases.
 std::string view_db_prefix(const std::string& label);
+// A view checkpoint's copy of the store's `part` ("state" or "private") in
+// checkpoint slot `slot` (docs/storage.md, "View checkpoints"):
+// "view/<label>/checkpoint<slot>.<part>", under the store's prefix, so that
+// retiring or clearing the store takes its checkpoints too. The slot's offset
+// and digest are in the store's meta ("checkpoint/<slot>").
+std::string view_checkpoint_db(const std::string& label, unsigned slot, std::string_view part);
+// "view/<label>/checkpoint": the prefix of every checkpoint database.
+std::string view_checkpoint_prefix(const std::string& label);
 
 // A store found on disk.
 struct stored_view {

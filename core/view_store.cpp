@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/changelog_codec.hpp"
+#include "core/coding.hpp"
 #include "core/lmdb_util.hpp"
 #include "core/state_keys.hpp"
 #include "core/view_meta.hpp"
@@ -39,7 +40,52 @@ const std::vector<key_change>& last_change_per_key(const std::vector<key_change>
   return scratch;
 }
 
+// Copies every record of `from` into the empty `to` (same key order).
+int copy_database(MDB_txn* txn, MDB_dbi from, MDB_dbi to) {
+  cursor_guard src, dst;
+  int rc = src.open(txn, from);
+  if (rc == MDB_SUCCESS) rc = dst.open(txn, to);
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_get(src.get(), &k, &v, MDB_FIRST);
+  while (rc == MDB_SUCCESS) {
+    if (rc = mdb_cursor_put(dst.get(), &k, &v, MDB_APPEND); rc != MDB_SUCCESS) return rc;
+    rc = mdb_cursor_get(src.get(), &k, &v, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+// Deletes the records of an MDB_INTEGERKEY database with keys > `after`;
+// adds the bytes (8 + value) deleted to `bytes`.
+int delete_after(MDB_txn* txn, MDB_dbi dbi, uint64_t after, uint64_t& bytes) {
+  cursor_guard c;
+  if (int rc = c.open(txn, dbi); rc != MDB_SUCCESS) return rc;
+  const uint64_t first = after + 1;  // uint64_val points at it
+  MDB_val k = uint64_val(first), v;
+  int rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    bytes += sizeof(uint64_t) + v.mv_size;
+    if (rc = mdb_cursor_del(c.get(), 0); rc != MDB_SUCCESS) return rc;
+    rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+constexpr std::string_view meta_checkpoint_prefix = "checkpoint/";
+
+std::string checkpoint_record_key(unsigned slot) {
+  return std::string(meta_checkpoint_prefix) + std::to_string(slot);
+}
+
 }  // namespace
+
+// One checkpoint slot: its copies of state and private state, and what
+// meta says of it (offset 0: empty).
+struct checkpoint_slot {
+  unsigned index = 0;
+  MDB_dbi state = 0, private_state = 0;
+  uint64_t offset = 0;
+  std::string digest;  // raw
+};
 
 class view_store::impl {
  public:
@@ -49,6 +95,9 @@ class view_store::impl {
 
   // Opens the handles of the store's databases (`prefix` + state, changes, ...).
   status open_handles(const std::string& prefix);
+  // Finds the checkpoint slots on disk (and those options_ asks for) and
+  // opens their databases.
+  status open_checkpoint_slots();
 
   // Loads the durable meta data (offset, failure, retention).
   status load();
@@ -69,6 +118,9 @@ class view_store::impl {
   result<std::vector<dead_letter>> dead_letters() const;
   status reset(uint64_t resume_floor);
   result<uint64_t> resume_floor() const;
+  std::vector<uint64_t> checkpoints() const;
+  uint64_t checkpoint_at_or_before(uint64_t at) const;
+  result<uint64_t> restore(uint64_t keep_through, uint64_t resume_floor);
   uint64_t offset() const { return offset_.load(std::memory_order_acquire); }
   uint64_t changelog_bytes() const { return changelog_bytes_.load(std::memory_order_acquire); }
   view_digest digest() const {
@@ -77,8 +129,17 @@ class view_store::impl {
   }
 
   MDB_dbi state_ = 0, changes_ = 0, meta_ = 0, dead_ = 0, private_ = 0;
+  // Every slot on disk, and slots [0, checkpoints_kept) when checkpoints are
+  // taken; offsets guarded by mu_ (written by the single writer).
+  std::vector<checkpoint_slot> slots_;
 
  private:
+  // Copies state and private state into a slot when the commit to
+  // `new_offset` is due for one; `taken`: the slot written (else -1).
+  int maybe_checkpoint(MDB_txn* txn, uint64_t new_offset, int& taken);
+  // Empties slot `s` and its meta record.
+  int clear_slot(MDB_txn* txn, const checkpoint_slot& s);
+  int load_slots(MDB_txn* txn);
   // Begins a write transaction unless the environment refuses writes.
   status begin_write(txn_guard& txn);
   // Commits, or maps the failure `rc` of a call inside the write transaction
@@ -154,10 +215,58 @@ status view_store::impl::load() {
   if (rc == MDB_SUCCESS && digest_recorded_) digest.assign_raw(*meta.digest);
   // Written before digests existed: computed once (the next commit records it).
   if (rc == MDB_SUCCESS && !digest_recorded_) rc = compute_digest(txn.get(), digest);
+  if (rc == MDB_SUCCESS) rc = load_slots(txn.get());
   if (rc != MDB_SUCCESS) return decode_status(rc, where("opening the store"));
   changelog_bytes_.store(bytes, std::memory_order_release);
   digest_ = digest;
   return status::ok();
+}
+
+int view_store::impl::load_slots(MDB_txn* txn) {
+  for (auto& slot : slots_) {
+    MDB_val k = to_val(checkpoint_record_key(slot.index)), v;
+    int rc = mdb_get(txn, meta_, &k, &v);
+    if (rc == MDB_NOTFOUND) continue;
+    if (rc != MDB_SUCCESS) return rc;
+    std::string_view value = to_view(v);
+    if (value.size() < 8) return MDB_CORRUPTED;
+    slot.offset = decode_fixed64(value.data());
+    slot.digest = std::string(value.substr(8));
+  }
+  return MDB_SUCCESS;
+}
+
+int view_store::impl::clear_slot(MDB_txn* txn, const checkpoint_slot& s) {
+  int rc = mdb_drop(txn, s.state, 0);
+  if (rc == MDB_SUCCESS) rc = mdb_drop(txn, s.private_state, 0);
+  MDB_val k = to_val(checkpoint_record_key(s.index));
+  if (rc == MDB_SUCCESS) rc = mdb_del(txn, meta_, &k, nullptr);
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+int view_store::impl::maybe_checkpoint(MDB_txn* txn, uint64_t new_offset, int& taken) {
+  taken = -1;
+  const uint64_t every = options_.checkpoint_every;
+  const size_t kept = std::min<size_t>(options_.checkpoints_kept, slots_.size());
+  if (every == 0 || kept == 0) return MDB_SUCCESS;
+  uint64_t newest = 0;
+  for (const auto& s : slots_) newest = std::max(newest, s.offset);
+  if (new_offset < newest + every) return MDB_SUCCESS;
+  size_t pick = 0;  // an empty slot, else the oldest
+  for (size_t i = 1; i < kept; ++i)
+    if (slots_[i].offset < slots_[pick].offset) pick = i;
+  const auto& s = slots_[pick];
+  int rc = clear_slot(txn, s);
+  if (rc == MDB_SUCCESS) rc = copy_database(txn, state_, s.state);
+  if (rc == MDB_SUCCESS) rc = copy_database(txn, private_, s.private_state);
+  if (rc != MDB_SUCCESS) return rc;
+  std::string value;
+  put_fixed64(value, new_offset);
+  value += pending_digest_.raw();
+  MDB_val k = to_val(checkpoint_record_key(s.index)), v = to_val(value);
+  if (rc = mdb_put(txn, meta_, &k, &v, 0); rc != MDB_SUCCESS) return rc;
+  taken = static_cast<int>(pick);
+  return MDB_SUCCESS;
 }
 
 int view_store::impl::compute_digest(MDB_txn* txn, view_digest& out) const {
@@ -393,9 +502,16 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
     rc = put_fixed64_value(txn.get(), meta_, meta_format, view_format);
   if (rc == MDB_SUCCESS && recorded_retention_ != options_.changelog_retention)
     rc = put_fixed64_value(txn.get(), meta_, meta_retention, options_.changelog_retention);
+  int checkpoint = -1;
+  if (rc == MDB_SUCCESS) rc = maybe_checkpoint(txn.get(), new_offset, checkpoint);
   if (status st = finish_write(txn, rc, where("committing offset " + std::to_string(new_offset)));
       !st.is_ok())
     return st;
+  if (checkpoint >= 0) {
+    std::lock_guard<std::mutex> guard{mu_};
+    slots_[checkpoint].offset = new_offset;
+    slots_[checkpoint].digest = pending_digest_.raw();
+  }
   offset_.store(new_offset, std::memory_order_release);
   format_recorded_ = true;
   recorded_retention_ = options_.changelog_retention;
@@ -498,6 +614,8 @@ status view_store::impl::reset(uint64_t resume_floor) {
   int rc = MDB_SUCCESS;
   for (MDB_dbi dbi : {state_, changes_, meta_, dead_, private_})
     if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), dbi, 0);
+  for (const auto& slot : slots_)
+    if (rc == MDB_SUCCESS) rc = clear_slot(txn.get(), slot);
   if (rc == MDB_SUCCESS && resume_floor > 0)
     rc = put_fixed64_value(txn.get(), meta_, meta_resume_floor, resume_floor);
   if (status st = finish_write(txn, rc, where("resetting")); !st.is_ok()) return st;
@@ -511,7 +629,71 @@ status view_store::impl::reset(uint64_t resume_floor) {
   std::lock_guard<std::mutex> guard{mu_};
   failure_.reset();
   digest_ = {};
+  for (auto& slot : slots_) slot.offset = 0;
   return status::ok();
+}
+
+std::vector<uint64_t> view_store::impl::checkpoints() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  std::vector<uint64_t> out;
+  for (const auto& s : slots_)
+    if (s.offset > 0) out.push_back(s.offset);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+uint64_t view_store::impl::checkpoint_at_or_before(uint64_t at) const {
+  uint64_t best = 0;
+  for (uint64_t c : checkpoints())
+    if (c <= at) best = c;
+  return best;
+}
+
+result<uint64_t> view_store::impl::restore(uint64_t keep_through, uint64_t resume_floor) {
+  const uint64_t at = checkpoint_at_or_before(keep_through);
+  if (at == 0) {
+    if (auto st = reset(resume_floor); !st) return st;
+    return uint64_t{0};
+  }
+  const checkpoint_slot* from = nullptr;
+  for (const auto& s : slots_)
+    if (s.offset == at) from = &s;
+  txn_guard txn;
+  if (status st = begin_write(txn); !st.is_ok()) return st;
+  uint64_t removed = 0, dead_removed = 0;
+  int rc = mdb_drop(txn.get(), state_, 0);
+  if (rc == MDB_SUCCESS) rc = mdb_drop(txn.get(), private_, 0);
+  if (rc == MDB_SUCCESS) rc = copy_database(txn.get(), from->state, state_);
+  if (rc == MDB_SUCCESS) rc = copy_database(txn.get(), from->private_state, private_);
+  if (rc == MDB_SUCCESS) rc = delete_after(txn.get(), changes_, at, removed);
+  if (rc == MDB_SUCCESS) rc = delete_after(txn.get(), dead_, at, dead_removed);
+  const uint64_t bytes = changelog_bytes() - std::min(changelog_bytes(), removed);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_offset, at);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_changelog_bytes, bytes);
+  if (rc == MDB_SUCCESS) rc = put_view_digest(txn.get(), meta_, from->digest);
+  if (rc == MDB_SUCCESS) rc = put_view_failure(txn.get(), meta_, std::nullopt);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_resume_floor, resume_floor);
+  std::vector<age_mark> marks;  // a mark past C would prune rebuilt entries
+  for (const auto& mark : marks_) {
+    if (mark.offset <= at) marks.push_back(mark);
+    else if (rc == MDB_SUCCESS) rc = delete_age_mark(txn.get(), meta_, mark.ms);
+  }
+  for (const auto& slot : slots_)
+    if (rc == MDB_SUCCESS && slot.offset > keep_through) rc = clear_slot(txn.get(), slot);
+  if (status st = finish_write(txn, rc, where("restoring the checkpoint at " + std::to_string(at)));
+      !st.is_ok())
+    return st;
+  offset_.store(at, std::memory_order_release);
+  bytes_recorded_ = true;
+  changelog_bytes_.store(bytes, std::memory_order_release);
+  marks_ = std::move(marks);
+  digest_recorded_ = true;
+  std::lock_guard<std::mutex> guard{mu_};
+  failure_.reset();
+  digest_.assign_raw(from->digest);
+  for (auto& slot : slots_)
+    if (slot.offset > keep_through) slot.offset = 0;
+  return at;
 }
 
 // ---------------------------------------------------------------------------
@@ -527,6 +709,7 @@ result<std::unique_ptr<view_store>> view_store::open(environment& env, const std
   const std::string prefix = view_db_prefix(label);
   auto store_impl = std::make_unique<impl>(env, label, options);
   if (auto st = store_impl->open_handles(prefix); !st) return st;
+  if (auto st = store_impl->open_checkpoint_slots(); !st) return st;
   // An online compaction reopens the databases: the handles may change.
   auto* reopened = store_impl.get();
   env.on_reopen(reopened, [reopened, prefix] {
@@ -551,7 +734,38 @@ status view_store::impl::open_handles(const std::string& prefix) {
     if (!dbi) return dbi.error();
     *d.dbi = *dbi;
   }
+  // Checkpoint slots (after a reopen: their refreshed handles).
+  for (auto& slot : slots_) {
+    auto state = env_.database(view_checkpoint_db(label_, slot.index, "state"));
+    if (!state) return state.error();
+    auto priv = env_.database(view_checkpoint_db(label_, slot.index, "private"));
+    if (!priv) return priv.error();
+    slot.state = *state;
+    slot.private_state = *priv;
+  }
   return status::ok();
+}
+
+status view_store::impl::open_checkpoint_slots() {
+  // Those on disk, and [0, kept) when checkpoints are taken.
+  const std::string ckpt_prefix = view_checkpoint_prefix(label_);
+  auto on_disk = env_.database_names(ckpt_prefix);
+  if (!on_disk) return on_disk.error();
+  unsigned count = options_.checkpoint_every > 0 ? options_.checkpoints_kept : 0;
+  for (const auto& db : *on_disk) {
+    std::string_view rest = std::string_view(db).substr(ckpt_prefix.size());
+    size_t digits = 0;
+    while (digits < rest.size() && digits < 6 && rest[digits] >= '0' && rest[digits] <= '9')
+      ++digits;
+    if (digits > 0)
+      count = std::max<unsigned>(count, std::stoul(std::string(rest.substr(0, digits))) + 1);
+  }
+  for (unsigned i = 0; i < count; ++i) {
+    checkpoint_slot slot;
+    slot.index = i;
+    slots_.push_back(slot);
+  }
+  return open_handles(view_db_prefix(label_));
 }
 
 view_store::view_store(std::string name, uint32_t version, std::string label,
@@ -592,5 +806,15 @@ result<std::vector<dead_letter>> view_store::dead_letters() const {
 status view_store::reset(uint64_t resume_floor) { return impl_->reset(resume_floor); }
 
 result<uint64_t> view_store::resume_floor() const { return impl_->resume_floor(); }
+
+std::vector<uint64_t> view_store::checkpoints() const { return impl_->checkpoints(); }
+
+uint64_t view_store::checkpoint_at_or_before(uint64_t at) const {
+  return impl_->checkpoint_at_or_before(at);
+}
+
+result<uint64_t> view_store::restore(uint64_t keep_through, uint64_t resume_floor) {
+  return impl_->restore(keep_through, resume_floor);
+}
 
 }  // namespace derive

@@ -58,6 +58,14 @@ struct view_store_options {
   std::chrono::milliseconds changelog_max_age = std::chrono::hours(24);
   // Milliseconds since the Unix epoch; empty: the system clock. For tests.
   std::function<int64_t()> clock;
+  // View checkpoints (docs/storage.md, "View checkpoints"): a commit whose
+  // new offset is at least `checkpoint_every` past the newest checkpoint
+  // copies the state and the private state, in the same transaction, into
+  // one of `checkpoints_kept` slots (an empty one, else the oldest), so an
+  // erasure can rebuild from the latest checkpoint before its first event.
+  // 0: no new checkpoints (those on disk still serve restore()).
+  uint64_t checkpoint_every = 0;
+  unsigned checkpoints_kept = 2;
 };
 
 class view_store {
@@ -116,8 +124,8 @@ class view_store {
   // Dead letters, ascending by offset.
   result<std::vector<dead_letter>> dead_letters() const;
 
-  // Erases state, private state, changelog, offset, failure and dead letters
-  // (rebuild from 0). A `resume_floor` > 0 is recorded in the same
+  // Erases state, private state, changelog, offset, failure, dead letters
+  // and checkpoints (rebuild from 0). A `resume_floor` > 0 is recorded in the same
   // transaction: the store is being rebuilt after an erasure up to that
   // offset, so a client that holds the view as of an offset below it must
   // start over from a snapshot (the rebuilt changelog does not remove what
@@ -125,6 +133,19 @@ class view_store {
   status reset(uint64_t resume_floor = 0);
   // The resume floor of the last reset (0: none). Errors: io_error.
   result<uint64_t> resume_floor() const;
+
+  // The offsets of the checkpoints held, ascending.
+  std::vector<uint64_t> checkpoints() const;
+  // The newest checkpoint at or before `at` (0: none).
+  uint64_t checkpoint_at_or_before(uint64_t at) const;
+  // For a rebuild after an erasure whose first redacted offset is
+  // keep_through + 1: in ONE transaction, sets the state and the private
+  // state to the newest checkpoint C <= keep_through, deletes the changelog
+  // entries and dead letters after C, deletes every checkpoint after
+  // keep_through (they may hold redacted data), clears the failure, sets the
+  // offset to C and records `resume_floor` (as reset). Without such a
+  // checkpoint it is reset(resume_floor) (C = 0). Returns C.
+  result<uint64_t> restore(uint64_t keep_through, uint64_t resume_floor);
 
  private:
   class impl;

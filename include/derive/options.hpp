@@ -25,7 +25,7 @@ struct environment_options {
   durability mode = durability::full;
   unsigned max_readers = 1024;
   // Named databases: the log's environment uses 5, the views' 5 per view
-  // version. Every read
+  // version (plus 2 per kept view checkpoint). Every read
   // transaction zeroes a table of this many entries (~50 bytes each), so a
   // large value slows every read.
   unsigned max_databases = 256;
@@ -116,6 +116,17 @@ struct runtime_options {
   // second, so a test clock needs no sleeping). Refused in cluster mode.
   std::vector<retention_rule> retention;
   std::chrono::milliseconds retention_interval = std::chrono::minutes(1);
+  // View checkpoints (docs/storage.md, "View checkpoints"): every view
+  // version but processors copies its state and private state, in the commit
+  // that passes view_checkpoint_every offsets since its newest checkpoint,
+  // keeping the newest view_checkpoints_kept copies. A forget or a retention
+  // sweep then rebuilds each view from its newest checkpoint before the first
+  // redacted event instead of from offset 1. Costs a copy of each view's
+  // state per view_checkpoint_every events and view_checkpoints_kept copies
+  // of it on disk; each kept copy adds 2 databases per view version to the
+  // views' environment (views_storage.max_databases). 0: off (the default).
+  uint64_t view_checkpoint_every = 0;
+  unsigned view_checkpoints_kept = 2;
 };
 
 }  // namespace derive

@@ -5,7 +5,8 @@
 //  - the erasure completes by itself, with one receipt that names offsets
 //    (a forget queued behind it gets a receipt without),
 //  - every view equals a recomputation from the redacted log,
-//  - after the next start (compaction) no file holds alice's bytes,
+//  - after the next start (compaction) no file holds alice's bytes (the
+//    views' checkpoints after alice's first event included),
 //  - bob's documents are untouched.
 
 #include <fstream>
@@ -40,6 +41,8 @@ runtime_options options(const std::string& dir) {
   o.data_dir = dir;
   o.storage.map_size = uint64_t{1} << 30;
   o.views_storage.map_size = uint64_t{1} << 30;
+  o.view_checkpoint_every = 16;  // checkpoints before and after alice's first event
+  o.view_checkpoints_kept = 8;
   return o;
 }
 
@@ -58,13 +61,20 @@ event_input doc(const std::string& key, const std::string& title, const std::str
     runtime rt(options(dir));
     for (auto& v : views()) rt.add_view(v);
     if (!rt.start()) ::_exit(3);
+    // bob's first 40 documents (offsets 1..40), then alice's 60 with bob's
+    // last 20 among them: the views restore their checkpoint at 32.
+    auto bob = [&](int i) {
+      if (!append_sync(rt, make_request({doc("bob-" + std::to_string(i), "bob title", "bob")})))
+        ::_exit(3);
+      if (!wait_sync(rt, "titles", rt.head(), 30s)) ::_exit(3);  // commits of one event
+    };
+    for (int i = 0; i < 40; ++i) bob(i);
     for (int i = 0; i < people; ++i) {
       if (!append_sync(rt, make_request({doc("alice-" + std::to_string(i),
                                              alice_mark + std::to_string(i), "alice")},
                                         "alice-key-" + std::to_string(i))))
         ::_exit(3);
-      if (!append_sync(rt, make_request({doc("bob-" + std::to_string(i), "bob title", "bob")})))
-        ::_exit(3);
+      if (i < people - 40) bob(40 + i);
     }
     if (!wait_sync(rt, "titles", rt.head(), 30s)) ::_exit(3);
     std::promise<void> done;

@@ -10,6 +10,7 @@
 
 #include "test_util.hpp"
 #include "core/log.hpp"
+#include "core/view_store.hpp"
 
 namespace derive::testing {
 namespace {
@@ -331,6 +332,160 @@ TEST_F(erasure_test, EveryVersionOfAViewForgetsTheSubject) {
   auto rt = start({3});  // the compaction at open
   for (auto& h : files_holding(dir_.path(), needles)) ADD_FAILURE() << h;
   expect_only_bob(*rt, 10);
+}
+
+// View checkpoints (docs/storage.md, "View checkpoints").
+
+// docs and titles as above, and "count": the number of doc.put events, with
+// the last offset in its private state; `first` counts the applications of
+// offset 1 (each rebuild from offset 1 applies it once more), and while
+// `hold` is set the application of offset 1 waits.
+struct counting {
+  std::atomic<int> first{0};
+  std::atomic<bool> hold{false};
+};
+
+std::vector<view_def> counted_views(counting& c) {
+  auto out = views();
+  out.push_back(view_def("count").from_log().apply([&c](const event& e, view_txn& tx) {
+    if (e.offset == 1) {
+      while (c.hold.load()) std::this_thread::sleep_for(1ms);
+      ++c.first;
+    }
+    if (e.type != "doc.put") return;
+    tx.put("n", tx.get("n").value_or(0).get<int64_t>() + 1);
+    tx.put_private("last", e.offset);
+  }));
+  return out;
+}
+
+std::unique_ptr<runtime> start_counted(const std::string& dir, counting& c, uint64_t every) {
+  runtime_options o;
+  o.data_dir = dir;
+  o.view_checkpoint_every = every;
+  o.view_checkpoints_kept = 3;
+  auto rt = std::make_unique<runtime>(o);
+  for (auto& v : counted_views(c)) rt->add_view(v);
+  EXPECT_TRUE(rt->start());
+  return rt;
+}
+
+// 300 of bob's documents (offsets 1..300, in commits of 50), then 50 of
+// alice's and 50 of bob's, alternating (301..400).
+void append_late_alice(runtime& rt) {
+  for (int batch = 0; batch < 8; ++batch) {
+    std::vector<event_input> events;
+    for (int i = 0; i < 50; ++i) {
+      const int n = batch * 50 + i;
+      if (n >= 300 && n % 2 == 0)
+        events.push_back(doc("alice-doc-" + std::to_string(n), "alice secret title", "alice"));
+      else
+        events.push_back(doc("bob-doc-" + std::to_string(n), "bob title", "bob"));
+    }
+    ASSERT_TRUE(append_sync(rt, make_request(std::move(events))));
+    ASSERT_TRUE(wait_sync(rt, "count", rt.head()));  // one commit per batch
+  }
+  ASSERT_TRUE(wait_sync(rt, "titles", rt.head()));
+}
+
+// The stored checkpoints of `label` (views' environment of `dir`), each
+// restored in turn, newest first: none may hold alice's data.
+void expect_clean_checkpoints(const std::string& dir, const std::string& name) {
+  auto env = environment::open((std::filesystem::path(dir) / "views").string());
+  ASSERT_TRUE(env);
+  auto store = view_store::open(**env, name, 1);
+  ASSERT_TRUE(store) << store.error().to_string();
+  auto points = (*store)->checkpoints();
+  EXPECT_FALSE(points.empty()) << name;
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    auto restored = (*store)->restore(*it, *it);
+    ASSERT_TRUE(restored);
+    ASSERT_EQ(*restored, *it);
+    auto snap = (*store)->snapshot();
+    ASSERT_TRUE(snap);
+    for (auto& [k, v] : read_all(*snap))
+      EXPECT_EQ(k.find("alice"), std::string::npos) << name << " checkpoint " << *it;
+  }
+}
+
+TEST_F(erasure_test, ForgetFromCheckpointsEqualsARecomputationAndAForgetWithout) {
+  temp_dir plain_dir;
+  counting with, without;
+  auto rt = start_counted(dir_.path(), with, 64);
+  auto plain = start_counted(plain_dir.path(), without, 0);
+  append_late_alice(*rt);
+  append_late_alice(*plain);
+  ASSERT_EQ(with.first.load(), 1);
+
+  auto receipt = forget_sync(*rt, "alice");
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_EQ(receipt->offsets.front(), 301u);
+  ASSERT_TRUE(forget_sync(*plain, "alice"));
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  ASSERT_TRUE(wait_sync(*plain, "titles", plain->head()));
+  // Rebuilt from a checkpoint before offset 301: offset 1 was not applied again.
+  EXPECT_EQ(with.first.load(), 1);
+  EXPECT_EQ(without.first.load(), 2);
+  // Equal to a forget without checkpoints, and to a recomputation.
+  for (const char* view : {"docs", "titles", "count"})
+    EXPECT_EQ(read_view(*rt, view).state, read_view(*plain, view).state) << view;
+  expect_only_bob(*rt, 350);
+  EXPECT_EQ(read_view(*rt, "count").state["n"], 350);
+  auto last = rt->snapshot("count");
+  ASSERT_TRUE(last);
+  auto private_last = last->get_private("last");
+  ASSERT_TRUE(private_last && *private_last);
+  EXPECT_EQ(**private_last, "400");
+  rt->stop();
+  rt.reset();
+  // Every checkpoint left is clean, and no file holds alice's bytes (after the
+  // compaction at the next open).
+  expect_clean_checkpoints(dir_.path(), "docs");
+  expect_clean_checkpoints(dir_.path(), "count");
+  rt = start_counted(dir_.path(), with, 64);
+  for (auto& h : files_holding(dir_.path(), {"alice secret title", "alice-doc-"}))
+    ADD_FAILURE() << h;
+  expect_only_bob(*rt, 350);
+}
+
+TEST_F(erasure_test, RequestsQueuedBehindARunningErasureShareOneRebuild) {
+  counting c;
+  auto rt = start_counted(dir_.path(), c, 0);
+  ASSERT_TRUE(append_sync(*rt, make_request({doc("dave-doc", "title", "dave")})));  // offset 1
+  for (const char* who : {"carol", "alice", "bob"})
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(append_sync(*rt, make_request({doc(std::string(who) + "-doc-" + std::to_string(i),
+                                                     "title", who)})));
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  ASSERT_EQ(c.first.load(), 1);
+  // carol's erasure holds the eraser (its rebuild waits at offset 1) while
+  // alice's and bob's requests queue behind it.
+  c.hold = true;
+  std::promise<void> all;
+  std::atomic<int> answered{0};
+  std::vector<result<erasure_receipt>> receipts(3, status{errc::unavailable, ""});
+  auto ask = [&](int i, const char* who) {
+    rt->forget(who, [&, i](result<erasure_receipt> r) {
+      receipts[i] = std::move(r);
+      if (++answered == 3) all.set_value();
+    });
+  };
+  ask(0, "carol");
+  for (int i = 0; i < 500 && c.first.load() == 1; ++i) {  // carol's rebuild started?
+    std::this_thread::sleep_for(10ms);
+    if (rt->snapshot("count")) continue;  // still served: not yet gated
+    break;
+  }
+  ask(1, "alice");
+  ask(2, "bob");
+  c.hold = false;
+  all.get_future().wait();
+  for (auto& r : receipts) ASSERT_TRUE(r) << r.error().to_string();
+  // Two rebuilds: carol's, then one for alice and bob together.
+  EXPECT_EQ(c.first.load(), 3);
+  EXPECT_EQ(receipts[1]->offsets.size(), 5u);
+  EXPECT_EQ(receipts[2]->offsets.size(), 5u);
+  EXPECT_EQ(read_view(*rt, "docs").state.size(), 1u);
 }
 
 }  // namespace

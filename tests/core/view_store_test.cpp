@@ -932,5 +932,105 @@ TEST_F(view_store_full_map_test, the_store_keeps_working_after_a_full_map) {
   EXPECT_EQ(state_of(reopened), (state_map{{"a", "1"}}));
 }
 
+// View checkpoints (docs/storage.md, "View checkpoints").
+
+view_store_options every(uint64_t n, unsigned kept = 2) {
+  view_store_options o;
+  o.checkpoint_every = n;
+  o.checkpoints_kept = kept;
+  return o;
+}
+
+// Commits "k<o>" = o, a private "p" = o and "total" = o at each offset from..to.
+void commit_counting(view_store& store, uint64_t from, uint64_t to) {
+  for (uint64_t o = from; o <= to; ++o) {
+    auto s = store.commit({at(o, {put("k" + std::to_string(o), std::to_string(o)),
+                                  put("total", std::to_string(o))})},
+                          o, {}, {put("p", std::to_string(o))});
+    ASSERT_TRUE(s) << s.to_string();
+  }
+}
+
+TEST_F(view_store_test, checkpoints_are_taken_every_n_offsets_and_a_bounded_number_is_kept) {
+  auto& store = open_store("docs", 1, every(10, 3));
+  commit_counting(store, 1, 9);
+  EXPECT_TRUE(store.checkpoints().empty());
+  commit_counting(store, 10, 55);
+  EXPECT_EQ(store.checkpoints(), (std::vector<uint64_t>{30, 40, 50}));
+  reopen_env();
+  auto& reopened = open_store("docs", 1, every(10, 3));
+  EXPECT_EQ(reopened.checkpoints(), (std::vector<uint64_t>{30, 40, 50}));
+}
+
+TEST_F(view_store_test, no_checkpoints_by_default) {
+  auto& store = open_store();
+  commit_counting(store, 1, 50);
+  EXPECT_TRUE(store.checkpoints().empty());
+  auto names = env_->database_names("view/docs/1/checkpoint");
+  ASSERT_TRUE(names);
+  EXPECT_TRUE(names->empty());
+}
+
+TEST_F(view_store_test, restore_returns_to_the_newest_checkpoint_at_or_before_and_drops_later_ones) {
+  auto& store = open_store("docs", 1, every(10, 3));
+  commit_counting(store, 1, 20);
+  const state_map at20 = state_of(store);
+  const view_digest digest20 = store.digest();
+  commit_counting(store, 21, 35);
+  ASSERT_EQ(store.checkpoints(), (std::vector<uint64_t>{10, 20, 30}));
+  auto restored = store.restore(/*keep_through=*/24, /*resume_floor=*/35);
+  ASSERT_TRUE(restored) << restored.error().to_string();
+  EXPECT_EQ(*restored, 20u);
+  EXPECT_EQ(store.offset(), 20u);
+  EXPECT_EQ(state_of(store), at20);
+  EXPECT_EQ(private_of(store, "p"), std::optional<std::string>("20"));
+  EXPECT_EQ(store.digest(), digest20);
+  EXPECT_EQ(store.checkpoints(), (std::vector<uint64_t>{10, 20}));
+  auto floor = store.resume_floor();
+  ASSERT_TRUE(floor);
+  EXPECT_EQ(*floor, 35u);
+  // The changelog ends at the checkpoint; the rebuild appends after it.
+  EXPECT_EQ(page_since(store, 19).entries.size(), 1u);
+  commit_counting(store, 21, 25);
+  EXPECT_EQ(page_since(store, 19).entries.size(), 6u);
+  // The same after a reopen: every record of the restore is durable.
+  reopen_env();
+  auto& reopened = open_store("docs", 1, every(10, 3));
+  EXPECT_EQ(reopened.offset(), 25u);
+  EXPECT_EQ(reopened.checkpoints(), (std::vector<uint64_t>{10, 20}));
+  EXPECT_EQ(state_of(reopened).at("total"), "25");
+}
+
+TEST_F(view_store_test, restore_without_a_checkpoint_before_resets_and_drops_every_checkpoint) {
+  auto& store = open_store("docs", 1, every(10, 2));
+  commit_counting(store, 1, 30);
+  auto restored = store.restore(/*keep_through=*/5, /*resume_floor=*/30);
+  ASSERT_TRUE(restored) << restored.error().to_string();
+  EXPECT_EQ(*restored, 0u);
+  EXPECT_EQ(store.offset(), 0u);
+  EXPECT_TRUE(state_of(store).empty());
+  EXPECT_TRUE(store.checkpoints().empty());
+}
+
+TEST_F(view_store_test, reset_drops_the_checkpoints) {
+  auto& store = open_store("docs", 1, every(10, 2));
+  commit_counting(store, 1, 30);
+  ASSERT_FALSE(store.checkpoints().empty());
+  ASSERT_TRUE(store.reset());
+  EXPECT_TRUE(store.checkpoints().empty());
+  reopen_env();
+  EXPECT_TRUE(open_store("docs", 1, every(10, 2)).checkpoints().empty());
+}
+
+TEST_F(view_store_test, checkpoints_on_disk_serve_a_restore_when_new_ones_are_off) {
+  commit_counting(open_store("docs", 1, every(10, 2)), 1, 25);
+  reopen_env();
+  auto& store = open_store();  // checkpoints off
+  EXPECT_EQ(store.checkpoints(), (std::vector<uint64_t>{10, 20}));
+  auto restored = store.restore(24, 25);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(*restored, 20u);
+}
+
 }  // namespace
 }  // namespace derive
