@@ -500,7 +500,7 @@ void spawn_runner(runtime::impl& rt, view_slot* slot) {
   };
   ctx.rebuilt = [&rt](view_slot& s) {
     for (auto* consumer : s.downstream)
-      if (consumer->runner) caf::anon_send(consumer->runner, rebuild_atom::value);
+      if (consumer->runner) consumer->request_rebuild();
   };
   if (auto box = rt.outboxes.find(slot->index()); box != rt.outboxes.end()) {
     ctx.before_commit = [&rt, outbox = box->second](view_slot& s, uint64_t offset) {
@@ -828,14 +828,19 @@ status runtime::impl::rebuild_served(size_t g) {
             "version " + std::to_string(served->def().version()) + " of view '" + name +
                 "' is no longer declared: it cannot be rebuilt (no code); it is served until "
                 "a declared version is ready"};
-  // A copy already building starts over.
-  for (auto* s : groups[g].slots)
-    if (s != served && !s->stale && !s->retired && s->runner &&
-        s->def().version() == served->def().version() && s->upstream == served->upstream &&
-        s->generation() > served->generation()) {
-      caf::anon_send(s->runner, rebuild_atom::value);
-      return status::ok();
-    }
+  {
+    // A copy already building starts over (under the cutover lock, so that
+    // it is not served meanwhile: ready() waits for its rebuild to start).
+    std::lock_guard<std::mutex> cutover(cutover_mu);
+    served = (*serving_now())[g];
+    for (auto* s : groups[g].slots)
+      if (s != served && !s->stale && !s->retired && s->runner &&
+          s->def().version() == served->def().version() && s->upstream == served->upstream &&
+          s->generation() > served->generation()) {
+        s->request_rebuild();
+        return status::ok();
+      }
+  }
   // Nothing runs yet on an error: the new slots go (their empty stores at
   // the next start).
   std::vector<std::unique_ptr<view_slot>> opened;

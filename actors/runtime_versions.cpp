@@ -24,6 +24,7 @@ constexpr std::string_view component = "versions";
 // its source and is not behind what `current` served.
 bool ready(const runtime::impl& rt, const view_slot& cand, const view_slot* current) {
   if (cand.stale || cand.retired || cand.failed() || !cand.runner) return false;
+  if (cand.rebuilds_pending.load() > 0) return false;  // about to start over
   uint64_t offset = cand.offset();
   if (current && offset < current->offset()) return false;
   return offset + rt.options.live_batch >= rt.source_head(cand);
@@ -174,7 +175,17 @@ status runtime::impl::rebuild_beside(
       return {errc::invalid_parameter, "'" + name + "' is a processor; it is not rebuilt"};
     chosen.push_back(found);
   }
-  for (auto* s : chosen) caf::anon_send(s->runner, rebuild_atom::value);
+  // Under the cutover lock: a version asked to start over is not served
+  // from here on (ready() waits for its rebuild to start), and none of the
+  // chosen became served since it was found.
+  std::lock_guard<std::mutex> cutover(cutover_mu);
+  for (auto* s : chosen)
+    if (s->serving.load())
+      return {errc::invalid_parameter, "version " + std::to_string(s->def().version()) +
+                                           " of view '" + s->name() +
+                                           "' became the one served: ask again to build a "
+                                           "copy beside it"};
+  for (auto* s : chosen) s->request_rebuild();
   return status::ok();
 }
 

@@ -413,12 +413,14 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         auto& s = self->state;
         auto& slot = *s.ctx.slot;
         if (auto r = slot.store()->reset(); !r) {
+          slot.rebuilds_pending.fetch_sub(1);
           log_error(component, "view ", slot.label(), ": cannot rebuild: ", r.to_string());
           return;
         }
         s.failed = false;
         s.warm = {};
         slot.publish_offset(0);
+        slot.rebuilds_pending.fetch_sub(1);
         slot.set_active(true);
         log_info(component, "view ", slot.label(), " rebuilds from offset 0");
         if (s.ctx.rebuilt) s.ctx.rebuilt(slot);

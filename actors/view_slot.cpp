@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include "actors/messages.hpp"
 #include "core/view_names.hpp"
 
 namespace derive {
@@ -160,6 +161,11 @@ void view_slot::set_audit(audit_result result) {
 std::optional<audit_result> view_slot::audit() const {
   std::lock_guard<std::mutex> lock(mu_);
   return audit_;
+}
+
+void view_slot::request_rebuild() {
+  rebuilds_pending.fetch_add(1);
+  caf::anon_send(runner, rebuild_atom::value);
 }
 
 }  // namespace derive

@@ -50,6 +50,11 @@ class view_slot {
   // Set when a later generation of this slot (or of its upstream) is built
   // beside it: once no longer served, it is retired (runtime::impl::retire).
   std::atomic<bool> superseded{false};
+  // Rebuilds asked of its runner and not yet started (request_rebuild): its
+  // state is about to be emptied, so it is not ready to be served.
+  std::atomic<int> rebuilds_pending{0};
+  // Asks its runner to empty the store and start over at offset 0.
+  void request_rebuild();
   // Its runner: set before the slot is reachable from any other (an
   // upstream's `downstream`, its group's slots), cleared at stop; none for a
   // stale slot.
