@@ -45,22 +45,7 @@ std::string wait_all(runtime& rt, uint64_t offset) {
   if (auto s = rt.start(); !s) problem = "start: " + s.to_string();
   if (problem.empty()) problem = wait_all(rt, rt.head());
   if (problem.empty()) problem = verify_random_views(rt);
-  std::string report = problem.empty() ? "ok" : problem;
-  [[maybe_unused]] auto n = ::write(report_fd, report.data(), report.size());
-  ::close(report_fd);
-  std::mt19937_64 rng(seed);
-  std::atomic<int> in_flight{0};
-  for (;;) {
-    if (in_flight >= 16 || rt.head() >= max_events) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-      continue;
-    }
-    append_request r;
-    for (int i = 0, k = 1 + static_cast<int>(rng() % 20); i < k; ++i)
-      r.events.push_back(random_event(rng));
-    ++in_flight;
-    rt.append(std::move(r), [&in_flight](result<append_outcome>) { --in_flight; });
-  }
+  report_then_append_random(rt, report_fd, problem, seed, 16, max_events);
 }
 
 TEST(kill_test, EveryViewRecoversExactlyOnceAfterSigkill) {

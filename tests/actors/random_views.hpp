@@ -12,8 +12,13 @@
 //                      that bucket, "n": the sum of their n}; per document
 //                      "d:<key>" = its bucket and n.
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "tests/actors/test_util.hpp"
 
@@ -118,6 +123,30 @@ inline std::string verify_random_views(runtime& rt) {
     from = page->back().offset + 1;
   }
   return problems.str();
+}
+
+// The end of a kill test's child: reports `problem` ("ok" when empty) on
+// `report_fd` and closes it, then appends random requests (at most
+// `max_in_flight` at a time, until the log holds `max_events`) until killed.
+[[noreturn]] inline void report_then_append_random(runtime& rt, int report_fd,
+                                                   const std::string& problem, uint64_t seed,
+                                                   int max_in_flight, uint64_t max_events) {
+  std::string report = problem.empty() ? "ok" : problem;
+  [[maybe_unused]] auto n = ::write(report_fd, report.data(), report.size());
+  ::close(report_fd);
+  std::mt19937_64 rng(seed);
+  std::atomic<int> in_flight{0};
+  for (;;) {
+    if (in_flight >= max_in_flight || rt.head() >= max_events) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    append_request r;
+    for (int i = 0, k = 1 + static_cast<int>(rng() % 20); i < k; ++i)
+      r.events.push_back(random_event(rng));
+    ++in_flight;
+    rt.append(std::move(r), [&in_flight](result<append_outcome>) { --in_flight; });
+  }
 }
 
 }  // namespace derive::testing

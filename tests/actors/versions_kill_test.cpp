@@ -50,22 +50,7 @@ std::vector<view_def> versioned_views(uint32_t round) {
   std::string problem;
   if (auto s = rt.start(); !s) problem = "start: " + s.to_string();
   if (problem.empty()) problem = verify_random_views(rt);
-  std::string report = problem.empty() ? "ok" : problem;
-  [[maybe_unused]] auto n = ::write(report_fd, report.data(), report.size());
-  ::close(report_fd);
-  std::mt19937_64 rng(seed);
-  std::atomic<int> in_flight{0};
-  for (;;) {
-    if (in_flight >= 8 || rt.head() >= 40'000) {
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-      continue;
-    }
-    append_request r;
-    for (int i = 0, k = 1 + static_cast<int>(rng() % 20); i < k; ++i)
-      r.events.push_back(random_event(rng));
-    ++in_flight;
-    rt.append(std::move(r), [&in_flight](result<append_outcome>) { --in_flight; });
-  }
+  report_then_append_random(rt, report_fd, problem, seed, 8, 40'000);
 }
 
 TEST(versions_kill_test, ServedVersionsStayCompleteAcrossKillsDuringRebuildsAndCutovers) {
@@ -131,22 +116,7 @@ bool copy_building(runtime& rt, const std::string& view) {
   for (const char* view : {"counter", "latest"})
     if (problem.empty() && !copy_building(rt, view))
       if (auto s = rt.rebuild(view, 1); !s) problem = "rebuild: " + s.to_string();
-  std::string report = problem.empty() ? "ok" : problem;
-  [[maybe_unused]] auto n = ::write(report_fd, report.data(), report.size());
-  ::close(report_fd);
-  std::mt19937_64 rng(seed);
-  std::atomic<int> in_flight{0};
-  for (;;) {
-    if (in_flight >= 8 || rt.head() >= 40'000) {
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-      continue;
-    }
-    append_request r;
-    for (int i = 0, k = 1 + static_cast<int>(rng() % 20); i < k; ++i)
-      r.events.push_back(random_event(rng));
-    ++in_flight;
-    rt.append(std::move(r), [&in_flight](result<append_outcome>) { --in_flight; });
-  }
+  report_then_append_random(rt, report_fd, problem, seed, 8, 40'000);
 }
 
 TEST(versions_kill_test, ServedCopiesStayCompleteAcrossKillsDuringRebuildsOfTheServedVersion) {
