@@ -83,6 +83,8 @@ class cursor_guard {
 
 // An MDB_val that views `s` (LMDB does not write through it).
 inline MDB_val to_val(std::string_view s) { return {s.size(), const_cast<char*>(s.data())}; }
+// An MDB_val must not point into a temporary: name the string first.
+MDB_val to_val(std::string&&) = delete;
 inline std::string_view to_view(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }

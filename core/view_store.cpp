@@ -224,7 +224,8 @@ status view_store::impl::load() {
 
 int view_store::impl::load_slots(MDB_txn* txn) {
   for (auto& slot : slots_) {
-    MDB_val k = to_val(checkpoint_record_key(slot.index)), v;
+    const std::string key = checkpoint_record_key(slot.index);
+    MDB_val k = to_val(key), v;
     int rc = mdb_get(txn, meta_, &k, &v);
     if (rc == MDB_NOTFOUND) continue;
     if (rc != MDB_SUCCESS) return rc;
@@ -239,7 +240,8 @@ int view_store::impl::load_slots(MDB_txn* txn) {
 int view_store::impl::clear_slot(MDB_txn* txn, const checkpoint_slot& s) {
   int rc = mdb_drop(txn, s.state, 0);
   if (rc == MDB_SUCCESS) rc = mdb_drop(txn, s.private_state, 0);
-  MDB_val k = to_val(checkpoint_record_key(s.index));
+  const std::string key = checkpoint_record_key(s.index);
+  MDB_val k = to_val(key);
   if (rc == MDB_SUCCESS) rc = mdb_del(txn, meta_, &k, nullptr);
   return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
@@ -263,7 +265,8 @@ int view_store::impl::maybe_checkpoint(MDB_txn* txn, uint64_t new_offset, int& t
   std::string value;
   put_fixed64(value, new_offset);
   value += pending_digest_.raw();
-  MDB_val k = to_val(checkpoint_record_key(s.index)), v = to_val(value);
+  const std::string key = checkpoint_record_key(s.index);
+  MDB_val k = to_val(key), v = to_val(value);
   if (rc = mdb_put(txn, meta_, &k, &v, 0); rc != MDB_SUCCESS) return rc;
   taken = static_cast<int>(pick);
   return MDB_SUCCESS;
