@@ -84,6 +84,29 @@ TEST_F(derive_tool_test, status_lists_the_views_with_their_audits) {
   EXPECT_EQ(table.out.find("\x1b["), std::string::npos);  // not a terminal: no drawing
 }
 
+TEST_F(derive_tool_test, status_names_the_generation_that_serves_after_a_rebuild) {
+  fill();
+  const uint32_t version = rt_->view("titles")->version;
+  ASSERT_TRUE(rt_->rebuild("titles", version));
+  auto serving_generation = [&] {
+    for (const auto& v : rt_->view("titles")->versions)
+      if (v.role == version_role::serving) return v.generation;
+    return 0u;
+  };
+  for (int i = 0; i < 2000 && serving_generation() != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(serving_generation(), 1u);
+  auto table = tool("status");
+  EXPECT_EQ(table.code, 0) << table.out;
+  const std::string g1 = std::to_string(version) + ".g1";
+  std::istringstream lines(table.out);
+  bool served_row = false;
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("titles ", 0) == 0)  // the view's own row: the copy it serves
+      served_row = line.find(" " + g1 + " ") != std::string::npos;
+  EXPECT_TRUE(served_row) << table.out;
+}
+
 TEST_F(derive_tool_test, audit_passes_a_sound_view_and_fails_a_clock_reading_one) {
   fill();
   auto sound = tool("audit titles --json");

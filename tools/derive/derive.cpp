@@ -219,7 +219,11 @@ void print_table(const json& status, const std::map<std::string, double>& rates,
   };
   for (const auto& v : status["views"]) {
     const std::string name = v.value("name", "?");
-    row(name, v.value("version", json(nullptr)), v.value("status", "?"), v.value("offset", json(0)),
+    json served = v.value("version", json(nullptr));  // with its generation when rebuilt
+    if (v.contains("versions") && v["versions"].is_array())
+      for (const auto& ver : v["versions"])
+        if (ver.value("role", "") == "serving") served = json(version_name(ver));
+    row(name, served, v.value("status", "?"), v.value("offset", json(0)),
         v.value("lag", json(0)), name, audit_cell(v.value("audit", json(nullptr))));
     if (v.value("status", "") == "failed") std::cout << "  error: " << v.value("error", "") << "\n";
     if (!v.contains("versions") || !v["versions"].is_array()) continue;
