@@ -520,11 +520,12 @@ status eraser::cut_over(std::vector<view_slot*>& copies, std::vector<view_slot*>
     std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);
     bool all = true;
     for (auto* c : copies) {
-      if (c->failed())
+      if (rt_.caught_up(*c)) continue;
+      if (c->failed())  // where the served copy did not fail
         return {errc::unavailable, "the copy " + c->label() + " built for an erasure failed (" +
                                     c->info(0, 0).error + "); the old copy is served; the "
                                     "erasure resumes at the next forget or start"};
-      all = all && rt_.caught_up(*c);
+      all = false;
     }
     if (all) break;
     storage.unlock();

@@ -25,9 +25,15 @@ constexpr std::string_view component = "versions";
 // `ignore_hold`, no erasure holds it back).
 bool ready(const runtime::impl& rt, const view_slot& cand, const view_slot* current,
            bool ignore_hold = false) {
-  if (cand.stale || cand.retired || cand.failed() || !cand.runner) return false;
+  // A copy an erasure built that failed as the served copy failed (the view's
+  // code fails on an event both read) replaces it all the same.
+  const bool failed_alike =
+      cand.failed() && cand.for_erasure.load() && current && current->failed();
+  if (cand.stale || cand.retired || (cand.failed() && !failed_alike) || !cand.runner)
+    return false;
   if (cand.held.load() && !ignore_hold) return false;
   if (cand.rebuilds_pending.load() > 0) return false;  // about to start over
+  if (failed_alike) return cand.offset() >= current->offset();
   uint64_t offset = cand.offset();
   if (current && offset < current->offset()) return false;
   return offset + rt.options.live_batch >= rt.source_head(cand);
