@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -82,7 +83,7 @@ class nats_cluster {
   ~nats_cluster() {
     for (int i = 0; i < size(); ++i) kill(i);
     std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    if (!keep_) std::filesystem::remove_all(dir_, ec);
   }
 
   int size() const { return static_cast<int>(nodes_.size()); }
@@ -121,6 +122,33 @@ class nats_cluster {
   // SIGKILLs server i (no-op when not running).
   void kill(int i) { nodes_[i].process.reset(); }
 
+  // Freezes server i (SIGSTOP: it answers nothing, connections stay open)
+  // and lets it go on (SIGCONT).
+  void pause(int i) {
+    if (running(i)) ::kill(nodes_[i].process->pid(), SIGSTOP);
+  }
+  void resume(int i) {
+    if (running(i)) ::kill(nodes_[i].process->pid(), SIGCONT);
+  }
+
+  // The last `lines` lines of server i's log (its output across restarts).
+  std::string log_tail(int i, size_t lines) const {
+    std::ifstream in(dir_ + "/" + name(i) + ".log");
+    std::vector<std::string> all;
+    for (std::string line; std::getline(in, line);) all.push_back(std::move(line));
+    std::string out;
+    for (size_t k = all.size() > lines ? all.size() - lines : 0; k < all.size(); ++k)
+      out += all[k] + "\n";
+    return out;
+  }
+
+  // Keeps the servers' directory (configs, logs, stores) at the end: for a
+  // failed test's diagnosis. Returns its path.
+  std::string keep() {
+    keep_ = true;
+    return dir_;
+  }
+
  private:
   struct node {
     int port, cluster_port;
@@ -143,6 +171,7 @@ class nats_cluster {
 
   std::string dir_;
   std::vector<node> nodes_;
+  bool keep_ = false;
 };
 
 }  // namespace derive::testing
