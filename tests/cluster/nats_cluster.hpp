@@ -62,13 +62,30 @@ class scratch_dir {
   }
   ~scratch_dir() {
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    if (!keep_) std::filesystem::remove_all(path_, ec);
   }
   std::string sub(const std::string& name) const { return path_ + "/" + name; }
+  // Keeps the directory at the end (a failed test's diagnosis); its path.
+  std::string keep() {
+    keep_ = true;
+    return path_;
+  }
 
  private:
   std::string path_;
+  bool keep_ = false;
 };
+
+// The last `lines` lines of the text file at `path`.
+inline std::string file_tail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) all.push_back(std::move(line));
+  std::string out;
+  for (size_t k = all.size() > lines ? all.size() - lines : 0; k < all.size(); ++k)
+    out += all[k] + "\n";
+  return out;
+}
 
 class nats_cluster {
  public:
@@ -133,13 +150,7 @@ class nats_cluster {
 
   // The last `lines` lines of server i's log (its output across restarts).
   std::string log_tail(int i, size_t lines) const {
-    std::ifstream in(dir_ + "/" + name(i) + ".log");
-    std::vector<std::string> all;
-    for (std::string line; std::getline(in, line);) all.push_back(std::move(line));
-    std::string out;
-    for (size_t k = all.size() > lines ? all.size() - lines : 0; k < all.size(); ++k)
-      out += all[k] + "\n";
-    return out;
+    return file_tail(dir_ + "/" + name(i) + ".log", lines);
   }
 
   // Keeps the servers' directory (configs, logs, stores) at the end: for a
