@@ -27,9 +27,10 @@ constexpr const char* events_header = "Derive-Events";
 constexpr const char* id_header = "Derive-Msg-Id";
 // The id header of messages published by earlier versions.
 constexpr const char* legacy_id_header = "Nats-Msg-Id";
-// Polls in a row that must find the node's position missing from the stream
-// before the follower stops (an answer from a server still catching up).
-constexpr int missing_polls_to_fail = 3;
+// Polls in a row (about seconds) that must find the node's position missing
+// from the stream before the follower stops: a new stream leader may still
+// be applying messages it has committed.
+constexpr int missing_polls_to_fail = 10;
 // How long one publish or API request waits before it is tried again.
 constexpr int64_t request_wait_ms = 2000;
 // The follower asks for the stream's state this often.
@@ -315,7 +316,7 @@ void stream_log::impl::publish(const std::vector<checked_append>& group, outcome
     s = NATS_OK;
   }
   natsMsg_Destroy(msg);
-  if (s == NATS_OK) {
+  if (s == NATS_OK || answered()) {  // answered: the follower ingested a copy
     published_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -403,7 +404,7 @@ void stream_log::impl::check_position_message(uint64_t last) {
     same_message(message_id(msg));
     return;
   }
-  if (s != NATS_NOT_FOUND && jerr != JSNoMessageFoundErr) return;  // transient: next poll
+  if (jerr != JSNoMessageFoundErr) return;  // transient: asked again at the next poll
   if (++missing_polls_ < missing_polls_to_fail) return;
   fail("stream '" + options_.stream + "' no longer holds sequence " + std::to_string(seq) +
        " (it ends at " + std::to_string(last) + ") that this node ingested: the stream's "
@@ -504,7 +505,8 @@ bool stream_log::impl::ingest(natsMsg* msg, std::vector<ingested_message>& done)
   if (log_.stream_seq() < seq) {
     // The commit failed (storage_full, io_error): nothing was ingested.
     note(stream_log::error, "ingesting stream sequence ", seq, ": ",
-              outcomes.front().error().message(), "; trying again");
+         outcomes.empty() ? "the commit failed" : outcomes.front().error().message(),
+         "; trying again");
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     return false;
   }
