@@ -35,6 +35,7 @@ std::optional<cluster_metrics> cluster_locked(const runtime::impl& rt) {
   c.messages_published = st.messages_published;
   c.publish_retries = st.publish_retries;
   c.messages_ingested = st.messages_ingested;
+  c.duplicates_dropped = st.duplicates_dropped;
   c.error = st.error;
   return c;
 }

@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -12,12 +13,24 @@
 #include <sstream>
 
 #include "cluster/stream_message.hpp"
+#include "core/hash.hpp"
 
 namespace derive {
 
 namespace {
 
 constexpr const char* events_header = "Derive-Events";
+// The message id, "<node>-<counter>": the ingest drops a message whose id an
+// earlier one carried (stream_id_store). Not Nats-Msg-Id: nats-server 2.9.10's
+// replicas can diverge when a publish with one is retried across a leader
+// change (docs/architecture.md, "Cluster mode").
+constexpr const char* id_header = "Derive-Msg-Id";
+// The id header of messages published by earlier versions.
+constexpr const char* legacy_id_header = "Nats-Msg-Id";
+// Polls in a row (about seconds) that must find the node's position missing
+// from the stream before the follower stops: a new stream leader may still
+// be applying messages it has committed.
+constexpr int missing_polls_to_fail = 10;
 // How long one publish or API request waits before it is tried again.
 constexpr int64_t request_wait_ms = 2000;
 // The follower asks for the stream's state this often.
@@ -46,6 +59,19 @@ std::string random_node_id() {
   std::string id;
   for (uint64_t v = gen(), i = 0; i < 16; ++i, v >>= 4) id.push_back(hex[v & 15]);
   return id;
+}
+
+// The id and body digest of `msg` (id "" when it carries none).
+stream_message_id message_id(natsMsg* msg) {
+  stream_message_id m;
+  const char* id = nullptr;
+  if ((natsMsgHeader_Get(msg, id_header, &id) == NATS_OK && id) ||
+      (natsMsgHeader_Get(msg, legacy_id_header, &id) == NATS_OK && id))
+    m.id = id;
+  m.digest = detail::hash64(
+      std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))),
+      detail::hash_a);
+  return m;
 }
 
 }  // namespace
@@ -77,6 +103,12 @@ class stream_log::impl {
   void follow();
   natsSubscription* subscribe(uint64_t from);
   void poll_stream();
+  // Asks the stream for its message at this node's position: stops the
+  // follower when it is another one, or missing several polls in a row.
+  void check_position_message(uint64_t last);
+  // False (and the follower failed) when `found`, the stream's message at
+  // this node's position, is not the one this node ingested there.
+  bool same_message(const stream_message_id& found);
   // Ingests `msg` (destroys it); false when the follower must stop.
   bool ingest(natsMsg* msg, std::vector<ingested_message>& done);
   void finish(std::vector<ingested_message>& done);
@@ -112,7 +144,8 @@ class stream_log::impl {
   std::unordered_map<std::string, waiting> pending_;  // by message id
   std::string error_;
   uint64_t stream_first_ = 0, stream_last_ = 0;
-  std::atomic<uint64_t> published_{0}, retries_{0}, ingested_count_{0};
+  std::atomic<uint64_t> published_{0}, retries_{0}, ingested_count_{0}, duplicates_{0};
+  int missing_polls_ = 0;  // the follower's
 };
 
 stream_log::impl::~impl() {
@@ -257,27 +290,33 @@ void stream_log::impl::publish(const std::vector<checked_append>& group, outcome
                                 static_cast<int>(body.size()));
   if (s == NATS_OK)
     s = natsMsgHeader_Set(msg, events_header, std::to_string(event_count(group)).c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(msg, id_header, id.c_str());
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MsgId = id.c_str();
   po.MaxWait = request_wait_ms;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const auto deadline = clock_type::now() + options_.publish_timeout;
   // Tried again on any failure (no leader during an election, a lost
-  // answer, a reconnect): the message id makes a retry append once.
+  // answer, a reconnect), unless the follower already ingested a copy: the
+  // stream may store the message more than once, the ingest keeps the first.
+  auto answered = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pending_.count(id) == 0;
+  };
   while (s == NATS_OK) {
     jsPubAck* ack = nullptr;
     jerr = static_cast<jsErrCode>(0);
     s = js_PublishMsg(&ack, js_, msg, &po, &jerr);
     if (ack) jsPubAck_Destroy(ack);
-    if (s == NATS_OK || s == NATS_MAX_PAYLOAD || clock_type::now() >= deadline || stopping_)
+    if (s == NATS_OK || s == NATS_MAX_PAYLOAD || clock_type::now() >= deadline || stopping_ ||
+        answered())
       break;
     retries_.fetch_add(1, std::memory_order_relaxed);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     s = NATS_OK;
   }
   natsMsg_Destroy(msg);
-  if (s == NATS_OK) {
+  if (s == NATS_OK || answered()) {  // answered: the follower ingested a copy
     published_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -320,11 +359,17 @@ natsSubscription* stream_log::impl::subscribe(uint64_t from) {
 }
 
 // Refreshes the stream's state; a sequence this node still needs that the
-// stream no longer has stops the follower.
+// stream no longer has stops the follower; then checks the message at this
+// node's position (also when the state could not be read).
 void stream_log::impl::poll_stream() {
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (js_GetStreamInfo(&si, js_, options_.stream.c_str(), nullptr, &jerr) != NATS_OK) return;
+  if (js_GetStreamInfo(&si, js_, options_.stream.c_str(), nullptr, &jerr) != NATS_OK) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const uint64_t last_seen = stream_last_;
+    lock.unlock();
+    return check_position_message(last_seen);
+  }
   const uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
   jsStreamInfo_Destroy(si);
   {
@@ -334,10 +379,50 @@ void stream_log::impl::poll_stream() {
   }
   const uint64_t needed = log_.stream_seq() + 1;
   if (needed <= last && needed < first)
-    fail("stream '" + options_.stream + "' no longer holds sequences " + std::to_string(needed) +
-         ".." + std::to_string(first - 1) +
-         " that this node has not ingested (retention or deletion): this node cannot follow; "
-         "start it from an empty data directory only if the stream still holds everything");
+    return fail("stream '" + options_.stream + "' no longer holds sequences " +
+                std::to_string(needed) + ".." + std::to_string(first - 1) +
+                " that this node has not ingested (retention or deletion): this node cannot "
+                "follow; start it from an empty data directory only if the stream still holds "
+                "everything");
+  check_position_message(last);
+}
+
+// STREAM.MSG.GET is answered by the stream's leader: its message at this
+// node's position must be the one this node ingested there, or this node
+// followed another history (a JetStream replica out of sync) and its log
+// differs from the others' from some point on. Errors of the request (no
+// leader during an election, a timeout, a reconnect) are tried at the next poll.
+void stream_log::impl::check_position_message(uint64_t last) {
+  const uint64_t seq = log_.stream_seq();
+  if (seq == 0 || log_.stream_message().id.empty()) return;
+  natsMsg* msg = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&msg, js_, options_.stream.c_str(), seq, nullptr, &jerr);
+  if (s == NATS_OK) {
+    std::unique_ptr<natsMsg, void (*)(natsMsg*)> owned(msg, natsMsg_Destroy);
+    missing_polls_ = 0;
+    same_message(message_id(msg));
+    return;
+  }
+  if (jerr != JSNoMessageFoundErr) return;  // transient: asked again at the next poll
+  if (++missing_polls_ < missing_polls_to_fail) return;
+  fail("stream '" + options_.stream + "' no longer holds sequence " + std::to_string(seq) +
+       " (it ends at " + std::to_string(last) + ") that this node ingested: the stream's "
+       "history is not the one this node followed (a recreated stream, or a JetStream replica "
+       "out of sync); this node stops following so that its log does not silently differ from "
+       "the other nodes'");
+}
+
+bool stream_log::impl::same_message(const stream_message_id& found) {
+  const stream_message_id mine = log_.stream_message();
+  if (mine.id.empty() || found == mine) return true;
+  fail("stream '" + options_.stream + "' holds message '" + found.id + "' at sequence " +
+       std::to_string(log_.stream_seq()) + " where this node ingested message '" + mine.id +
+       "'" + (found.id == mine.id ? " with another body" : "") +
+       ": the stream's history changed under this node (a recreated stream, or a JetStream "
+       "replica out of sync); this node stops following so that its log does not silently "
+       "differ from the other nodes'");
+  return false;
 }
 
 void stream_log::impl::follow() {
@@ -351,7 +436,9 @@ void stream_log::impl::follow() {
       last_poll = clock_type::now();
       continue;
     }
-    if (!sub && !(sub = subscribe(log_.stream_seq() + 1))) {
+    // From the last message ingested when there is one: it comes first and
+    // is compared with the one this node ingested there (same_message).
+    if (!sub && !(sub = subscribe(std::max<uint64_t>(log_.stream_seq(), 1)))) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
@@ -399,7 +486,8 @@ bool stream_log::impl::ingest(natsMsg* msg, std::vector<ingested_message>& done)
   const uint64_t seq = meta->Sequence.Stream;
   jsMsgMetaData_Destroy(meta);
   const uint64_t expected = log_.stream_seq() + 1;
-  if (seq < expected) return true;  // delivered again after a reset
+  // Delivered again (a resubscription); the one at the position must match.
+  if (seq < expected) return seq + 1 < expected || same_message(message_id(msg));
   if (seq > expected) {
     fail("stream '" + options_.stream + "' skipped sequences " + std::to_string(expected) + ".." +
          std::to_string(seq - 1) +
@@ -412,19 +500,26 @@ bool stream_log::impl::ingest(natsMsg* msg, std::vector<ingested_message>& done)
     fail("stream sequence " + std::to_string(seq) + ": " + m.error().message());
     return false;
   }
-  auto outcomes = log_.ingest_deferred(m->group, ingest_mark{seq, m->ts});
-  if (!outcomes.empty() && !outcomes.front() && log_.stream_seq() < seq) {
+  const stream_message_id id = message_id(msg);
+  auto outcomes = log_.ingest_deferred(m->group, ingest_mark{seq, m->ts, id});
+  if (log_.stream_seq() < seq) {
     // The commit failed (storage_full, io_error): nothing was ingested.
     note(stream_log::error, "ingesting stream sequence ", seq, ": ",
-              outcomes.front().error().message(), "; trying again");
+         outcomes.empty() ? "the commit failed" : outcomes.front().error().message(),
+         "; trying again");
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     return false;
   }
   ingested_count_.fetch_add(1, std::memory_order_relaxed);
-  const char* id = nullptr;
-  if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id &&
-      std::string_view(id).substr(0, node_.size()) == node_)
-    done.push_back({id, std::move(outcomes)});
+  // A copy of an earlier message: nothing appended, its publisher was
+  // answered with the first copy's outcomes.
+  if (outcomes.empty()) {
+    duplicates_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (id.id.size() > node_.size() && id.id.compare(0, node_.size(), node_) == 0 &&
+      id.id[node_.size()] == '-')
+    done.push_back({id.id, std::move(outcomes)});
   return true;
 }
 
@@ -461,6 +556,7 @@ cluster_status stream_log::impl::status_now() const {
   st.messages_published = published_.load(std::memory_order_relaxed);
   st.publish_retries = retries_.load(std::memory_order_relaxed);
   st.messages_ingested = ingested_count_.load(std::memory_order_relaxed);
+  st.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   st.stream_first_seq = stream_first_;
   st.stream_last_seq = stream_last_;

@@ -10,9 +10,15 @@
 // decisions. A publisher learns its outcomes when its own message has been
 // ingested here (read-your-writes on this node).
 //
+// A publish is tried again until acknowledged, so the stream may store a
+// message more than once: each carries its id (header Derive-Msg-Id) and the
+// ingest keeps the first copy, the same on every node (stream_id_store).
+//
 // The follower never skips: a message missing from the stream (retention,
 // deletion) or one it cannot read stops it with an error (state().error),
-// and appends then fail with `unavailable`.
+// and appends then fail with `unavailable`. So does a stream whose message
+// at the node's position is not the one the node ingested there (checked
+// every second and on resume): the node stops instead of diverging.
 //
 // Thread-safety: publish() from one thread at a time (the sequencer);
 // status() from any thread; start() and stop() by the owner.
@@ -44,6 +50,7 @@ struct cluster_status {
   uint64_t messages_published = 0;
   uint64_t publish_retries = 0;   // publishes tried again (no leader, reconnecting)
   uint64_t messages_ingested = 0;
+  uint64_t duplicates_dropped = 0;  // ingested copies of an earlier message (nothing appended)
   std::string error;              // non-empty: this node cannot follow the stream (why)
 };
 
@@ -68,8 +75,8 @@ class stream_log {
   void start(std::function<void(uint64_t head)> ingested);
 
   // Publishes `group` as one message and waits for the stream's
-  // acknowledgement, trying again with the same message id (the stream
-  // drops duplicates) until options.publish_timeout. `done` runs once: on
+  // acknowledgement, trying again with the same message id (the ingest
+  // drops copies) until options.publish_timeout. `done` runs once: on
   // the follower thread with one outcome per request when this node has
   // ingested the message durably, or with `unavailable` (the append may or
   // may not be in the stream: retry with the same Idempotency-Key).

@@ -42,7 +42,7 @@ int64_t system_clock_ms() {
 class event_log::impl {
  public:
   impl(environment& env, log_options options)
-      : env_(env), options_(std::move(options)), idempotency_(env) {
+      : env_(env), options_(std::move(options)), idempotency_(env), stream_ids_(env) {
     if (!options_.clock) options_.clock = system_clock_ms;
   }
 
@@ -52,6 +52,7 @@ class event_log::impl {
                                              const ingest_mark* mark = nullptr);
   status sync();
   uint64_t stream_seq() const { return stream_seq_.load(std::memory_order_acquire); }
+  stream_message_id stream_message() const { return stream_message_; }
   status read(uint64_t from, size_t limit, std::vector<event>& out) const;
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
@@ -76,6 +77,9 @@ class event_log::impl {
   status open_handles();
   status check_format();
   status load_head();
+  // In an ingest's transaction: whether mark's message is a duplicate, and
+  // its id recorded; then the pruning of old ids.
+  result<bool> record_message(MDB_txn* txn, const ingest_mark& mark);
   status append_request_in(MDB_txn* txn, MDB_cursor* log_cursor, const checked_append& req,
                            int64_t ts, uint64_t& next, result<append_outcome>& out,
                            bool& dirty);
@@ -93,9 +97,11 @@ class event_log::impl {
   log_options options_;
   MDB_dbi log_ = 0, subject_ = 0, meta_ = 0, erasure_ = 0;
   idempotency_store idempotency_;
+  stream_id_store stream_ids_;
   std::atomic<uint64_t> head_{0};  // durable
   std::atomic<uint64_t> stream_seq_{0};  // committed (cluster mode)
   // Writer-only state (REQUIRES: the single writer).
+  stream_message_id stream_message_;  // the message at stream_seq_ (cluster mode)
   uint64_t written_ = 0;  // committed, maybe not yet durable
   int64_t last_ts_ = 0;
   record_batch_encoder encoder_;  // its buffer is reused across appends
@@ -123,6 +129,7 @@ status event_log::impl::open_handles() {
     if (!h) return h.error();
     *dbi = *h;
   }
+  if (auto st = stream_ids_.open(); !st) return st;
   return idempotency_.open();
 }
 
@@ -156,6 +163,9 @@ status event_log::impl::load_head() {
   if (rc = get_fixed64_value(txn.get(), meta_, meta_stream_seq, seq); rc != MDB_SUCCESS)
     return env_.check(rc, "reading the stream position");
   stream_seq_.store(seq, std::memory_order_release);
+  auto at = stream_ids_.at(txn.get(), seq);
+  if (!at) return at.error();
+  stream_message_ = at->value_or(stream_message_id{});
   MDB_val k{}, v{};
   rc = mdb_cursor_get(c.get(), &k, &v, MDB_LAST);
   if (rc == MDB_NOTFOUND) return status::ok();
@@ -183,16 +193,21 @@ std::vector<result<append_outcome>> event_log::impl::append(
   const int64_t ts = std::max(now, last_ts_);
   uint64_t next = written_ + 1;
   bool dirty = false;
+  bool duplicate = false;
   if (mark) {
     if (int rc = put_fixed64_value(txn.get(), meta_, meta_stream_seq, mark->stream_seq);
         rc != MDB_SUCCESS)
       return fail_all(env_.check(rc, "writing the stream position"));
+    auto dup = record_message(txn.get(), *mark);
+    if (!dup) return fail_all(dup.error());
+    duplicate = *dup;
     dirty = true;
   }
 
-  std::vector<result<append_outcome>> out(group.size(), result<append_outcome>(append_outcome{}));
+  std::vector<result<append_outcome>> out(duplicate ? 0 : group.size(),
+                                          result<append_outcome>(append_outcome{}));
   status st;
-  {
+  if (!duplicate) {
     cursor_guard log_cursor;
     if (int rc = log_cursor.open(txn.get(), log_); rc != MDB_SUCCESS)
       st = env_.check(rc, "opening the log");
@@ -209,11 +224,30 @@ std::vector<result<append_outcome>> event_log::impl::append(
   // page: the previous commit is durable now, this one once the next flush
   // is done (environment::commit, MDB_NOMETASYNC).
   head_.store(relaxed ? next - 1 : written_, std::memory_order_release);
+  // Only a commit that stamped events moves the last ts: load_head() reads it
+  // back from the last record, so a node that restarts stamps the next events
+  // as one that did not (a message of replays only stamps nothing).
+  if (next - 1 > written_) last_ts_ = ts;
   written_ = next - 1;
-  last_ts_ = ts;
-  if (mark) stream_seq_.store(mark->stream_seq, std::memory_order_release);
+  if (mark) {
+    stream_message_ = mark->message;
+    stream_seq_.store(mark->stream_seq, std::memory_order_release);
+  }
   crash_point("after_log_commit_before_sync");
   return out;
+}
+
+result<bool> event_log::impl::record_message(MDB_txn* txn, const ingest_mark& mark) {
+  bool duplicate = false;
+  if (!mark.message.id.empty()) {
+    auto first = stream_ids_.find(txn, mark.message.id);
+    if (!first) return first.error();
+    duplicate = first->has_value();
+    if (auto st = stream_ids_.put(txn, mark.stream_seq, mark.ts, mark.message, !duplicate); !st)
+      return st;
+  }
+  if (auto st = stream_ids_.prune(txn, mark.stream_seq, mark.ts); !st) return st;
+  return duplicate;
 }
 
 status event_log::impl::sync() {
@@ -696,6 +730,8 @@ std::vector<result<append_outcome>> event_log::ingest_deferred(
 }
 
 uint64_t event_log::stream_seq() const { return impl_->stream_seq(); }
+
+stream_message_id event_log::stream_message() const { return impl_->stream_message(); }
 
 status event_log::sync() { return impl_->sync(); }
 

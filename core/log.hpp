@@ -22,14 +22,17 @@
 
 #include "core/environment.hpp"
 #include "core/event_record.hpp"  // the record codec, for tests and benchmarks
+#include "core/stream_id_store.hpp"
 
 namespace derive {
 
 // Where an ingested message comes from (cluster mode, docs/architecture.md,
-// "Cluster mode"): its stream sequence and the ts its publisher stamped.
+// "Cluster mode"): its stream sequence, the ts its publisher stamped, and its
+// id and body digest (message.id "" when it carries no id).
 struct ingest_mark {
   uint64_t stream_seq = 0;
   int64_t ts = 0;
+  stream_message_id message;
 };
 
 class event_log {
@@ -68,7 +71,11 @@ class event_log {
   // in the same transaction (stream_seq()). So every node that ingests the
   // same messages in the same order makes the same log, offsets, ts and
   // idempotency decisions. Always commits (the position moves even when
-  // every request replays).
+  // every request replays). A message whose id an earlier message carried
+  // (stream_id_store's window) is a publish the stream stored twice: nothing
+  // of it is appended and it returns no outcome at all (an empty vector; the
+  // first copy's outcomes were the publisher's), but the position moves.
+  // On a failed commit every request gets the error and stream_seq() stays.
   // REQUIRES: the single writer; mark.stream_seq > stream_seq().
   std::vector<result<append_outcome>> ingest_deferred(const std::vector<checked_append>& group,
                                                       const ingest_mark& mark);
@@ -76,6 +83,9 @@ class event_log {
   // The stream sequence of the last message ingested and committed (0: none;
   // an embedded log always has 0).
   uint64_t stream_seq() const;
+  // The id and digest of that message (id "": none, or not known).
+  // REQUIRES: the single writer (the follower).
+  stream_message_id stream_message() const;
 
   // Makes every commit so far durable (one flush; nothing when none is
   // pending or in durability::relaxed). Errors: io_error (the environment is

@@ -81,6 +81,10 @@ void cluster_families(std::string& out, const cluster_metrics& c) {
   header(out, "derive_cluster_ingested_messages_total", "counter",
          "Stream messages this node ingested since start.");
   sample(out, "derive_cluster_ingested_messages_total", c.messages_ingested);
+  header(out, "derive_cluster_duplicate_messages_total", "counter",
+         "Ingested stream messages that were copies of an earlier one (a publish stored twice): "
+         "nothing appended.");
+  sample(out, "derive_cluster_duplicate_messages_total", c.duplicates_dropped);
 }
 
 // One family with a sample per view: `field` picks the view's value.

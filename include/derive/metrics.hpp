@@ -40,6 +40,7 @@ struct cluster_metrics {
   uint64_t messages_published = 0;
   uint64_t publish_retries = 0;
   uint64_t messages_ingested = 0;
+  uint64_t duplicates_dropped = 0;  // ingested copies of an earlier message (appended nothing)
   std::string error;              // non-empty: this node cannot follow the stream (why)
 };
 

@@ -1,15 +1,20 @@
 // SIGKILL in a cluster, under load from clients on every node: the stream
-// leader's nats-server five times, then a Derive node five times. Every
+// leader's nats-server five times (each time once the server killed before
+// is back and current), then a Derive node five times. Every
 // acknowledged append is present exactly once, in the same order, on every
 // node; retries with the same idempotency key through another node append
 // once; every node's view equals a recomputation from the log.
+// A failed run stops its writers first, then prints each node's health and
+// the tail of every server's and node's log, and keeps their directories.
 
 #include <nats/nats.h>
 
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -50,6 +55,7 @@ class derive_node {
   }
   // SIGKILLs the node (no-op when not running).
   void kill() { process_.reset(); }
+  std::string log_path() const { return dir_ + ".log"; }
 
  private:
   std::string dir_, urls_;
@@ -78,6 +84,47 @@ std::string stream_leader(const nats_cluster& nats) {
   return "";
 }
 
+// Waits until the stream has a leader and every other replica is current:
+// a server that was just restarted is not yet a replica to count on, and
+// killing the leader before it caught up would leave a quorum with one
+// replica behind (nats-server 2.9 then elected no stream leader for minutes,
+// its log repeating "Catchup for stream ... stalled"): two failures, where
+// R3 promises to survive one.
+::testing::AssertionResult wait_replicas_current(const nats_cluster& nats) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::string seen = "no answer";
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (int i = 0; i < nats.size(); ++i) {
+      if (!nats.running(i)) continue;
+      natsConnection* nc = nullptr;
+      if (natsConnection_ConnectTo(&nc, nats.url(i).c_str()) != NATS_OK) continue;
+      jsCtx* js = nullptr;
+      jsStreamInfo* si = nullptr;
+      bool current = false;
+      if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
+          js_GetStreamInfo(&si, js, stream_name, nullptr, nullptr) == NATS_OK) {
+        const jsClusterInfo* c = si->Cluster;
+        current = c && c->Leader && c->ReplicasLen == nats.size() - 1;
+        seen = std::string("leader ") + (c && c->Leader ? c->Leader : "none");
+        for (int r = 0; c && r < c->ReplicasLen; ++r) {
+          const jsPeerInfo* p = c->Replicas[r];
+          current = current && p->Current && !p->Offline;
+          seen += std::string(", ") + p->Name + (p->Current ? " current" : " behind") +
+                  " (lag " + std::to_string(p->Lag) + ")";
+        }
+        jsStreamInfo_Destroy(si);
+      }
+      if (js) jsCtx_Destroy(js);
+      natsConnection_Destroy(nc);
+      if (current) return ::testing::AssertionSuccess();
+      break;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  return ::testing::AssertionFailure() << "the stream's replicas are not all current after 60 s: "
+                                       << seen;
+}
+
 struct acked {
   uint64_t offset;
   int writer;
@@ -91,6 +138,59 @@ class cluster_kill_test : public ::testing::Test {
     for (int i = 0; i < node_count; ++i)
       nodes_.push_back(std::make_unique<derive_node>(dir_.sub("node" + std::to_string(i)), urls));
     for (auto& n : nodes_) n->start();
+  }
+
+  // Runs after a failed ASSERT too: writers still running are stopped and
+  // joined (a joinable std::thread would terminate the process and lose the
+  // diagnosis), then a failure is reported with what a diagnosis needs.
+  void TearDown() override {
+    stop_writers();
+    if (HasFailure()) report_failure();
+  }
+
+  void start_writers() {
+    for (int w = 0; w < node_count; ++w) writers_.emplace_back([this, w] { write(w); });
+  }
+  void stop_writers() {
+    stop_ = true;
+    for (auto& t : writers_)
+      if (t.joinable()) t.join();
+    writers_.clear();
+  }
+
+  void report_failure() {
+    std::ostringstream out;
+    for (int i = 0; i < node_count; ++i) {
+      auto h = http_get(nodes_[i]->port(), "/v1/health");
+      out << "node " << i << " /v1/health: " << h.status << " " << h.body << "\n";
+    }
+    for (int i = 0; i < nats_.size(); ++i)
+      out << "---- nats-server " << nats_.name(i) << " (last 60 lines)\n" << nats_.log_tail(i, 60);
+    for (int i = 0; i < node_count; ++i)
+      out << "---- node " << i << " (last 30 lines)\n" << file_tail(nodes_[i]->log_path(), 30);
+    out << "kept: nats-server directory " << nats_.keep() << ", nodes' directory " << dir_.keep()
+        << "\n";
+    ADD_FAILURE() << "diagnosis of the failed run:\n" << out.str();
+  }
+
+  size_t acked_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_.size();
+  }
+
+  // Progress between kills: some appends acknowledged after each restart.
+  ::testing::AssertionResult wait_progress(const char* after) {
+    const size_t before = acked_count();
+    // Generous: a leader election and the reconnects take seconds on a loaded
+    // machine (it once took over 20 s with the whole suite running at -j2).
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (acked_count() < before + 20) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return ::testing::AssertionFailure() << "no appends after " << after << " in 60 s ("
+                                             << acked_count() - before << " of 20)";
+      std::this_thread::sleep_for(20ms);
+    }
+    return ::testing::AssertionSuccess();
   }
 
   // Writer w appends doc.put events with an idempotency key each, to node w
@@ -163,47 +263,32 @@ class cluster_kill_test : public ::testing::Test {
   nats_cluster nats_{3};
   std::vector<std::unique_ptr<derive_node>> nodes_;
   std::atomic<bool> stop_{false};
+  std::vector<std::thread> writers_;
   std::mutex mu_;
   std::map<std::string, acked> acked_;
 };
 
 TEST_F(cluster_kill_test, acknowledged_appends_survive_killed_servers_and_nodes) {
-  std::vector<std::thread> writers;
-  for (int w = 0; w < node_count; ++w) writers.emplace_back([this, w] { write(w); });
-  auto acked_count = [&] {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_.size();
-  };
-  // Progress between kills: some appends acknowledged after each restart.
-  auto wait_progress = [&](const char* after) {
-    const size_t before = acked_count();
-    // Generous: a leader election and the reconnects take seconds on a loaded
-    // machine (it once took over 20 s with the whole suite running at -j2).
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (acked_count() < before + 20) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no appends after " << after;
-      std::this_thread::sleep_for(20ms);
-    }
-  };
-  wait_progress("start");
+  start_writers();
+  ASSERT_TRUE(wait_progress("start"));
   for (int round = 0; round < 5; ++round) {
     const int leader = nats_.index_of(stream_leader(nats_));
     ASSERT_GE(leader, 0) << "no stream leader";
     nats_.kill(leader);
     std::this_thread::sleep_for(500ms);
-    wait_progress("killing the stream leader");  // the others elect a new one
+    ASSERT_TRUE(wait_progress("killing the stream leader"));  // the others elect a new one
     nats_.start(leader);
+    ASSERT_TRUE(wait_replicas_current(nats_));
   }
   for (int round = 0; round < 5; ++round) {
     auto& node = *nodes_[round % node_count];
     node.kill();
     std::this_thread::sleep_for(300ms);
-    wait_progress("killing a node");  // its writer goes through another node
-    node.start();
+    ASSERT_TRUE(wait_progress("killing a node"));  // its writer goes through another node
+    ASSERT_NO_FATAL_FAILURE(node.start());
   }
-  wait_progress("the last restart");
-  stop_ = true;
-  for (auto& t : writers) t.join();
+  ASSERT_TRUE(wait_progress("the last restart"));
+  stop_writers();
 
   // Every node catches up with the others: the same log, in the same order.
   uint64_t last = 0;

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -61,13 +62,30 @@ class scratch_dir {
   }
   ~scratch_dir() {
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    if (!keep_) std::filesystem::remove_all(path_, ec);
   }
   std::string sub(const std::string& name) const { return path_ + "/" + name; }
+  // Keeps the directory at the end (a failed test's diagnosis); its path.
+  std::string keep() {
+    keep_ = true;
+    return path_;
+  }
 
  private:
   std::string path_;
+  bool keep_ = false;
 };
+
+// The last `lines` lines of the text file at `path`.
+inline std::string file_tail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) all.push_back(std::move(line));
+  std::string out;
+  for (size_t k = all.size() > lines ? all.size() - lines : 0; k < all.size(); ++k)
+    out += all[k] + "\n";
+  return out;
+}
 
 class nats_cluster {
  public:
@@ -82,7 +100,7 @@ class nats_cluster {
   ~nats_cluster() {
     for (int i = 0; i < size(); ++i) kill(i);
     std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    if (!keep_) std::filesystem::remove_all(dir_, ec);
   }
 
   int size() const { return static_cast<int>(nodes_.size()); }
@@ -121,6 +139,27 @@ class nats_cluster {
   // SIGKILLs server i (no-op when not running).
   void kill(int i) { nodes_[i].process.reset(); }
 
+  // Freezes server i (SIGSTOP: it answers nothing, connections stay open)
+  // and lets it go on (SIGCONT).
+  void pause(int i) {
+    if (running(i)) ::kill(nodes_[i].process->pid(), SIGSTOP);
+  }
+  void resume(int i) {
+    if (running(i)) ::kill(nodes_[i].process->pid(), SIGCONT);
+  }
+
+  // The last `lines` lines of server i's log (its output across restarts).
+  std::string log_tail(int i, size_t lines) const {
+    return file_tail(dir_ + "/" + name(i) + ".log", lines);
+  }
+
+  // Keeps the servers' directory (configs, logs, stores) at the end: for a
+  // failed test's diagnosis. Returns its path.
+  std::string keep() {
+    keep_ = true;
+    return dir_;
+  }
+
  private:
   struct node {
     int port, cluster_port;
@@ -143,6 +182,7 @@ class nats_cluster {
 
   std::string dir_;
   std::vector<node> nodes_;
+  bool keep_ = false;
 };
 
 }  // namespace derive::testing

@@ -1,7 +1,8 @@
 // The log on a JetStream stream (cluster/stream_log.hpp) against a real
 // nats-server: appends through any node get the same offsets everywhere,
-// idempotency keys hold across nodes, a node resumes from its position, and
-// a node that would have to skip messages says so instead.
+// idempotency keys hold across nodes, a message the stream stored twice is
+// ingested once, a node resumes from its position, and a node that would
+// have to skip messages, or whose stream history changed, says so instead.
 
 #include "cluster/stream_log.hpp"
 
@@ -78,6 +79,46 @@ struct node {
     auto r = log->read(1, 1'000'000);
     EXPECT_TRUE(r);
     return r ? *r : std::vector<event>{};
+  }
+};
+
+// A raw JetStream client of the test's server.
+struct raw_client {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  explicit raw_client(const std::string& url) {
+    EXPECT_EQ(natsConnection_ConnectTo(&nc, url.c_str()), NATS_OK);
+    EXPECT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  }
+  ~raw_client() {
+    if (js) jsCtx_Destroy(js);
+    if (nc) natsConnection_Destroy(nc);
+  }
+  // Publishes `body` to `subject` with header `id_header: id`.
+  void publish(const std::string& subject, const std::string& body, const char* id_header,
+               const std::string& id) {
+    natsMsg* msg = nullptr;
+    ASSERT_EQ(natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(),
+                             static_cast<int>(body.size())),
+              NATS_OK);
+    ASSERT_EQ(natsMsgHeader_Set(msg, id_header, id.c_str()), NATS_OK);
+    jsPubAck* ack = nullptr;
+    EXPECT_EQ(js_PublishMsg(&ack, js, msg, nullptr, nullptr), NATS_OK);
+    if (ack) jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+  }
+  // Stores the stream's message at `seq` once more, headers and body alike:
+  // what a publish retried after its first try was stored leaves behind.
+  void store_again(const std::string& stream, uint64_t seq) {
+    natsMsg* msg = nullptr;
+    ASSERT_EQ(js_GetMsg(&msg, js, stream.c_str(), seq, nullptr, nullptr), NATS_OK);
+    const char* id = nullptr;
+    ASSERT_EQ(natsMsgHeader_Get(msg, "Derive-Msg-Id", &id), NATS_OK);
+    const std::string copy_id = id;
+    publish(natsMsg_GetSubject(msg),
+            std::string(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))),
+            "Derive-Msg-Id", copy_id);
+    natsMsg_Destroy(msg);
   }
 };
 
@@ -263,6 +304,110 @@ TEST_F(stream_log_test, a_node_that_would_skip_messages_reports_it) {
   auto refused = b.publish({request({"x"})});
   ASSERT_FALSE(refused[0]);
   EXPECT_EQ(refused[0].error().code(), errc::unavailable);
+}
+
+// A publish the stream stored twice (its retry after a lost acknowledgement)
+// is one set of events: the copy appends nothing on any node, so the
+// publisher's offsets (the first copy's) are every node's and the next
+// append follows them.
+TEST_F(stream_log_test, a_message_stored_twice_is_ingested_once_on_every_node) {
+  auto& a = add_node();
+  ASSERT_TRUE(a.follow(options()));
+  auto first = a.publish({request({"x", "y"})});  // no idempotency key
+  ASSERT_TRUE(first[0]);
+  EXPECT_EQ(first[0]->first_offset, 1u);
+  raw_client raw(nats_.url(0));
+  raw.store_again("derive", 1);  // sequence 2
+  auto next = a.publish({request({"z"})});  // sequence 3
+  ASSERT_TRUE(next[0]);
+  EXPECT_EQ(next[0]->first_offset, 3u);
+  EXPECT_EQ(a.log->stream_seq(), 3u);
+  EXPECT_EQ(a.stream->state().duplicates_dropped, 1u);
+  auto& b = add_node();  // from the stream's beginning
+  ASSERT_TRUE(b.follow(options()));
+  ASSERT_TRUE(b.wait_head(3));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (b.log->stream_seq() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(b.log->head(), 3u);
+  EXPECT_EQ(b.stream->state().duplicates_dropped, 1u);
+  expect_same_log(a.events(), b.events());
+  EXPECT_TRUE(a.stream->state().error.empty());
+  EXPECT_TRUE(b.stream->state().error.empty());
+}
+
+// A stream whose history is no longer the one a node ingested (here the
+// stream is recreated with other messages; in a cluster, a JetStream replica
+// that skipped or renumbered messages): the node must not resume by
+// sequence alone, which would silently make its log differ from the others'.
+// It compares the stream's message at its position and stops following.
+TEST_F(stream_log_test, a_node_whose_stream_history_changed_stops_following) {
+  auto& a = add_node();
+  ASSERT_TRUE(a.follow(options("fork")));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(a.publish({request({"e" + std::to_string(i)})})[0]);
+  a.close();
+  const std::string dir = a.dir;
+  nodes_.clear();
+
+  {
+    raw_client raw(nats_.url(0));
+    ASSERT_EQ(js_DeleteStream(raw.js, "fork", nullptr, nullptr), NATS_OK);
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char* subjects[] = {"fork.log"};
+    cfg.Name = "fork";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    jsStreamInfo* si = nullptr;
+    ASSERT_EQ(js_AddStream(&si, raw.js, &cfg, nullptr, nullptr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    for (int i = 0; i < 5; ++i) {
+      std::vector<checked_append> group;
+      group.push_back(request({"other" + std::to_string(i)}));
+      raw.publish("fork.log", encode_stream_message(group, 1'000 + i), "Derive-Msg-Id",
+                  "other-" + std::to_string(i));
+    }
+  }
+
+  node again(dir);
+  EXPECT_EQ(again.log->stream_seq(), 3u);
+  ASSERT_TRUE(again.follow(options("fork")));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (again.stream->state().error.empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto st = again.stream->state();
+  EXPECT_NE(st.error.find("history changed"), std::string::npos) << st.error;
+  EXPECT_NE(st.error.find("'other-2' at sequence 3"), std::string::npos) << st.error;
+  EXPECT_EQ(again.log->stream_seq(), 3u);  // nothing of the other history ingested
+  EXPECT_EQ(again.log->head(), 3u);
+  auto refused = again.publish({request({"x"})});
+  ASSERT_FALSE(refused[0]);
+  EXPECT_EQ(refused[0].error().code(), errc::unavailable);
+}
+
+// The check of the stream's history asks the server every second: a server
+// that does not answer for a while (frozen: the requests time out) or that
+// restarts is not a changed history, and the node follows on afterwards.
+TEST_F(stream_log_test, a_node_rides_out_a_frozen_and_a_restarted_server) {
+  auto& a = add_node();
+  ASSERT_TRUE(a.follow(options()));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(a.publish({request({"e" + std::to_string(i)})})[0]);
+  nats_.pause(0);
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // a few polls time out
+  nats_.resume(0);
+  ASSERT_TRUE(a.publish({request({"after-pause"})})[0]);
+  // Let the server write what it acknowledged before it is killed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  nats_.kill(0);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // polls fail: no server
+  nats_.start(0);
+  auto out = a.publish({request({"after-restart"})});
+  ASSERT_TRUE(out[0]) << out[0].error().to_string();
+  EXPECT_EQ(out[0]->first_offset, 5u);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // polls after the restart
+  auto st = a.stream->state();
+  EXPECT_TRUE(st.error.empty()) << st.error;
+  EXPECT_EQ(a.log->head(), 5u);
 }
 
 }  // namespace

@@ -536,18 +536,23 @@ TEST_F(log_test, records_of_every_size_read_back) {
 namespace derive {
 namespace {
 
+// A stream message's mark: its sequence, publisher's ts and id (digest 0).
+ingest_mark mark(uint64_t seq, int64_t ts, std::string id = "") {
+  return ingest_mark{seq, ts, stream_message_id{std::move(id), 0}};
+}
+
 // Cluster mode's ingest (docs/architecture.md, "Cluster mode"): the message's
 // ts instead of the clock, the stream position in the same transaction.
 TEST_F(log_test, ingest_stamps_the_message_ts_and_stores_the_stream_position) {
   EXPECT_EQ(log_->stream_seq(), 0u);
-  auto out = log_->ingest_deferred({request({ev("a"), ev("b")}, "k1")}, {1, 5'000});
+  auto out = log_->ingest_deferred({request({ev("a"), ev("b")}, "k1")}, mark(1, 5'000));
   ASSERT_TRUE(out[0]);
   EXPECT_EQ(out[0]->first_offset, 1u);
   ASSERT_TRUE(log_->sync());
   EXPECT_EQ(log_->stream_seq(), 1u);
   // A replay still moves the position; an older ts is raised to the last one.
   out = log_->ingest_deferred({request({ev("a"), ev("b")}, "k1"), request({ev("c")})},
-                              {2, 4'000});
+                              mark(2, 4'000));
   ASSERT_TRUE(out[0] && out[1]);
   EXPECT_TRUE(out[0]->replayed);
   EXPECT_EQ(out[1]->first_offset, 3u);
@@ -560,6 +565,132 @@ TEST_F(log_test, ingest_stamps_the_message_ts_and_stores_the_stream_position) {
   reopen();
   EXPECT_EQ(log_->stream_seq(), 2u);
   EXPECT_EQ(log_->head(), 3u);
+}
+
+// The same key in two messages (a retry through another node): the second
+// replays the first request's own offset, also when that request was not the
+// first of its group, when both are in one batch of ingests (one sync) and
+// after a restart between them.
+TEST_F(log_test, ingest_replays_a_key_of_an_earlier_message_at_its_requests_offset) {
+  auto out = log_->ingest_deferred({request({ev("x")}, "other"), request({ev("a")}, "k")},
+                                   mark(1, 1'000, "n1-1"));
+  ASSERT_TRUE(out[0] && out[1]);
+  EXPECT_EQ(out[1]->first_offset, 2u);
+  out = log_->ingest_deferred({request({ev("y")}), request({ev("a")}, "k")},
+                              mark(2, 1'001, "n2-1"));
+  ASSERT_TRUE(out[0] && out[1]);
+  EXPECT_EQ(out[0]->first_offset, 3u);
+  EXPECT_TRUE(out[1]->replayed);
+  EXPECT_EQ(out[1]->first_offset, 2u);
+  ASSERT_TRUE(log_->sync());
+  reopen();
+  out = log_->ingest_deferred({request({ev("a")}, "k"), request({ev("a")}, "k")},
+                              mark(3, 1'002, "n3-1"));
+  ASSERT_TRUE(out[0] && out[1]);
+  EXPECT_TRUE(out[0]->replayed && out[1]->replayed);
+  EXPECT_EQ(out[0]->first_offset, 2u);
+  EXPECT_EQ(out[1]->first_offset, 2u);
+  ASSERT_TRUE(log_->sync());
+  EXPECT_EQ(log_->head(), 3u);
+  auto found = log_->find_idempotency_key("k");
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ((*found)->first_offset, 2u);
+}
+
+// A publish the stream stored twice (a retry whose first try was stored):
+// the copy, same id, appends nothing and answers nothing, on a log that was
+// reopened in between too, while a message with another id appends.
+TEST_F(log_test, ingest_drops_a_message_whose_id_an_earlier_message_carried) {
+  auto out = log_->ingest_deferred({request({ev("a"), ev("b")})}, mark(1, 1'000, "p-1"));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(out[0]);
+  out = log_->ingest_deferred({request({ev("a"), ev("b")})}, mark(2, 1'001, "p-1"));
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(log_->stream_seq(), 2u);
+  ASSERT_TRUE(log_->sync());
+  reopen();
+  out = log_->ingest_deferred({request({ev("a"), ev("b")})}, mark(3, 1'002, "p-1"));
+  EXPECT_TRUE(out.empty());
+  out = log_->ingest_deferred({request({ev("a"), ev("b")})}, mark(4, 1'003, "p-2"));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(out[0]);
+  EXPECT_EQ(out[0]->first_offset, 3u);
+  // Messages without an id (earlier versions' without a header) all append.
+  out = log_->ingest_deferred({request({ev("c")})}, mark(5, 1'004));
+  out = log_->ingest_deferred({request({ev("c")})}, mark(6, 1'004));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(log_->sync());
+  EXPECT_EQ(log_->stream_seq(), 6u);
+  EXPECT_EQ(log_->head(), 6u);
+}
+
+// Ids are kept for the last stream_id_window messages, and longer while
+// their messages are less than stream_id_window_ms older (publisher ts) than
+// the message ingested: both measured on the stream, so every node forgets
+// the same ids at the same message.
+TEST_F(log_test, ingest_forgets_message_ids_outside_both_windows_only) {
+  close();
+  env_options_.mode = durability::relaxed;  // thousands of commits
+  open();
+  uint64_t seq = 0;
+  auto ingest = [&](const std::string& id, int64_t ts) {
+    return log_->ingest_deferred({request({ev("e")})}, mark(++seq, ts, id)).size();
+  };
+  const int64_t later = 1'000 + stream_id_window_ms;
+  ASSERT_EQ(ingest("old", 1'000), 1u);  // seq 1
+  ASSERT_EQ(ingest("recent", later), 1u);  // seq 2
+  while (seq + 2 < stream_id_window) ASSERT_EQ(ingest("fill-" + std::to_string(seq), later), 1u);
+  EXPECT_EQ(ingest("old", later), 0u);  // seq window - 1: within the window of messages
+  ASSERT_EQ(ingest("fill-a", later), 1u);  // seq window
+  ASSERT_EQ(ingest("fill-b", later), 1u);  // seq window + 1: forgets seq 1
+  EXPECT_EQ(ingest("old", later), 1u);
+  // "recent" (seq 2) is out of the window of messages now, not of time.
+  while (seq < stream_id_window + 10) ASSERT_EQ(ingest("fill-" + std::to_string(seq), later), 1u);
+  EXPECT_EQ(ingest("recent", later + 1), 0u);
+  reopen();
+  EXPECT_EQ(ingest("recent", later + 2), 0u);
+  EXPECT_EQ(ingest("fill-x", later + stream_id_window_ms + 1), 1u);  // forgets seq 2
+  EXPECT_EQ(ingest("recent", later + stream_id_window_ms + 1), 1u);
+}
+
+// The stream position names its message too (the follower's check of the
+// stream's history), also after a restart and for a dropped copy.
+TEST_F(log_test, ingest_stores_the_message_id_with_the_stream_position) {
+  EXPECT_EQ(log_->stream_message().id, "");
+  log_->ingest_deferred({request({ev("a")}, "k1")}, ingest_mark{1, 1'000, {"node-1", 11}});
+  log_->ingest_deferred({request({ev("a")}, "k1")}, ingest_mark{2, 1'000, {"node-2", 22}});
+  EXPECT_EQ(log_->stream_message(), (stream_message_id{"node-2", 22}));
+  log_->ingest_deferred({request({ev("a")}, "k1")}, ingest_mark{3, 1'000, {"node-1", 11}});
+  EXPECT_EQ(log_->stream_message(), (stream_message_id{"node-1", 11}));
+  ASSERT_TRUE(log_->sync());
+  reopen();
+  EXPECT_EQ(log_->stream_seq(), 3u);
+  EXPECT_EQ(log_->stream_message(), (stream_message_id{"node-1", 11}));
+}
+
+// Every node stamps the same ts, also one that restarted after a message of
+// replays only: such a commit stamps no event, so it does not raise the ts
+// of the events after it (a restarted node reads the last ts from the last
+// record).
+TEST_F(log_test, ingest_stamps_the_same_ts_whether_or_not_the_log_was_reopened) {
+  auto run = [&](bool restart) {
+    log_->ingest_deferred({request({ev("a")}, "k1")}, mark(1, 5'000));
+    log_->ingest_deferred({request({ev("a")}, "k1")}, mark(2, 9'000));  // a replay, later ts
+    EXPECT_TRUE(log_->sync());
+    if (restart) reopen();
+    log_->ingest_deferred({request({ev("b")}, "k2")}, mark(3, 6'000));
+    EXPECT_TRUE(log_->sync());
+    auto events = read_all();
+    return events.size() == 2 ? events[1].ts : -1;
+  };
+  const int64_t live = run(false);
+  close();
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  open();
+  const int64_t restarted = run(true);
+  EXPECT_EQ(live, restarted);
+  EXPECT_EQ(live, 6'000);
 }
 
 }  // namespace
