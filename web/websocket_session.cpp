@@ -216,7 +216,9 @@ class websocket_session : public inbox_owner,
     if (!can_read() && !closing_) return;  // resumed by maybe_read()
     reading_ = true;
     const bool between_messages = read_buf_.size() == 0 && ws_.is_message_done();
-    ws_.async_read_some(read_buf_, between_messages ? idle_read_bytes : read_piece_bytes,
+    // Into a buffer sequence, not the dynamic-buffer overload: the pending
+    // read of an idle connection is one composed operation smaller.
+    ws_.async_read_some(read_buf_.prepare(between_messages ? idle_read_bytes : read_piece_bytes),
                         beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
   }
 
@@ -224,8 +226,9 @@ class websocket_session : public inbox_owner,
     if (!reading_ && can_read()) do_read();
   }
 
-  void on_read(beast::error_code ec, size_t) {
+  void on_read(beast::error_code ec, size_t n) {
     reading_ = false;
+    read_buf_.commit(n);
     if (finished_) return;
     if (ec) return finish();  // closed, or Beast already closed with 1007
     last_received_ = clock::now();
