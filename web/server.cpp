@@ -3,6 +3,7 @@
 #include <derive/web/server.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <thread>
 
@@ -46,6 +47,9 @@ class server::impl {
     }
     port_ = listener_->port();
     listener_->run();
+    ticker_.emplace(ioc_->get_executor());
+    ticking_ = true;
+    arm_ticker();
     work_.emplace(ioc_->get_executor());
     for (unsigned i = 0; i < threads; ++i) {
       threads_.emplace_back([this] { run_loop(); });
@@ -60,12 +64,14 @@ class server::impl {
     ctx_.sessions.shutdown_all();
     ctx_.sessions.wait_empty(ctx_.options.shutdown_timeout);
     ctx_.gate->close();
+    ticking_ = false;  // closing sessions were ticked until now (their deadlines)
     work_.reset();
     ioc_->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
     ctx_.sessions.clear();
     listener_.reset();
+    ticker_.reset();
     ioc_.reset();  // destroys the handlers that never ran
   }
 
@@ -99,6 +105,17 @@ class server::impl {
     return {};
   }
 
+  // The sessions' one timer (session_base::tick). Only its own handler
+  // touches ticker_ while the threads run; stop() ends the chain by the flag.
+  void arm_ticker() {
+    ticker_->expires_after(session_tick_period(ctx_.options));
+    ticker_->async_wait([this](beast::error_code ec) {
+      if (ec || !ticking_) return;
+      ctx_.sessions.tick_all();
+      arm_ticker();
+    });
+  }
+
   void run_loop() {
     for (;;) {
       try {
@@ -114,6 +131,8 @@ class server::impl {
   std::unique_ptr<net::io_context> ioc_;
   std::optional<net::executor_work_guard<io_executor>> work_;
   std::shared_ptr<listener> listener_;
+  std::optional<net::steady_timer> ticker_;
+  std::atomic<bool> ticking_{false};
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
 };

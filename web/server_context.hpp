@@ -95,6 +95,11 @@ class session_base {
   // answers a request still waiting for the runtime with 503 and closes; a
   // WebSocket session closes with 1001.
   virtual void shutdown() = 0;
+  // Called by the server's ticker once per tick (session_registry::tick_all,
+  // any thread): a session with deadlines (WebSocket: pings, stalled writes,
+  // the closing handshake) posts its check to its strand. One timer per
+  // server, not one per connection: an idle connection holds no timer.
+  virtual void tick() {}
 };
 
 // The open sessions. Holds them strongly, so that a session waiting for the
@@ -119,6 +124,10 @@ class session_registry {
   void shutdown_all() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [p, s] : sessions_) s->shutdown();
+  }
+  void tick_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [p, s] : sessions_) s->tick();
   }
   // Waits until every session has ended or `timeout` passed.
   template <class Duration>

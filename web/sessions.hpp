@@ -5,6 +5,7 @@
 // for these headers. Sessions run over a plain TCP stream or a TLS stream
 // (tls_stream); both are instantiated in the session's .cpp.
 
+#include <chrono>
 #include <memory>
 #include <utility>
 
@@ -84,5 +85,10 @@ template <class Stream>
 void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
                              http::request<http::string_body> req, ws_identity id,
                              connection_ticket ticket, std::string received);
+
+// How often the server's ticker calls session_base::tick (server.cpp): a
+// quarter of the shortest WebSocket deadline (ping interval, pong timeout,
+// stalled write timeout), between 5 ms and 1 s.
+std::chrono::steady_clock::duration session_tick_period(const server_options& options);
 
 }  // namespace derive::web

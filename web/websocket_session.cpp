@@ -5,7 +5,11 @@
 // Everything of a session runs on its strand; runtime callbacks (hub changes,
 // append and wait_for completions) are posted to it through the server's gate.
 // The same code runs over plain TCP and over TLS (Stream: plain_stream or
-// tls_stream).
+// tls_stream). What an idle connection holds is kept small (docs/benchmarks.md,
+// "Idle subscribers"): a plain connection's WebSocket stream runs over the bare
+// socket (no beast::tcp_stream and its timers: the HTTP session's timeouts end
+// with the upgrade), without permessage-deflate support, and the session has no
+// timer of its own (the server's ticker calls tick()).
 #include <algorithm>
 #include <mutex>
 #include <utility>
@@ -33,6 +37,17 @@ constexpr size_t read_piece_bytes = 64 * 1024;
 // holds this much read buffer (most requests fit; a longer one takes a
 // second read).
 constexpr size_t idle_read_bytes = 256;
+
+// The stream below the WebSocket stream: a plain connection leaves
+// beast::tcp_stream for its socket (the WebSocket session keeps its own
+// deadlines); a TLS stream stays as it is (its state cannot be moved).
+tcp::socket ws_transport(plain_stream&& s) { return s.release_socket(); }
+tls_stream ws_transport(tls_stream&& s) { return std::move(s); }
+template <class Stream>
+using ws_transport_t = decltype(ws_transport(std::declval<Stream&&>()));
+
+tcp::socket& socket_of(tcp::socket& s) { return s; }
+tcp::socket& socket_of(beast::tcp_stream& s) { return s.socket(); }
 
 // What a hub_inbox needs of its session, whatever its stream.
 class inbox_owner : public session_base {
@@ -104,12 +119,11 @@ class websocket_session : public inbox_owner,
 
   websocket_session(Stream&& stream, std::string received, server_context& ctx,
                     net::io_context& ioc, ws_identity id, connection_ticket ticket)
-      : ws_(std::move(stream), std::move(received)),
+      : ws_(ws_transport(std::move(stream)), std::move(received)),
         identity_(std::move(id)),
         ctx_(ctx),
         ioc_(ioc),
         ticket_(std::move(ticket)),
-        timer_(ws_.get_executor()),
         queue_(ctx.options.send_queue_bytes),
         // inbox_ is made by run(), before any message is read.
         subs_(ctx.rt, ctx.options, ctx.stats, queue_, [this](uint64_t token) {
@@ -159,7 +173,6 @@ class websocket_session : public inbox_owner,
         close_with(ws_close::bad_close_code);
       }
     });
-    beast::get_lowest_layer(ws_).expires_never();
     ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept,
                                                     shared_from_this()));
   }
@@ -168,6 +181,10 @@ class websocket_session : public inbox_owner,
     net::post(ws_.get_executor(), [self = shared_from_this()] {
       self->close_with(ws_close::shutting_down);
     });
+  }
+
+  void tick() override {
+    net::post(ws_.get_executor(), [self = shared_from_this()] { self->on_tick(); });
   }
 
   // --- from the runtime, on the strand ---
@@ -185,7 +202,7 @@ class websocket_session : public inbox_owner,
   // --- reading ---
   void on_accept(beast::error_code ec) {
     if (ec) return finish();
-    arm_timer();
+    accepted_ = true;
     do_read();
   }
 
@@ -199,7 +216,9 @@ class websocket_session : public inbox_owner,
     if (!can_read() && !closing_) return;  // resumed by maybe_read()
     reading_ = true;
     const bool between_messages = read_buf_.size() == 0 && ws_.is_message_done();
-    ws_.async_read_some(read_buf_, between_messages ? idle_read_bytes : read_piece_bytes,
+    // Into a buffer sequence, not the dynamic-buffer overload: the pending
+    // read of an idle connection is one composed operation smaller.
+    ws_.async_read_some(read_buf_.prepare(between_messages ? idle_read_bytes : read_piece_bytes),
                         beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
   }
 
@@ -207,8 +226,9 @@ class websocket_session : public inbox_owner,
     if (!reading_ && can_read()) do_read();
   }
 
-  void on_read(beast::error_code ec, size_t) {
+  void on_read(beast::error_code ec, size_t n) {
     reading_ = false;
+    read_buf_.commit(n);
     if (finished_) return;
     if (ec) return finish();  // closed, or Beast already closed with 1007
     last_received_ = clock::now();
@@ -425,7 +445,7 @@ class websocket_session : public inbox_owner,
 
   void hard_close() {
     beast::error_code ec;
-    beast::get_lowest_layer(ws_).socket().close(ec);
+    socket_of(beast::get_lowest_layer(ws_)).close(ec);
     finish();
   }
 
@@ -436,28 +456,18 @@ class websocket_session : public inbox_owner,
     subs_.clear();
     queue_.clear();  // unsent bytes leave the gauge with the connection
     sync_queue_gauge();
-    timer_.cancel();
     beast::error_code ec;
-    beast::get_lowest_layer(ws_).socket().close(ec);
+    socket_of(beast::get_lowest_layer(ws_)).close(ec);
     ctx_.stats.ws_connections.fetch_sub(1);
     auto self = shared_from_this();
     ctx_.sessions.remove(this);
   }
 
-  // --- timers: stalled writes, pings, the closing deadline ---
-  clock::duration tick() const {
-    auto t = std::min({ctx_.options.ping_interval, ctx_.options.pong_timeout,
-                       ctx_.options.stalled_write_timeout}) / 4;
-    return std::clamp<clock::duration>(t, std::chrono::milliseconds(5), std::chrono::seconds(1));
-  }
-
-  void arm_timer() {
-    timer_.expires_after(tick());
-    timer_.async_wait(beast::bind_front_handler(&websocket_session::on_timer, shared_from_this()));
-  }
-
-  void on_timer(beast::error_code ec) {
-    if (ec || finished_) return;
+  // --- deadlines: stalled writes, pings, the closing deadline ---
+  // Once per session_tick_period, from the server's ticker (the handshake
+  // has its own deadline: Beast's handshake timeout).
+  void on_tick() {
+    if (!accepted_ || finished_) return;
     auto now = clock::now();
     if (!closing_) subs_.release_old_snapshot();
     if (!closing_) check_token_expiry();
@@ -477,15 +487,15 @@ class websocket_session : public inbox_owner,
         self->pinging_ = false;
       });
     }
-    arm_timer();
   }
 
-  websocket::stream<prefixed_stream<Stream>> ws_;
+  // Without permessage-deflate (not offered: docs/protocol.md), so no
+  // deflate state either.
+  websocket::stream<prefixed_stream<ws_transport_t<Stream>>, false> ws_;
   ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
   net::io_context& ioc_;
   connection_ticket ticket_;
-  net::steady_timer timer_;
   std::shared_ptr<hub_inbox> inbox_;
   beast::flat_buffer read_buf_;
   send_queue queue_;
@@ -497,6 +507,7 @@ class websocket_session : public inbox_owner,
   // is empty, so idle connections stay small.
   static constexpr size_t max_kept_write_buffer = 64 * 1024;
   std::string write_buf_;
+  bool accepted_ = false;  // ticks count from the handshake's end
   bool writing_ = false;
   bool reading_ = false;
   bool closing_ = false;
@@ -520,6 +531,12 @@ void hub_inbox::push(entry e) {
 }
 
 }  // namespace
+
+std::chrono::steady_clock::duration session_tick_period(const server_options& options) {
+  auto t = std::min({options.ping_interval, options.pong_timeout,
+                     options.stalled_write_timeout}) / 4;
+  return std::clamp<clock::duration>(t, std::chrono::milliseconds(5), std::chrono::seconds(1));
+}
 
 template <class Stream>
 void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
