@@ -197,15 +197,19 @@ TEST_F(erasure_test, SubscribersAreResetAndRequestsTogetherShareOneRebuild) {
   for (int i = 0; i < 200 && sink->lost == 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_GE(sink->lost.load(), 1);
   EXPECT_TRUE(read_view(*rt, "docs").state.empty());
-  // One new generation of each view for both requests, the old copies retired.
-  for (const char* view : {"docs", "titles"}) {
-    EXPECT_EQ(served_generation(*rt, view), view == std::string("docs") ? 1u : 0u) << view;
-    EXPECT_EQ(generations(*rt, view), 1u) << view;
-  }
+  // A new generation serves, the old copies retired: one for both requests
+  // when they met in the queue, two when the first had started alone
+  // (RequestsQueuedBehindARunningErasureShareOneRebuild pins the sharing down).
+  const uint32_t docs_generation = served_generation(*rt, "docs");
+  EXPECT_TRUE(docs_generation == 1u || docs_generation == 2u) << docs_generation;
+  EXPECT_EQ(served_generation(*rt, "titles"), 0u);
+  for (const char* view : {"docs", "titles"}) EXPECT_EQ(generations(*rt, view), 1u) << view;
   auto titles = rt->view("titles");
   ASSERT_TRUE(titles);
-  for (const auto& v : titles->versions)
-    if (v.role == version_role::serving) EXPECT_EQ(v.upstream, "docs/1.g1");
+  for (const auto& v : titles->versions) {
+    if (v.role == version_role::serving)
+      EXPECT_EQ(v.upstream, "docs/1.g" + std::to_string(docs_generation));
+  }
 }
 
 TEST_F(erasure_test, AnInterruptedErasureResumesAtTheNextStart) {
@@ -481,11 +485,13 @@ TEST_F(erasure_test, ForgetFromCheckpointsEqualsARecomputationAndAForgetWithout)
     EXPECT_EQ(read_view(*rt, view).state, read_view(*plain, view).state) << view;
   expect_only_bob(*rt, 350);
   EXPECT_EQ(read_view(*rt, "count").state["n"], 350);
-  auto last = rt->snapshot("count");
-  ASSERT_TRUE(last);
-  auto private_last = last->get_private("last");
-  ASSERT_TRUE(private_last && *private_last);
-  EXPECT_EQ(**private_last, "400");
+  {
+    auto last = rt->snapshot("count");  // closed before the runtime stops
+    ASSERT_TRUE(last);
+    auto private_last = last->get_private("last");
+    ASSERT_TRUE(private_last && *private_last);
+    EXPECT_EQ(**private_last, "400");
+  }
   rt->stop();
   rt.reset();
   // Every checkpoint left is clean, and no file holds alice's bytes (after the

@@ -89,8 +89,10 @@ TEST_F(derive_tool_test, status_names_the_generation_that_serves_after_a_rebuild
   const uint32_t version = rt_->view("titles")->version;
   ASSERT_TRUE(rt_->rebuild("titles", version));
   auto serving_generation = [&] {
-    for (const auto& v : rt_->view("titles")->versions)
-      if (v.role == version_role::serving) return v.generation;
+    auto info = rt_->view("titles");  // named: the loop must not outlive it
+    if (info)
+      for (const auto& v : info->versions)
+        if (v.role == version_role::serving) return v.generation;
     return 0u;
   };
   for (int i = 0; i < 2000 && serving_generation() != 1; ++i)
