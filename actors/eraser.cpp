@@ -12,6 +12,7 @@
 
 #include <derive/logging.hpp>
 
+#include "actors/audit.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
 #include "core/append_check.hpp"
@@ -107,7 +108,8 @@ std::string erasure_receipt::to_json() const {
          ",\"type\":\"" + erasure_event_type + "\"," + data.substr(1);
 }
 
-eraser::eraser(runtime::impl& rt, std::vector<std::string> resume) : rt_(rt) {
+eraser::eraser(runtime::impl& rt, std::vector<std::string> resume, bool rebuild_owed)
+    : rt_(rt), rebuild_owed_(rebuild_owed) {
   for (auto& subject : resume) queue_.push_back({std::move(subject), nullptr});
   for (const auto& rule : rt_.options.retention)
     stats_.rules.push_back({rule.pattern, static_cast<uint64_t>(rule.keep.count())});
@@ -256,13 +258,14 @@ status eraser::erase(std::vector<pending>& batch) {
   std::vector<std::string> views;
   const bool any = std::any_of(offsets.begin(), offsets.end(),
                                [](const auto& o) { return !o.empty(); });
-  if (any || views_gated()) {
+  if (any || rebuild_owed_) {
     // Each view restarts from its newest checkpoint before the batch's
     // first redacted event (nothing redacted: from offset 1).
     uint64_t first = 0;
     for (const auto& o : offsets)
       if (!o.empty() && (first == 0 || o.front() < first)) first = o.front();
     if (auto st = rebuild_views(views, first > 0 ? first - 1 : 0); !st) return st;
+    rebuild_owed_ = false;
     crash_point("erasure_views_rebuilt");
     // (4) The views' freed pages (their old state and changelogs).
     if (auto pages = rt_.views_env->scrub_free_pages(); !pages) return pages.error();
@@ -331,14 +334,6 @@ status eraser::compact() {
   return on_writer([](event_log& log) { return log.compacted(); });
 }
 
-// Gated by the start that resumed an interrupted erasure or sweep: only a
-// rebuild lifts the gate (even when the resumed work found nothing).
-bool eraser::views_gated() const {
-  std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);  // a rebuild may add slots
-  return std::any_of(rt_.slots.begin(), rt_.slots.end(),
-                     [](const auto& slot) { return slot->erasing.load(std::memory_order_acquire); });
-}
-
 result<append_outcome> eraser::append_receipt(event_input receipt, std::string idempotency_key) {
   append_request req;
   req.events.push_back(std::move(receipt));
@@ -362,39 +357,144 @@ result<append_outcome> eraser::append_receipt(event_input receipt, std::string i
   return *outcome;
 }
 
+// Every version of every view but the processors' (whose outputs are
+// appended, not recomputed) is rebuilt from the redacted log, with the one
+// mechanism of view versions (docs/storage.md, "View versions"):
+//  - each served copy (a derived view with the copy of its source) gets a new
+//    generation built beside it, from its newest checkpoint at or before
+//    keep_through; the old copy serves reads and subscriptions meanwhile;
+//  - a version not served (one built beside, a copy a runtime::rebuild
+//    builds) is rebuilt in place (nobody reads it), from its own checkpoint;
+//    it is not served before its rebuild has started (rebuilds_pending);
+//  - a stale version (kept from disk, no code) cannot be recomputed: it is
+//    emptied first, and so is a retired one, so that the versions reading
+//    them start from nothing (a served stale one answers `unavailable` until
+//    a declared version is ready: there is no copy able to serve).
+// Once every new generation has caught up they are cut over together
+// (subscribers reset, offsets never backwards) and the old copies, with the
+// copies derived from them, retired (dropped) before this returns.
 status eraser::rebuild_views(std::vector<std::string>& rebuilt, uint64_t keep_through) {
-  // Every version of every view (docs/storage.md, "View versions") but the
-  // processors' (whose outputs are appended, not recomputed); a derived
-  // version after its source. A stale version (kept from disk, no longer
-  // declared, no runner) cannot be recomputed: it is emptied first and the
-  // view cuts over to a declared version, rebuilt here.
-  std::vector<std::pair<size_t, view_slot*>> order;
   std::vector<view_slot*> frozen;
-  std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);  // a rebuild may add slots
-  for (auto& slot : rt_.slots) {
-    if (slot->processor || rt_.outboxes.count(slot->index())) continue;
-    slot->erasing.store(true, std::memory_order_release);
-    if (slot->stale || !slot->runner || slot->retired) {
-      frozen.push_back(slot.get());
-      continue;
-    }
-    size_t depth = 0;
-    for (auto* at = slot.get(); at->upstream; at = at->upstream) ++depth;
-    order.emplace_back(depth, slot.get());
+  {
+    std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);  // a rebuild may add slots
+    for (auto& slot : rt_.slots)
+      if (!slot->processor && !rt_.outboxes.count(slot->index()) &&
+          (slot->stale || !slot->runner || slot->retired))
+        frozen.push_back(slot.get());
   }
-  storage.unlock();
-  std::stable_sort(order.begin(), order.end(),
-                   [](auto& a, auto& b) { return a.first < b.first; });
-  // First, so that the versions derived from a stale one rebuild from nothing.
+  // First, so that the copies of the versions derived from a stale one
+  // start from nothing.
   for (auto* slot : frozen) {
+    if (slot->serving.load()) slot->erasing.store(true, std::memory_order_release);
     if (auto st = slot->store()->reset(); !st) return st;
     slot->publish_offset(0);
   }
+  std::vector<view_slot*> copies, in_place, old;
+  if (auto st = start_generations(keep_through, copies, in_place, old); !st) return st;
+  if (auto st = rebuild_in_place(in_place, keep_through); !st) return st;
+  if (auto st = cut_over(copies, old); !st) return st;
+  if (!frozen.empty()) {
+    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+    rt_.try_cutover();
+    for (auto* slot : frozen)
+      if (slot->serving.load())  // no declared version could be served: stays gated
+        log_error(component, "view ", slot->label(),
+                  " is a stale version still served; it stays unavailable until a declared "
+                  "version of the view is ready");
+  }
+  for (auto* slot : in_place) rt_.pub->erasure_rebuilt(*slot);
+  for (auto* slot : frozen)
+    if (!slot->serving.load()) slot->erasing.store(false, std::memory_order_release);
+  auto add = [&](const view_slot* slot) {
+    if (std::find(rebuilt.begin(), rebuilt.end(), slot->name()) == rebuilt.end())
+      rebuilt.push_back(slot->name());
+  };
+  for (auto* slot : copies) add(slot);
+  for (auto* slot : in_place) add(slot);
+  return status::ok();
+}
+
+status eraser::start_generations(uint64_t keep_through, std::vector<view_slot*>& copies,
+                                 std::vector<view_slot*>& in_place,
+                                 std::vector<view_slot*>& old) {
+  using namespace std::chrono;
+  // As runtime::rebuild: lifecycle_mu keeps start() and stop() out (stop()
+  // holds it while it waits for this thread, hence the try), storage_mu
+  // exclusive while slots are added.
+  std::unique_lock<std::mutex> lifecycle(rt_.lifecycle_mu, std::defer_lock);
+  while (!lifecycle.try_lock()) {
+    if (stopping()) return stopped();
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  std::unique_lock<std::shared_mutex> storage(rt_.storage_mu);
+  if (!rt_.running || stopping()) return stopped();
+  auto now = rt_.serving_now();
+  // Groups sources first; a group whose source got a copy is copied with it.
+  std::vector<std::pair<size_t, size_t>> by_depth;
+  for (size_t g = 0; g < rt_.groups.size(); ++g) {
+    size_t depth = 0;
+    for (auto at = rt_.groups[g].upstream; at; at = rt_.groups[*at].upstream) ++depth;
+    by_depth.emplace_back(depth, g);
+  }
+  std::stable_sort(by_depth.begin(), by_depth.end());
+  std::vector<bool> covered(rt_.groups.size(), false);
+  auto cover = [&](size_t g) {
+    std::vector<size_t> todo{g};
+    while (!todo.empty()) {
+      size_t at = todo.back();
+      todo.pop_back();
+      covered[at] = true;
+      for (size_t d : rt_.groups[at].downstream) todo.push_back(d);
+    }
+  };
+  for (auto [depth, g] : by_depth) {
+    if (covered[g]) continue;
+    view_slot* served = (*now)[g];
+    if (served->processor || served->stale || !served->runner) continue;
+    // A copy already built beside it (runtime::rebuild): rebuilt in place.
+    const bool building = std::any_of(
+        rt_.groups[g].slots.begin(), rt_.groups[g].slots.end(), [&](const view_slot* s) {
+          return s != served && !s->stale && !s->retired && s->runner &&
+                 s->def().version() == served->def().version() &&
+                 s->upstream == served->upstream && s->generation() > served->generation();
+        });
+    cover(g);
+    if (building) continue;
+    if (auto st = rt_.rebuild_served(g, keep_through, &copies); !st) return st;
+  }
+  // Under the cutover lock: a version rebuilt in place is not served from
+  // here until its rebuild has started (view_runner, erase_atom).
+  std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+  for (auto& slot : rt_.slots) {
+    view_slot* s = slot.get();
+    if (s->processor || rt_.outboxes.count(s->index()) || s->retired) continue;
+    if (s->superseded) {  // the old copies: retired after the cutover
+      old.push_back(s);
+      continue;
+    }
+    if (s->stale || !s->runner || s->serving.load()) continue;
+    if (std::find(copies.begin(), copies.end(), s) != copies.end()) continue;
+    s->rebuilds_pending.fetch_add(1);
+    in_place.push_back(s);
+  }
+  return status::ok();
+}
+
+status eraser::rebuild_in_place(std::vector<view_slot*>& slots, uint64_t keep_through) {
+  std::vector<std::pair<size_t, view_slot*>> order;
+  for (auto* slot : slots) {
+    size_t depth = 0;
+    for (auto* at = slot; at->upstream; at = at->upstream) ++depth;
+    order.emplace_back(depth, slot);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](auto& a, auto& b) { return a.first < b.first; });
   status result = status::ok();
+  size_t sent = 0;
   for (size_t at = 0; at < order.size() && result;) {
     std::vector<std::shared_ptr<answer>> answers;
     const size_t depth = order[at].first;
-    for (; at < order.size() && order[at].first == depth; ++at) {
+    for (; at < order.size() && order[at].first == depth; ++at, ++sent) {
       auto* slot = order[at].second;
       const uint64_t to = slot->upstream ? slot->upstream->offset() : rt_.log->head();
       auto guard = std::make_shared<answer_guard>();
@@ -406,28 +506,56 @@ status eraser::rebuild_views(std::vector<std::string>& rebuilt, uint64_t keep_th
       if (auto st = a->wait(); !st) result = st;
     if (result && stopping()) result = stopped();
   }
-  // On an error (a stop) the views stay gated: the erasure resumes at the
-  // next start, which gates them again until they are rebuilt.
-  if (!result) return result;
-  if (!frozen.empty()) {
-    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
-    rt_.try_cutover();
-    for (auto* slot : frozen)
-      if (slot->serving.load())  // no declared version could be served: stays gated
-        log_error(component, "view ", slot->label(),
-                  " is a stale version still served; it stays unavailable until a declared "
-                  "version of the view is ready");
-  }
-  crash_point("erasure_before_views_serve");
-  for (auto& [depth, slot] : order) {
-    slot->erasing.store(false, std::memory_order_release);
-    rt_.pub->erasure_rebuilt(*slot);
-    if (std::find(rebuilt.begin(), rebuilt.end(), slot->name()) == rebuilt.end())
-      rebuilt.push_back(slot->name());
-  }
-  for (auto* slot : frozen)
-    if (!slot->serving.load()) slot->erasing.store(false, std::memory_order_release);
+  // Those never told to start over may be served again (as they are).
+  for (size_t i = sent; i < order.size(); ++i) order[i].second->rebuilds_pending.fetch_sub(1);
   return result;
+}
+
+status eraser::cut_over(std::vector<view_slot*>& copies, std::vector<view_slot*>& old) {
+  using namespace std::chrono;
+  constexpr auto poll = milliseconds(5);
+  // (a) Every copy caught up with its source.
+  for (;;) {
+    if (stopping()) return stopped();
+    std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);
+    bool all = true;
+    for (auto* c : copies) {
+      if (rt_.caught_up(*c)) continue;
+      if (c->failed())  // where the served copy did not fail
+        return {errc::unavailable, "the copy " + c->label() + " built for an erasure failed (" +
+                                    c->info(0, 0).error + "); the old copy is served; the "
+                                    "erasure resumes at the next forget or start"};
+      all = false;
+    }
+    if (all) break;
+    storage.unlock();
+    std::this_thread::sleep_for(poll);
+  }
+  crash_point("erasure_generation_built");
+  // (b) Released together: the cutover switches them in one step (a copy
+  // that fell behind meanwhile switches at its next commit).
+  {
+    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+    for (auto* c : copies) c->held = false;
+    rt_.try_cutover();
+  }
+  for (;;) {
+    if (stopping()) return stopped();
+    if (std::none_of(old.begin(), old.end(), [](auto* s) { return s->serving.load(); })) break;
+    std::this_thread::sleep_for(poll);
+  }
+  crash_point("erasure_cut_over");
+  // (c) The old copies are dropped (runtime::impl::retire, on the audit
+  // thread; the cutover asked for it, asked again here for those it did not
+  // switch itself): no store serves or keeps the erased data.
+  if (rt_.audits)
+    for (auto* s : old) rt_.audits->enqueue([this, s] { rt_.retire(*s); });
+  for (;;) {
+    if (stopping()) return stopped();
+    if (std::all_of(old.begin(), old.end(), [](auto* s) { return s->retired.load(); })) break;
+    std::this_thread::sleep_for(poll);
+  }
+  return status::ok();
 }
 
 }  // namespace derive

@@ -6,17 +6,23 @@
 // For a batch: (1) the requests are recorded durably in the log (before any
 // other work), (2) the sequencer redacts the subjects' records and their
 // idempotency keys, (3) when anything was redacted every view is rebuilt
-// from the redacted log, each from its newest checkpoint before the first
-// redacted offset (later checkpoints are deleted; docs/storage.md, "View
-// checkpoints") (reads of a rebuilding view answer `unavailable`, its
-// subscribers are reset when it is done), (4) the views' free pages are
-// scrubbed, (5) one receipt per subject is appended (idempotent: a resumed
-// erasure replays it), (6) the requests are finished and the log's free
-// pages scrubbed, (7) both environments are compacted while the runtime
+// from the redacted log with the mechanism of view versions (docs/storage.md,
+// "Erasure", "View versions"): a new generation of each served copy is built
+// beside it, from the served copy's newest checkpoint before the first
+// redacted offset (docs/storage.md, "View checkpoints"), while the old copy
+// keeps serving reads and subscriptions; once every new generation has caught
+// up they are cut over together (subscribers reset, offsets never backwards)
+// and the old copies dropped (versions not served are rebuilt in place; a
+// stale served version, which has no code, is emptied and answers
+// `unavailable` until a declared version is ready), (4) the views' free
+// pages are scrubbed, (5) one receipt per subject is appended (idempotent: a
+// resumed erasure replays it), (6) the requests are finished and the log's
+// free pages scrubbed, (7) both environments are compacted while the runtime
 // runs, so that no file holds the subjects' bytes when the request is
 // answered. A crash before (6) leaves the request recorded: runtime::start
-// resumes it; one before (7) ends leaves compact_pending: the next start
-// compacts.
+// resumes it (a new generation it was building goes on building, and is
+// rebuilt in place from its checkpoint); one before (7) ends leaves
+// compact_pending: the next start compacts.
 //
 // Retention (docs/storage.md, "Retention"; actors/retention.cpp) is a second
 // kind of work for the same thread and the same steps: every
@@ -26,10 +32,6 @@
 // above, one `derive.retention` receipt appended per rule, and the marks
 // finished; a mark left pending by a crash is finished by the first sweep
 // (every start begins with one).
-//
-// Where view versions plug in: rebuild_views() resets each view in place
-// and rebuilds it; a side-by-side rebuild with an atomic cutover replaces
-// that one function (the gate in view_slot::erasing then becomes unnecessary).
 
 #include <condition_variable>
 #include <cstdint>
@@ -49,6 +51,7 @@
 namespace derive {
 
 class event_log;
+class view_slot;
 
 // Checks options.retention (docs/storage.md, "Retention"): invalid_parameter
 // naming the rule for a bad pattern, a keep <= 0, a reserved type, two rules
@@ -66,8 +69,11 @@ class eraser {
 
   // REQUIRES: the runtime's storage and actors are running; stop() before
   // they stop. `resume`: subjects whose recorded erasure is resumed (queued
-  // before the thread starts, so they come before its first sweep).
-  explicit eraser(runtime::impl& rt, std::vector<std::string> resume = {});
+  // before the thread starts, so they come before its first sweep);
+  // `rebuild_owed`: an erasure or a sweep was interrupted, so the first batch
+  // or sweep rebuilds the views even when it redacts nothing new.
+  explicit eraser(runtime::impl& rt, std::vector<std::string> resume = {},
+                  bool rebuild_owed = false);
   ~eraser();
 
   // Queues the erasure of `subject`; `done` (may be empty) runs once on the
@@ -98,11 +104,23 @@ class eraser {
   // replays it; a receipt differing only in what a resumed step found stands).
   result<append_outcome> append_receipt(event_input receipt, std::string idempotency_key);
   int64_t clock_ms() const;
-  bool views_gated() const;
   // Rebuilds every view from the redacted log, each from its newest
   // checkpoint at or before `keep_through` (the offset before the first
-  // redacted event; 0: from offset 1).
+  // redacted event; 0: from offset 1); the names of the views rebuilt
+  // into `rebuilt`. Returns once the new generations serve and the old
+  // copies are dropped.
   status rebuild_views(std::vector<std::string>& rebuilt, uint64_t keep_through);
+  // Starts a new generation beside each served copy (runtime::impl::
+  // rebuild_served, held) into `copies`; the versions not served to rebuild
+  // in place into `in_place` (not served until they start over); the copies
+  // to retire into `old`.
+  status start_generations(uint64_t keep_through, std::vector<view_slot*>& copies,
+                           std::vector<view_slot*>& in_place, std::vector<view_slot*>& old);
+  // Rebuilds `slots` in place (erase_atom), sources first; returns once done.
+  status rebuild_in_place(std::vector<view_slot*>& slots, uint64_t keep_through);
+  // Waits until every copy caught up, releases them (one cutover), waits
+  // until none of `old` serves and every one is retired.
+  status cut_over(std::vector<view_slot*>& copies, std::vector<view_slot*>& old);
   // When the log says compact_pending: both environments compacted while
   // the runtime runs (environment::compact_online; transactions wait meanwhile),
   // then the flag cleared. Errors: unavailable (transactions stayed open).
@@ -119,6 +137,7 @@ class eraser {
   bool stop_ = false;
   mutable std::mutex stats_mu_;
   retention_metrics stats_;
+  bool rebuild_owed_ = false;  // the eraser's thread only
   std::thread thread_;
 };
 

@@ -221,8 +221,9 @@ result<retention_sweep> eraser::sweep_now() {
   crash_point("retention_redacted");
   // (3) The views, as for forget.
   std::vector<std::string> views;
-  if (!all.empty() || views_gated()) {
+  if (!all.empty() || rebuild_owed_) {
     if (auto st = rebuild_views(views, all.empty() ? 0 : all.front() - 1); !st) return st;
+    rebuild_owed_ = false;
     if (auto pages = rt_.views_env->scrub_free_pages(); !pages) return pages.error();
   }
   crash_point("retention_views_rebuilt");

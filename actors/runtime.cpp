@@ -568,8 +568,7 @@ void close_storage(runtime::impl& rt) {
 }
 
 // Starts the eraser and resumes the erasures and the retention sweep a crash
-// or a stop interrupted; until they are done every view they rebuild answers
-// `unavailable`.
+// or a stop interrupted (the views serve their old copies meanwhile).
 void resume_erasures(runtime::impl& rt) {
   if (rt.stream) return;  // cluster mode: runtime::forget refuses
   auto pending = rt.log->erasure_requests();
@@ -582,15 +581,13 @@ void resume_erasures(runtime::impl& rt) {
   }
   const bool sweep_pending = std::any_of(marks->begin(), marks->end(),
                                          [](const auto& m) { return m.target > m.through; });
-  if (!pending->empty() || sweep_pending) {
+  const bool owed = !pending->empty() || sweep_pending;
+  if (owed)
     log_info(component, "resuming ", pending->size(), " erasure request(s)",
              sweep_pending ? " and a retention sweep" : "");
-    for (auto& slot : rt.slots)
-      if (!rt.outboxes.count(slot->index())) slot->erasing.store(true, std::memory_order_release);
-  }
   std::vector<std::string> subjects;
   for (auto& r : *pending) subjects.push_back(std::move(r.subject));
-  rt.erasure = std::make_unique<eraser>(rt, std::move(subjects));
+  rt.erasure = std::make_unique<eraser>(rt, std::move(subjects), owed);
 }
 
 }  // namespace
@@ -794,31 +791,73 @@ namespace derive {
 
 namespace {
 
+// The slot of group `g` at `version` reading `up` that a copy replaces
+// (nullptr: none).
+view_slot* copied(const runtime::impl& rt, size_t g, uint32_t version, const view_slot* up) {
+  for (auto* s : rt.groups[g].slots)
+    if (s->upstream == up && s->def().version() == version && !s->stale && !s->retired)
+      return s;
+  return nullptr;
+}
+
+// For an erasure: `slot`'s store starts from the newest checkpoint of `like`
+// at or before keep_through, when its upstream's (copied) changelog goes on
+// from there; else from 0.
+status start_from_checkpoint(view_slot& slot, view_slot* like, uint64_t keep_through,
+                             bool consumed) {
+  if (!like || !like->store() || keep_through == 0) return status::ok();
+  if (slot.upstream) {
+    const uint64_t at = like->store()->checkpoint_at_or_before(keep_through);
+    auto page = slot.upstream->store()->changes_since(at, 0);
+    if (at == 0 || !page || !page->served) return status::ok();
+  }
+  auto from = slot.store()->restore_from(*like->store(), keep_through, consumed);
+  if (!from) return from.error();
+  if (*from > 0) {
+    slot.publish_offset(*from);
+    log_info(component, "view ", slot.label(), " starts from the checkpoint of ", like->label(),
+             " at offset ", *from);
+  }
+  return status::ok();
+}
+
 // A slot of `def` in group `g` reading `up`, at `generation`, with its store
 // open, and the slots of the declared versions of the groups derived from it
 // reading it (recursively), into `added` (sources before consumers), not yet
-// in rt.slots nor in any group. No lock but storage_mu: opening a store
-// waits for the views' writer, which a runner holds while it takes
-// cutover_mu.
+// in rt.slots nor in any group. `like`: the slot it copies; with
+// keep_through, each starts from its copied slot's checkpoint (erasures).
+// No lock but storage_mu: opening a store waits for the views' writer,
+// which a runner holds while it takes cutover_mu.
 status open_copy(runtime::impl& rt, const view_def& def, size_t g, view_slot* up,
-                 uint32_t generation, std::vector<std::unique_ptr<view_slot>>& added) {
+                 uint32_t generation, view_slot* like, std::optional<uint64_t> keep_through,
+                 std::vector<std::unique_ptr<view_slot>>& added) {
   added.push_back(std::make_unique<view_slot>(def, rt.slots.size() + added.size()));
   auto* slot = added.back().get();
   slot->group = g;
   slot->upstream = up;
   const std::string label =
       view_label(def.name(), def.version(), up ? up->label() : std::string(), generation);
-  if (auto s = open_slot(rt, *slot, label, !rt.groups[g].downstream.empty()); !s) return s;
+  const bool consumed = !rt.groups[g].downstream.empty();
+  if (auto s = open_slot(rt, *slot, label, consumed); !s) return s;
+  if (keep_through) {
+    slot->held = true;
+    slot->for_erasure = true;
+    if (auto s = start_from_checkpoint(*slot, like, *keep_through, consumed); !s) return s;
+  }
   for (size_t child : rt.groups[g].downstream)
     for (auto* d : rt.groups[child].slots)
-      if (d->index() < rt.declared && !d->processor)
-        if (auto s = open_copy(rt, d->def(), child, slot, 0, added); !s) return s;
+      if (d->index() < rt.declared && !d->processor) {
+        view_slot* child_like = like ? copied(rt, child, d->def().version(), like) : nullptr;
+        if (auto s = open_copy(rt, d->def(), child, slot, 0, child_like, keep_through, added); !s)
+          return s;
+      }
   return status::ok();
 }
 
 }  // namespace
 
-status runtime::impl::rebuild_served(size_t g) {
+status runtime::impl::rebuild_served(size_t g, std::optional<uint64_t> keep_through,
+                                     std::vector<view_slot*>* copies) {
   view_slot* served = (*serving_now())[g];
   const std::string& name = groups[g].name;
   if (served->processor)
@@ -845,7 +884,7 @@ status runtime::impl::rebuild_served(size_t g) {
   // the next start).
   std::vector<std::unique_ptr<view_slot>> opened;
   if (auto s = open_copy(*this, served->def(), g, served->upstream, served->generation() + 1,
-                         opened);
+                         served, keep_through, opened);
       !s)
     return s;
   const size_t before = slots.size();
@@ -874,6 +913,7 @@ status runtime::impl::rebuild_served(size_t g) {
       for (auto* d : old[i]->downstream) old.push_back(d);
     }
   }
+  if (copies) copies->insert(copies->end(), added.begin(), added.end());
   view_slot* copy = added.front();
   if (view_slot* up = copy->upstream) {  // it joins its upstream's consumers on its thread
     if (up->runner)

@@ -16,10 +16,14 @@ namespace derive {
 
 namespace {
 
-// A view being rebuilt after an erasure serves nothing (actors/eraser.hpp).
+// A stale version still served, emptied by an erasure, serves nothing until
+// a declared version is ready (actors/eraser.hpp; every other view serves
+// its old copy while a new generation is built beside it).
 status rebuilding_after_erasure(const view_slot& slot) {
-  return {errc::unavailable, "view '" + slot.name() +
-                                 "' is being rebuilt after an erasure; retry in a moment"};
+  return {errc::unavailable, "view '" + slot.name() + "' serves version " +
+                                 std::to_string(slot.def().version()) +
+                                 ", no longer declared, which an erasure emptied; it is served "
+                                 "again once a declared version has caught up"};
 }
 
 bool erasing(const view_slot& slot) { return slot.erasing.load(std::memory_order_acquire); }

@@ -83,7 +83,16 @@ struct runtime::impl {
   // declared versions derived from it reading the copy), served once ready;
   // the served slot and its consumers are then retired. Restarts a copy
   // already building.
-  status rebuild_served(size_t g);
+  // For an erasure (actors/eraser.cpp) `keep_through` is set: each copy
+  // starts from its source's newest checkpoint at or before it
+  // (view_store::restore_from; none: from 0) and is held
+  // (view_slot::held) until the eraser releases it; the copies, sources
+  // first, are added to `copies`.
+  status rebuild_served(size_t g, std::optional<uint64_t> keep_through = std::nullopt,
+                        std::vector<view_slot*>* copies = nullptr);
+  // `copy` (built beside its group's served slot) could be served now but
+  // for an erasure's hold: it runs, has not failed, is caught up.
+  bool caught_up(const view_slot& copy) const;
   // On the audit thread, after a cutover away from the stale or superseded
   // `slot`: stops its runner, waits out the reads that found it served
   // (storage_mu taken exclusively once), then empties its store

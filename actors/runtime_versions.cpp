@@ -21,10 +21,19 @@ namespace {
 constexpr std::string_view component = "versions";
 
 // `cand` may replace `current`: it runs, has not failed, is caught up with
-// its source and is not behind what `current` served.
-bool ready(const runtime::impl& rt, const view_slot& cand, const view_slot* current) {
-  if (cand.stale || cand.retired || cand.failed() || !cand.runner) return false;
+// its source and is not behind what `current` served (and, unless
+// `ignore_hold`, no erasure holds it back).
+bool ready(const runtime::impl& rt, const view_slot& cand, const view_slot* current,
+           bool ignore_hold = false) {
+  // A copy an erasure built that failed as the served copy failed (the view's
+  // code fails on an event both read) replaces it all the same.
+  const bool failed_alike =
+      cand.failed() && cand.for_erasure.load() && current && current->failed();
+  if (cand.stale || cand.retired || (cand.failed() && !failed_alike) || !cand.runner)
+    return false;
+  if (cand.held.load() && !ignore_hold) return false;
   if (cand.rebuilds_pending.load() > 0) return false;  // about to start over
+  if (failed_alike) return cand.offset() >= current->offset();
   uint64_t offset = cand.offset();
   if (current && offset < current->offset()) return false;
   return offset + rt.options.live_batch >= rt.source_head(cand);
@@ -66,6 +75,11 @@ bool choose(const runtime::impl& rt, size_t g, view_slot* up, const serving_tabl
 
 }  // namespace
 
+bool runtime::impl::caught_up(const view_slot& copy) const {
+  auto now = serving_now();
+  return now && ready(*this, copy, (*now)[copy.group], true);
+}
+
 uint64_t runtime::impl::source_head(const view_slot& slot) const {
   if (slot.upstream) return slot.upstream->offset();
   return log ? log->head() : 0;
@@ -81,10 +95,15 @@ bool runtime::impl::try_cutover() {
   for (size_t g = 0; g < groups.size(); ++g)
     if (next[g] != (*now)[g]) changed.push_back(g);
   if (changed.empty()) return false;
+  // A copy built by an erasure is served from one past its offset: a client
+  // resuming at the old copy's offset held the erased data (it starts over).
+  std::vector<uint64_t> since(groups.size(), 0);
+  for (size_t g : changed)
+    since[g] = next[g]->offset() + (next[g]->for_erasure.load() ? 1 : 0);
   // Durable first: after a crash the new choice is served (it was ready).
   for (size_t g : changed) {
     if (auto s = write_serving(*views_env, groups[g].name,
-                               {next[g]->label(), next[g]->offset(), groups[g].pinned});
+                               {next[g]->label(), since[g], groups[g].pinned});
         !s) {
       log_error(component, "cannot record the cutover of view ", groups[g].name, ": ",
                 s.to_string());
@@ -95,7 +114,8 @@ bool runtime::impl::try_cutover() {
     std::lock_guard<std::mutex> lock(serving_mu);
     for (size_t g : changed) {
       (*now)[g]->serving = false;
-      next[g]->serving_since = next[g]->offset();
+      next[g]->serving_since = since[g];
+      next[g]->for_erasure = false;
       next[g]->serving = true;
       next[g]->set_caught_up();
       // A copy of the same version (a new generation) is not a version to roll back to.
@@ -134,8 +154,6 @@ bool runtime::impl::try_cutover() {
 void runtime::impl::retire(view_slot& slot) {
   if (slot.serving) return;
   if (slot.runner) {
-    // An erasure waits for this runner's rebuild: the store goes at the next start.
-    if (slot.erasing.load()) return;
     stop_and_wait(slot.runner);  // no commit after the store is emptied
   }
   { std::unique_lock<std::shared_mutex> barrier(storage_mu); }  // reads that found it served

@@ -378,6 +378,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         s.retry_delay = std::chrono::milliseconds{0};
         auto from = slot.store()->restore(restore_point(slot, keep_through), to);
         if (!from) {
+          slot.rebuilds_pending.fetch_sub(1);
           fail(self, slot.offset() + 1,
                "view " + slot.label() + " cannot be reset for an erasure: " +
                    from.error().to_string(),
@@ -386,6 +387,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
           return;
         }
         slot.publish_offset(*from);
+        slot.rebuilds_pending.fetch_sub(1);  // asked by the eraser: not served before
         s.failed = false;
         slot.set_active(true);
         s.rebuild_to = to;

@@ -88,10 +88,18 @@ class view_slot {
   // its current batch after the input it is applying (view_runner.hpp).
   std::atomic<bool> stopping{false};
 
-  // Set while the view is rebuilt after an erasure (actors/eraser.hpp): its
-  // reads answer `unavailable` and its changes go to no subscriber, so that
-  // nobody sees a half-built view; cleared when the rebuild is complete.
+  // Set while a stale version still served (no code: it cannot be rebuilt
+  // beside itself) is emptied by an erasure (actors/eraser.hpp) and no
+  // declared version is ready to take over: its reads answer `unavailable`
+  // and its changes go to no subscriber. Every other view keeps serving its
+  // old copy while a new generation is built beside it.
   std::atomic<bool> erasing{false};
+  // A new generation built by an erasure (actors/eraser.hpp): `held` until
+  // every such copy has caught up (not served before: the views cut over
+  // together); `for_erasure` for good, so that its cutover resets clients
+  // resuming at the old copy's offset (serving_since is one past it).
+  std::atomic<bool> held{false};
+  std::atomic<bool> for_erasure{false};
 
   // Status. `lag_threshold` is runtime_options::live_batch.
   void set_active(bool rebuilding);

@@ -121,6 +121,7 @@ class view_store::impl {
   std::vector<uint64_t> checkpoints() const;
   uint64_t checkpoint_at_or_before(uint64_t at) const;
   result<uint64_t> restore(uint64_t keep_through, uint64_t resume_floor);
+  result<uint64_t> restore_from(const impl& source, uint64_t keep_through, bool with_changelog);
   uint64_t offset() const { return offset_.load(std::memory_order_acquire); }
   uint64_t changelog_bytes() const { return changelog_bytes_.load(std::memory_order_acquire); }
   view_digest digest() const {
@@ -699,6 +700,99 @@ result<uint64_t> view_store::impl::restore(uint64_t keep_through, uint64_t resum
   return at;
 }
 
+namespace {
+
+// Copies the records of the MDB_INTEGERKEY database `from` with keys <=
+// `through` into the empty `to`; adds the bytes (key + value) to `bytes`.
+int copy_through(MDB_txn* txn, MDB_dbi from, MDB_dbi to, uint64_t through, uint64_t& bytes) {
+  cursor_guard src, dst;
+  int rc = src.open(txn, from);
+  if (rc == MDB_SUCCESS) rc = dst.open(txn, to);
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_get(src.get(), &k, &v, MDB_FIRST);
+  while (rc == MDB_SUCCESS) {
+    uint64_t offset = 0;
+    if (!get_native_uint64(k, offset)) return MDB_CORRUPTED;
+    if (offset > through) break;
+    bytes += k.mv_size + v.mv_size;
+    if (rc = mdb_cursor_put(dst.get(), &k, &v, MDB_APPEND); rc != MDB_SUCCESS) return rc;
+    rc = mdb_cursor_get(src.get(), &k, &v, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+}  // namespace
+
+result<uint64_t> view_store::impl::restore_from(const impl& source, uint64_t keep_through,
+                                                bool with_changelog) {
+  txn_guard txn;
+  if (status st = begin_write(txn); !st.is_ok()) return st;
+  // The source's checkpoints as its meta records them in this transaction
+  // (its writer may be taking one: the records, not its memory, are current).
+  uint64_t at = 0;
+  const checkpoint_slot* from = nullptr;
+  std::string digest;
+  int rc = MDB_SUCCESS;
+  for (const auto& s : source.slots_) {
+    const std::string key = checkpoint_record_key(s.index);
+    MDB_val k = to_val(key), v;
+    rc = mdb_get(txn.get(), source.meta_, &k, &v);
+    if (rc == MDB_NOTFOUND) continue;
+    if (rc != MDB_SUCCESS) break;
+    std::string_view value = to_view(v);
+    if (value.size() < 8) {
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    const uint64_t offset = decode_fixed64(value.data());
+    if (offset > at && offset <= keep_through) {
+      at = offset;
+      from = &s;
+      digest = std::string(value.substr(8));
+    }
+  }
+  if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+  if (rc != MDB_SUCCESS) return decode_status(rc, where("reading the checkpoints of " + source.label_));
+  if (at == 0) return uint64_t{0};  // the guard aborts: nothing written
+  checkpoint_slot* into = slots_.empty() ? nullptr : &slots_.front();
+  uint64_t bytes = 0, dead_bytes = 0, low_water = at;
+  rc = copy_database(txn.get(), from->state, state_);
+  if (rc == MDB_SUCCESS) rc = copy_database(txn.get(), from->private_state, private_);
+  if (rc == MDB_SUCCESS && into) rc = copy_database(txn.get(), from->state, into->state);
+  if (rc == MDB_SUCCESS && into)
+    rc = copy_database(txn.get(), from->private_state, into->private_state);
+  if (rc == MDB_SUCCESS && with_changelog) {
+    rc = get_fixed64_value(txn.get(), source.meta_, meta_low_water, low_water);
+    if (rc == MDB_SUCCESS) rc = copy_through(txn.get(), source.changes_, changes_, at, bytes);
+    if (rc == MDB_SUCCESS) rc = copy_through(txn.get(), source.dead_, dead_, at, dead_bytes);
+  }
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_offset, at);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_low_water, low_water);
+  if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_changelog_bytes, bytes);
+  if (rc == MDB_SUCCESS) rc = put_view_digest(txn.get(), meta_, digest);
+  std::string record;
+  put_fixed64(record, at);
+  record += digest;
+  const std::string key = into ? checkpoint_record_key(into->index) : std::string();
+  MDB_val k = to_val(key), v = to_val(record);
+  if (rc == MDB_SUCCESS && into) rc = mdb_put(txn.get(), meta_, &k, &v, 0);
+  if (status st = finish_write(txn, rc, where("copying the checkpoint at " + std::to_string(at) +
+                                              " of " + source.label_));
+      !st.is_ok())
+    return st;
+  offset_.store(at, std::memory_order_release);
+  bytes_recorded_ = true;
+  changelog_bytes_.store(bytes, std::memory_order_release);
+  digest_recorded_ = true;
+  std::lock_guard<std::mutex> guard{mu_};
+  digest_.assign_raw(digest);
+  if (into) {
+    into->offset = at;
+    into->digest = digest;
+  }
+  return at;
+}
+
 // ---------------------------------------------------------------------------
 // view_store
 
@@ -818,6 +912,11 @@ uint64_t view_store::checkpoint_at_or_before(uint64_t at) const {
 
 result<uint64_t> view_store::restore(uint64_t keep_through, uint64_t resume_floor) {
   return impl_->restore(keep_through, resume_floor);
+}
+
+result<uint64_t> view_store::restore_from(const view_store& source, uint64_t keep_through,
+                                          bool with_changelog) {
+  return impl_->restore_from(*source.impl_, keep_through, with_changelog);
 }
 
 }  // namespace derive

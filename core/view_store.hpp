@@ -146,6 +146,19 @@ class view_store {
   // offset to C and records `resume_floor` (as reset). Without such a
   // checkpoint it is reset(resume_floor) (C = 0). Returns C.
   result<uint64_t> restore(uint64_t keep_through, uint64_t resume_floor);
+  // For a copy of `source` built beside it after an erasure whose first
+  // redacted offset is keep_through + 1 (a new generation; both stores in
+  // the same environment): in ONE transaction, sets this store's state and
+  // private state to `source`'s newest checkpoint C <= keep_through, its
+  // offset and digest to C's, keeps that checkpoint (a later erasure can
+  // start from it again) and, `with_changelog`, copies source's changelog
+  // entries and dead letters up to C (a consumer restoring a checkpoint of
+  // its own reads on from them); without, the changelog is served from C on.
+  // Without such a checkpoint nothing changes (C = 0). Returns C.
+  // REQUIRES: this store is empty (just opened, nothing committed); the
+  // single writer of this store; `source` is not reset meanwhile.
+  result<uint64_t> restore_from(const view_store& source, uint64_t keep_through,
+                                bool with_changelog);
 
  private:
   class impl;

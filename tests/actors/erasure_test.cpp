@@ -10,6 +10,7 @@
 
 #include "test_util.hpp"
 #include "core/log.hpp"
+#include "core/view_names.hpp"
 #include "core/view_store.hpp"
 
 namespace derive::testing {
@@ -46,6 +47,25 @@ result<erasure_receipt> forget_sync(runtime& rt, const std::string& subject) {
   auto future = done.get_future();
   rt.forget(subject, [&done](result<erasure_receipt> r) { done.set_value(std::move(r)); });
   return future.get();
+}
+
+// The generation of the served copy of `view` (view versions: a forget
+// builds a new one beside it).
+uint32_t served_generation(runtime& rt, const std::string& view) {
+  auto info = rt.view(view);
+  if (!info) return UINT32_MAX;
+  for (const auto& v : info->versions)
+    if (v.role == version_role::serving) return v.generation;
+  return UINT32_MAX;
+}
+
+// How many copies of `view` are stored and not retired.
+size_t generations(runtime& rt, const std::string& view) {
+  auto info = rt.view(view);
+  if (!info) return 0;
+  size_t n = 0;
+  for (const auto& v : info->versions) n += v.role != version_role::retired;
+  return n;
 }
 
 struct recording_sink final : change_sink {
@@ -177,6 +197,19 @@ TEST_F(erasure_test, SubscribersAreResetAndRequestsTogetherShareOneRebuild) {
   for (int i = 0; i < 200 && sink->lost == 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_GE(sink->lost.load(), 1);
   EXPECT_TRUE(read_view(*rt, "docs").state.empty());
+  // A new generation serves, the old copies retired: one for both requests
+  // when they met in the queue, two when the first had started alone
+  // (RequestsQueuedBehindARunningErasureShareOneRebuild pins the sharing down).
+  const uint32_t docs_generation = served_generation(*rt, "docs");
+  EXPECT_TRUE(docs_generation == 1u || docs_generation == 2u) << docs_generation;
+  EXPECT_EQ(served_generation(*rt, "titles"), 0u);
+  for (const char* view : {"docs", "titles"}) EXPECT_EQ(generations(*rt, view), 1u) << view;
+  auto titles = rt->view("titles");
+  ASSERT_TRUE(titles);
+  for (const auto& v : titles->versions) {
+    if (v.role == version_role::serving)
+      EXPECT_EQ(v.upstream, "docs/1.g" + std::to_string(docs_generation));
+  }
 }
 
 TEST_F(erasure_test, AnInterruptedErasureResumesAtTheNextStart) {
@@ -285,11 +318,14 @@ TEST_F(erasure_test, NoFileUnderTheDataDirectoryHoldsTheSubjectsBytesAfterForget
   }
   EXPECT_EQ(log.size(), rt->head());
   EXPECT_EQ(carols, appended.load());
-  // The views keep serving, the subscriber keeps receiving.
+  // The views keep serving; the subscriber was reset by the cutover to the
+  // new generation and, subscribed again, keeps receiving.
   ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
   auto titles = read_view(*rt, "titles").state;
   EXPECT_EQ(titles.size(), 8000u + static_cast<size_t>(carols));
   EXPECT_EQ(titles["bob-doc-1"], "bob title");
+  EXPECT_GE(sink->lost.load(), 1);
+  ASSERT_TRUE(rt->subscribe({"titles", std::nullopt, ""}, sink));
   const int batches = sink->batches.load();
   ASSERT_TRUE(append_sync(*rt, make_request({doc("carol-doc-last", "carol title", "carol")})));
   for (int i = 0; i < 500 && sink->batches.load() == batches; ++i)
@@ -388,24 +424,31 @@ void append_late_alice(runtime& rt) {
   ASSERT_TRUE(wait_sync(rt, "titles", rt.head()));
 }
 
-// The stored checkpoints of `label` (views' environment of `dir`), each
-// restored in turn, newest first: none may hold alice's data.
+// The stored checkpoints of every store of view `name` (views' environment
+// of `dir`: the generation served, and one retired but not yet dropped),
+// each restored in turn, newest first: none may hold alice's data.
 void expect_clean_checkpoints(const std::string& dir, const std::string& name) {
   auto env = environment::open((std::filesystem::path(dir) / "views").string());
   ASSERT_TRUE(env);
-  auto store = view_store::open(**env, name, 1);
-  ASSERT_TRUE(store) << store.error().to_string();
-  auto points = (*store)->checkpoints();
-  EXPECT_FALSE(points.empty()) << name;
-  for (auto it = points.rbegin(); it != points.rend(); ++it) {
-    auto restored = (*store)->restore(*it, *it);
-    ASSERT_TRUE(restored);
-    ASSERT_EQ(*restored, *it);
-    auto snap = (*store)->snapshot();
-    ASSERT_TRUE(snap);
-    for (auto& [k, v] : read_all(*snap))
-      EXPECT_EQ(k.find("alice"), std::string::npos) << name << " checkpoint " << *it;
+  auto stored = stored_versions(**env, name);
+  ASSERT_TRUE(stored);
+  size_t held = 0;
+  for (const auto& v : *stored) {
+    auto store = view_store::open(**env, name, v.version, {}, v.label);
+    ASSERT_TRUE(store) << store.error().to_string();
+    auto points = (*store)->checkpoints();
+    held += points.size();
+    for (auto it = points.rbegin(); it != points.rend(); ++it) {
+      auto restored = (*store)->restore(*it, *it);
+      ASSERT_TRUE(restored);
+      ASSERT_EQ(*restored, *it);
+      auto snap = (*store)->snapshot();
+      ASSERT_TRUE(snap);
+      for (auto& [k, v] : read_all(*snap))
+        EXPECT_EQ(k.find("alice"), std::string::npos) << name << " checkpoint " << *it;
+    }
   }
+  EXPECT_GT(held, 0u) << name;
 }
 
 TEST_F(erasure_test, ForgetFromCheckpointsEqualsARecomputationAndAForgetWithout) {
@@ -426,6 +469,17 @@ TEST_F(erasure_test, ForgetFromCheckpointsEqualsARecomputationAndAForgetWithout)
   // Rebuilt from a checkpoint before offset 301: offset 1 was not applied again.
   EXPECT_EQ(with.first.load(), 1);
   EXPECT_EQ(without.first.load(), 2);
+  // The new generation (served) applied the events after the checkpoint at
+  // 300 (and the receipt), its copy without checkpoints all of them.
+  auto applied = [](runtime& r) {
+    for (const auto& v : r.metrics().views)
+      if (v.name == "count") return v.applied;
+    return uint64_t{0};
+  };
+  EXPECT_EQ(served_generation(*rt, "count"), 1u);
+  EXPECT_GT(applied(*rt), 0u);
+  EXPECT_LE(applied(*rt), 101u);
+  EXPECT_GE(applied(*plain), 350u);  // every event not redacted
   // Equal to a forget without checkpoints, and to a recomputation.
   for (const char* view : {"docs", "titles", "count"})
     EXPECT_EQ(read_view(*rt, view).state, read_view(*plain, view).state) << view;
@@ -447,6 +501,7 @@ TEST_F(erasure_test, ForgetFromCheckpointsEqualsARecomputationAndAForgetWithout)
   rt = start_counted(dir_.path(), with, 64);
   for (auto& h : files_holding(dir_.path(), {"alice secret title", "alice-doc-"}))
     ADD_FAILURE() << h;
+  ASSERT_TRUE(wait_sync(*rt, "docs", rt->head()));  // restored above to a checkpoint
   expect_only_bob(*rt, 350);
 }
 
@@ -473,11 +528,8 @@ TEST_F(erasure_test, RequestsQueuedBehindARunningErasureShareOneRebuild) {
     });
   };
   ask(0, "carol");
-  for (int i = 0; i < 500 && c.first.load() == 1; ++i) {  // carol's rebuild started?
+  for (int i = 0; i < 500 && generations(*rt, "count") < 2; ++i)  // carol's copy started?
     std::this_thread::sleep_for(10ms);
-    if (rt->snapshot("count")) continue;  // still served: not yet gated
-    break;
-  }
   ask(1, "alice");
   ask(2, "bob");
   c.hold = false;
@@ -485,9 +537,95 @@ TEST_F(erasure_test, RequestsQueuedBehindARunningErasureShareOneRebuild) {
   for (auto& r : receipts) ASSERT_TRUE(r) << r.error().to_string();
   // Two rebuilds: carol's, then one for alice and bob together.
   EXPECT_EQ(c.first.load(), 3);
+  EXPECT_EQ(served_generation(*rt, "count"), 2u);
   EXPECT_EQ(receipts[1]->offsets.size(), 5u);
   EXPECT_EQ(receipts[2]->offsets.size(), 5u);
   EXPECT_EQ(read_view(*rt, "docs").state.size(), 1u);
+}
+
+// A forget builds a new generation of each view beside the served copy and
+// cuts over: reads meanwhile never fail and never go back in offsets; the
+// result equals a recomputation from the redacted log and only the new
+// generation is stored.
+TEST_F(erasure_test, ReadsDuringAForgetNeverFailAndTheNewGenerationAloneIsStored) {
+  auto rt = start();
+  // 1,200 events: alice's and bob's documents alternating, 100 a request.
+  for (int batch = 0; batch < 12; ++batch) {
+    std::vector<event_input> events;
+    for (int i = 0; i < 100; ++i) {
+      const int n = batch * 100 + i;
+      if (n % 2 == 0)
+        events.push_back(doc("alice-doc-" + std::to_string(n), "alice secret title", "alice"));
+      else
+        events.push_back(doc("bob-doc-" + std::to_string(n), "bob title", "bob"));
+    }
+    ASSERT_TRUE(append_sync(*rt, make_request(std::move(events))));
+  }
+  ASSERT_TRUE(wait_sync(*rt, "titles", rt->head()));
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, errors{0}, backwards{0};
+  std::string first_error;
+  std::thread reader([&] {
+    uint64_t last[2] = {0, 0};
+    while (!done.load()) {
+      for (int v = 0; v < 2; ++v) {
+        auto snap = rt->snapshot(v == 0 ? "docs" : "titles");
+        if (!snap) {
+          if (errors++ == 0) first_error = snap.error().to_string();
+          continue;
+        }
+        if (snap->offset() < last[v]) ++backwards;
+        last[v] = snap->offset();
+        ++reads;
+      }
+    }
+  });
+  auto receipt = forget_sync(*rt, "alice");
+  done = true;
+  reader.join();
+  ASSERT_TRUE(receipt) << receipt.error().to_string();
+  EXPECT_EQ(receipt->offsets.size(), 600u);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(errors.load(), 0) << first_error;
+  EXPECT_EQ(backwards.load(), 0);
+  expect_only_bob(*rt, 600);
+  // A recomputation from the redacted log.
+  memory_view docs;
+  for (uint64_t from = 1;;) {
+    auto page = rt->read_log(from, 500);
+    ASSERT_TRUE(page);
+    if (page->empty()) break;
+    for (const auto& e : *page) {
+      if (!e.redacted && e.type == "doc.put")
+        docs.apply(e.offset, [&](view_txn& tx) { tx.put(e.key, json::parse(e.data)); });
+      from = e.offset + 1;
+    }
+  }
+  EXPECT_EQ(read_view(*rt, "docs").state, docs.state());
+  // Only the new generation is stored: the old copy is retired (its store
+  // emptied now, dropped at the next start).
+  auto info = rt->view("docs");
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->versions.size(), 2u);
+  for (const auto& v : info->versions)
+    EXPECT_EQ(v.role, v.generation == 1 ? version_role::serving : version_role::retired);
+  const uint64_t head = rt->head();
+  rt->stop();
+  {
+    auto env = environment::open((std::filesystem::path(dir_.path()) / "views").string());
+    ASSERT_TRUE(env);
+    auto stored = stored_versions(**env, "docs");
+    ASSERT_TRUE(stored);
+    for (const auto& v : *stored) {
+      auto store = view_store::open(**env, "docs", v.version, {}, v.label);
+      ASSERT_TRUE(store);
+      EXPECT_EQ((*store)->offset(), v.generation == 1 ? head : 0u) << v.label;
+    }
+  }
+  rt = start();
+  EXPECT_EQ(generations(*rt, "docs"), 1u);
+  EXPECT_EQ(served_generation(*rt, "docs"), 1u);
+  expect_only_bob(*rt, 600);
 }
 
 }  // namespace

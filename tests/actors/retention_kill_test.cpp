@@ -168,7 +168,8 @@ TEST_P(retention_kill_test, TheSweepCompletesAfterARestart) {
 
 INSTANTIATE_TEST_SUITE_P(points, retention_kill_test,
                          ::testing::Values("retention_recorded", "retention_redacted",
-                                           "erasure_before_views_serve", "retention_views_rebuilt",
+                                           "erasure_generation_built", "erasure_cut_over",
+                                           "retention_views_rebuilt",
                                            "retention_receipts_appended", "retention_finished",
                                            "erasure_compacted"),
                          [](const auto& info) { return std::string(info.param); });

@@ -1032,5 +1032,54 @@ TEST_F(view_store_test, checkpoints_on_disk_serve_a_restore_when_new_ones_are_of
   EXPECT_EQ(*restored, 20u);
 }
 
+// A new generation built beside a store after an erasure starts from the
+// source's checkpoint; the source is untouched.
+TEST_F(view_store_test, restore_from_copies_a_checkpoint_of_another_store_and_keeps_it) {
+  auto& source = open_store("docs", 1, every(10, 3));
+  commit_counting(source, 1, 20);
+  const state_map at20 = state_of(source);
+  const view_digest digest20 = source.digest();
+  commit_counting(source, 21, 35);
+  const state_map at35 = state_of(source);
+  auto& copy = open_store("docs", 2, every(10, 3));
+  auto from = copy.restore_from(source, /*keep_through=*/24, /*with_changelog=*/true);
+  ASSERT_TRUE(from) << from.error().to_string();
+  EXPECT_EQ(*from, 20u);
+  EXPECT_EQ(copy.offset(), 20u);
+  EXPECT_EQ(state_of(copy), at20);
+  EXPECT_EQ(private_of(copy, "p"), std::optional<std::string>("20"));
+  EXPECT_EQ(copy.digest(), digest20);
+  EXPECT_EQ(copy.checkpoints(), (std::vector<uint64_t>{20}));
+  // The changelog up to the checkpoint, for a consumer restoring its own.
+  EXPECT_EQ(page_since(copy, 0).entries.size(), 20u);
+  EXPECT_EQ(source.offset(), 35u);
+  EXPECT_EQ(state_of(source), at35);
+  commit_counting(copy, 21, 35);
+  EXPECT_EQ(state_of(copy), at35);
+  EXPECT_EQ(copy.digest(), source.digest());
+  // Without the changelog: served from the checkpoint on; durable.
+  auto& bare = open_store("docs", 3, every(10, 3));
+  ASSERT_TRUE(bare.restore_from(source, 24, false));
+  EXPECT_FALSE(page_since(bare, 19).served);
+  EXPECT_TRUE(page_since(bare, 20).served);
+  reopen_env();
+  auto& reopened = open_store("docs", 3, every(10, 3));
+  EXPECT_EQ(reopened.offset(), 20u);
+  EXPECT_EQ(reopened.checkpoints(), (std::vector<uint64_t>{20}));
+  EXPECT_EQ(reopened.digest(), digest20);
+}
+
+TEST_F(view_store_test, restore_from_without_a_checkpoint_before_changes_nothing) {
+  auto& source = open_store("docs", 1, every(10, 3));
+  commit_counting(source, 1, 15);
+  auto& copy = open_store("docs", 2, every(10, 3));
+  auto from = copy.restore_from(source, 9, true);
+  ASSERT_TRUE(from);
+  EXPECT_EQ(*from, 0u);
+  EXPECT_EQ(copy.offset(), 0u);
+  EXPECT_TRUE(state_of(copy).empty());
+  EXPECT_TRUE(copy.checkpoints().empty());
+}
+
 }  // namespace
 }  // namespace derive
