@@ -428,7 +428,6 @@ status eraser::start_generations(uint64_t keep_through, std::vector<view_slot*>&
   }
   std::unique_lock<std::shared_mutex> storage(rt_.storage_mu);
   if (!rt_.running || stopping()) return stopped();
-  auto now = rt_.serving_now();
   // Groups sources first; a group whose source got a copy is copied with it.
   std::vector<std::pair<size_t, size_t>> by_depth;
   for (size_t g = 0; g < rt_.groups.size(); ++g) {
@@ -437,6 +436,40 @@ status eraser::start_generations(uint64_t keep_through, std::vector<view_slot*>&
     by_depth.emplace_back(depth, g);
   }
   std::stable_sort(by_depth.begin(), by_depth.end());
+  // First, under the cutover lock: every version not served starts over in
+  // place and is not served until its rebuild has started (ready() refuses a
+  // pending rebuild). Otherwise a version built beside from the unredacted
+  // log could be cut over while the copies below are opened, and serve the
+  // subject's data after the forget returned.
+  {
+    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+    for (auto& slot : rt_.slots) {
+      view_slot* s = slot.get();
+      if (s->processor || rt_.outboxes.count(s->index()) || s->retired || s->superseded ||
+          s->stale || !s->runner || s->serving.load())
+        continue;
+      s->rebuilds_pending.fetch_add(1);
+      in_place.push_back(s);
+    }
+  }
+  auto unmark = [&] {  // on an error: none of them starts over
+    for (auto* s : in_place) s->rebuilds_pending.fetch_sub(1);
+    in_place.clear();
+  };
+  auto mark_derived_from = [&](const view_slot* source) {
+    std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
+    for (auto& slot : rt_.slots) {
+      view_slot* s = slot.get();
+      bool derived = false;
+      for (auto* at = s->upstream; at && !derived; at = at->upstream) derived = at == source;
+      if (!derived || s->processor || s->retired || s->stale || !s->runner ||
+          std::find(in_place.begin(), in_place.end(), s) != in_place.end())
+        continue;
+      s->rebuilds_pending.fetch_add(1);
+      in_place.push_back(s);
+    }
+  };
+  auto now = rt_.serving_now();  // no cutover from here: every candidate waits
   std::vector<bool> covered(rt_.groups.size(), false);
   auto cover = [&](size_t g) {
     std::vector<size_t> todo{g};
@@ -450,7 +483,14 @@ status eraser::start_generations(uint64_t keep_through, std::vector<view_slot*>&
   for (auto [depth, g] : by_depth) {
     if (covered[g]) continue;
     view_slot* served = (*now)[g];
-    if (served->processor || served->stale || !served->runner) continue;
+    if (served->stale || !served->runner) {
+      // Emptied above and never copied (no code): what derives from it is
+      // not copied either but starts over in place, from the emptied source.
+      cover(g);
+      mark_derived_from(served);
+      continue;
+    }
+    if (served->processor) continue;
     // A copy already built beside it (runtime::rebuild): rebuilt in place.
     const bool building = std::any_of(
         rt_.groups[g].slots.begin(), rt_.groups[g].slots.end(), [&](const view_slot* s) {
@@ -460,22 +500,17 @@ status eraser::start_generations(uint64_t keep_through, std::vector<view_slot*>&
         });
     cover(g);
     if (building) continue;
-    if (auto st = rt_.rebuild_served(g, keep_through, &copies); !st) return st;
+    if (auto st = rt_.rebuild_served(g, keep_through, &copies); !st) {
+      unmark();
+      return st;
+    }
   }
-  // Under the cutover lock: a version rebuilt in place is not served from
-  // here until its rebuild has started (view_runner, erase_atom).
+  // The old copies: retired after the cutover.
   std::lock_guard<std::mutex> cutover(rt_.cutover_mu);
   for (auto& slot : rt_.slots) {
     view_slot* s = slot.get();
-    if (s->processor || rt_.outboxes.count(s->index()) || s->retired) continue;
-    if (s->superseded) {  // the old copies: retired after the cutover
+    if (!s->processor && !rt_.outboxes.count(s->index()) && !s->retired && s->superseded)
       old.push_back(s);
-      continue;
-    }
-    if (s->stale || !s->runner || s->serving.load()) continue;
-    if (std::find(copies.begin(), copies.end(), s) != copies.end()) continue;
-    s->rebuilds_pending.fetch_add(1);
-    in_place.push_back(s);
   }
   return status::ok();
 }
