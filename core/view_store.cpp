@@ -40,18 +40,26 @@ const std::vector<key_change>& last_change_per_key(const std::vector<key_change>
   return scratch;
 }
 
-// Copies every record of `from` into the empty `to` (same key order).
-int copy_database(MDB_txn* txn, MDB_dbi from, MDB_dbi to) {
+// Copies the records of `from` into the empty `to` in key order while
+// `take(k, v)` says MDB_SUCCESS (MDB_NOTFOUND: stop there; else an error).
+template <class Take>
+int copy_records(MDB_txn* txn, MDB_dbi from, MDB_dbi to, Take take) {
   cursor_guard src, dst;
   int rc = src.open(txn, from);
   if (rc == MDB_SUCCESS) rc = dst.open(txn, to);
   MDB_val k, v;
   if (rc == MDB_SUCCESS) rc = mdb_cursor_get(src.get(), &k, &v, MDB_FIRST);
   while (rc == MDB_SUCCESS) {
+    if (rc = take(k, v); rc != MDB_SUCCESS) break;
     if (rc = mdb_cursor_put(dst.get(), &k, &v, MDB_APPEND); rc != MDB_SUCCESS) return rc;
     rc = mdb_cursor_get(src.get(), &k, &v, MDB_NEXT);
   }
   return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+// Copies every record of `from` into the empty `to` (same key order).
+int copy_database(MDB_txn* txn, MDB_dbi from, MDB_dbi to) {
+  return copy_records(txn, from, to, [](const MDB_val&, const MDB_val&) { return MDB_SUCCESS; });
 }
 
 // Deletes the records of an MDB_INTEGERKEY database with keys > `after`;
@@ -705,20 +713,13 @@ namespace {
 // Copies the records of the MDB_INTEGERKEY database `from` with keys <=
 // `through` into the empty `to`; adds the bytes (key + value) to `bytes`.
 int copy_through(MDB_txn* txn, MDB_dbi from, MDB_dbi to, uint64_t through, uint64_t& bytes) {
-  cursor_guard src, dst;
-  int rc = src.open(txn, from);
-  if (rc == MDB_SUCCESS) rc = dst.open(txn, to);
-  MDB_val k, v;
-  if (rc == MDB_SUCCESS) rc = mdb_cursor_get(src.get(), &k, &v, MDB_FIRST);
-  while (rc == MDB_SUCCESS) {
+  return copy_records(txn, from, to, [&](const MDB_val& k, const MDB_val& v) {
     uint64_t offset = 0;
     if (!get_native_uint64(k, offset)) return MDB_CORRUPTED;
-    if (offset > through) break;
+    if (offset > through) return MDB_NOTFOUND;
     bytes += k.mv_size + v.mv_size;
-    if (rc = mdb_cursor_put(dst.get(), &k, &v, MDB_APPEND); rc != MDB_SUCCESS) return rc;
-    rc = mdb_cursor_get(src.get(), &k, &v, MDB_NEXT);
-  }
-  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+    return MDB_SUCCESS;
+  });
 }
 
 }  // namespace
