@@ -111,9 +111,12 @@ struct batch_bounds {
                          ? ctx.batch_time.count()
                          : std::max<int64_t>(1, ctx.batch_time.count() / building_share))),
         stopping(&ctx.slot->stopping) {}
-  bool reached(const batch_txn& txn) const {
-    return stopping->load(std::memory_order_relaxed) || txn.bytes() >= bytes ||
-           coarse_now_ms() >= deadline_ms;
+  // A batch applies at least one input before its bytes or time count
+  // (`progressed`): on a busy machine the deadline can pass before the first
+  // input, and a batch without progress would read as the end of the source.
+  bool reached(const batch_txn& txn, bool progressed) const {
+    if (stopping->load(std::memory_order_relaxed)) return true;
+    return progressed && (txn.bytes() >= bytes || coarse_now_ms() >= deadline_ms);
   }
 };
 
@@ -136,11 +139,11 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
   const batch_bounds bounds(ctx);
   uint64_t remaining = limit;
   std::vector<event> events;  // reused by every chunk
-  while (remaining > 0 && !bounds.reached(txn)) {
+  while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
     if (auto st = ctx.log->read(out.new_offset + 1, n, events); !st) return st;
     for (const auto& e : events) {
-      if (bounds.reached(txn)) return out;
+      if (bounds.reached(txn, out.new_offset > offset)) return out;
       if (e.redacted) {  // erased: it contributes nothing to any view
         out.new_offset = e.offset;
         --remaining;
@@ -166,7 +169,7 @@ result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_
   const auto& def = ctx.slot->def();
   const batch_bounds bounds(ctx);
   uint64_t remaining = limit;
-  while (remaining > 0 && !bounds.reached(txn)) {
+  while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
     auto page = upstream->store()->changes_since(out.new_offset, n);
     if (!page) return page.error();
@@ -175,7 +178,7 @@ result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_
                                          " no longer holds the offsets after " +
                                          std::to_string(out.new_offset) + "; rebuild this view"};
     for (const auto& entry : page->entries) {
-      if (bounds.reached(txn)) return out;
+      if (bounds.reached(txn, out.new_offset > offset)) return out;
       auto error = run_input(txn, entry.offset, [&] {
         for (const auto& c : entry.changes) {
           upstream_change change;

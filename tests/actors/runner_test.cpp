@@ -82,5 +82,26 @@ TEST_F(runner_test, CountsAppliedInputs) {
   EXPECT_EQ(slot_.applied.load(), 7u);
 }
 
+// A batch whose time runs out before its first input still applies one: on
+// a busy machine the deadline can pass while the first chunk is read, and a
+// batch without progress would read as the end of the source (an audit's
+// replay failed with "the source of view ... ends at offset").
+TEST_F(runner_test, ABatchOutOfTimeBeforeItsFirstInputStillAppliesOne) {
+  slot_.attach(view_store::open(*env_, "counts", 1).value());
+  slot_.serving = true;  // a served slot's batch runs for batch_time: none here
+  const uint64_t head = append_to_log(5);
+  runner_context ctx;
+  ctx.slot = &slot_;
+  ctx.log = log_.get();
+  ctx.batch_time = std::chrono::milliseconds(0);
+  std::atomic<bool> cancel{false};
+  uint64_t inputs = 0;
+  std::optional<uint64_t> failed_offset;
+  auto st = replay_until(ctx, head, cancel, inputs, failed_offset);
+  EXPECT_TRUE(st) << st.to_string();
+  EXPECT_EQ(inputs, head);
+  EXPECT_EQ(slot_.store()->offset(), head);
+}
+
 }  // namespace
 }  // namespace derive::testing

@@ -268,8 +268,13 @@ await run([
       const held = needles.filter((n) => text.includes(n.replace(/"/g, '')));
       const inputs = await page.evaluate(() => [...document.querySelectorAll('input, textarea')]
         .map((i) => `#${i.id}=${JSON.stringify(i.value.slice(0, 60))}`));
+      const results = await page.evaluate(() => ({
+        meta: document.querySelector('#results-meta')?.textContent,
+        hits: [...document.querySelectorAll('#results li')].map((li) => li.dataset.id).slice(0, 12),
+      }));
+      await saveScreenshot(page, 'forget-failed.png');
       throw new Error(`${e.message}\n  still on the page: ${JSON.stringify(held)}` +
-                      `\n  inputs: ${inputs.join(' ')}`);
+                      `\n  inputs: ${inputs.join(' ')}\n  results: ${JSON.stringify(results)}`);
     });
     checkEqual(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
     const text = await pageContent();
