@@ -254,5 +254,59 @@ TEST_F(derive_tool_test, verify_forgotten_finds_data_in_the_data_directory) {
   EXPECT_EQ(none.lines.at(0)["hits"].size(), 0u);
 }
 
+// The tool against a server with TLS (a self-signed certificate made at test
+// time, for localhost and 127.0.0.1): https:// with the certificate trusted
+// through --cacert or $DERIVE_CACERT, and refused when it is not trusted.
+class derive_tool_tls_test : public derive_tool_test {
+ protected:
+  void configure(web::server_options& o) override {
+    cert_ = dir_.path() + "/cert.pem";
+    ASSERT_TRUE(make_self_signed_cert(cert_, dir_.path() + "/key.pem", "derive-tool-test"));
+    o.tls_cert_file = cert_;
+    o.tls_key_file = dir_.path() + "/key.pem";
+  }
+  // `derive --url https://HOST:<port> ARGS`, stderr with stdout.
+  run_result over_tls(const std::string& host, const std::string& args) {
+    return tool("--url https://" + host + ":" + std::to_string(port()) + " " + args, false, true);
+  }
+  std::string cert_;
+};
+
+TEST_F(derive_tool_tls_test, speaks_https_to_a_server_whose_certificate_it_trusts) {
+  auto ip = over_tls("127.0.0.1", "--cacert " + cert_ + " status --json");
+  EXPECT_EQ(ip.code, 0) << ip.out;
+  ASSERT_EQ(ip.lines.size(), 1u) << ip.out;
+  EXPECT_EQ(ip.lines[0]["views"][0]["name"], "docs");
+  auto named = over_tls("localhost", "--cacert " + cert_ + " scrub --json");  // the name checked
+  EXPECT_EQ(named.code, 0) << named.out;
+  auto from_env = tool("--url https://127.0.0.1:" + std::to_string(port()) + " status --json",
+                       false);
+  EXPECT_EQ(from_env.code, 3);  // not trusted without it ...
+  setenv("DERIVE_CACERT", cert_.c_str(), 1);
+  auto with_env = tool("--url https://127.0.0.1:" + std::to_string(port()) + " status --json",
+                       false);
+  unsetenv("DERIVE_CACERT");
+  EXPECT_EQ(with_env.code, 0) << with_env.out;  // ... and trusted with $DERIVE_CACERT
+}
+
+TEST_F(derive_tool_tls_test, refuses_a_server_whose_certificate_it_does_not_trust) {
+  auto r = over_tls("127.0.0.1", "status --json");  // the system's CAs did not sign it
+  EXPECT_EQ(r.code, 3) << r.out;
+  ASSERT_FALSE(r.lines.empty()) << r.out;
+  EXPECT_EQ(r.lines[0]["error"]["code"], "unreachable");
+  const std::string message = r.lines[0]["error"]["message"];
+  EXPECT_NE(message.find("not trusted"), std::string::npos) << message;
+  EXPECT_NE(message.find("--cacert"), std::string::npos) << message;
+  // A CA file that is not one is an error that names it.
+  auto bad = over_tls("127.0.0.1", "--cacert " + dir_.path() + "/www/index.html status --json");
+  EXPECT_EQ(bad.code, 3) << bad.out;
+  EXPECT_NE(bad.out.find("www/index.html"), std::string::npos) << bad.out;
+  // Plain HTTP on the TLS port: the server says to use https.
+  auto plain = tool("status --json");
+  EXPECT_EQ(plain.code, 4) << plain.out;
+  ASSERT_FALSE(plain.lines.empty()) << plain.out;
+  EXPECT_EQ(plain.lines[0]["error"]["code"], "tls_required");
+}
+
 }  // namespace
 }  // namespace derive::webtest

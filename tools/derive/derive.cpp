@@ -34,7 +34,7 @@ using nlohmann::json;
 
 enum exit_code { ok = 0, check_failed = 1, usage = 2, unreachable = 3, server_error = 4 };
 
-constexpr const char* help_text = R"(usage: derive [--url URL] [--token TOKEN] [--json] COMMAND [ARGS]
+constexpr const char* help_text = R"(usage: derive [--url URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND [ARGS]
 
 Commands:
   status                         views, versions, offsets, lag and audits, as a table
@@ -54,8 +54,12 @@ Commands:
                                  scan every file under DIR for the strings (exit 1: found)
 
 Options:
-  --url URL      the server (default: $DERIVE_URL or http://127.0.0.1:8080)
+  --url URL      the server, http:// or https:// (default: $DERIVE_URL or
+                 http://127.0.0.1:8080)
   --token TOKEN  a bearer token with the admin scope (default: $DERIVE_TOKEN)
+  --cacert FILE  for https://: trust the CA certificates (PEM) in FILE, for
+                 example a self-signed server certificate, instead of the
+                 system's (default: $DERIVE_CACERT)
   --json         machine-readable output (one JSON document, or one per line)
   --timeout S    seconds to wait for an answer, or for an audit or scrub (default 30)
 
@@ -68,6 +72,7 @@ volatile sig_atomic_t interrupted = 0;
 struct options {
   std::string url;
   std::string token;
+  std::string ca_file;
   bool as_json = false;
   int timeout_s = 30;
   std::string command;
@@ -561,7 +566,7 @@ int cmd_verify_forgotten(const options& o) {
 
 // Flags that take a value; everything else starting with -- is a switch.
 bool takes_value(const std::string& name) {
-  for (const char* n : {"url", "token", "timeout", "interval", "iterations", "from", "type",
+  for (const char* n : {"url", "token", "cacert", "timeout", "interval", "iterations", "from", "type",
                         "prefix", "version", "data"})
     if (name == n) return true;
   return false;
@@ -573,6 +578,8 @@ std::optional<options> parse(int argc, char** argv, int& code) {
   const char* env_token = std::getenv("DERIVE_TOKEN");
   o.url = env_url ? env_url : "http://127.0.0.1:8080";
   o.token = env_token ? env_token : "";
+  const char* env_ca = std::getenv("DERIVE_CACERT");
+  o.ca_file = env_ca ? env_ca : "";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -605,6 +612,7 @@ std::optional<options> parse(int argc, char** argv, int& code) {
       }
       if (name == "url") o.url = value;
       else if (name == "token") o.token = value;
+      else if (name == "cacert") o.ca_file = value;
       else if (name == "timeout") o.timeout_s = std::max(1, std::atoi(value.c_str()));
       else o.flags.emplace(name, value);
       continue;
@@ -629,7 +637,7 @@ int run(int argc, char** argv) {
   std::string why;
   auto where = parse_url(o->url, why);
   if (!where) return fail_usage(why);
-  http_client http(*where, o->token, std::chrono::seconds(o->timeout_s));
+  http_client http(*where, o->token, std::chrono::seconds(o->timeout_s), o->ca_file);
   const std::string& c = o->command;
   if (c == "status") return cmd_status(*o, http);
   if (c == "watch") return cmd_watch(*o, http);

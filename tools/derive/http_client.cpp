@@ -1,12 +1,17 @@
 #include "tools/derive/http_client.hpp"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace derive::tool {
 namespace {
@@ -45,14 +50,102 @@ int connect_to(const endpoint& where, std::chrono::seconds timeout, std::string&
   return fd;
 }
 
-bool send_all(int fd, const std::string& data) {
-  for (size_t sent = 0; sent < data.size();) {
-    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
+std::string bare_host(const endpoint& where) {
+  const std::string& h = where.host;
+  return h.size() > 2 && h.front() == '[' ? h.substr(1, h.size() - 2) : h;
 }
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+std::string ssl_error() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return errno ? std::strerror(errno) : "the connection was closed";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+// One connection to the server: a socket, and TLS over it for https://.
+class connection {
+ public:
+  ~connection() {
+    ssl_.reset();
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // False with `why` when no connection (or no verified TLS session) is made.
+  bool open(const endpoint& where, std::chrono::seconds timeout, const std::string& ca_file,
+            std::string& why) {
+    fd_ = connect_to(where, timeout, why);
+    if (fd_ < 0) return false;
+    return !where.tls || start_tls(where, ca_file, why);
+  }
+
+  bool send_all(const std::string& data) {
+    for (size_t sent = 0; sent < data.size();) {
+      const size_t left = data.size() - sent;
+      ssize_t n = ssl_ ? SSL_write(ssl_.get(), data.data() + sent, static_cast<int>(left))
+                       : send(fd_, data.data() + sent, left, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // > 0: bytes read; 0: the server closed; < 0: an error (a timeout too).
+  ssize_t receive(char* buf, size_t size) {
+    if (!ssl_) return recv(fd_, buf, size, 0);
+    int n = SSL_read(ssl_.get(), buf, static_cast<int>(size));
+    if (n > 0) return n;
+    return SSL_get_error(ssl_.get(), n) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+  }
+
+ private:
+  bool start_tls(const endpoint& where, const std::string& ca_file, std::string& why) {
+    ctx_.reset(SSL_CTX_new(TLS_client_method()));
+    if (!ctx_) return (why = "cannot set up TLS: " + ssl_error(), false);
+    SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx_.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);  // Content-Length tells
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    if (ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_.get()) != 1
+                        : SSL_CTX_load_verify_locations(ctx_.get(), ca_file.c_str(), nullptr) != 1)
+      return (why = "cannot read the CA certificates " +
+                    (ca_file.empty() ? std::string("of the system") : "in " + ca_file) + ": " +
+                    ssl_error(),
+              false);
+    ssl_.reset(SSL_new(ctx_.get()));
+    if (!ssl_ || SSL_set_fd(ssl_.get(), fd_) != 1) return (why = "cannot set up TLS", false);
+    const std::string host = bare_host(where);
+    if (is_ip_literal(host)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl_.get(), host.c_str());
+      SSL_set1_host(ssl_.get(), host.c_str());
+    }
+    if (SSL_connect(ssl_.get()) == 1) return true;
+    const long verified = SSL_get_verify_result(ssl_.get());
+    why = "no TLS session with " + where.host + ":" + where.port + ": " +
+          (verified != X509_V_OK
+               ? std::string("its certificate is not trusted (") +
+                     X509_verify_cert_error_string(verified) +
+                     "); give the CA that signed it with --cacert FILE"
+               : ssl_error());
+    return false;
+  }
+
+  struct ctx_free {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+  };
+  struct ssl_free {
+    void operator()(SSL* s) const { SSL_free(s); }
+  };
+  int fd_ = -1;
+  std::unique_ptr<SSL_CTX, ctx_free> ctx_;
+  std::unique_ptr<SSL, ssl_free> ssl_;
+};
 
 // Decodes a chunked body; false when it is cut.
 bool dechunk(const std::string& in, std::string& out) {
@@ -72,14 +165,18 @@ bool dechunk(const std::string& in, std::string& out) {
 }  // namespace
 
 std::optional<endpoint> parse_url(const std::string& url, std::string& why) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) {
-    why = "the URL must start with http:// (this tool speaks plain HTTP), not '" + url + "'";
+  endpoint e;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    e.tls = true;
+  } else {
+    why = "the URL must start with http:// or https://, not '" + url + "'";
     return std::nullopt;
   }
-  std::string rest = url.substr(scheme.size());
   rest = rest.substr(0, rest.find('/'));
-  endpoint e;
   size_t colon = rest.rfind(':');
   size_t bracket = rest.rfind(']');
   if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
@@ -87,7 +184,7 @@ std::optional<endpoint> parse_url(const std::string& url, std::string& why) {
     e.port = rest.substr(colon + 1);
   } else {
     e.host = rest;
-    e.port = "80";
+    e.port = e.tls ? "443" : "80";
   }
   if (e.host.empty() || e.port.empty()) {
     why = "the URL '" + url + "' names no host or port";
@@ -99,8 +196,8 @@ std::optional<endpoint> parse_url(const std::string& url, std::string& why) {
 http_result http_client::request(const std::string& method, const std::string& target,
                                  const std::string& body) const {
   http_result out;
-  int fd = connect_to(where_, timeout_, out.error);
-  if (fd < 0) return out;
+  connection conn;
+  if (!conn.open(where_, timeout_, ca_file_, out.error)) return out;
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + where_.host + ":" +
                     where_.port + "\r\nConnection: close\r\nAccept: application/json\r\n";
   if (!token_.empty()) req += "Authorization: Bearer " + token_ + "\r\n";
@@ -109,19 +206,18 @@ http_result http_client::request(const std::string& method, const std::string& t
            "\r\n";
   }
   req += "\r\n" + body;
-  if (!send_all(fd, req)) {
+  if (!conn.send_all(req)) {
     out.error = "cannot send the request: " + std::string(std::strerror(errno));
-    close(fd);
     return out;
   }
   std::string raw;
   char buf[65536];
   std::optional<size_t> expected;  // the whole response's size, once known
   for (;;) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ssize_t n = conn.receive(buf, sizeof buf);
     if (n < 0) {
-      out.error = "no answer from the server: " + std::string(std::strerror(errno));
-      close(fd);
+      out.error = "no answer from the server: " +
+                  std::string(errno ? std::strerror(errno) : "the connection failed");
       return out;
     }
     if (n == 0) break;
@@ -137,7 +233,6 @@ http_result http_client::request(const std::string& method, const std::string& t
     }
     if (expected && raw.size() >= *expected) break;
   }
-  close(fd);
   size_t end = raw.find("\r\n\r\n");
   if (raw.rfind("HTTP/1.", 0) != 0 || end == std::string::npos) {
     out.error = "the server's answer is not HTTP";

@@ -1,6 +1,8 @@
 #pragma once
 // A small blocking HTTP/1.1 client for the `derive` tool: one request per
-// connection (Connection: close), plain TCP (http:// URLs), a read timeout.
+// connection (Connection: close), over TCP (http:// URLs) or TLS (https://:
+// OpenSSL, the server's certificate verified against the system's CAs or a
+// given CA file, and its name against the URL's host), a read timeout.
 
 #include <chrono>
 #include <optional>
@@ -12,9 +14,11 @@ namespace derive::tool {
 struct endpoint {
   std::string host;  // as in the URL ("127.0.0.1", "[::1]", "localhost")
   std::string port = "8080";
+  bool tls = false;  // https://
 };
 
-// Parses "http://host[:port][/]". nullopt: not such a URL (the error in `why`).
+// Parses "http://host[:port][/]" or "https://…" (default ports 80 and 443).
+// nullopt: not such a URL (the error in `why`).
 std::optional<endpoint> parse_url(const std::string& url, std::string& why);
 
 struct http_result {
@@ -26,8 +30,13 @@ struct http_result {
 
 class http_client {
  public:
-  http_client(endpoint where, std::string token, std::chrono::seconds timeout)
-      : where_(std::move(where)), token_(std::move(token)), timeout_(timeout) {}
+  // `ca_file`: PEM certificates to trust for https:// (empty: the system's).
+  http_client(endpoint where, std::string token, std::chrono::seconds timeout,
+              std::string ca_file = "")
+      : where_(std::move(where)),
+        token_(std::move(token)),
+        timeout_(timeout),
+        ca_file_(std::move(ca_file)) {}
 
   http_result request(const std::string& method, const std::string& target,
                       const std::string& body = "") const;
@@ -40,6 +49,7 @@ class http_client {
   endpoint where_;
   std::string token_;
   std::chrono::seconds timeout_;
+  std::string ca_file_;
 };
 
 // Percent-encodes a path segment (everything but unreserved characters).
