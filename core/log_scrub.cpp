@@ -23,14 +23,17 @@ struct scrub_state {
 
 // Checks up to `chunk` records from state.expected on, in one read
 // transaction; false at the head.
-status scrub_chunk(environment& env, MDB_dbi dbi, size_t chunk, scrub_state& state,
-                   bool& more) {
+status scrub_chunk(environment& env, size_t chunk, scrub_state& state, bool& more) {
   more = false;
   const uint64_t head = state.report.head;
   txn_guard txn;
   cursor_guard cursor;
   int rc = env.begin_txn(txn, MDB_RDONLY);
-  if (rc == MDB_SUCCESS) rc = cursor.open(txn.get(), dbi);
+  // The log's handle, read in the transaction: an online compaction between
+  // two chunks may renumber it.
+  auto dbi = env.database("log", MDB_INTEGERKEY);
+  if (!dbi) return dbi.error();
+  if (rc == MDB_SUCCESS) rc = cursor.open(txn.get(), *dbi);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "scrubbing the log");
   MDB_val k = uint64_val(state.expected), v{};
   rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
@@ -62,14 +65,13 @@ status scrub_chunk(environment& env, MDB_dbi dbi, size_t chunk, scrub_state& sta
 
 result<scrub_report> scrub_log(const event_log& log, const scrub_options& options) {
   auto& env = log.env();
-  auto dbi = env.database("log", MDB_INTEGERKEY);  // the log's own handle
-  if (!dbi) return dbi.error();
+  if (auto dbi = env.database("log", MDB_INTEGERKEY); !dbi) return dbi.error();  // opened
   scrub_state state;
   state.max_problems = options.max_problems;
   state.report.head = log.head();
   const size_t chunk = options.chunk == 0 ? 1 : options.chunk;
   for (bool more = state.report.head > 0; more;) {
-    if (auto st = scrub_chunk(env, *dbi, chunk, state, more); !st) return st;
+    if (auto st = scrub_chunk(env, chunk, state, more); !st) return st;
     if (options.progress && !options.progress(state.report.checked, state.report.head))
       return status{errc::unavailable, "the scrub was stopped at offset " +
                                            std::to_string(state.expected - 1)};

@@ -99,29 +99,44 @@ status drop_view_store(environment& env, const std::string& label) {
 status clear_view_store(environment& env, const std::string& label) {
   auto names = env.database_names(view_db_prefix(label));
   if (!names) return names.error();
-  std::vector<unsigned> dbis;
-  for (const auto& name : *names) {
-    auto dbi = env.database(name);
-    if (!dbi) return dbi.error();
-    dbis.push_back(*dbi);
-  }
+  for (const auto& name : *names)  // opened before the transaction ...
+    if (auto dbi = env.database(name); !dbi) return dbi.error();
   txn_guard txn;
   if (auto st = env.begin_write(txn, "retiring a view version"); !st) return st;
-  for (unsigned dbi : dbis)
-    if (int rc = mdb_drop(txn.get(), dbi, 0); rc != MDB_SUCCESS)
+  for (const auto& name : *names) {
+    auto dbi = env.database(name);  // ... their handles read in it (a compaction
+                                    // may have renumbered them before)
+    if (!dbi) return dbi.error();
+    if (int rc = mdb_drop(txn.get(), *dbi, 0); rc != MDB_SUCCESS)
       return env.check(rc, "emptying the store " + label);
+  }
   return env.commit(txn);
 }
 
+namespace {
+
+// The handles of the versions and pins databases: opened (created) before
+// `txn` begins, and read again once it has: an online compaction may have
+// renumbered them in between (a transaction's pass of the gate excludes it).
+status version_handles(environment& env, result<unsigned>& versions, result<unsigned>& pins) {
+  versions = env.database(std::string(versions_db));
+  if (!versions) return versions.error();
+  pins = env.database(std::string(pins_db));
+  return pins ? status::ok() : pins.error();
+}
+
+}  // namespace
+
 result<std::map<std::string, served_version>> read_serving(environment& env) {
-  auto dbi = env.database(std::string(versions_db));
-  if (!dbi) return dbi.error();
-  auto pins = env.database(std::string(pins_db));
-  if (!pins) return pins.error();
+  result<unsigned> dbi = 0u, pins = 0u;
+  if (auto st = version_handles(env, dbi, pins); !st) return st;
   txn_guard txn;
   cursor_guard c;
   int rc = env.begin_txn(txn, MDB_RDONLY);
-  if (rc == MDB_SUCCESS) rc = c.open(txn.get(), *dbi);
+  if (rc == MDB_SUCCESS) {
+    if (auto st = version_handles(env, dbi, pins); !st) return st;
+    rc = c.open(txn.get(), *dbi);
+  }
   std::map<std::string, served_version> out;
   MDB_val k, v;
   if (rc == MDB_SUCCESS) rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);
@@ -146,12 +161,11 @@ result<std::map<std::string, served_version>> read_serving(environment& env) {
 }
 
 status write_serving(environment& env, const std::string& name, const served_version& served) {
-  auto dbi = env.database(std::string(versions_db));
-  if (!dbi) return dbi.error();
-  auto pins = env.database(std::string(pins_db));
-  if (!pins) return pins.error();
+  result<unsigned> dbi = 0u, pins = 0u;
+  if (auto st = version_handles(env, dbi, pins); !st) return st;
   txn_guard txn;
   if (auto st = env.begin_write(txn, "recording the served version"); !st) return st;
+  if (auto st = version_handles(env, dbi, pins); !st) return st;
   std::string value;
   put_fixed64(value, served.since);
   value += served.label;

@@ -12,12 +12,11 @@ namespace derive {
 
 class view_snapshot::impl {
  public:
-  impl(unsigned state_dbi, unsigned private_dbi)
-      : state_dbi(state_dbi), private_dbi(private_dbi) {}
-
   txn_guard txn;  // the snapshot's read transaction
-  const unsigned state_dbi;
-  const unsigned private_dbi;
+  // The store's handles, read once `txn` began: an online compaction may
+  // renumber them until then (environment::compact_online).
+  unsigned state_dbi = 0;
+  unsigned private_dbi = 0;
   unsigned meta_dbi = 0;  // the store's meta (offset, digest)
 };
 

@@ -537,9 +537,13 @@ status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64
 }
 
 result<view_snapshot> view_store::impl::snapshot() const {
-  auto snapshot = std::make_unique<view_snapshot::impl>(state_, private_);
-  snapshot->meta_dbi = meta_;
+  auto snapshot = std::make_unique<view_snapshot::impl>();
   int rc = env_.begin_txn(snapshot->txn, MDB_RDONLY);
+  // The handles once the transaction holds its pass of the gate: a
+  // compaction that reopened the databases meanwhile renumbered them.
+  snapshot->state_dbi = state_;
+  snapshot->private_dbi = private_;
+  snapshot->meta_dbi = meta_;
   uint64_t offset = 0;
   if (rc == MDB_SUCCESS) rc = get_fixed64_value(snapshot->txn.get(), meta_, meta_offset, offset);
   if (rc != MDB_SUCCESS) return decode_status(rc, where("taking a snapshot"));

@@ -273,6 +273,14 @@ await run([
         hits: [...document.querySelectorAll('#results li')].map((li) => li.dataset.id).slice(0, 12),
       }));
       await saveScreenshot(page, 'forget-failed.png');
+      const views = await (await fetch(`${server.url}/v1/views`)).json();
+      const direct = await (await fetch(`${server.url}/v1/query/search/search?q=marsupial&limit=3`)).json();
+      const postings = await (await fetch(`${server.url}/v1/views/search?prefix=marsupial/&limit=3`)).json();
+      console.log('views:', JSON.stringify(views));
+      console.log('direct query:', JSON.stringify(direct));
+      console.log('postings:', JSON.stringify(postings));
+      console.log('server log:\n' + server.output.split('\n')
+        .filter((l) => /versions|eraser|serving|retired|rebuild|generation|WARN|ERROR/.test(l)).join('\n'));
       throw new Error(`${e.message}\n  still on the page: ${JSON.stringify(held)}` +
                       `\n  inputs: ${inputs.join(' ')}\n  results: ${JSON.stringify(results)}`);
     });

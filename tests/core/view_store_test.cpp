@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "core/changelog_codec.hpp"
+#include "core/lmdb_util.hpp"
 
 #include <gtest/gtest.h>
 #include <lmdb.h>
@@ -853,6 +854,34 @@ TEST_F(view_store_test, stores_of_different_names_and_versions_are_independent) 
   EXPECT_FALSE(docs1.failure());
   EXPECT_EQ(search.offset(), 0u);
   EXPECT_TRUE(search.failure());
+}
+
+// An online compaction reopens every database, and their handles may change:
+// a snapshot asked for while one runs (it waits at the gate) reads its own
+// store afterwards, not the database that now has its old handle.
+TEST_F(view_store_test, snapshots_asked_for_during_an_online_compaction_read_their_own_store) {
+  const std::vector<std::string> names{"zeta", "mu", "delta", "alpha", "omega", "beta"};
+  std::vector<view_store*> stores;
+  for (const auto& name : names) {
+    stores.push_back(&open_store(name));
+    ASSERT_TRUE(stores.back()->commit({at(1, {put("of", "\"" + name + "\"")})}, 1));
+  }
+  auto reader = std::make_unique<txn_guard>();  // holds the compaction back
+  ASSERT_EQ(env_->begin_txn(*reader, MDB_RDONLY), MDB_SUCCESS);
+  status compacted = status::ok();
+  std::thread compaction([&] { compacted = env_->compact_online(std::chrono::seconds(30)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the gate is closed
+  std::vector<state_map> seen(names.size());
+  std::vector<std::thread> readers;
+  for (size_t i = 0; i < names.size(); ++i)
+    readers.emplace_back([&, i] { seen[i] = state_of(*stores[i]); });  // each waits at the gate
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  reader.reset();  // the compaction runs, then the snapshots
+  compaction.join();
+  for (auto& r : readers) r.join();
+  ASSERT_TRUE(compacted) << compacted.to_string();
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_EQ(seen[i], (state_map{{"of", "\"" + names[i] + "\""}})) << names[i];
 }
 
 TEST_F(view_store_test, open_refuses_a_store_written_in_another_format) {
