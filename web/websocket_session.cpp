@@ -5,11 +5,14 @@
 // Everything of a session runs on its strand; runtime callbacks (hub changes,
 // append and wait_for completions) are posted to it through the server's gate.
 // The same code runs over plain TCP and over TLS (Stream: plain_stream or
-// tls_stream). What an idle connection holds is kept small (docs/benchmarks.md,
-// "Idle subscribers"): a plain connection's WebSocket stream runs over the bare
-// socket (no beast::tcp_stream and its timers: the HTTP session's timeouts end
-// with the upgrade), without permessage-deflate support, and the session has no
-// timer of its own (the server's ticker calls tick()).
+// tls_stream). RFC 6455's framing is our own (web/ws_frame.hpp): the HTTP
+// session checks the upgrade request, this session writes the 101 response,
+// decodes the client's frames and encodes its own. What an idle connection
+// holds is kept small (docs/benchmarks.md, "Idle subscribers"): a plain
+// connection runs over the bare socket (no beast::tcp_stream and its timers:
+// the HTTP session's timeouts end with the upgrade) and waits for it to become
+// readable without a buffer; the session has no timer of its own (the
+// server's ticker calls tick()).
 #include <algorithm>
 #include <type_traits>
 #include <mutex>
@@ -30,14 +33,13 @@ using clock = std::chrono::steady_clock;
 // A connection being closed gets at least this long to take the close frame
 // (after a stalled write: to take the rest of that write first).
 constexpr auto min_close_grace = std::chrono::seconds(2);
-// Bytes of a client message read at a time.
+// Bytes read from the socket at a time.
 constexpr size_t read_piece_bytes = 64 * 1024;
-// Bytes the read waiting for a new message prepares: an idle connection
-// holds this much read buffer (most requests fit; a longer one takes a
-// second read).
+// TLS: bytes the read waiting for a new message prepares (an idle TLS
+// connection holds this much read buffer; a plain one none).
 constexpr size_t idle_read_bytes = 256;
 
-// The stream below the WebSocket stream: a plain connection leaves
+// The stream a session reads and writes frames on: a plain connection leaves
 // beast::tcp_stream for its socket (the WebSocket session keeps its own
 // deadlines); a TLS stream stays as it is (its state cannot be moved).
 tcp::socket ws_transport(plain_stream&& s) { return s.release_socket(); }
