@@ -35,6 +35,8 @@ using clock = std::chrono::steady_clock;
 constexpr auto min_close_grace = std::chrono::seconds(2);
 // Bytes read from the socket at a time.
 constexpr size_t read_piece_bytes = 64 * 1024;
+// Control frames (pongs) queued at most behind a write in progress.
+constexpr size_t max_pending_control_bytes = 1024;
 // TLS: bytes the read waiting for a new message prepares (an idle TLS
 // connection holds this much read buffer; a plain one none).
 constexpr size_t idle_read_bytes = 256;
@@ -293,7 +295,11 @@ class websocket_session : public inbox_owner,
       case ws_event::kind::binary:
         return close_with(ws_close::binary_message);
       case ws_event::kind::ping:
-        if (!close_queued_) control_out_ += ws_frame(ws_opcode::pong, ev.payload);
+        // A client that pings without reading gets no more pongs queued
+        // than this (RFC 6455 lets pings go unanswered until a pong is sent).
+        if (!close_queued_ && control_out_.size() < max_pending_control_bytes) {
+          control_out_ += ws_frame(ws_opcode::pong, ev.payload);
+        }
         return pump();
       case ws_event::kind::pong:
         ping_outstanding_ = false;
