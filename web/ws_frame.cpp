@@ -163,12 +163,10 @@ ws_event ws_decoder::finish_message() {
 ws_event ws_decoder::control_event(ws_opcode op, std::string payload) {
   if (op == ws_opcode::ping) return {ws_event::kind::ping, 0, std::move(payload)};
   if (op == ws_opcode::pong) return {ws_event::kind::pong, 0, std::move(payload)};
+  // A close frame: nothing after it counts, whatever it holds.
   close_received_ = true;
   done_ = true;
-  if (payload.empty()) {
-    done_ = true;
-    return {ws_event::kind::close, 0, {}};
-  }
+  if (payload.empty()) return {ws_event::kind::close, 0, {}};
   if (payload.size() == 1) {
     return fail(ws_protocol_error, "a close frame's payload is a two-byte code and a reason");
   }
@@ -177,11 +175,7 @@ ws_event ws_decoder::control_event(ws_opcode op, std::string payload) {
     return fail(ws_protocol_error, ws_close_frame_for(ws_close::bad_close_code).reason);
   }
   std::string reason = payload.substr(2);
-  if (!is_valid_utf8(reason)) {
-    done_ = true;
-    return {ws_event::kind::failed, ws_invalid_payload, "the close reason is not UTF-8"};
-  }
-  done_ = true;
+  if (!is_valid_utf8(reason)) return fail(ws_invalid_payload, "the close reason is not UTF-8");
   return {ws_event::kind::close, code, std::move(reason)};
 }
 
