@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build="${DERIVE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-(( ${#targets[@]} )) || targets=(fuzz_http_request fuzz_ws_message)
+(( ${#targets[@]} )) || targets=(fuzz_http_request fuzz_ws_message fuzz_ws_frame)
 command -v clang++ >/dev/null || { echo "clang++ is missing: run scripts/setup.sh --tests" >&2; exit 1; }
 
 echo "==> configuring $build (clang, libFuzzer, ASan + UBSan)" >&2

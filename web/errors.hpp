@@ -56,7 +56,7 @@ enum class ws_close {
   shutting_down,    // server::stop()
   no_pong,          // nothing arrived within pong_timeout after a ping
   binary_message,   // the client sent a binary message
-  invalid_utf8,     // a text message is not UTF-8 (Beast closes by itself)
+  invalid_utf8,     // a text message (or a close reason) is not UTF-8
   stalled_reader,   // a write made no progress for stalled_write_timeout
   message_too_big,  // a message passed max_message_bytes
   bad_close_code,   // the client's close frame has a code outside RFC 6455's ranges

@@ -10,6 +10,7 @@
 #include "web/framing.hpp"
 #include "web/header_tap.hpp"
 #include "web/sessions.hpp"
+#include "web/ws_frame.hpp"
 
 namespace derive::web {
 namespace {
@@ -25,6 +26,25 @@ std::optional<std::string_view> optional_field(const http::request<http::string_
   auto it = req.find(f);
   if (it == req.end()) return std::nullopt;
   return std::string_view(it->value().data(), it->value().size());
+}
+
+// What RFC 6455 requires of an upgrade request beyond websocket::is_upgrade
+// (GET, HTTP/1.1, Connection: upgrade, Upgrade: websocket): a
+// Sec-WebSocket-Key and Sec-WebSocket-Version 13.
+std::optional<http_reply> handshake_problem(const http::request<http::string_body>& req) {
+  auto version = req[http::field::sec_websocket_version];
+  if (version != "13") {
+    auto reply = error_reply(426, http_code::upgrade_required,
+                             "this server speaks WebSocket version 13 (Sec-WebSocket-Version: 13)");
+    reply.headers.emplace_back("Sec-WebSocket-Version", "13");
+    return reply;
+  }
+  auto key = req[http::field::sec_websocket_key];
+  if (!is_valid_ws_key(std::string_view(key.data(), key.size()))) {
+    return error_reply(400, http_code::bad_request,
+                       "Sec-WebSocket-Key must be the base64 of 16 bytes");
+  }
+  return std::nullopt;
 }
 
 template <class Stream>
@@ -218,7 +238,13 @@ class http_session : public session_base,
       version_ = req.version();
       return send(std::move(*refused));
     }
-    // The connection now belongs to the WebSocket session.
+    if (auto refused = handshake_problem(req)) {
+      keep_alive_ = req.keep_alive();
+      head_request_ = false;
+      version_ = req.version();
+      return send(std::move(*refused));
+    }
+    // The connection now belongs to the WebSocket session, which answers 101.
     lowest().expires_never();
     finished_ = true;
     ctx_.stats.http_connections.fetch_sub(1);

@@ -5,22 +5,24 @@
 // Everything of a session runs on its strand; runtime callbacks (hub changes,
 // append and wait_for completions) are posted to it through the server's gate.
 // The same code runs over plain TCP and over TLS (Stream: plain_stream or
-// tls_stream). What an idle connection holds is kept small (docs/benchmarks.md,
-// "Idle subscribers"): a plain connection's WebSocket stream runs over the bare
-// socket (no beast::tcp_stream and its timers: the HTTP session's timeouts end
-// with the upgrade), without permessage-deflate support, and the session has no
-// timer of its own (the server's ticker calls tick()).
+// tls_stream). RFC 6455's framing is our own (web/ws_frame.hpp): the HTTP
+// session checks the upgrade request, this session writes the 101 response,
+// decodes the client's frames and encodes its own. What an idle connection
+// holds is kept small (docs/benchmarks.md, "Idle subscribers"): a plain
+// connection runs over the bare socket (no beast::tcp_stream and its timers:
+// the HTTP session's timeouts end with the upgrade) and waits for it to become
+// readable without a buffer; the session has no timer of its own (the
+// server's ticker calls tick()).
 #include <algorithm>
+#include <type_traits>
 #include <mutex>
 #include <utility>
 
-#include <boost/beast/websocket/ssl.hpp>
-
 #include "web/errors.hpp"
-#include "web/prefixed_stream.hpp"
 #include "web/send_queue.hpp"
 #include "web/sessions.hpp"
 #include "web/subscriptions.hpp"
+#include "web/ws_frame.hpp"
 #include "web/ws_protocol.hpp"
 
 namespace derive::web {
@@ -31,14 +33,15 @@ using clock = std::chrono::steady_clock;
 // A connection being closed gets at least this long to take the close frame
 // (after a stalled write: to take the rest of that write first).
 constexpr auto min_close_grace = std::chrono::seconds(2);
-// Bytes of a client message read at a time.
+// Bytes read from the socket at a time.
 constexpr size_t read_piece_bytes = 64 * 1024;
-// Bytes the read waiting for a new message prepares: an idle connection
-// holds this much read buffer (most requests fit; a longer one takes a
-// second read).
+// Control frames (pongs) queued at most behind a write in progress.
+constexpr size_t max_pending_control_bytes = 1024;
+// TLS: bytes the read waiting for a new message prepares (an idle TLS
+// connection holds this much read buffer; a plain one none).
 constexpr size_t idle_read_bytes = 256;
 
-// The stream below the WebSocket stream: a plain connection leaves
+// The stream a session reads and writes frames on: a plain connection leaves
 // beast::tcp_stream for its socket (the WebSocket session keeps its own
 // deadlines); a TLS stream stays as it is (its state cannot be moved).
 tcp::socket ws_transport(plain_stream&& s) { return s.release_socket(); }
@@ -113,13 +116,18 @@ class session_sink : public change_sink {
 template <class Stream>
 class websocket_session : public inbox_owner,
                           public std::enable_shared_from_this<websocket_session<Stream>> {
+  using transport = ws_transport_t<Stream>;
+  static constexpr bool is_plain = std::is_same_v<transport, tcp::socket>;
+
  public:
   using std::enable_shared_from_this<websocket_session>::shared_from_this;
   using std::enable_shared_from_this<websocket_session>::weak_from_this;
 
   websocket_session(Stream&& stream, std::string received, server_context& ctx,
                     net::io_context& ioc, ws_identity id, connection_ticket ticket)
-      : ws_(ws_transport(std::move(stream)), std::move(received)),
+      : stream_(ws_transport(std::move(stream))),
+        in_(std::move(received)),
+        decoder_(ctx.options.max_message_bytes),
         identity_(std::move(id)),
         ctx_(ctx),
         ioc_(ioc),
@@ -142,49 +150,38 @@ class websocket_session : public inbox_owner,
     }
   }
 
-  net::any_io_executor executor() override { return ws_.get_executor(); }
+  net::any_io_executor executor() override { return stream_.get_executor(); }
 
-  void run(http::request<http::string_body> req) {
+  // Answers the upgrade (already checked by the HTTP session: a valid
+  // Sec-WebSocket-Key, version 13) with 101, then reads frames.
+  void run(const http::request<http::string_body>& req) {
     inbox_ = std::make_shared<hub_inbox>(weak_from_this(), ctx_.gate, ioc_.get_executor());
-    auto handshake = std::max<clock::duration>(ctx_.options.stalled_write_timeout,
-                                               std::chrono::seconds(1));
-    websocket::stream_base::timeout t{handshake, websocket::stream_base::none(), false};
-    ws_.set_option(t);
-    ws_.set_option(websocket::stream_base::decorator(
-        [protocol = identity_.protocol](websocket::response_type& res) {
-          res.set(http::field::server, "derive");
-          if (protocol) res.set(http::field::sec_websocket_protocol, *protocol);
-        }));
-    // The message limit is enforced by on_read (not by Beast's
-    // read_message_max): Beast 1.81 fails an oversized message by closing the
-    // socket with the rest of the message unread, which resets the connection
-    // and loses the 1009 close frame. Reading in pieces and closing ourselves
-    // keeps reading (and discarding) until the client's close frame arrives.
-    ws_.read_message_max(0);
-    ws_.auto_fragment(false);
-    ws_.text(true);
-    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
-      last_received_ = clock::now();
-      if (kind == websocket::frame_type::pong) ping_outstanding_ = false;
-      // Beast echoes a close code it accepts; the ones it accepts beyond
-      // RFC 6455's are answered with 1002 (Beast then sends no echo).
-      if (kind == websocket::frame_type::close && ws_.reason().code != websocket::close_code::none &&
-          !is_valid_client_close_code(ws_.reason().code)) {
-        close_with(ws_close::bad_close_code);
-      }
-    });
-    ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept,
-                                                    shared_from_this()));
+    if constexpr (is_plain) {
+      beast::error_code ec;
+      stream_.non_blocking(true, ec);  // read_available() reads what the wait saw
+    }
+    auto key = req[http::field::sec_websocket_key];
+    write_buf_ = "HTTP/1.1 101 Switching Protocols\r\nServer: derive\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+                 ws_accept_key(std::string_view(key.data(), key.size())) + "\r\n";
+    if (identity_.protocol) write_buf_ += "Sec-WebSocket-Protocol: " + *identity_.protocol + "\r\n";
+    write_buf_ += "\r\n";
+    writing_ = true;
+    write_started_ = clock::now();
+    net::async_write(stream_, net::buffer(write_buf_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->on_handshake_written(ec);
+                     });
   }
 
   void shutdown() override {
-    net::post(ws_.get_executor(), [self = shared_from_this()] {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
       self->close_with(ws_close::shutting_down);
     });
   }
 
   void tick() override {
-    net::post(ws_.get_executor(), [self = shared_from_this()] { self->on_tick(); });
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->on_tick(); });
   }
 
   // --- from the runtime, on the strand ---
@@ -199,13 +196,21 @@ class websocket_session : public inbox_owner,
   }
 
  private:
-  // --- reading ---
-  void on_accept(beast::error_code ec) {
+  void on_handshake_written(beast::error_code ec) {
+    writing_ = false;
+    std::string().swap(write_buf_);
+    if (finished_) return;
     if (ec) return finish();
     accepted_ = true;
-    do_read();
+    last_received_ = clock::now();
+    process_input();  // the frames that came with the upgrade request, then the socket's
   }
 
+  // --- reading ---
+  // An idle plain connection holds no read buffer: it waits for the socket
+  // to become readable, then reads what arrived into in_, decodes it, and
+  // drops in_ once every byte is decoded. A TLS connection reads through its
+  // ssl_stream into a small buffer between messages.
   bool can_read() const {
     return !closing_ && inflight_ < ctx_.options.max_inflight_requests &&
            queue_.message_bytes() <= ctx_.options.send_queue_bytes;
@@ -215,45 +220,108 @@ class websocket_session : public inbox_owner,
     if (reading_ || finished_) return;
     if (!can_read() && !closing_) return;  // resumed by maybe_read()
     reading_ = true;
-    const bool between_messages = read_buf_.size() == 0 && ws_.is_message_done();
-    // Into a buffer sequence, not the dynamic-buffer overload: the pending
-    // read of an idle connection is one composed operation smaller.
-    ws_.async_read_some(read_buf_.prepare(between_messages ? idle_read_bytes : read_piece_bytes),
-                        beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
+    if constexpr (is_plain) {
+      stream_.async_wait(tcp::socket::wait_read,
+                         [self = shared_from_this()](beast::error_code ec) {
+                           if (ec) return self->on_read(ec, 0);
+                           self->read_available();
+                         });
+    } else {
+      size_t old = in_.size();
+      bool idle = old == 0 && decoder_.between_messages();
+      in_.resize(old + (idle ? idle_read_bytes : read_piece_bytes));
+      stream_.async_read_some(net::buffer(in_.data() + old, in_.size() - old),
+                              [self = shared_from_this(), old](beast::error_code ec, size_t n) {
+                                self->in_.resize(old + n);
+                                self->on_read(ec, n);
+                              });
+    }
+  }
+
+  // Plain: the socket is readable; reads what it holds (without blocking).
+  void read_available() {
+    size_t old = in_.size();
+    in_.resize(old + read_piece_bytes);
+    beast::error_code ec;
+    size_t n = stream_.read_some(net::buffer(in_.data() + old, read_piece_bytes), ec);
+    in_.resize(old + n);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      reading_ = false;
+      return do_read();
+    }
+    on_read(ec, n);
   }
 
   void maybe_read() {
-    if (!reading_ && can_read()) do_read();
+    if (!reading_ && can_read()) process_input();
   }
 
   void on_read(beast::error_code ec, size_t n) {
     reading_ = false;
-    read_buf_.commit(n);
     if (finished_) return;
-    if (ec) return finish();  // closed, or Beast already closed with 1007
-    last_received_ = clock::now();
-    ping_outstanding_ = false;
-    if (closing_) {
-      read_buf_.consume(read_buf_.size());
-      return do_read();
+    if (ec) return finish();  // the peer closed or reset the connection
+    if (n > 0) {
+      last_received_ = clock::now();
+      ping_outstanding_ = false;
     }
-    if (ws_.got_binary()) {
-      read_buf_.consume(read_buf_.size());
-      close_with(ws_close::binary_message);
-      return do_read();
+    process_input();
+  }
+
+  // Decodes the frames in in_ while requests may be taken, then reads more.
+  // Not reentrant (an event may close the session, which wants the client's
+  // close frame read): the outer call reads on.
+  void process_input() {
+    if (decoding_) return;
+    decoding_ = true;
+    while (!finished_ && (closing_ || can_read())) {
+      size_t used = 0;
+      auto ev = decoder_.decode(in_, used);
+      in_.erase(0, used);
+      if (ev.what == ws_event::kind::need_more) break;
+      on_event(std::move(ev));
     }
-    if (read_buf_.size() > ctx_.options.max_message_bytes) {
-      read_buf_.consume(read_buf_.size());
-      close_with(ws_close::message_too_big);
-      return do_read();
+    decoding_ = false;
+    if (in_.empty()) std::string().swap(in_);  // idle connections keep no read buffer
+    if (finished_) return;
+    if (closing_ || can_read()) do_read();
+  }
+
+  void on_event(ws_event ev) {
+    switch (ev.what) {
+      case ws_event::kind::text:
+        if (closing_) return;
+        handle_message(ev.payload);
+        return pump();
+      case ws_event::kind::binary:
+        return close_with(ws_close::binary_message);
+      case ws_event::kind::ping:
+        // A client that pings without reading gets no more pongs queued
+        // than this (RFC 6455 lets pings go unanswered until a pong is sent).
+        if (!close_queued_ && control_out_.size() < max_pending_control_bytes) {
+          control_out_ += ws_frame(ws_opcode::pong, ev.payload);
+        }
+        return pump();
+      case ws_event::kind::pong:
+        ping_outstanding_ = false;
+        return;
+      case ws_event::kind::close:
+        return on_peer_close(ev.code);
+      case ws_event::kind::failed:
+        if (decoder_.close_received()) return on_peer_close(ev.code, std::move(ev.payload));
+        if (ev.code == ws_message_too_big) return close_with(ws_close::message_too_big);
+        if (ev.code == ws_invalid_payload) return close_with(ws_close::invalid_utf8);
+        return close_with(ws_close_frame{ev.code, std::move(ev.payload)});
+      case ws_event::kind::need_more:
+        return;
     }
-    if (!ws_.is_message_done()) return do_read();  // the rest of this message
-    std::string text = beast::buffers_to_string(read_buf_.data());
-    read_buf_.consume(read_buf_.size());
-    read_buf_.shrink_to_fit();  // idle connections keep no read buffer but the next read's
-    handle_message(text);
-    pump();
-    maybe_read();
+  }
+
+  // The client's close frame arrived: our close frame answers it (echoing
+  // its code, or refusing it with `code`), then the connection closes.
+  void on_peer_close(uint16_t code, std::string reason = {}) {
+    peer_closed_ = true;
+    if (close_sent_) return hard_close();
+    close_with(ws_close_frame{code, std::move(reason)});
   }
 
   // --- requests ---
@@ -381,37 +449,53 @@ class websocket_session : public inbox_owner,
   }
 
   // --- writing ---
-  // Writes the next message when the socket is free: control messages first;
-  // when there are none, a subscription waiting for its snapshot may start
-  // (subscriptions::start_waiting); then change batches.
+  // Writes the next frames when the socket is free: control frames first
+  // (pongs, a ping, the close frame); then, unless closing, messages: control
+  // messages first; when there are none, a subscription waiting for its
+  // snapshot may start (subscriptions::start_waiting); then change batches.
   void pump() {
-    if (writing_ || closing_ || finished_) return;
+    if (writing_ || finished_ || !accepted_) return;
+    if (!control_out_.empty()) {
+      write_buf_ = std::exchange(control_out_, std::string());
+      writing_close_ = close_queued_ && !close_sent_;
+      return start_write(false);
+    }
+    if (closing_) return;
     subs_.start_waiting();
     auto frame = queue_.pop();
     sync_queue_gauge();
     if (!frame) return;
-    writing_ = true;
-    write_started_ = clock::now();
     inflight_frame_ = std::move(*frame);
     // The items' bytes are serialized once and shared by every subscriber;
     // each frame copies them into this connection's one buffer, so that the
     // write is a single buffer. A gather list of two pieces per item costs
     // Asio the square of its length on partial writes, and fragments of it
     // cost one write operation each (both measured: docs/benchmarks.md, "web").
-    write_buf_.clear();
+    write_buf_ = ws_frame_header(ws_opcode::text, inflight_frame_.size());
     inflight_frame_.for_each_piece([&](std::string_view p) { write_buf_.append(p); });
-    ws_.async_write(net::buffer(write_buf_),
-                    beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+    start_write(true);
   }
 
-  void on_write(beast::error_code ec, size_t) {
+  void start_write(bool message) {
+    writing_ = true;
+    write_started_ = clock::now();
+    net::async_write(stream_, net::buffer(write_buf_),
+                     [self = shared_from_this(), message](beast::error_code ec, size_t) {
+                       self->on_write(ec, message);
+                     });
+  }
+
+  void on_write(beast::error_code ec, bool message) {
     writing_ = false;
     inflight_frame_ = out_frame{};
     if (write_buf_.capacity() > max_kept_write_buffer) std::string().swap(write_buf_);
     if (finished_) return;
     if (ec) return hard_close();
-    ctx_.stats.ws_messages_sent.fetch_add(1);
-    if (closing_) return;
+    if (message) ctx_.stats.ws_messages_sent.fetch_add(1);
+    if (std::exchange(writing_close_, false)) {
+      close_sent_ = true;
+      if (peer_closed_) return hard_close();  // the closing handshake is complete
+    }
     pump();
     if (!writing_) std::string().swap(write_buf_);  // nothing more to send: keep no buffer
     maybe_read();
@@ -425,9 +509,13 @@ class websocket_session : public inbox_owner,
 
   // --- closing ---
   // Sends a close frame (after the write in progress, if any) and closes the
-  // TCP connection when the peer does not complete the closing handshake
-  // within max(stalled_write_timeout, min_close_grace).
+  // TCP connection when the client's close frame arrives, or when it does
+  // not within max(stalled_write_timeout, min_close_grace).
   void close_with(ws_close why) {
+    close_with(ws_close_frame_for(why, ctx_.options.max_message_bytes));
+  }
+
+  void close_with(const ws_close_frame& frame) {
     if (closing_ || finished_) return;
     closing_ = true;
     subs_.clear();
@@ -435,17 +523,16 @@ class websocket_session : public inbox_owner,
     sync_queue_gauge();
     hard_close_at_ = clock::now() + std::max<clock::duration>(ctx_.options.stalled_write_timeout,
                                                               min_close_grace);
-    if (!ws_.is_open()) return hard_close();
-    auto frame = ws_close_frame_for(why, ctx_.options.max_message_bytes);
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(frame.code),
-                                            frame.reason),
-                    [self = shared_from_this()](beast::error_code) { self->hard_close(); });
-    if (!reading_) do_read();  // let the closing handshake complete
+    if (!accepted_) return hard_close();
+    control_out_ += ws_encode_close(frame.code, frame.reason);
+    close_queued_ = true;
+    pump();
+    if (!reading_) process_input();  // let the closing handshake complete
   }
 
   void hard_close() {
     beast::error_code ec;
-    socket_of(beast::get_lowest_layer(ws_)).close(ec);
+    socket_of(beast::get_lowest_layer(stream_)).close(ec);
     finish();
   }
 
@@ -457,18 +544,23 @@ class websocket_session : public inbox_owner,
     queue_.clear();  // unsent bytes leave the gauge with the connection
     sync_queue_gauge();
     beast::error_code ec;
-    socket_of(beast::get_lowest_layer(ws_)).close(ec);
+    socket_of(beast::get_lowest_layer(stream_)).close(ec);
     ctx_.stats.ws_connections.fetch_sub(1);
     auto self = shared_from_this();
     ctx_.sessions.remove(this);
   }
 
-  // --- deadlines: stalled writes, pings, the closing deadline ---
-  // Once per session_tick_period, from the server's ticker (the handshake
-  // has its own deadline: Beast's handshake timeout).
+  // --- deadlines: the handshake, stalled writes, pings, the closing deadline ---
+  // Once per session_tick_period, from the server's ticker.
   void on_tick() {
-    if (!accepted_ || finished_) return;
+    if (finished_) return;
     auto now = clock::now();
+    if (!accepted_) {
+      auto handshake = std::max<clock::duration>(ctx_.options.stalled_write_timeout,
+                                                 std::chrono::seconds(1));
+      if (now - write_started_ >= handshake) hard_close();
+      return;
+    }
     if (!closing_) subs_.release_old_snapshot();
     if (!closing_) check_token_expiry();
     if (closing_) {
@@ -478,42 +570,43 @@ class websocket_session : public inbox_owner,
       close_with(ws_close::stalled_reader);
     } else if (ping_outstanding_ && now - ping_sent_at_ >= ctx_.options.pong_timeout) {
       close_with(ws_close::no_pong);
-    } else if (!ping_outstanding_ && !pinging_ &&
-               now - last_received_ >= ctx_.options.ping_interval) {
+    } else if (!ping_outstanding_ && now - last_received_ >= ctx_.options.ping_interval) {
       ping_outstanding_ = true;
-      pinging_ = true;
       ping_sent_at_ = now;
-      ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {
-        self->pinging_ = false;
-      });
+      control_out_ += ws_frame(ws_opcode::ping, {});
+      pump();
     }
   }
 
-  // Without permessage-deflate (not offered: docs/protocol.md), so no
-  // deflate state either.
-  websocket::stream<prefixed_stream<ws_transport_t<Stream>>, false> ws_;
+  transport stream_;  // the bare socket, or the TLS stream
+  std::string in_;    // bytes received and not yet decoded (empty when idle)
+  ws_decoder decoder_;
   ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
   net::io_context& ioc_;
   connection_ticket ticket_;
   std::shared_ptr<hub_inbox> inbox_;
-  beast::flat_buffer read_buf_;
   send_queue queue_;
   subscriptions subs_;  // uses queue_
 
   out_frame inflight_frame_;
-  // The message in flight; a buffer grown past max_kept_write_buffer by a
-  // large batch is released after the write, and any buffer once the queue
-  // is empty, so idle connections stay small.
+  // The frames in flight; a buffer grown past max_kept_write_buffer by a
+  // large batch is released after the write, and any buffer once nothing
+  // more is queued, so idle connections stay small.
   static constexpr size_t max_kept_write_buffer = 64 * 1024;
   std::string write_buf_;
-  bool accepted_ = false;  // ticks count from the handshake's end
+  std::string control_out_;  // control frames waiting for the socket
+  bool accepted_ = false;    // the 101 response is written
   bool writing_ = false;
   bool reading_ = false;
   bool closing_ = false;
   bool finished_ = false;
-  bool pinging_ = false;
   bool ping_outstanding_ = false;
+  bool close_queued_ = false;   // our close frame is in control_out_ or written
+  bool writing_close_ = false;  // the write in flight carries it
+  bool close_sent_ = false;
+  bool peer_closed_ = false;  // the client's close frame arrived
+  bool decoding_ = false;     // in process_input
   size_t inflight_ = 0;
   int64_t reported_bytes_ = 0;
   clock::time_point write_started_;
@@ -545,7 +638,7 @@ void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream s
   auto session = std::make_shared<websocket_session<Stream>>(
       std::move(stream), std::move(received), ctx, ioc, std::move(id), std::move(ticket));
   ctx.sessions.add(session);
-  session->run(std::move(req));
+  session->run(req);
 }
 
 template void start_websocket_session<plain_stream>(server_context&, net::io_context&,

@@ -1,5 +1,5 @@
-// Fuzz target: a WebSocket client message (one text frame's payload, which
-// Beast has checked to be UTF-8). Parses and checks it as the session does
+// Fuzz target: a WebSocket client message (one text message, which the frame
+// decoder has checked to be UTF-8: fuzz_ws_frame). Parses and checks it as the session does
 // (web/ws_protocol), and encodes the answer it would send. Fails when an
 // answer is not valid JSON, when an error echoes another id than the
 // message's, or when a checked append holds data that does not parse back to
@@ -32,7 +32,7 @@ void check_answer(const std::string& answer) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (!is_valid_utf8(text)) return -1;  // Beast closes with 1007 before parsing
+  if (!is_valid_utf8(text)) return -1;  // the decoder closes with 1007 before parsing
   auto parsed = parse_ws_request(text);
   if (auto* err = std::get_if<ws_error>(&parsed)) {
     check_answer(encode_ws_error(err->id, err->code, err->message));

@@ -533,6 +533,57 @@ TEST_F(ws_test, close_codes_outside_rfc_6455_are_answered_with_1002) {
   expect_answers(*connect_ws());
 }
 
+// The server's own framing (web/ws_frame): what a raw client sees.
+TEST_F(ws_test, a_ping_is_answered_with_a_pong_of_its_payload) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  ASSERT_TRUE(c.write(client_frame(9, "are you there")));
+  auto f = read_server_frame(c);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->opcode, 10u);
+  EXPECT_EQ(f->payload, "are you there");
+}
+
+TEST_F(ws_test, a_fragmented_message_is_one_request) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  std::string first = client_frame(1, R"({"op":"unsubscribe",)");
+  first[0] = 0x01;  // FIN clear
+  std::string last = client_frame(0, R"("id":"frag"})");
+  ASSERT_TRUE(c.write(first + client_frame(9, "") + last));
+  auto pong = read_server_frame(c);
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->opcode, 10u);
+  auto f = read_server_frame(c);
+  ASSERT_TRUE(f);
+  auto msg = json::parse(f->payload);
+  EXPECT_EQ(msg["id"], "frag") << f->payload;
+  EXPECT_EQ(msg["code"], "unknown_subscription") << f->payload;
+}
+
+TEST_F(ws_test, an_unmasked_frame_is_closed_with_1002) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  ASSERT_TRUE(c.write(std::string("\x81\x02hi")));
+  EXPECT_EQ(close_code_answered(c), 1002u);
+  expect_healthy();
+}
+
+TEST_F(ws_test, an_upgrade_without_version_13_is_426_and_without_a_key_400) {
+  http_connection c(port());
+  std::string v8 = raw_upgrade;
+  v8.replace(v8.find("Version: 13"), 11, "Version: 8");
+  auto r = c.raw(v8);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 426);
+  http_connection d(port());
+  std::string keyless = raw_upgrade;
+  keyless.replace(keyless.find("dGhl"), 24, "short");
+  r = d.raw(keyless);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+}
+
 // --- handshake -----------------------------------------------------------------------
 
 TEST_F(ws_test, a_foreign_origin_is_refused_with_403) {
