@@ -14,13 +14,19 @@ namespace {
 
 constexpr std::string_view component = "reclaimer";
 constexpr int reclaim_nice = 10;
-// Transactions open longer than this (a client's snapshot) put the
-// compaction off to a later check.
-constexpr auto quiesce = std::chrono::seconds(5);
+// New transactions wait while a compaction waits for the open ones: it
+// gives up soon (a client's snapshot may stay open for long) and is retried
+// after a pause that doubles with each failure.
+constexpr auto quiesce = std::chrono::milliseconds(250);
+constexpr auto longest_backoff = std::chrono::minutes(10);
 
 }  // namespace
 
-reclaimer::reclaimer(runtime::impl& rt) : rt_(rt) { thread_ = std::thread([this] { loop(); }); }
+reclaimer::reclaimer(runtime::impl& rt) : rt_(rt) {
+  targets_[0].env = rt_.views_env.get();
+  targets_[1].env = rt_.env.get();
+  thread_ = std::thread([this] { loop(); });
+}
 
 reclaimer::~reclaimer() {
   {
@@ -38,8 +44,8 @@ void reclaimer::loop() {
   while (!quit_) {
     if (wake_.wait_for(lock, every, [this] { return quit_; })) break;
     lock.unlock();
-    for (environment* env : {rt_.views_env.get(), rt_.env.get()})
-      if (env && quiet()) reclaim(*env);
+    for (auto& t : targets_)
+      if (t.env && std::chrono::steady_clock::now() >= t.retry_at && quiet()) reclaim(t);
     lock.lock();
   }
 }
@@ -56,7 +62,8 @@ bool reclaimer::quiet() const {
   return true;
 }
 
-void reclaimer::reclaim(environment& env) {
+void reclaimer::reclaim(target& t) {
+  environment& env = *t.env;
   const auto& o = rt_.options.reclaim;
   auto space = env.space();
   if (!space) {
@@ -70,9 +77,15 @@ void reclaimer::reclaim(environment& env) {
   const uint64_t reclaimed = env.bytes_reclaimed();
   std::chrono::microseconds paused{0};
   if (status st = env.compact_online(quiesce, &paused); !st) {
-    log_warn(component, "cannot compact ", env.path(), ": ", st.to_string());
+    t.backoff = std::min<std::chrono::milliseconds>(
+        std::max(t.backoff * 2, std::max(o.quiet, std::chrono::milliseconds(1000))),
+        longest_backoff);
+    t.retry_at = std::chrono::steady_clock::now() + t.backoff;
+    log_warn(component, "cannot compact ", env.path(), " (retried in ", t.backoff.count(),
+             " ms): ", st.to_string());
     return;
   }
+  t.backoff = std::chrono::milliseconds(0);
   log_info(component, "compacted ", env.path(), " (", space->free_bytes >> 20, " of ",
            space->file_bytes >> 20, " MB free): gave back ",
            (env.bytes_reclaimed() - reclaimed) >> 20, " MB; its transactions waited ",
