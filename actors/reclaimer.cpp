@@ -52,7 +52,8 @@ void reclaimer::loop() {
 
 bool reclaimer::quiet() const {
   const auto since = std::chrono::steady_clock::now() - rt_.options.reclaim.quiet;
-  if (rt_.env->last_commit() > since || rt_.views_env->last_commit() > since) return false;
+  for (const environment* env : {rt_.env.get(), rt_.views_env.get()})
+    if (env && env->last_commit() > since) return false;
   std::shared_lock<std::shared_mutex> storage(rt_.storage_mu);
   if (!rt_.running) return false;
   for (const auto& slot : rt_.slots)

@@ -143,6 +143,40 @@ TEST(reclaim_test, AViewsEnvironmentWithManyFreePagesShrinksOnceQuiet) {
   EXPECT_EQ(read_view(again, "big").state.size(), static_cast<size_t>(keys));
 }
 
+// A snapshot held open keeps the compaction from starting: it gives up after
+// a short wait (new transactions wait only that long) and is retried once
+// the snapshot is gone.
+TEST(reclaim_test, ASnapshotHeldOpenPutsTheCompactionOff) {
+  temp_dir dir;
+  runtime rt(options(dir.path(), true));
+  for (auto& v : views()) rt.add_view(v);
+  ASSERT_TRUE(rt.start());
+  ASSERT_NO_FATAL_FAILURE(fill_and_trim(rt));
+  {
+    auto held = rt.snapshot("big");
+    ASSERT_TRUE(held);
+    const auto until = std::chrono::steady_clock::now() + 1500ms;
+    while (std::chrono::steady_clock::now() < until) {
+      auto start = std::chrono::steady_clock::now();
+      auto snap = rt.snapshot("small");  // never refused
+      ASSERT_TRUE(snap);
+      EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+      std::this_thread::sleep_for(20ms);
+    }
+    auto m = rt.metrics();
+    EXPECT_EQ(views_storage(m)->compactions, 0u) << "compacted under an open snapshot";
+    EXPECT_EQ(read_all(*held).size(), static_cast<size_t>(kept));
+  }
+  uint64_t compactions = 0;
+  for (int i = 0; i < 400 && compactions == 0; ++i) {  // up to 20 s
+    std::this_thread::sleep_for(50ms);
+    auto m = rt.metrics();
+    compactions = views_storage(m)->compactions;
+  }
+  EXPECT_GT(compactions, 0u) << "not retried once the snapshot ended";
+  EXPECT_EQ(read_view(rt, "small").state.size(), static_cast<size_t>(kept));
+}
+
 TEST(reclaim_test, TurnedOffItNeverCompacts) {
   temp_dir dir;
   runtime rt(options(dir.path(), false));
