@@ -13,6 +13,7 @@
 #include <derive/view.hpp>
 
 #include "actors/eraser.hpp"
+#include "actors/reclaimer.hpp"
 #include "actors/audit.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime_state.hpp"
@@ -678,6 +679,7 @@ status runtime::start() {
   log_info(component, "started in ", impl_->options.data_dir, " with ", impl_->slots.size(),
            " views, head ", impl_->log->head());
   resume_erasures(*impl_);
+  if (impl_->options.reclaim.enabled) impl_->reclaim = std::make_unique<reclaimer>(*impl_);
   return status::ok();
 }
 
@@ -686,6 +688,7 @@ void runtime::stop() {
   std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
   if (!impl_->running) return;
   impl_->audits_cancel = true;  // audits and scrubs end soon (actors/audit.hpp)
+  impl_->reclaim.reset();  // joins its thread (after a compaction under way)
   {
     std::unique_lock<std::shared_mutex> appends(impl_->append_mu);
     impl_->accepting = false;

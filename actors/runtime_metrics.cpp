@@ -2,6 +2,7 @@
 
 #include <iterator>
 #include <limits>
+#include <utility>
 
 #include "actors/eraser.hpp"
 #include "actors/runtime_state.hpp"
@@ -85,6 +86,20 @@ runtime_metrics runtime::metrics() const {
     m.views.push_back(std::move(v));
   }
   m.cluster = cluster_locked(*impl_);
+  const std::pair<const char*, environment*> envs[] = {{"log", impl_->env.get()},
+                                                       {"views", impl_->views_env.get()}};
+  for (auto [name, env] : envs) {
+    if (!impl_->running || !env) continue;
+    storage_metrics s;
+    s.environment = name;
+    if (auto space = env->space()) {
+      s.file_bytes = space->file_bytes;
+      s.free_bytes = space->free_bytes;
+    }
+    s.compactions = env->compactions();
+    s.bytes_reclaimed = env->bytes_reclaimed();
+    m.storage.push_back(std::move(s));
+  }
   return m;
 }
 

@@ -42,6 +42,7 @@
 namespace derive {
 
 class eraser;
+class reclaimer;
 // One view and its versions (docs/storage.md, "View versions").
 struct view_group {
   std::string name;
@@ -149,6 +150,7 @@ struct runtime::impl {
   std::shared_ptr<const std::vector<caf::actor>> log_runners;
   caf::actor hub;
   std::unique_ptr<eraser> erasure;  // forget(); while running
+  std::unique_ptr<reclaimer> reclaim;  // options.reclaim.enabled; while running
 
   // Audits and scrubs (actors/audit.hpp): the audit thread while running;
   // `audits_cancel` is set by stop() so that audits end before storage closes.

@@ -3,6 +3,7 @@
 #include <lmdb.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -192,6 +193,12 @@ status copy_compacted(MDB_env* env, const std::string& tmp, const std::string& p
   return status::ok();
 }
 
+// The size of `file` in bytes; 0 when it cannot be read.
+uint64_t file_size(const std::string& file) {
+  struct stat st;
+  return ::stat(file.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
 // Renames `tmp` over `file` and flushes the directory `dir`.
 status replace_file(const std::string& tmp, const std::string& file, const std::string& dir) {
   if (::rename(tmp.c_str(), file.c_str()) != 0)
@@ -222,6 +229,7 @@ status environment::compact_online(std::chrono::milliseconds quiesce,
                                    std::chrono::microseconds* paused) {
   namespace fs = std::filesystem;
   using clock = std::chrono::steady_clock;
+  std::lock_guard<std::mutex> one_at_a_time{compact_mu_};
   if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
   const auto closing = clock::now();
   if (!gate_.close(quiesce))
@@ -245,6 +253,7 @@ status environment::compact_online(std::chrono::milliseconds quiesce,
   // discards it (open_recomputable). Flushing ~100 MB would also delay the
   // log's commits, whose flushes queue behind it.
   const bool flush = boot_id_.empty();
+  const uint64_t before = file_size(file);
   if (auto st = copy_compacted(env_, tmp, path_, flush); !st) return st;
   mdb_env_close(env_);
   env_ = nullptr;
@@ -253,7 +262,42 @@ status environment::compact_online(std::chrono::milliseconds quiesce,
   // Reopened even when the rename failed (the old file is intact then).
   status reopened = reopen();
   if (!reopened) fail(reopened);
+  if (replaced && reopened) {
+    const uint64_t after = file_size(file);
+    compactions_.fetch_add(1, std::memory_order_relaxed);
+    if (before > after) bytes_reclaimed_.fetch_add(before - after, std::memory_order_relaxed);
+  }
   return replaced ? reopened : replaced;
+}
+
+result<environment::space_info> environment::space() const {
+  space_info out;
+  txn_guard txn;  // first: no compaction replaces the file until it ends
+  if (int rc = begin_txn(txn, MDB_RDONLY); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "reading the free pages of '" + path_ + "'");
+  out.file_bytes = file_size((std::filesystem::path(path_) / "data.mdb").string());
+  MDB_envinfo info;
+  MDB_stat stat;
+  mdb_env_info(env_, &info);
+  mdb_env_stat(env_, &stat);
+  // The free list (database 0): each record lists pages, its count first.
+  cursor_guard c;
+  if (int rc = c.open(txn.get(), 0); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "reading the free pages of '" + path_ + "'");
+  uint64_t pages = 0;
+  MDB_val key, val;
+  for (int rc = mdb_cursor_get(c.get(), &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(c.get(), &key, &val, MDB_NEXT))
+    pages += *static_cast<const size_t*>(val.mv_data);
+  const uint64_t used_end = (static_cast<uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize;
+  out.free_bytes = pages * stat.ms_psize;
+  if (out.file_bytes > used_end) out.free_bytes += out.file_bytes - used_end;
+  return out;
+}
+
+std::chrono::steady_clock::time_point environment::last_commit() const {
+  return std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(last_commit_ns_.load(std::memory_order_relaxed)));
 }
 
 status environment::reopen() {
@@ -391,6 +435,8 @@ bool filesystem_full(const std::string& path) {
 status environment::commit(txn_guard& txn) {
   int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
   txn.drop_pass();
+  last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                        std::memory_order_relaxed);
   // LMDB reports a short write of a commit's pages as EIO ("short write,
   // filesystem full?"): on a full filesystem that is a full disk. The pages
   // it wrote are unreachable (no meta page names them): nothing is lost.

@@ -95,8 +95,26 @@ class environment {
   // nothing changed: retry), io_error (a failed reopen makes the
   // environment sticky-failed). REQUIRES: the calling thread holds no
   // transaction of this environment.
+  // Compactions of one environment never overlap (the eraser's and the
+  // runtime's reclamation policy, actors/reclaimer.hpp): a second waits for
+  // the first.
   status compact_online(std::chrono::milliseconds quiesce,
                         std::chrono::microseconds* paused = nullptr);
+
+  // How much of the file is free: pages on LMDB's free list (the room that
+  // copy-on-write left behind, reused by later commits) and the file's tail
+  // past the last page in use. Reads one transaction. Errors: io_error.
+  struct space_info {
+    uint64_t file_bytes = 0;  // data.mdb's size
+    uint64_t free_bytes = 0;
+  };
+  result<space_info> space() const;
+  // When the last commit through commit() ended (the epoch: none yet).
+  std::chrono::steady_clock::time_point last_commit() const;
+  // Online compactions since open, and the bytes they gave back (the file's
+  // size before less its size after).
+  uint64_t compactions() const { return compactions_.load(std::memory_order_relaxed); }
+  uint64_t bytes_reclaimed() const { return bytes_reclaimed_.load(std::memory_order_relaxed); }
   // Registers `reopened` (keyed by `owner`) to run after compact_online
   // reopened the environment, with the gate closed: owners of database
   // handles refresh them there with database(name). Thread-safe.
@@ -183,7 +201,11 @@ class environment {
   mutable std::mutex mu_;
   std::unordered_map<std::string, named_db> dbis_;
   status sticky_;
-  std::atomic<std::thread::id> reopening_{};  // the thread running the reopen hooks
+  std::atomic<std::thread::id> reopening_{};
+  std::mutex compact_mu_;  // one compaction at a time
+  std::atomic<int64_t> last_commit_ns_{0};  // steady_clock
+  std::atomic<uint64_t> compactions_{0};
+  std::atomic<uint64_t> bytes_reclaimed_{0};  // the thread running the reopen hooks
   std::mutex hooks_mu_;
   std::map<const void*, std::function<status()>> hooks_;
 };

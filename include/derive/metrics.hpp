@@ -59,6 +59,16 @@ struct retention_metrics {
   std::vector<retention_rule_metrics> rules;
 };
 
+// One LMDB environment (docs/storage.md, "Space reclamation"): "log" (the
+// data directory) or "views".
+struct storage_metrics {
+  std::string environment;
+  uint64_t file_bytes = 0;       // data.mdb's size
+  uint64_t free_bytes = 0;       // free pages and the file's unused tail
+  uint64_t compactions = 0;      // online compactions since start (reclamation, forget)
+  uint64_t bytes_reclaimed = 0;  // the bytes they gave back
+};
+
 struct runtime_metrics {
   uint64_t head = 0;
   uint64_t append_requests = 0;  // requests answered by the sequencer (ok or error)
@@ -77,6 +87,7 @@ struct runtime_metrics {
   std::vector<view_metrics> views;
   std::optional<cluster_metrics> cluster;  // cluster mode only
   std::optional<retention_metrics> retention;  // when retention rules are declared
+  std::vector<storage_metrics> storage;  // the log's, the views' (while running)
 };
 
 }  // namespace derive

@@ -71,6 +71,21 @@ struct retention_rule {
   std::chrono::milliseconds keep{0};
 };
 
+// Space reclamation (docs/storage.md, "Space reclamation"): LMDB is
+// copy-on-write, so a commit that rewrites many pages leaves as many free
+// ones behind, which later commits reuse but the file never gives back. The
+// runtime compacts an environment (the log's or the views') online when its
+// free pages exceed both thresholds and it has been quiet: no commit in
+// either environment for `quiet`, every view caught up. A compaction copies
+// the live pages once; the environment's readers and writers wait meanwhile.
+struct reclaim_options {
+  bool enabled = true;                       // false: never (the off switch)
+  double min_free_fraction = 0.25;           // of the file
+  uint64_t min_free_bytes = uint64_t{32} << 20;
+  std::chrono::milliseconds quiet = std::chrono::seconds(10);
+  std::chrono::milliseconds check_every = std::chrono::seconds(1);
+};
+
 struct runtime_options {
   std::string data_dir = "data";
   // The log's environment (data_dir itself).
@@ -127,6 +142,8 @@ struct runtime_options {
   // views' environment (views_storage.max_databases). 0: off (the default).
   uint64_t view_checkpoint_every = 0;
   unsigned view_checkpoints_kept = 2;
+  // Compaction of environments at rest (reclaim_options).
+  reclaim_options reclaim;
 };
 
 }  // namespace derive

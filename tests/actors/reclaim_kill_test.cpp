@@ -1,0 +1,86 @@
+// SIGKILL during an automatic compaction (actors/reclaimer.hpp): the child's
+// reclaimer compacts the views' environment and dies at the crash point
+// after the rename, before the reopen (`erasure_compaction_renamed`, which
+// every online compaction passes). The data directory opens again with
+// every view and the log as they were, and the views go on.
+
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "tests/actors/test_util.hpp"
+#include "tests/common/child_process.hpp"
+
+namespace derive::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int keys = 4000;
+constexpr int kept = 100;
+
+std::string key_of(int i) { return "k" + std::to_string(100000 + i); }
+
+std::vector<view_def> views() {
+  return {view_def("big").from_log().apply([](const event& e, view_txn& tx) {
+            if (e.type == "fill")
+              for (int i = 0; i < keys; ++i) tx.put(key_of(i), std::string(500, 'x'));
+            if (e.type == "trim")
+              for (int i = kept; i < keys; ++i) tx.erase(key_of(i));
+          }),
+          view_def("small").from_view("big").apply_change(
+              [](const upstream_change& c, view_txn& tx) {
+                if (c.value) tx.put(c.key, c.value->get<std::string>().size());
+                else tx.erase(c.key);
+              })};
+}
+
+runtime_options options(const std::string& dir, bool reclaim) {
+  runtime_options o;
+  o.data_dir = dir;
+  o.reclaim.enabled = reclaim;
+  o.reclaim.min_free_bytes = 256 << 10;
+  o.reclaim.quiet = 300ms;
+  o.reclaim.check_every = 50ms;
+  return o;
+}
+
+[[noreturn]] void child_main(const std::string& dir) {
+  ::setenv("DERIVE_CRASH_POINT", "erasure_compaction_renamed", 1);
+  runtime rt(options(dir, true));
+  for (auto& v : views()) rt.add_view(v);
+  if (!rt.start()) ::_exit(3);
+  if (!append_one(rt, "fill", "a") || !append_one(rt, "trim", "a")) ::_exit(3);
+  if (!wait_sync(rt, "small", rt.head())) ::_exit(3);
+  std::this_thread::sleep_for(20s);  // the reclaimer kills the process before
+  ::_exit(4);
+}
+
+TEST(reclaim_kill_test, AKillDuringAnAutomaticCompactionLeavesAUsableDataDirectory) {
+  temp_dir dir;
+  auto child = child_process::fork([&](int) { child_main(dir.path()); });
+  ASSERT_TRUE(child.started());
+  int wstatus = child.wait();
+  ASSERT_TRUE(child_process::killed(wstatus))
+      << "the child did not die at the compaction (exit code " << WEXITSTATUS(wstatus) << ")";
+  struct stat st;
+  EXPECT_NE(::stat(dir.sub("views/data.mdb.compact").c_str(), &st), 0) << "not renamed";
+
+  runtime rt(options(dir.path(), false));
+  for (auto& v : views()) rt.add_view(v);
+  ASSERT_TRUE(rt.start());
+  ASSERT_EQ(rt.head(), 2u);
+  ASSERT_TRUE(wait_sync(rt, "small", 2));
+  auto big = read_view(rt, "big");
+  auto small = read_view(rt, "small");
+  EXPECT_EQ(big.offset, 2u);
+  EXPECT_EQ(big.state.size(), static_cast<size_t>(kept));
+  EXPECT_EQ(small.state.size(), static_cast<size_t>(kept));
+  for (auto& [k, v] : small.state) EXPECT_EQ(v, 500) << k;
+  ASSERT_TRUE(append_one(rt, "fill", "b"));
+  ASSERT_TRUE(wait_sync(rt, "small", rt.head()));
+  EXPECT_EQ(read_view(rt, "small").state.size(), static_cast<size_t>(keys));
+}
+
+}  // namespace
+}  // namespace derive::testing
