@@ -131,6 +131,31 @@ void retention_families(std::string& out, const retention_metrics& r) {
            [](const retention_rule_metrics& m) { return m.keep_ms / 1000; });
 }
 
+// Each LMDB environment's file and the room compactions gave back
+// (docs/operating.md, "Space reclamation").
+void storage_families(std::string& out, const std::vector<storage_metrics>& envs) {
+  auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    header(out, name, type, help);
+    for (const auto& e : envs) {
+      out += name;
+      out += "{environment=\"" + label(e.environment) + "\"} ";
+      append_uint(out, value(e));
+      out += '\n';
+    }
+  };
+  family("derive_storage_file_bytes", "gauge", "The size of the environment's data.mdb.",
+         [](const storage_metrics& e) { return e.file_bytes; });
+  family("derive_storage_free_bytes", "gauge",
+         "Free pages and the unused tail of data.mdb: what a compaction would give back.",
+         [](const storage_metrics& e) { return e.free_bytes; });
+  family("derive_storage_compactions_total", "counter",
+         "Online compactions since start (at rest, and at the end of a forget).",
+         [](const storage_metrics& e) { return e.compactions; });
+  family("derive_storage_reclaimed_bytes_total", "counter",
+         "Bytes the online compactions gave back since start.",
+         [](const storage_metrics& e) { return e.bytes_reclaimed; });
+}
+
 }  // namespace
 
 void metrics::record_http_response(unsigned status) {
@@ -305,6 +330,7 @@ std::string metrics::render(const runtime& rt) const {
          "Appends refused with rate_limited or too_many_idempotency_keys (HTTP and WebSocket).");
   sample(out, "derive_appends_limited_total", appends_limited.load());
   if (m.cluster) cluster_families(out, *m.cluster);
+  storage_families(out, m.storage);
   if (m.retention) retention_families(out, *m.retention);
   return out;
 }

@@ -15,6 +15,7 @@
 // server's ticker calls tick()).
 #include <algorithm>
 #include <type_traits>
+#include <optional>
 #include <mutex>
 #include <utility>
 
@@ -35,8 +36,6 @@ using clock = std::chrono::steady_clock;
 constexpr auto min_close_grace = std::chrono::seconds(2);
 // Bytes read from the socket at a time.
 constexpr size_t read_piece_bytes = 64 * 1024;
-// Control frames (pongs) queued at most behind a write in progress.
-constexpr size_t max_pending_control_bytes = 1024;
 // TLS: bytes the read waiting for a new message prepares (an idle TLS
 // connection holds this much read buffer; a plain one none).
 constexpr size_t idle_read_bytes = 256;
@@ -295,11 +294,9 @@ class websocket_session : public inbox_owner,
       case ws_event::kind::binary:
         return close_with(ws_close::binary_message);
       case ws_event::kind::ping:
-        // A client that pings without reading gets no more pongs queued
-        // than this (RFC 6455 lets pings go unanswered until a pong is sent).
-        if (!close_queued_ && control_out_.size() < max_pending_control_bytes) {
-          control_out_ += ws_frame(ws_opcode::pong, ev.payload);
-        }
+        // Only the latest ping waits for its pong (RFC 6455, 5.5.3): a
+        // client that pings without reading holds one pong, not a queue.
+        if (!close_queued_) pending_pong_ = std::move(ev.payload);
         return pump();
       case ws_event::kind::pong:
         ping_outstanding_ = false;
@@ -455,6 +452,10 @@ class websocket_session : public inbox_owner,
   // snapshot may start (subscriptions::start_waiting); then change batches.
   void pump() {
     if (writing_ || finished_ || !accepted_) return;
+    if (pending_pong_) {  // ahead of a ping or our close frame
+      control_out_.insert(0, ws_frame(ws_opcode::pong, *pending_pong_));
+      pending_pong_.reset();
+    }
     if (!control_out_.empty()) {
       write_buf_ = std::exchange(control_out_, std::string());
       writing_close_ = close_queued_ && !close_sent_;
@@ -494,7 +495,9 @@ class websocket_session : public inbox_owner,
     if (message) ctx_.stats.ws_messages_sent.fetch_add(1);
     if (std::exchange(writing_close_, false)) {
       close_sent_ = true;
-      if (peer_closed_) return hard_close();  // the closing handshake is complete
+      // The closing handshake is complete, or it cannot be: after a
+      // protocol error nothing the client sends is read (RFC 6455, 7.1.7).
+      if (peer_closed_ || decoder_.done()) return hard_close();
     }
     pump();
     if (!writing_) std::string().swap(write_buf_);  // nothing more to send: keep no buffer
@@ -596,6 +599,7 @@ class websocket_session : public inbox_owner,
   static constexpr size_t max_kept_write_buffer = 64 * 1024;
   std::string write_buf_;
   std::string control_out_;  // control frames waiting for the socket
+  std::optional<std::string> pending_pong_;  // the payload of the latest ping unanswered
   bool accepted_ = false;    // the 101 response is written
   bool writing_ = false;
   bool reading_ = false;

@@ -81,6 +81,9 @@ class ws_decoder {
 
   // True once a close frame arrived (valid or not): nothing after it counts.
   bool close_received() const { return close_received_; }
+  // True once nothing more is decoded (after a 1002 or a close frame): a
+  // close frame the client sends later cannot be read.
+  bool done() const { return done_; }
 
  private:
   ws_event fail(uint16_t code, std::string reason);

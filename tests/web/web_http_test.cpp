@@ -508,7 +508,11 @@ TEST_F(http_test, metrics_are_prometheus_text) {
         "derive_http_requests_total{code=\"201\"} 1", "# TYPE derive_append_latency_seconds histogram",
         "derive_append_latency_seconds_bucket{le=\"+Inf\"} 1",
         "derive_view_bytes_written_total{view=\"docs\"}",
-        "derive_view_largest_value_bytes{view=\"docs\"}"}) {
+        "derive_view_largest_value_bytes{view=\"docs\"}",
+        "derive_storage_file_bytes{environment=\"log\"}",
+        "derive_storage_free_bytes{environment=\"views\"}",
+        "derive_storage_compactions_total{environment=\"views\"} 0",
+        "derive_storage_reclaimed_bytes_total{environment=\"log\"} 0"}) {
     EXPECT_NE(r.body.find(name), std::string::npos) << name;
   }
   // Every line is a comment or `name{labels} value`.

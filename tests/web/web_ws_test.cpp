@@ -566,6 +566,28 @@ TEST_F(ws_test, an_unmasked_frame_is_closed_with_1002) {
   ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
   ASSERT_TRUE(c.write(std::string("\x81\x02hi")));
   EXPECT_EQ(close_code_answered(c), 1002u);
+  // Failing the connection closes it right after the close frame (RFC 6455,
+  // 7.1.7), not after the grace (stalled_write_timeout: 10 s here) that a
+  // client's close frame, which is no longer read, could not end.
+  EXPECT_TRUE(c.closed_by_peer(std::chrono::seconds(5)));
+  expect_healthy();
+}
+
+// Pings sent faster than their pongs can go out are answered by the pong of
+// the latest one (RFC 6455, 5.5.3), so one never waits behind older ones.
+TEST_F(ws_test, of_pings_sent_together_the_latest_is_answered) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  std::string pings;
+  for (int i = 0; i < 300; ++i) pings += client_frame(9, "p" + std::to_string(1000 + i));
+  ASSERT_TRUE(c.write(pings));
+  std::vector<std::string> pongs;
+  while (pongs.empty() || pongs.back() != "p1299") {
+    auto f = read_server_frame(c);
+    ASSERT_TRUE(f) << "no pong of the latest ping; got " << pongs.size() << " pongs";
+    if (f->opcode == 10) pongs.push_back(f->payload);
+  }
+  EXPECT_LT(pongs.size(), 300u);  // not one per ping: the older ones were replaced
   expect_healthy();
 }
 
