@@ -107,15 +107,6 @@ class erasure_kill_test : public ::testing::TestWithParam<const char*> {
     return rt;
   }
 
-  std::vector<event> whole_log(runtime& rt) {
-    std::vector<event> out;
-    for (;;) {
-      auto page = rt.read_log(out.size() + 1, 1000);
-      if (!page || page->empty()) return out;
-      out.insert(out.end(), page->begin(), page->end());
-    }
-  }
-
   // A forget queues behind the resumed erasure, so once it returns that one
   // is complete; checks the log and the views.
   void verify_erased(runtime& rt) {

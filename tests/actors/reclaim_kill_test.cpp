@@ -8,42 +8,14 @@
 
 #include <thread>
 
-#include "tests/actors/test_util.hpp"
+#include "tests/actors/reclaim_views.hpp"
 #include "tests/common/child_process.hpp"
 
 namespace derive::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr int keys = 4000;
-constexpr int kept = 100;
-
-std::string key_of(int i) { return "k" + std::to_string(100000 + i); }
-
-std::vector<view_def> views() {
-  return {view_def("big").from_log().apply([](const event& e, view_txn& tx) {
-            if (e.type == "fill")
-              for (int i = 0; i < keys; ++i) tx.put(key_of(i), std::string(500, 'x'));
-            if (e.type == "trim")
-              for (int i = kept; i < keys; ++i) tx.erase(key_of(i));
-          }),
-          view_def("small").from_view("big").apply_change(
-              [](const upstream_change& c, view_txn& tx) {
-                if (c.value) tx.put(c.key, c.value->get<std::string>().size());
-                else tx.erase(c.key);
-              })};
-}
-
-runtime_options options(const std::string& dir, bool reclaim) {
-  runtime_options o;
-  o.data_dir = dir;
-  o.reclaim.enabled = reclaim;
-  o.reclaim.min_free_bytes = 256 << 10;
-  o.reclaim.quiet = 300ms;
-  o.reclaim.check_every = 50ms;
-  return o;
-}
+using namespace reclaim;
 
 [[noreturn]] void child_main(const std::string& dir) {
   ::setenv("DERIVE_CRASH_POINT", "erasure_compaction_renamed", 1);

@@ -10,54 +10,17 @@
 #include <atomic>
 #include <thread>
 
-#include "tests/actors/test_util.hpp"
+#include "tests/actors/reclaim_views.hpp"
 
 namespace derive::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr int keys = 4000;  // ~2.5 MB of state, of which all but `kept` are erased
-constexpr int kept = 100;
-
-std::string key_of(int i) { return "k" + std::to_string(100000 + i); }
-
-std::vector<view_def> views() {
-  return {view_def("big").from_log().apply([](const event& e, view_txn& tx) {
-            if (e.type == "fill")
-              for (int i = 0; i < keys; ++i) tx.put(key_of(i), std::string(500, 'x'));
-            if (e.type == "trim")
-              for (int i = kept; i < keys; ++i) tx.erase(key_of(i));
-          }),
-          view_def("small").from_view("big").apply_change(
-              [](const upstream_change& c, view_txn& tx) {
-                if (c.value) tx.put(c.key, c.value->get<std::string>().size());
-                else tx.erase(c.key);
-              })};
-}
-
-runtime_options options(const std::string& dir, bool reclaim) {
-  runtime_options o;
-  o.data_dir = dir;
-  o.reclaim.enabled = reclaim;
-  o.reclaim.min_free_bytes = 256 << 10;
-  o.reclaim.quiet = 300ms;
-  o.reclaim.check_every = 50ms;
-  return o;
-}
+using namespace reclaim;
 
 uint64_t file_size(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
-std::vector<event> whole_log(runtime& rt) {
-  std::vector<event> out;
-  for (;;) {
-    auto page = rt.read_log(out.size() + 1, 1000);
-    if (!page || page->empty()) return out;
-    out.insert(out.end(), page->begin(), page->end());
-  }
 }
 
 const storage_metrics* views_storage(const runtime_metrics& m) {

@@ -105,15 +105,6 @@ class retention_kill_test : public ::testing::TestWithParam<const char*> {
     return rt;
   }
 
-  std::vector<event> whole_log(runtime& rt) {
-    std::vector<event> out;
-    for (;;) {
-      auto page = rt.read_log(out.size() + 1, 1000);
-      if (!page || page->empty()) return out;
-      out.insert(out.end(), page->begin(), page->end());
-    }
-  }
-
   // A sweep queues behind the resumed one, so once it returns that one is
   // complete; checks the log and the views.
   void verify_expired(runtime& rt) {
