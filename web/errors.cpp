@@ -46,6 +46,7 @@ ws_close_frame ws_close_frame_for(ws_close why, size_t max_message_bytes) {
     case ws_close::binary_message: return {1003, "binary messages are not supported"};
     case ws_close::invalid_utf8: return {1007, ""};
     case ws_close::stalled_reader: return {1008, "the client stopped reading"};
+    case ws_close::slow_message: return {1008, "a message must arrive whole within the idle timeout"};
     case ws_close::message_too_big:
       return {1009, "messages are limited to " + std::to_string(max_message_bytes) + " bytes"};
     case ws_close::bad_close_code:

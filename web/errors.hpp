@@ -60,6 +60,7 @@ enum class ws_close {
   stalled_reader,   // a write made no progress for stalled_write_timeout
   message_too_big,  // a message passed max_message_bytes
   bad_close_code,   // the client's close frame has a code outside RFC 6455's ranges
+  slow_message,     // a message begun did not arrive whole within idle_timeout
 };
 
 // Close codes a client may send (RFC 6455, 7.4): 1000-1003, 1007-1011 and

@@ -277,12 +277,29 @@ class websocket_session : public inbox_owner,
       auto ev = decoder_.decode(in_, used);
       in_.erase(0, used);
       if (ev.what == ws_event::kind::need_more) break;
+      if (ev.what == ws_event::kind::text) message_begun_.reset();
       on_event(std::move(ev));
     }
     decoding_ = false;
+    note_partial_message();
     if (in_.empty()) std::string().swap(in_);  // idle connections keep no read buffer
     if (finished_) return;
     if (closing_ || can_read()) do_read();
+  }
+
+  // A message begun (bytes of it received, or of a frame) must arrive whole
+  // within idle_timeout, as an HTTP request must: a client trickling a message
+  // byte by byte would otherwise hold its buffer for ever (pings do not help:
+  // it keeps talking). Control frames in between do not restart the clock.
+  void note_partial_message() {
+    bool partial = !in_.empty() || !decoder_.between_messages();
+    if (!partial) message_begun_.reset();
+    else if (!message_begun_) message_begun_ = clock::now();
+  }
+
+  bool message_overdue(clock::time_point now) const {
+    // While reading is paused (the server's own backlog) the client is not late.
+    return message_begun_ && can_read() && now - *message_begun_ >= ctx_.options.idle_timeout;
   }
 
   void on_event(ws_event ev) {
@@ -571,6 +588,8 @@ class websocket_session : public inbox_owner,
     } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
       ctx_.stats.ws_slow_closes.fetch_add(1);
       close_with(ws_close::stalled_reader);
+    } else if (message_overdue(now)) {
+      close_with(ws_close::slow_message);
     } else if (ping_outstanding_ && now - ping_sent_at_ >= ctx_.options.pong_timeout) {
       close_with(ws_close::no_pong);
     } else if (!ping_outstanding_ && now - last_received_ >= ctx_.options.ping_interval) {
@@ -617,6 +636,7 @@ class websocket_session : public inbox_owner,
   clock::time_point last_received_;
   clock::time_point ping_sent_at_;
   clock::time_point hard_close_at_;
+  std::optional<clock::time_point> message_begun_;  // a message is partly received
 };
 
 void hub_inbox::push(entry e) {

@@ -673,5 +673,56 @@ TEST_F(ws_ping_test, a_client_that_does_not_answer_pings_is_closed_with_1001) {
   expect_healthy();
 }
 
+// A message begun must arrive whole within idle_timeout; a client that keeps
+// sending complete messages, however slowly, stays.
+class ws_message_deadline_test : public web_fixture {
+ protected:
+  void configure(web::server_options& o) override {
+    o.idle_timeout = std::chrono::milliseconds(400);
+    o.stalled_write_timeout = std::chrono::seconds(1);
+  }
+};
+
+TEST_F(ws_message_deadline_test, a_message_trickled_byte_by_byte_is_closed_with_1008) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  std::string frame = client_frame(1, R"({"op":"unsubscribe","id":"slow"})");
+  // 12 of its bytes, one per 100 ms: talking all the time, never done. (The
+  // server closes 0.4-0.65 s after the first; its close frame waits to be read.)
+  for (size_t i = 0; i < 12; ++i) {
+    if (!c.write(frame.substr(i, 1))) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(close_code_answered(c), 1008u);
+  expect_healthy();
+}
+
+TEST_F(ws_message_deadline_test, slow_whole_messages_and_pings_in_between_are_fine) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string id = "s" + std::to_string(i);
+    ASSERT_TRUE(c.write(client_frame(1, R"({"op":"unsubscribe","id":")" + id + "\"}")));
+    auto f = read_server_frame(c);
+    ASSERT_TRUE(f) << id;
+    EXPECT_EQ(json::parse(f->payload)["id"], id) << f->payload;
+  }
+  // A fragmented message whose pieces come within the deadline, a ping between them.
+  std::string first = client_frame(1, R"({"op":"unsubscribe",)");
+  first[0] = 0x01;  // FIN clear
+  ASSERT_TRUE(c.write(first));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(c.write(client_frame(9, "")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(c.write(client_frame(0, R"("id":"frag"})")));
+  for (int i = 0; i < 2; ++i) {  // the pong, then the answer
+    auto f = read_server_frame(c);
+    ASSERT_TRUE(f);
+    if (f->opcode == 10) continue;
+    EXPECT_EQ(json::parse(f->payload)["id"], "frag") << f->payload;
+  }
+}
+
 }  // namespace
 }  // namespace derive::webtest

@@ -84,7 +84,9 @@ struct server_options {
   // Appends and waiting gets one WebSocket connection may have outstanding;
   // beyond it the server stops reading from that connection for a while.
   size_t max_inflight_requests = 256;
-  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};     // HTTP keep-alive
+  // HTTP: an idle keep-alive connection, reading one request, writing one
+  // response. WebSocket: receiving one message once its first byte came.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   std::chrono::milliseconds ping_interval{std::chrono::seconds(20)};
   std::chrono::milliseconds pong_timeout{std::chrono::seconds(20)};
   // A connection whose writes make no progress this long is closed with 1008.
