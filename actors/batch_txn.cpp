@@ -18,18 +18,15 @@ std::string dump_compact(const json& v) {
 batch_txn::batch_txn(const view_store& store, warm_cache warm)
     : store_(store),
       batch_(std::move(warm.entries_)),
-      batch_index_(std::move(warm.index_)),
       bytes_(warm.bytes_),
       cache_bytes_(warm.bytes_) {}
 
 batch_txn::warm_cache batch_txn::warm() {
-  for (auto& [key, e] : batch_) e.existed = e.current.has_value();
+  batch_.for_each([](std::string_view, cached& e) { e.existed = e.current.has_value(); });
   warm_cache out;
   out.entries_ = std::move(batch_);
-  out.index_ = std::move(batch_index_);
   out.bytes_ = cache_bytes_;
   batch_.clear();
-  batch_index_.clear();
   batch_last_ = {};
   return out;
 }
@@ -96,16 +93,21 @@ std::vector<offset_changes> batch_txn::take_changes() {
 }
 
 std::vector<key_change> batch_txn::take_private_changes() {
-  std::vector<key_change> out;  // the map is in key order
-  for (auto& [key, v] : private_batch_) {
-    if (v.committed == v.current) continue;
+  std::vector<std::pair<std::string_view, const cached*>> changed;
+  private_batch_.for_each([&](std::string_view key, const cached& v) {
+    if (v.committed != v.current) changed.emplace_back(key, &v);
+  });
+  std::sort(changed.begin(), changed.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<key_change> out;  // in key order
+  out.reserve(changed.size());
+  for (const auto& [key, v] : changed) {
     key_change change;
-    change.key = key;
-    if (v.current) change.value = dump_compact(*v.current);
+    change.key = std::string(key);
+    if (v->current) change.value = dump_compact(*v->current);
     out.push_back(std::move(change));
   }
   private_last_ = {};
-  private_index_.clear();
   private_batch_.clear();
   return out;
 }
@@ -135,10 +137,10 @@ batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private
 batch_txn::cached& batch_txn::batch_entry(bool is_private, std::string_view key) {
   auto& last = is_private ? private_last_ : batch_last_;
   if (last.entry && last.key == key) return *last.entry;
-  auto& index = is_private ? private_index_ : batch_index_;
-  if (auto it = index.find(key); it != index.end()) {
-    last = {it->first, it->second};
-    return *it->second;
+  auto& c = is_private ? private_batch_ : batch_;
+  if (const auto* found = c.find(key)) {
+    last = {found->first, found->second};
+    return *found->second;
   }
   cached e;
   e.current = read_committed(key, is_private);
@@ -146,11 +148,36 @@ batch_txn::cached& batch_txn::batch_entry(bool is_private, std::string_view key)
   if (is_private) e.committed = e.current;
   bytes_ += key.size() + entry_overhead;
   if (!is_private) cache_bytes_ += key.size() + entry_overhead;
-  auto& c = is_private ? private_batch_ : batch_;
-  auto& [stored_key, entry] = *c.emplace(std::string(key), std::move(e)).first;
-  index.emplace(stored_key, &entry);
-  last = {stored_key, &entry};
-  return entry;
+  const auto& stored = c.insert(key, std::move(e));
+  last = {stored.first, stored.second};
+  return *stored.second;
+}
+
+const batch_txn::cache::found* batch_txn::cache::find(std::string_view key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &*it;
+}
+
+const batch_txn::cache::found& batch_txn::cache::insert(std::string_view key, cached entry) {
+  auto& [stored, e] = items_.emplace_back(std::string(key), std::move(entry));
+  const auto& at = *index_.emplace(stored, &e).first;
+  if (has_ordered_) ordered_.emplace(stored, &e);
+  return at;
+}
+
+const batch_txn::cache::ordered_index& batch_txn::cache::ordered() {
+  if (!has_ordered_) {
+    for (auto& [key, e] : items_) ordered_.emplace(key, &e);
+    has_ordered_ = true;
+  }
+  return ordered_;
+}
+
+void batch_txn::cache::clear() {
+  ordered_.clear();
+  has_ordered_ = false;
+  index_.clear();
+  items_.clear();
 }
 
 namespace {
@@ -177,7 +204,7 @@ view_txn::page batch_txn::merged_range(bool is_private, std::string_view prefix,
                                        std::string_view start, size_t limit) {
   const std::string_view lo = std::max(prefix, start);
   auto& snap = snapshot();
-  const cache& batch = is_private ? private_batch_ : batch_;
+  const auto& batch = (is_private ? private_batch_ : batch_).ordered();
   const auto in = input_keys(is_private ? private_input_ : input_, prefix, lo);
   size_t ii = 0;
   auto bi = batch.lower_bound(lo);
@@ -222,7 +249,7 @@ view_txn::page batch_txn::merged_range(bool is_private, std::string_view prefix,
       ++ii;
     }
     if (has_batch && bi->first == key) {
-      if (!decided) v = bi->second.current;
+      if (!decided) v = bi->second->current;
       decided = true;
       ++bi;
     }
@@ -245,20 +272,20 @@ uint64_t batch_txn::merged_count(bool is_private, std::string_view prefix) {
   auto stored = is_private ? snap.count_private(prefix) : snap.count(prefix);
   if (!stored) throw std::runtime_error("cannot read view state: " + stored.error().to_string());
   int64_t n = static_cast<int64_t>(*stored);
-  cache& batch = is_private ? private_batch_ : batch_;
   writes& input = is_private ? private_input_ : input_;
   // Keys of the input not yet in the batch: learn whether they existed.
   const auto in = input_keys(input, prefix, prefix);
   for (const auto* w : in) batch_entry(is_private, w->first);
+  const auto& batch = (is_private ? private_batch_ : batch_).ordered();
   // Then one walk over the batch's keys under the prefix (the input's, in
   // key order too, are met along the way).
   size_t ii = 0;
   for (auto it = batch.lower_bound(prefix); it != batch.end() && has_prefix(it->first, prefix);
        ++it) {
-    bool present = it->second.current.has_value();
+    bool present = it->second->current.has_value();
     while (ii < in.size() && in[ii]->first < it->first) ++ii;
     if (ii < in.size() && in[ii]->first == it->first) present = in[ii]->second.has_value();
-    n += int64_t{present} - int64_t{it->second.existed};
+    n += int64_t{present} - int64_t{it->second->existed};
   }
   return static_cast<uint64_t>(n);
 }

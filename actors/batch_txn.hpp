@@ -57,10 +57,32 @@ class batch_txn final : public view_txn {
     value committed;
     value current;
   };
-  using cache = std::map<std::string, cached, std::less<>>;  // ordered: ranges
-  // The entries of a cache by key (the map's keys and nodes are stable): one
-  // hash lookup per get and per kept write instead of a walk down the tree.
-  using cache_index = std::unordered_map<std::string_view, cached*>;
+  // The keys touched in this batch (of the state, or of the private state).
+  // Found by hash; in key order only once a range or a count asks for it
+  // (ordered()), since most views never do: an ordered map of every key
+  // written cost a tree insert of string compares per posting. Entries never
+  // move (a deque), so the indexes view their keys.
+  class cache {
+   public:
+    using ordered_index = std::map<std::string_view, cached*, std::less<>>;
+    // The stored key (it outlives the caller's) and its entry.
+    using found = std::pair<const std::string_view, cached*>;
+    const found* find(std::string_view key) const;
+    const found& insert(std::string_view key, cached entry);  // REQUIRES: key absent
+    // Every entry in key order; built on first use, then kept by insert().
+    const ordered_index& ordered();
+    template <class F>
+    void for_each(F&& fn) {  // in no particular order
+      for (auto& [key, entry] : items_) fn(std::string_view(key), entry);
+    }
+    void clear();
+
+   private:
+    std::deque<std::pair<std::string, cached>> items_;
+    std::unordered_map<std::string_view, cached*> index_;
+    ordered_index ordered_;
+    bool has_ordered_ = false;
+  };
 
  public:
   // What a committed batch leaves to the next batch of the same store: the
@@ -74,7 +96,6 @@ class batch_txn final : public view_txn {
    private:
     friend class batch_txn;
     cache entries_;
-    cache_index index_;
     uint64_t bytes_;
   };
 
@@ -173,11 +194,9 @@ class batch_txn final : public view_txn {
   const view_store& store_;
   std::optional<view_snapshot> snapshot_;
   cache batch_;    // every key touched in this batch
-  cache_index batch_index_;
   last_entry batch_last_;
   writes input_;   // the current input's writes
   cache private_batch_;
-  cache_index private_index_;
   last_entry private_last_;
   writes private_input_;
   std::vector<value*> targets_;          // reused by commit_input

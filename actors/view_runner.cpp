@@ -262,6 +262,15 @@ void count_written(view_slot& slot, const batch_result& batch) {
   }
 }
 
+// A catch-up batch commits again right after this one, rewriting as many
+// pages: a step between the two lets the next reuse the pages this one freed
+// (view_store::step), so the file grows by about one batch's pages, not two.
+// A failed step changes nothing: the next commit only finds less free room.
+void step_between_batches(view_slot& slot) {
+  if (auto s = slot.store()->step(); !s)
+    log_warn(component, "view ", slot.name(), ": no step between batches: ", s.to_string());
+}
+
 // Processes one batch: reads, applies, commits, publishes; on an error the
 // view stops (fail).
 void process_batch(runner_actor* self) {
@@ -270,6 +279,7 @@ void process_batch(runner_actor* self) {
   uint64_t offset = slot.offset();
   batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
   auto limit = batch_limit(st, offset);
+  const bool catching_up = limit == st.ctx.catch_up_batch;
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
                              : apply_log(st.ctx, txn, offset, limit);
   if (!batch) {
@@ -311,6 +321,7 @@ void process_batch(runner_actor* self) {
     if (publishing) publishing.unlock();
     if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
     if (st.ctx.committed) st.ctx.committed(slot);
+    if (catching_up && st.target > batch->new_offset) step_between_batches(slot);
   }
   if (batch->failure) {
     fail(self, batch->failure->offset, std::move(batch->failure->error), true);

@@ -17,6 +17,10 @@
 // a long catch-up commits (and shows progress) at least every `batch_time`,
 // and a stop waits for at most one input and one commit. Inputs are read
 // from the source `read_chunk` at a time, so at most that many are held.
+// A catch-up batch that leaves the view still behind is followed by a
+// view_store::step, so that the next batch reuses the pages this one freed
+// (docs/storage.md, "Space reclamation": the file grows by one batch's
+// rewritten pages, not two).
 //
 // Failures: an exception from view code at input N under failure_policy::stop
 // commits everything before N, records the failure durably and stops the view

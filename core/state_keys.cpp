@@ -124,6 +124,24 @@ int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change) {
   return write_bucket(txn, dbi, skey, b);
 }
 
+int state_replace(MDB_txn* txn, MDB_dbi dbi, const key_change& change,
+                  std::optional<std::string>& old) {
+  const size_t direct = direct_max(txn);
+  if (!change.value || change.key.size() > direct) {
+    if (int rc = state_get(txn, dbi, change.key, old); rc != MDB_SUCCESS) return rc;
+    return state_apply(txn, dbi, change);
+  }
+  old.reset();
+  std::string skey = stored_key(change.key, direct);
+  MDB_val k = to_val(skey), v = to_val(*change.value);
+  int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+  if (rc != MDB_KEYEXIST) return rc;
+  old.emplace(to_view(v));  // MDB_KEYEXIST: `v` is the stored value
+  if (*old == *change.value) return MDB_SUCCESS;
+  v = to_val(*change.value);
+  return mdb_put(txn, dbi, &k, &v, 0);
+}
+
 int state_count(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, uint64_t& out) {
   out = 0;
   const size_t direct = direct_max(txn);

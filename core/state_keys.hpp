@@ -34,6 +34,12 @@ int state_get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::optional<std
 // is a no-op.
 int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change);
 
+// state_apply that also gives the value it replaced (nullopt when the key was
+// absent) in `old`. A put of a new key costs one descent of the tree, not a
+// read and then a write.
+int state_replace(MDB_txn* txn, MDB_dbi dbi, const key_change& change,
+                  std::optional<std::string>& old);
+
 // Counts the view keys that start with `prefix`, walking LMDB keys only: a
 // direct key is counted from its LMDB key, a bucket whose beginning starts
 // with `prefix` by its entry count (the first varint of its value); only a

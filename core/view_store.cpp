@@ -119,6 +119,7 @@ class view_store::impl {
   result<view_snapshot> snapshot() const;
   result<changelog_page> changes_since(uint64_t from, size_t limit) const;
   status set_failure(std::optional<view_failure> failure);
+  status step();
   std::optional<view_failure> failure() const {
     std::lock_guard<std::mutex> guard{mu_};
     return failure_;
@@ -295,9 +296,9 @@ int view_store::impl::compute_digest(MDB_txn* txn, view_digest& out) const {
 
 int view_store::impl::apply_state(MDB_txn* txn, const key_change& change) {
   std::optional<std::string> old_value;
-  if (int rc = state_get(txn, state_, change.key, old_value); rc != MDB_SUCCESS) return rc;
+  if (int rc = state_replace(txn, state_, change, old_value); rc != MDB_SUCCESS) return rc;
   pending_digest_.change(change.key, old_value, change.value);
-  return state_apply(txn, state_, change);
+  return MDB_SUCCESS;
 }
 
 int64_t view_store::impl::now() const {
@@ -580,6 +581,13 @@ result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t lim
   if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
     return decode_status(rc, where("reading the changelog"));
   return page;
+}
+
+status view_store::impl::step() {
+  txn_guard txn;
+  if (status st = begin_write(txn); !st.is_ok()) return st;
+  int rc = put_fixed64_value(txn.get(), meta_, meta_offset, offset());
+  return finish_write(txn, rc, where("stepping the transaction count"));
 }
 
 status view_store::impl::set_failure(std::optional<view_failure> failure) {
@@ -882,6 +890,8 @@ status view_store::commit(const std::vector<offset_changes>& batch, uint64_t new
                           const std::vector<key_change>& private_changes) {
   return impl_->commit(batch, new_offset, dead_letters, private_changes);
 }
+
+status view_store::step() { return impl_->step(); }
 
 uint64_t view_store::offset() const { return impl_->offset(); }
 

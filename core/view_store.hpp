@@ -97,6 +97,16 @@ class view_store {
                 const std::vector<dead_letter>& dead_letters = {},
                 const std::vector<key_change>& private_changes = {});
 
+  // One small write transaction that rewrites the offset with its own value:
+  // nothing changes but LMDB's transaction count. LMDB reuses the pages a
+  // commit freed only from the second commit after it (it keeps the previous
+  // commit intact), so two large commits back to back each grow the file by a
+  // copy of the pages they rewrite; a step between them lets the second reuse
+  // the pages the first freed. The runner takes one after each catch-up
+  // batch (docs/storage.md, "The views' commits"). Errors: storage_full,
+  // io_error (nothing changed).
+  status step();
+
   // The committed offset.
   uint64_t offset() const;
 

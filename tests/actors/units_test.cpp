@@ -288,6 +288,28 @@ TEST_F(batch_txn_range_test, TheNextBatchOnAWarmCacheSeesTheCommittedState) {
   EXPECT_EQ(changes[0].changes[0].key, "w/5");
 }
 
+// The batch's keys are put in order only when a range or a count first asks;
+// keys the batch touches after that are kept in order too.
+TEST_F(batch_txn_range_test, KeysWrittenAfterTheFirstRangeAreRangedInOrder) {
+  txn_->begin_input(2);
+  txn_->put("w/4", 4);
+  txn_->commit_input();
+  txn_->begin_input(3);
+  EXPECT_EQ(keys(txn_->range("w/")), (strings{"w/1", "w/3", "w/4", "w/5"}));
+  txn_->put("w/2", 2);
+  txn_->put("w/0", 0);
+  txn_->erase("w/5");
+  txn_->commit_input();
+  txn_->begin_input(4);
+  EXPECT_EQ(keys(txn_->range("w/")), (strings{"w/0", "w/1", "w/2", "w/3", "w/4"}));
+  EXPECT_EQ(txn_->count("w/"), 5u);
+  txn_->put("w/6", 6);  // the input's own write, then kept
+  EXPECT_EQ(txn_->count("w/"), 6u);
+  txn_->commit_input();
+  txn_->begin_input(5);
+  EXPECT_EQ(keys(txn_->range("w/", "w/4")), (strings{"w/4", "w/6"}));
+}
+
 TEST_F(batch_txn_range_test, ADiscardedInputIsNotSeen) {
   txn_->begin_input(2);
   txn_->put("w/2", 2);

@@ -1110,5 +1110,42 @@ TEST_F(view_store_test, restore_from_without_a_checkpoint_before_changes_nothing
   EXPECT_TRUE(copy.checkpoints().empty());
 }
 
+// LMDB reuses the pages a commit freed only from the second commit after it:
+// commits that each rewrite the whole state back to back keep two freed copies
+// besides the live one. A step between them (view_store::step) lets each
+// commit reuse the previous one's pages, so the file holds about two copies.
+TEST_F(view_store_test, a_step_between_rewrites_lets_each_commit_reuse_the_last_ones_pages) {
+  auto rewrite_file_bytes = [&](environment& env, bool step) -> std::pair<uint64_t, uint64_t> {
+    view_store_options options;
+    options.changelog_retention = 1;  // the changelog keeps one entry
+    auto opened = view_store::open(env, "docs", 1, options);
+    EXPECT_TRUE(opened) << opened.error().to_string();
+    auto& store = **opened;
+    uint64_t first = 0;
+    for (uint64_t offset = 1; offset <= 8; ++offset) {
+      std::vector<key_change> changes;
+      for (int k = 0; k < 1000; ++k)
+        changes.push_back(put("key" + std::to_string(1000 + k),
+                              std::string(1500, static_cast<char>('a' + offset))));
+      EXPECT_TRUE(store.commit({at(offset, std::move(changes))}, offset).is_ok());
+      if (step) EXPECT_TRUE(store.step().is_ok());
+      EXPECT_EQ(store.offset(), offset);  // a step changes nothing
+      if (offset == 1) first = env.space()->file_bytes;
+    }
+    EXPECT_EQ(state_of(store).at("key1000"), std::string(1500, 'a' + 8));
+    return {first, env.space()->file_bytes};
+  };
+  const auto [one_copy, stepped] = rewrite_file_bytes(*env_, true);
+  const std::string other = dir_ + "/without-steps";
+  std::filesystem::create_directories(other);
+  auto env = environment::open(other, env_options());
+  ASSERT_TRUE(env) << env.error().to_string();
+  const auto [one_copy_too, unstepped] = rewrite_file_bytes(**env, false);
+  // One copy is the state and the changelog's one entry, as the first commit
+  // wrote them.
+  EXPECT_LE(stepped, one_copy * 5 / 2) << "with steps: two copies (live, and the freed one)";
+  EXPECT_GT(unstepped, one_copy_too * 5 / 2) << "without: three copies";
+}
+
 }  // namespace
 }  // namespace derive
