@@ -40,12 +40,14 @@ result<parsed_append> parse_append(std::string_view body,
   if (auto st = check_key(idempotency_key); !st) return st;
   if (json_deeper_than(body, max_json_depth))
     return status{errc::invalid_json, "the body nests JSON deeper than 256 levels"};
-  return checked(parse_events(body), std::move(idempotency_key));
+  const bool with_key = idempotency_key.has_value();
+  return checked(parse_events(body, with_key), std::move(idempotency_key));
 }
 
 result<parsed_append> append_from_json(const nlohmann::json& events,
                                        std::optional<std::string> idempotency_key) {
-  return checked(events_from_json(events), std::move(idempotency_key));
+  const bool with_key = idempotency_key.has_value();
+  return checked(events_from_json(events, with_key), std::move(idempotency_key));
 }
 
 result<checked_append> check_append(append_request request) {

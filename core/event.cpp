@@ -124,7 +124,7 @@ std::string event::to_json() const {
   return out;
 }
 
-result<parsed_events> parse_events(std::string_view body) {
+result<parsed_events> parse_events(std::string_view body, bool fingerprint) {
   // The parser rejects ill-formed UTF-8 inside strings, so a body that is not
   // UTF-8 is invalid_json. What parsing would change (a duplicate member, a
   // number it cannot keep exactly) is refused before.
@@ -136,10 +136,10 @@ result<parsed_events> parse_events(std::string_view body) {
   json value = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded())
     return status{errc::invalid_json, "the body is not valid JSON (UTF-8)"};
-  return events_from_json(value);
+  return events_from_json(value, fingerprint);
 }
 
-result<parsed_events> events_from_json(const json& value) {
+result<parsed_events> events_from_json(const json& value, bool fingerprint) {
   parsed_events out;
   if (value.is_object()) {
     out.events.resize(1);
@@ -158,6 +158,7 @@ result<parsed_events> events_from_json(const json& value) {
     return status{errc::invalid_event,
                   "the events must be one JSON object or an array of 1-1000 objects"};
   }
+  if (!fingerprint) return out;
   auto fp = fingerprint_of(value);
   if (!fp) return fp.error();
   out.fingerprint = std::move(*fp);

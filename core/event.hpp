@@ -21,6 +21,7 @@ struct parsed_events {
   bool was_array = false;
   // A fingerprint of the canonical JSON of `events` (whitespace and member
   // order do not matter), used to tell an idempotent retry from a reused key.
+  // Empty when not asked for (an append without an Idempotency-Key).
   std::string fingerprint;
 };
 
@@ -28,12 +29,14 @@ struct parsed_events {
 // Errors: invalid_json (not JSON), invalid_event (the message names the field
 // and, for an array, the index; also a member name twice in one object and a
 // number that would not be kept exactly, see core/json_check.hpp).
-result<parsed_events> parse_events(std::string_view body);
+// `fingerprint`: compute parsed_events::fingerprint (only an append with an
+// idempotency key needs it).
+result<parsed_events> parse_events(std::string_view body, bool fingerprint = true);
 
 // Validates an already parsed value: one event object or an array of them
 // (used by parse_events and by the WebSocket `append` op). REQUIRES: the text
 // it was parsed from passed check_json without an issue.
-result<parsed_events> events_from_json(const nlohmann::json& value);
+result<parsed_events> events_from_json(const nlohmann::json& value, bool fingerprint = true);
 
 // Checks events built in code (the C++ API) by the same rules: 1..1000 events,
 // each with a valid type, key and subject sizes, UTF-8 strings and JSON data.

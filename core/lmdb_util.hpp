@@ -37,7 +37,22 @@ class txn_guard {
   // Begins a transaction (`flags`: 0 or MDB_RDONLY, MDB_NOMETASYNC, ...).
   // REQUIRES: holds none. Returns LMDB's code; on failure holds none.
   // Environments begin theirs through environment::begin_txn (gated).
-  int begin(MDB_env* env, unsigned flags) { return mdb_txn_begin(env, nullptr, flags, &txn_); }
+  //
+  // A write transaction's MDB_NOMETASYNC is applied to the environment while
+  // the transaction holds LMDB's writer lock: LMDB 0.9.24 ignores the flag
+  // given to mdb_txn_begin and writes every commit's meta page through its
+  // O_DSYNC descriptor (a second device flush per commit), but honours the
+  // environment's flag. Every write transaction of the process begins here,
+  // under the writer lock, so the flag always matches the transaction that
+  // commits: one without MDB_NOMETASYNC clears it and its meta page is synced.
+  int begin(MDB_env* env, unsigned flags) {
+    int rc = mdb_txn_begin(env, nullptr, flags, &txn_);
+    if (rc == MDB_SUCCESS && (flags & MDB_RDONLY) == 0) {
+      rc = mdb_env_set_flags(env, MDB_NOMETASYNC, (flags & MDB_NOMETASYNC) != 0 ? 1 : 0);
+      if (rc != MDB_SUCCESS) mdb_txn_abort(std::exchange(txn_, nullptr));
+    }
+    return rc;
+  }
   MDB_txn* get() const { return txn_; }
   // The caller owns the transaction from now on (the pass stays held until
   // drop_pass(), abort() or destruction: commit, then drop it).

@@ -6,6 +6,7 @@
 #include <array>
 #include <type_traits>
 
+#include "core/json_text.hpp"
 #include "web/errors.hpp"
 #include "web/framing.hpp"
 #include "web/header_tap.hpp"
@@ -335,13 +336,45 @@ class http_session : public session_base,
       reply = error_reply(404, http_code::not_found, "the file cannot be read");
     }
     ctx_.stats.record_http_response(reply.status);
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(reply.status), version_);
-    set_headers(*res, reply, close);
-    size_t size = reply.body.size();
-    if (!head_request_) res->body() = std::move(reply.body);
-    res->content_length(size);
-    write_message(std::move(res), close);
+    write_reply(reply, close);
+  }
+
+  // A reply with a string body: its head is formatted into head_ (the fields
+  // Beast's serializer would write, in the same order), the body is moved to
+  // body_, and both go out in one gathered write. head_ keeps its capacity
+  // across requests; a large body is released with the reply.
+  void write_reply(http_reply& reply, bool close) {
+    head_.clear();
+    head_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    append_uint(head_, reply.status);
+    head_ += ' ';
+    auto reason = http::obsolete_reason(static_cast<http::status>(reply.status));
+    head_.append(reason.data(), reason.size());
+    head_ += "\r\nServer: derive\r\nContent-Type: ";
+    head_ += reply.content_type;
+    head_ += "\r\n";
+    for (const auto& [name, value] : reply.headers) {
+      head_ += name;
+      head_ += ": ";
+      head_ += value;
+      head_ += "\r\n";
+    }
+    // As message::keep_alive(!close): HTTP/1.1 says close, HTTP/1.0 keep-alive.
+    if (version_ >= 11 && close) head_ += "Connection: close\r\n";
+    if (version_ < 11 && !close) head_ += "Connection: keep-alive\r\n";
+    head_ += "Content-Length: ";
+    append_uint(head_, reply.body.size());
+    head_ += "\r\n\r\n";
+    if (head_request_) body_.clear();
+    else body_ = std::move(reply.body);
+    phase_ = phase::writing;
+    lowest().expires_after(ctx_.options.idle_timeout);
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
+    net::async_write(stream_, buffers,
+                     [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                       if (self->body_.capacity() > 64 * 1024) std::string().swap(self->body_);
+                       self->on_write(close, ec);
+                     });
   }
 
   void on_write(bool close, beast::error_code ec) {
@@ -409,6 +442,8 @@ class http_session : public session_base,
   Stream stream_;
   beast::flat_buffer buffer_;
   std::string raw_header_;  // the request header as received (web/framing.hpp)
+  std::string head_;        // the head of the reply being written (write_reply)
+  std::string body_;        // its body
   header_tap header_tap_{buffer_, raw_header_};
   std::optional<http::request_parser<http::string_body>> parser_;
   server_context& ctx_;

@@ -270,6 +270,19 @@ TEST(event_inputs, hold_1_to_1000_events) {
   EXPECT_TRUE(validate_inputs(std::vector<event_input>(1000, {"t", "", "", "null"})));
 }
 
+TEST(parse_events, computes_the_fingerprint_only_when_asked) {
+  const std::string body = R"({"key":"k","type":"t","data":{"b":1,"a":2}})";
+  auto with = parse_events(body);
+  auto without = parse_events(body, false);
+  ASSERT_TRUE(with);
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(with->fingerprint.empty());
+  EXPECT_TRUE(without->fingerprint.empty());
+  EXPECT_EQ(without->events[0].data, with->events[0].data);
+  // The checks do not depend on it.
+  EXPECT_EQ(parse_events(R"({"type":"t","x":1})", false).error().code(), errc::invalid_event);
+}
+
 TEST(event_inputs, fingerprint_like_the_same_body_sent_over_http) {
   auto parsed = parse_events(R"({"key":"k","type":"t","data":{"b":1,"a":2}})");
   ASSERT_TRUE(parsed);

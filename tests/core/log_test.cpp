@@ -7,6 +7,7 @@
 #include "core/hash.hpp"
 
 #include <gtest/gtest.h>
+#include <lmdb.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -132,6 +133,30 @@ TEST_F(log_test, the_next_commit_makes_the_previous_one_durable) {
   EXPECT_EQ(read_all().size(), 1u);
   ASSERT_TRUE(log_->sync());
   EXPECT_EQ(log_->head(), 3u);
+}
+
+// LMDB 0.9.24 takes MDB_NOMETASYNC from the environment's flags, not from
+// mdb_txn_begin (core/lmdb_util.hpp): a deferred append's commit must run with
+// the environment's flag set (its meta page is not synced: one flush per group),
+// and a write that is durable when it returns (an erasure request) without it.
+TEST_F(log_test, only_a_deferred_append_leaves_its_meta_page_unsynced) {
+  auto env_flags = [&] {
+    unsigned flags = 0;
+    EXPECT_EQ(mdb_env_get_flags(env_->handle(), &flags), MDB_SUCCESS);
+    return flags & MDB_NOMETASYNC;
+  };
+  std::vector<checked_append> group;
+  group.push_back(request({ev("a")}));
+  ASSERT_TRUE(log_->append_deferred(group)[0]);
+  EXPECT_NE(env_flags(), 0u);
+  ASSERT_TRUE(log_->record_erasures({"s"}, 1));
+  EXPECT_EQ(env_flags(), 0u);
+  group.clear();
+  group.push_back(request({ev("b")}));
+  ASSERT_TRUE(log_->append_deferred(group)[0]);
+  EXPECT_NE(env_flags(), 0u);
+  ASSERT_TRUE(log_->sync());
+  EXPECT_EQ(log_->head(), 2u);
 }
 
 TEST_F(log_test, relaxed_commits_count_as_durable_at_once) {

@@ -183,6 +183,36 @@ TEST_F(http_test, ambiguous_framing_is_400_naming_the_header_and_closes) {
   expect_healthy();
 }
 
+// The reply's head, field by field as Beast's serializer wrote it before the
+// server formatted it itself: status line, Server, Content-Type, the reply's
+// own fields, Connection when it differs from the version's default,
+// Content-Length; HEAD gets the head only.
+TEST_F(http_test, a_reply_head_has_its_fields_in_a_fixed_order) {
+  const std::string body = get("/v1/nothing").body;
+  auto head = [&](std::string status_line, std::string connection) {
+    return status_line + "\r\nServer: derive\r\nContent-Type: application/json\r\n" + connection +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  };
+  http_connection c(port());
+  ASSERT_TRUE(c.write("GET /v1/nothing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  auto want = head("HTTP/1.0 404 Not Found", "Connection: keep-alive\r\n") + body;
+  EXPECT_EQ(c.read_bytes(want.size()), want);
+  ASSERT_TRUE(c.write("GET /v1/nothing HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  want = head("HTTP/1.1 404 Not Found", "") + body;
+  EXPECT_EQ(c.read_bytes(want.size()), want);
+  ASSERT_TRUE(c.write("DELETE /v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto refused = c.read_bytes(110);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->rfind("HTTP/1.1 405 Method Not Allowed\r\nServer: derive\r\n"
+                           "Content-Type: application/json\r\nAllow: GET, HEAD, POST\r\n", 0), 0u)
+      << *refused;
+  http_connection last(port());
+  ASSERT_TRUE(last.write("HEAD /v1/nothing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+  want = head("HTTP/1.1 404 Not Found", "Connection: close\r\n");
+  EXPECT_EQ(last.read_bytes(want.size()), want);
+  EXPECT_TRUE(last.closed_by_peer());
+}
+
 TEST_F(http_test, a_client_expecting_100_continue_gets_it_before_sending_the_body) {
   http_connection c(port());
   std::string body = event("e");
