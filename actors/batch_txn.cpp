@@ -24,6 +24,7 @@ batch_txn::batch_txn(const view_store& store, warm_cache warm)
 batch_txn::warm_cache batch_txn::warm() {
   batch_.for_each([](std::string_view, cached& e) { e.existed = e.current.has_value(); });
   warm_cache out;
+  batch_.forget_order();
   out.entries_ = std::move(batch_);
   out.bytes_ = cache_bytes_;
   batch_.clear();
@@ -171,6 +172,11 @@ const batch_txn::cache::ordered_index& batch_txn::cache::ordered() {
     has_ordered_ = true;
   }
   return ordered_;
+}
+
+void batch_txn::cache::forget_order() {
+  ordered_.clear();
+  has_ordered_ = false;
 }
 
 void batch_txn::cache::clear() {

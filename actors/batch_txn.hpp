@@ -64,6 +64,12 @@ class batch_txn final : public view_txn {
   // move (a deque), so the indexes view their keys.
   class cache {
    public:
+    cache() = default;
+    // Moved only: the indexes view the entries' keys and point at them.
+    cache(cache&&) = default;
+    cache& operator=(cache&&) = default;
+    cache(const cache&) = delete;
+    cache& operator=(const cache&) = delete;
     using ordered_index = std::map<std::string_view, cached*, std::less<>>;
     // The stored key (it outlives the caller's) and its entry.
     using found = std::pair<const std::string_view, cached*>;
@@ -76,6 +82,9 @@ class batch_txn final : public view_txn {
       for (auto& [key, entry] : items_) fn(std::string_view(key), entry);
     }
     void clear();
+    // Drops the key order (built again if asked): a warm cache carried into
+    // the next batch does not make every later insert pay for it.
+    void forget_order();
 
    private:
     std::deque<std::pair<std::string, cached>> items_;

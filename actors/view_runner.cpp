@@ -279,7 +279,7 @@ void process_batch(runner_actor* self) {
   uint64_t offset = slot.offset();
   batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
   auto limit = batch_limit(st, offset);
-  const bool catching_up = limit == st.ctx.catch_up_batch;
+  const bool catching_up = st.target > offset && st.target - offset > st.ctx.live_batch;
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
                              : apply_log(st.ctx, txn, offset, limit);
   if (!batch) {
@@ -321,7 +321,9 @@ void process_batch(runner_actor* self) {
     if (publishing) publishing.unlock();
     if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
     if (st.ctx.committed) st.ctx.committed(slot);
-    if (catching_up && st.target > batch->new_offset) step_between_batches(slot);
+    if (catching_up && !batch->failure && !slot.stopping.load(std::memory_order_relaxed) &&
+        st.target > batch->new_offset)
+      step_between_batches(slot);
   }
   if (batch->failure) {
     fail(self, batch->failure->offset, std::move(batch->failure->error), true);

@@ -586,7 +586,12 @@ result<changelog_page> view_store::impl::changes_since(uint64_t from, size_t lim
 status view_store::impl::step() {
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
-  int rc = put_fixed64_value(txn.get(), meta_, meta_offset, offset());
+  // The stored offset written back as it is (never the in-memory one: a step
+  // must not move what is durable).
+  uint64_t stored = 0;
+  bool found = false;
+  int rc = get_fixed64_value(txn.get(), meta_, meta_offset, stored, &found);
+  if (rc == MDB_SUCCESS && found) rc = put_fixed64_value(txn.get(), meta_, meta_offset, stored);
   return finish_write(txn, rc, where("stepping the transaction count"));
 }
 

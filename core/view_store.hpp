@@ -97,7 +97,7 @@ class view_store {
                 const std::vector<dead_letter>& dead_letters = {},
                 const std::vector<key_change>& private_changes = {});
 
-  // One small write transaction that rewrites the offset with its own value:
+  // One small write transaction that rewrites the stored offset with its own value:
   // nothing changes but LMDB's transaction count. LMDB reuses the pages a
   // commit freed only from the second commit after it (it keeps the previous
   // commit intact), so two large commits back to back each grow the file by a
