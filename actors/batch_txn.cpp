@@ -180,8 +180,7 @@ void batch_txn::cache::forget_order() {
 }
 
 void batch_txn::cache::clear() {
-  ordered_.clear();
-  has_ordered_ = false;
+  forget_order();
   index_.clear();
   items_.clear();
 }

@@ -124,9 +124,13 @@ uint64_t source_head(const runner_context& ctx) {
   return ctx.slot->upstream ? ctx.slot->upstream->offset() : ctx.log->head();
 }
 
+// Behind by more than a live batch: batches are catch-up batches.
+bool catching_up(const runner_state& st, uint64_t offset) {
+  return st.target > offset && st.target - offset > st.ctx.live_batch;
+}
+
 uint64_t batch_limit(const runner_state& st, uint64_t offset) {
-  uint64_t behind = st.target > offset ? st.target - offset : 0;
-  return behind > st.ctx.live_batch ? st.ctx.catch_up_batch : st.ctx.live_batch;
+  return catching_up(st, offset) ? st.ctx.catch_up_batch : st.ctx.live_batch;
 }
 
 // Reads up to `limit` events after `offset` (read_chunk at a time) and
@@ -279,7 +283,7 @@ void process_batch(runner_actor* self) {
   uint64_t offset = slot.offset();
   batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
   auto limit = batch_limit(st, offset);
-  const bool catching_up = st.target > offset && st.target - offset > st.ctx.live_batch;
+  const bool behind = catching_up(st, offset);
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
                              : apply_log(st.ctx, txn, offset, limit);
   if (!batch) {
@@ -321,7 +325,7 @@ void process_batch(runner_actor* self) {
     if (publishing) publishing.unlock();
     if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
     if (st.ctx.committed) st.ctx.committed(slot);
-    if (catching_up && !batch->failure && !slot.stopping.load(std::memory_order_relaxed) &&
+    if (behind && !batch->failure && !slot.stopping.load(std::memory_order_relaxed) &&
         st.target > batch->new_offset)
       step_between_batches(slot);
   }

@@ -372,7 +372,8 @@ class http_session : public session_base,
     std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
     net::async_write(stream_, buffers,
                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
-                       if (self->body_.capacity() > 64 * 1024) std::string().swap(self->body_);
+                       if (self->body_.capacity() > max_kept_body_bytes)
+                         std::string().swap(self->body_);
                        self->on_write(close, ec);
                      });
   }
@@ -444,6 +445,7 @@ class http_session : public session_base,
   std::string raw_header_;  // the request header as received (web/framing.hpp)
   std::string head_;        // the head of the reply being written (write_reply)
   std::string body_;        // its body
+  static constexpr size_t max_kept_body_bytes = 64 * 1024;  // larger ones are released
   header_tap header_tap_{buffer_, raw_header_};
   std::optional<http::request_parser<http::string_body>> parser_;
   server_context& ctx_;
