@@ -31,8 +31,13 @@ std::optional<std::string_view> optional_field(const http::request<http::string_
 
 // What RFC 6455 requires of an upgrade request beyond websocket::is_upgrade
 // (GET, HTTP/1.1, Connection: upgrade, Upgrade: websocket): a
-// Sec-WebSocket-Key and Sec-WebSocket-Version 13.
+// Sec-WebSocket-Key and Sec-WebSocket-Version 13, each once (11.3.1, 11.3.5).
 std::optional<http_reply> handshake_problem(const http::request<http::string_body>& req) {
+  if (req.count(http::field::sec_websocket_key) > 1 ||
+      req.count(http::field::sec_websocket_version) > 1) {
+    return error_reply(400, http_code::bad_request,
+                       "Sec-WebSocket-Key and Sec-WebSocket-Version may each appear only once");
+  }
   auto version = req[http::field::sec_websocket_version];
   if (version != "13") {
     auto reply = error_reply(426, http_code::upgrade_required,

@@ -237,12 +237,15 @@ class websocket_session : public inbox_owner,
     }
   }
 
-  // Plain: the socket is readable; reads what it holds (without blocking).
+  // Plain: the socket is readable; reads what it holds (without blocking),
+  // at most read_piece_bytes. The buffer grows by what arrived, not by a
+  // whole piece (a resize zero-fills what it adds).
   void read_available() {
-    size_t old = in_.size();
-    in_.resize(old + read_piece_bytes);
     beast::error_code ec;
-    size_t n = stream_.read_some(net::buffer(in_.data() + old, read_piece_bytes), ec);
+    size_t want = std::clamp<size_t>(stream_.available(ec), 1, read_piece_bytes);
+    size_t old = in_.size();
+    in_.resize(old + want);
+    size_t n = stream_.read_some(net::buffer(in_.data() + old, want), ec);
     in_.resize(old + n);
     if (ec == net::error::would_block || ec == net::error::try_again) {
       reading_ = false;
@@ -272,14 +275,18 @@ class websocket_session : public inbox_owner,
   void process_input() {
     if (decoding_) return;
     decoding_ = true;
+    // Decoded bytes are dropped once per pass, not once per event: many small
+    // messages in one read would otherwise move the rest of the buffer each.
+    size_t pos = 0;
     while (!finished_ && (closing_ || can_read())) {
       size_t used = 0;
-      auto ev = decoder_.decode(in_, used);
-      in_.erase(0, used);
+      auto ev = decoder_.decode(std::string_view(in_).substr(pos), used);
+      pos += used;
       if (ev.what == ws_event::kind::need_more) break;
       if (ev.what == ws_event::kind::text) message_begun_.reset();
       on_event(std::move(ev));
     }
+    in_.erase(0, pos);
     decoding_ = false;
     note_partial_message();
     if (in_.empty()) std::string().swap(in_);  // idle connections keep no read buffer

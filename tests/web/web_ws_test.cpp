@@ -512,6 +512,25 @@ TEST_F(ws_test, frames_sent_with_the_upgrade_request_are_read) {
   EXPECT_EQ(close_code_answered(c), 1000u);
 }
 
+TEST_F(ws_test, many_messages_in_one_write_are_each_answered_in_order) {
+  http_connection c(port());
+  ASSERT_EQ(c.raw(raw_upgrade)->status, 101);
+  std::string burst;
+  constexpr int n = 400;  // more than max_inflight_requests (256) in one read
+  for (int i = 0; i < n; ++i) {
+    burst += client_frame(1, R"({"op":"unsubscribe","id":"m)" + std::to_string(i) + "\"}");
+  }
+  ASSERT_TRUE(c.write(burst));
+  for (int i = 0; i < n; ++i) {
+    auto f = read_server_frame(c);
+    ASSERT_TRUE(f) << i;
+    auto msg = json::parse(f->payload);
+    ASSERT_EQ(msg["id"], "m" + std::to_string(i)) << f->payload;
+    EXPECT_EQ(msg["code"], "unknown_subscription") << f->payload;
+  }
+  expect_healthy();
+}
+
 TEST_F(ws_test, close_codes_outside_rfc_6455_are_answered_with_1002) {
   for (unsigned code : {0u, 999u, 1004u, 1005u, 1006u, 1012u, 1013u, 1015u, 2999u, 5000u,
                         65535u}) {
@@ -604,6 +623,16 @@ TEST_F(ws_test, an_upgrade_without_version_13_is_426_and_without_a_key_400) {
   r = d.raw(keyless);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
+  // RFC 6455 11.3.1 and 11.3.5: each at most once.
+  for (const char* twice : {"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n",
+                            "Sec-WebSocket-Version: 13\r\n"}) {
+    http_connection e(port());
+    std::string doubled = raw_upgrade;
+    doubled.insert(doubled.size() - 2, twice);
+    r = e.raw(doubled);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << twice;
+  }
 }
 
 // --- handshake -----------------------------------------------------------------------
