@@ -261,15 +261,20 @@ std::string metrics::render(const runtime& rt) const {
   per_view(out, m.views, "derive_view_largest_value_bytes", "gauge",
            "The largest value a view committed since start, in bytes.",
            &view_metrics::largest_value);
-  // Every version of every view (docs/storage.md, "View versions").
+  // Every version of every view that holds data (docs/storage.md, "View
+  // versions"): retired ones are left out (their storage is gone, and several
+  // retired copies of one version would share their labels). A derived
+  // view's version is named with the upstream copy it reads.
   auto per_version = [&](const char* name, const char* help, auto value) {
     header(out, name, "gauge", help);
     for (const auto& v : m.views)
       for (const auto& ver : v.versions) {
+        if (ver.role == version_role::retired) continue;
         out += std::string(name) + "{view=\"" + label(v.name) + "\",version=\"" +
                std::to_string(ver.version) + "\",role=\"" + std::string(to_string(ver.role)) +
                (ver.generation > 0 ? "\",generation=\"" + std::to_string(ver.generation) : "") +
-               "\"} " + format_double(value(ver)) + "\n";
+               (ver.upstream.empty() ? "" : "\",upstream=\"" + label(ver.upstream)) + "\"} " +
+               format_double(value(ver)) + "\n";
       }
   };
   per_version("derive_view_version_offset", "The offset of each version of a view.",

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +27,12 @@ class derive_tool_test : public web_fixture {
     web_fixture::add_views(rt);
     rt.add_view(view_def("noisy").from_log().apply([](const event& e, view_txn& tx) {
       tx.put(e.key, std::chrono::steady_clock::now().time_since_epoch().count());
+    }));
+    // Takes 2 ms per "slow/" event: a rebuild of it lasts long enough to be watched.
+    rt.add_view(view_def("slow").from_log().apply([](const event& e, view_txn& tx) {
+      if (e.key.rfind("slow/", 0) != 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      tx.put(e.key, true);
     }));
   }
 
@@ -55,7 +62,7 @@ class derive_tool_test : public web_fixture {
     put("a2", {{"title", "two"}});
     put("b1", {{"n", 1}});
     append({{"type", "doc.delete"}, {"key", "a2"}});
-    for (auto* v : {"docs", "titles", "recent", "noisy"})
+    for (auto* v : {"docs", "titles", "recent", "noisy", "slow"})
       ASSERT_TRUE(wait_for_view(v, 4)) << v;
   }
 
@@ -75,7 +82,7 @@ TEST_F(derive_tool_test, status_lists_the_views_with_their_audits) {
   EXPECT_EQ(r.code, 0) << r.out;
   ASSERT_EQ(r.lines.size(), 1u) << r.out;
   EXPECT_EQ(r.lines[0]["head"], 4);
-  ASSERT_EQ(r.lines[0]["views"].size(), 4u);
+  ASSERT_EQ(r.lines[0]["views"].size(), 5u);
   EXPECT_EQ(r.lines[0]["views"][0]["name"], "docs");
   EXPECT_TRUE(r.lines[0]["views"][0]["audit"].is_null());
   auto table = tool("status");
@@ -105,7 +112,7 @@ TEST_F(derive_tool_test, status_names_the_generation_that_serves_after_a_rebuild
   bool served_row = false;
   for (std::string line; std::getline(lines, line);)
     if (line.rfind("titles ", 0) == 0)  // the view's own row: the copy it serves
-      served_row = line.find(" " + g1 + " ") != std::string::npos;
+      served_row = line.find(" " + g1 + "@docs/") != std::string::npos;  // and its upstream
   EXPECT_TRUE(served_row) << table.out;
 }
 
@@ -163,6 +170,10 @@ TEST_F(derive_tool_test, exit_codes_tell_usage_unreachable_and_server_errors_apa
   EXPECT_EQ(tool("--url http://127.0.0.1:1 status", false).code, 3);
   auto forget = tool("forget --json");  // no SUBJECT
   EXPECT_EQ(forget.code, 2);
+  ASSERT_EQ(forget.lines.size(), 1u) << forget.out;  // usage errors are JSON under --json
+  EXPECT_EQ(forget.lines[0]["error"]["code"], "usage");
+  EXPECT_EQ(tool("forget '' --json").code, 2);
+  EXPECT_EQ(tool("--json --bogus status").lines.at(0)["error"]["code"], "usage");
   auto unknown = tool("audit nope --json");
   EXPECT_EQ(unknown.code, 4);
   ASSERT_EQ(unknown.lines.size(), 1u);
@@ -228,7 +239,7 @@ TEST_F(derive_tool_test, forget_on_a_terminal_shows_its_progress_then_the_receip
   EXPECT_EQ(out.rfind("forgetting \"zoe\" ...", 0), 0u) << out;
   const auto done = out.find("forgotten in ");
   ASSERT_NE(done, std::string::npos) << out;
-  EXPECT_NE(out.find(" s: 1 event redacted, 4 views rebuilt; the receipt (offset 7):", done),
+  EXPECT_NE(out.find(" s: 1 event redacted, 5 views rebuilt; the receipt (offset 7):", done),
             std::string::npos) << out;
   auto receipt = json::parse(out.substr(out.find('{', done)), nullptr, false);
   ASSERT_FALSE(receipt.is_discarded()) << out;
@@ -240,6 +251,35 @@ TEST_F(derive_tool_test, forget_on_a_terminal_shows_its_progress_then_the_receip
   auto only = json::parse(piped.out, nullptr, false);
   ASSERT_FALSE(only.is_discarded()) << piped.out;
   EXPECT_EQ(only["offsets"], json::parse("[[6,6]]"));
+}
+
+// While the copies of the views are built beside the served ones, the
+// progress line names them and draws a bar (the "slow" view takes >= 0.8 s).
+TEST_F(derive_tool_test, forget_on_a_terminal_names_the_copies_being_built) {
+  fill();
+  for (int i = 0; i < 400; ++i) put("slow/" + std::to_string(i), {{"n", i}});
+  append({{"type", "doc.put"}, {"key", "z1"}, {"subject", "zoe"}, {"data", {{"name", "Zoe"}}}});
+  ASSERT_TRUE(wait_for_view("slow", 405));
+  const std::string url = "http://127.0.0.1:" + std::to_string(port());
+  int master = -1;
+  const pid_t child = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "forget", "zoe", nullptr);
+    _exit(127);
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(master);
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  const std::string slow_copy = "slow " + std::to_string(rt_->view("slow")->version) + ".g1";
+  std::regex building("forgetting \\([0-9]+ s\\): rebuilding \\[[#-]{20}\\] [0-9]+% [^\r]*" +
+                      slow_copy);
+  EXPECT_TRUE(std::regex_search(out, building)) << out;
+  EXPECT_NE(out.find("forgotten in "), std::string::npos) << out;
 }
 
 TEST_F(derive_tool_test, verify_forgotten_finds_data_in_the_data_directory) {

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "tests/web/web_fixture.hpp"
+#include "web/metrics.hpp"
+#include "web/router.hpp"
 
 namespace derive::webtest {
 namespace {
@@ -418,9 +420,16 @@ TEST_F(http_test, views_list_their_versions_and_admin_routes_switch_them) {
   expect_error(admin("/v1/admin/views/nope/cutover?version=1"), 404, "unknown_view");
   expect_error(get("/v1/admin/views/docs/cutover?version=1"), 405, "method_not_allowed");
   expect_error(admin("/v1/admin/nothing"), 404, "not_found");
-  EXPECT_NE(get("/metrics").body.find("derive_view_version_offset{view=\"docs\",version=\"1\","
-                                      "role=\"serving\",generation=\"1\"}"),
+  auto metrics = get("/metrics").body;
+  EXPECT_NE(metrics.find("derive_view_version_offset{view=\"docs\",version=\"1\","
+                         "role=\"serving\",generation=\"1\"}"),
             std::string::npos);
+  // The derived view's copy is named by the upstream copy it reads; retired
+  // copies have no series (two of one version would share their labels).
+  EXPECT_NE(metrics.find("derive_view_version_offset{view=\"titles\",version=\"1\","
+                         "role=\"serving\",upstream=\"docs/1.g1\"}"),
+            std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("role=\"retired\""), std::string::npos) << metrics;
   expect_healthy();
 }
 
@@ -777,8 +786,46 @@ TEST_F(http_test, forget_redacts_the_subjects_events_and_answers_the_receipt) {
   EXPECT_EQ(get("/v1/events?from=1").body.find("zqsecret"), std::string::npos);
   expect_error(get("/v1/subjects/x/forget"), 405, "method_not_allowed");
   expect_error(http_post(port(), "/v1/subjects/x/nope", ""), 404, "not_found");
+  expect_error(http_post(port(), "/v1/subjects//forget", ""), 400, "invalid_parameter");
+  expect_error(http_post(port(), "/v1/subjects/" + std::string(257, 'a') + "/forget", ""), 400,
+               "invalid_parameter");
   expect_error(http_post(port(), "/v1/events", json{{"type", "derive.erasure"}}.dump()), 400,
                "invalid_event");
+}
+
+// Without authentication the admin routes answer loopback peers only
+// (protocol.md, "Admin"). Tests bind loopback, so the router is asked directly
+// with the peer address a non-loopback client would have.
+TEST_F(http_test, admin_routes_refuse_peers_that_are_not_loopback_while_auth_is_off) {
+  web::server_options options;
+  web::metrics stats;
+  const std::shared_ptr<const web::authorizer> no_auth;  // the router keeps a reference
+  web::router router(*rt_, options, stats, no_auth);
+  auto ask = [&](std::string method, std::string target, std::string peer) {
+    web::http_request req;
+    req.method = std::move(method);
+    req.target = std::move(target);
+    req.remote_address = std::move(peer);
+    std::promise<web::http_reply> answered;
+    router.handle(std::move(req), [&](web::http_reply r) { answered.set_value(std::move(r)); },
+                  [](std::function<void()> f) { f(); });
+    return answered.get_future().get();
+  };
+  for (const char* peer : {"192.0.2.7", "10.0.0.1", "::ffff:192.0.2.7", "2001:db8::1"}) {
+    for (auto [method, target] : {std::pair{"GET", "/v1/admin/views/docs/audit"},
+                                  std::pair{"POST", "/v1/admin/views/docs/audit"},
+                                  std::pair{"POST", "/v1/admin/views/docs/rebuild?version=1"},
+                                  std::pair{"POST", "/v1/subjects/alice/forget"}}) {
+      auto r = ask(method, target, peer);
+      EXPECT_EQ(r.status, 403u) << method << " " << target << " from " << peer << ": " << r.body;
+      EXPECT_NE(r.body.find("\"forbidden\""), std::string::npos) << r.body;
+    }
+  }
+  for (const char* peer : {"127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"}) {
+    auto r = ask("GET", "/v1/admin/views/docs/audit", peer);
+    EXPECT_EQ(r.status, 200u) << peer << ": " << r.body;
+  }
+  EXPECT_EQ(ask("GET", "/v1/views/docs", "192.0.2.7").status, 200u) << "reads are not admin";
 }
 
 // --- retention (docs/operating.md, "Retention") -----------------------------

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -61,7 +62,8 @@ Options:
                  example a self-signed server certificate, instead of the
                  system's (default: $DERIVE_CACERT)
   --json         machine-readable output (one JSON document, or one per line)
-  --timeout S    seconds to wait for an answer, or for an audit or scrub (default 30)
+  --timeout S    seconds to wait for an answer, or for an audit or scrub (default 30;
+                 forget waits for its answer without a limit unless given)
 
 Exit codes: 0 ok, 1 a check failed, 2 usage, 3 no answer from the server,
 4 the server answered an error.
@@ -75,6 +77,7 @@ struct options {
   std::string ca_file;
   bool as_json = false;
   int timeout_s = 30;
+  bool timeout_given = false;  // --timeout on the command line
   std::string command;
   std::vector<std::string> args;                   // positional
   std::multimap<std::string, std::string> flags;   // --name value
@@ -86,7 +89,13 @@ struct options {
   bool has(const std::string& name) const { return switches.count(name) > 0; }
 };
 
+// --json anywhere on the command line: usage errors are JSON too (set first
+// thing by parse(), so that its own errors are).
+bool json_errors = false;
+
 int fail_usage(const std::string& why) {
+  if (json_errors)
+    std::cout << json{{"error", {{"code", "usage"}, {"message", why}}}}.dump() << "\n";
   std::cerr << "derive: " << why << "\n(run derive --help)\n";
   return usage;
 }
@@ -196,10 +205,13 @@ bool unhealthy(const json& status) {
   return false;
 }
 
-// "N", or "N.gG" for a copy of version N rebuilt beside its served copy.
+// "N", or "N.gG" for a copy of version N rebuilt beside its served copy; a
+// derived view's version names the upstream copy it is computed from
+// ("2@documents/1.g1"): one view has a version per upstream copy.
 std::string version_name(const json& ver) {
   std::string out = num(ver.value("version", json(0)));
   if (uint64_t g = ver.value("generation", uint64_t{0}); g > 0) out += ".g" + std::to_string(g);
+  if (auto up = ver.value("upstream", std::string()); !up.empty()) out += "@" + up;
   return out;
 }
 
@@ -208,14 +220,15 @@ std::string version_name(const json& ver) {
 void print_table(const json& status, const std::map<std::string, double>& rates, bool bars) {
   const uint64_t head = status.value("head", uint64_t{0});
   std::cout << "head " << head << "\n";
-  std::cout << pad("VIEW", 20) << pad("VERSION", 9) << pad("ROLE/STATUS", 13) << pad("OFFSET", 10)
+  std::cout << pad("VIEW", 20) << pad("VERSION", 20) << pad("ROLE/STATUS", 13) << pad("OFFSET", 10)
             << pad("LAG", 8) << pad("EVENTS/S", 10) << "AUDIT\n";
   auto row = [&](const std::string& name, const json& version, const std::string& role,
                  const json& offset, const json& lag, const std::string& key,
                  const std::string& audit) {
     auto r = rates.find(key);
-    std::cout << pad(name, 20) << pad(num(version), 9) << pad(role, 13) << pad(num(offset), 10)
-              << pad(num(lag), 8) << pad(r == rates.end() ? "-" : num(json(r->second)), 10)
+    std::cout << pad(name, 20) << pad(num(version), 20) << pad(role, 13) << pad(num(offset), 10)
+              << pad(num(lag), 8)
+              << pad(r == rates.end() ? "-" : std::to_string(std::llround(r->second)), 10)
               << audit;
     uint64_t behind = lag.is_number() ? lag.get<uint64_t>() : 0;
     if (bars && behind > 0 && head > 0 && offset.is_number())
@@ -446,21 +459,29 @@ int cmd_scrub(const options& o, const http_client& http) {
 }
 
 // One line of `forget`'s progress from GET /v1/views: the erasure first
-// redacts the log, then rebuilds the views from offset 0 (status
-// "rebuilding"), sources before derived views, then scrubs free pages
-// (docs/storage.md, "Erasure"). The bar is the share of the log the views
-// being rebuilt have applied.
+// redacts the log, then builds a new copy of every served view beside it
+// (versions with role "building"; a version not served is rebuilt in place:
+// status "rebuilding"), cuts over to them, retires the old copies and scrubs
+// free pages (docs/storage.md, "Erasure"). The bar is the share of their
+// sources that the copies being built have applied.
 struct forget_progress {
   bool saw_rebuild = false;
   std::string line(const json& views, double seconds) {
     double done = 0, total = 0;
     std::vector<std::string> names;
-    for (const auto& v : views["views"]) {
-      if (v.value("status", "") != "rebuilding") continue;
+    auto count = [&](const json& v, const std::string& name) {
       const double offset = v.value("offset", 0.0);
       done += offset;
       total += offset + v.value("lag", 0.0);
-      names.push_back(v.value("name", "?"));
+      names.push_back(name);
+    };
+    for (const auto& v : views["views"]) {
+      const std::string name = v.value("name", "?");
+      if (v.value("status", "") == "rebuilding") count(v, name);
+      for (const auto& ver : v.value("versions", json::array())) {
+        if (ver.value("role", "") != "building") continue;
+        count(ver, name + " " + version_name(ver));
+      }
     }
     std::ostringstream out;
     out << "forgetting (" << static_cast<long>(seconds) << " s): ";
@@ -469,7 +490,7 @@ struct forget_progress {
       out << "rebuilding " << bar(total > 0 ? done / total : 0, 20) << " ";
       for (size_t i = 0; i < names.size(); ++i) out << (i ? ", " : "") << names[i];
     } else {
-      out << (saw_rebuild ? "rebuilding views, scrubbing free pages ..." : "redacting the log ...");
+      out << (saw_rebuild ? "cutting over, scrubbing free pages ..." : "redacting the log ...");
     }
     return out.str();
   }
@@ -477,6 +498,7 @@ struct forget_progress {
 
 int cmd_forget(const options& o, const http_client& http) {
   if (o.args.size() != 1) return fail_usage("forget takes one SUBJECT");
+  if (o.args[0].empty()) return fail_usage("the SUBJECT is empty (a subject has 1-256 bytes)");
   const std::string target = "/v1/subjects/" + encode_segment(o.args[0]) + "/forget";
   // The route answers once the erasure is done; meanwhile a terminal shows
   // its progress on stderr (stdout keeps the receipt alone).
@@ -484,8 +506,11 @@ int cmd_forget(const options& o, const http_client& http) {
   std::optional<http_result> answer;
   std::mutex mu;
   std::condition_variable answered;
+  // The route answers when the erasure is done, which may take minutes on a
+  // large log: no read timeout unless --timeout is given.
+  const http_client poster = o.timeout_given ? http : http.with_timeout(std::chrono::seconds(0));
   std::thread post([&] {
-    auto r = http.request("POST", target);  // once: a forget is never repeated
+    auto r = poster.request("POST", target);  // once: a forget is never repeated
     std::lock_guard<std::mutex> lock(mu);
     answer = std::move(r);
     answered.notify_one();
@@ -511,6 +536,11 @@ int cmd_forget(const options& o, const http_client& http) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto r = std::move(*answer);
+  if (r.timed_out)
+    return report_error(o, unreachable, "timeout",
+                        r.error + " (--timeout): an erasure the server accepted completes "
+                                  "there, after a restart too; `derive status` shows its "
+                                  "rebuilds and the receipt is in the log (type derive.erasure)");
   if (r.connected && r.status == 404) {
     auto body = json::parse(r.body, nullptr, false);
     // A route that does not exist answers not_found "nothing is served at".
@@ -580,6 +610,7 @@ std::optional<options> parse(int argc, char** argv, int& code) {
   o.token = env_token ? env_token : "";
   const char* env_ca = std::getenv("DERIVE_CACERT");
   o.ca_file = env_ca ? env_ca : "";
+  for (int i = 1; i < argc; ++i) json_errors = json_errors || std::string(argv[i]) == "--json";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -613,7 +644,10 @@ std::optional<options> parse(int argc, char** argv, int& code) {
       if (name == "url") o.url = value;
       else if (name == "token") o.token = value;
       else if (name == "cacert") o.ca_file = value;
-      else if (name == "timeout") o.timeout_s = std::max(1, std::atoi(value.c_str()));
+      else if (name == "timeout") {
+        o.timeout_s = std::max(1, std::atoi(value.c_str()));
+        o.timeout_given = true;
+      }
       else o.flags.emplace(name, value);
       continue;
     }

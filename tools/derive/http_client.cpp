@@ -37,8 +37,11 @@ int connect_to(const endpoint& where, std::chrono::seconds timeout, std::string&
   for (auto* a = found; a && fd < 0; a = a->ai_next) {
     fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
     if (fd < 0) continue;
+    // Reads wait `timeout` (0: without a limit); connecting and sending never
+    // wait without one.
     timeval tv{static_cast<time_t>(timeout.count()), 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (timeout.count() == 0) tv.tv_sec = 30;
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
       why = "cannot connect to " + where.host + ":" + where.port + ": " + std::strerror(errno);
@@ -216,8 +219,12 @@ http_result http_client::request(const std::string& method, const std::string& t
   for (;;) {
     ssize_t n = conn.receive(buf, sizeof buf);
     if (n < 0) {
-      out.error = "no answer from the server: " +
-                  std::string(errno ? std::strerror(errno) : "the connection failed");
+      out.timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
+      out.error = out.timed_out ? "no answer from the server within " +
+                                      std::to_string(timeout_.count()) + " s"
+                                : "no answer from the server: " +
+                                      std::string(errno ? std::strerror(errno)
+                                                        : "the connection failed");
       return out;
     }
     if (n == 0) break;

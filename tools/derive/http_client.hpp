@@ -23,6 +23,7 @@ std::optional<endpoint> parse_url(const std::string& url, std::string& why);
 
 struct http_result {
   bool connected = false;  // false: `error` says why no answer came
+  bool timed_out = false;  // the request was sent; no answer came within the timeout
   std::string error;
   unsigned status = 0;
   std::string body;
@@ -44,6 +45,12 @@ class http_client {
   http_result post(const std::string& target) const { return request("POST", target); }
 
   const endpoint& where() const { return where_; }
+  // The same client with another read timeout (0: none).
+  http_client with_timeout(std::chrono::seconds timeout) const {
+    http_client c = *this;
+    c.timeout_ = timeout;
+    return c;
+  }
 
  private:
   endpoint where_;
