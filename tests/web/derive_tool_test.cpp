@@ -66,6 +66,27 @@ class derive_tool_test : public web_fixture {
       ASSERT_TRUE(wait_for_view(v, 4)) << v;
   }
 
+  // Runs `derive --url <this server> forget SUBJECT` on a pseudo-terminal:
+  // what it wrote there, and its exit code (-1: it did not exit).
+  std::pair<std::string, int> forget_on_terminal(const std::string& subject) {
+    const std::string url = "http://127.0.0.1:" + std::to_string(port());
+    int master = -1;
+    const pid_t child = forkpty(&master, nullptr, nullptr, nullptr);
+    EXPECT_GE(child, 0);
+    if (child < 0) return {"", -1};
+    if (child == 0) {
+      execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "forget", subject.c_str(), nullptr);
+      _exit(127);
+    }
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    close(master);  // read() fails with EIO once the child closed the terminal
+    int st = 0;
+    if (waitpid(child, &st, 0) != child || !WIFEXITED(st)) return {out, -1};
+    return {out, WEXITSTATUS(st)};
+  }
+
   bool wait_for_view(const std::string& view, uint64_t offset) {
     for (int i = 0; i < 2000; ++i) {
       auto info = rt_->view(view);
@@ -221,21 +242,8 @@ TEST_F(derive_tool_test, forget_on_a_terminal_shows_its_progress_then_the_receip
   append({{"type", "doc.put"}, {"key", "z1"}, {"subject", "zoe"}, {"data", {{"name", "Zoe"}}}});
   append({{"type", "doc.put"}, {"key", "z2"}, {"subject", "zed"}, {"data", {{"name", "Zed"}}}});
   ASSERT_TRUE(wait_for_view("docs", 6));
-  const std::string url = "http://127.0.0.1:" + std::to_string(port());
-  int master = -1;
-  const pid_t child = forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "forget", "zoe", nullptr);
-    _exit(127);
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  close(master);  // read() fails with EIO once the child closed the terminal
-  int st = 0;
-  ASSERT_EQ(waitpid(child, &st, 0), child);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  auto [out, code] = forget_on_terminal("zoe");
+  EXPECT_EQ(code, 0) << out;
   EXPECT_EQ(out.rfind("forgetting \"zoe\" ...", 0), 0u) << out;
   const auto done = out.find("forgotten in ");
   ASSERT_NE(done, std::string::npos) << out;
@@ -260,21 +268,8 @@ TEST_F(derive_tool_test, forget_on_a_terminal_names_the_copies_being_built) {
   for (int i = 0; i < 400; ++i) put("slow/" + std::to_string(i), {{"n", i}});
   append({{"type", "doc.put"}, {"key", "z1"}, {"subject", "zoe"}, {"data", {{"name", "Zoe"}}}});
   ASSERT_TRUE(wait_for_view("slow", 405));
-  const std::string url = "http://127.0.0.1:" + std::to_string(port());
-  int master = -1;
-  const pid_t child = forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "forget", "zoe", nullptr);
-    _exit(127);
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  close(master);
-  int st = 0;
-  ASSERT_EQ(waitpid(child, &st, 0), child);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  auto [out, code] = forget_on_terminal("zoe");
+  EXPECT_EQ(code, 0) << out;
   const std::string slow_copy = "slow " + std::to_string(rt_->view("slow")->version) + ".g1";
   std::regex building("forgetting \\([0-9]+ s\\): rebuilding \\[[#-]{20}\\] [0-9]+% [^\r]*" +
                       slow_copy);
