@@ -129,14 +129,23 @@ start_redis() {
 
 record() { echo "$*" | tee -a "$results"; }
 
+# User + system CPU of process $1 in clock ticks.
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+# Microseconds of CPU per request: $1, $2 ticks before and after, $3 requests.
+us_per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" \
+  'BEGIN{printf "%.1f", (b - a) * 1e6 / hz / n}'; }
+
 # redis-benchmark --csv: "name","rps","avg","min","p50","p95","p99","max"
-redis_row() {  # $1: label; rest: redis-benchmark arguments
-  local label=$1
-  shift
-  local line
-  line=$(redis-benchmark -p "$redis_port" -c 50 --csv "$@" 2>/dev/null | tr -d '\r' | tail -1)
+redis_row() {  # $1: label, $2: requests (-n); rest: redis-benchmark arguments
+  local label=$1 n=$2
+  shift 2
+  local line c0 c1
+  c0=$(cpu_ticks "$redis_pid")
+  line=$(redis-benchmark -p "$redis_port" -c 50 -n "$n" --csv "$@" 2>/dev/null | tr -d '\r' | tail -1)
+  c1=$(cpu_ticks "$redis_pid")
   IFS=, read -r _ rps _ _ p50 _ p99 _ <<< "$(echo "$line" | tr -d '"')"
-  record "RESULT test=redis op=$label connections=50 per_s=$rps p50_ms=$p50 p99_ms=$p99"
+  record "RESULT test=redis op=$label connections=50 per_s=$rps p50_ms=$p50 p99_ms=$p99" \
+    "server_us_per_req=$(us_per_req "$c0" "$c1" "$n")"
 }
 
 wrk_row() {  # $1: label, $2: script, $3: path, $4: seconds
@@ -159,22 +168,22 @@ start_derive derive-http
 start_redis
 for r in $(seq "$rounds"); do
   "$bin/web_bench" http --port "$server_port" --mode append --connections 50 \
-    --seconds "$http_seconds" --warmup 1 | tee -a "$results" || true
+    --seconds "$http_seconds" --warmup 1 --server-pid "$server_pid" | tee -a "$results" || true
   # About as many requests as Derive's run took (at least 20,000).
   n=$(awk '/test=http mode=append/{for(i=1;i<=NF;i++) if($i~/^per_s=/){split($i,a,"=");v=a[2]}} END{print v+0}' "$results")
   n=$(( n * http_seconds > 20000 ? n * http_seconds : 20000 ))
-  redis_row XADD -n "$n" XADD bench '*' f "$value"
+  redis_row XADD "$n" XADD bench '*' f "$value"
 done
 wrk_row append wrk_append.lua /v1/events "$http_seconds"
 
 # ---------------------------------------------------------------- 2. reads
 note "reads: GET /v1/views/latest/{key} vs Redis GET"
 "$bin/web_bench" http --port "$server_port" --mode read --connections 50 --seconds 5 --warmup 1 \
-  | tee -a "$results" || true
+  --server-pid "$server_pid" | tee -a "$results" || true
 wrk_row read wrk_read.lua /v1/views/latest/key-000001 5
 for i in $(seq 0 999); do printf 'SET key:%012d %s\n' "$i" "$value"; done \
   | redis-cli -p "$redis_port" --pipe >/dev/null
-redis_row GET -n 300000 -r 1000 GET 'key:__rand_int__'
+redis_row GET 300000 -r 1000 GET 'key:__rand_int__'
 stop_server
 kill "$redis_pid" 2>/dev/null || true
 wait "$redis_pid" 2>/dev/null || true

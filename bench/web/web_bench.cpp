@@ -1,7 +1,7 @@
 // web_bench: the load driver of the web benchmark (bench/web/run.sh).
 //
 //   web_bench http   --port P --mode append|read [--connections 50] [--seconds 10]
-//                    [--warmup 1] [--keys 1000]
+//                    [--warmup 1] [--keys 1000] [--server-pid PID]
 //   web_bench fanout --port P --kind derive|ws --subscribers N [--rate R]
 //                    [--seconds 4] [--warmup 1] [--window 128] [--server-pid PID]
 //                    [--prefix P] [--drain 3] [--producer http|ws]
@@ -209,6 +209,9 @@ struct http_run {
   uint64_t bad_status = 0;
   unsigned first_bad = 0;
   histogram latency;
+  int server_pid = 0;               // > 0: the server's CPU is read at t0 and t1
+  double server_cpu[2] = {-1, -1};  // its user + system seconds then
+  double own_cpu[2] = {0, 0};       // the driver's
 };
 
 std::string key_of(uint64_t i) {
@@ -311,16 +314,35 @@ int run_http(const args& a) {
   int64_t start = now_ns();
   run.t0 = start + static_cast<int64_t>(warmup * ns_per_s);
   run.t1 = run.t0 + static_cast<int64_t>(seconds * ns_per_s);
+  run.server_pid = static_cast<int>(a.num("server-pid", 0));
   for (int i = 0; i < conns; ++i) std::make_shared<http_client>(ioc, run)->start();
+  // CPU of the server and of the driver over the measurement window.
+  net::steady_timer at_t0(ioc), at_t1(ioc);
+  auto sample = [&run](int i) {
+    run.server_cpu[i] = cpu_seconds(run.server_pid);
+    run.own_cpu[i] = own_cpu_seconds();
+  };
+  at_t0.expires_after(std::chrono::nanoseconds(run.t0 - now_ns()));
+  at_t0.async_wait([&](beast::error_code) { sample(0); });
+  at_t1.expires_after(std::chrono::nanoseconds(run.t1 - now_ns()));
+  at_t1.async_wait([&](beast::error_code) { sample(1); });
   ioc.run();
   double window = static_cast<double>(run.t1 - run.t0) / ns_per_s;
+  // Microseconds of CPU per completed request (-1: no server pid given).
+  auto per_request_us = [&run](const double* cpu) {
+    if (cpu[0] < 0 || cpu[1] < 0 || run.done == 0) return -1.0;
+    return (cpu[1] - cpu[0]) * 1e6 / static_cast<double>(run.done);
+  };
   std::printf(
       "RESULT test=http mode=%s connections=%d requests=%llu per_s=%.0f p50_ms=%.3f "
-      "p99_ms=%.3f errors=%llu bad_status=%llu first_bad=%u\n",
+      "p99_ms=%.3f errors=%llu bad_status=%llu first_bad=%u server_cpu_s=%.2f "
+      "server_us_per_req=%.1f driver_us_per_req=%.1f\n",
       run.append ? "append" : "read", conns, static_cast<unsigned long long>(run.done),
       static_cast<double>(run.done) / window, run.latency.quantile_ms(0.5),
       run.latency.quantile_ms(0.99), static_cast<unsigned long long>(run.errors),
-      static_cast<unsigned long long>(run.bad_status), run.first_bad);
+      static_cast<unsigned long long>(run.bad_status), run.first_bad,
+      run.server_cpu[1] - run.server_cpu[0], per_request_us(run.server_cpu),
+      per_request_us(run.own_cpu));
   return run.errors == 0 && run.bad_status == 0 ? 0 : 1;
 }
 
