@@ -368,14 +368,14 @@ void router::forget_route(const http_request& req, std::string_view path, reply_
                           post_fn post) {
   constexpr std::string_view prefix = "/v1/subjects/", suffix = "/forget";
   auto rest = path.substr(prefix.size());
+  if (rest.size() < suffix.size() || rest.substr(rest.size() - suffix.size()) != suffix ||
+      rest.substr(0, rest.size() - suffix.size()).find('/') != std::string_view::npos)
+    return reply(route_not_found(path));
+  if (req.method != "POST") return reply(method_not_allowed(req.method, "POST"));
   if (rest == suffix)
     return reply(error_reply(400, to_string(errc::invalid_parameter),
                              "the subject is empty: POST /v1/subjects/{subject}/forget takes "
                              "a subject of 1-256 bytes, percent-encoded"));
-  if (rest.size() <= suffix.size() || rest.substr(rest.size() - suffix.size()) != suffix ||
-      rest.substr(0, rest.size() - suffix.size()).find('/') != std::string_view::npos)
-    return reply(route_not_found(path));
-  if (req.method != "POST") return reply(method_not_allowed(req.method, "POST"));
   auto subject = percent_decode(rest.substr(0, rest.size() - suffix.size()), false);
   if (!subject)
     return reply(error_reply(400, to_string(errc::invalid_parameter),

@@ -242,7 +242,8 @@ class websocket_session : public inbox_owner,
   // whole piece (a resize zero-fills what it adds).
   void read_available() {
     beast::error_code ec;
-    size_t want = std::clamp<size_t>(stream_.available(ec), 1, read_piece_bytes);
+    const size_t held = stream_.available(ec);
+    const size_t want = ec ? read_piece_bytes : std::clamp<size_t>(held, 1, read_piece_bytes);
     size_t old = in_.size();
     in_.resize(old + want);
     size_t n = stream_.read_some(net::buffer(in_.data() + old, want), ec);

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <tuple>
 #include <thread>
@@ -51,8 +52,10 @@ std::vector<view_def> versioned_views(uint32_t round) {
 using copy_offsets = std::map<std::tuple<std::string, uint32_t, uint32_t>, uint64_t>;
 copy_offsets stored_offsets(const std::string& dir) {
   copy_offsets out;
-  auto env = environment::open((std::filesystem::path(dir) / "views").string());
-  if (!env) return out;  // before the first child
+  const auto views = std::filesystem::path(dir) / "views";
+  if (!std::filesystem::exists(views)) return out;  // before the first child
+  auto env = environment::open(views.string());
+  if (!env) return out;
   for (const char* view : {"counter", "latest"}) {
     auto stored = stored_versions(**env, view);
     if (!stored) continue;
@@ -64,37 +67,45 @@ copy_offsets stored_offsets(const std::string& dir) {
 }
 
 // Empty if every copy still declared starts where it was before the kill
-// (a version building beside resumes, it does not start over from 0).
-std::string check_resumed(runtime& rt, const copy_offsets& before) {
+// (a version building beside resumes, it does not start over from 0). Each
+// building copy that resumed with progress adds a line to `resumed_log`.
+std::string check_resumed(runtime& rt, const copy_offsets& before,
+                          const std::string& resumed_log) {
   for (const char* view : {"counter", "latest"}) {
     auto info = rt.view(view);
     if (!info) return std::string("no view ") + view;
     for (const auto& v : info->versions) {
       if (v.role == version_role::retired) continue;
       auto it = before.find({view, v.version, v.generation});
-      if (it != before.end() && v.offset < it->second)
-        return std::string(view) + " " + std::to_string(v.version) + ".g" +
-               std::to_string(v.generation) + " started at offset " + std::to_string(v.offset) +
-               ", below the " + std::to_string(it->second) + " it had reached";
+      if (it == before.end() || it->second == 0) continue;
+      const std::string copy =
+          std::string(view) + " " + std::to_string(v.version) + ".g" + std::to_string(v.generation);
+      if (v.offset < it->second)
+        return copy + " started at offset " + std::to_string(v.offset) + ", below the " +
+               std::to_string(it->second) + " it had reached";
+      if (v.role == version_role::building)
+        std::ofstream(resumed_log, std::ios::app) << copy << " at " << it->second << "\n";
     }
   }
   return "";
 }
 
-// How many of `before`'s copies had progress to resume.
-int resumable(const copy_offsets& before) {
+// The lines of `resumed_log`: building copies killed with progress that resumed.
+int resumed_copies(const std::string& resumed_log) {
+  std::ifstream in(resumed_log);
   int n = 0;
-  for (const auto& [copy, offset] : before) n += offset > 0;
+  for (std::string line; std::getline(in, line);) ++n;
   return n;
 }
 
 [[noreturn]] void child_main(const std::string& dir, int report_fd, uint64_t seed,
-                             uint32_t round, const copy_offsets& before) {
+                             uint32_t round, const copy_offsets& before,
+                             const std::string& resumed_log) {
   runtime rt(kill_options(dir));
   for (auto& v : versioned_views(round)) rt.add_view(std::move(v));
   std::string problem;
   if (auto s = rt.start(); !s) problem = "start: " + s.to_string();
-  if (problem.empty()) problem = check_resumed(rt, before);
+  if (problem.empty()) problem = check_resumed(rt, before, resumed_log);
   if (problem.empty()) problem = verify_random_views(rt);
   report_then_append_random(rt, report_fd, problem, seed, 8, 40'000);
 }
@@ -102,14 +113,14 @@ int resumable(const copy_offsets& before) {
 TEST(versions_kill_test, ServedVersionsStayCompleteAcrossKillsDuringRebuildsAndCutovers) {
   temp_dir dir;
   std::mt19937_64 rng(11);
+  temp_dir notes;
+  const std::string resumed_log = notes.path() + "/resumed";
   int cutovers_seen = 0;
-  int resumed = 0;
   for (int round = 0; round < rounds; ++round) {
     const uint64_t seed = rng();
     const copy_offsets before = stored_offsets(dir.path());
-    resumed += resumable(before);
     auto child = child_process::fork([&](int fd) {
-      child_main(dir.path(), fd, seed, static_cast<uint32_t>(round), before);
+      child_main(dir.path(), fd, seed, static_cast<uint32_t>(round), before, resumed_log);
     });
     ASSERT_TRUE(child.started());
     EXPECT_EQ(child.read_until_closed(std::chrono::seconds(60)), "ok") << "round " << round;
@@ -136,7 +147,7 @@ TEST(versions_kill_test, ServedVersionsStayCompleteAcrossKillsDuringRebuildsAndC
   ASSERT_TRUE(snap);
   ASSERT_TRUE(wait_sync(rt, "counter", rt.head()));
   EXPECT_GT(cutovers_seen, 0);
-  EXPECT_GT(resumed, 0);  // copies with progress were killed and resumed
+  EXPECT_GT(resumed_copies(resumed_log), 0);  // building copies killed with progress resumed
 }
 
 // Rebuilding the served version under its own number (a new generation of
@@ -157,12 +168,13 @@ bool copy_building(runtime& rt, const std::string& view) {
 }
 
 [[noreturn]] void rebuild_child_main(const std::string& dir, int report_fd, uint64_t seed,
-                                     const copy_offsets& before) {
+                                     const copy_offsets& before,
+                                     const std::string& resumed_log) {
   runtime rt(kill_options(dir));
   for (auto& v : fixed_views()) rt.add_view(std::move(v));
   std::string problem;
   if (auto s = rt.start(); !s) problem = "start: " + s.to_string();
-  if (problem.empty()) problem = check_resumed(rt, before);
+  if (problem.empty()) problem = check_resumed(rt, before, resumed_log);
   if (problem.empty()) problem = verify_random_views(rt);
   // A copy left building by the last kill goes on (resumed); else a new one.
   for (const char* view : {"counter", "latest"})
@@ -174,13 +186,13 @@ bool copy_building(runtime& rt, const std::string& view) {
 TEST(versions_kill_test, ServedCopiesStayCompleteAcrossKillsDuringRebuildsOfTheServedVersion) {
   temp_dir dir;
   std::mt19937_64 rng(12);
-  int resumed = 0;
+  temp_dir notes;
+  const std::string resumed_log = notes.path() + "/resumed";
   for (int round = 0; round < rounds; ++round) {
     const uint64_t seed = rng();
     const copy_offsets before = stored_offsets(dir.path());
-    resumed += resumable(before);
     auto child = child_process::fork(
-        [&](int fd) { rebuild_child_main(dir.path(), fd, seed, before); });
+        [&](int fd) { rebuild_child_main(dir.path(), fd, seed, before, resumed_log); });
     ASSERT_TRUE(child.started());
     EXPECT_EQ(child.read_until_closed(std::chrono::seconds(60)), "ok") << "round " << round;
     auto wait = round % 2 == 0 ? std::chrono::milliseconds(5 + rng() % 100)
@@ -205,7 +217,7 @@ TEST(versions_kill_test, ServedCopiesStayCompleteAcrossKillsDuringRebuildsOfTheS
       if (v.role == version_role::serving) generation = v.generation;
   }
   EXPECT_GT(generation, 0u);  // copies did cut over
-  EXPECT_GT(resumed, 0);
+  EXPECT_GT(resumed_copies(resumed_log), 0);
   {  // the emptied tables of the retired copies go at the next start
     runtime rt(kill_options(dir.path()));
     for (auto& v : fixed_views()) rt.add_view(std::move(v));

@@ -75,7 +75,8 @@ class derive_tool_test : public web_fixture {
     EXPECT_GE(child, 0);
     if (child < 0) return {"", -1};
     if (child == 0) {
-      execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "forget", subject.c_str(), nullptr);
+      execl(DERIVE_TOOL_PATH, "derive", "--url", url.c_str(), "--timeout", "120", "forget",
+            subject.c_str(), nullptr);
       _exit(127);
     }
     std::string out;

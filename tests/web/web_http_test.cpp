@@ -787,6 +787,7 @@ TEST_F(http_test, forget_redacts_the_subjects_events_and_answers_the_receipt) {
   expect_error(get("/v1/subjects/x/forget"), 405, "method_not_allowed");
   expect_error(http_post(port(), "/v1/subjects/x/nope", ""), 404, "not_found");
   expect_error(http_post(port(), "/v1/subjects//forget", ""), 400, "invalid_parameter");
+  expect_error(get("/v1/subjects//forget"), 405, "method_not_allowed");
   expect_error(http_post(port(), "/v1/subjects/" + std::string(257, 'a') + "/forget", ""), 400,
                "invalid_parameter");
   expect_error(http_post(port(), "/v1/events", json{{"type", "derive.erasure"}}.dump()), 400,

@@ -164,8 +164,9 @@ std::string num(const json& v) {
   return v.is_null() ? "-" : v.dump();
 }
 
+// `s` and spaces to `width`; at least one space after a longer `s`.
 std::string pad(std::string s, size_t width) {
-  if (s.size() < width) s.append(width - s.size(), ' ');
+  s.append(s.size() < width ? width - s.size() : 1, ' ');
   return s;
 }
 

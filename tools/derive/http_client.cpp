@@ -37,11 +37,11 @@ int connect_to(const endpoint& where, std::chrono::seconds timeout, std::string&
   for (auto* a = found; a && fd < 0; a = a->ai_next) {
     fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
     if (fd < 0) continue;
-    // Reads wait `timeout` (0: without a limit); connecting and sending never
-    // wait without one.
-    timeval tv{static_cast<time_t>(timeout.count()), 0};
+    // Connecting, the TLS handshake and sending wait at most `timeout`, or
+    // 30 s when it is 0 (the answer then waits without a limit: see
+    // connection::answer_without_limit).
+    timeval tv{static_cast<time_t>(timeout.count() > 0 ? timeout.count() : 30), 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (timeout.count() == 0) tv.tv_sec = 30;
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
       why = "cannot connect to " + where.host + ":" + where.port + ": " + std::strerror(errno);
@@ -85,6 +85,12 @@ class connection {
     fd_ = connect_to(where, timeout, why);
     if (fd_ < 0) return false;
     return !where.tls || start_tls(where, ca_file, why);
+  }
+
+  // Reads wait for the answer without a time limit from now on.
+  void answer_without_limit() {
+    timeval none{0, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   }
 
   bool send_all(const std::string& data) {
@@ -213,6 +219,7 @@ http_result http_client::request(const std::string& method, const std::string& t
     out.error = "cannot send the request: " + std::string(std::strerror(errno));
     return out;
   }
+  if (timeout_.count() == 0) conn.answer_without_limit();
   std::string raw;
   char buf[65536];
   std::optional<size_t> expected;  // the whole response's size, once known

@@ -45,7 +45,8 @@ class http_client {
   http_result post(const std::string& target) const { return request("POST", target); }
 
   const endpoint& where() const { return where_; }
-  // The same client with another read timeout (0: none).
+  // The same client with another timeout (0: the answer may take any time;
+  // connecting, the TLS handshake and sending still wait at most 30 s).
   http_client with_timeout(std::chrono::seconds timeout) const {
     http_client c = *this;
     c.timeout_ = timeout;
