@@ -379,21 +379,20 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
 int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes>& batch) {
   // The state after the batch is each key's last change, whatever came
   // before it within the batch, and so is the digest (a sum over the final
-  // state): write those only, in key order through one cursor.
-  std::vector<const key_change*> last;
-  std::unordered_map<std::string_view, size_t> at;
+  // state): write those only, in key order through one cursor. A stable sort
+  // keeps each key's changes in batch order: its last one ends its run.
+  std::vector<const key_change*> all;
   size_t n = 0;
   for (const auto& entry : batch) n += entry.changes.size();
-  last.reserve(n);
-  at.reserve(n);
+  all.reserve(n);
   for (const auto& entry : batch)
-    for (const auto& change : entry.changes) {
-      auto [it, added] = at.try_emplace(change.key, last.size());
-      if (added) last.push_back(&change);
-      else last[it->second] = &change;
-    }
-  std::sort(last.begin(), last.end(),
-            [](const key_change* a, const key_change* b) { return a->key < b->key; });
+    for (const auto& change : entry.changes) all.push_back(&change);
+  std::stable_sort(all.begin(), all.end(),
+                   [](const key_change* a, const key_change* b) { return a->key < b->key; });
+  std::vector<const key_change*> last;
+  last.reserve(all.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    if (i + 1 == all.size() || all[i + 1]->key != all[i]->key) last.push_back(all[i]);
   state_writer writer;
   if (int rc = writer.open(txn, state_); rc != MDB_SUCCESS) return rc;
   std::string old;  // reused
