@@ -93,6 +93,18 @@ TEST_F(digest_test, an_empty_state_has_the_zero_digest) {
   EXPECT_EQ(view_digest{}.hex(), std::string(64, '0'));
 }
 
+// The stored format: SHA-256 of varint(key length) | key | value, as a
+// little-endian number (hex: most significant first). The expected value was
+// computed apart from this code: Python's
+// hashlib.sha256(bytes([5]) + b'key-1' + b'{"a":1}').digest()[::-1].hex().
+TEST(view_digest, an_entry_hash_is_sha256_of_its_length_prefixed_key_and_value) {
+  view_digest d;
+  d.add("key-1", "{\"a\":1}");
+  EXPECT_EQ(d.hex(), "da9ea1e2d74e4ff9fdc25e3468620e3590a2943f1af327e0efe0eadf988aa013");
+  d.remove("key-1", "{\"a\":1}");
+  EXPECT_EQ(d, view_digest{});
+}
+
 TEST_F(digest_test, equal_states_have_equal_digests_whatever_the_order_of_writes) {
   auto& a = open_store("a");
   auto& b = open_store("b");
