@@ -344,6 +344,7 @@ void batch_txn::writes::sort() {
 }
 
 void batch_txn::writes::clear() {
+  if (items_.empty()) return;  // the index is empty too: twice per input, mostly empty
   index_.clear();
   items_.clear();
 }

@@ -124,22 +124,49 @@ int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change) {
   return write_bucket(txn, dbi, skey, b);
 }
 
-int state_replace(MDB_txn* txn, MDB_dbi dbi, const key_change& change,
-                  std::optional<std::string>& old) {
-  const size_t direct = direct_max(txn);
-  if (!change.value || change.key.size() > direct) {
-    if (int rc = state_get(txn, dbi, change.key, old); rc != MDB_SUCCESS) return rc;
-    return state_apply(txn, dbi, change);
+int state_writer::open(MDB_txn* txn, MDB_dbi dbi) {
+  txn_ = txn;
+  dbi_ = dbi;
+  direct_ = direct_max(txn);
+  return cursor_.open(txn, dbi);
+}
+
+int state_writer::replace(const key_change& change, bool& had_old, std::string& old) {
+  had_old = false;
+  if (change.key.size() > direct_) {  // a bucket: read, then rewrite it
+    std::optional<std::string> stored;
+    if (int rc = state_get(txn_, dbi_, change.key, stored); rc != MDB_SUCCESS) return rc;
+    if (stored) {
+      had_old = true;
+      old = std::move(*stored);
+    }
+    return state_apply(txn_, dbi_, change);
   }
-  old.reset();
-  std::string skey = stored_key(change.key, direct);
-  MDB_val k = to_val(skey), v = to_val(*change.value);
-  int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
-  if (rc != MDB_KEYEXIST) return rc;
-  old.emplace(to_view(v));  // MDB_KEYEXIST: `v` is the stored value
-  if (*old == *change.value) return MDB_SUCCESS;
+  skey_.assign(1, key_tag);
+  skey_.append(change.key);
+  MDB_val k = to_val(skey_), v;
+  if (!change.value) {
+    int rc = mdb_cursor_get(cursor_.get(), &k, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
+    if (rc != MDB_SUCCESS) return rc;
+    had_old = true;
+    old.assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    return mdb_cursor_del(cursor_.get(), 0);
+  }
   v = to_val(*change.value);
-  return mdb_put(txn, dbi, &k, &v, 0);
+  int rc = mdb_cursor_put(cursor_.get(), &k, &v, MDB_NOOVERWRITE);
+  if (rc != MDB_KEYEXIST) return rc;
+  // MDB_KEYEXIST: `v` is the stored value and the cursor is at the key.
+  had_old = true;
+  old.assign(static_cast<const char*>(v.mv_data), v.mv_size);
+  if (old == *change.value) return MDB_SUCCESS;
+  v = to_val(*change.value);
+  return mdb_cursor_put(cursor_.get(), &k, &v, MDB_CURRENT);
+}
+
+int state_writer::apply(const key_change& change) {
+  bool had_old = false;
+  return replace(change, had_old, ignored_old_);
 }
 
 int state_count(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, uint64_t& out) {

@@ -34,11 +34,29 @@ int state_get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::optional<std
 // is a no-op.
 int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change);
 
-// state_apply that also gives the value it replaced (nullopt when the key was
-// absent) in `old`. A put of a new key costs one descent of the tree, not a
-// read and then a write.
-int state_replace(MDB_txn* txn, MDB_dbi dbi, const key_change& change,
-                  std::optional<std::string>& old);
+// Writes changes through one cursor. Given in ascending key order,
+// consecutive keys on one leaf page cost no descent from the root (LMDB
+// searches the cursor's page first), and a put of an existing key finds it
+// once: the replace is done in place at the cursor. Any order is correct.
+// Keys longer than the direct limit go through their bucket (state_apply).
+class state_writer {
+ public:
+  int open(MDB_txn* txn, MDB_dbi dbi);
+  // state_apply that also gives the value replaced: `had_old` tells whether
+  // the key existed, `old` then holds its value (a buffer reused across
+  // calls). A put of a new key costs one descent, not a read and a write.
+  int replace(const key_change& change, bool& had_old, std::string& old);
+  // state_apply through the cursor.
+  int apply(const key_change& change);
+
+ private:
+  MDB_txn* txn_ = nullptr;
+  MDB_dbi dbi_ = 0;
+  cursor_guard cursor_;
+  size_t direct_ = 0;
+  std::string skey_;  // reused
+  std::string ignored_old_;  // apply()'s
+};
 
 // Counts the view keys that start with `prefix`, walking LMDB keys only: a
 // direct key is counted from its LMDB key, a bucket whose beginning starts

@@ -1,8 +1,10 @@
 #include "core/view_digest.hpp"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <cstring>
+#include <memory>
 
 #include "core/coding.hpp"
 
@@ -12,12 +14,26 @@ namespace {
 using digest_bytes = std::array<uint8_t, 32>;
 
 // SHA-256 of varint(key length) | key | value, read as a little-endian number.
+// Through one fetched SHA-256 and a context per thread: OpenSSL 3's one-shot
+// SHA256() looks the algorithm up (locks, reference counts) on every call,
+// several times the cost of hashing a short entry.
 digest_bytes entry_hash(std::string_view key, std::string_view value) {
-  thread_local std::string entry;  // reused: one allocation per thread
-  entry.clear();
-  put_length_prefixed(entry, key);
-  entry.append(value);
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx{EVP_MD_CTX_new(),
+                                                                           EVP_MD_CTX_free};
+  char length[max_varint64_bytes];
+  const size_t length_size = static_cast<size_t>(encode_varint64(length, key.size()) - length);
   digest_bytes out;
+  unsigned int size = 0;
+  if (sha256 && ctx && EVP_DigestInit_ex(ctx.get(), sha256, nullptr) == 1 &&
+      EVP_DigestUpdate(ctx.get(), length, length_size) == 1 &&
+      EVP_DigestUpdate(ctx.get(), key.data(), key.size()) == 1 &&
+      EVP_DigestUpdate(ctx.get(), value.data(), value.size()) == 1 &&
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &size) == 1 && size == out.size())
+    return out;
+  // Unreachable unless OpenSSL fails to allocate: the one-shot form.
+  std::string entry(length, length_size);
+  entry.append(key).append(value);
   SHA256(reinterpret_cast<const unsigned char*>(entry.data()), entry.size(), out.data());
   return out;
 }

@@ -156,13 +156,15 @@ class view_store::impl {
   // (which the guard then aborts).
   status finish_write(txn_guard& txn, int rc, const std::string& what);
   std::string where(const std::string& what) const { return what + " of view " + label_; }
-  // Appends the batch's entries; adds their bytes to `total`, counts them.
+  // Appends the batch's entries and writes the state; adds the entries'
+  // bytes to `total`, counts them.
   int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch, uint64_t& total,
                   uint64_t& entries);
   int write_dead_letters(MDB_txn* txn, const std::vector<dead_letter>& dead_letters);
   int write_private(MDB_txn* txn, const std::vector<key_change>& private_changes);
-  // Applies one state change, updating pending_digest_ with its old value.
-  int apply_state(MDB_txn* txn, const key_change& change);
+  // Writes each key's last change of the batch to the state, updating
+  // pending_digest_.
+  int write_state(MDB_txn* txn, const std::vector<offset_changes>& batch);
   // The digest of every key of the state database, walked once.
   int compute_digest(MDB_txn* txn, view_digest& out) const;
   // Prunes per the retention (at most `budget` entries); updates `bytes`.
@@ -294,13 +296,6 @@ int view_store::impl::compute_digest(MDB_txn* txn, view_digest& out) const {
   return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
-int view_store::impl::apply_state(MDB_txn* txn, const key_change& change) {
-  std::optional<std::string> old_value;
-  if (int rc = state_replace(txn, state_, change, old_value); rc != MDB_SUCCESS) return rc;
-  pending_digest_.change(change.key, old_value, change.value);
-  return MDB_SUCCESS;
-}
-
 int64_t view_store::impl::now() const {
   if (options_.clock) return options_.clock();
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -368,8 +363,6 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
   for (const auto& entry : batch) {
     if (entry.changes.empty()) continue;
     const auto& changes = last_change_per_key(entry.changes, scratch);
-    for (const auto& change : changes)
-      if (int rc = apply_state(txn, change); rc != MDB_SUCCESS) return rc;
     bytes.clear();
     encode_changelog_entry(changes, bytes);
     MDB_val k = uint64_val(entry.offset), v = to_val(bytes);
@@ -379,6 +372,38 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
     if (rc != MDB_SUCCESS) return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
     total += sizeof entry.offset + v.mv_size;
     ++entries;
+  }
+  return write_state(txn, batch);
+}
+
+int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes>& batch) {
+  // The state after the batch is each key's last change, whatever came
+  // before it within the batch, and so is the digest (a sum over the final
+  // state): write those only, in key order through one cursor. A stable sort
+  // keeps each key's changes in batch order: its last one ends its run.
+  std::vector<const key_change*> all;
+  size_t n = 0;
+  for (const auto& entry : batch) n += entry.changes.size();
+  all.reserve(n);
+  for (const auto& entry : batch)
+    for (const auto& change : entry.changes) all.push_back(&change);
+  std::stable_sort(all.begin(), all.end(),
+                   [](const key_change* a, const key_change* b) { return a->key < b->key; });
+  std::vector<const key_change*> last;
+  last.reserve(all.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    if (i + 1 == all.size() || all[i + 1]->key != all[i]->key) last.push_back(all[i]);
+  state_writer writer;
+  if (int rc = writer.open(txn, state_); rc != MDB_SUCCESS) return rc;
+  std::string old;  // reused
+  for (const key_change* change : last) {
+    bool had_old = false;
+    if (int rc = writer.replace(*change, had_old, old); rc != MDB_SUCCESS) return rc;
+    if (had_old) {
+      if (change->value && old == *change->value) continue;
+      pending_digest_.remove(change->key, old);
+    }
+    if (change->value) pending_digest_.add(change->key, *change->value);
   }
   return MDB_SUCCESS;
 }
@@ -394,8 +419,10 @@ int view_store::impl::write_dead_letters(MDB_txn* txn,
 
 int view_store::impl::write_private(MDB_txn* txn,
                                     const std::vector<key_change>& private_changes) {
+  state_writer writer;  // the changes come in key order
+  if (int rc = writer.open(txn, private_); rc != MDB_SUCCESS) return rc;
   for (const auto& change : private_changes)
-    if (int rc = state_apply(txn, private_, change); rc != MDB_SUCCESS) return rc;
+    if (int rc = writer.apply(change); rc != MDB_SUCCESS) return rc;
   return MDB_SUCCESS;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/append_check.hpp"
+#include "core/changelog_codec.hpp"
 #include "core/lmdb_util.hpp"
 #include "core/log.hpp"
 #include "core/log_scrub.hpp"
@@ -92,6 +93,18 @@ TEST_F(digest_test, an_empty_state_has_the_zero_digest) {
   EXPECT_EQ(view_digest{}.hex(), std::string(64, '0'));
 }
 
+// The stored format: SHA-256 of varint(key length) | key | value, as a
+// little-endian number (hex: most significant first). The expected value was
+// computed apart from this code: Python's
+// hashlib.sha256(bytes([5]) + b'key-1' + b'{"a":1}').digest()[::-1].hex().
+TEST(view_digest, an_entry_hash_is_sha256_of_its_length_prefixed_key_and_value) {
+  view_digest d;
+  d.add("key-1", "{\"a\":1}");
+  EXPECT_EQ(d.hex(), "da9ea1e2d74e4ff9fdc25e3468620e3590a2943f1af327e0efe0eadf988aa013");
+  d.remove("key-1", "{\"a\":1}");
+  EXPECT_EQ(d, view_digest{});
+}
+
 TEST_F(digest_test, equal_states_have_equal_digests_whatever_the_order_of_writes) {
   auto& a = open_store("a");
   auto& b = open_store("b");
@@ -117,6 +130,48 @@ TEST_F(digest_test, the_incremental_digest_is_the_digest_of_the_state_and_is_sto
   auto stored = stored_digest(*snap);
   ASSERT_TRUE(stored && *stored);
   EXPECT_EQ(**stored, a.digest());
+}
+
+// A batch commit writes each key's last change only, in key order; the
+// result must be the one of committing its offsets one by one, in order.
+TEST_F(digest_test, a_batch_commit_equals_its_offsets_committed_one_by_one) {
+  auto& batched = open_store("batched");
+  auto& each = open_store("each");
+  const std::string long_key(600, 'l');  // stored in buckets
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) keys.push_back("k" + std::to_string((i * 7919) % 97));
+  for (int i = 0; i < 5; ++i) keys.push_back(long_key + std::to_string(i));
+  uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1103515245u + 12345u, (seed >> 8) % 1000; };
+  uint64_t offset = 0;
+  for (int round = 0; round < 6; ++round) {
+    std::vector<offset_changes> batch;  // offsets rewriting keys in any order
+    for (int o = 0; o < 50; ++o) {
+      ++offset;
+      std::vector<key_change> changes;
+      for (int c = 0, n = 1 + next() % 4; c < n; ++c) {
+        const std::string& key = keys[next() % keys.size()];
+        if (next() % 4 == 0) changes.push_back(del(key));
+        else changes.push_back(put(key, std::to_string(next() % 5)));  // often a no-op
+      }
+      ASSERT_TRUE(each.commit({{offset, changes}}, offset));
+      batch.push_back({offset, std::move(changes)});
+    }
+    ASSERT_TRUE(batched.commit(batch, offset));
+    EXPECT_EQ(batched.digest(), each.digest()) << "round " << round;
+    EXPECT_EQ(batched.digest(), walked(batched)) << "round " << round;
+    auto c = compare(batched, each);
+    EXPECT_TRUE(c.differences.empty() && !c.more) << "round " << round;
+  }
+  auto a = batched.changes_since(0, 100000);
+  auto b = each.changes_since(0, 100000);
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->entries.size(), b->entries.size());
+  for (size_t i = 0; i < a->entries.size(); ++i) {
+    EXPECT_EQ(a->entries[i].offset, b->entries[i].offset);
+    EXPECT_EQ(encode_changelog_entry(a->entries[i].changes),
+              encode_changelog_entry(b->entries[i].changes));
+  }
 }
 
 TEST_F(digest_test, a_key_value_split_differently_gives_another_digest) {
