@@ -39,6 +39,8 @@ int state_apply(MDB_txn* txn, MDB_dbi dbi, const key_change& change);
 // searches the cursor's page first), and a put of an existing key finds it
 // once: the replace is done in place at the cursor. Any order is correct.
 // Keys longer than the direct limit go through their bucket (state_apply).
+// REQUIRES: destroyed before its transaction commits or aborts (LMDB frees a
+// write transaction's cursors at its end; the writer closes its own).
 class state_writer {
  public:
   int open(MDB_txn* txn, MDB_dbi dbi);

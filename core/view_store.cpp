@@ -30,6 +30,13 @@ static_assert(sizeof(size_t) == sizeof(uint64_t),
 const std::vector<key_change>& last_change_per_key(const std::vector<key_change>& changes,
                                                    std::vector<key_change>& scratch) {
   if (changes.size() < 2) return changes;
+  // batch_txn hands over an offset's changes in key order, each key once:
+  // checked in one pass, without a map.
+  auto before = [](const key_change& a, const key_change& b) { return a.key < b.key; };
+  if (std::adjacent_find(changes.begin(), changes.end(), [&](const auto& a, const auto& b) {
+        return !before(a, b);
+      }) == changes.end())
+    return changes;
   std::unordered_map<std::string_view, size_t> last;
   for (size_t i = 0; i < changes.size(); ++i) last[changes[i].key] = i;
   if (last.size() == changes.size()) return changes;

@@ -141,6 +141,9 @@ TEST_F(digest_test, a_batch_commit_equals_its_offsets_committed_one_by_one) {
   std::vector<std::string> keys;
   for (int i = 0; i < 40; ++i) keys.push_back("k" + std::to_string((i * 7919) % 97));
   for (int i = 0; i < 5; ++i) keys.push_back(long_key + std::to_string(i));
+  // The empty key, and keys at and one past the longest stored directly
+  // (D = 509 with LMDB's 511-byte keys; docs/storage.md, "State keys").
+  for (size_t n : {size_t{0}, size_t{509}, size_t{510}}) keys.push_back(std::string(n, 'd'));
   uint32_t seed = 12345;
   auto next = [&] { return seed = seed * 1103515245u + 12345u, (seed >> 8) % 1000; };
   uint64_t offset = 0;
