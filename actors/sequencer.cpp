@@ -141,17 +141,20 @@ void answer_group(sequencer_actor_impl* self, ingested_group& g) {
   if (it == st.published.end()) return;
   auto jobs = std::move(it->second);
   st.published.erase(it);
+  // Counted before anyone is answered: a client that reads /metrics after
+  // its answer sees its events counted (as on the single-node path).
   uint64_t appended = 0;
+  for (size_t i = 0; i < jobs.size() && i < g.outcomes.size(); ++i)
+    if (g.outcomes[i] && !g.outcomes[i]->replayed) appended += g.outcomes[i]->count;
+  if (auto* c = st.ctx.counters) {
+    c->commits.fetch_add(1, std::memory_order_relaxed);
+    c->events.fetch_add(appended, std::memory_order_relaxed);
+  }
   for (size_t i = 0; i < jobs.size(); ++i) {
     auto outcome = i < g.outcomes.size()
                        ? std::move(g.outcomes[i])
                        : result<append_outcome>(errc::io_error, "no outcome for the request");
-    if (outcome && !outcome->replayed) appended += outcome->count;
     deliver(st, jobs[i], std::move(outcome));
-  }
-  if (auto* c = st.ctx.counters) {
-    c->commits.fetch_add(1, std::memory_order_relaxed);
-    c->events.fetch_add(appended, std::memory_order_relaxed);
   }
   if (st.stopped && st.published.empty()) {
     st.stopped();
