@@ -32,9 +32,8 @@ const std::vector<key_change>& last_change_per_key(const std::vector<key_change>
   if (changes.size() < 2) return changes;
   // batch_txn hands over an offset's changes in key order, each key once:
   // checked in one pass, without a map.
-  auto before = [](const key_change& a, const key_change& b) { return a.key < b.key; };
-  if (std::adjacent_find(changes.begin(), changes.end(), [&](const auto& a, const auto& b) {
-        return !before(a, b);
+  if (std::adjacent_find(changes.begin(), changes.end(), [](const auto& a, const auto& b) {
+        return a.key >= b.key;
       }) == changes.end())
     return changes;
   std::unordered_map<std::string_view, size_t> last;
@@ -396,14 +395,12 @@ int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes
     for (const auto& change : entry.changes) all.push_back(&change);
   std::stable_sort(all.begin(), all.end(),
                    [](const key_change* a, const key_change* b) { return a->key < b->key; });
-  std::vector<const key_change*> last;
-  last.reserve(all.size());
-  for (size_t i = 0; i < all.size(); ++i)
-    if (i + 1 == all.size() || all[i + 1]->key != all[i]->key) last.push_back(all[i]);
   state_writer writer;
   if (int rc = writer.open(txn, state_); rc != MDB_SUCCESS) return rc;
   std::string old;  // reused
-  for (const key_change* change : last) {
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (i + 1 < all.size() && all[i + 1]->key == all[i]->key) continue;  // not its last
+    const key_change* change = all[i];
     bool had_old = false;
     if (int rc = writer.replace(*change, had_old, old); rc != MDB_SUCCESS) return rc;
     if (had_old) {
