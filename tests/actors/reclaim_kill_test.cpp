@@ -22,8 +22,7 @@ using namespace reclaim;
   runtime rt(options(dir, true));
   for (auto& v : views()) rt.add_view(v);
   if (!rt.start()) ::_exit(3);
-  if (!append_one(rt, "fill", "a") || !append_one(rt, "trim", "a")) ::_exit(3);
-  if (!wait_sync(rt, "small", rt.head())) ::_exit(3);
+  if (!fill_and_trim(rt)) ::_exit(3);
   std::this_thread::sleep_for(20s);  // the reclaimer kills the process before
   ::_exit(4);
 }

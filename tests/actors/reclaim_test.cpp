@@ -29,13 +29,6 @@ const storage_metrics* views_storage(const runtime_metrics& m) {
   return nullptr;
 }
 
-// Fills and trims `big`; returns once both views applied both events.
-void fill_and_trim(runtime& rt) {
-  ASSERT_TRUE(append_one(rt, "fill", "a"));
-  ASSERT_TRUE(append_one(rt, "trim", "a"));
-  ASSERT_TRUE(wait_sync(rt, "small", rt.head()));
-}
-
 TEST(reclaim_test, AViewsEnvironmentWithManyFreePagesShrinksOnceQuiet) {
   temp_dir dir;
   runtime rt(options(dir.path(), true));
@@ -53,7 +46,7 @@ TEST(reclaim_test, AViewsEnvironmentWithManyFreePagesShrinksOnceQuiet) {
       ++reads;
     }
   });
-  ASSERT_NO_FATAL_FAILURE(fill_and_trim(rt));
+  ASSERT_TRUE(fill_and_trim(rt));
   const auto big = read_view(rt, "big");
   const auto small = read_view(rt, "small");
   const auto log = whole_log(rt);
@@ -114,7 +107,7 @@ TEST(reclaim_test, ASnapshotHeldOpenPutsTheCompactionOff) {
   runtime rt(options(dir.path(), true));
   for (auto& v : views()) rt.add_view(v);
   ASSERT_TRUE(rt.start());
-  ASSERT_NO_FATAL_FAILURE(fill_and_trim(rt));
+  ASSERT_TRUE(fill_and_trim(rt));
   {
     auto held = rt.snapshot("big");
     ASSERT_TRUE(held);
@@ -145,7 +138,7 @@ TEST(reclaim_test, TurnedOffItNeverCompacts) {
   runtime rt(options(dir.path(), false));
   for (auto& v : views()) rt.add_view(v);
   ASSERT_TRUE(rt.start());
-  ASSERT_NO_FATAL_FAILURE(fill_and_trim(rt));
+  ASSERT_TRUE(fill_and_trim(rt));
   std::this_thread::sleep_for(1500ms);  // five times the quiet time
   auto m = rt.metrics();
   auto* s = views_storage(m);

@@ -32,6 +32,14 @@ inline std::vector<view_def> views() {
               })};
 }
 
+// Appends "fill", waits until both views applied it, then "trim" and waits
+// again. Both in one batch would leave no free pages: a batch writes each
+// key's net change only, and a key put then erased has none.
+inline bool fill_and_trim(runtime& rt) {
+  return append_one(rt, "fill", "a") && wait_sync(rt, "small", rt.head()) &&
+         append_one(rt, "trim", "a") && wait_sync(rt, "small", rt.head());
+}
+
 inline runtime_options options(const std::string& dir, bool reclaim) {
   using namespace std::chrono_literals;
   runtime_options o;
