@@ -219,6 +219,7 @@ TEST_F(versions_test, AVersionBuildsAndCutsOverWhileLiveAppendsArriveContinuousl
   ASSERT_TRUE(cut_over);
   EXPECT_GT(during, 0);  // the appends did not wait for the rebuild
   ASSERT_TRUE(wait_sync(rt(), "counts", rt().head()));
+  ASSERT_TRUE(wait_sync(rt(), "docs", rt().head()));
   EXPECT_EQ(get("counts", "a"), json(200'000));
   EXPECT_EQ(get("counts", "doc.put"), json(10 * live.load()));
   EXPECT_EQ(get("docs", "d" + std::to_string(live.load() - 1)), json({{"n", live.load() - 1}}));
