@@ -55,6 +55,7 @@ void batch_txn::commit_input() {
   // First find the net changes (private reads may throw), then apply them,
   // so that a failed read leaves the batch as it was.
   uint64_t added = 0;
+  private_input_.sort();
   private_targets_.clear();
   for (auto& [key, v] : private_input_) {
     private_targets_.push_back(&batch_entry(true, key).current);
@@ -81,10 +82,10 @@ void batch_txn::commit_input() {
       blind_.push_back({static_cast<uint32_t>(changes_.size()),
                         static_cast<uint32_t>(entry.changes.size())});
     key_change change;
-    change.key = key;
+    change.key = std::move(key);  // the cache holds a copy; the input is done with it
     if (v) change.value = dump_compact(*v);
     // Held twice until the commit: as the cached json and as changelog text.
-    added += 2 * (key.size() + (change.value ? change.value->size() : 0)) + entry_overhead;
+    added += 2 * (change.key.size() + (change.value ? change.value->size() : 0)) + entry_overhead;
     entry.changes.push_back(std::move(change));
   }
   for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
@@ -223,6 +224,7 @@ bool has_prefix(std::string_view key, std::string_view prefix) {
 }
 
 // The keys of one input's writes under `prefix`, from `lo` on, in key order.
+// A key written more than once appears once, with its last write.
 template <class Writes>
 std::vector<const typename Writes::value_type*> input_keys(const Writes& input,
                                                            std::string_view prefix,
@@ -230,7 +232,11 @@ std::vector<const typename Writes::value_type*> input_keys(const Writes& input,
   std::vector<const typename Writes::value_type*> out;
   for (const auto& w : input)
     if (has_prefix(w.first, prefix) && std::string_view(w.first) >= lo) out.push_back(&w);
-  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  std::stable_sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  size_t kept = 0;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (i + 1 == out.size() || out[i + 1]->first != out[i]->first) out[kept++] = out[i];
+  out.resize(kept);
   return out;
 }
 
@@ -344,40 +350,52 @@ uint64_t batch_txn::count_private(std::string_view prefix) {
 
 batch_txn::value* batch_txn::writes::find(std::string_view key) {
   if (items_.size() <= scan_limit) {
-    for (auto& [k, v] : items_)
-      if (k == key) return &v;
+    for (auto it = items_.rbegin(); it != items_.rend(); ++it)
+      if (it->first == key) return &it->second;
     return nullptr;
   }
-  if (index_.size() != items_.size()) index_all();
+  index_new();
   auto it = index_.find(key);
   return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 
 void batch_txn::writes::write(std::string_view key, value v) {
-  if (auto* slot = find(key)) {
-    *slot = std::move(v);
-    return;
+  // A few writes, or an input that reads: replace in place. Otherwise append
+  // (sort() keeps the last).
+  if (items_.size() < scan_limit || indexed_ > 0) {
+    if (auto* slot = find(key)) {
+      *slot = std::move(v);
+      return;
+    }
   }
   items_.emplace_back(std::string(key), std::move(v));
-  if (!index_.empty()) index_.emplace(items_.back().first, items_.size() - 1);
 }
 
-void batch_txn::writes::index_all() {
-  index_.clear();
-  index_.reserve(items_.size() * 2);
-  for (size_t i = 0; i < items_.size(); ++i) index_.emplace(items_[i].first, i);
+void batch_txn::writes::index_new() {
+  if (indexed_ == 0) index_.reserve(items_.size() * 2);
+  for (; indexed_ < items_.size(); ++indexed_)
+    index_.insert_or_assign(std::string_view(items_[indexed_].first), indexed_);
 }
 
 void batch_txn::writes::sort() {
   index_.clear();
-  if (items_.size() > 1)
-    std::sort(items_.begin(), items_.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+  indexed_ = 0;
+  if (items_.size() < 2) return;
+  std::stable_sort(items_.begin(), items_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t out = 0;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (i + 1 < items_.size() && items_[i + 1].first == items_[i].first) continue;
+    if (out != i) items_[out] = std::move(items_[i]);
+    ++out;
+  }
+  items_.resize(out);
 }
 
 void batch_txn::writes::clear() {
   if (items_.empty()) return;  // the index is empty too: twice per input, mostly empty
   index_.clear();
+  indexed_ = 0;
   items_.clear();
 }
 

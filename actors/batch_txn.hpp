@@ -171,15 +171,17 @@ class batch_txn final : public view_txn {
 
  private:
   // One input's writes, in the order made. A document that writes hundreds of
-  // keys would pay a scan of the input per write: past a few writes, lookups go
-  // through a hash index (its keys view the deque's, which never move on
-  // push_back; sort() drops the index, find() rebuilds it).
+  // keys would pay a scan of the input per write: past a few writes, a write
+  // is appended without looking (a key may then appear more than once; its
+  // last write counts), and a hash index of the keys (viewing the deque's,
+  // which never move on push_back) is built only once a read asks for one.
+  // sort() orders the writes by key and keeps each key's last.
   class writes {
    public:
     using value_type = std::pair<std::string, value>;
-    value* find(std::string_view key);
+    value* find(std::string_view key);  // the last write of `key`
     void write(std::string_view key, value v);
-    void sort();  // by key
+    void sort();  // by key, each key once (its last write); drops the index
     void clear();
     size_t size() const { return items_.size(); }
     value_type& operator[](size_t i) { return items_[i]; }
@@ -190,9 +192,10 @@ class batch_txn final : public view_txn {
 
    private:
     static constexpr size_t scan_limit = 8;
-    void index_all();
+    void index_new();  // adds the writes made since the index was last used
     std::deque<value_type> items_;
     std::unordered_map<std::string_view, size_t> index_;
+    size_t indexed_ = 0;  // items_[0, indexed_) are in index_
   };
   // The entry found last (a key of its cache): a get and a put of one key in
   // one input cost one lookup.
