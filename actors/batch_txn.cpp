@@ -22,7 +22,10 @@ batch_txn::batch_txn(const view_store& store, warm_cache warm)
       cache_bytes_(warm.bytes_) {}
 
 batch_txn::warm_cache batch_txn::warm() {
-  batch_.for_each([](std::string_view, cached& e) { e.existed = e.current.has_value(); });
+  batch_.for_each([](std::string_view, cached& e) {
+    e.existed = e.current.has_value();
+    e.known = true;
+  });
   warm_cache out;
   batch_.forget_order();
   out.entries_ = std::move(batch_);
@@ -49,29 +52,41 @@ void batch_txn::begin_input(uint64_t offset) {
 constexpr uint64_t entry_overhead = 144;
 
 void batch_txn::commit_input() {
-  // First find the net changes (reads may throw), then apply them, so that a
-  // failed read leaves the batch as it was.
+  // First find the net changes (private reads may throw), then apply them,
+  // so that a failed read leaves the batch as it was.
+  uint64_t added = 0;
+  private_input_.sort();
+  private_targets_.clear();
+  for (auto& [key, v] : private_input_) {
+    private_targets_.push_back(&batch_entry(true, key).current);
+    added += key.size() + (v ? dump_compact(*v).size() : 0) + entry_overhead;
+  }
+  // State keys read nothing: a key the batch has not seen yet is written
+  // blind (its change is kept; the commit drops it if it changes nothing).
   input_.sort();  // the changes of one offset are in key order
   offset_changes entry;
   entry.offset = offset_;
   auto& targets = targets_;
   targets.clear();
-  uint64_t added = 0;
   for (auto& [key, v] : input_) {
-    auto& old = batch_value(key);
-    targets.push_back(&old);
-    if (old == v) continue;
+    cached* seen = find_entry(false, key);
+    const bool blind = seen == nullptr;
+    if (blind) {
+      cached unread;
+      unread.known = false;
+      seen = &insert_entry(false, key, std::move(unread));
+    }
+    targets.push_back(&seen->current);
+    if (!blind && seen->current == v) continue;
+    if (blind)
+      blind_.push_back({static_cast<uint32_t>(changes_.size()),
+                        static_cast<uint32_t>(entry.changes.size())});
     key_change change;
-    change.key = key;
+    change.key = std::move(key);  // the cache holds a copy; the input is done with it
     if (v) change.value = dump_compact(*v);
     // Held twice until the commit: as the cached json and as changelog text.
-    added += 2 * (key.size() + (change.value ? change.value->size() : 0)) + entry_overhead;
+    added += 2 * (change.key.size() + (change.value ? change.value->size() : 0)) + entry_overhead;
     entry.changes.push_back(std::move(change));
-  }
-  private_targets_.clear();
-  for (auto& [key, v] : private_input_) {
-    private_targets_.push_back(&batch_entry(true, key).current);
-    added += key.size() + (v ? dump_compact(*v).size() : 0) + entry_overhead;
   }
   for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
   for (size_t i = 0; i < private_input_.size(); ++i)
@@ -92,6 +107,8 @@ std::vector<offset_changes> batch_txn::take_changes() {
   snapshot_.reset();
   return std::move(changes_);
 }
+
+std::vector<blind_change> batch_txn::take_blind_changes() { return std::move(blind_); }
 
 std::vector<key_change> batch_txn::take_private_changes() {
   std::vector<std::pair<std::string_view, const cached*>> changed;
@@ -135,23 +152,38 @@ batch_txn::value batch_txn::read_committed(std::string_view key, bool is_private
   return v;
 }
 
-batch_txn::cached& batch_txn::batch_entry(bool is_private, std::string_view key) {
+batch_txn::cached* batch_txn::find_entry(bool is_private, std::string_view key) {
   auto& last = is_private ? private_last_ : batch_last_;
-  if (last.entry && last.key == key) return *last.entry;
+  if (last.entry && last.key == key) return last.entry;
   auto& c = is_private ? private_batch_ : batch_;
-  if (const auto* found = c.find(key)) {
-    last = {found->first, found->second};
-    return *found->second;
-  }
+  const auto* found = c.find(key);
+  if (!found) return nullptr;
+  last = {found->first, found->second};
+  return found->second;
+}
+
+batch_txn::cached& batch_txn::insert_entry(bool is_private, std::string_view key, cached e) {
+  bytes_ += key.size() + entry_overhead;
+  if (!is_private) cache_bytes_ += key.size() + entry_overhead;
+  auto& c = is_private ? private_batch_ : batch_;
+  const auto& stored = c.insert(key, std::move(e));
+  (is_private ? private_last_ : batch_last_) = {stored.first, stored.second};
+  return *stored.second;
+}
+
+batch_txn::cached& batch_txn::batch_entry(bool is_private, std::string_view key) {
+  if (cached* found = find_entry(is_private, key)) return *found;
   cached e;
   e.current = read_committed(key, is_private);
   e.existed = e.current.has_value();
   if (is_private) e.committed = e.current;
-  bytes_ += key.size() + entry_overhead;
-  if (!is_private) cache_bytes_ += key.size() + entry_overhead;
-  const auto& stored = c.insert(key, std::move(e));
-  last = {stored.first, stored.second};
-  return *stored.second;
+  return insert_entry(is_private, key, std::move(e));
+}
+
+void batch_txn::learn_existed(std::string_view key, cached& e) {
+  if (e.known) return;
+  e.existed = read_committed(key, false).has_value();
+  e.known = true;
 }
 
 const batch_txn::cache::found* batch_txn::cache::find(std::string_view key) const {
@@ -192,6 +224,7 @@ bool has_prefix(std::string_view key, std::string_view prefix) {
 }
 
 // The keys of one input's writes under `prefix`, from `lo` on, in key order.
+// A key written more than once appears once, with its last write.
 template <class Writes>
 std::vector<const typename Writes::value_type*> input_keys(const Writes& input,
                                                            std::string_view prefix,
@@ -199,7 +232,11 @@ std::vector<const typename Writes::value_type*> input_keys(const Writes& input,
   std::vector<const typename Writes::value_type*> out;
   for (const auto& w : input)
     if (has_prefix(w.first, prefix) && std::string_view(w.first) >= lo) out.push_back(&w);
-  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  std::stable_sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  size_t kept = 0;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (i + 1 == out.size() || out[i + 1]->first != out[i]->first) out[kept++] = out[i];
+  out.resize(kept);
   return out;
 }
 
@@ -287,6 +324,7 @@ uint64_t batch_txn::merged_count(bool is_private, std::string_view prefix) {
   size_t ii = 0;
   for (auto it = batch.lower_bound(prefix); it != batch.end() && has_prefix(it->first, prefix);
        ++it) {
+    if (!is_private) learn_existed(it->first, *it->second);
     bool present = it->second->current.has_value();
     while (ii < in.size() && in[ii]->first < it->first) ++ii;
     if (ii < in.size() && in[ii]->first == it->first) present = in[ii]->second.has_value();
@@ -312,40 +350,52 @@ uint64_t batch_txn::count_private(std::string_view prefix) {
 
 batch_txn::value* batch_txn::writes::find(std::string_view key) {
   if (items_.size() <= scan_limit) {
-    for (auto& [k, v] : items_)
-      if (k == key) return &v;
+    for (auto it = items_.rbegin(); it != items_.rend(); ++it)
+      if (it->first == key) return &it->second;
     return nullptr;
   }
-  if (index_.size() != items_.size()) index_all();
+  index_new();
   auto it = index_.find(key);
   return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 
 void batch_txn::writes::write(std::string_view key, value v) {
-  if (auto* slot = find(key)) {
-    *slot = std::move(v);
-    return;
+  // A few writes, or an input that reads: replace in place. Otherwise append
+  // (sort() keeps the last).
+  if (items_.size() < scan_limit || indexed_ > 0) {
+    if (auto* slot = find(key)) {
+      *slot = std::move(v);
+      return;
+    }
   }
   items_.emplace_back(std::string(key), std::move(v));
-  if (!index_.empty()) index_.emplace(items_.back().first, items_.size() - 1);
 }
 
-void batch_txn::writes::index_all() {
-  index_.clear();
-  index_.reserve(items_.size() * 2);
-  for (size_t i = 0; i < items_.size(); ++i) index_.emplace(items_[i].first, i);
+void batch_txn::writes::index_new() {
+  if (indexed_ == 0) index_.reserve(items_.size() * 2);
+  for (; indexed_ < items_.size(); ++indexed_)
+    index_.insert_or_assign(std::string_view(items_[indexed_].first), indexed_);
 }
 
 void batch_txn::writes::sort() {
   index_.clear();
-  if (items_.size() > 1)
-    std::sort(items_.begin(), items_.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+  indexed_ = 0;
+  if (items_.size() < 2) return;
+  std::stable_sort(items_.begin(), items_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t out = 0;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (i + 1 < items_.size() && items_[i + 1].first == items_[i].first) continue;
+    if (out != i) items_[out] = std::move(items_[i]);
+    ++out;
+  }
+  items_.resize(out);
 }
 
 void batch_txn::writes::clear() {
   if (items_.empty()) return;  // the index is empty too: twice per input, mostly empty
   index_.clear();
+  indexed_ = 0;
   items_.clear();
 }
 

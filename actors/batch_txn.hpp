@@ -12,7 +12,9 @@
 // An input is either kept (commit_input: its net writes, in key order, become
 // the offset_changes entry of its offset) or discarded (discard_input: as if it
 // never ran, for a failing event). A put of the value a key already has, and
-// an erase of an absent key, record nothing.
+// an erase of an absent key, record nothing: at once for a key the batch has
+// read or written before, at the commit for a state key first met by a write
+// (a blind write: take_blind_changes).
 //
 // Private state (view.hpp) goes through the same two layers, read from the
 // same snapshot (get_private); a discarded input drops its private writes too.
@@ -51,9 +53,11 @@ class batch_txn final : public view_txn {
   using value = std::optional<json>;
   // A key touched in this batch: whether it exists in the committed state,
   // its committed value (private keys only: take_private_changes compares)
-  // and its current value.
+  // and its current value. A state key first met by a write is not read
+  // (`known` false: `existed` is learnt only if a count needs it).
   struct cached {
     bool existed = false;
+    bool known = true;
     value committed;
     value current;
   };
@@ -122,9 +126,16 @@ class batch_txn final : public view_txn {
   // Drops the current input's writes.
   void discard_input();
 
-  // The kept changes, ascending by offset (offsets without a net change have
-  // no entry). Releases the read snapshot: call before committing.
+  // The kept changes, ascending by offset (offsets without a change have no
+  // entry). Releases the read snapshot: call before committing, and commit
+  // them with take_blind_changes() (view_store::commit), which drops the
+  // blind ones that change nothing.
   std::vector<offset_changes> take_changes();
+  // The changes of take_changes() written blind: the first write of a state
+  // key that the batch had not read, recorded without reading the key's
+  // committed value (most index views never read the keys they write, and a
+  // read is a random descent of the state's tree per key). Ascending.
+  std::vector<blind_change> take_blind_changes();
   // The kept private changes, in key order: each private key whose value at
   // the end of the batch differs from its committed value.
   std::vector<key_change> take_private_changes();
@@ -160,15 +171,17 @@ class batch_txn final : public view_txn {
 
  private:
   // One input's writes, in the order made. A document that writes hundreds of
-  // keys would pay a scan of the input per write: past a few writes, lookups go
-  // through a hash index (its keys view the deque's, which never move on
-  // push_back; sort() drops the index, find() rebuilds it).
+  // keys would pay a scan of the input per write: past a few writes, a write
+  // is appended without looking (a key may then appear more than once; its
+  // last write counts), and a hash index of the keys (viewing the deque's,
+  // which never move on push_back) is built only once a read asks for one.
+  // sort() orders the writes by key and keeps each key's last.
   class writes {
    public:
     using value_type = std::pair<std::string, value>;
-    value* find(std::string_view key);
+    value* find(std::string_view key);  // the last write of `key`
     void write(std::string_view key, value v);
-    void sort();  // by key
+    void sort();  // by key, each key once (its last write); drops the index
     void clear();
     size_t size() const { return items_.size(); }
     value_type& operator[](size_t i) { return items_[i]; }
@@ -179,9 +192,10 @@ class batch_txn final : public view_txn {
 
    private:
     static constexpr size_t scan_limit = 8;
-    void index_all();
+    void index_new();  // adds the writes made since the index was last used
     std::deque<value_type> items_;
     std::unordered_map<std::string_view, size_t> index_;
+    size_t indexed_ = 0;  // items_[0, indexed_) are in index_
   };
   // The entry found last (a key of its cache): a get and a put of one key in
   // one input cost one lookup.
@@ -193,8 +207,14 @@ class batch_txn final : public view_txn {
   view_snapshot& snapshot();
   // The committed value of `key` (of the private state when `is_private`).
   value read_committed(std::string_view key, bool is_private);
+  // The batch's entry of `key`, or nullptr.
+  cached* find_entry(bool is_private, std::string_view key);
+  // Adds the entry of `key` (absent).
+  cached& insert_entry(bool is_private, std::string_view key, cached e);
   // The batch's entry of `key`, read from the snapshot on first use.
   cached& batch_entry(bool is_private, std::string_view key);
+  // Reads whether the state key of a blind entry exists in the committed state.
+  void learn_existed(std::string_view key, cached& e);
   value& batch_value(std::string_view key) { return batch_entry(false, key).current; }
   page merged_range(bool is_private, std::string_view prefix, std::string_view start,
                     size_t limit);
@@ -211,6 +231,7 @@ class batch_txn final : public view_txn {
   std::vector<value*> targets_;          // reused by commit_input
   std::vector<value*> private_targets_;  // reused by commit_input
   std::vector<offset_changes> changes_;
+  std::vector<blind_change> blind_;
   uint64_t offset_ = 0;
   uint64_t inputs_ = 0;
   uint64_t bytes_ = 0;

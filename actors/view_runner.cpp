@@ -52,7 +52,8 @@ using runner_actor = caf::stateful_actor<runner_state>;
 
 // What one batch produced.
 struct batch_result {
-  std::vector<offset_changes> changes;
+  std::vector<offset_changes> changes;  // as committed once the commit succeeds
+  std::vector<blind_change> blind;      // of `changes`, for the commit
   std::vector<key_change> private_changes;  // never published
   std::vector<dead_letter> dead;
   uint64_t new_offset = 0;
@@ -351,6 +352,7 @@ void process_batch(runner_actor* self) {
     return;
   }
   batch->changes = txn.take_changes();
+  batch->blind = txn.take_blind_changes();
   batch->private_changes = txn.take_private_changes();
   if (batch->new_offset > offset || !batch->dead.empty()) {
     if (st.ctx.before_commit) {
@@ -363,8 +365,8 @@ void process_batch(runner_actor* self) {
     crash_point("after_log_sync_before_view_commit");
     std::unique_lock<std::mutex> publishing;
     if (st.ctx.commit_mu) publishing = std::unique_lock<std::mutex>(*st.ctx.commit_mu);
-    if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
-                                      batch->private_changes);
+    if (auto s = slot.store()->commit(batch->changes, batch->blind, batch->new_offset,
+                                      batch->dead, batch->private_changes);
         !s) {
       if (s.code() == errc::storage_full) return pause(self, s);
       fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
@@ -565,10 +567,11 @@ status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>
                                : apply_log(ctx, txn, offset, limit, bounds);
     if (!batch) return batch.error();
     batch->changes = txn.take_changes();
+    batch->blind = txn.take_blind_changes();
     batch->private_changes = txn.take_private_changes();
     if (batch->new_offset > offset || !batch->dead.empty()) {
-      if (auto s = slot.store()->commit(batch->changes, batch->new_offset, batch->dead,
-                                        batch->private_changes);
+      if (auto s = slot.store()->commit(batch->changes, batch->blind, batch->new_offset,
+                                        batch->dead, batch->private_changes);
           !s)
         return s;
       inputs += txn.inputs();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -84,6 +85,22 @@ int delete_after(MDB_txn* txn, MDB_dbi dbi, uint64_t after, uint64_t& bytes) {
   return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
+// The first 16 bytes of a key as two big-endian numbers (zero-padded): two
+// keys whose heads differ compare as their heads do, so a sort reads the
+// keys' bytes (a cache miss each) only to order keys that share 16 bytes.
+struct key_head {
+  uint64_t hi = 0, lo = 0;
+  explicit key_head(std::string_view key) {
+    unsigned char b[16] = {};
+    std::memcpy(b, key.data(), std::min<size_t>(key.size(), sizeof b));
+    for (int i = 0; i < 8; ++i) hi = hi << 8 | b[i];
+    for (int i = 8; i < 16; ++i) lo = lo << 8 | b[i];
+  }
+  bool operator==(const key_head& o) const { return hi == o.hi && lo == o.lo; }
+  bool operator!=(const key_head& o) const { return !(*this == o); }
+  bool operator<(const key_head& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
+};
+
 constexpr std::string_view meta_checkpoint_prefix = "checkpoint/";
 
 std::string checkpoint_record_key(unsigned slot) {
@@ -116,7 +133,10 @@ class view_store::impl {
   // Loads the durable meta data (offset, failure, retention).
   status load();
 
-  status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
+  // `blind`: view_store::commit's; `dropped` receives the blind changes
+  // that changed nothing (ascending), left out of the changelog.
+  status commit(const std::vector<offset_changes>& batch, const std::vector<blind_change>& blind,
+                std::vector<blind_change>& dropped, uint64_t new_offset,
                 const std::vector<dead_letter>& dead_letters,
                 const std::vector<key_change>& private_changes);
   status check_commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
@@ -162,15 +182,17 @@ class view_store::impl {
   // (which the guard then aborts).
   status finish_write(txn_guard& txn, int rc, const std::string& what);
   std::string where(const std::string& what) const { return what + " of view " + label_; }
-  // Appends the batch's entries and writes the state; adds the entries'
-  // bytes to `total`, counts them.
-  int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch, uint64_t& total,
-                  uint64_t& entries);
+  // Writes the state, then appends the batch's entries but the `dropped`
+  // blind changes; adds the entries' bytes to `total`, counts them.
+  int write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch,
+                  const std::vector<blind_change>& blind, std::vector<blind_change>& dropped,
+                  uint64_t& total, uint64_t& entries);
   int write_dead_letters(MDB_txn* txn, const std::vector<dead_letter>& dead_letters);
   int write_private(MDB_txn* txn, const std::vector<key_change>& private_changes);
   // Writes each key's last change of the batch to the state, updating
-  // pending_digest_.
-  int write_state(MDB_txn* txn, const std::vector<offset_changes>& batch);
+  // pending_digest_; adds to `dropped` the blind changes that change nothing.
+  int write_state(MDB_txn* txn, const std::vector<offset_changes>& batch,
+                  const std::vector<blind_change>& blind, std::vector<blind_change>& dropped);
   // The digest of every key of the state database, walked once.
   int compute_digest(MDB_txn* txn, view_digest& out) const;
   // Prunes per the retention (at most `budget` entries); updates `bytes`.
@@ -361,16 +383,34 @@ status view_store::impl::check_commit(const std::vector<offset_changes>& batch,
 }
 
 int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes>& batch,
-                                  uint64_t& total, uint64_t& entries) {
+                                  const std::vector<blind_change>& blind,
+                                  std::vector<blind_change>& dropped, uint64_t& total,
+                                  uint64_t& entries) {
+  // The state first: it decides which blind changes stay in the changelog.
+  if (int rc = write_state(txn, batch, blind, dropped); rc != MDB_SUCCESS) return rc;
   cursor_guard changelog;  // one cursor: each append lands at its end
   if (int rc = changelog.open(txn, changes_); rc != MDB_SUCCESS) return rc;
-  std::vector<key_change> scratch;
+  std::vector<key_change> scratch, kept;
   std::string bytes;
-  for (const auto& entry : batch) {
-    if (entry.changes.empty()) continue;
-    const auto& changes = last_change_per_key(entry.changes, scratch);
+  size_t next_dropped = 0;  // into `dropped`, ascending like the batch
+  for (uint32_t e = 0; e < batch.size(); ++e) {
+    const auto& entry = batch[e];
+    const std::vector<key_change>* changes = &entry.changes;
+    if (next_dropped < dropped.size() && dropped[next_dropped].entry == e) {
+      kept.clear();
+      for (uint32_t c = 0; c < entry.changes.size(); ++c) {
+        if (next_dropped < dropped.size() && dropped[next_dropped] == blind_change{e, c}) {
+          ++next_dropped;
+          continue;
+        }
+        kept.push_back(entry.changes[c]);
+      }
+      changes = &kept;
+    }
+    if (changes->empty()) continue;
+    changes = &last_change_per_key(*changes, scratch);
     bytes.clear();
-    encode_changelog_entry(changes, bytes);
+    encode_changelog_entry(*changes, bytes);
     MDB_val k = uint64_val(entry.offset), v = to_val(bytes);
     // Offsets only grow, so the changelog is appended; an existing entry
     // beyond the offset would mean the store disagrees with itself.
@@ -379,36 +419,65 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
     total += sizeof entry.offset + v.mv_size;
     ++entries;
   }
-  return write_state(txn, batch);
+  return MDB_SUCCESS;
 }
 
-int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes>& batch) {
+int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes>& batch,
+                                  const std::vector<blind_change>& blind,
+                                  std::vector<blind_change>& dropped) {
   // The state after the batch is each key's last change, whatever came
   // before it within the batch, and so is the digest (a sum over the final
   // state): write those only, in key order through one cursor. A stable sort
-  // keeps each key's changes in batch order: its last one ends its run.
-  std::vector<const key_change*> all;
+  // keeps each key's changes in batch order: its last one ends its run, its
+  // first one (the only one that can be blind) begins it.
+  struct item {
+    key_head head;  // orders most pairs of keys without reading them
+    const key_change* change;
+    uint32_t entry;
+    bool blind;
+    bool operator<(const item& o) const {
+      return head != o.head ? head < o.head : change->key < o.change->key;
+    }
+    bool same_key(const item& o) const { return head == o.head && change->key == o.change->key; }
+  };
+  std::vector<item> all;
   size_t n = 0;
   for (const auto& entry : batch) n += entry.changes.size();
   all.reserve(n);
-  for (const auto& entry : batch)
-    for (const auto& change : entry.changes) all.push_back(&change);
-  std::stable_sort(all.begin(), all.end(),
-                   [](const key_change* a, const key_change* b) { return a->key < b->key; });
+  size_t next_blind = 0;
+  for (uint32_t e = 0; e < batch.size(); ++e) {
+    const auto& changes = batch[e].changes;
+    for (uint32_t c = 0; c < changes.size(); ++c) {
+      const bool is_blind =
+          next_blind < blind.size() && blind[next_blind] == blind_change{e, c};
+      if (is_blind) ++next_blind;
+      all.push_back({key_head(changes[c].key), &changes[c], e, is_blind});
+    }
+  }
+  std::stable_sort(all.begin(), all.end());
   state_writer writer;
   if (int rc = writer.open(txn, state_); rc != MDB_SUCCESS) return rc;
   std::string old;  // reused
+  size_t first = 0;  // the first change of the current key's run
   for (size_t i = 0; i < all.size(); ++i) {
-    if (i + 1 < all.size() && all[i + 1]->key == all[i]->key) continue;  // not its last
-    const key_change* change = all[i];
+    if (i > 0 && !all[i].same_key(all[i - 1])) first = i;
+    if (i + 1 < all.size() && all[i + 1].same_key(all[i])) continue;
+    const key_change* change = all[i].change;
     bool had_old = false;
     if (int rc = writer.replace(*change, had_old, old); rc != MDB_SUCCESS) return rc;
+    // `old` is the committed value: a blind first change equal to it is none.
+    if (const item& f = all[first]; f.blind) {
+      const auto& v = f.change->value;
+      if (v ? had_old && old == *v : !had_old)
+        dropped.push_back({f.entry, static_cast<uint32_t>(f.change - batch[f.entry].changes.data())});
+    }
     if (had_old) {
       if (change->value && old == *change->value) continue;
       pending_digest_.remove(change->key, old);
     }
     if (change->value) pending_digest_.add(change->key, *change->value);
   }
+  std::sort(dropped.begin(), dropped.end());
   return MDB_SUCCESS;
 }
 
@@ -520,18 +589,27 @@ int view_store::impl::prune(MDB_txn* txn, uint64_t new_offset, uint64_t budget,
   return put_fixed64_value(txn, meta_, meta_low_water, std::max(low_water, last));
 }
 
-status view_store::impl::commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
+status view_store::impl::commit(const std::vector<offset_changes>& batch,
+                                const std::vector<blind_change>& blind,
+                                std::vector<blind_change>& dropped, uint64_t new_offset,
                                 const std::vector<dead_letter>& dead_letters,
                                 const std::vector<key_change>& private_changes) {
   if (status st = check_commit(batch, new_offset, dead_letters, private_changes); !st.is_ok())
     return st;
+  for (size_t i = 0; i < blind.size(); ++i)
+    if (blind[i].entry >= batch.size() ||
+        blind[i].change >= batch[blind[i].entry].changes.size() ||
+        (i > 0 && !(blind[i - 1] < blind[i])))
+      return status{errc::invalid_parameter,
+                    "commit to view " + label_ + " refused: blind changes out of order or range"};
   if (new_offset == offset()) return env_.sticky_error();  // nothing to change
   txn_guard txn;
   if (status st = begin_write(txn); !st.is_ok()) return st;
   uint64_t bytes = changelog_bytes();
   uint64_t appended = 0;
   pending_digest_ = digest();
-  int rc = write_batch(txn.get(), batch, bytes, appended);
+  dropped.clear();
+  int rc = write_batch(txn.get(), batch, blind, dropped, bytes, appended);
   if (rc == MDB_SUCCESS) rc = write_dead_letters(txn.get(), dead_letters);
   if (rc == MDB_SUCCESS) rc = write_private(txn.get(), private_changes);
   if (rc == MDB_SUCCESS) rc = put_fixed64_value(txn.get(), meta_, meta_offset, new_offset);
@@ -924,7 +1002,36 @@ view_store::~view_store() = default;
 status view_store::commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
                           const std::vector<dead_letter>& dead_letters,
                           const std::vector<key_change>& private_changes) {
-  return impl_->commit(batch, new_offset, dead_letters, private_changes);
+  std::vector<blind_change> dropped;
+  return impl_->commit(batch, {}, dropped, new_offset, dead_letters, private_changes);
+}
+
+status view_store::commit(std::vector<offset_changes>& batch,
+                          const std::vector<blind_change>& blind, uint64_t new_offset,
+                          const std::vector<dead_letter>& dead_letters,
+                          const std::vector<key_change>& private_changes) {
+  std::vector<blind_change> dropped;
+  status st = impl_->commit(batch, blind, dropped, new_offset, dead_letters, private_changes);
+  if (!st.is_ok() || dropped.empty()) return st;
+  // As committed: without the dropped changes and the entries left empty.
+  size_t d = 0;
+  for (uint32_t e = 0; e < batch.size() && d < dropped.size(); ++e) {
+    auto& changes = batch[e].changes;
+    size_t out = 0;
+    for (uint32_t c = 0; c < changes.size(); ++c) {
+      if (d < dropped.size() && dropped[d] == blind_change{e, c}) {
+        ++d;
+        continue;
+      }
+      if (out != c) changes[out] = std::move(changes[c]);
+      ++out;
+    }
+    changes.resize(out);
+  }
+  batch.erase(std::remove_if(batch.begin(), batch.end(),
+                             [](const offset_changes& e) { return e.changes.empty(); }),
+              batch.end());
+  return st;
 }
 
 status view_store::step() { return impl_->step(); }

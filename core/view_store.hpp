@@ -68,6 +68,22 @@ struct view_store_options {
   unsigned checkpoints_kept = 2;
 };
 
+// A change of a commit's batch made without reading its key's committed
+// value (a blind write: batch_txn records a put or an erase of a key it has
+// not read yet without looking it up): batch[entry].changes[change], the
+// first change of its key in the batch. The commit compares it with the
+// committed value it meets while writing the state (view_store::commit).
+struct blind_change {
+  uint32_t entry = 0;
+  uint32_t change = 0;
+  friend bool operator==(const blind_change& a, const blind_change& b) {
+    return a.entry == b.entry && a.change == b.change;
+  }
+  friend bool operator<(const blind_change& a, const blind_change& b) {
+    return a.entry != b.entry ? a.entry < b.entry : a.change < b.change;
+  }
+};
+
 class view_store {
  public:
   // Opens (creating) the store of view `name` at `version` in `env`, under
@@ -95,6 +111,17 @@ class view_store {
   // length, including empty.
   status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
                 const std::vector<dead_letter>& dead_letters = {},
+                const std::vector<key_change>& private_changes = {});
+  // commit() of a batch with blind changes (`blind`: ascending, each the
+  // first change of its key in `batch`). Each is compared with its key's
+  // committed value as the state is written, in key order, and is dropped
+  // when it changes nothing (a put of the value the key has, an erase of a
+  // missing key): from the changelog and, once the commit succeeded, from
+  // `batch` too, with any entry it leaves empty. So state, changelog and
+  // digest are those of the same batch with every value looked up first.
+  // REQUIRES: as commit(); `blind` refers to changes of `batch`.
+  status commit(std::vector<offset_changes>& batch, const std::vector<blind_change>& blind,
+                uint64_t new_offset, const std::vector<dead_letter>& dead_letters = {},
                 const std::vector<key_change>& private_changes = {});
 
   // One small write transaction that rewrites the stored offset with its own value:

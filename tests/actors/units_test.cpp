@@ -107,11 +107,32 @@ TEST_F(batch_txn_test, ADiscardedInputLeavesNoTrace) {
 
 TEST_F(batch_txn_test, WritingTheCurrentValueChangesNothing) {
   txn_->begin_input(2);
+  EXPECT_EQ(txn_->get("a"), json(1));
+  txn_->put("a", 1);  // read first: known at once
+  txn_->commit_input();
+  EXPECT_TRUE(txn_->take_changes().empty());
+  EXPECT_TRUE(txn_->take_blind_changes().empty());
+  EXPECT_EQ(txn_->inputs(), 1u);
+}
+
+// Keys not read before they are written are written blind: the commit finds
+// out that the changes change nothing and drops them (from the changelog and
+// from the batch it was given).
+TEST_F(batch_txn_test, BlindWritesOfTheCurrentValueAreDroppedByTheCommit) {
+  const view_digest before = store_->digest();
+  txn_->begin_input(2);
   txn_->put("a", 1);
   txn_->erase("missing");
   txn_->commit_input();
-  EXPECT_TRUE(txn_->take_changes().empty());
-  EXPECT_EQ(txn_->inputs(), 1u);
+  auto changes = txn_->take_changes();
+  auto blind = txn_->take_blind_changes();
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(blind.size(), 2u);
+  ASSERT_TRUE(store_->commit(changes, blind, 2, {}, txn_->take_private_changes()));
+  EXPECT_TRUE(changes.empty());
+  EXPECT_EQ(store_->offset(), 2u);
+  EXPECT_TRUE(store_->changes_since(1, 10)->entries.empty());
+  EXPECT_EQ(store_->digest(), before);
 }
 
 TEST_F(batch_txn_test, PrivateReadsSeeTheCommittedAndEarlierPrivateWrites) {
@@ -403,6 +424,107 @@ TEST_F(batch_txn_range_test, BytesGrowWithWhatTheBatchHolds) {
   txn_->put("big", std::string(10'000, 'x'));
   txn_->commit_input();
   EXPECT_GE(txn_->bytes(), before + 10'000);
+}
+
+// --- blind writes: the same state, changelog and digest as looked-up writes ---
+
+// Text of a batch of changes, for comparisons.
+std::string text_of(const std::vector<offset_changes>& batch) {
+  std::string out;
+  for (const auto& e : batch) {
+    out += std::to_string(e.offset) + ":";
+    for (const auto& c : e.changes) out += " " + c.key + "=" + c.value.value_or("-");
+    out += "\n";
+  }
+  return out;
+}
+
+// Two stores get the same inputs: one through writes that read nothing first
+// (blind: the batch has not seen the key), one reading every key before
+// writing it (each value looked up, as before blind writes existed). Puts of
+// the committed value, of another value, erases of present and of missing
+// keys, keys written twice in a batch, discarded inputs, counts and warm
+// caches: state, changelog, digest and the batches as committed (what the
+// runner publishes) must be the same.
+TEST(blind_write_test, GivesTheStateChangelogAndDigestOfLookedUpWrites) {
+  temp_dir dir;
+  auto env = environment::open(dir.path()).value();
+  auto blind_store = view_store::open(*env, "blind", 1).value();
+  auto read_store = view_store::open(*env, "read", 1).value();
+  offset_changes seed{1, {}};
+  for (int i = 0; i < 16; i += 2)
+    seed.changes.push_back({"k" + std::to_string(10 + i), std::to_string(i % 3)});
+  ASSERT_TRUE(blind_store->commit({seed}, 1));
+  ASSERT_TRUE(read_store->commit({seed}, 1));
+  std::mt19937 rng(11);
+  batch_txn::warm_cache blind_warm, read_warm;
+  uint64_t offset = 1;
+  for (int batch = 0; batch < 40; ++batch) {
+    batch_txn blind_txn(*blind_store, std::exchange(blind_warm, {}));
+    batch_txn read_txn(*read_store, std::exchange(read_warm, {}));
+    for (int input = 0; input < 12; ++input) {
+      ++offset;
+      blind_txn.begin_input(offset);
+      read_txn.begin_input(offset);
+      const int writes = 1 + static_cast<int>(rng() % 4);
+      for (int w = 0; w < writes; ++w) {
+        const std::string key = "k" + std::to_string(10 + rng() % 20);
+        const bool erase = rng() % 4 == 0;
+        const int value = static_cast<int>(rng() % 3);
+        // Reads of other keys between the writes: some keys are known when written.
+        const std::string other = "k" + std::to_string(10 + rng() % 20);
+        if (rng() % 3 == 0) {
+          EXPECT_EQ(blind_txn.get(other), read_txn.get(other));
+        }
+        read_txn.get(key);
+        if (erase) {
+          blind_txn.erase(key);
+          read_txn.erase(key);
+        } else {
+          blind_txn.put(key, value);
+          read_txn.put(key, value);
+        }
+      }
+      if (rng() % 8 == 0) {
+        EXPECT_EQ(blind_txn.count("k"), read_txn.count("k")) << offset;
+      }
+      if (rng() % 10 == 0) {
+        blind_txn.discard_input();
+        read_txn.discard_input();
+      } else {
+        blind_txn.commit_input();
+        read_txn.commit_input();
+      }
+    }
+    auto blind_changes = blind_txn.take_changes();
+    auto blind_marks = blind_txn.take_blind_changes();
+    auto read_changes = read_txn.take_changes();
+    EXPECT_TRUE(read_txn.take_blind_changes().empty());
+    ASSERT_TRUE(blind_store->commit(blind_changes, blind_marks, offset));
+    ASSERT_TRUE(read_store->commit(read_changes, {}, offset));
+    ASSERT_EQ(text_of(blind_changes), text_of(read_changes)) << "batch " << batch;
+    EXPECT_EQ(blind_store->digest(), read_store->digest()) << "batch " << batch;
+    if (batch % 3 != 0) {  // warm caches carried into the next batch, or not
+      blind_warm = blind_txn.warm();
+      read_warm = read_txn.warm();
+    }
+  }
+  auto blind_log = blind_store->changes_since(0, 100'000).value();
+  auto read_log = read_store->changes_since(0, 100'000).value();
+  EXPECT_EQ(text_of(blind_log.entries), text_of(read_log.entries));
+  auto blind_snap = blind_store->snapshot().value();
+  auto read_snap = read_store->snapshot().value();
+  auto blind_state = blind_snap.range("", "", 1000).value();
+  auto read_state = read_snap.range("", "", 1000).value();
+  ASSERT_EQ(blind_state.items.size(), read_state.items.size());
+  for (size_t i = 0; i < blind_state.items.size(); ++i) {
+    EXPECT_EQ(blind_state.items[i].key, read_state.items[i].key);
+    EXPECT_EQ(blind_state.items[i].value, read_state.items[i].value);
+  }
+  // Recomputed from the state, the digest is the one the commits kept.
+  view_digest recomputed;
+  for (const auto& item : blind_state.items) recomputed.add(item.key, item.value);
+  EXPECT_EQ(blind_store->digest(), recomputed);
 }
 
 // --- waiter_registry ---

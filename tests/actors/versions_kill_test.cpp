@@ -33,7 +33,11 @@ runtime_options kill_options(const std::string& dir) {
   o.data_dir = dir;
   o.storage.map_size = uint64_t{1} << 30;
   o.storage.mode = durability::relaxed;  // a SIGKILL loses no relaxed commit
-  o.catch_up_batch = 1'000;
+  // Small batches: a copy building beside shows progress (a commit) early and
+  // takes long enough that the early kills land while it builds. With blind
+  // writes `latest` builds fast, and with batches of 1,000 a copy could be
+  // done before any even round's kill (no copy resumed: the test failed).
+  o.catch_up_batch = 100;
   return o;
 }
 
@@ -147,6 +151,7 @@ TEST(versions_kill_test, ServedVersionsStayCompleteAcrossKillsDuringRebuildsAndC
   ASSERT_TRUE(snap);
   ASSERT_TRUE(wait_sync(rt, "counter", rt.head()));
   EXPECT_GT(cutovers_seen, 0);
+  std::printf("building copies resumed with progress: %d\n", resumed_copies(resumed_log));
   EXPECT_GT(resumed_copies(resumed_log), 0);  // building copies killed with progress resumed
 }
 
@@ -217,6 +222,7 @@ TEST(versions_kill_test, ServedCopiesStayCompleteAcrossKillsDuringRebuildsOfTheS
       if (v.role == version_role::serving) generation = v.generation;
   }
   EXPECT_GT(generation, 0u);  // copies did cut over
+  std::printf("building copies resumed with progress: %d\n", resumed_copies(resumed_log));
   EXPECT_GT(resumed_copies(resumed_log), 0);
   {  // the emptied tables of the retired copies go at the next start
     runtime rt(kill_options(dir.path()));

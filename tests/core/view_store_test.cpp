@@ -185,6 +185,50 @@ TEST_F(view_store_test, a_key_changed_twice_at_one_offset_keeps_its_last_change)
   EXPECT_EQ(changelog_of(store), (std::vector<std::string>{"1: b=2 a=<deleted>"}));
 }
 
+// Blind changes (view_store::commit with `blind`): a change whose key's
+// committed value was not read is kept only if it changes that value.
+TEST_F(view_store_test, a_blind_change_that_changes_nothing_is_dropped) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1"), put("b", "2")})}, 1));
+  const view_digest before = store.digest();
+  std::vector<offset_changes> batch = {
+      at(2, {put("a", "1"), put("b", "3")}),  // the same value; another value
+      at(3, {del("never")}),                  // an erase of a missing key
+      at(4, {del("a"), put("c", "4")}),       // a's second change: not blind
+      at(5, {put("c", "5")})};                // c's second change
+  ASSERT_TRUE(store.commit(batch, {{0, 0}, {0, 1}, {1, 0}, {2, 1}}, 5));
+  EXPECT_EQ(describe(batch), (std::vector<std::string>{"2: b=3", "4: a=<deleted> c=4", "5: c=5"}));
+  EXPECT_EQ(changelog_of(store),
+            (std::vector<std::string>{"1: a=1 b=2", "2: b=3", "4: a=<deleted> c=4", "5: c=5"}));
+  EXPECT_EQ(state_of(store), (state_map{{"b", "3"}, {"c", "5"}}));
+  // The digest of the state, as a store given only the real changes has it.
+  auto& other = open_store("other");
+  ASSERT_TRUE(other.commit({at(1, {put("a", "1"), put("b", "2")})}, 1));
+  EXPECT_EQ(other.digest(), before);
+  ASSERT_TRUE(other.commit({at(2, {put("b", "3")}), at(4, {del("a"), put("c", "4")}),
+                            at(5, {put("c", "5")})},
+                           5));
+  EXPECT_EQ(store.digest(), other.digest());
+}
+
+TEST_F(view_store_test, a_blind_change_back_to_the_committed_value_is_kept) {
+  auto& store = open_store();
+  ASSERT_TRUE(store.commit({at(1, {put("a", "1")})}, 1));
+  // Blind a=2, then a=1 again: both change the value at their offset.
+  std::vector<offset_changes> batch = {at(2, {put("a", "2")}), at(3, {put("a", "1")})};
+  ASSERT_TRUE(store.commit(batch, {{0, 0}}, 3));
+  EXPECT_EQ(describe(batch), (std::vector<std::string>{"2: a=2", "3: a=1"}));
+  EXPECT_EQ(state_of(store), (state_map{{"a", "1"}}));
+}
+
+TEST_F(view_store_test, commit_refuses_blind_changes_outside_the_batch) {
+  auto& store = open_store();
+  std::vector<offset_changes> batch = {at(1, {put("a", "1")})};
+  EXPECT_EQ(store.commit(batch, {{0, 1}}, 1).code(), errc::invalid_parameter);
+  EXPECT_EQ(store.commit(batch, {{1, 0}}, 1).code(), errc::invalid_parameter);
+  EXPECT_EQ(store.offset(), 0u);
+}
+
 TEST_F(view_store_test, commit_may_advance_the_offset_without_changes) {
   auto& store = open_store();
   ASSERT_TRUE(store.commit({}, 7));
