@@ -51,6 +51,19 @@ void batch_txn::begin_input(uint64_t offset) {
 // bookkeeping, roughly.
 constexpr uint64_t entry_overhead = 144;
 
+namespace {
+
+// A put of a key's current value is no change when both are the same text:
+// the commit decides so for blind writes (it compares stored bytes), so a
+// looked-up write must too (1 and 1.0 are equal as JSON, not as text), or
+// a view's state would depend on where its batches end.
+bool same_text(const std::optional<json>& a, const std::optional<json>& b) {
+  if (a != b) return false;
+  return !a || dump_compact(*a) == dump_compact(*b);
+}
+
+}  // namespace
+
 void batch_txn::commit_input() {
   // First find the net changes (private reads may throw), then apply them,
   // so that a failed read leaves the batch as it was.
@@ -77,7 +90,7 @@ void batch_txn::commit_input() {
       seen = &insert_entry(false, key, std::move(unread));
     }
     targets.push_back(&seen->current);
-    if (!blind && seen->current == v) continue;
+    if (!blind && same_text(seen->current, v)) continue;
     if (blind)
       blind_.push_back({static_cast<uint32_t>(changes_.size()),
                         static_cast<uint32_t>(entry.changes.size())});
