@@ -101,6 +101,20 @@ struct key_head {
   bool operator<(const key_head& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
 };
 
+// Calls keep(c) for each change c of batch entry `e` that is not in
+// `dropped` (ascending, as blind changes are; `next` walks it across entries).
+template <class Keep>
+void for_each_kept(const std::vector<key_change>& changes, uint32_t e,
+                   const std::vector<blind_change>& dropped, size_t& next, Keep keep) {
+  for (uint32_t c = 0; c < changes.size(); ++c) {
+    if (next < dropped.size() && dropped[next] == blind_change{e, c}) {
+      ++next;
+      continue;
+    }
+    keep(c);
+  }
+}
+
 constexpr std::string_view meta_checkpoint_prefix = "checkpoint/";
 
 std::string checkpoint_record_key(unsigned slot) {
@@ -398,13 +412,8 @@ int view_store::impl::write_batch(MDB_txn* txn, const std::vector<offset_changes
     const std::vector<key_change>* changes = &entry.changes;
     if (next_dropped < dropped.size() && dropped[next_dropped].entry == e) {
       kept.clear();
-      for (uint32_t c = 0; c < entry.changes.size(); ++c) {
-        if (next_dropped < dropped.size() && dropped[next_dropped] == blind_change{e, c}) {
-          ++next_dropped;
-          continue;
-        }
-        kept.push_back(entry.changes[c]);
-      }
+      for_each_kept(entry.changes, e, dropped, next_dropped,
+                    [&](uint32_t c) { kept.push_back(entry.changes[c]); });
       changes = &kept;
     }
     if (changes->empty()) continue;
@@ -1018,14 +1027,10 @@ status view_store::commit(std::vector<offset_changes>& batch,
   for (uint32_t e = 0; e < batch.size() && d < dropped.size(); ++e) {
     auto& changes = batch[e].changes;
     size_t out = 0;
-    for (uint32_t c = 0; c < changes.size(); ++c) {
-      if (d < dropped.size() && dropped[d] == blind_change{e, c}) {
-        ++d;
-        continue;
-      }
+    for_each_kept(changes, e, dropped, d, [&](uint32_t c) {
       if (out != c) changes[out] = std::move(changes[c]);
       ++out;
-    }
+    });
     changes.resize(out);
   }
   batch.erase(std::remove_if(batch.begin(), batch.end(),
