@@ -22,6 +22,11 @@ batch_txn::batch_txn(const view_store& store, warm_cache warm)
       cache_bytes_(warm.bytes_) {}
 
 batch_txn::warm_cache batch_txn::warm() {
+  if (unindexed_) {  // the cache misses the batch's writes: nothing to carry
+    batch_.clear();
+    batch_last_ = {};
+    return {};
+  }
   batch_.for_each([](std::string_view, cached& e) {
     e.existed = e.current.has_value();
     e.known = true;
@@ -74,22 +79,24 @@ void batch_txn::commit_input() {
     private_targets_.push_back(&batch_entry(true, key).current);
     added += key.size() + (v ? dump_compact(*v).size() : 0) + entry_overhead;
   }
-  // State keys read nothing: a key the batch has not seen yet is written
-  // blind (its change is kept; the commit drops it if it changes nothing).
+  // State keys read nothing: a key the batch has not seen yet (any key, while
+  // the batch has not read the state) is written blind (its change is kept;
+  // the commit drops it if it changes nothing).
   input_.sort();  // the changes of one offset are in key order
   offset_changes entry;
   entry.offset = offset_;
+  entry.changes.reserve(input_.size());
   auto& targets = targets_;
   targets.clear();
   for (auto& [key, v] : input_) {
-    cached* seen = find_entry(false, key);
+    cached* seen = state_indexed_ ? find_entry(false, key) : nullptr;
     const bool blind = seen == nullptr;
-    if (blind) {
+    if (blind && state_indexed_) {
       cached unread;
       unread.known = false;
       seen = &insert_entry(false, key, std::move(unread));
     }
-    targets.push_back(&seen->current);
+    if (seen) targets.push_back(&seen->current);
     if (!blind && same_text(seen->current, v)) continue;
     if (blind)
       blind_.push_back({static_cast<uint32_t>(changes_.size()),
@@ -97,11 +104,15 @@ void batch_txn::commit_input() {
     key_change change;
     change.key = std::move(key);  // the cache holds a copy; the input is done with it
     if (v) change.value = dump_compact(*v);
-    // Held twice until the commit: as the cached json and as changelog text.
-    added += 2 * (change.key.size() + (change.value ? change.value->size() : 0)) + entry_overhead;
+    // Held until the commit as changelog text, and as the cached json once indexed.
+    const uint64_t size = change.key.size() + (change.value ? change.value->size() : 0);
+    added += (state_indexed_ ? 2 * size : size) + entry_overhead;
     entry.changes.push_back(std::move(change));
   }
-  for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
+  if (state_indexed_)
+    for (size_t i = 0; i < input_.size(); ++i) *targets[i] = std::move(input_[i].second);
+  else
+    unindexed_ = unindexed_ || !entry.changes.empty();
   for (size_t i = 0; i < private_input_.size(); ++i)
     *private_targets_[i] = std::move(private_input_[i].second);
   input_.clear();
@@ -109,6 +120,30 @@ void batch_txn::commit_input() {
   ++inputs_;
   bytes_ += added;
   if (!entry.changes.empty()) changes_.push_back(std::move(entry));
+}
+
+void batch_txn::index_state() {
+  if (state_indexed_) return;
+  state_indexed_ = true;
+  // The changes kept so far, in batch order: each key's cached value is its last.
+  for (const auto& entry : changes_) {
+    for (const auto& change : entry.changes) {
+      value v;
+      if (change.value) v = json::parse(*change.value);
+      const uint64_t size = change.value ? change.value->size() : 0;
+      bytes_ += size;
+      cache_bytes_ += size;
+      if (cached* seen = find_entry(false, change.key)) {
+        seen->current = std::move(v);
+        continue;
+      }
+      cached unread;
+      unread.known = false;
+      unread.current = std::move(v);
+      insert_entry(false, change.key, std::move(unread));
+    }
+  }
+  unindexed_ = false;
 }
 
 void batch_txn::discard_input() {
@@ -257,6 +292,7 @@ std::vector<const typename Writes::value_type*> input_keys(const Writes& input,
 
 view_txn::page batch_txn::merged_range(bool is_private, std::string_view prefix,
                                        std::string_view start, size_t limit) {
+  if (!is_private) index_state();
   const std::string_view lo = std::max(prefix, start);
   auto& snap = snapshot();
   const auto& batch = (is_private ? private_batch_ : batch_).ordered();
@@ -323,6 +359,7 @@ view_txn::page batch_txn::merged_range(bool is_private, std::string_view prefix,
 }
 
 uint64_t batch_txn::merged_count(bool is_private, std::string_view prefix) {
+  if (!is_private) index_state();
   auto& snap = snapshot();
   auto stored = is_private ? snap.count_private(prefix) : snap.count(prefix);
   if (!stored) throw std::runtime_error("cannot read view state: " + stored.error().to_string());
@@ -414,6 +451,7 @@ void batch_txn::writes::clear() {
 
 std::optional<json> batch_txn::get(std::string_view key) {
   if (auto* v = input_.find(key)) return *v;
+  index_state();
   return batch_value(key);
 }
 

@@ -16,6 +16,13 @@
 // read or written before, at the commit for a state key first met by a write
 // (a blind write: take_blind_changes).
 //
+// The batch's state keys are indexed (the cache below) only from the batch's
+// first read of the state (get, range, count) on: until then every state
+// write is blind and costs no lookup, no cache entry and no parsed value
+// (an index view such as docsearch's `search` never reads the state it
+// writes). The first read indexes the changes kept so far (parsing their
+// values) and the batch goes on as if it had indexed them all along.
+//
 // Private state (view.hpp) goes through the same two layers, read from the
 // same snapshot (get_private); a discarded input drops its private writes too.
 // Its kept writes are not per offset: take_private_changes gives the batch's
@@ -131,10 +138,13 @@ class batch_txn final : public view_txn {
   // them with take_blind_changes() (view_store::commit), which drops the
   // blind ones that change nothing.
   std::vector<offset_changes> take_changes();
-  // The changes of take_changes() written blind: the first write of a state
-  // key that the batch had not read, recorded without reading the key's
-  // committed value (most index views never read the keys they write, and a
-  // read is a random descent of the state's tree per key). Ascending.
+  // The changes of take_changes() written blind: recorded without comparing
+  // them with the key's value before them (the first write of a state key
+  // that the batch had not read: its committed value is not read, since most
+  // index views never read the keys they write and a read is a random
+  // descent of the state's tree per key; any write while the batch has not
+  // read the state: not even the batch's own earlier write is looked up).
+  // Ascending.
   std::vector<blind_change> take_blind_changes();
   // The kept private changes, in key order: each private key whose value at
   // the end of the batch differs from its committed value.
@@ -148,7 +158,8 @@ class batch_txn final : public view_txn {
   uint64_t cache_bytes() const { return cache_bytes_; }
   // The state cache, for the next batch once this batch's commit succeeded:
   // every cached value is then the committed one, so the next batch reads
-  // from the store only the keys this one did not touch.
+  // from the store only the keys this one did not touch. Empty when the
+  // batch wrote the state without ever reading it (nothing indexed).
   warm_cache warm();
 
   // view_txn. get() and get_private() throw std::runtime_error if the
@@ -213,6 +224,8 @@ class batch_txn final : public view_txn {
   cached& insert_entry(bool is_private, std::string_view key, cached e);
   // The batch's entry of `key`, read from the snapshot on first use.
   cached& batch_entry(bool is_private, std::string_view key);
+  // Indexes the state changes kept so far, once (the batch's first state read).
+  void index_state();
   // Reads whether the state key of a blind entry exists in the committed state.
   void learn_existed(std::string_view key, cached& e);
   value& batch_value(std::string_view key) { return batch_entry(false, key).current; }
@@ -232,6 +245,8 @@ class batch_txn final : public view_txn {
   std::vector<value*> private_targets_;  // reused by commit_input
   std::vector<offset_changes> changes_;
   std::vector<blind_change> blind_;
+  bool state_indexed_ = false;  // state writes go through batch_ (see index_state)
+  bool unindexed_ = false;      // changes_ holds state writes that batch_ does not
   uint64_t offset_ = 0;
   uint64_t inputs_ = 0;
   uint64_t bytes_ = 0;

@@ -437,8 +437,7 @@ int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes
   // The state after the batch is each key's last change, whatever came
   // before it within the batch, and so is the digest (a sum over the final
   // state): write those only, in key order through one cursor. A stable sort
-  // keeps each key's changes in batch order: its last one ends its run, its
-  // first one (the only one that can be blind) begins it.
+  // keeps each key's changes in batch order: its last one ends its run.
   struct item {
     key_head head;  // orders most pairs of keys without reading them
     const key_change* change;
@@ -474,11 +473,18 @@ int view_store::impl::write_state(MDB_txn* txn, const std::vector<offset_changes
     const key_change* change = all[i].change;
     bool had_old = false;
     if (int rc = writer.replace(*change, had_old, old); rc != MDB_SUCCESS) return rc;
-    // `old` is the committed value: a blind first change equal to it is none.
-    if (const item& f = all[first]; f.blind) {
-      const auto& v = f.change->value;
-      if (v ? had_old && old == *v : !had_old)
-        dropped.push_back({f.entry, static_cast<uint32_t>(f.change - batch[f.entry].changes.data())});
+    // A blind change equal to the value before it is none: `old` (the
+    // committed value) before the run's first, the previous change before
+    // the others (equal to its own predecessor if dropped itself).
+    for (size_t j = first; j <= i; ++j) {
+      if (!all[j].blind) continue;
+      const auto& v = all[j].change->value;
+      const bool same = j == first ? (v ? had_old && old == *v : !had_old)
+                                   : v == all[j - 1].change->value;
+      if (same)
+        dropped.push_back(
+            {all[j].entry,
+             static_cast<uint32_t>(all[j].change - batch[all[j].entry].changes.data())});
     }
     if (had_old) {
       if (change->value && old == *change->value) continue;

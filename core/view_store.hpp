@@ -68,11 +68,13 @@ struct view_store_options {
   unsigned checkpoints_kept = 2;
 };
 
-// A change of a commit's batch made without reading its key's committed
-// value (a blind write: batch_txn records a put or an erase of a key it has
-// not read yet without looking it up): batch[entry].changes[change], the
-// first change of its key in the batch. The commit compares it with the
-// committed value it meets while writing the state (view_store::commit).
+// A change of a commit's batch made without comparing it with its key's value
+// before it (a blind write: batch_txn records a put or an erase of a key it
+// has not read yet without looking it up): batch[entry].changes[change]. The
+// commit compares it with that value: the committed one, which it meets
+// while writing the state, for the first change of its key in the batch,
+// the key's previous change in the batch for the others
+// (view_store::commit).
 struct blind_change {
   uint32_t entry = 0;
   uint32_t change = 0;
@@ -112,13 +114,14 @@ class view_store {
   status commit(const std::vector<offset_changes>& batch, uint64_t new_offset,
                 const std::vector<dead_letter>& dead_letters = {},
                 const std::vector<key_change>& private_changes = {});
-  // commit() of a batch with blind changes (`blind`: ascending, each the
-  // first change of its key in `batch`). Each is compared with its key's
-  // committed value as the state is written, in key order, and is dropped
-  // when it changes nothing (a put of the value the key has, an erase of a
-  // missing key): from the changelog and, once the commit succeeded, from
-  // `batch` too, with any entry it leaves empty. So state, changelog and
-  // digest are those of the same batch with every value looked up first.
+  // commit() of a batch with blind changes (`blind`: ascending, changes of
+  // `batch`). Each is compared with its key's value before it (the committed
+  // value, met as the state is written in key order, or the key's previous
+  // change in the batch) and is dropped when it changes nothing (a put of
+  // the value the key has, an erase of a missing key): from the changelog
+  // and, once the commit succeeded, from `batch` too, with any entry it
+  // leaves empty. So state, changelog and digest are those of the same batch
+  // with every value looked up first.
   // REQUIRES: as commit(); `blind` refers to changes of `batch`.
   status commit(std::vector<offset_changes>& batch, const std::vector<blind_change>& blind,
                 uint64_t new_offset, const std::vector<dead_letter>& dead_letters = {},

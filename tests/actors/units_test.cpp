@@ -135,6 +135,57 @@ TEST_F(batch_txn_test, BlindWritesOfTheCurrentValueAreDroppedByTheCommit) {
   EXPECT_EQ(store_->digest(), before);
 }
 
+// Until the batch first reads the state, no write is looked up, not even in
+// the batch: a key's later writes are blind too, and the commit compares each
+// with the one before it. The first read sees every earlier write.
+TEST_F(batch_txn_test, WritesBeforeTheFirstStateReadAreAllBlind) {
+  for (uint64_t offset = 2; offset <= 4; ++offset) {
+    txn_->begin_input(offset);
+    txn_->put("a", offset == 2 ? 1 : 7);  // the committed value, then 7 twice
+    txn_->put("b", 2);
+    txn_->commit_input();
+  }
+  EXPECT_EQ(txn_->cache_bytes(), 0u);  // nothing cached
+  txn_->begin_input(5);
+  EXPECT_EQ(txn_->get("a"), json(7));
+  EXPECT_EQ(txn_->count(""), 2u);
+  txn_->put("b", 2);  // known now: records nothing
+  txn_->commit_input();
+  auto changes = txn_->take_changes();
+  auto blind = txn_->take_blind_changes();
+  EXPECT_EQ(blind.size(), 6u);
+  ASSERT_TRUE(store_->commit(changes, blind, 5, {}, txn_->take_private_changes()));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].offset, 2u);  // b=2
+  ASSERT_EQ(changes[0].changes.size(), 1u);
+  EXPECT_EQ(changes[0].changes[0].key, "b");
+  EXPECT_EQ(changes[1].offset, 3u);  // a=7
+  ASSERT_EQ(changes[1].changes.size(), 1u);
+  EXPECT_EQ(changes[1].changes[0].key, "a");
+  EXPECT_EQ(store_->changes_since(1, 10)->entries.size(), 2u);
+}
+
+// A batch that wrote the state without reading it cached none of its writes:
+// it leaves no warm cache (the next batch reads the committed values).
+TEST_F(batch_txn_test, ABatchThatNeverReadTheStateLeavesNoWarmCache) {
+  txn_->begin_input(2);
+  EXPECT_EQ(txn_->get("a"), json(1));
+  txn_->commit_input();
+  auto warm = txn_->warm();
+  EXPECT_GT(warm.bytes(), 0u);
+  batch_txn next(*store_, std::move(warm));
+  next.begin_input(2);
+  next.put("a", 5);
+  next.commit_input();
+  auto changes = next.take_changes();
+  auto blind = next.take_blind_changes();
+  ASSERT_TRUE(store_->commit(changes, blind, 2));
+  EXPECT_EQ(next.warm().bytes(), 0u);
+  batch_txn third(*store_, {});
+  third.begin_input(3);
+  EXPECT_EQ(third.get("a"), json(5));
+}
+
 TEST_F(batch_txn_test, PrivateReadsSeeTheCommittedAndEarlierPrivateWrites) {
   txn_->begin_input(2);
   EXPECT_EQ(txn_->get_private("p"), json(1));
@@ -285,6 +336,7 @@ TEST_F(batch_txn_range_test, SeesPutsAndErasesOfEarlierInputsOfTheBatch) {
 // next batch must see the committed state, counted and ranged as such.
 TEST_F(batch_txn_range_test, TheNextBatchOnAWarmCacheSeesTheCommittedState) {
   txn_->begin_input(2);
+  EXPECT_FALSE(txn_->get("w/9"));  // a batch that reads caches its writes
   txn_->put("w/2", 2);  // created
   txn_->put("w/4", 4);  // created
   txn_->erase("w/3");   // deleted
@@ -462,6 +514,9 @@ TEST(blind_write_test, GivesTheStateChangelogAndDigestOfLookedUpWrites) {
   for (int batch = 0; batch < 40; ++batch) {
     batch_txn blind_txn(*blind_store, std::exchange(blind_warm, {}));
     batch_txn read_txn(*read_store, std::exchange(read_warm, {}));
+    // The blind batch reads the state from this input on (12: never), so
+    // that some keys are written several times before any read.
+    const int reads_from = static_cast<int>(rng() % 13);
     for (int input = 0; input < 12; ++input) {
       ++offset;
       blind_txn.begin_input(offset);
@@ -476,7 +531,7 @@ TEST(blind_write_test, GivesTheStateChangelogAndDigestOfLookedUpWrites) {
         const json value = values[rng() % 6];
         // Reads of other keys between the writes: some keys are known when written.
         const std::string other = "k" + std::to_string(10 + rng() % 20);
-        if (rng() % 3 == 0) {
+        if (input >= reads_from && rng() % 3 == 0) {
           EXPECT_EQ(blind_txn.get(other), read_txn.get(other));
         }
         read_txn.get(key);
@@ -488,7 +543,7 @@ TEST(blind_write_test, GivesTheStateChangelogAndDigestOfLookedUpWrites) {
           read_txn.put(key, value);
         }
       }
-      if (rng() % 8 == 0) {
+      if (input >= reads_from && rng() % 8 == 0) {
         EXPECT_EQ(blind_txn.count("k"), read_txn.count("k")) << offset;
       }
       if (rng() % 10 == 0) {
