@@ -276,6 +276,14 @@ void step_between_batches(view_slot& slot) {
     log_warn(component, "view ", slot.name(), ": no step between batches: ", s.to_string());
 }
 
+// Whether the source is ahead of `offset`, as of now: the head announced
+// while the batch ran is still in the mailbox (a batch that reached the
+// head as known at its start is mostly not the last one of a catch-up).
+bool still_behind(runner_state& st, uint64_t offset) {
+  st.target = std::max(st.target, source_head(st.ctx));
+  return st.target > offset;
+}
+
 // Processes one batch: reads, applies, commits, publishes; on an error the
 // view stops (fail).
 void process_batch(runner_actor* self) {
@@ -328,7 +336,7 @@ void process_batch(runner_actor* self) {
     if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
     if (st.ctx.committed) st.ctx.committed(slot);
     if (behind && !batch->failure && !slot.stopping.load(std::memory_order_relaxed) &&
-        st.target > batch->new_offset)
+        still_behind(st, batch->new_offset))
       step_between_batches(slot);
   }
   if (batch->failure) {

@@ -2,6 +2,8 @@
 // polling), large transactions when behind, small ones when live, and it
 // publishes each commit after it is durable.
 
+#include <lmdb.h>
+
 #include "actors/messages.hpp"
 #include "actors/view_runner.hpp"
 #include "tests/actors/deterministic.hpp"
@@ -80,6 +82,41 @@ TEST_F(runner_test, CountsAppliedInputs) {
   start_runner(4, 100);
   announce(append_to_log(7));
   EXPECT_EQ(slot_.applied.load(), 7u);
+}
+
+// LMDB reuses the pages a commit freed only from the second commit after it:
+// a catch-up batch that leaves the view behind is followed by a step (a
+// small transaction, view_store::step) so that the next batch reuses them.
+// "Behind" is the source's head as of the commit, not as announced before
+// the batch: the head that moves while a batch runs is still in the
+// mailbox (the last batches of docsearch's load grew the file by a copy of
+// the search index each).
+TEST_F(runner_test, StepsAfterABatchThatTheHeadOvertookWhileItRan) {
+  slot_.attach(view_store::open(*env_, "counts", 1).value());
+  slot_.set_active(false);
+  append_to_log(10);
+  bool appended = false;
+  std::vector<std::pair<uint64_t, uint64_t>> txn_at;  // (offset, last transaction id)
+  runner_context ctx;
+  ctx.slot = &slot_;
+  ctx.log = log_.get();
+  ctx.live_batch = 4;
+  ctx.catch_up_batch = 100;
+  ctx.before_commit = [&](view_slot&, uint64_t) {
+    if (!std::exchange(appended, true)) append_to_log(50);  // the head moves on
+    return status::ok();
+  };
+  ctx.published = [&](view_slot&, uint64_t offset, std::vector<offset_changes>&) {
+    MDB_envinfo info;
+    mdb_env_info(env_->handle(), &info);
+    txn_at.emplace_back(offset, info.me_last_txnid);
+  };
+  runner_ = spawn_view_runner(sys_, std::move(ctx), false);
+  sched().run();
+  ASSERT_EQ(txn_at.size(), 2u);
+  EXPECT_EQ(txn_at[0].first, 10u);
+  EXPECT_EQ(txn_at[1].first, 60u);
+  EXPECT_EQ(txn_at[1].second, txn_at[0].second + 2);  // the step, then the commit
 }
 
 // A batch whose time runs out before its first input still applies one: on
