@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -70,7 +72,7 @@ void add_to_counter(derive::view_txn& tx, const std::string& key, int64_t delta)
 }
 
 // The "doc:<id>" record of `words`: the words in byte order, ' ' between them.
-std::string word_record(const std::map<std::string, int64_t>& words) {
+std::string word_record(const word_counts& words) {
   std::string record;
   for (const auto& [word, tf] : words) {
     if (!record.empty()) record += ' ';
@@ -88,17 +90,24 @@ void index_change(const derive::upstream_change& c, derive::view_txn& tx, int64_
   std::optional<document> doc;
   if (c.value) doc = document_from_json(*c.value);
 
-  std::map<std::string, int64_t> new_words;
+  word_counts new_words;
   if (doc) new_words = term_frequencies(*doc, title_weight);
   const std::set<std::string> old_words =
       old_record ? indexed_words(*old_record) : std::set<std::string>{};
 
+  std::string key;  // one buffer for every posting key of the document
+  auto posting = [&](std::string_view word) -> const std::string& {
+    key.assign(word).append(1, posting_separator).append(c.key);
+    return key;
+  };
   // Words the document no longer contains.
+  auto by_word = [](const auto& entry, const std::string& w) { return entry.first < w; };
   for (const auto& word : old_words) {
-    if (!new_words.count(word)) tx.erase(posting_key(word, c.key));
+    auto it = std::lower_bound(new_words.begin(), new_words.end(), word, by_word);
+    if (it == new_words.end() || it->first != word) tx.erase(posting(word));
   }
   // Every word's frequency (a put of the value a key has records nothing).
-  for (const auto& [word, tf] : new_words) tx.put(posting_key(word, c.key), tf);
+  for (const auto& [word, tf] : new_words) tx.put(posting(word), tf);
 
   if (!doc) {
     if (old_record) {
@@ -191,11 +200,48 @@ status validate_put(const derive::event_input& e) {
 
 status validate_delete(const derive::event_input& e) { return check_key(e); }
 
-std::map<std::string, int64_t> term_frequencies(const document& doc, int64_t title_weight) {
-  std::map<std::string, int64_t> tf;
-  for (auto& w : tokenize(doc.title)) tf[std::move(w)] += title_weight;
-  for (auto& w : tokenize(doc.text)) tf[std::move(w)] += 1;
-  return tf;
+word_counts term_frequencies(const document& doc, int64_t title_weight) {
+  // Each distinct word once (its bytes in one buffer), found by hash in an
+  // open-addressing table of indexes; then sorted, distinct words only (a
+  // manual page has thousands of words, a few hundred distinct).
+  struct distinct {
+    uint32_t at, size;
+    int64_t tf;
+  };
+  std::string bytes;
+  std::vector<distinct> words;
+  std::vector<uint32_t> table(64, UINT32_MAX);  // a power of two; UINT32_MAX: empty
+  auto view = [&](const distinct& d) { return std::string_view(bytes).substr(d.at, d.size); };
+  auto slot_of = [&](std::string_view w) {
+    size_t i = std::hash<std::string_view>()(w) & (table.size() - 1);
+    while (table[i] != UINT32_MAX && view(words[table[i]]) != w) i = (i + 1) & (table.size() - 1);
+    return i;
+  };
+  auto count = [&](std::string_view text, int64_t weight) {
+    std::string_view w;
+    for (word_reader reader(text); reader.next(w);) {
+      size_t i = slot_of(w);
+      if (table[i] != UINT32_MAX) {
+        words[table[i]].tf += weight;
+        continue;
+      }
+      table[i] = static_cast<uint32_t>(words.size());
+      words.push_back({static_cast<uint32_t>(bytes.size()), static_cast<uint32_t>(w.size()), weight});
+      bytes.append(w);
+      if (2 * words.size() > table.size()) {  // keep it at most half full
+        table.assign(2 * table.size(), UINT32_MAX);
+        for (uint32_t n = 0; n < words.size(); ++n) table[slot_of(view(words[n]))] = n;
+      }
+    }
+  };
+  count(doc.title, title_weight);
+  count(doc.text, 1);
+  std::sort(words.begin(), words.end(),
+            [&](const distinct& a, const distinct& b) { return view(a) < view(b); });
+  word_counts out;
+  out.reserve(words.size());
+  for (const auto& d : words) out.emplace_back(view(d), d.tf);
+  return out;
 }
 
 std::set<std::string> indexed_words(const json& record) {

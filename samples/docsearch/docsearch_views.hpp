@@ -58,6 +58,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 #include <string_view>
 
 #include <derive/event.hpp>
@@ -108,8 +110,9 @@ std::optional<document> document_from_json(const derive::json& data);
 derive::status validate_put(const derive::event_input& e);
 derive::status validate_delete(const derive::event_input& e);
 
-// Word -> tf for one document (see Ranking above).
-std::map<std::string, int64_t> term_frequencies(const document& doc, int64_t title_weight = 2);
+// Each word of one document with its tf (see Ranking above), in byte order.
+using word_counts = std::vector<std::pair<std::string, int64_t>>;
+word_counts term_frequencies(const document& doc, int64_t title_weight = 2);
 
 // The words of a search "doc:<id>" private record: its words separated by ' ',
 // or the keys of an older store's {<word>: <tf>} object; none for anything else.

@@ -83,21 +83,6 @@ void encode(char32_t cp, std::string& out) {
   }
 }
 
-// Lower-cases the code points of one word and appends it to `words`.
-void emit_word(const std::vector<char32_t>& cps, std::vector<std::string>& words) {
-  std::string w;
-  w.reserve(cps.size());
-  for (size_t i = 0; i < cps.size(); ++i) {
-    char32_t cp = cps[i];
-    if (cp == capital_sigma && i > 0 && i + 1 == cps.size()) {
-      encode(final_sigma, w);
-    } else {
-      encode(to_lower(cp), w);
-    }
-  }
-  words.push_back(std::move(w));
-}
-
 }  // namespace
 
 bool is_word_char(char32_t cp) {
@@ -120,21 +105,46 @@ char32_t to_lower(char32_t cp) {
   return static_cast<char32_t>(static_cast<int64_t>(cp) + r.delta);
 }
 
+word_reader::word_reader(std::string_view text)
+    : p_(reinterpret_cast<const unsigned char*>(text.data())), end_(p_ + text.size()) {}
+
+bool word_reader::next(std::string_view& word) {
+  word_.clear();
+  size_t length = 0;           // code points in the word
+  bool ends_in_sigma = false;  // its last code point is a capital sigma
+  while (p_ < end_) {
+    const unsigned char b = *p_;
+    char32_t cp;
+    if (b < 0x80) {  // ASCII: most text, one byte each
+      ++p_;
+      cp = b;
+    } else {
+      cp = decode(p_, end_);
+    }
+    if (cp == invalid || !is_word_char(cp)) {
+      if (length > 0) break;
+      continue;
+    }
+    ++length;
+    ends_in_sigma = cp == capital_sigma;
+    if (cp < 0x80)
+      word_ += static_cast<char>((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp);
+    else
+      encode(to_lower(cp), word_);
+  }
+  if (length == 0) return false;
+  if (ends_in_sigma && length > 1) {  // rule 3: the final sigma
+    word_.resize(word_.size() - 2);   // the lower-case sigma's two bytes
+    encode(final_sigma, word_);
+  }
+  word = word_;
+  return true;
+}
+
 std::vector<std::string> tokenize(std::string_view text) {
   std::vector<std::string> words;
-  std::vector<char32_t> current;
-  auto p = reinterpret_cast<const unsigned char*>(text.data());
-  auto end = p + text.size();
-  while (p < end) {
-    char32_t cp = decode(p, end);
-    if (cp != invalid && is_word_char(cp)) {
-      current.push_back(cp);
-    } else if (!current.empty()) {
-      emit_word(current, words);
-      current.clear();
-    }
-  }
-  if (!current.empty()) emit_word(current, words);
+  word_reader reader(text);
+  for (std::string_view w; reader.next(w);) words.emplace_back(w);
   return words;
 }
 

@@ -19,7 +19,8 @@
 //   4. The result is re-encoded as UTF-8.
 // The tables come from Unicode 17.0 (tools/gen_unicode_tables.mjs).
 //
-// Thread-safe, no allocation beyond the returned strings.
+// Thread-safe, no allocation beyond the returned strings (word_reader: its
+// one buffer).
 
 #include <string>
 #include <string_view>
@@ -29,6 +30,21 @@ namespace docsearch {
 
 // Words of `text`, lower-cased, in order of appearance, repeats included.
 std::vector<std::string> tokenize(std::string_view text);
+
+// The words of tokenize(text), one at a time, in one reused buffer (indexing
+// a document allocates nothing per word). Views `text`: it must outlive the
+// reader.
+class word_reader {
+ public:
+  explicit word_reader(std::string_view text);
+  // The next word, valid until the next call; false at the end of the text.
+  bool next(std::string_view& word);
+
+ private:
+  const unsigned char* p_;
+  const unsigned char* end_;
+  std::string word_;
+};
 
 // True when `cp` is a word character (rule 2).
 bool is_word_char(char32_t cp);

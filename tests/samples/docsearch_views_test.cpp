@@ -316,6 +316,23 @@ TEST_F(docsearch_views, search_holds_only_postings_and_keeps_its_records_in_priv
             (json{{"doc:a", "hello world"}, {"title:a", "Hello"}, {"count", 1}}));
 }
 
+// Each word once, in byte order, its title occurrences weighted; checked
+// against a plain map of tokenize()'s words, for a text with more distinct
+// words than the counting table first holds.
+TEST(docsearch_records, term_frequencies_counts_each_word_once_in_byte_order) {
+  docsearch::document d{"Zebra the zebra", "the Über über ÜBER zebra a"};
+  for (int i = 0; i < 300; ++i) d.text += " w" + std::to_string(i % 150);
+  std::map<std::string, int64_t> expected;
+  for (auto& w : docsearch::tokenize(d.title)) expected[w] += 3;
+  for (auto& w : docsearch::tokenize(d.text)) expected[w] += 1;
+  const auto counts = docsearch::term_frequencies(d, 3);
+  EXPECT_EQ(docsearch::word_counts(expected.begin(), expected.end()), counts);
+  EXPECT_EQ(counts.front(), (std::pair<std::string, int64_t>{"a", 1}));
+  EXPECT_EQ(counts.back(), (std::pair<std::string, int64_t>{"über", 3}));
+  EXPECT_EQ(expected["zebra"], 7);
+  EXPECT_EQ(expected["w7"], 2);
+}
+
 TEST(docsearch_records, indexed_words_reads_word_lists_and_older_tf_objects) {
   using set = std::set<std::string>;
   EXPECT_EQ(docsearch::indexed_words(json("hello world")), (set{"hello", "world"}));
