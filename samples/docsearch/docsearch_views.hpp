@@ -104,6 +104,9 @@ struct document {
 // object with string members "title" and "text".
 std::optional<document> parse_document(std::string_view data);
 std::optional<document> document_from_json(const derive::json& data);
+// parse_document(data).has_value(), without building the document (a walk of
+// the text that allocates nothing per value).
+bool is_document(std::string_view data);
 
 // Validators for runtime::add_validator. Errors: invalid_event, the message
 // naming the field ("key", "data", "data.title", "data.text").

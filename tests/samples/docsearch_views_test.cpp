@@ -333,6 +333,24 @@ TEST(docsearch_records, term_frequencies_counts_each_word_once_in_byte_order) {
   EXPECT_EQ(expected["w7"], 2);
 }
 
+// The stats view checks a doc.put's data without building it: the same
+// answer as parse_document, on documents and on everything that is not one.
+TEST(docsearch_records, is_document_agrees_with_parse_document) {
+  const std::vector<std::string> inputs = {
+      R"({"title":"t","text":"x"})", R"({"text":"x","title":"t","more":[1,{"a":2}]})",
+      R"({"title":"t"})", R"({"title":1,"text":"x"})", R"({"title":"t","text":null})",
+      R"({"title":"t","text":{"a":"b"}})", R"({"title":"t","text":["x"]})",
+      R"({"title":"t","text":"x","title":2})", R"({"title":2,"text":"x","title":"t"})",
+      R"({"a":{"title":"t","text":"x"}})", R"([{"title":"t","text":"x"}])", R"("title")",
+      R"(3)", R"(null)", R"()", R"({"title":"t","text":"x"} trailing)",
+      R"({"title":"t","text":"x")", R"(  {"title" : "ü\u00e9", "text" : ""}  )",
+      R"({"title":"t","text":"x\ud800"})"};
+  for (const auto& data : inputs)
+    EXPECT_EQ(docsearch::is_document(data), docsearch::parse_document(data).has_value()) << data;
+  EXPECT_TRUE(docsearch::is_document(R"({"title":"t","text":"x","title":"u"})"));
+  EXPECT_FALSE(docsearch::is_document(R"({"title":"t","text":"x","text":2})"));
+}
+
 TEST(docsearch_records, indexed_words_reads_word_lists_and_older_tf_objects) {
   using set = std::set<std::string>;
   EXPECT_EQ(docsearch::indexed_words(json("hello world")), (set{"hello", "world"}));
