@@ -22,6 +22,41 @@ namespace {
 
 constexpr std::string_view component = "runner";
 
+// A version not served yields to live work only while it catches up (more
+// than a live batch behind its source) and gains on its source: over each
+// window of `building_recent` it must apply at least twice what its source
+// grew by, so that its trail shrinks at least as fast as live input arrives.
+// After a window in which it did not, it builds the next one without
+// yielding (as when no live work is pending). Yielding alone can apply as
+// little as one small batch per building_wait, less than continuous live
+// input may bring: the guard makes a rebuild converge all the same, at worst
+// at half the rate of a version that never yields.
+class trail_guard {
+ public:
+  using clock = std::chrono::steady_clock;
+  // Asked before each batch; `offset`: the version's, `head`: its source's.
+  bool may_yield(const runner_context& ctx, uint64_t offset, uint64_t head) {
+    const auto now = clock::now();
+    if (since_ == clock::time_point{} || offset < offset_ || head < head_) {
+      start(now, offset, head);  // the first batch, or the view started over
+    } else if (now - since_ >= ctx.building_recent) {
+      gaining_ = offset - offset_ >= 2 * (head - head_);
+      start(now, offset, head);
+    }
+    return gaining_ && head > offset && head - offset > ctx.live_batch;
+  }
+
+ private:
+  void start(clock::time_point now, uint64_t offset, uint64_t head) {
+    since_ = now;
+    offset_ = offset;
+    head_ = head;
+  }
+  clock::time_point since_{};
+  uint64_t offset_ = 0, head_ = 0;  // at since_
+  bool gaining_ = true;
+};
+
 struct runner_state {
   static inline const char* name = "derive.view_runner";
   runner_context ctx;
@@ -43,6 +78,7 @@ struct runner_state {
   std::chrono::steady_clock::time_point live_seen{};
   std::chrono::steady_clock::time_point deferred_since{};
   bool forced = false;  // the next batch runs although live work is pending
+  trail_guard trail;    // whether it may yield at all
 };
 
 constexpr std::chrono::milliseconds first_retry{50};
@@ -334,15 +370,17 @@ void step_between_batches(view_slot& slot) {
 
 // Processes one batch: reads, applies, commits, publishes; on an error the
 // view stops (fail).
-void process_batch(runner_actor* self) {
+// `may_yield`: the trail guard lets a version not served yield to live work.
+void process_batch(runner_actor* self, bool may_yield) {
   auto& st = self->state;
   auto& slot = *st.ctx.slot;
   uint64_t offset = slot.offset();
   batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
-  const bool live_recent = live_seen_recently(st);
+  const bool live_recent = may_yield && live_seen_recently(st);
   auto limit = batch_limit(st, offset, live_recent);
   const bool behind = catching_up(st, offset);
-  const batch_bounds bounds(st.ctx, live_recent, !std::exchange(st.forced, false));
+  const bool forced = std::exchange(st.forced, false);
+  const batch_bounds bounds(st.ctx, live_recent, may_yield && !forced);
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit, bounds)
                              : apply_log(st.ctx, txn, offset, limit, bounds);
   if (bounds.saw_live) st.live_seen = std::chrono::steady_clock::now();
@@ -440,8 +478,9 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         if (s.failed) return;
         // A derived view may learn of upstream progress only from the store.
         s.target = std::max(s.target, source_head(s.ctx));
-        if (defer_to_live(self)) return;
-        process_batch(self);
+        const bool may_yield = s.trail.may_yield(s.ctx, s.ctx.slot->offset(), s.target);
+        if (may_yield && defer_to_live(self)) return;
+        process_batch(self, may_yield);
         check_rebuilt(s);
         // A version built beside the served one lets live work run first.
         if (!s.ctx.slot->serving.load()) std::this_thread::yield();
@@ -550,19 +589,21 @@ status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>
                     uint64_t& inputs, std::optional<uint64_t>& failed_offset) {
   auto& slot = *ctx.slot;
   std::chrono::steady_clock::time_point live_seen{};
+  trail_guard trail;  // its source's head is `until`: it only gains
   while (slot.store()->offset() < until) {
     if (cancel.load(std::memory_order_relaxed))
       return {errc::unavailable, "the rebuild of view " + slot.name() + " was stopped"};
-    const bool forced = wait_for_live_work(ctx, cancel, live_seen);
-    const bool live_recent = live_seen != std::chrono::steady_clock::time_point{} &&
-                             std::chrono::steady_clock::now() - live_seen < ctx.building_recent;
     const uint64_t offset = slot.store()->offset();
+    const bool may_yield = trail.may_yield(ctx, offset, until);
+    const bool forced = may_yield && wait_for_live_work(ctx, cancel, live_seen);
+    const bool live_recent = may_yield && live_seen != std::chrono::steady_clock::time_point{} &&
+                             std::chrono::steady_clock::now() - live_seen < ctx.building_recent;
     batch_txn txn(*slot.store(), {});
     const uint64_t limit = std::min<uint64_t>(
         until - offset, live_recent ? std::max<uint64_t>(1, ctx.catch_up_batch /
                                                                 batch_bounds::live_share)
                                     : ctx.catch_up_batch);
-    const batch_bounds bounds(ctx, live_recent, !forced);
+    const batch_bounds bounds(ctx, live_recent, may_yield && !forced);
     auto batch = slot.upstream ? apply_upstream(ctx, txn, offset, limit, bounds)
                                : apply_log(ctx, txn, offset, limit, bounds);
     if (!batch) return batch.error();

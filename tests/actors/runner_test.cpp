@@ -123,6 +123,30 @@ TEST_F(runner_test, AVersionNotServedEndsItsBatchWhenLiveWorkArrives) {
   EXPECT_EQ(slot_.offset(), head);
 }
 
+// ... but only while it gains on its source (the trail guard): a version that
+// applied less than twice what its source grew by over a window of
+// building_recent builds the next window without yielding, so that a rebuild
+// still converges when live input outruns what yielding lets it apply (here
+// 100 new inputs per round against one batch of 640 / 64 per building_wait).
+TEST_F(runner_test, AVersionNotServedThatLosesGroundToLiveInputStopsYielding) {
+  std::atomic<bool> pending{true};  // live work always pending
+  start_runner(4, 640, [&] { return pending.load(); });
+  uint64_t head = 0;
+  bool caught_up = false;
+  for (int round = 0; round < 20 && !caught_up; ++round) {
+    head = append_to_log(100);
+    announce(head);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));  // > building_wait
+    sched().trigger_timeouts();
+    sched().run();
+    caught_up = slot_.offset() == head;
+  }
+  EXPECT_TRUE(caught_up) << "offset " << slot_.offset() << " of " << head;
+  pending = false;  // nothing left put off for the fixture's end
+  sched().trigger_timeouts();
+  sched().run();
+}
+
 TEST_F(runner_test, AServedVersionDoesNotWaitForLiveWork) {
   slot_.serving = true;
   append_to_log(250);
