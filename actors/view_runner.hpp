@@ -38,7 +38,10 @@
 // on under continuous live work), ends a batch early (checked every
 // `read_chunk` inputs), and while live work was seen in the last
 // `building_recent`, its batches are a sixty-fourth of the inputs, bytes and
-// time (short commits of the views' writer lock). `commit_mu` is held
+// time (short commits of the views' writer lock). It yields only while it
+// gains on its source (over each `building_recent` it applied at least twice
+// what its source grew by) and is more than a live batch behind, so that a
+// rebuild converges under continuous live input. `commit_mu` is held
 // from a commit to its publication, so that a cutover sees served offsets
 // standing still; `committed` runs after it (outside the lock).
 // `rebuild_atom` empties the store and starts over at offset 0, then tells
