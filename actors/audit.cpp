@@ -83,6 +83,7 @@ class scratch_chain {
       ctx.catch_up_batch = std::max<uint64_t>(1, rt_.options.catch_up_batch);
       if (rt_.options.catch_up_bytes > 0) ctx.batch_bytes = rt_.options.catch_up_bytes;
       if (rt_.options.catch_up_time.count() > 0) ctx.batch_time = rt_.options.catch_up_time;
+      ctx.live_pending = [this] { return rt_.live_work_pending(); };
       if (auto st = replay_until(ctx, until, cancel, inputs, failed_offset); !st) {
         failed_view = copy->name();
         return st;

@@ -489,6 +489,7 @@ void spawn_runner(runtime::impl& rt, view_slot* slot) {
   if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
   if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
   ctx.commit_mu = &rt.cutover_mu;
+  ctx.live_pending = [&rt] { return rt.live_work_pending(); };
   ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,
                                    std::vector<offset_changes>& changes) {
     pub.published(s, offset, changes);

@@ -65,7 +65,14 @@ view_info group_info(const runtime::impl& rt, const view_slot& served, uint64_t 
       continue;
     }
     out.versions.push_back(s->version_info(rt.source_head(*s), rt.options.live_batch));
-    out.versions.back().pinned = !s->stale && grp.pinned == s->def().version();
+    auto& v = out.versions.back();
+    v.pinned = !s->stale && grp.pinned == s->def().version();
+    // The role as of the serving table `served` came from, not the slots'
+    // flags: a cutover flips the flags just before it stores the new table,
+    // and a caller told "serving" must then read from that version.
+    if (s == &served) v.role = version_role::serving;
+    else if (v.role == version_role::serving) v.role = s->stale ? version_role::stale
+                                                                : version_role::building;
   }
   for (uint32_t v : grp.retired) retired(v, 0);
   std::stable_sort(out.versions.begin(), out.versions.end(),

@@ -69,6 +69,10 @@ struct runtime::impl {
   }
   // The head of `slot`'s source: the log's, or its upstream version's offset.
   uint64_t source_head(const view_slot& slot) const;
+  // True while live work is pending: a served view (not stale, not failed)
+  // is behind its source's head. Versions built beside the served ones
+  // yield to it (view_runner.hpp). Any thread, while runners run.
+  bool live_work_pending() const;
 
   // --- versions (runtime_versions.cpp) ---
   // REQUIRES: cutover_mu held. Switches every view whose preferred ready

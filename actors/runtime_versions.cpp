@@ -85,6 +85,14 @@ uint64_t runtime::impl::source_head(const view_slot& slot) const {
   return log ? log->head() : 0;
 }
 
+bool runtime::impl::live_work_pending() const {
+  auto table = serving_now();
+  if (!table) return false;
+  for (const view_slot* s : *table)
+    if (s && !s->stale && s->offset() < source_head(*s) && !s->failed()) return true;
+  return false;
+}
+
 bool runtime::impl::try_cutover() {
   auto now = serving_now();
   if (!now) return false;

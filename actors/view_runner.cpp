@@ -22,6 +22,41 @@ namespace {
 
 constexpr std::string_view component = "runner";
 
+// A version not served yields to live work only while it catches up (more
+// than a live batch behind its source) and gains on its source: over each
+// window of `building_recent` it must apply at least twice what its source
+// grew by, so that its trail shrinks at least as fast as live input arrives.
+// After a window in which it did not, it builds the next one without
+// yielding (as when no live work is pending). Yielding alone can apply as
+// little as one small batch per building_wait, less than continuous live
+// input may bring: the guard makes a rebuild converge all the same, at worst
+// at half the rate of a version that never yields.
+class trail_guard {
+ public:
+  using clock = std::chrono::steady_clock;
+  // Asked before each batch; `offset`: the version's, `head`: its source's.
+  bool may_yield(const runner_context& ctx, uint64_t offset, uint64_t head) {
+    const auto now = clock::now();
+    if (since_ == clock::time_point{} || offset < offset_ || head < head_) {
+      start(now, offset, head);  // the first batch, or the view started over
+    } else if (now - since_ >= ctx.building_recent) {
+      gaining_ = offset - offset_ >= 2 * (head - head_);
+      start(now, offset, head);
+    }
+    return gaining_ && head > offset && head - offset > ctx.live_batch;
+  }
+
+ private:
+  void start(clock::time_point now, uint64_t offset, uint64_t head) {
+    since_ = now;
+    offset_ = offset;
+    head_ = head;
+  }
+  clock::time_point since_{};
+  uint64_t offset_ = 0, head_ = 0;  // at since_
+  bool gaining_ = true;
+};
+
 struct runner_state {
   static inline const char* name = "derive.view_runner";
   runner_context ctx;
@@ -38,6 +73,12 @@ struct runner_state {
   // offset reaches `rebuild_to` (or the view fails).
   uint64_t rebuild_to = 0;
   std::function<void()> rebuilt;
+  // A version not served: when it last saw live work pending, and since when
+  // it has been putting its next batch off for it (epoch: not).
+  std::chrono::steady_clock::time_point live_seen{};
+  std::chrono::steady_clock::time_point deferred_since{};
+  bool forced = false;  // the next batch runs although live work is pending
+  trail_guard trail;    // whether it may yield at all
 };
 
 constexpr std::chrono::milliseconds first_retry{50};
@@ -100,18 +141,36 @@ struct batch_bounds {
   uint64_t bytes;
   int64_t deadline_ms;
   const std::atomic<bool>* stopping;
+  // A version built beside the served one: ends its batch once live work is
+  // pending (yield_to_live), and notes that it saw some.
+  const std::function<bool()>* live = nullptr;
+  mutable bool saw_live = false;
 
   // A version built beside the served one commits smaller batches (yielding
-  // the views' writer lock to the live views sooner).
+  // the views' writer lock to the live views sooner), and much smaller ones
+  // while live work comes and goes (`live_recent`).
   static constexpr uint64_t building_share = 8;
-  batch_bounds(const runner_context& ctx)
-      : bytes(ctx.slot->serving.load() ? ctx.batch_bytes
-                                       : std::max<uint64_t>(1, ctx.batch_bytes / building_share)),
+  static constexpr uint64_t live_share = 64;
+  static uint64_t share(const runner_context& ctx, bool live_recent) {
+    if (ctx.slot->serving.load()) return 1;
+    return live_recent ? live_share : building_share;
+  }
+  // `yield`: a version not served ends its batch early for live work.
+  batch_bounds(const runner_context& ctx, bool live_recent, bool yield)
+      : bytes(std::max<uint64_t>(1, ctx.batch_bytes / share(ctx, live_recent))),
         deadline_ms(coarse_now_ms() +
-                    (ctx.slot->serving.load()
-                         ? ctx.batch_time.count()
-                         : std::max<int64_t>(1, ctx.batch_time.count() / building_share))),
-        stopping(&ctx.slot->stopping) {}
+                    std::max<int64_t>(1, ctx.batch_time.count() /
+                                             static_cast<int64_t>(share(ctx, live_recent)))),
+        stopping(&ctx.slot->stopping) {
+    if (yield && !ctx.slot->serving.load() && ctx.live_pending) live = &ctx.live_pending;
+  }
+  // Checked between chunks of inputs: a version built beside the served one
+  // that applied something commits it and lets pending live work run.
+  bool yield_to_live(bool progressed) const {
+    if (!live || !progressed || !(*live)()) return false;
+    saw_live = true;
+    return true;
+  }
   // A batch applies at least one input before its bytes or time count
   // (`progressed`): on a busy machine the deadline can pass before the first
   // input, and a batch without progress would read as the end of the source.
@@ -130,21 +189,23 @@ bool catching_up(const runner_state& st, uint64_t offset) {
   return st.target > offset && st.target - offset > st.ctx.live_batch;
 }
 
-uint64_t batch_limit(const runner_state& st, uint64_t offset) {
-  return catching_up(st, offset) ? st.ctx.catch_up_batch : st.ctx.live_batch;
+uint64_t batch_limit(const runner_state& st, uint64_t offset, bool live_recent) {
+  const uint64_t limit = catching_up(st, offset) ? st.ctx.catch_up_batch : st.ctx.live_batch;
+  if (st.ctx.slot->serving.load() || !live_recent) return limit;
+  return std::max<uint64_t>(1, limit / batch_bounds::live_share);
 }
 
 // Reads up to `limit` events after `offset` (read_chunk at a time) and
 // applies them, until the bounds are reached.
 result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t offset,
-                               uint64_t limit) {
+                               uint64_t limit, const batch_bounds& bounds) {
   batch_result out;
   out.new_offset = offset;
   const auto& def = ctx.slot->def();
-  const batch_bounds bounds(ctx);
   uint64_t remaining = limit;
   std::vector<event> events;  // reused by every chunk
-  while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset)) {
+  while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset) &&
+         !bounds.yield_to_live(out.new_offset > offset)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
     if (auto st = ctx.log->read(out.new_offset + 1, n, events); !st) return st;
     for (const auto& e : events) {
@@ -167,14 +228,14 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
 // Reads up to `limit` upstream changelog entries after `offset` (read_chunk
 // at a time) and applies them, until the bounds are reached.
 result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_t offset,
-                                    uint64_t limit) {
+                                    uint64_t limit, const batch_bounds& bounds) {
   auto* upstream = ctx.slot->upstream;
   batch_result out;
   out.new_offset = offset;
   const auto& def = ctx.slot->def();
-  const batch_bounds bounds(ctx);
   uint64_t remaining = limit;
-  while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset)) {
+  while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset) &&
+         !bounds.yield_to_live(out.new_offset > offset)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
     auto page = upstream->store()->changes_since(out.new_offset, n);
     if (!page) return page.error();
@@ -208,6 +269,37 @@ result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_
     }
   }
   return out;
+}
+
+// A version not served saw live work pending within building_recent.
+bool live_seen_recently(const runner_state& st) {
+  return st.live_seen != std::chrono::steady_clock::time_point{} &&
+         std::chrono::steady_clock::now() - st.live_seen < st.ctx.building_recent;
+}
+
+// A version not served lets pending live work run first: it puts its next
+// batch off by building_pause while live work is pending, but for at most
+// building_wait in a row, so that it moves on under continuous live work
+// (then one small batch runs whole). True: put off (a work_atom is scheduled).
+bool defer_to_live(runner_actor* self) {
+  auto& st = self->state;
+  if (st.ctx.slot->serving.load() || !st.ctx.live_pending) return false;
+  using clock = std::chrono::steady_clock;
+  if (!st.ctx.live_pending()) {
+    st.deferred_since = {};
+    return false;
+  }
+  const auto now = clock::now();
+  st.live_seen = now;
+  if (st.deferred_since == clock::time_point{}) st.deferred_since = now;
+  if (now - st.deferred_since >= st.ctx.building_wait) {
+    st.deferred_since = {};
+    st.forced = true;
+    return false;
+  }
+  st.scheduled = true;
+  self->delayed_send(self, st.ctx.building_pause, work_atom::value);
+  return true;
 }
 
 // Runs the rebuild's callback once the view reached its target, or stopped.
@@ -286,15 +378,20 @@ bool still_behind(runner_state& st, uint64_t offset) {
 
 // Processes one batch: reads, applies, commits, publishes; on an error the
 // view stops (fail).
-void process_batch(runner_actor* self) {
+// `may_yield`: the trail guard lets a version not served yield to live work.
+void process_batch(runner_actor* self, bool may_yield) {
   auto& st = self->state;
   auto& slot = *st.ctx.slot;
   uint64_t offset = slot.offset();
   batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
-  auto limit = batch_limit(st, offset);
+  const bool live_recent = may_yield && live_seen_recently(st);
+  auto limit = batch_limit(st, offset, live_recent);
   const bool behind = catching_up(st, offset);
-  auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit)
-                             : apply_log(st.ctx, txn, offset, limit);
+  const bool forced = std::exchange(st.forced, false);
+  const batch_bounds bounds(st.ctx, live_recent, may_yield && !forced);
+  auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit, bounds)
+                             : apply_log(st.ctx, txn, offset, limit, bounds);
+  if (bounds.saw_live) st.live_seen = std::chrono::steady_clock::now();
   if (!batch) {
     fail(self, offset + 1,
          "view " + slot.name() + " cannot read its input: " + batch.error().to_string(), false);
@@ -389,7 +486,9 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         if (s.failed) return;
         // A derived view may learn of upstream progress only from the store.
         s.target = std::max(s.target, source_head(s.ctx));
-        process_batch(self);
+        const bool may_yield = s.trail.may_yield(s.ctx, s.ctx.slot->offset(), s.target);
+        if (may_yield && defer_to_live(self)) return;
+        process_batch(self, may_yield);
         check_rebuilt(s);
         // A version built beside the served one lets live work run first.
         if (!s.ctx.slot->serving.load()) std::this_thread::yield();
@@ -474,17 +573,47 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
 
 }  // namespace
 
+namespace {
+
+// replay_until's defer_to_live, on a thread of its own: sleeps while live
+// work is pending, at most building_wait; true: it waited all of it (the
+// next batch runs whole). `live_seen`: when it last saw live work.
+bool wait_for_live_work(const runner_context& ctx, const std::atomic<bool>& cancel,
+                        std::chrono::steady_clock::time_point& live_seen) {
+  if (!ctx.live_pending) return false;
+  const auto since = std::chrono::steady_clock::now();
+  while (ctx.live_pending()) {
+    live_seen = std::chrono::steady_clock::now();
+    if (cancel.load(std::memory_order_relaxed) || live_seen - since >= ctx.building_wait)
+      return true;
+    std::this_thread::sleep_for(ctx.building_pause);
+  }
+  return false;
+}
+
+}  // namespace
+
 status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>& cancel,
                     uint64_t& inputs, std::optional<uint64_t>& failed_offset) {
   auto& slot = *ctx.slot;
+  std::chrono::steady_clock::time_point live_seen{};
+  trail_guard trail;  // its source's head is `until`: it only gains
   while (slot.store()->offset() < until) {
     if (cancel.load(std::memory_order_relaxed))
       return {errc::unavailable, "the rebuild of view " + slot.name() + " was stopped"};
     const uint64_t offset = slot.store()->offset();
+    const bool may_yield = trail.may_yield(ctx, offset, until);
+    const bool forced = may_yield && wait_for_live_work(ctx, cancel, live_seen);
+    const bool live_recent = may_yield && live_seen != std::chrono::steady_clock::time_point{} &&
+                             std::chrono::steady_clock::now() - live_seen < ctx.building_recent;
     batch_txn txn(*slot.store(), {});
-    const uint64_t limit = std::min<uint64_t>(until - offset, ctx.catch_up_batch);
-    auto batch = slot.upstream ? apply_upstream(ctx, txn, offset, limit)
-                               : apply_log(ctx, txn, offset, limit);
+    const uint64_t limit = std::min<uint64_t>(
+        until - offset, live_recent ? std::max<uint64_t>(1, ctx.catch_up_batch /
+                                                                batch_bounds::live_share)
+                                    : ctx.catch_up_batch);
+    const batch_bounds bounds(ctx, live_recent, may_yield && !forced);
+    auto batch = slot.upstream ? apply_upstream(ctx, txn, offset, limit, bounds)
+                               : apply_log(ctx, txn, offset, limit, bounds);
     if (!batch) return batch.error();
     batch->changes = txn.take_changes();
     batch->blind = txn.take_blind_changes();
@@ -496,6 +625,7 @@ status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>
         return s;
       inputs += txn.inputs();
     }
+    if (bounds.saw_live) live_seen = std::chrono::steady_clock::now();
     if (batch->failure) {
       failed_offset = batch->failure->offset;
       return {errc::invalid_parameter, batch->failure->error};

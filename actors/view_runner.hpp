@@ -32,7 +32,16 @@
 //
 // Versions (docs/storage.md, "View versions"): a runner whose slot is not
 // served builds at a lower priority: batches of at most an eighth of the
-// bytes and time, and it yields its thread after each. `commit_mu` is held
+// bytes and time, and it yields its thread after each. While `live_pending`
+// says live work waits, it yields to it: it puts its next batch off (by
+// `building_pause`, at most `building_wait` in a row, so that it still moves
+// on under continuous live work), ends a batch early (checked every
+// `read_chunk` inputs), and while live work was seen in the last
+// `building_recent`, its batches are a sixty-fourth of the inputs, bytes and
+// time (short commits of the views' writer lock). It yields only while it
+// gains on its source (over each `building_recent` it applied at least twice
+// what its source grew by) and is more than a live batch behind, so that a
+// rebuild converges under continuous live input. `commit_mu` is held
 // from a commit to its publication, so that a cutover sees served offsets
 // standing still; `committed` runs after it (outside the lock).
 // `rebuild_atom` empties the store and starts over at offset 0, then tells
@@ -77,6 +86,12 @@ struct runner_context {
   // failed commit does) and nothing is committed.
   // Processors append their outputs here (actors/processor.hpp).
   std::function<status(view_slot&, uint64_t new_offset)> before_commit;
+  // Optional: true while live work is pending (a served view is behind its
+  // source); a runner of a version not served then yields (above).
+  std::function<bool()> live_pending;
+  std::chrono::microseconds building_pause{500};
+  std::chrono::milliseconds building_wait{10};
+  std::chrono::milliseconds building_recent{100};
   std::mutex* commit_mu = nullptr;
   std::function<void(view_slot&)> committed;
   std::function<void(view_slot&)> rebuilt;
@@ -85,7 +100,9 @@ struct runner_context {
 // Brings ctx.slot's store to offset `until` on the calling thread, batch
 // after batch, with the runner's own reading, applying and committing, but
 // without `published` or `before_commit` (audits rebuild a private copy with
-// it: actors/audit.hpp). The source (ctx.log, or ctx.slot->upstream) must
+// it: actors/audit.hpp); with ctx.live_pending it yields to live work as a
+// version not served does (sleeping, as it runs on a thread of its own).
+// The source (ctx.log, or ctx.slot->upstream) must
 // be at `until` or beyond. Returns early (unavailable) once `cancel` is set.
 // Errors: the view code's failure at an offset (failed_offset is set), the
 // source's read errors, the store's commit errors.

@@ -4,6 +4,11 @@
 
 #include <lmdb.h>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <thread>
+
 #include "actors/messages.hpp"
 #include "actors/view_runner.hpp"
 #include "tests/actors/deterministic.hpp"
@@ -14,7 +19,10 @@ namespace {
 
 class runner_test : public deterministic_fixture {
  protected:
-  void start_runner(uint64_t live_batch, uint64_t catch_up_batch) {
+  // `live_pending`: the runtime's question "is live work pending?" (a slot
+  // not served yields to it; slot_ is not served unless a test says so).
+  void start_runner(uint64_t live_batch, uint64_t catch_up_batch,
+                    std::function<bool()> live_pending = nullptr) {
     slot_.attach(view_store::open(*env_, "counts", 1).value());
     slot_.set_active(false);
     runner_context ctx;
@@ -22,6 +30,9 @@ class runner_test : public deterministic_fixture {
     ctx.log = log_.get();
     ctx.live_batch = live_batch;
     ctx.catch_up_batch = catch_up_batch;
+    ctx.read_chunk = 10;
+    ctx.building_wait = std::chrono::milliseconds(50);
+    ctx.live_pending = std::move(live_pending);
     ctx.published = [this](view_slot& s, uint64_t offset, std::vector<offset_changes>& changes) {
       published_.push_back(offset);
       published_changes_ += changes.size();
@@ -117,6 +128,67 @@ TEST_F(runner_test, StepsAfterABatchThatTheHeadOvertookWhileItRan) {
   EXPECT_EQ(txn_at[0].first, 10u);
   EXPECT_EQ(txn_at[1].first, 60u);
   EXPECT_EQ(txn_at[1].second, txn_at[0].second + 2);  // the step, then the commit
+}
+
+// A version built beside the served one yields to live work
+// (docs/storage.md, "Building at a lower priority"): while a served view is
+// behind, it puts its batches off, for at most building_wait in a row; then
+// it runs one small batch (a 64th) all the same, and goes on at full size
+// once live work is done.
+TEST_F(runner_test, AVersionNotServedPutsItsBatchesOffWhileLiveWorkIsPending) {
+  std::atomic<bool> pending{true};
+  const uint64_t head = append_to_log(1000);
+  start_runner(4, 640, [&] { return pending.load(); });
+  EXPECT_EQ(slot_.offset(), 0u);  // put off, not run
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));  // > building_wait
+  sched().trigger_timeouts();
+  sched().run();
+  EXPECT_EQ(published_, (std::vector<uint64_t>{10}));  // one batch of 640 / 64, whole
+  pending = false;
+  sched().trigger_timeouts();
+  sched().run();
+  EXPECT_EQ(slot_.offset(), head);
+}
+
+TEST_F(runner_test, AVersionNotServedEndsItsBatchWhenLiveWorkArrives) {
+  int asked = 0;  // live work arrives after the first question, and is done at the fourth
+  const uint64_t head = append_to_log(100);
+  start_runner(4, 100, [&] { return ++asked > 1 && asked < 4; });
+  EXPECT_EQ(published_, (std::vector<uint64_t>{10}));  // one read chunk, then it yields
+  sched().trigger_timeouts();  // its batch put off (third question) runs now
+  sched().run();
+  EXPECT_EQ(slot_.offset(), head);
+}
+
+// ... but only while it gains on its source (the trail guard): a version that
+// applied less than twice what its source grew by over a window of
+// building_recent builds the next window without yielding, so that a rebuild
+// still converges when live input outruns what yielding lets it apply (here
+// 100 new inputs per round against one batch of 640 / 64 per building_wait).
+TEST_F(runner_test, AVersionNotServedThatLosesGroundToLiveInputStopsYielding) {
+  std::atomic<bool> pending{true};  // live work always pending
+  start_runner(4, 640, [&] { return pending.load(); });
+  uint64_t head = 0;
+  bool caught_up = false;
+  for (int round = 0; round < 20 && !caught_up; ++round) {
+    head = append_to_log(100);
+    announce(head);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));  // > building_wait
+    sched().trigger_timeouts();
+    sched().run();
+    caught_up = slot_.offset() == head;
+  }
+  EXPECT_TRUE(caught_up) << "offset " << slot_.offset() << " of " << head;
+  pending = false;  // nothing left put off for the fixture's end
+  sched().trigger_timeouts();
+  sched().run();
+}
+
+TEST_F(runner_test, AServedVersionDoesNotWaitForLiveWork) {
+  slot_.serving = true;
+  append_to_log(250);
+  start_runner(4, 100, [] { return true; });
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
 }
 
 // A batch whose time runs out before its first input still applies one: on
