@@ -124,7 +124,8 @@ void batch_txn::commit_input() {
 
 void batch_txn::index_state() {
   if (state_indexed_) return;
-  state_indexed_ = true;
+  // Marked indexed only once all is indexed: a throw (bad_alloc) midway
+  // leaves the batch unindexed, and the next read indexes it again.
   // The changes kept so far, in batch order: each key's cached value is its last.
   for (const auto& entry : changes_) {
     for (const auto& change : entry.changes) {
@@ -143,6 +144,7 @@ void batch_txn::index_state() {
       insert_entry(false, change.key, std::move(unread));
     }
   }
+  state_indexed_ = true;
   unindexed_ = false;
 }
 
