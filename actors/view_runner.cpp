@@ -31,11 +31,17 @@ constexpr std::string_view component = "runner";
 // little as one small batch per building_wait, less than continuous live
 // input may bring: the guard makes a rebuild converge all the same, at worst
 // at half the rate of a version that never yields.
-class trail_guard {
+//
+// The pace of a version built beside the served one: the guard's window, and
+// when it last saw live work pending (its batches are then a sixty-fourth).
+// The runner and replay_until keep one each.
+class building_pace {
  public:
   using clock = std::chrono::steady_clock;
   // Asked before each batch; `offset`: the version's, `head`: its source's.
+  // Always false for a served version (it never yields).
   bool may_yield(const runner_context& ctx, uint64_t offset, uint64_t head) {
+    if (ctx.slot->serving.load() || !ctx.live_pending) return false;
     const auto now = clock::now();
     if (since_ == clock::time_point{} || offset < offset_ || head < head_) {
       start(now, offset, head);  // the first batch, or the view started over
@@ -44,6 +50,14 @@ class trail_guard {
       start(now, offset, head);
     }
     return gaining_ && head > offset && head - offset > ctx.live_batch;
+  }
+  // Live work was pending just now.
+  void saw_live() { live_seen_ = clock::now(); }
+  // It saw live work pending within building_recent: a yielding version
+  // commits batches of a sixty-fourth.
+  bool live_recent(const runner_context& ctx, bool may_yield) const {
+    return may_yield && live_seen_ != clock::time_point{} &&
+           clock::now() - live_seen_ < ctx.building_recent;
   }
 
  private:
@@ -55,6 +69,7 @@ class trail_guard {
   clock::time_point since_{};
   uint64_t offset_ = 0, head_ = 0;  // at since_
   bool gaining_ = true;
+  clock::time_point live_seen_{};
 };
 
 struct runner_state {
@@ -73,12 +88,11 @@ struct runner_state {
   // offset reaches `rebuild_to` (or the view fails).
   uint64_t rebuild_to = 0;
   std::function<void()> rebuilt;
-  // A version not served: when it last saw live work pending, and since when
-  // it has been putting its next batch off for it (epoch: not).
-  std::chrono::steady_clock::time_point live_seen{};
+  // A version not served: its pace, and since when it has been putting its
+  // next batch off for live work (epoch: not).
+  building_pace pace;
   std::chrono::steady_clock::time_point deferred_since{};
   bool forced = false;  // the next batch runs although live work is pending
-  trail_guard trail;    // whether it may yield at all
 };
 
 constexpr std::chrono::milliseconds first_retry{50};
@@ -155,14 +169,15 @@ struct batch_bounds {
     if (ctx.slot->serving.load()) return 1;
     return live_recent ? live_share : building_share;
   }
-  // `yield`: a version not served ends its batch early for live work.
+  // `yield` (only if building_pace::may_yield): a version not served ends its
+  // batch early for live work.
   batch_bounds(const runner_context& ctx, bool live_recent, bool yield)
       : bytes(std::max<uint64_t>(1, ctx.batch_bytes / share(ctx, live_recent))),
         deadline_ms(coarse_now_ms() +
                     std::max<int64_t>(1, ctx.batch_time.count() /
                                              static_cast<int64_t>(share(ctx, live_recent)))),
         stopping(&ctx.slot->stopping) {
-    if (yield && !ctx.slot->serving.load() && ctx.live_pending) live = &ctx.live_pending;
+    if (yield) live = &ctx.live_pending;
   }
   // Checked between chunks of inputs: a version built beside the served one
   // that applied something commits it and lets pending live work run.
@@ -189,10 +204,14 @@ bool catching_up(const runner_state& st, uint64_t offset) {
   return st.target > offset && st.target - offset > st.ctx.live_batch;
 }
 
+// `limit` inputs, or a sixty-fourth of them while live work comes and goes.
+uint64_t yielding_limit(uint64_t limit, bool live_recent) {
+  return live_recent ? std::max<uint64_t>(1, limit / batch_bounds::live_share) : limit;
+}
+
 uint64_t batch_limit(const runner_state& st, uint64_t offset, bool live_recent) {
-  const uint64_t limit = catching_up(st, offset) ? st.ctx.catch_up_batch : st.ctx.live_batch;
-  if (st.ctx.slot->serving.load() || !live_recent) return limit;
-  return std::max<uint64_t>(1, limit / batch_bounds::live_share);
+  return yielding_limit(catching_up(st, offset) ? st.ctx.catch_up_batch : st.ctx.live_batch,
+                        live_recent);
 }
 
 // Reads up to `limit` events after `offset` (read_chunk at a time) and
@@ -271,26 +290,20 @@ result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_
   return out;
 }
 
-// A version not served saw live work pending within building_recent.
-bool live_seen_recently(const runner_state& st) {
-  return st.live_seen != std::chrono::steady_clock::time_point{} &&
-         std::chrono::steady_clock::now() - st.live_seen < st.ctx.building_recent;
-}
-
 // A version not served lets pending live work run first: it puts its next
 // batch off by building_pause while live work is pending, but for at most
 // building_wait in a row, so that it moves on under continuous live work
 // (then one small batch runs whole). True: put off (a work_atom is scheduled).
+// REQUIRES: the pace lets it yield (building_pace::may_yield).
 bool defer_to_live(runner_actor* self) {
   auto& st = self->state;
-  if (st.ctx.slot->serving.load() || !st.ctx.live_pending) return false;
   using clock = std::chrono::steady_clock;
   if (!st.ctx.live_pending()) {
     st.deferred_since = {};
     return false;
   }
   const auto now = clock::now();
-  st.live_seen = now;
+  st.pace.saw_live();
   if (st.deferred_since == clock::time_point{}) st.deferred_since = now;
   if (now - st.deferred_since >= st.ctx.building_wait) {
     st.deferred_since = {};
@@ -384,14 +397,14 @@ void process_batch(runner_actor* self, bool may_yield) {
   auto& slot = *st.ctx.slot;
   uint64_t offset = slot.offset();
   batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
-  const bool live_recent = may_yield && live_seen_recently(st);
+  const bool live_recent = st.pace.live_recent(st.ctx, may_yield);
   auto limit = batch_limit(st, offset, live_recent);
   const bool behind = catching_up(st, offset);
   const bool forced = std::exchange(st.forced, false);
   const batch_bounds bounds(st.ctx, live_recent, may_yield && !forced);
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit, bounds)
                              : apply_log(st.ctx, txn, offset, limit, bounds);
-  if (bounds.saw_live) st.live_seen = std::chrono::steady_clock::now();
+  if (bounds.saw_live) st.pace.saw_live();
   if (!batch) {
     fail(self, offset + 1,
          "view " + slot.name() + " cannot read its input: " + batch.error().to_string(), false);
@@ -486,7 +499,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         if (s.failed) return;
         // A derived view may learn of upstream progress only from the store.
         s.target = std::max(s.target, source_head(s.ctx));
-        const bool may_yield = s.trail.may_yield(s.ctx, s.ctx.slot->offset(), s.target);
+        const bool may_yield = s.pace.may_yield(s.ctx, s.ctx.slot->offset(), s.target);
         if (may_yield && defer_to_live(self)) return;
         process_batch(self, may_yield);
         check_rebuilt(s);
@@ -577,14 +590,14 @@ namespace {
 
 // replay_until's defer_to_live, on a thread of its own: sleeps while live
 // work is pending, at most building_wait; true: it waited all of it (the
-// next batch runs whole). `live_seen`: when it last saw live work.
+// next batch runs whole). REQUIRES: the pace lets it yield.
 bool wait_for_live_work(const runner_context& ctx, const std::atomic<bool>& cancel,
-                        std::chrono::steady_clock::time_point& live_seen) {
-  if (!ctx.live_pending) return false;
+                        building_pace& pace) {
   const auto since = std::chrono::steady_clock::now();
   while (ctx.live_pending()) {
-    live_seen = std::chrono::steady_clock::now();
-    if (cancel.load(std::memory_order_relaxed) || live_seen - since >= ctx.building_wait)
+    pace.saw_live();
+    if (cancel.load(std::memory_order_relaxed) ||
+        std::chrono::steady_clock::now() - since >= ctx.building_wait)
       return true;
     std::this_thread::sleep_for(ctx.building_pause);
   }
@@ -596,21 +609,17 @@ bool wait_for_live_work(const runner_context& ctx, const std::atomic<bool>& canc
 status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>& cancel,
                     uint64_t& inputs, std::optional<uint64_t>& failed_offset) {
   auto& slot = *ctx.slot;
-  std::chrono::steady_clock::time_point live_seen{};
-  trail_guard trail;  // its source's head is `until`: it only gains
+  building_pace pace;  // its source's head is `until`: it only gains
   while (slot.store()->offset() < until) {
     if (cancel.load(std::memory_order_relaxed))
       return {errc::unavailable, "the rebuild of view " + slot.name() + " was stopped"};
     const uint64_t offset = slot.store()->offset();
-    const bool may_yield = trail.may_yield(ctx, offset, until);
-    const bool forced = may_yield && wait_for_live_work(ctx, cancel, live_seen);
-    const bool live_recent = may_yield && live_seen != std::chrono::steady_clock::time_point{} &&
-                             std::chrono::steady_clock::now() - live_seen < ctx.building_recent;
+    const bool may_yield = pace.may_yield(ctx, offset, until);
+    const bool forced = may_yield && wait_for_live_work(ctx, cancel, pace);
+    const bool live_recent = pace.live_recent(ctx, may_yield);
     batch_txn txn(*slot.store(), {});
-    const uint64_t limit = std::min<uint64_t>(
-        until - offset, live_recent ? std::max<uint64_t>(1, ctx.catch_up_batch /
-                                                                batch_bounds::live_share)
-                                    : ctx.catch_up_batch);
+    const uint64_t limit =
+        std::min<uint64_t>(until - offset, yielding_limit(ctx.catch_up_batch, live_recent));
     const batch_bounds bounds(ctx, live_recent, may_yield && !forced);
     auto batch = slot.upstream ? apply_upstream(ctx, txn, offset, limit, bounds)
                                : apply_log(ctx, txn, offset, limit, bounds);
@@ -625,7 +634,7 @@ status replay_until(runner_context& ctx, uint64_t until, const std::atomic<bool>
         return s;
       inputs += txn.inputs();
     }
-    if (bounds.saw_live) live_seen = std::chrono::steady_clock::now();
+    if (bounds.saw_live) pace.saw_live();
     if (batch->failure) {
       failed_offset = batch->failure->offset;
       return {errc::invalid_parameter, batch->failure->error};
