@@ -353,11 +353,13 @@ void pause(runner_actor* self, const status& error) {
 }
 
 // Adds what `batch` wrote (keys and values of its state and private changes)
-// to the slot's counters.
-void count_written(view_slot& slot, const batch_result& batch) {
+// to the slot's counters; returns the number of key changes.
+uint64_t count_written(view_slot& slot, const batch_result& batch) {
   uint64_t bytes = 0;
   uint64_t largest = 0;
+  uint64_t changes = 0;
   auto add = [&](const key_change& c) {
+    ++changes;
     uint64_t value = c.value ? c.value->size() : 0;
     bytes += c.key.size() + value;
     largest = std::max(largest, value);
@@ -370,11 +372,14 @@ void count_written(view_slot& slot, const batch_result& batch) {
   while (largest > seen &&
          !slot.largest_value.compare_exchange_weak(seen, largest, std::memory_order_relaxed)) {
   }
+  return changes;
 }
 
-// A catch-up batch commits again right after this one, rewriting as many
-// pages: a step between the two lets the next reuse the pages this one freed
+// A batch that leaves the view behind is followed by another right away: a
+// step between the two lets the next reuse the pages this one freed
 // (view_store::step), so the file grows by about one batch's pages, not two.
+// Worth a transaction after a catch-up batch or one that changed many keys
+// (a live batch of docsearch's postings touches most of the index's leaves).
 // A failed step changes nothing: the next commit only finds less free room.
 void step_between_batches(view_slot& slot) {
   if (auto s = slot.store()->step(); !s)
@@ -438,15 +443,15 @@ void process_batch(runner_actor* self, bool may_yield) {
     crash_point("after_view_commit");
     slot.applied.fetch_add(txn.inputs(), std::memory_order_relaxed);
     slot.commits.fetch_add(1, std::memory_order_relaxed);
-    count_written(slot, *batch);
+    const uint64_t changed = count_written(slot, *batch);
     slot.publish_offset(batch->new_offset);
     slot.note_progress(batch->new_offset);
     if (st.ctx.published) st.ctx.published(slot, batch->new_offset, batch->changes);
     if (publishing) publishing.unlock();
     if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
     if (st.ctx.committed) st.ctx.committed(slot);
-    if (behind && !batch->failure && !slot.stopping.load(std::memory_order_relaxed) &&
-        still_behind(st, batch->new_offset))
+    if ((behind || changed >= st.ctx.step_changes) && !batch->failure &&
+        !slot.stopping.load(std::memory_order_relaxed) && still_behind(st, batch->new_offset))
       step_between_batches(slot);
   }
   if (batch->failure) {

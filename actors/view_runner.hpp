@@ -17,10 +17,12 @@
 // a long catch-up commits (and shows progress) at least every `batch_time`,
 // and a stop waits for at most one input and one commit. Inputs are read
 // from the source `read_chunk` at a time, so at most that many are held.
-// A catch-up batch that leaves the view still behind is followed by a
-// view_store::step, so that the next batch reuses the pages this one freed
-// (docs/storage.md, "Space reclamation": the file grows by one batch's
-// rewritten pages, not two).
+// A batch that leaves the view still behind (its source ahead as of its
+// commit) is followed by a view_store::step when it was a catch-up batch or
+// changed at least `step_changes` keys, so that the next batch reuses the
+// pages this one freed (docs/storage.md, "Space reclamation": the file grows
+// by one batch's rewritten pages, not two). A small live batch frees too
+// little to pay for the extra transaction.
 //
 // Failures: an exception from view code at input N under failure_policy::stop
 // commits everything before N, records the failure durably and stops the view
@@ -76,6 +78,7 @@ struct runner_context {
   uint64_t batch_bytes = uint64_t{64} << 20;
   std::chrono::milliseconds batch_time{1000};
   size_t read_chunk = 64;
+  uint64_t step_changes = 512;  // see "followed by a view_store::step" above
   // Runs on the runner thread after each successful commit (and before the
   // runner reads on): `changes` are the entries just committed.
   std::function<void(view_slot&, uint64_t new_offset, std::vector<offset_changes>& changes)>

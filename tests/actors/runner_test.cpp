@@ -46,11 +46,38 @@ class runner_test : public deterministic_fixture {
     sched().run();
   }
 
+  // Runs the runner over the log as it is; before its first commit the head
+  // moves on by 50 events. txn_at_ gets (offset, LMDB's last transaction id)
+  // at each publication.
+  void run_overtaken_batches(uint64_t step_changes) {
+    slot_.attach(view_store::open(*env_, "counts", 1).value());
+    slot_.set_active(false);
+    runner_context ctx;
+    ctx.slot = &slot_;
+    ctx.log = log_.get();
+    ctx.live_batch = 4;
+    ctx.catch_up_batch = 100;
+    ctx.step_changes = step_changes;
+    ctx.before_commit = [this](view_slot&, uint64_t) {
+      if (!std::exchange(appended_, true)) append_to_log(50);  // the head moves on
+      return status::ok();
+    };
+    ctx.published = [this](view_slot&, uint64_t offset, std::vector<offset_changes>&) {
+      MDB_envinfo info;
+      mdb_env_info(env_->handle(), &info);
+      txn_at_.emplace_back(offset, info.me_last_txnid);
+    };
+    runner_ = spawn_view_runner(sys_, std::move(ctx), false);
+    sched().run();
+  }
+
   view_slot slot_{counts_view(), 0};
   caf::actor runner_;
   std::vector<uint64_t> published_;
   size_t published_changes_ = 0;
   uint64_t offset_seen_by_callback_ = 0;
+  bool appended_ = false;
+  std::vector<std::pair<uint64_t, uint64_t>> txn_at_;
 };
 
 TEST_F(runner_test, CatchesUpAtStartWithoutBeingTold) {
@@ -103,31 +130,35 @@ TEST_F(runner_test, CountsAppliedInputs) {
 // mailbox (the last batches of docsearch's load grew the file by a copy of
 // the search index each).
 TEST_F(runner_test, StepsAfterABatchThatTheHeadOvertookWhileItRan) {
-  slot_.attach(view_store::open(*env_, "counts", 1).value());
-  slot_.set_active(false);
   append_to_log(10);
-  bool appended = false;
-  std::vector<std::pair<uint64_t, uint64_t>> txn_at;  // (offset, last transaction id)
-  runner_context ctx;
-  ctx.slot = &slot_;
-  ctx.log = log_.get();
-  ctx.live_batch = 4;
-  ctx.catch_up_batch = 100;
-  ctx.before_commit = [&](view_slot&, uint64_t) {
-    if (!std::exchange(appended, true)) append_to_log(50);  // the head moves on
-    return status::ok();
-  };
-  ctx.published = [&](view_slot&, uint64_t offset, std::vector<offset_changes>&) {
-    MDB_envinfo info;
-    mdb_env_info(env_->handle(), &info);
-    txn_at.emplace_back(offset, info.me_last_txnid);
-  };
-  runner_ = spawn_view_runner(sys_, std::move(ctx), false);
-  sched().run();
-  ASSERT_EQ(txn_at.size(), 2u);
-  EXPECT_EQ(txn_at[0].first, 10u);
-  EXPECT_EQ(txn_at[1].first, 60u);
-  EXPECT_EQ(txn_at[1].second, txn_at[0].second + 2);  // the step, then the commit
+  run_overtaken_batches(100);
+  ASSERT_EQ(txn_at_.size(), 2u);
+  EXPECT_EQ(txn_at_[0].first, 10u);
+  EXPECT_EQ(txn_at_[1].first, 60u);
+  EXPECT_EQ(txn_at_[1].second, txn_at_[0].second + 2);  // the step, then the commit
+}
+
+// A live batch (it started within live_batch of its source) is followed by
+// a step too when it changed at least step_changes keys: docsearch's live
+// batches of a few hundred documents' postings rewrite most of the index's
+// leaves, and without the step the file grew by a copy of them.
+TEST_F(runner_test, StepsAfterALiveBatchThatChangedManyKeys) {
+  append_to_log(3);  // within live_batch (4): a live batch of 3 inputs, 6 key changes
+  run_overtaken_batches(6);
+  ASSERT_EQ(txn_at_.size(), 2u);
+  EXPECT_EQ(txn_at_[0].first, 3u);
+  EXPECT_EQ(txn_at_[1].first, 53u);
+  EXPECT_EQ(txn_at_[1].second, txn_at_[0].second + 2);  // the step, then the commit
+}
+
+TEST_F(runner_test, TakesNoStepAfterASmallLiveBatch) {
+  append_to_log(3);
+  run_overtaken_batches(7);  // 6 key changes < 7
+  announce(log_->head());     // no step, so the runner learns of the head here
+  ASSERT_EQ(txn_at_.size(), 2u);
+  EXPECT_EQ(txn_at_[0].first, 3u);
+  EXPECT_EQ(txn_at_[1].first, 53u);
+  EXPECT_EQ(txn_at_[1].second, txn_at_[0].second + 1);  // the next commit only
 }
 
 // A version built beside the served one yields to live work
