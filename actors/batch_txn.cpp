@@ -58,13 +58,24 @@ constexpr uint64_t entry_overhead = 144;
 
 namespace {
 
-// A put of a key's current value is no change when both are the same text:
-// the commit decides so for blind writes (it compares stored bytes), so a
-// looked-up write must too (1 and 1.0 are equal as JSON, not as text), or
-// a view's state would depend on where its batches end.
-bool same_text(const std::optional<json>& a, const std::optional<json>& b) {
-  if (a != b) return false;
-  return !a || dump_compact(*a) == dump_compact(*b);
+// Whether values of this type that differ as JSON always differ as text:
+// not floats (NaN and infinities are all written "null") nor strings,
+// objects and arrays (invalid UTF-8 is written with U+FFFD).
+bool text_follows_json(const json& v) {
+  return v.is_null() || v.is_boolean() || v.is_number_integer();
+}
+
+// A put of a key's current value is no change when both are the same text
+// (`text`: v's): the commit decides so for blind writes (it compares stored
+// bytes), so a looked-up write must too (1 and 1.0 are equal as JSON, not
+// as text; NaN and null are not equal as JSON, but are as text), or a
+// view's changelog would depend on where its batches start reading.
+bool unchanged(const std::optional<json>& current, const std::optional<json>& v,
+               const std::optional<std::string>& text) {
+  if (current.has_value() != v.has_value()) return false;
+  if (!v) return true;
+  if (*current != *v && text_follows_json(*current) && text_follows_json(*v)) return false;
+  return dump_compact(*current) == *text;
 }
 
 }  // namespace
@@ -97,13 +108,15 @@ void batch_txn::commit_input() {
       seen = &insert_entry(false, key, std::move(unread));
     }
     if (seen) targets.push_back(&seen->current);
-    if (!blind && same_text(seen->current, v)) continue;
+    std::optional<std::string> text;
+    if (v) text = dump_compact(*v);
+    if (!blind && unchanged(seen->current, v, text)) continue;
     if (blind)
       blind_.push_back({static_cast<uint32_t>(changes_.size()),
                         static_cast<uint32_t>(entry.changes.size())});
     key_change change;
     change.key = std::move(key);  // the cache holds a copy; the input is done with it
-    if (v) change.value = dump_compact(*v);
+    change.value = std::move(text);
     // Held until the commit as changelog text, and as the cached json once indexed.
     const uint64_t size = change.key.size() + (change.value ? change.value->size() : 0);
     added += (state_indexed_ ? 2 * size : size) + entry_overhead;
