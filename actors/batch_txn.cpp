@@ -1,7 +1,11 @@
 #include "actors/batch_txn.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <stdexcept>
+
+#include "core/json_text.hpp"
 
 namespace derive {
 
@@ -58,24 +62,67 @@ constexpr uint64_t entry_overhead = 144;
 
 namespace {
 
-// Whether values of this type that differ as JSON always differ as text:
-// not floats (NaN and infinities are all written "null") nor strings,
-// objects and arrays (invalid UTF-8 is written with U+FFFD).
-bool text_follows_json(const json& v) {
-  return v.is_null() || v.is_boolean() || v.is_number_integer();
+bool same_text(const json& a, const json& b);
+
+// Strings are written as their bytes when valid UTF-8, with U+FFFD for the
+// bytes that are not otherwise.
+bool same_string_text(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  if (is_valid_utf8(a) && is_valid_utf8(b)) return false;
+  return json(a).dump(-1, ' ', false, json::error_handler_t::replace) ==
+         json(b).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// A put of a key's current value is no change when both are the same text
-// (`text`: v's): the commit decides so for blind writes (it compares stored
-// bytes), so a looked-up write must too (1 and 1.0 are equal as JSON, not
-// as text; NaN and null are not equal as JSON, but are as text), or a
-// view's changelog would depend on where its batches start reading.
-bool unchanged(const std::optional<json>& current, const std::optional<json>& v,
-               const std::optional<std::string>& text) {
-  if (current.has_value() != v.has_value()) return false;
-  if (!v) return true;
-  if (*current != *v && text_follows_json(*current) && text_follows_json(*v)) return false;
-  return dump_compact(*current) == *text;
+bool is_written_null(const json& v) {
+  return v.is_null() || (v.is_number_float() && !std::isfinite(v.get<double>()));
+}
+
+// Whether two numbers are written the same: integers by value (signed or
+// not), floats by their bits (shortest round-trip digits: distinct doubles
+// are written differently, 0.0 and -0.0 too), never an integer as a float.
+bool same_number_text(const json& a, const json& b) {
+  if (a.is_number_float() || b.is_number_float()) {
+    if (!a.is_number_float() || !b.is_number_float()) return false;
+    const double x = a.get<double>(), y = b.get<double>();
+    return std::memcmp(&x, &y, sizeof x) == 0;
+  }
+  const bool a_negative = a.is_number_integer() && !a.is_number_unsigned() && a.get<int64_t>() < 0;
+  const bool b_negative = b.is_number_integer() && !b.is_number_unsigned() && b.get<int64_t>() < 0;
+  if (a_negative != b_negative) return false;
+  return a_negative ? a.get<int64_t>() == b.get<int64_t>() : a.get<uint64_t>() == b.get<uint64_t>();
+}
+
+// Whether dump_compact(a) == dump_compact(b), without writing either: what
+// the store compares (stored bytes), so a batch's decisions do not depend on
+// whether it looked a key up (1 and 1.0 are equal as JSON, not as text; NaN
+// and null, two invalid UTF-8 strings, are not equal as JSON but are as text).
+bool same_text(const json& a, const json& b) {
+  if (is_written_null(a) || is_written_null(b)) return is_written_null(a) && is_written_null(b);
+  if (a.is_number() || b.is_number()) return a.is_number() && b.is_number() && same_number_text(a, b);
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case json::value_t::boolean: return a.get<bool>() == b.get<bool>();
+    case json::value_t::string:
+      return same_string_text(a.get_ref<const std::string&>(), b.get_ref<const std::string&>());
+    case json::value_t::array: {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (!same_text(a[i], b[i])) return false;
+      return true;
+    }
+    case json::value_t::object: {
+      if (a.size() != b.size()) return false;
+      for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
+        if (!same_string_text(i.key(), j.key()) || !same_text(i.value(), j.value())) return false;
+      return true;
+    }
+    default: return a.dump() == b.dump();  // binary: not written by views
+  }
+}
+
+bool same_text(const std::optional<json>& a, const std::optional<json>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || same_text(*a, *b);
 }
 
 }  // namespace
@@ -108,15 +155,13 @@ void batch_txn::commit_input() {
       seen = &insert_entry(false, key, std::move(unread));
     }
     if (seen) targets.push_back(&seen->current);
-    std::optional<std::string> text;
-    if (v) text = dump_compact(*v);
-    if (!blind && unchanged(seen->current, v, text)) continue;
+    if (!blind && same_text(seen->current, v)) continue;
     if (blind)
       blind_.push_back({static_cast<uint32_t>(changes_.size()),
                         static_cast<uint32_t>(entry.changes.size())});
     key_change change;
     change.key = std::move(key);  // the cache holds a copy; the input is done with it
-    change.value = std::move(text);
+    if (v) change.value = dump_compact(*v);
     // Held until the commit as changelog text, and as the cached json once indexed.
     const uint64_t size = change.key.size() + (change.value ? change.value->size() : 0);
     added += (state_indexed_ ? 2 * size : size) + entry_overhead;
@@ -176,7 +221,7 @@ std::vector<blind_change> batch_txn::take_blind_changes() { return std::move(bli
 std::vector<key_change> batch_txn::take_private_changes() {
   std::vector<std::pair<std::string_view, const cached*>> changed;
   private_batch_.for_each([&](std::string_view key, const cached& v) {
-    if (v.committed != v.current) changed.emplace_back(key, &v);
+    if (!same_text(v.committed, v.current)) changed.emplace_back(key, &v);
   });
   std::sort(changed.begin(), changed.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });

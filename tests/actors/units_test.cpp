@@ -203,6 +203,60 @@ TEST_F(batch_txn_test, PrivateReadsSeeTheCommittedAndEarlierPrivateWrites) {
   EXPECT_EQ(txn_->get_private("q"), json(2));
 }
 
+// A private write is a change when its text differs from the committed
+// value's (the store keeps text): 1.0 over a stored 1 is equal as JSON, yet
+// the stored text must become "1.0", as it would in one batch with the 1.
+TEST_F(batch_txn_test, APrivateWriteEqualAsJsonButNotAsTextIsAChange) {
+  txn_->begin_input(2);
+  EXPECT_EQ(txn_->get_private("p"), json(1));
+  txn_->put_private("p", 1.0);
+  txn_->put_private("n", std::nan(""));  // written "null"
+  txn_->commit_input();
+  auto changes = txn_->take_private_changes();
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].key, "n");
+  EXPECT_EQ(changes[1].key, "p");
+  EXPECT_EQ(changes[1].value, std::optional<std::string>("1.0"));
+}
+
+TEST_F(batch_txn_test, APrivateWriteOfTheSameTextIsNoChange) {
+  txn_->begin_input(2);
+  txn_->put_private("p", 1u);  // unsigned 1: written "1", as stored
+  txn_->commit_input();
+  EXPECT_TRUE(txn_->take_private_changes().empty());
+}
+
+// A looked-up put is no change exactly when it would store the same text:
+// every pair of these values, the put's decision against dump_compact's.
+TEST_F(batch_txn_test, ALookedUpPutIsNoChangeExactlyWhenItsTextIsTheStoredOne) {
+  const std::vector<json> values = {
+      nullptr, true, false, 0, 1, -1, 1u, json(UINT64_MAX), json(INT64_MIN), 1.0, 0.0, -0.0,
+      1e17, std::nan(""), INFINITY, "", "a", "\xff", "\xfe", "\xef\xbf\xbd",
+      json::array(), json::array({1}), json::array({1.0}), json::array({nullptr, "\xff"}),
+      json::array({std::nan(""), "\xfe"}), json::object(), json::object({{"a", 1}}),
+      json::object({{"a", 1u}}), json::object({{"b", 1}}), json::object({{"\xff", 1}}),
+      json::object({{"\xfe", 1}})};
+  uint64_t offset = 1;
+  for (const auto& stored : values)
+    for (const auto& put : values) {
+      ++offset;
+      batch_txn seed(*store_);
+      seed.begin_input(offset);
+      seed.put("k", stored);
+      seed.commit_input();
+      auto seeded = seed.take_changes();
+      ASSERT_TRUE(store_->commit(seeded, seed.take_blind_changes(), offset));
+      ++offset;
+      batch_txn txn(*store_);
+      txn.begin_input(offset);
+      txn.get("k");  // looked up: the stored text, parsed
+      txn.put("k", put);
+      txn.commit_input();
+      const bool same = dump_compact(json::parse(dump_compact(stored))) == dump_compact(put);
+      EXPECT_EQ(txn.take_changes().empty(), same) << stored.dump(-1, ' ', false, json::error_handler_t::replace) << " then " << put.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+}
+
 TEST_F(batch_txn_test, PrivateWritesAreTheBatchsNetChangesInKeyOrderAndNoChangelog) {
   txn_->begin_input(2);
   txn_->put_private("q", 2);
@@ -534,7 +588,13 @@ TEST(blind_write_test, GivesTheStateChangelogAndDigestOfLookedUpWrites) {
         // -0.0): a change either way, blind or looked up. Different as JSON
         // but written the same (NaN and null; two invalid UTF-8 strings,
         // both written U+FFFD): no change either way.
-        static const json values[] = {0, 1, 2, 1.0, 0.0, -0.0, std::nan(""), nullptr, "\xff", "\xfe"};
+        // Equal as JSON but not as text: -1 and 2^64 - 1; different as JSON
+        // but the same text inside arrays and objects too.
+        static const json values[] = {0, 1, 2, 1.0, 0.0, -0.0, std::nan(""), nullptr, "\xff", "\xfe",
+                                      -1, json(UINT64_MAX),
+                                      json::array({std::nan(""), "\xff"}),
+                                      json::array({nullptr, "\xfe"}),
+                                      json::object({{"a", 1}}), json::object({{"a", 1.0}})};
         const json value = values[rng() % std::size(values)];
         // Reads of other keys between the writes: some keys are known when written.
         const std::string other = "k" + std::to_string(10 + rng() % 20);
