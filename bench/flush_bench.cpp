@@ -6,8 +6,11 @@
 // run and alternating:
 //   file       the baseline: the same bytes per group pwrite'd to a
 //              preallocated, pre-zeroed file, one fdatasync per group;
-//   pipelined  event_log::append_deferred per group (what the sequencer does
-//              under load: each commit's flush makes the previous durable);
+//   journaled  event_log::append_deferred per group on an environment with
+//              the runtime's journal (docs/storage.md, "The log's journal"):
+//              one flush of the journal per group, durable when it returns;
+//   pipelined  event_log::append_deferred per group without a journal (each
+//              commit's flush makes the previous durable);
 //   synced     event_log::append per group (commit + sync: two flushes, what
 //              an isolated append costs).
 // Prints the median requests/s over rounds and its ratio to the file's.
@@ -28,6 +31,7 @@
 
 #include "core/append_check.hpp"
 #include "core/log.hpp"
+#include <derive/options.hpp>
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
@@ -79,8 +83,11 @@ double run_file(const std::string& dir, size_t group, double seconds) {
   return requests / wall.count();
 }
 
-double run_log(const std::string& dir, size_t group, double seconds, bool pipelined) {
-  auto env = derive::environment::open(dir);
+double run_log(const std::string& dir, size_t group, double seconds, bool pipelined,
+               bool journaled = false) {
+  derive::environment_options options;
+  if (journaled) options.journal_bytes = derive::runtime_options{}.storage.journal_bytes;
+  auto env = derive::environment::open(dir, options);
   if (!env) die(env.error().to_string());
   auto log = derive::event_log::open(**env);
   if (!log) die(log.error().to_string());
@@ -123,22 +130,25 @@ int main(int argc, char** argv) {
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 3;
   std::printf("flush_bench: %.1f s per run, %d rounds, median requests/s (ratio to file)\n",
               seconds, rounds);
-  std::printf("%6s %14s %22s %22s\n", "group", "file", "pipelined", "synced");
+  std::printf("%6s %14s %22s %22s %22s\n", "group", "file", "journaled", "pipelined", "synced");
   for (size_t group : {size_t{1}, size_t{10}, size_t{50}}) {
-    std::vector<double> file, pipelined, synced;
+    std::vector<double> file, journaled, pipelined, synced;
     for (int r = 0; r < rounds; ++r) {
       const std::string dir = root + "/run";
-      for (int v = 0; v < 3; ++v) {
+      for (int v = 0; v < 4; ++v) {
         fs::remove_all(dir);
         fs::create_directories(dir);
         if (v == 0) file.push_back(run_file(dir, group, seconds));
-        if (v == 1) pipelined.push_back(run_log(dir, group, seconds, true));
-        if (v == 2) synced.push_back(run_log(dir, group, seconds, false));
+        if (v == 1) journaled.push_back(run_log(dir, group, seconds, true, true));
+        if (v == 2) pipelined.push_back(run_log(dir, group, seconds, true));
+        if (v == 3) synced.push_back(run_log(dir, group, seconds, false));
       }
       fs::remove_all(dir);
     }
-    const double f = median(file), p = median(pipelined), s = median(synced);
-    std::printf("%6zu %14.0f %14.0f (%4.2f) %14.0f (%4.2f)\n", group, f, p, p / f, s, s / f);
+    const double f = median(file), j = median(journaled), p = median(pipelined),
+                 s = median(synced);
+    std::printf("%6zu %14.0f %14.0f (%4.2f) %14.0f (%4.2f) %14.0f (%4.2f)\n", group, f, j, j / f,
+                p, p / f, s, s / f);
   }
   if (own_root) fs::remove_all(root);
   return 0;

@@ -11,9 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <system_error>
 #include <vector>
 
+#include "core/coding.hpp"
 #include "core/crash_point.hpp"
 #include "core/lmdb_util.hpp"
 
@@ -24,6 +26,9 @@ namespace {
 // Opens the MDB_env of `env` at `path`; `nosync`: MDB_NOSYNC.
 status open_env(MDB_env*& handle, const std::string& path, const environment_options& options,
                 bool nosync);
+
+// The sticky error an unrecoverable failure `st` leaves behind.
+status refused_after(const status& st);
 
 }  // namespace
 
@@ -38,8 +43,267 @@ result<std::unique_ptr<environment>> environment::open(const std::string& path,
   env->path_ = path;
   env->options_ = options;
   env->nosync_ = options.mode == durability::relaxed;
+  // A directory with a journal is opened journaled whatever the options say
+  // (in durability::relaxed too, with the journal's full durability): a
+  // commit made without it would be undone by the next journaled open,
+  // which writes the checkpoint's meta pages back.
+  if ((options.mode == durability::full && options.journal_bytes > 0) ||
+      std::filesystem::exists(std::filesystem::path(path) / "journal", ec))
+    return open_journaled(std::move(env));
   if (auto st = open_env(env->env_, path, options, env->nosync_); !st) return st;
   return env;
+}
+
+namespace {
+
+// A checkpoint's record: data.mdb's inode, then the first meta_bytes of each
+// of its two meta pages (pages 0 and 1: LMDB's header and MDB_meta, a few
+// hundred bytes; the rest of a meta page is unused).
+constexpr size_t meta_bytes = 512;
+
+struct checkpoint_record {
+  uint64_t inode = 0;
+  uint32_t page_size = 0;
+  std::string metas;  // 2 * meta_bytes
+};
+
+std::string encode_checkpoint(const checkpoint_record& c) {
+  std::string out(12, '\0');
+  encode_fixed64(&out[0], c.inode);
+  encode_fixed32(&out[8], c.page_size);
+  return out + c.metas;
+}
+
+std::optional<checkpoint_record> decode_checkpoint(std::string_view bytes) {
+  if (bytes.size() != 12 + 2 * meta_bytes) return std::nullopt;
+  checkpoint_record c;
+  c.inode = decode_fixed64(bytes.data());
+  c.page_size = decode_fixed32(bytes.data() + 8);
+  c.metas.assign(bytes.substr(12));
+  return c;
+}
+
+bool pread_all(int fd, char* p, size_t n, off_t at) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, at);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+    at += r;
+  }
+  return true;
+}
+
+bool pwrite_all(int fd, const char* p, size_t n, off_t at) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+    at += w;
+  }
+  return true;
+}
+
+// Writes the checkpoint's meta pages over data.mdb's when that file is the
+// one the checkpoint was taken of and they differ. `*other_file`: data.mdb is
+// another file (a compaction replaced it: a new file, flushed whole before
+// its rename, needs nothing written back) or none.
+status restore_metas(const std::string& file, const checkpoint_record& c, bool* other_file) {
+  *other_file = true;
+  int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return status::ok();
+  auto failed = [&](const char* what) {
+    status st{errc::io_error, std::string(what) + " '" + file + "': " + std::strerror(errno)};
+    if (fd >= 0) ::close(fd);
+    return st;
+  };
+  if (fd < 0) return failed("cannot open");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return failed("cannot read the inode of");
+  if (static_cast<uint64_t>(st.st_ino) != c.inode) {
+    ::close(fd);
+    return status::ok();
+  }
+  *other_file = false;
+  std::string now(2 * meta_bytes, '\0');
+  if (!pread_all(fd, now.data(), meta_bytes, 0) ||
+      !pread_all(fd, now.data() + meta_bytes, meta_bytes, c.page_size))
+    return failed("cannot read the meta pages of");
+  if (now != c.metas) {
+    if (!pwrite_all(fd, c.metas.data(), meta_bytes, 0) ||
+        !pwrite_all(fd, c.metas.data() + meta_bytes, meta_bytes, c.page_size) ||
+        ::fdatasync(fd) != 0)
+      return failed("cannot restore the meta pages of");
+  }
+  ::close(fd);
+  return status::ok();
+}
+
+}  // namespace
+
+result<std::unique_ptr<environment>> environment::open_journaled(
+    std::unique_ptr<environment> env) {
+  namespace fs = std::filesystem;
+  const std::string& path = env->path_;
+  auto j = journal::open((fs::path(path) / "journal").string(), env->options_.journal_bytes);
+  if (!j) return j.error();
+  auto contents = (*j)->read();
+  if (!contents) return contents.error();
+  bool other_file = false;
+  if (contents->checkpoint) {
+    auto c = decode_checkpoint(*contents->checkpoint);
+    if (!c) return status{errc::corruption, "the journal of '" + path + "' holds a checkpoint this build cannot read"};
+    if (auto st = restore_metas((fs::path(path) / "data.mdb").string(), *c, &other_file); !st)
+      return st;
+    env->records_ = std::move(contents->records);
+    env->records_pending_ = !env->records_.empty();
+  } else if (!contents->records.empty()) {
+    return status{errc::corruption, "the journal of '" + path +
+                                        "' holds records but no readable checkpoint: "
+                                        "its state cannot be restored"};
+  }
+  env->journal_ = std::move(*j);
+  env->nosync_ = true;  // the journal makes commits durable
+  if (auto st = open_env(env->env_, path, env->options_, true); !st) return st;
+  // The snapshot LMDB opened is the checkpoint's (or a whole file): pinned
+  // until the next checkpoint, which also makes the records' replay durable.
+  if (int rc = mdb_txn_begin(env->env_, nullptr, MDB_RDONLY, &env->pin_); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "pinning the checkpoint of '" + path + "'");
+  std::lock_guard<std::mutex> lock(env->journal_mu_);
+  if (!env->records_pending_) {
+    if (auto st = env->checkpoint_locked(); !st) return st;
+  } else if (other_file) {
+    // The records are redone onto a copy (a compaction's) that no checkpoint
+    // names yet: one must, before a commit of the replay could tear it.
+    if (auto st = env->checkpoint_locked(true); !st) return st;
+  }
+  return env;
+}
+
+const std::vector<std::string>& environment::journal_records() const { return records_; }
+
+status environment::journal_replayed() {
+  {
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    records_pending_ = false;
+    records_.clear();
+  }
+  return checkpoint();
+}
+
+
+status environment::journal_commit(std::string_view record) {
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  crash_point("before_log_sync");
+  status st = journal_->append(record);
+  if (st.code() == errc::storage_full) return checkpoint_locked();
+  if (st) st = journal_->sync();
+  if (!st) {
+    fail(refused_after(st));
+    return st;
+  }
+  crash_point("after_log_sync");
+  // A checkpoint every so many records bounds what a restart replays and
+  // what the pin keeps from reuse; the journal must not fill up either. The
+  // record is durable whatever it does (a failed checkpoint refuses the
+  // writes after it).
+  constexpr uint64_t records_per_checkpoint = 1024;
+  if (++journal_commits_ >= records_per_checkpoint || journal_->used() > journal_->capacity() / 2)
+    (void)checkpoint_locked();
+  return status::ok();
+}
+
+status environment::journal_sync() {
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  status st = journal_->sync();
+  if (!st) fail(refused_after(st));
+  return st;
+}
+
+status environment::checkpoint() {
+  if (!journal_) return status::ok();
+  txn_guard pass;
+  pass.hold(gate_);  // compact_online closes the environment meanwhile
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  return checkpoint_locked();
+}
+
+status environment::checkpoint_locked(bool rebase) {
+  if (records_pending_ && !rebase)
+    return {errc::unavailable, "the journal of '" + path_ +
+                                   "' holds commits not redone yet: open the log first"};
+  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  if (env_ == nullptr) return {errc::io_error, "'" + path_ + "' is not open"};
+  MDB_txn* pin = nullptr;
+  status st = take_checkpoint(rebase, pin);
+  if (!st) {
+    // Sticky: an append acknowledged after a commit that no checkpoint made
+    // durable would be redone onto a state without it.
+    fail(refused_after(st));
+    return st;
+  }
+  if (pin_ != nullptr) mdb_txn_abort(pin_);
+  pin_ = pin;
+  if (!rebase) journal_commits_.store(0, std::memory_order_relaxed);
+  return status::ok();
+}
+
+// The work of a checkpoint, under LMDB's writer lock (so that the pin, the
+// meta pages and the flush are of one commit); `pin` receives the new pin.
+status environment::take_checkpoint(bool rebase, MDB_txn*& pin) {
+  MDB_txn* writer = nullptr;
+  if (int rc = mdb_txn_begin(env_, nullptr, 0, &writer); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "checkpointing");
+  struct abort_txn {
+    MDB_txn*& t;
+    ~abort_txn() {
+      if (t != nullptr) mdb_txn_abort(t);
+    }
+  } writer_guard{writer};
+  MDB_txn* fresh = nullptr;
+  if (int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &fresh); rc != MDB_SUCCESS)
+    return lmdb_status(rc, "pinning a checkpoint");
+  abort_txn pin_guard{fresh};
+  checkpoint_record c;
+  MDB_stat stat;
+  mdb_env_stat(env_, &stat);
+  c.page_size = stat.ms_psize;
+  int fd = -1;
+  mdb_env_get_fd(env_, &fd);
+  struct stat st {};
+  c.metas.assign(2 * meta_bytes, '\0');
+  if (::fstat(fd, &st) != 0 || !pread_all(fd, c.metas.data(), meta_bytes, 0) ||
+      !pread_all(fd, c.metas.data() + meta_bytes, meta_bytes, c.page_size))
+    return {errc::io_error, "cannot read the meta pages of '" + path_ + "': " + std::strerror(errno)};
+  c.inode = static_cast<uint64_t>(st.st_ino);
+  crash_point("before_checkpoint_flush");
+  if (int rc = mdb_env_sync(env_, 1); rc != MDB_SUCCESS)
+    return {errc::io_error, std::string("flushing the data directory '") + path_ +
+                                "' to disk failed: " + mdb_strerror(rc)};
+  const std::string payload = encode_checkpoint(c);
+  if (status written = rebase ? journal_->rebase(payload) : journal_->checkpoint(payload); !written)
+    return written;
+  crash_point("after_checkpoint");
+  pin = std::exchange(fresh, nullptr);
+  return status::ok();
+}
+
+status environment::scrub_journal() {
+  if (!journal_) return status::ok();
+  txn_guard pass;
+  pass.hold(gate_);
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  if (auto st = checkpoint_locked(); !st) return st;
+  return journal_->scrub();
+}
+
+status environment::after_commit(bool deferred) {
+  if (!journal_ || deferred) return status::ok();
+  return checkpoint();
 }
 
 namespace {
@@ -255,12 +519,17 @@ status environment::compact_online(std::chrono::milliseconds quiesce,
   const bool flush = boot_id_.empty();
   const uint64_t before = file_size(file);
   if (auto st = copy_compacted(env_, tmp, path_, flush); !st) return st;
+  std::unique_lock<std::mutex> journal_lock(journal_mu_);
+  if (pin_ != nullptr) mdb_txn_abort(std::exchange(pin_, nullptr));
   mdb_env_close(env_);
   env_ = nullptr;
   status replaced = replace_file(tmp, file, path_);
   if (replaced) crash_point("erasure_compaction_renamed");
   // Reopened even when the rename failed (the old file is intact then).
   status reopened = reopen();
+  // Journal mode: the file is new (or, when the rename failed, unpinned).
+  if (reopened && journal_) reopened = checkpoint_locked();
+  journal_lock.unlock();
   if (!reopened) fail(reopened);
   if (replaced && reopened) {
     const uint64_t after = file_size(file);
@@ -341,11 +610,19 @@ int environment::begin_txn(txn_guard& txn, unsigned flags) const {
   // Read after the pass: compact_online replaces it with the gate closed.
   int rc = env_ == nullptr ? EIO : txn.begin(env_, flags);
   if (rc != MDB_SUCCESS) txn.drop_pass();
+  else if ((flags & MDB_RDONLY) == 0)
+    deferred_.store((flags & MDB_NOMETASYNC) != 0, std::memory_order_relaxed);
   return rc;
 }
 
 environment::~environment() {
   if (env_ == nullptr) return;
+  if (journal_) {
+    // A clean close leaves nothing to replay.
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    if (journal_commits_.load(std::memory_order_relaxed) > 0) (void)checkpoint_locked();
+    if (pin_ != nullptr) mdb_txn_abort(std::exchange(pin_, nullptr));
+  }
   bool recomputable = !boot_id_.empty();
   bool flushed = false;
   if (recomputable || options_.mode == durability::relaxed)
@@ -379,6 +656,8 @@ result<unsigned> environment::database(const std::string& name, unsigned flags) 
   if (int rc = mdb_txn_commit(txn.release()); rc != MDB_SUCCESS)
     return lmdb_status(rc, "creating database '" + name + "'");
   dbis_.emplace(name, named_db{dbi, flags});
+  // Journal mode: a database created since the last checkpoint is created
+  // again by its owner when it opens after a crash, so none is taken here.
   return static_cast<unsigned>(dbi);
 }
 
@@ -400,12 +679,12 @@ status environment::begin_write(txn_guard& txn, std::string_view what, unsigned 
   }
   int rc = txn.begin(env_, flags);
   if (rc != MDB_SUCCESS) txn.drop_pass();
+  else deferred_.store((flags & MDB_NOMETASYNC) != 0, std::memory_order_relaxed);
   return check(rc, what);
 }
 
 namespace {
 
-// The sticky error an unrecoverable LMDB failure `st` leaves behind.
 status refused_after(const status& st) {
   return {errc::io_error, "the data directory failed (" + st.message() +
                               "); writes are refused until the process restarts"};
@@ -433,8 +712,14 @@ bool filesystem_full(const std::string& path) {
 }  // namespace
 
 status environment::commit(txn_guard& txn) {
+  const bool deferred = deferred_.load(std::memory_order_relaxed);
   int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
   txn.drop_pass();
+  if (rc == MDB_SUCCESS) {
+    last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                          std::memory_order_relaxed);
+    return after_commit(deferred);
+  }
   last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                         std::memory_order_relaxed);
   // LMDB reports a short write of a commit's pages as EIO ("short write,
@@ -447,6 +732,7 @@ status environment::commit(txn_guard& txn) {
 }
 
 status environment::sync() {
+  if (journal_) return checkpoint();
   txn_guard pass;
   pass.hold(gate_);
   if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
@@ -488,7 +774,7 @@ result<std::vector<std::string>> environment::database_names(std::string_view pr
   return names;
 }
 
-result<size_t> environment::drop_databases(std::string_view prefix) {
+result<size_t> environment::drop_databases_now(std::string_view prefix) {
   txn_guard txn;
   txn.hold(gate_);  // before mu_, as in database()
   std::lock_guard<std::mutex> guard{mu_};
@@ -510,6 +796,14 @@ result<size_t> environment::drop_databases(std::string_view prefix) {
     return lmdb_status(rc, "dropping databases");
   for (const auto& name : names) dbis_.erase(name);
   return names.size();
+}
+
+result<size_t> environment::drop_databases(std::string_view prefix) {
+  auto dropped = drop_databases_now(prefix);
+  // Journal mode: durable before it returns, as in a flushed environment.
+  if (dropped && *dropped > 0)
+    if (auto st = checkpoint(); !st) return st;
+  return dropped;
 }
 
 namespace {

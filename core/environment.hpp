@@ -32,6 +32,7 @@
 #include <derive/status.hpp>
 
 #include "core/env_gate.hpp"
+#include "core/journal.hpp"
 
 struct MDB_env;
 struct MDB_txn;
@@ -44,7 +45,10 @@ class environment {
  public:
   // Opens (creating when needed) the data directory `path`; in
   // durability::full it first flushes whatever an earlier process committed
-  // without flushing (so that what is read from now on is durable).
+  // without flushing (so that what is read from now on is durable). With a
+  // journal (options.journal_bytes > 0 in durability::full, or a `journal`
+  // file in `path`: see "the journal" below) it first restores the last
+  // checkpoint instead.
   // Errors: io_error naming the path and the reason.
   static result<std::unique_ptr<environment>> open(const std::string& path,
                                                    environment_options options = {});
@@ -165,6 +169,40 @@ class environment {
   // OS may have dropped the pages it could not write. Errors: io_error.
   status sync();
 
+  // --- the journal (options.journal_bytes > 0 in durability::full;
+  // docs/storage.md, "The log's journal") ---
+  // Commits are not flushed (MDB_NOSYNC). A checkpoint makes the environment
+  // durable as it is (one flush), records its two meta pages and its file's
+  // inode in the journal, and pins that snapshot with a read transaction
+  // until the next checkpoint, so that LMDB reuses none of its pages. A
+  // later commit is durable once its record is in the journal: open()
+  // writes the checkpoint's meta pages back (whatever later commits left
+  // half-written, the pinned pages are whole) and the owner replays the
+  // records after it.
+  bool journaled() const { return journal_ != nullptr; }
+  // The records found after the checkpoint at open, in order, for the owner
+  // to replay (a record may describe a commit the file already holds); until
+  // journal_replayed() a checkpoint (and so any commit that is not deferred)
+  // fails with unavailable: it would make them unreadable. Empty when not
+  // journaled, and after journal_replayed().
+  const std::vector<std::string>& journal_records() const;
+  // The owner replayed them: checkpoints.
+  status journal_replayed();
+  // Makes the deferred commit just made durable: writes `record` (what the
+  // owner needs to redo it) and flushes the journal; when the journal has no
+  // room, checkpoints instead; every 1,024 records, or once the journal is
+  // half full, checkpoints after it. Errors: io_error (sticky).
+  status journal_commit(std::string_view record);
+  // Flushes the journal. Errors: io_error (sticky).
+  status journal_sync();
+  // Takes a checkpoint now (nothing when not journaled). Errors: io_error.
+  status checkpoint();
+  // A checkpoint, then the journal's records overwritten with zeros (an
+  // erasure: no record keeps a forgotten subject's bytes).
+  status scrub_journal();
+  // Deferred commits recorded since the last checkpoint.
+  uint64_t journal_commits() const { return journal_commits_.load(std::memory_order_relaxed); }
+
   // Drops (deletes with their contents) every named database whose name
   // starts with `prefix`, in one write transaction; returns how many. Their
   // handles are forgotten (a later database() opens a new one).
@@ -192,6 +230,14 @@ class environment {
   environment() = default;
   // Reopens env_ and the named databases after compact_online's rename.
   status reopen();
+  // REQUIRES: journal_mu_ held. `rebase`: the records after the current
+  // checkpoint stay (open, onto a compacted copy). A failure is sticky.
+  status checkpoint_locked(bool rebase = false);
+  status take_checkpoint(bool rebase, MDB_txn*& pin);
+  static result<std::unique_ptr<environment>> open_journaled(std::unique_ptr<environment> env);
+  result<size_t> drop_databases_now(std::string_view prefix);
+  // After a commit that was not deferred: a checkpoint (journal mode).
+  status after_commit(bool deferred);
   MDB_env* env_ = nullptr;
   bool nosync_ = false;  // opened with MDB_NOSYNC
   std::string boot_id_;  // a recomputable environment: the boot it was opened in
@@ -208,6 +254,14 @@ class environment {
   std::atomic<uint64_t> bytes_reclaimed_{0};  // the thread running the reopen hooks
   std::mutex hooks_mu_;
   std::map<const void*, std::function<status()>> hooks_;
+  // Journal mode.
+  std::unique_ptr<journal> journal_;
+  mutable std::mutex journal_mu_;
+  MDB_txn* pin_ = nullptr;  // the checkpoint's snapshot
+  bool records_pending_ = false;
+  std::vector<std::string> records_;
+  mutable std::atomic<bool> deferred_{false};  // the open write transaction's commit is journaled
+  std::atomic<uint64_t> journal_commits_{0};
 };
 
 }  // namespace derive

@@ -84,10 +84,15 @@ result<std::unique_ptr<journal>> journal::open(const std::string& path, uint64_t
     const std::string temp = path + ".new";
     fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return io_error(temp, "cannot create", errno);
-    const std::string zeros(1 << 20, '\0');
-    bool ok = true;
-    for (uint64_t at = 0; ok && at < capacity; at += zeros.size())
-      ok = write_exact(fd, zeros.data(), std::min<uint64_t>(zeros.size(), capacity - at), at);
+    // Allocated, not written (reads as zeros): records overwrite the same
+    // first megabytes lap after lap, so only the first lap allocates extents.
+    bool ok = ::posix_fallocate(fd, 0, static_cast<off_t>(capacity)) == 0;
+    if (!ok) {  // a filesystem without fallocate: zeros
+      const std::string zeros(1 << 20, '\0');
+      ok = true;
+      for (uint64_t at = 0; ok && at < capacity; at += zeros.size())
+        ok = write_exact(fd, zeros.data(), std::min<uint64_t>(zeros.size(), capacity - at), at);
+    }
     if (!ok || ::fdatasync(fd) != 0 || ::rename(temp.c_str(), path.c_str()) != 0) {
       const int error = errno;
       ::close(fd);
@@ -167,6 +172,7 @@ status journal::load() {
   }
   tail_ = records_begin;
   for (const auto& r : c->records) tail_ += record_header_bytes + r.size();
+  first_seq_ = first_seq;
   next_seq_ = first_seq + c->records.size();
   return status::ok();
 }
@@ -194,36 +200,53 @@ status journal::append(std::string_view payload) {
     return io_error(path_, "cannot write a record", errno);
   tail_ += size;
   ++next_seq_;
+  unsynced_ = true;
   return status::ok();
 }
 
 status journal::sync() {
   if (failed_) return *failed_;
   if (::fdatasync(fd_) != 0) return fail("cannot flush", errno);
+  unsynced_ = false;
   return status::ok();
 }
 
 status journal::checkpoint(std::string_view payload) {
+  // Records must be durable before the checkpoint that ends them is.
+  if (unsynced_)
+    if (auto s = sync(); !s) return s;
+  if (auto s = write_slot(payload, next_seq_); !s) return s;
+  first_seq_ = next_seq_;
+  tail_ = records_begin;
+  return status::ok();
+}
+
+status journal::rebase(std::string_view payload) {
+  if (generation_ == 0)
+    return {errc::invalid_parameter, "journal '" + path_ + "' has no checkpoint to rebase"};
+  if (unsynced_)
+    if (auto s = sync(); !s) return s;
+  return write_slot(payload, first_seq_);
+}
+
+status journal::write_slot(std::string_view payload, uint64_t first_seq) {
   if (failed_) return *failed_;
   if (payload.size() > max_checkpoint_bytes)
     return {errc::invalid_parameter, "journal checkpoint of " + std::to_string(payload.size()) +
-                                        " bytes exceeds " + std::to_string(max_checkpoint_bytes)};
+                                         " bytes exceeds " + std::to_string(max_checkpoint_bytes)};
   const int target = newest_slot_ == 0 ? 1 : 0;
   std::string bytes(slot_header_bytes + payload.size(), '\0');
   std::memcpy(bytes.data() + 4, slot_magic, 4);
   encode_fixed64(bytes.data() + 8, generation_ + 1);
-  encode_fixed64(bytes.data() + 16, next_seq_);
+  encode_fixed64(bytes.data() + 16, first_seq);
   encode_fixed32(bytes.data() + 24, static_cast<uint32_t>(payload.size()));
   std::memcpy(bytes.data() + slot_header_bytes, payload.data(), payload.size());
   encode_fixed32(bytes.data(), detail::crc32c(std::string_view(bytes).substr(4)));
-  // Records must be durable before the checkpoint that ends them is.
-  if (::fdatasync(fd_) != 0) return fail("cannot flush", errno);
   if (!write_exact(fd_, bytes.data(), bytes.size(), target * slot_bytes))
     return io_error(path_, "cannot write a checkpoint", errno);
   if (::fdatasync(fd_) != 0) return fail("cannot flush a checkpoint", errno);
   ++generation_;
   newest_slot_ = target;
-  tail_ = records_begin;
   return status::ok();
 }
 

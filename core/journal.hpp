@@ -78,6 +78,12 @@ class journal {
   // record area's start. One fdatasync.
   status checkpoint(std::string_view payload);
 
+  // Durably writes a checkpoint (`payload`) that keeps the records after the
+  // current one readable: for a store whose file was replaced by a whole copy
+  // of the same state (a compaction) before the records were redone onto it.
+  // REQUIRES: a checkpoint exists. One fdatasync.
+  status rebase(std::string_view payload);
+
   // Overwrites the record area after the last record with zeros and flushes:
   // after a checkpoint, no earlier record keeps its bytes in the file.
   status scrub();
@@ -90,6 +96,8 @@ class journal {
   journal(int fd, std::string path, uint64_t capacity);
   status load();  // finds the tail and the next sequence number
   status fail(const std::string& what, int error);
+  // Writes a slot: the next generation, records from `first_seq` on.
+  status write_slot(std::string_view payload, uint64_t first_seq);
 
   int fd_;
   std::string path_;
@@ -98,6 +106,8 @@ class journal {
   int newest_slot_ = -1;     // -1: none
   uint64_t tail_ = records_begin;
   uint64_t next_seq_ = 1;
+  uint64_t first_seq_ = 1;        // of the newest checkpoint
+  bool unsynced_ = false;         // records written since the last flush
   std::optional<status> failed_;  // sticky after a failed flush
   std::string buffer_;            // one record's bytes, reused
 };

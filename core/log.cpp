@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "core/append_check.hpp"
 #include "core/coding.hpp"
 #include "core/crash_point.hpp"
 #include "core/event_record.hpp"
@@ -21,6 +22,10 @@ namespace derive {
 namespace {
 
 constexpr uint64_t log_format = 1;
+// The same records in a journaled environment (docs/storage.md, "The log's
+// journal"): a build that knows no journal must refuse it, since its commits
+// would reuse pages the journal's checkpoint still needs.
+constexpr uint64_t journaled_log_format = 2;
 constexpr std::string_view meta_format = "format";
 // Set when an erasure's freed pages still wait to be overwritten (scrub()).
 constexpr std::string_view meta_scrub_pending = "scrub_pending";
@@ -29,6 +34,100 @@ constexpr std::string_view meta_compact_pending = "compact_pending";
 constexpr std::string_view meta_stream_seq = "stream_seq";
 // "retention/<pattern>" -> fixed64 through | fixed64 target | fixed64 before.
 constexpr std::string_view meta_retention = "retention/";
+
+// The journal's record of one append (environment::journal_commit): enough to
+// redo it on the log as it was before it (append() is deterministic given
+// the log, the requests, `now` and the mark), and the heads around it, so a
+// replay skips what the log already holds.
+struct group_record {
+  uint64_t head_before = 0;
+  uint64_t head_after = 0;
+  int64_t now = 0;
+  // The pruning settings of the append (a replay prunes as it did).
+  int64_t retention_ms = 0;
+  uint64_t min_keys = 0;
+  uint64_t prune_per_commit = 0;
+  std::optional<ingest_mark> mark;
+  std::vector<checked_append> group;
+};
+
+void encode_group_record(std::string& out, uint64_t head_before, uint64_t head_after,
+                         int64_t now, const log_options& options, const ingest_mark* mark,
+                         const std::vector<checked_append>& group) {
+  out.clear();
+  put_fixed64(out, head_before);
+  put_fixed64(out, head_after);
+  put_fixed64(out, static_cast<uint64_t>(now));
+  put_fixed64(out, static_cast<uint64_t>(options.idempotency_retention.count()));
+  put_fixed64(out, options.idempotency_min_keys);
+  put_fixed64(out, options.idempotency_prune_per_commit);
+  out.push_back(mark ? 1 : 0);
+  if (mark) {
+    put_fixed64(out, mark->stream_seq);
+    put_fixed64(out, static_cast<uint64_t>(mark->ts));
+    put_length_prefixed(out, mark->message.id);
+    put_fixed64(out, mark->message.digest);
+  }
+  put_varint64(out, group.size());
+  for (const auto& r : group) {
+    put_length_prefixed(out, r.idempotency_key());
+    put_length_prefixed(out, r.fingerprint());
+    put_varint64(out, r.events().size());
+    for (const auto& e : r.events()) {
+      put_length_prefixed(out, e.type);
+      put_length_prefixed(out, e.key);
+      put_length_prefixed(out, e.subject);
+      put_length_prefixed(out, e.data);
+    }
+  }
+}
+
+std::optional<group_record> decode_group_record(std::string_view in) {
+  group_record g;
+  uint64_t now = 0, n = 0, retention = 0;
+  if (!get_fixed64(in, g.head_before) || !get_fixed64(in, g.head_after) || !get_fixed64(in, now) ||
+      !get_fixed64(in, retention) || !get_fixed64(in, g.min_keys) ||
+      !get_fixed64(in, g.prune_per_commit) || in.empty() || static_cast<uint8_t>(in.front()) > 1)
+    return std::nullopt;
+  g.now = static_cast<int64_t>(now);
+  g.retention_ms = static_cast<int64_t>(retention);
+  const bool has_mark = in.front() == 1;
+  in.remove_prefix(1);
+  if (has_mark) {
+    ingest_mark m;
+    uint64_t ts = 0;
+    std::string_view id;
+    if (!get_fixed64(in, m.stream_seq) || !get_fixed64(in, ts) || !get_length_prefixed(in, id) ||
+        !get_fixed64(in, m.message.digest))
+      return std::nullopt;
+    m.ts = static_cast<int64_t>(ts);
+    m.message.id.assign(id);
+    g.mark = std::move(m);
+  }
+  if (!get_varint64(in, n)) return std::nullopt;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view key, fingerprint;
+    uint64_t count = 0;
+    if (!get_length_prefixed(in, key) || !get_length_prefixed(in, fingerprint) ||
+        !get_varint64(in, count) || count > in.size())
+      return std::nullopt;
+    std::vector<event_input> events(count);
+    for (auto& e : events) {
+      std::string_view type, k, subject, data;
+      if (!get_length_prefixed(in, type) || !get_length_prefixed(in, k) ||
+          !get_length_prefixed(in, subject) || !get_length_prefixed(in, data))
+        return std::nullopt;
+      e.type.assign(type);
+      e.key.assign(k);
+      e.subject.assign(subject);
+      e.data.assign(data);
+    }
+    g.group.push_back(checked_append_access::make(std::move(events), std::string(key),
+                                                  std::string(fingerprint)));
+  }
+  if (!in.empty()) return std::nullopt;
+  return g;
+}
 
 int64_t system_clock_ms() {
   using namespace std::chrono;
@@ -48,8 +147,11 @@ class event_log::impl {
 
   status open();
   ~impl() { env_.forget_reopen(this); }
+  // `replayed_now`: a journal record's replay (its clock reading, no record
+  // written).
   std::vector<result<append_outcome>> append(const std::vector<checked_append>& group,
-                                             const ingest_mark* mark = nullptr);
+                                             const ingest_mark* mark = nullptr,
+                                             std::optional<int64_t> replayed_now = std::nullopt);
   status sync();
   uint64_t stream_seq() const { return stream_seq_.load(std::memory_order_acquire); }
   stream_message_id stream_message() const { return stream_message_; }
@@ -77,6 +179,11 @@ class event_log::impl {
   status open_handles();
   status check_format();
   status load_head();
+  // Journal mode: redoes the appends the journal holds after its checkpoint.
+  status replay_journal();
+  // Journal mode: the append just committed made durable by its record.
+  status journal_append(uint64_t head_before, int64_t now, const ingest_mark* mark,
+                        const std::vector<checked_append>& group);
   // In an ingest's transaction: whether mark's message is a duplicate, and
   // its id recorded; then the pruning of old ids.
   result<bool> record_message(MDB_txn* txn, const ingest_mark& mark);
@@ -105,14 +212,58 @@ class event_log::impl {
   uint64_t written_ = 0;  // committed, maybe not yet durable
   int64_t last_ts_ = 0;
   record_batch_encoder encoder_;  // its buffer is reused across appends
+  std::string record_;            // a journal record, reused
 };
+
 
 status event_log::impl::open() {
   if (auto st = open_handles(); !st) return st;
   // An online compaction reopens the databases: the handles may change.
   env_.on_reopen(this, [this] { return open_handles(); });
   if (auto st = check_format(); !st) return st;
-  return load_head();
+  if (auto st = load_head(); !st) return st;
+  return replay_journal();
+}
+
+status event_log::impl::replay_journal() {
+  if (!env_.journaled()) return status::ok();
+  for (const auto& bytes : env_.journal_records()) {
+    auto record = decode_group_record(bytes);
+    if (!record)
+      return {errc::corruption, "the journal of '" + env_.path() + "' holds a record this build cannot read"};
+    const bool held = record->mark ? record->mark->stream_seq <= stream_seq()
+                                   : record->head_after <= written_;
+    if (held) continue;  // the checkpoint's file holds it already
+    if (record->head_before != written_)
+      return {errc::corruption, "the journal of '" + env_.path() + "' continues the log at offset " +
+                                    std::to_string(record->head_before + 1) + ", its head is " +
+                                    std::to_string(written_)};
+    // Pruned as the append did, whatever the options are now.
+    const log_options configured = options_;
+    options_.idempotency_retention = std::chrono::milliseconds(record->retention_ms);
+    options_.idempotency_min_keys = record->min_keys;
+    options_.idempotency_prune_per_commit = static_cast<unsigned>(record->prune_per_commit);
+    auto outcomes = append(record->group, record->mark ? &*record->mark : nullptr, record->now);
+    options_ = configured;
+    for (auto& o : outcomes)
+      if (!o && (o.error().code() == errc::io_error || o.error().code() == errc::storage_full))
+        return o.error();
+    if (written_ != record->head_after)
+      return {errc::corruption, "replaying the journal of '" + env_.path() + "' reached offset " +
+                                    std::to_string(written_) + ", not " +
+                                    std::to_string(record->head_after)};
+  }
+  if (auto st = env_.journal_replayed(); !st) return st;
+  head_.store(written_, std::memory_order_release);
+  return status::ok();
+}
+
+status event_log::impl::journal_append(uint64_t head_before, int64_t now, const ingest_mark* mark,
+                                       const std::vector<checked_append>& group) {
+  encode_group_record(record_, head_before, written_, now, options_, mark, group);
+  if (auto st = env_.journal_commit(record_); !st) return st;
+  head_.store(written_, std::memory_order_release);
+  return status::ok();
 }
 
 status event_log::impl::open_handles() {
@@ -133,7 +284,8 @@ status event_log::impl::open_handles() {
   return idempotency_.open();
 }
 
-// Reads meta/format, writing it when the log is new.
+// Reads meta/format, writing it when the log is new or has just been given a
+// journal (format 2 from then on; a log of format 2 opens without one too).
 status event_log::impl::check_format() {
   txn_guard txn;
   if (int rc = env_.begin_txn(txn, 0); rc != MDB_SUCCESS)
@@ -141,12 +293,14 @@ status event_log::impl::check_format() {
   uint64_t format = 0;
   bool found = false;
   int rc = get_fixed64_value(txn.get(), meta_, meta_format, format, &found);
-  if (rc == MDB_CORRUPTED || (found && format != log_format))
+  if (rc == MDB_CORRUPTED ||
+      (found && format != log_format && format != journaled_log_format))
     return {errc::corruption, "the data directory '" + env_.path() +
                                   "' holds a log format this build cannot read"};
   if (rc != MDB_SUCCESS) return env_.check(rc, "reading the log format");
-  if (found) return status::ok();
-  if (rc = put_fixed64_value(txn.get(), meta_, meta_format, log_format); rc != MDB_SUCCESS)
+  const uint64_t wanted = env_.journaled() ? journaled_log_format : log_format;
+  if (found && (format == wanted || format == journaled_log_format)) return status::ok();
+  if (rc = put_fixed64_value(txn.get(), meta_, meta_format, wanted); rc != MDB_SUCCESS)
     return env_.check(rc, "writing the log format");
   return env_.commit(txn);
 }
@@ -180,16 +334,18 @@ status event_log::impl::load_head() {
 }
 
 std::vector<result<append_outcome>> event_log::impl::append(
-    const std::vector<checked_append>& group, const ingest_mark* mark) {
+    const std::vector<checked_append>& group, const ingest_mark* mark,
+    std::optional<int64_t> replayed_now) {
   auto fail_all = [&](const status& st) {
     return std::vector<result<append_outcome>>(group.size(), result<append_outcome>(st));
   };
   if (group.empty()) return {};
   txn_guard txn;
-  const bool relaxed = env_.options().mode == durability::relaxed;
+  // A journaled environment makes every append durable, relaxed or not.
+  const bool relaxed = env_.options().mode == durability::relaxed && !env_.journaled();
   if (auto st = env_.begin_write(txn, "starting an append", relaxed ? 0 : MDB_NOMETASYNC); !st)
     return fail_all(st);
-  const int64_t now = mark ? mark->ts : options_.clock();
+  const int64_t now = replayed_now ? *replayed_now : mark ? mark->ts : options_.clock();
   const int64_t ts = std::max(now, last_ts_);
   uint64_t next = written_ + 1;
   bool dirty = false;
@@ -214,11 +370,18 @@ std::vector<result<append_outcome>> event_log::impl::append(
     for (size_t i = 0; st && i < group.size(); ++i)
       st = append_request_in(txn.get(), log_cursor.get(), group[i], ts, next, out[i], dirty);
   }
-  if (st) st = idempotency_.prune(txn.get(), now, options_, dirty);
+  // Keys are pruned only by a transaction that commits anyway (it appended
+  // events or moved the stream position): a commit of nothing but pruning
+  // would leave a journal record that changes no head, which a replay
+  // could not tell from one the file holds.
+  if (st && dirty) st = idempotency_.prune(txn.get(), now, options_, dirty);
   // Nothing to keep (all replays or errors), or a failure: the guard aborts.
   if (!st || !dirty) return st ? out : fail_all(st);
-  // A test hook where the previous commit's meta page is not yet flushed.
-  if (!relaxed && head() < written_) crash_point("before_log_commit_unsynced");
+  // A test hook where the previous commit is not yet flushed (journal mode:
+  // its pages; else its meta page).
+  if (!relaxed && (env_.journaled() ? env_.journal_commits() > 0 : head() < written_))
+    crash_point("before_log_commit_unsynced");
+  const uint64_t head_before = written_;
   if (st = env_.commit(txn); !st) return fail_all(st);
   // This commit flushed its pages after the previous commit wrote its meta
   // page: the previous commit is durable now, this one once the next flush
@@ -234,6 +397,9 @@ std::vector<result<append_outcome>> event_log::impl::append(
     stream_seq_.store(mark->stream_seq, std::memory_order_release);
   }
   crash_point("after_log_commit_before_sync");
+  // Journal mode: durable once its record is (one flush). A failure leaves
+  // the head behind: sync() reports it (sticky).
+  if (env_.journaled() && !replayed_now) (void)journal_append(head_before, now, mark, group);
   return out;
 }
 
@@ -252,6 +418,11 @@ result<bool> event_log::impl::record_message(MDB_txn* txn, const ingest_mark& ma
 
 status event_log::impl::sync() {
   if (head() == written_) return status::ok();
+  if (env_.journaled()) {  // the record was not written: a checkpoint makes the commit durable
+    if (auto st = env_.checkpoint(); !st) return st;
+    head_.store(written_, std::memory_order_release);
+    return status::ok();
+  }
   crash_point("before_log_sync");
   if (auto st = env_.sync(); !st) return st;
   head_.store(written_, std::memory_order_release);
@@ -676,7 +847,8 @@ status event_log::impl::scrub() {
   MDB_val k = to_val(meta_scrub_pending);
   if (int rc = mdb_del(txn.get(), meta_, &k, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
     return env_.check(rc, "finishing a scrub");
-  return commit_synced(txn);
+  if (auto st = commit_synced(txn); !st) return st;
+  return env_.scrub_journal();  // its records may hold the forgotten bytes
 }
 
 result<std::optional<append_outcome>> event_log::impl::find_idempotency_key(

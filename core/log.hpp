@@ -55,10 +55,13 @@ class event_log {
   // Convenience for one request.
   result<append_outcome> append(checked_append request);
 
-  // As append(), but returns as soon as the commit is written: its pages are
-  // flushed, its meta page (which makes it count after a power loss) is not
-  // (MDB_NOMETASYNC). The next commit's flush, or sync(), makes it durable,
-  // so under load every group costs one flush (docs/storage.md, "Durability").
+  // As append(), but in an environment without a journal returns as soon as
+  // the commit is written: its pages are flushed, its meta page (which makes
+  // it count after a power loss) is not (MDB_NOMETASYNC). The next commit's
+  // flush, or sync(), makes it durable, so under load every group costs one
+  // flush (docs/storage.md, "Durability"). With a journal (the runtime's
+  // log: docs/storage.md, "The log's journal") it returns durable: the
+  // commit is not flushed, its record in the journal is (one flush).
   // Its events are not readable (head(), read(), ...) until durable; an
   // outcome (a replay too) may be acknowledged once head() >= written_head()
   // as it was when this call returned.

@@ -29,6 +29,13 @@ struct environment_options {
   // transaction zeroes a table of this many entries (~50 bytes each), so a
   // large value slows every read.
   unsigned max_databases = 256;
+  // durability::full: > 0 puts a journal of this many bytes ahead of the
+  // environment (docs/storage.md, "The log's journal"): commits are not
+  // flushed; a deferred commit (the log's appends) is made durable by its
+  // record in the journal, one flush; every other commit by a checkpoint.
+  // 0: every commit flushes itself. The runtime's log uses 1 MiB (a group
+  // that does not fit is made durable by a checkpoint instead).
+  uint64_t journal_bytes = 0;
 };
 
 // The event log.
@@ -89,7 +96,11 @@ struct reclaim_options {
 struct runtime_options {
   std::string data_dir = "data";
   // The log's environment (data_dir itself).
-  environment_options storage;
+  environment_options storage = [] {
+    environment_options o;
+    o.journal_bytes = uint64_t{1} << 20;
+    return o;
+  }();
   // The views' environment (data_dir/views): every view store, so that a view
   // commit never waits for the log's writer lock nor adds to its flushes.
   // Its `mode` is ignored: the views' commits never flush (docs/storage.md,

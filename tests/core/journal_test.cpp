@@ -188,6 +188,26 @@ TEST_F(journal_test, ATornCheckpointLeavesThePreviousOneWithItsRecords) {
   EXPECT_EQ(c.records, (records{"a", "b"}));
 }
 
+// A rebase replaces the checkpoint and keeps the records after it (a store
+// file replaced by a whole copy of the same state, before they are redone).
+TEST_F(journal_test, ARebaseKeepsTheRecordsAfterTheCheckpoint) {
+  {
+    auto j = open();
+    EXPECT_EQ(j->rebase("nothing to rebase").code(), errc::invalid_parameter);
+    ASSERT_TRUE(j->checkpoint("c1"));
+    ASSERT_TRUE(j->append("a"));
+    ASSERT_TRUE(j->append("b"));
+    ASSERT_TRUE(j->sync());
+    ASSERT_TRUE(j->rebase("c1 of the copy"));
+    ASSERT_TRUE(j->append("c"));
+    ASSERT_TRUE(j->sync());
+  }
+  auto c = contents();
+  EXPECT_EQ(*c.checkpoint, "c1 of the copy");
+  EXPECT_EQ(c.generation, 2u);
+  EXPECT_EQ(c.records, (records{"a", "b", "c"}));
+}
+
 TEST_F(journal_test, ARecordWithoutRoomIsRefusedUntilACheckpoint) {
   auto j = open();
   const std::string big(3000, 'b');

@@ -32,19 +32,28 @@ checked_append request(std::vector<event_input> events, std::string key = "",
   return checked_append_access::make(std::move(events), std::move(key), std::move(fingerprint));
 }
 
-class log_test : public ::testing::Test {
+// Every test runs twice: commits flushed by LMDB, and journaled (the
+// runtime's log: docs/storage.md, "The log's journal").
+class log_test : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/derive-log-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     options_.clock = [this] { return now_.load(); };
+    if (journaled()) env_options_.journal_bytes = uint64_t{1} << 20;
     open();
   }
 
   void TearDown() override {
     close();
     fs::remove_all(dir_);
+  }
+
+  // The parameter of TEST_P tests; the derived fixtures' TEST_F tests: flushed.
+  bool journaled() const {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    return info != nullptr && info->value_param() != nullptr && GetParam();
   }
 
   void open() {
@@ -96,7 +105,7 @@ class log_test : public ::testing::Test {
 
 // ---- offsets, reads, restarts ------------------------------------------------
 
-TEST_F(log_test, empty_log_has_head_zero_and_no_events) {
+TEST_P(log_test, empty_log_has_head_zero_and_no_events) {
   EXPECT_EQ(log_->head(), 0u);
   EXPECT_TRUE(read_all().empty());
 }
@@ -105,7 +114,8 @@ TEST_F(log_test, empty_log_has_head_zero_and_no_events) {
 
 // A deferred commit is invisible to readers until a later commit's flush or a
 // sync makes it durable.
-TEST_F(log_test, a_deferred_commit_is_invisible_until_durable) {
+TEST_P(log_test, a_deferred_commit_is_invisible_until_durable) {
+  if (journaled()) GTEST_SKIP() << "journaled: an append is durable when it returns";
   std::vector<checked_append> group;
   group.push_back(request({ev("a", "k", "1", "s")}, "key-a", "fp-a"));
   auto out = log_->append_deferred(group);
@@ -122,7 +132,8 @@ TEST_F(log_test, a_deferred_commit_is_invisible_until_durable) {
   EXPECT_TRUE(key_known("key-a"));
 }
 
-TEST_F(log_test, the_next_commit_makes_the_previous_one_durable) {
+TEST_P(log_test, the_next_commit_makes_the_previous_one_durable) {
+  if (journaled()) GTEST_SKIP() << "journaled: an append is durable when it returns";
   std::vector<checked_append> first, second;
   first.push_back(request({ev("a")}));
   second.push_back(request({ev("b"), ev("c")}));
@@ -139,7 +150,8 @@ TEST_F(log_test, the_next_commit_makes_the_previous_one_durable) {
 // mdb_txn_begin (core/lmdb_util.hpp): a deferred append's commit must run with
 // the environment's flag set (its meta page is not synced: one flush per group),
 // and a write that is durable when it returns (an erasure request) without it.
-TEST_F(log_test, only_a_deferred_append_leaves_its_meta_page_unsynced) {
+TEST_P(log_test, only_a_deferred_append_leaves_its_meta_page_unsynced) {
+  if (journaled()) GTEST_SKIP() << "journaled: an append is durable when it returns";
   auto env_flags = [&] {
     unsigned flags = 0;
     EXPECT_EQ(mdb_env_get_flags(env_->handle(), &flags), MDB_SUCCESS);
@@ -159,7 +171,7 @@ TEST_F(log_test, only_a_deferred_append_leaves_its_meta_page_unsynced) {
   EXPECT_EQ(log_->head(), 2u);
 }
 
-TEST_F(log_test, relaxed_commits_count_as_durable_at_once) {
+TEST_P(log_test, relaxed_commits_count_as_durable_at_once) {
   close();
   env_options_.mode = durability::relaxed;
   open();
@@ -169,7 +181,7 @@ TEST_F(log_test, relaxed_commits_count_as_durable_at_once) {
   EXPECT_EQ(log_->head(), 1u);
 }
 
-TEST_F(log_test, offsets_start_at_one_and_are_consecutive) {
+TEST_P(log_test, offsets_start_at_one_and_are_consecutive) {
   auto a = append_ok({ev("a")});
   auto b = append_ok({ev("b"), ev("c"), ev("d")});
   EXPECT_EQ(a.first_offset, 1u);
@@ -179,7 +191,7 @@ TEST_F(log_test, offsets_start_at_one_and_are_consecutive) {
   EXPECT_EQ(log_->head(), 4u);
 }
 
-TEST_F(log_test, read_returns_stored_events_in_order) {
+TEST_P(log_test, read_returns_stored_events_in_order) {
   append_ok({ev("doc.put", "doc-1", R"({"title":"x"})", "user-4"), ev("doc.del", "doc-2")});
   auto events = read_all();
   ASSERT_EQ(events.size(), 2u);
@@ -190,7 +202,7 @@ TEST_F(log_test, read_returns_stored_events_in_order) {
   EXPECT_EQ(events[1].data, "null");
 }
 
-TEST_F(log_test, read_honours_from_and_limit) {
+TEST_P(log_test, read_honours_from_and_limit) {
   for (int i = 0; i < 10; ++i) append_ok({ev("t")});
   auto page = log_->read(4, 3);
   ASSERT_TRUE(page);
@@ -202,7 +214,7 @@ TEST_F(log_test, read_honours_from_and_limit) {
   EXPECT_TRUE(log_->read(1, 0)->empty());
 }
 
-TEST_F(log_test, events_and_head_survive_restart) {
+TEST_P(log_test, events_and_head_survive_restart) {
   append_ok({ev("a", "k", "[1,2]")});
   append_ok({ev("b"), ev("c")});
   reopen();
@@ -212,13 +224,13 @@ TEST_F(log_test, events_and_head_survive_restart) {
   EXPECT_EQ(events[0].data, "[1,2]");
 }
 
-TEST_F(log_test, offsets_continue_after_restart) {
+TEST_P(log_test, offsets_continue_after_restart) {
   append_ok({ev("a"), ev("b")});
   reopen();
   EXPECT_EQ(append_ok({ev("c")}).first_offset, 3u);
 }
 
-TEST_F(log_test, timestamps_come_from_the_clock_and_never_decrease) {
+TEST_P(log_test, timestamps_come_from_the_clock_and_never_decrease) {
   append_ok({ev("a")});
   now_ = 5;  // the clock went backwards
   append_ok({ev("b")});
@@ -230,7 +242,7 @@ TEST_F(log_test, timestamps_come_from_the_clock_and_never_decrease) {
   EXPECT_EQ(events[2].ts, 2'000'000);
 }
 
-TEST_F(log_test, timestamps_never_decrease_across_restart) {
+TEST_P(log_test, timestamps_never_decrease_across_restart) {
   append_ok({ev("a")});
   reopen();
   now_ = 5;
@@ -240,7 +252,7 @@ TEST_F(log_test, timestamps_never_decrease_across_restart) {
 
 // ---- group commit --------------------------------------------------------------
 
-TEST_F(log_test, group_gets_one_outcome_per_request_at_consecutive_offsets) {
+TEST_P(log_test, group_gets_one_outcome_per_request_at_consecutive_offsets) {
   auto out = log_->append({request({ev("a"), ev("b")}), request({ev("c")})});
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0]->first_offset, 1u);
@@ -248,7 +260,7 @@ TEST_F(log_test, group_gets_one_outcome_per_request_at_consecutive_offsets) {
   EXPECT_EQ(log_->head(), 3u);
 }
 
-TEST_F(log_test, failed_request_in_a_group_does_not_affect_the_others) {
+TEST_P(log_test, failed_request_in_a_group_does_not_affect_the_others) {
   append_ok({ev("a")}, "k", "fp-a");
   auto out = log_->append({request({ev("b")}), request({ev("c")}, "k", "fp-c"),
                            request({ev("d")})});
@@ -258,7 +270,7 @@ TEST_F(log_test, failed_request_in_a_group_does_not_affect_the_others) {
   EXPECT_EQ(read_all().size(), 3u);
 }
 
-TEST_F(log_test, sticky_environment_error_refuses_appends_but_not_reads) {
+TEST_P(log_test, sticky_environment_error_refuses_appends_but_not_reads) {
   append_ok({ev("a")});
   env_->fail({errc::io_error, "disk gone"});
   auto r = log_->append(request({ev("b")}));
@@ -269,7 +281,7 @@ TEST_F(log_test, sticky_environment_error_refuses_appends_but_not_reads) {
 
 // ---- idempotency ---------------------------------------------------------------
 
-TEST_F(log_test, retry_with_same_key_and_body_replays) {
+TEST_P(log_test, retry_with_same_key_and_body_replays) {
   auto first = append_ok({ev("a"), ev("b")}, "k1", "fp");
   auto again = append_ok({ev("a"), ev("b")}, "k1", "fp");
   EXPECT_TRUE(again.replayed);
@@ -278,7 +290,7 @@ TEST_F(log_test, retry_with_same_key_and_body_replays) {
   EXPECT_EQ(log_->head(), 2u);
 }
 
-TEST_F(log_test, same_key_with_different_body_is_reused) {
+TEST_P(log_test, same_key_with_different_body_is_reused) {
   append_ok({ev("a")}, "k1", "fp-a");
   auto r = log_->append(request({ev("b")}, "k1", "fp-b"));
   ASSERT_FALSE(r);
@@ -286,7 +298,7 @@ TEST_F(log_test, same_key_with_different_body_is_reused) {
   EXPECT_EQ(log_->head(), 1u);
 }
 
-TEST_F(log_test, two_requests_with_one_key_in_a_group_append_once) {
+TEST_P(log_test, two_requests_with_one_key_in_a_group_append_once) {
   auto out = log_->append({request({ev("a")}, "k", "fp"), request({ev("a")}, "k", "fp"),
                            request({ev("x")}, "k", "other")});
   EXPECT_FALSE(out[0]->replayed);
@@ -296,14 +308,14 @@ TEST_F(log_test, two_requests_with_one_key_in_a_group_append_once) {
   EXPECT_EQ(log_->head(), 1u);
 }
 
-TEST_F(log_test, idempotency_keys_survive_restart) {
+TEST_P(log_test, idempotency_keys_survive_restart) {
   append_ok({ev("a")}, "k1", "fp");
   reopen();
   EXPECT_TRUE(append_ok({ev("a")}, "k1", "fp").replayed);
   EXPECT_EQ(log_->head(), 1u);
 }
 
-TEST_F(log_test, find_idempotency_key_returns_the_stored_outcome) {
+TEST_P(log_test, find_idempotency_key_returns_the_stored_outcome) {
   append_ok({ev("a")});
   append_ok({ev("b"), ev("c")}, "k1", "fp");
   auto found = log_->find_idempotency_key("k1");
@@ -313,7 +325,7 @@ TEST_F(log_test, find_idempotency_key_returns_the_stored_outcome) {
   EXPECT_FALSE(key_known("k2"));
 }
 
-TEST_F(log_test, failed_request_leaves_no_key) {
+TEST_P(log_test, failed_request_leaves_no_key) {
   // Invalid requests never reach the log: check_append refuses them.
   EXPECT_EQ(check_append({{}, "k-empty"}).error().code(), errc::invalid_event);
   EXPECT_EQ(check_append({{ev("a")}, "bad key"}).error().code(),
@@ -351,6 +363,20 @@ class log_retention_test : public log_test {
     return n;
   }
 };
+
+// Pruning rides on a commit that happens anyway: a group of replays only
+// commits nothing, so it prunes nothing (a journaled log could not tell its
+// record from one the file holds: docs/storage.md, "The log's journal").
+TEST_F(log_retention_test, a_group_of_replays_only_prunes_nothing) {
+  append_keys(1, 3);
+  now_ += 5000;  // every key expired; 3 keys, at least 2 kept
+  auto replay = log_->append(request({ev("t")}, "k3", "fp"));
+  ASSERT_TRUE(replay);
+  EXPECT_TRUE(replay->replayed);
+  EXPECT_EQ(known_keys(1, 3), 3) << "pruned by a group that appended nothing";
+  append_keys(4, 4);  // this one commits, and prunes down to 2 keys
+  EXPECT_EQ(known_keys(1, 4), 2);
+}
 
 TEST_F(log_retention_test, keys_younger_than_retention_are_kept) {
   append_keys(1, 5);
@@ -441,7 +467,7 @@ TEST_F(log_full_test, filling_up_gradually_fails_cleanly) {
 
 // ---- subject index ----------------------------------------------------------------
 
-TEST_F(log_test, offsets_of_subject_lists_its_events_in_order) {
+TEST_P(log_test, offsets_of_subject_lists_its_events_in_order) {
   append_ok({ev("a", "", "null", "u1"), ev("b", "", "null", "u2"), ev("c")});
   append_ok({ev("d", "", "null", "u1")});
   EXPECT_EQ(*log_->offsets_of_subject("u1"), (std::vector<uint64_t>{1, 4}));
@@ -450,7 +476,7 @@ TEST_F(log_test, offsets_of_subject_lists_its_events_in_order) {
   EXPECT_TRUE(log_->offsets_of_subject("")->empty());
 }
 
-TEST_F(log_test, offsets_of_subject_spans_many_pages) {
+TEST_P(log_test, offsets_of_subject_spans_many_pages) {
   std::vector<event_input> batch(1000, ev("t", "", "null", "u1"));
   for (int i = 0; i < 3; ++i) append_ok(batch);
   auto offsets = *log_->offsets_of_subject("u1");
@@ -460,7 +486,7 @@ TEST_F(log_test, offsets_of_subject_spans_many_pages) {
 
 // ---- durability modes, concurrency ----------------------------------------------------
 
-TEST_F(log_test, relaxed_mode_appends_and_keeps_events_across_a_clean_restart) {
+TEST_P(log_test, relaxed_mode_appends_and_keeps_events_across_a_clean_restart) {
   env_options_.mode = durability::relaxed;
   reopen();
   append_ok({ev("a")});
@@ -470,7 +496,7 @@ TEST_F(log_test, relaxed_mode_appends_and_keeps_events_across_a_clean_restart) {
   EXPECT_TRUE(key_known("k"));
 }
 
-TEST_F(log_test, reads_run_concurrently_with_appends) {
+TEST_P(log_test, reads_run_concurrently_with_appends) {
   env_options_.mode = durability::relaxed;
   reopen();
   std::atomic<bool> done{false};
@@ -539,7 +565,7 @@ TEST(log_record, checksums_of_many_records_match_one_at_a_time) {
   for (size_t i = 0; i < inputs.size(); ++i) EXPECT_EQ(sums[i], detail::crc32c(inputs[i])) << i;
 }
 
-TEST_F(log_test, records_of_every_size_read_back) {
+TEST_P(log_test, records_of_every_size_read_back) {
   std::vector<event_input> batch;
   for (size_t i = 0; i < 100; ++i)
     batch.push_back(ev(std::string(1 + i % 20, 't'), std::string(i * 3, 'k'),
@@ -568,7 +594,7 @@ ingest_mark mark(uint64_t seq, int64_t ts, std::string id = "") {
 
 // Cluster mode's ingest (docs/architecture.md, "Cluster mode"): the message's
 // ts instead of the clock, the stream position in the same transaction.
-TEST_F(log_test, ingest_stamps_the_message_ts_and_stores_the_stream_position) {
+TEST_P(log_test, ingest_stamps_the_message_ts_and_stores_the_stream_position) {
   EXPECT_EQ(log_->stream_seq(), 0u);
   auto out = log_->ingest_deferred({request({ev("a"), ev("b")}, "k1")}, mark(1, 5'000));
   ASSERT_TRUE(out[0]);
@@ -596,7 +622,7 @@ TEST_F(log_test, ingest_stamps_the_message_ts_and_stores_the_stream_position) {
 // replays the first request's own offset, also when that request was not the
 // first of its group, when both are in one batch of ingests (one sync) and
 // after a restart between them.
-TEST_F(log_test, ingest_replays_a_key_of_an_earlier_message_at_its_requests_offset) {
+TEST_P(log_test, ingest_replays_a_key_of_an_earlier_message_at_its_requests_offset) {
   auto out = log_->ingest_deferred({request({ev("x")}, "other"), request({ev("a")}, "k")},
                                    mark(1, 1'000, "n1-1"));
   ASSERT_TRUE(out[0] && out[1]);
@@ -625,7 +651,7 @@ TEST_F(log_test, ingest_replays_a_key_of_an_earlier_message_at_its_requests_offs
 // A publish the stream stored twice (a retry whose first try was stored):
 // the copy, same id, appends nothing and answers nothing, on a log that was
 // reopened in between too, while a message with another id appends.
-TEST_F(log_test, ingest_drops_a_message_whose_id_an_earlier_message_carried) {
+TEST_P(log_test, ingest_drops_a_message_whose_id_an_earlier_message_carried) {
   auto out = log_->ingest_deferred({request({ev("a"), ev("b")})}, mark(1, 1'000, "p-1"));
   ASSERT_EQ(out.size(), 1u);
   ASSERT_TRUE(out[0]);
@@ -653,7 +679,7 @@ TEST_F(log_test, ingest_drops_a_message_whose_id_an_earlier_message_carried) {
 // their messages are less than stream_id_window_ms older (publisher ts) than
 // the message ingested: both measured on the stream, so every node forgets
 // the same ids at the same message.
-TEST_F(log_test, ingest_forgets_message_ids_outside_both_windows_only) {
+TEST_P(log_test, ingest_forgets_message_ids_outside_both_windows_only) {
   close();
   env_options_.mode = durability::relaxed;  // thousands of commits
   open();
@@ -680,7 +706,7 @@ TEST_F(log_test, ingest_forgets_message_ids_outside_both_windows_only) {
 
 // The stream position names its message too (the follower's check of the
 // stream's history), also after a restart and for a dropped copy.
-TEST_F(log_test, ingest_stores_the_message_id_with_the_stream_position) {
+TEST_P(log_test, ingest_stores_the_message_id_with_the_stream_position) {
   EXPECT_EQ(log_->stream_message().id, "");
   log_->ingest_deferred({request({ev("a")}, "k1")}, ingest_mark{1, 1'000, {"node-1", 11}});
   log_->ingest_deferred({request({ev("a")}, "k1")}, ingest_mark{2, 1'000, {"node-2", 22}});
@@ -697,7 +723,7 @@ TEST_F(log_test, ingest_stores_the_message_id_with_the_stream_position) {
 // replays only: such a commit stamps no event, so it does not raise the ts
 // of the events after it (a restarted node reads the last ts from the last
 // record).
-TEST_F(log_test, ingest_stamps_the_same_ts_whether_or_not_the_log_was_reopened) {
+TEST_P(log_test, ingest_stamps_the_same_ts_whether_or_not_the_log_was_reopened) {
   auto run = [&](bool restart) {
     log_->ingest_deferred({request({ev("a")}, "k1")}, mark(1, 5'000));
     log_->ingest_deferred({request({ev("a")}, "k1")}, mark(2, 9'000));  // a replay, later ts
@@ -719,4 +745,7 @@ TEST_F(log_test, ingest_stamps_the_same_ts_whether_or_not_the_log_was_reopened) 
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(modes, log_test, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "journaled" : "flushed"; });
+
 }  // namespace derive
