@@ -26,18 +26,7 @@ std::string encode_stream_message(const std::vector<checked_append>& group, int6
   std::string out;
   out.push_back(static_cast<char>(message_format));
   put_varint64(out, zigzag_encode(ts));
-  put_varint64(out, group.size());
-  for (const auto& r : group) {
-    put_length_prefixed(out, r.idempotency_key());
-    put_length_prefixed(out, r.fingerprint());
-    put_varint64(out, r.events().size());
-    for (const auto& e : r.events()) {
-      put_length_prefixed(out, e.type);
-      put_length_prefixed(out, e.key);
-      put_length_prefixed(out, e.subject);
-      put_length_prefixed(out, e.data);
-    }
-  }
+  put_requests(out, group);
   return out;
 }
 
@@ -45,31 +34,10 @@ result<stream_message> decode_stream_message(std::string_view in) {
   if (in.empty() || static_cast<uint8_t>(in[0]) != message_format) return malformed("format");
   in.remove_prefix(1);
   stream_message m;
-  uint64_t ts = 0, requests = 0;
-  if (!get_varint64(in, ts) || !get_varint64(in, requests)) return malformed("header");
+  uint64_t ts = 0;
+  if (!get_varint64(in, ts)) return malformed("header");
   m.ts = zigzag_decode(ts);
-  if (requests > in.size()) return malformed("request count");
-  m.group.reserve(requests);
-  for (uint64_t i = 0; i < requests; ++i) {
-    std::string_view key, fingerprint;
-    uint64_t n = 0;
-    if (!get_length_prefixed(in, key) || !get_length_prefixed(in, fingerprint) ||
-        !get_varint64(in, n) || n > in.size())
-      return malformed("request");
-    std::vector<event_input> events(n);
-    for (auto& e : events) {
-      std::string_view type, ekey, subject, data;
-      if (!get_length_prefixed(in, type) || !get_length_prefixed(in, ekey) ||
-          !get_length_prefixed(in, subject) || !get_length_prefixed(in, data))
-        return malformed("event");
-      e.type = type;
-      e.key = ekey;
-      e.subject = subject;
-      e.data = data;
-    }
-    m.group.push_back(checked_append_access::make(std::move(events), std::string(key),
-                                                  std::string(fingerprint)));
-  }
+  if (!get_requests(in, m.group)) return malformed("requests");
   if (!in.empty()) return malformed("trailing bytes");
   return m;
 }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/coding.hpp"
 #include "core/event.hpp"
 #include "core/json_text.hpp"
 
@@ -15,6 +16,48 @@ checked_append checked_append_access::make(std::vector<event_input> events,
   out.idempotency_key_ = std::move(idempotency_key);
   if (!out.idempotency_key_.empty()) out.fingerprint_ = std::move(fingerprint);
   return out;
+}
+
+void put_requests(std::string& out, const std::vector<checked_append>& group) {
+  put_varint64(out, group.size());
+  for (const auto& r : group) {
+    put_length_prefixed(out, r.idempotency_key());
+    put_length_prefixed(out, r.fingerprint());
+    put_varint64(out, r.events().size());
+    for (const auto& e : r.events()) {
+      put_length_prefixed(out, e.type);
+      put_length_prefixed(out, e.key);
+      put_length_prefixed(out, e.subject);
+      put_length_prefixed(out, e.data);
+    }
+  }
+}
+
+bool get_requests(std::string_view& in, std::vector<checked_append>& group) {
+  uint64_t requests = 0;
+  if (!get_varint64(in, requests) || requests > in.size()) return false;
+  group.reserve(group.size() + requests);
+  for (uint64_t i = 0; i < requests; ++i) {
+    std::string_view key, fingerprint;
+    uint64_t n = 0;
+    if (!get_length_prefixed(in, key) || !get_length_prefixed(in, fingerprint) ||
+        !get_varint64(in, n) || n > in.size())
+      return false;
+    std::vector<event_input> events(n);
+    for (auto& e : events) {
+      std::string_view type, ekey, subject, data;
+      if (!get_length_prefixed(in, type) || !get_length_prefixed(in, ekey) ||
+          !get_length_prefixed(in, subject) || !get_length_prefixed(in, data))
+        return false;
+      e.type = type;
+      e.key = ekey;
+      e.subject = subject;
+      e.data = data;
+    }
+    group.push_back(checked_append_access::make(std::move(events), std::string(key),
+                                                std::string(fingerprint)));
+  }
+  return true;
 }
 
 namespace {

@@ -25,6 +25,14 @@ struct checked_append_access {
                              std::string fingerprint);
 };
 
+// The bytes of a group of checked requests, as the log's journal and a
+// cluster's stream messages carry them: the count, then per request its
+// idempotency key, fingerprint and events (type, key, subject, data), each
+// length-prefixed. get_requests decodes them from the front of `in` (and
+// consumes them); false: they do not decode (group holds what did).
+void put_requests(std::string& out, const std::vector<checked_append>& group);
+bool get_requests(std::string_view& in, std::vector<checked_append>& group);
+
 // A checked request and the shape it came in (one event or an array).
 struct parsed_append {
   checked_append request;

@@ -17,6 +17,7 @@
 
 #include "core/coding.hpp"
 #include "core/crash_point.hpp"
+#include "core/file_io.hpp"
 #include "core/lmdb_util.hpp"
 
 namespace derive {
@@ -83,30 +84,6 @@ std::optional<checkpoint_record> decode_checkpoint(std::string_view bytes) {
   return c;
 }
 
-bool pread_all(int fd, char* p, size_t n, off_t at) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, at);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-    at += r;
-  }
-  return true;
-}
-
-bool pwrite_all(int fd, const char* p, size_t n, off_t at) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, at);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-    at += w;
-  }
-  return true;
-}
-
 // Writes the checkpoint's meta pages over data.mdb's when that file is the
 // one the checkpoint was taken of and they differ. `*other_file`: data.mdb is
 // another file (a compaction replaced it: a new file, flushed whole before
@@ -129,12 +106,12 @@ status restore_metas(const std::string& file, const checkpoint_record& c, bool* 
   }
   *other_file = false;
   std::string now(2 * meta_bytes, '\0');
-  if (!pread_all(fd, now.data(), meta_bytes, 0) ||
-      !pread_all(fd, now.data() + meta_bytes, meta_bytes, c.page_size))
+  if (!read_exact(fd, now.data(), meta_bytes, 0) ||
+      !read_exact(fd, now.data() + meta_bytes, meta_bytes, c.page_size))
     return failed("cannot read the meta pages of");
   if (now != c.metas) {
-    if (!pwrite_all(fd, c.metas.data(), meta_bytes, 0) ||
-        !pwrite_all(fd, c.metas.data() + meta_bytes, meta_bytes, c.page_size) ||
+    if (!write_exact(fd, c.metas.data(), meta_bytes, 0) ||
+        !write_exact(fd, c.metas.data() + meta_bytes, meta_bytes, c.page_size) ||
         ::fdatasync(fd) != 0)
       return failed("cannot restore the meta pages of");
   }
@@ -276,8 +253,8 @@ status environment::take_checkpoint(bool rebase, MDB_txn*& pin) {
   mdb_env_get_fd(env_, &fd);
   struct stat st {};
   c.metas.assign(2 * meta_bytes, '\0');
-  if (::fstat(fd, &st) != 0 || !pread_all(fd, c.metas.data(), meta_bytes, 0) ||
-      !pread_all(fd, c.metas.data() + meta_bytes, meta_bytes, c.page_size))
+  if (::fstat(fd, &st) != 0 || !read_exact(fd, c.metas.data(), meta_bytes, 0) ||
+      !read_exact(fd, c.metas.data() + meta_bytes, meta_bytes, c.page_size))
     return {errc::io_error, "cannot read the meta pages of '" + path_ + "': " + std::strerror(errno)};
   c.inode = static_cast<uint64_t>(st.st_ino);
   crash_point("before_checkpoint_flush");

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/coding.hpp"
+#include "core/file_io.hpp"
 #include "core/hash.hpp"
 
 namespace derive {
@@ -15,31 +16,6 @@ namespace derive {
 namespace {
 
 constexpr char slot_magic[4] = {'D', 'J', 'C', '1'};
-
-// Reads exactly n bytes at `at`; false on a short read or an error (errno).
-bool read_exact(int fd, char* p, size_t n, uint64_t at) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(at));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-    at += static_cast<uint64_t>(r);
-  }
-  return true;
-}
-
-bool write_exact(int fd, const char* p, size_t n, uint64_t at) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(at));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-    at += static_cast<uint64_t>(w);
-  }
-  return true;
-}
 
 status io_error(const std::string& path, const std::string& what, int error) {
   return {errc::io_error, "journal '" + path + "': " + what + ": " + std::strerror(error)};

@@ -68,23 +68,12 @@ void encode_group_record(std::string& out, uint64_t head_before, uint64_t head_a
     put_length_prefixed(out, mark->message.id);
     put_fixed64(out, mark->message.digest);
   }
-  put_varint64(out, group.size());
-  for (const auto& r : group) {
-    put_length_prefixed(out, r.idempotency_key());
-    put_length_prefixed(out, r.fingerprint());
-    put_varint64(out, r.events().size());
-    for (const auto& e : r.events()) {
-      put_length_prefixed(out, e.type);
-      put_length_prefixed(out, e.key);
-      put_length_prefixed(out, e.subject);
-      put_length_prefixed(out, e.data);
-    }
-  }
+  put_requests(out, group);
 }
 
 std::optional<group_record> decode_group_record(std::string_view in) {
   group_record g;
-  uint64_t now = 0, n = 0, retention = 0;
+  uint64_t now = 0, retention = 0;
   if (!get_fixed64(in, g.head_before) || !get_fixed64(in, g.head_after) || !get_fixed64(in, now) ||
       !get_fixed64(in, retention) || !get_fixed64(in, g.min_keys) ||
       !get_fixed64(in, g.prune_per_commit) || in.empty() || static_cast<uint8_t>(in.front()) > 1)
@@ -104,27 +93,7 @@ std::optional<group_record> decode_group_record(std::string_view in) {
     m.message.id.assign(id);
     g.mark = std::move(m);
   }
-  if (!get_varint64(in, n)) return std::nullopt;
-  for (uint64_t i = 0; i < n; ++i) {
-    std::string_view key, fingerprint;
-    uint64_t count = 0;
-    if (!get_length_prefixed(in, key) || !get_length_prefixed(in, fingerprint) ||
-        !get_varint64(in, count) || count > in.size())
-      return std::nullopt;
-    std::vector<event_input> events(count);
-    for (auto& e : events) {
-      std::string_view type, k, subject, data;
-      if (!get_length_prefixed(in, type) || !get_length_prefixed(in, k) ||
-          !get_length_prefixed(in, subject) || !get_length_prefixed(in, data))
-        return std::nullopt;
-      e.type.assign(type);
-      e.key.assign(k);
-      e.subject.assign(subject);
-      e.data.assign(data);
-    }
-    g.group.push_back(checked_append_access::make(std::move(events), std::string(key),
-                                                  std::string(fingerprint)));
-  }
+  if (!get_requests(in, g.group)) return std::nullopt;
   if (!in.empty()) return std::nullopt;
   return g;
 }
