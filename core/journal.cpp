@@ -1,6 +1,7 @@
 #include "core/journal.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +82,17 @@ result<std::unique_ptr<journal>> journal::open(const std::string& path, uint64_t
       ::fsync(dfd);
       ::close(dfd);
     }
+  }
+  // One process at a time: a second would write the checkpoint's meta pages
+  // back into the first's live file (held until the journal closes).
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(fd);
+    if (error == EWOULDBLOCK)
+      return status{errc::unavailable, "journal '" + path +
+                                           "' is open in another process (or another environment "
+                                           "of this one): one process per data directory"};
+    return io_error(path, "cannot lock", error);
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

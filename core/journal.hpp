@@ -57,7 +57,8 @@ class journal {
 
   // Opens the journal at `path`, creating it with `capacity` bytes (at least
   // records_begin + one record header) of zeros, flushed, when it does not
-  // exist. Appends go after the last record read().
+  // exist. Appends go after the last record read(). The journal is locked
+  // (flock) until closed: a second open fails with unavailable.
   static result<std::unique_ptr<journal>> open(const std::string& path, uint64_t capacity);
   ~journal();
   journal(const journal&) = delete;

@@ -217,7 +217,8 @@ status event_log::impl::replay_journal() {
     for (auto& o : outcomes)
       if (!o && (o.error().code() == errc::io_error || o.error().code() == errc::storage_full))
         return o.error();
-    if (written_ != record->head_after)
+    if (written_ != record->head_after ||
+        (record->mark && stream_seq() != record->mark->stream_seq))
       return {errc::corruption, "replaying the journal of '" + env_.path() + "' reached offset " +
                                     std::to_string(written_) + ", not " +
                                     std::to_string(record->head_after)};

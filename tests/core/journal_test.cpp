@@ -104,6 +104,7 @@ TEST_F(journal_test, ATornRecordEndsTheRecords) {
   auto j = open();  // the next record goes over the torn one
   ASSERT_TRUE(j->append("again"));
   ASSERT_TRUE(j->sync());
+  j.reset();
   EXPECT_EQ(contents().records, (records{"first", "again"}));
 }
 
@@ -217,6 +218,7 @@ TEST_F(journal_test, ARecordWithoutRoomIsRefusedUntilACheckpoint) {
   ASSERT_TRUE(j->checkpoint("c"));
   EXPECT_TRUE(j->append(big));
   ASSERT_TRUE(j->sync());
+  j.reset();
   EXPECT_EQ(contents().records, (records{big}));
 }
 
@@ -242,6 +244,17 @@ TEST_F(journal_test, AScrubAfterACheckpointLeavesNoEarlierRecordBytes) {
   ::close(fd);
   EXPECT_EQ(file.find("secret-subject-bytes"), std::string::npos);
   EXPECT_EQ(*contents().checkpoint, "c");
+}
+
+// One process per data directory: a second open would write the
+// checkpoint's meta pages into the first one's live file.
+TEST_F(journal_test, ASecondOpenIsRefusedUntilTheFirstCloses) {
+  auto first = open();
+  auto second = journal::open(path_, capacity);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), errc::unavailable);
+  first.reset();
+  EXPECT_TRUE(journal::open(path_, capacity));
 }
 
 TEST_F(journal_test, AFileShorterThanTheHeaderIsNotAJournal) {

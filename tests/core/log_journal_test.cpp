@@ -224,14 +224,16 @@ TEST_F(log_journal_test, AnOpenOntoACompactedFileWithRecordsLeftNamesTheNewFile)
     ASSERT_TRUE(env);
     EXPECT_FALSE((*env)->journal_records().empty());  // not redone yet
   }
-  auto j = journal::open(dir_ + "/journal", 0);
-  ASSERT_TRUE(j);
-  auto c = (*j)->read();
-  ASSERT_TRUE(c && c->checkpoint);
-  uint64_t inode = 0;
-  std::memcpy(&inode, c->checkpoint->data(), 8);
-  EXPECT_EQ(inode, static_cast<uint64_t>(st.st_ino));
-  EXPECT_EQ(c->records.size(), 30u);  // kept for the replay
+  {
+    auto j = journal::open(dir_ + "/journal", 0);
+    ASSERT_TRUE(j);
+    auto c = (*j)->read();
+    ASSERT_TRUE(c && c->checkpoint);
+    uint64_t inode = 0;
+    std::memcpy(&inode, c->checkpoint->data(), 8);
+    EXPECT_EQ(inode, static_cast<uint64_t>(st.st_ino));
+    EXPECT_EQ(c->records.size(), 30u);  // kept for the replay
+  }
   ASSERT_NO_FATAL_FAILURE(verify());
 }
 
