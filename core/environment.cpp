@@ -194,13 +194,6 @@ status environment::journal_commit(std::string_view record) {
   return status::ok();
 }
 
-status environment::journal_sync() {
-  std::lock_guard<std::mutex> lock(journal_mu_);
-  status st = journal_->sync();
-  if (!st) fail(refused_after(st));
-  return st;
-}
-
 status environment::checkpoint() {
   if (!journal_) return status::ok();
   txn_guard pass;
@@ -649,15 +642,8 @@ status environment::sticky_error() const {
 }
 
 status environment::begin_write(txn_guard& txn, std::string_view what, unsigned flags) {
-  txn.hold(gate_);
-  if (status sticky = sticky_error(); !sticky.is_ok()) {
-    txn.drop_pass();
-    return sticky;
-  }
-  int rc = txn.begin(env_, flags);
-  if (rc != MDB_SUCCESS) txn.drop_pass();
-  else deferred_.store((flags & MDB_NOMETASYNC) != 0, std::memory_order_relaxed);
-  return check(rc, what);
+  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  return check(begin_txn(txn, flags), what);
 }
 
 namespace {
@@ -692,13 +678,9 @@ status environment::commit(txn_guard& txn) {
   const bool deferred = deferred_.load(std::memory_order_relaxed);
   int rc = mdb_txn_commit(txn.release());  // ends the transaction, committed or not
   txn.drop_pass();
-  if (rc == MDB_SUCCESS) {
-    last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                          std::memory_order_relaxed);
-    return after_commit(deferred);
-  }
   last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                         std::memory_order_relaxed);
+  if (rc == MDB_SUCCESS) return after_commit(deferred);
   // LMDB reports a short write of a commit's pages as EIO ("short write,
   // filesystem full?"): on a full filesystem that is a full disk. The pages
   // it wrote are unreachable (no meta page names them): nothing is lost.

@@ -193,8 +193,6 @@ class environment {
   // room, checkpoints instead; every 1,024 records, or once the journal is
   // half full, checkpoints after it. Errors: io_error (sticky).
   status journal_commit(std::string_view record);
-  // Flushes the journal. Errors: io_error (sticky).
-  status journal_sync();
   // Takes a checkpoint now (nothing when not journaled). Errors: io_error.
   status checkpoint();
   // A checkpoint, then the journal's records overwritten with zeros (an
