@@ -52,7 +52,6 @@ runtime_metrics runtime::metrics() const {
   m.append_failures = load(impl_->counters.failures);
   m.appended_events = load(impl_->counters.events);
   m.append_commits = load(impl_->counters.commits);
-  m.append_flushes = load(impl_->counters.flushes);
   m.append_latency_count = load(impl_->counters.latency_count);
   m.append_latency_sum_us = load(impl_->counters.latency_sum_us);
   uint64_t cumulative = 0;

@@ -34,33 +34,9 @@ struct written_group {
   uint64_t durable_at = 0;
 };
 
-// The flusher's answer to a sync_atom: event_log::sync()'s status.
-struct log_synced {
-  status result;
-};
-
-}  // namespace
-}  // namespace derive
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(derive::log_synced)
-
-namespace derive {
-namespace {
-
-using sync_atom = caf::atom_constant<caf::atom("sync")>;
-
-// The log's flusher: runs event_log::sync() for the sequencer on a thread of
-// its own, so that the sequencer commits the next group while the previous
-// groups' flush runs (event_log::sync may run concurrently with appends).
-caf::behavior log_flusher(caf::event_based_actor*, event_log* log) {
-  return {[=](sync_atom) { return log_synced{log->sync()}; }};
-}
-
 struct sequencer_state {
   static inline const char* name = "derive.sequencer";
   sequencer_context ctx;
-  caf::actor flusher;           // none in cluster mode
-  bool sync_in_flight = false;  // a sync_atom awaits the flusher's answer
   std::vector<append_job> pending;
   std::deque<written_group> written;  // in commit order
   uint64_t announced = 0;             // the durable head last announced
@@ -201,58 +177,26 @@ void acknowledge(sequencer_state& st) {
   }
 }
 
-// A flush failed: the fate of every written group is unknown, and each
-// requester is told so.
-void fail_written(sequencer_state& st, const status& s) {
-  status unknown{errc::io_error, s.message() +
-                                     "; the append may or may not be durable: retry it "
-                                     "with the same Idempotency-Key after a restart"};
-  for (auto& g : st.written)
-    for (size_t i = 0; i < g.jobs.size(); ++i)
-      deliver(st, g.jobs[i], g.outcomes[i] ? result<append_outcome>(unknown)
-                                           : std::move(g.outcomes[i]));
-  st.written.clear();
-}
-
-// Makes every written group durable with one flush on this thread and
-// answers them (at stop, and in cluster mode's absence of a flusher).
+// Makes every written group durable with one flush and answers them; if the
+// flush fails, their fate is unknown: each requester is told so.
 void sync_written(sequencer_state& st) {
   if (st.written.empty()) return;
-  if (auto s = st.ctx.log->sync(); !s) fail_written(st, s);
+  if (auto s = st.ctx.log->sync(); !s) {
+    status unknown{errc::io_error, s.message() +
+                                       "; the append may or may not be durable: retry it "
+                                       "with the same Idempotency-Key after a restart"};
+    for (auto& g : st.written)
+      for (size_t i = 0; i < g.jobs.size(); ++i)
+        deliver(st, g.jobs[i], g.outcomes[i] ? result<append_outcome>(unknown)
+                                             : std::move(g.outcomes[i]));
+    st.written.clear();
+  }
   acknowledge(st);
-}
-
-void request_sync(sequencer_actor_impl* self);
-
-// The flusher answered: the groups written before its sync are durable
-// (or their fate is unknown).
-void synced(sequencer_actor_impl* self, const status& s) {
-  auto& st = self->state;
-  st.sync_in_flight = false;
-  if (!s) fail_written(st, s);
-  else if (auto* c = st.ctx.counters) c->flushes.fetch_add(1, std::memory_order_relaxed);
-  acknowledge(st);
-  request_sync(self);
-}
-
-// Asks the flusher to make the written groups durable, unless it is at it
-// already: the groups written meanwhile then share its next flush.
-void request_sync(sequencer_actor_impl* self) {
-  auto& st = self->state;
-  if (st.sync_in_flight || st.written.empty()) return;
-  st.sync_in_flight = true;
-  self->request(st.flusher, caf::infinite, sync_atom::value)
-      .then([=](log_synced& r) { synced(self, r.result); },
-            [=](caf::error& e) {
-              synced(self, status{errc::io_error, "the log's flusher stopped: " +
-                                                      self->system().render(e)});
-            });
 }
 
 // One step of the write pipeline: commits the waiting requests as one group
-// and hands the flush to the flusher, which flushes what was written while
-// its previous flush ran: under load every flush covers the groups committed
-// during the one before, and no commit waits for a flush.
+// (whose flush makes the previous group durable), or, when none waits,
+// flushes once. Under load every group thus costs one flush.
 void flush(sequencer_actor_impl* self) {
   auto& st = self->state;
   st.flush_queued = false;
@@ -265,35 +209,17 @@ void flush(sequencer_actor_impl* self) {
     return;
   }
   if (!st.pending.empty()) commit_group(self);
+  else sync_written(st);
   acknowledge(st);
-  request_sync(self);
-  if (!st.pending.empty()) {
+  if (!st.pending.empty() || !st.written.empty()) {
     // Behind every request already in the mailbox: they join the next group.
     st.flush_queued = true;
     self->send(self, flush_atom::value);
   }
 }
 
-// Stops once the flusher finished what it was asked (its answers come in
-// order): a last sync here, then `done`.
-void finish_stop(sequencer_actor_impl* self, const done_callback& done, const status& s) {
-  auto& st = self->state;
-  if (!s) fail_written(st, s);
-  sync_written(st);
-  if (done.fn) done.fn();
-  self->quit();
-}
-
-caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx, bool detached) {
-  auto& st = self->state;
-  st.ctx = std::move(ctx);
-  if (!st.ctx.publish) {
-    st.flusher = detached ? self->spawn<caf::detached>(log_flusher, st.ctx.log)
-                          : self->spawn(log_flusher, st.ctx.log);
-    self->attach_functor([flusher = st.flusher](const caf::error&) {
-      caf::anon_send_exit(flusher, caf::exit_reason::user_shutdown);
-    });
-  }
+caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx) {
+  self->state.ctx = std::move(ctx);
   return {
       [=](append_job& job) { enqueue(self, std::move(job)); },
       [=](append_atom, append_request& request) -> caf::result<append_outcome> {
@@ -315,7 +241,6 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx, bool 
         while (!st.pending.empty()) commit_group(self);
         if (job.run) job.run(*st.ctx.log);
         acknowledge(st);
-        request_sync(self);
       },
       [=](ingested_group& g) { answer_group(self, g); },
       [=](stop_atom) {  // cluster mode: stop_timeout passed
@@ -345,14 +270,9 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx, bool 
           return;
         }
         while (!st.pending.empty()) commit_group(self);
-        // Waits for the flusher (nothing else is handled meanwhile).
-        self->request(st.flusher, caf::infinite, sync_atom::value)
-            .await([=](log_synced& r) { finish_stop(self, done, r.result); },
-                   [=](caf::error& e) {
-                     finish_stop(self, done,
-                                 status{errc::io_error, "the log's flusher stopped: " +
-                                                            self->system().render(e)});
-                   });
+        sync_written(st);
+        if (done.fn) done.fn();
+        self->quit();
       },
   };
 }
@@ -360,8 +280,8 @@ caf::behavior sequencer(sequencer_actor_impl* self, sequencer_context ctx, bool 
 }  // namespace
 
 caf::actor spawn_sequencer(caf::actor_system& sys, sequencer_context ctx, bool detached) {
-  if (detached) return sys.spawn<caf::detached>(sequencer, std::move(ctx), true);
-  return sys.spawn(sequencer, std::move(ctx), false);
+  if (detached) return sys.spawn<caf::detached>(sequencer, std::move(ctx));
+  return sys.spawn(sequencer, std::move(ctx));
 }
 
 }  // namespace derive

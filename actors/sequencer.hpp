@@ -2,19 +2,13 @@
 // The sequencer: the only writer of the log (design.md, "One total order").
 //
 // Group commit: every append waiting in its mailbox goes into ONE
-// event_log::append_deferred call. On each request it queues the request
-// and, unless one is already queued, sends itself `flush_atom`; since that
-// message lands behind every request already waiting, all of them join the
-// group. A lone append on an idle sequencer therefore commits at once (no
-// timer). Each requester gets its outcome only after the commit is durable;
-// idempotency keys are checked by event_log::append inside the same
-// transaction, so two concurrent requests with one key append once.
-//
-// The flush is pipelined: a flusher actor (a thread of its own when the
-// sequencer is detached) runs event_log::sync() while the sequencer commits
-// the next groups; one flush makes durable every group committed before it
-// started, so under load each flush covers the groups committed during the
-// previous one.
+// event_log::append call. On each request it queues the request and, unless
+// one is already queued, sends itself `flush_atom`; since that message lands
+// behind every request already waiting, all of them join the group. A lone
+// append on an idle sequencer therefore commits at once (no timer). Each
+// requester gets its outcome only after the commit is durable; idempotency
+// keys are checked by event_log::append inside the same transaction, so two
+// concurrent requests with one key append once.
 //
 // Messages:
 //   append_job                         — from runtime::append (foreign threads)
@@ -56,7 +50,6 @@ struct sequencer_counters {
   std::atomic<uint64_t> failures{0};    // ... of which errors
   std::atomic<uint64_t> events{0};      // events appended
   std::atomic<uint64_t> commits{0};     // groups committed
-  std::atomic<uint64_t> flushes{0};     // flushes that made groups durable (the flusher's)
   std::atomic<uint64_t> latency_count{0};
   std::atomic<uint64_t> latency_sum_us{0};
   // Append latency histogram (request to outcome), upper bounds in

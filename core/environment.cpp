@@ -172,37 +172,25 @@ status environment::journal_replayed() {
 }
 
 
-result<bool> environment::journal_write(std::string_view record) {
+status environment::journal_commit(std::string_view record) {
   std::lock_guard<std::mutex> lock(journal_mu_);
   if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
+  crash_point("before_log_sync");
   status st = journal_->append(record);
-  if (st.code() == errc::storage_full) {
-    if (st = checkpoint_locked(); !st) return st;
-    return true;
-  }
+  if (st.code() == errc::storage_full) return checkpoint_locked();
+  if (st) st = journal_->sync();
   if (!st) {
     fail(refused_after(st));
     return st;
   }
-  // A checkpoint every so many records bounds what a restart replays and
-  // what the pin keeps from reuse; the journal must not fill up either.
-  constexpr uint64_t records_per_checkpoint = 1024;
-  if (++journal_commits_ >= records_per_checkpoint ||
-      journal_->used() > journal_->capacity() / 2) {
-    if (st = checkpoint_locked(); !st) return st;
-    return true;
-  }
-  return false;
-}
-
-status environment::journal_flush() {
-  if (status sticky = sticky_error(); !sticky.is_ok()) return sticky;
-  crash_point("before_log_sync");
-  if (status st = journal_->flush(); !st) {
-    fail(refused_after(st));
-    return st;
-  }
   crash_point("after_log_sync");
+  // A checkpoint every so many records bounds what a restart replays and
+  // what the pin keeps from reuse; the journal must not fill up either. The
+  // record is durable whatever it does (a failed checkpoint refuses the
+  // writes after it).
+  constexpr uint64_t records_per_checkpoint = 1024;
+  if (++journal_commits_ >= records_per_checkpoint || journal_->used() > journal_->capacity() / 2)
+    (void)checkpoint_locked();
   return status::ok();
 }
 

@@ -188,18 +188,11 @@ class environment {
   const std::vector<std::string>& journal_records() const;
   // The owner replayed them: checkpoints.
   status journal_replayed();
-  // Records the deferred commit just made: writes `record` (what the owner
-  // needs to redo it), not flushed: journal_flush() makes it durable. When
-  // the journal has no room, or every 1,024 records, or once it is half full,
-  // checkpoints instead of (or after) writing it, and returns true: every
-  // commit so far is durable then. Errors: io_error (sticky).
-  // REQUIRES: the environment's writer.
-  result<bool> journal_write(std::string_view record);
-  // Makes every record journal_write() returned before this call durable
-  // (one fdatasync of the journal). May run on another thread, concurrently
-  // with the writer's commits, records and checkpoints: a flusher overlaps
-  // the next commit with this one's flush. Errors: io_error (sticky).
-  status journal_flush();
+  // Makes the deferred commit just made durable: writes `record` (what the
+  // owner needs to redo it) and flushes the journal; when the journal has no
+  // room, checkpoints instead; every 1,024 records, or once the journal is
+  // half full, checkpoints after it. Errors: io_error (sticky).
+  status journal_commit(std::string_view record);
   // Takes a checkpoint now (nothing when not journaled). Errors: io_error.
   status checkpoint();
   // A checkpoint, then the journal's records overwritten with zeros (an

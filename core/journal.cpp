@@ -199,11 +199,6 @@ status journal::sync() {
   return status::ok();
 }
 
-status journal::flush() const {
-  if (::fdatasync(fd_) != 0) return io_error(path_, "cannot flush", errno);
-  return status::ok();
-}
-
 status journal::checkpoint(std::string_view payload) {
   // Records must be durable before the checkpoint that ends them is.
   if (unsynced_)

@@ -21,8 +21,7 @@
 // position, an older sequence number) or torn (a bad checksum) ends the
 // records.
 //
-// Thread-safety: one thread at a time (the store's single writer), except
-// flush(), which may run on another thread concurrently with the others.
+// Thread-safety: one thread at a time (the store's single writer).
 // Errors: io_error (a failed flush makes the journal sticky-failed: what
 // was written since the last successful sync may or may not be durable),
 // storage_full (no room for a record: checkpoint first), corruption (a
@@ -74,12 +73,6 @@ class journal {
 
   // Makes every record appended so far durable (one fdatasync).
   status sync();
-
-  // Makes every record append() returned before this call durable (one
-  // fdatasync) without touching the journal's state: for a flusher thread
-  // that overlaps the writer's next records. A failure is not sticky here:
-  // the caller refuses what follows (the records may or may not be durable).
-  status flush() const;
 
   // Durably writes a checkpoint (`payload`, at most max_checkpoint_bytes):
   // the records before it are no longer read, and the next record goes to the

@@ -35,7 +35,7 @@ constexpr std::string_view meta_stream_seq = "stream_seq";
 // "retention/<pattern>" -> fixed64 through | fixed64 target | fixed64 before.
 constexpr std::string_view meta_retention = "retention/";
 
-// The journal's record of one append (environment::journal_write): enough to
+// The journal's record of one append (environment::journal_commit): enough to
 // redo it on the log as it was before it (append() is deterministic given
 // the log, the requests, `now` and the mark), and the heads around it, so a
 // replay skips what the log already holds.
@@ -148,13 +148,9 @@ class event_log::impl {
   status open_handles();
   status check_format();
   status load_head();
-  // Moves head_ forward to `to` (never back: a flusher thread and the writer
-  // both move it).
-  void advance_head(uint64_t to);
   // Journal mode: redoes the appends the journal holds after its checkpoint.
   status replay_journal();
-  // Journal mode: records the append just committed (durable once a
-  // sync() flushed the record, or at once when the journal checkpointed).
+  // Journal mode: the append just committed made durable by its record.
   status journal_append(uint64_t head_before, int64_t now, const ingest_mark* mark,
                         const std::vector<checked_append>& group);
   // In an ingest's transaction: whether mark's message is a duplicate, and
@@ -179,9 +175,6 @@ class event_log::impl {
   idempotency_store idempotency_;
   stream_id_store stream_ids_;
   std::atomic<uint64_t> head_{0};  // durable
-  // The last commit a flush makes durable: its meta page, or its journal
-  // record, is written. sync() may read it from another thread.
-  std::atomic<uint64_t> flushable_{0};
   std::atomic<uint64_t> stream_seq_{0};  // committed (cluster mode)
   // Writer-only state (REQUIRES: the single writer).
   stream_message_id stream_message_;  // the message at stream_seq_ (cluster mode)
@@ -231,25 +224,15 @@ status event_log::impl::replay_journal() {
                                     std::to_string(record->head_after)};
   }
   if (auto st = env_.journal_replayed(); !st) return st;
-  flushable_.store(written_, std::memory_order_release);
   head_.store(written_, std::memory_order_release);
   return status::ok();
-}
-
-void event_log::impl::advance_head(uint64_t to) {
-  uint64_t now = head_.load(std::memory_order_relaxed);
-  while (now < to && !head_.compare_exchange_weak(now, to, std::memory_order_acq_rel)) {
-  }
 }
 
 status event_log::impl::journal_append(uint64_t head_before, int64_t now, const ingest_mark* mark,
                                        const std::vector<checked_append>& group) {
   encode_group_record(record_, head_before, written_, now, options_, mark, group);
-  auto durable = env_.journal_write(record_);
-  // Written, or failed (sticky): either way the next sync() tells.
-  flushable_.store(written_, std::memory_order_release);
-  if (!durable) return durable.error();
-  if (*durable) advance_head(written_);
+  if (auto st = env_.journal_commit(record_); !st) return st;
+  head_.store(written_, std::memory_order_release);
   return status::ok();
 }
 
@@ -316,7 +299,6 @@ status event_log::impl::load_head() {
   if (!last) return last.error();
   last_ts_ = last->ts;
   written_ = head;
-  flushable_.store(head, std::memory_order_release);
   head_.store(head, std::memory_order_release);
   return status::ok();
 }
@@ -371,12 +353,10 @@ std::vector<result<append_outcome>> event_log::impl::append(
     crash_point("before_log_commit_unsynced");
   const uint64_t head_before = written_;
   if (st = env_.commit(txn); !st) return fail_all(st);
-  // Without a journal this commit flushed its pages after the previous
-  // commit wrote its meta page: the previous commit is durable now, this one
-  // once the next flush is done (environment::commit, MDB_NOMETASYNC). With
-  // one, a commit is durable once a sync() flushed its record.
-  if (relaxed) advance_head(next - 1);
-  else if (!env_.journaled()) advance_head(written_);
+  // This commit flushed its pages after the previous commit wrote its meta
+  // page: the previous commit is durable now, this one once the next flush
+  // is done (environment::commit, MDB_NOMETASYNC).
+  head_.store(relaxed ? next - 1 : written_, std::memory_order_release);
   // Only a commit that stamped events moves the last ts: load_head() reads it
   // back from the last record, so a node that restarts stamps the next events
   // as one that did not (a message of replays only stamps nothing).
@@ -387,10 +367,9 @@ std::vector<result<append_outcome>> event_log::impl::append(
     stream_seq_.store(mark->stream_seq, std::memory_order_release);
   }
   crash_point("after_log_commit_before_sync");
-  // Journal mode: durable once its record is flushed. A failure leaves the
-  // head behind: sync() reports it (sticky).
+  // Journal mode: durable once its record is (one flush). A failure leaves
+  // the head behind: sync() reports it (sticky).
   if (env_.journaled() && !replayed_now) (void)journal_append(head_before, now, mark, group);
-  else if (!replayed_now) flushable_.store(written_, std::memory_order_release);
   return out;
 }
 
@@ -408,17 +387,15 @@ result<bool> event_log::impl::record_message(MDB_txn* txn, const ingest_mark& ma
 }
 
 status event_log::impl::sync() {
-  // Read before the flush: every commit up to it is covered by the flush.
-  const uint64_t target = flushable_.load(std::memory_order_acquire);
-  if (head() >= target) return status::ok();
-  if (env_.journaled()) {  // the crash points are the journal's
-    if (auto st = env_.journal_flush(); !st) return st;
-    advance_head(target);
+  if (head() == written_) return status::ok();
+  if (env_.journaled()) {  // the record was not written: a checkpoint makes the commit durable
+    if (auto st = env_.checkpoint(); !st) return st;
+    head_.store(written_, std::memory_order_release);
     return status::ok();
   }
   crash_point("before_log_sync");
   if (auto st = env_.sync(); !st) return st;
-  advance_head(target);
+  head_.store(written_, std::memory_order_release);
   crash_point("after_log_sync");
   return status::ok();
 }
@@ -541,7 +518,7 @@ status event_log::impl::commit_synced(txn_guard& txn) {
   // Without MDB_NOMETASYNC a commit in durability::full flushes its pages
   // and its meta page: it and every commit before it are durable.
   if (auto st = env_.commit(txn); !st) return st;
-  advance_head(written_);
+  head_.store(written_, std::memory_order_release);
   return status::ok();
 }
 

@@ -3,8 +3,8 @@
 // "Idempotency"). Offsets start at 1, are gap-free and never reused.
 //
 // Thread-safety: append() must be called by one writer at a time (the
-// sequencer). Reads, and sync(), may be called from any thread concurrently
-// with appends; each read uses its own short read transaction.
+// sequencer). Reads may be called from any thread concurrently with appends;
+// each read uses its own short read transaction.
 
 #include <chrono>
 #include <cstdint>
@@ -60,10 +60,9 @@ class event_log {
   // it count after a power loss) is not (MDB_NOMETASYNC). The next commit's
   // flush, or sync(), makes it durable, so under load every group costs one
   // flush (docs/storage.md, "Durability"). With a journal (the runtime's
-  // log: docs/storage.md, "The log's journal") the commit is not flushed
-  // and its record in the journal is written, not flushed: the next sync()
-  // makes it durable with one flush of the journal (or the journal's
-  // checkpoint did already). Its events are not readable (head(), read(), ...) until durable; an
+  // log: docs/storage.md, "The log's journal") it returns durable: the
+  // commit is not flushed, its record in the journal is (one flush).
+  // Its events are not readable (head(), read(), ...) until durable; an
   // outcome (a replay too) may be acknowledged once head() >= written_head()
   // as it was when this call returned.
   // REQUIRES: a single writer.
@@ -94,9 +93,7 @@ class event_log {
   // Makes every commit so far durable (one flush; nothing when none is
   // pending or in durability::relaxed). Errors: io_error (the environment is
   // then sticky-failed: what was not yet durable may or may not survive).
-  // May run on another thread than the writer's (a flusher), concurrently
-  // with its appends: it then makes durable every append that returned
-  // before it was called, and the writer goes on committing meanwhile.
+  // REQUIRES: the single writer.
   status sync();
 
   // Events with offset >= from, in order, at most `limit`; never beyond head().

@@ -213,12 +213,8 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_append_failures_total", "counter", "Append requests that failed.");
   sample(out, "derive_append_failures_total", m.append_failures);
   header(out, "derive_append_commits_total", "counter",
-         "Group commits (one transaction of the log each).");
+         "Group commits (one durable transaction each).");
   sample(out, "derive_append_commits_total", m.append_commits);
-  header(out, "derive_append_flushes_total", "counter",
-         "Flushes of the log that made group commits durable (one covers every group "
-         "committed before it).");
-  sample(out, "derive_append_flushes_total", m.append_flushes);
 
   header(out, "derive_append_latency_seconds", "histogram",
          "Time from an append request to its durable outcome.");

@@ -75,7 +75,6 @@ struct runtime_metrics {
   uint64_t append_failures = 0;  // ... of which errors
   uint64_t appended_events = 0;
   uint64_t append_commits = 0;   // group commits (one LMDB transaction each)
-  uint64_t append_flushes = 0;   // flushes of the log that made groups durable
   // Append latency, from runtime::append to the outcome, in microseconds.
   uint64_t append_latency_count = 0;
   uint64_t append_latency_sum_us = 0;

@@ -17,11 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstring>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -82,8 +78,7 @@ class log_journal_test : public ::testing::Test {
         std::vector<checked_append> group;
         for (uint64_t r = 0, k = 1 + g % 3; r < k; ++r) group.push_back(request(n++));
         auto out = (*log)->append_deferred(group);
-        if (!(*log)->sync()) ::_exit(8);
-        if ((*log)->head() != (*log)->written_head()) ::_exit(5);  // durable once synced
+        if ((*log)->head() != (*log)->written_head()) ::_exit(5);  // durable when it returns
         for (size_t r = 0; r < out.size(); ++r) {
           if (!out[r]) ::_exit(6);
           ack a{n - group.size() + r, out[r]->first_offset, out[r]->count};
@@ -91,49 +86,6 @@ class log_journal_test : public ::testing::Test {
         }
       }
       ::_exit(0);  // no destructor: nothing is closed, no checkpoint at close
-    });
-    ASSERT_TRUE(child.started());
-    ack a;
-    while (child.read_record(a)) acks_.push_back(a);
-    int wstatus = child.wait();
-    ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << wstatus;
-  }
-
-  // As run_child, but as the sequencer does: a flusher thread syncs beside
-  // the appends and reports a request once the head covers it; the child
-  // dies right after its last append, with records written, not flushed.
-  void run_child_with_flusher(uint64_t first_request, uint64_t groups) {
-    auto child = child_process::fork([&](int fd) {
-      auto env = environment::open(dir_, journaled_options());
-      if (!env) ::_exit(3);
-      auto log = event_log::open(**env);
-      if (!log) ::_exit(4);
-      std::mutex mu;
-      std::deque<ack> written;  // appended, not yet reported
-      std::atomic<bool> done{false};
-      std::thread flusher([&] {
-        while (!done.load()) {
-          if (!(*log)->sync()) ::_exit(8);
-          const uint64_t head = (*log)->head();
-          std::lock_guard<std::mutex> lock(mu);
-          while (!written.empty() && written.front().first + written.front().count - 1 <= head) {
-            if (::write(fd, &written.front(), sizeof(ack)) != sizeof(ack)) ::_exit(7);
-            written.pop_front();
-          }
-        }
-      });
-      uint64_t n = first_request;
-      for (uint64_t g = 0; g < groups; ++g) {
-        std::vector<checked_append> group;
-        for (uint64_t r = 0, k = 1 + g % 3; r < k; ++r) group.push_back(request(n++));
-        auto out = (*log)->append_deferred(group);
-        std::lock_guard<std::mutex> lock(mu);
-        for (size_t r = 0; r < out.size(); ++r) {
-          if (!out[r]) ::_exit(6);
-          written.push_back({n - group.size() + r, out[r]->first_offset, out[r]->count});
-        }
-      }
-      ::_exit(0);  // the flusher is mid-way: no destructor, no checkpoint at close
     });
     ASSERT_TRUE(child.started());
     ack a;
@@ -221,19 +173,6 @@ TEST_F(log_journal_test, APowerLossAfterTheCheckpointLosesNoAcknowledgedAppend) 
   ASSERT_NO_FATAL_FAILURE(verify());
 }
 
-// The sequencer's pipeline: a flusher thread syncs while the appends go on,
-// and the process dies with commits whose records are not yet flushed. Every
-// request the flusher reported survives, also when the pages written after
-// the checkpoint are lost.
-TEST_F(log_journal_test, ACrashWithAFlusherBesideTheAppendsLosesNoAcknowledgedAppend) {
-  ASSERT_NO_FATAL_FAILURE(run_child_with_flusher(1, 300));
-  EXPECT_FALSE(acks_.empty());
-  ASSERT_NO_FATAL_FAILURE(lose_pages_after_the_checkpoint());
-  ASSERT_NO_FATAL_FAILURE(verify());
-  ASSERT_NO_FATAL_FAILURE(run_child_with_flusher(10'000, 1500));  // past a checkpoint
-  ASSERT_NO_FATAL_FAILURE(verify());
-}
-
 // A record torn by the crash (its flush never returned, so it was never
 // acknowledged) ends the replay: the log ends before it, gap-free.
 TEST_F(log_journal_test, ATornLastRecordIsNotReplayed) {
@@ -299,7 +238,7 @@ TEST_F(log_journal_test, AnOpenOntoACompactedFileWithRecordsLeftNamesTheNewFile)
 }
 
 // Relaxed durability on a directory with a journal: appends are journaled
-// (durable once synced), not checkpointed one by one.
+// (durable when they return), not checkpointed one by one.
 TEST_F(log_journal_test, RelaxedDurabilityOnAJournaledDirectoryJournalsItsAppends) {
   ASSERT_NO_FATAL_FAILURE(run_child(1, 5));
   environment_options relaxed = journaled_options();
@@ -313,7 +252,6 @@ TEST_F(log_journal_test, RelaxedDurabilityOnAJournaledDirectoryJournalsItsAppend
   for (uint64_t n = 100; n < 110; ++n) {
     auto out = (*log)->append_deferred({request(n)});
     ASSERT_TRUE(out[0]);
-    ASSERT_TRUE((*log)->sync());
     EXPECT_EQ((*log)->head(), (*log)->written_head());
   }
   EXPECT_EQ((*env)->journal_commits(), 10u);
