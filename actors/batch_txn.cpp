@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "core/json_text.hpp"
 
@@ -294,14 +295,53 @@ void batch_txn::learn_existed(std::string_view key, cached& e) {
   e.known = true;
 }
 
+const batch_txn::flat_index::found* batch_txn::flat_index::find(std::string_view key) const {
+  if (slots_.empty()) return nullptr;
+  const size_t hash = std::hash<std::string_view>{}(key);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    const slot& s = slots_[i];
+    if (s.kv.second == nullptr) return nullptr;
+    if (s.hash == hash && s.kv.first == key) return &s.kv;
+  }
+}
+
+const batch_txn::flat_index::found& batch_txn::flat_index::insert(std::string_view key,
+                                                                  cached* entry) {
+  if (2 * (size_ + 1) > slots_.size()) grow();
+  const size_t hash = std::hash<std::string_view>{}(key);
+  const size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  while (slots_[i].kv.second != nullptr) i = (i + 1) & mask;
+  slots_[i] = {hash, {key, entry}};
+  ++size_;
+  return slots_[i].kv;
+}
+
+void batch_txn::flat_index::grow() {
+  const size_t capacity = std::max<size_t>(64, 2 * slots_.size());
+  std::vector<slot> old = std::exchange(slots_, std::vector<slot>(capacity));
+  const size_t mask = slots_.size() - 1;
+  for (const slot& s : old) {
+    if (s.kv.second == nullptr) continue;
+    size_t i = s.hash & mask;
+    while (slots_[i].kv.second != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+void batch_txn::flat_index::clear() {
+  slots_ = {};
+  size_ = 0;
+}
+
 const batch_txn::cache::found* batch_txn::cache::find(std::string_view key) const {
-  auto it = index_.find(key);
-  return it == index_.end() ? nullptr : &*it;
+  return index_.find(key);
 }
 
 const batch_txn::cache::found& batch_txn::cache::insert(std::string_view key, cached entry) {
   auto& [stored, e] = items_.emplace_back(std::string(key), std::move(entry));
-  const auto& at = *index_.emplace(stored, &e).first;
+  const auto& at = index_.insert(stored, &e);
   if (has_ordered_) ordered_.emplace(stored, &e);
   return at;
 }

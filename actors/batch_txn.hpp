@@ -68,6 +68,27 @@ class batch_txn final : public view_txn {
     value committed;
     value current;
   };
+  // The cache's hash index: open addressing with linear probing in a
+  // power-of-two table at most half full, the hash kept in the slot, so a
+  // find is mostly one probe and one key compare (a node-based
+  // unordered_map's find was the batch's largest single cost per event).
+  class flat_index {
+   public:
+    using found = std::pair<std::string_view, cached*>;
+    const found* find(std::string_view key) const;
+    // REQUIRES: key absent, entry not null. The reference lasts until the next insert.
+    const found& insert(std::string_view key, cached* entry);
+    void clear();
+
+   private:
+    struct slot {
+      size_t hash = 0;
+      found kv{};  // kv.second nullptr: empty
+    };
+    void grow();
+    std::vector<slot> slots_;
+    size_t size_ = 0;
+  };
   // The keys touched in this batch (of the state, or of the private state).
   // Found by hash; in key order only once a range or a count asks for it
   // (ordered()), since most views never do: an ordered map of every key
@@ -83,7 +104,7 @@ class batch_txn final : public view_txn {
     cache& operator=(const cache&) = delete;
     using ordered_index = std::map<std::string_view, cached*, std::less<>>;
     // The stored key (it outlives the caller's) and its entry.
-    using found = std::pair<const std::string_view, cached*>;
+    using found = flat_index::found;
     const found* find(std::string_view key) const;
     const found& insert(std::string_view key, cached entry);  // REQUIRES: key absent
     // Every entry in key order; built on first use, then kept by insert().
@@ -99,7 +120,7 @@ class batch_txn final : public view_txn {
 
    private:
     std::deque<std::pair<std::string, cached>> items_;
-    std::unordered_map<std::string_view, cached*> index_;
+    flat_index index_;
     ordered_index ordered_;
     bool has_ordered_ = false;
   };

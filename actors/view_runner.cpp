@@ -226,7 +226,8 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
   while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset) &&
          !bounds.yield_to_live(out.new_offset > offset)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
-    if (auto st = ctx.log->read(out.new_offset + 1, n, events); !st) return st;
+    if (auto st = ctx.log->read(out.new_offset + 1, n, events, ctx.read_chunk_bytes); !st)
+      return st;
     for (const auto& e : events) {
       if (bounds.reached(txn, out.new_offset > offset)) return out;
       if (e.redacted) {  // erased: it contributes nothing to any view
@@ -239,7 +240,7 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
       out.new_offset = e.offset;
       --remaining;
     }
-    if (events.size() < n) break;  // the head
+    if (events.empty()) break;  // the head (a read may end early at its byte bound)
   }
   return out;
 }

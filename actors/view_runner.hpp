@@ -16,7 +16,8 @@
 // `stopping` flag is set: so memory is bounded by bytes, not by event count,
 // a long catch-up commits (and shows progress) at least every `batch_time`,
 // and a stop waits for at most one input and one commit. Inputs are read
-// from the source `read_chunk` at a time, so at most that many are held.
+// from the source `read_chunk` at a time (a log's: or about
+// `read_chunk_bytes` of records), so at most that many are held.
 // A batch that leaves the view still behind (its source ahead as of its
 // commit) is followed by a view_store::step when it was a catch-up batch or
 // changed at least `step_changes` keys, so that the next batch reuses the
@@ -77,7 +78,10 @@ struct runner_context {
   uint64_t live_batch = 256;
   uint64_t batch_bytes = uint64_t{64} << 20;
   std::chrono::milliseconds batch_time{1000};
-  size_t read_chunk = 64;
+  // 256 events a read: a read's transaction and cursor cost ~1/100 of a
+  // counting view's event at 64 (measured: docs/benchmarks.md, catch-up).
+  size_t read_chunk = 256;
+  size_t read_chunk_bytes = size_t{1} << 20;
   uint64_t step_changes = 512;  // see "followed by a view_store::step" above
   // Runs on the runner thread after each successful commit (and before the
   // runner reads on): `changes` are the entries just committed.

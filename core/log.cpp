@@ -124,7 +124,7 @@ class event_log::impl {
   status sync();
   uint64_t stream_seq() const { return stream_seq_.load(std::memory_order_acquire); }
   stream_message_id stream_message() const { return stream_message_; }
-  status read(uint64_t from, size_t limit, std::vector<event>& out) const;
+  status read(uint64_t from, size_t limit, std::vector<event>& out, size_t max_bytes) const;
   result<std::vector<uint64_t>> offsets_of_subject(const std::string& subject) const;
   result<std::optional<append_outcome>> find_idempotency_key(const std::string& key) const;
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
@@ -456,8 +456,10 @@ status event_log::impl::append_events(MDB_txn* txn, MDB_cursor* log_cursor,
   return status::ok();
 }
 
-status event_log::impl::read(uint64_t from, size_t limit, std::vector<event>& out) const {
+status event_log::impl::read(uint64_t from, size_t limit, std::vector<event>& out,
+                             size_t max_bytes) const {
   size_t n = 0;  // events decoded into out[0, n)
+  size_t bytes = 0;  // of their records
   // On every return: out holds the events read, the rest of its events gone.
   auto done = [&](status st) {
     out.resize(n);
@@ -474,11 +476,12 @@ status event_log::impl::read(uint64_t from, size_t limit, std::vector<event>& ou
   out.reserve(std::min<uint64_t>(limit, h - from + 1));
   MDB_val k = uint64_val(from), v{};
   rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE);
-  while (rc == MDB_SUCCESS && n < limit && native_uint64(k) <= h) {
+  while (rc == MDB_SUCCESS && n < limit && bytes < max_bytes && native_uint64(k) <= h) {
     if (n == out.size()) out.emplace_back();
     if (auto st = decode_event_record(native_uint64(k), to_view(v), out[n]); !st)
       return done(st);
     ++n;
+    bytes += v.mv_size;
     rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT);
   }
   if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return done(lmdb_status(rc, "reading the log"));
@@ -881,12 +884,13 @@ uint64_t event_log::written_head() const { return impl_->written_head(); }
 
 result<std::vector<event>> event_log::read(uint64_t from, size_t limit) const {
   std::vector<event> events;
-  if (auto st = impl_->read(from, limit, events); !st) return st;
+  if (auto st = impl_->read(from, limit, events, SIZE_MAX); !st) return st;
   return events;
 }
 
-status event_log::read(uint64_t from, size_t limit, std::vector<event>& out) const {
-  return impl_->read(from, limit, out);
+status event_log::read(uint64_t from, size_t limit, std::vector<event>& out,
+                       size_t max_bytes) const {
+  return impl_->read(from, limit, out, max_bytes);
 }
 
 uint64_t event_log::head() const { return impl_->head(); }

@@ -102,7 +102,10 @@ class event_log {
   // its events: a reader that pages through the log with one vector
   // allocates (almost) nothing per event. On an error `out` holds the events
   // read before it.
-  status read(uint64_t from, size_t limit, std::vector<event>& out) const;
+  // `max_bytes`: it also stops after the event whose record reaches that
+  // many bytes read (at least one event is read).
+  status read(uint64_t from, size_t limit, std::vector<event>& out,
+              size_t max_bytes = SIZE_MAX) const;
 
   // The last durable offset (0 when empty): what readers may see. In
   // durability::relaxed every commit counts as durable.

@@ -22,7 +22,8 @@ class runner_test : public deterministic_fixture {
   // `live_pending`: the runtime's question "is live work pending?" (a slot
   // not served yields to it; slot_ is not served unless a test says so).
   void start_runner(uint64_t live_batch, uint64_t catch_up_batch,
-                    std::function<bool()> live_pending = nullptr) {
+                    std::function<bool()> live_pending = nullptr,
+                    size_t read_chunk_bytes = size_t{1} << 20) {
     slot_.attach(view_store::open(*env_, "counts", 1).value());
     slot_.set_active(false);
     runner_context ctx;
@@ -31,6 +32,7 @@ class runner_test : public deterministic_fixture {
     ctx.live_batch = live_batch;
     ctx.catch_up_batch = catch_up_batch;
     ctx.read_chunk = 10;
+    ctx.read_chunk_bytes = read_chunk_bytes;
     ctx.building_wait = std::chrono::milliseconds(50);
     ctx.live_pending = std::move(live_pending);
     ctx.published = [this](view_slot& s, uint64_t offset, std::vector<offset_changes>& changes) {
@@ -99,6 +101,13 @@ TEST_F(runner_test, IsWokenOnlyByHeadMessages) {
 
 TEST_F(runner_test, WorksInLargeBatchesWhenFarBehind) {
   start_runner(4, 100);
+  announce(append_to_log(250));
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
+}
+
+// A read that ends at its byte bound is not the head: the batch reads on.
+TEST_F(runner_test, ReadsBoundedByBytesStillFillTheirBatches) {
+  start_runner(4, 100, nullptr, 1);  // one event per read
   announce(append_to_log(250));
   EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
 }

@@ -214,6 +214,19 @@ TEST_P(log_test, read_honours_from_and_limit) {
   EXPECT_TRUE(log_->read(1, 0)->empty());
 }
 
+TEST_P(log_test, read_stops_at_its_byte_bound_after_at_least_one_event) {
+  for (int i = 0; i < 10; ++i) append_ok({ev("t", "k", "\"" + std::string(100, 'x') + "\"")});
+  std::vector<event> page;
+  ASSERT_TRUE(log_->read(1, 10, page, 1));
+  ASSERT_EQ(page.size(), 1u);  // one event even when it alone passes the bound
+  EXPECT_EQ(page.front().offset, 1u);
+  ASSERT_TRUE(log_->read(3, 10, page, 150));
+  ASSERT_EQ(page.size(), 2u);  // a record of 100-odd bytes stays under 150, the second passes it
+  EXPECT_EQ(page.back().offset, 4u);
+  ASSERT_TRUE(log_->read(1, 10, page, SIZE_MAX));
+  EXPECT_EQ(page.size(), 10u);
+}
+
 TEST_P(log_test, events_and_head_survive_restart) {
   append_ok({ev("a", "k", "[1,2]")});
   append_ok({ev("b"), ev("c")});
