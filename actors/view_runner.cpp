@@ -165,6 +165,8 @@ struct batch_bounds {
   // while live work comes and goes (`live_recent`).
   static constexpr uint64_t building_share = 8;
   static constexpr uint64_t live_share = 64;
+  // Inputs between two looks at live work (at least; each read starts with one).
+  static constexpr uint64_t yield_every = 64;
   static uint64_t share(const runner_context& ctx, bool live_recent) {
     if (ctx.slot->serving.load()) return 1;
     return live_recent ? live_share : building_share;
@@ -223,6 +225,7 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
   const auto& def = ctx.slot->def();
   uint64_t remaining = limit;
   std::vector<event> events;  // reused by every chunk
+  uint64_t seen = 0;
   while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset) &&
          !bounds.yield_to_live(out.new_offset > offset)) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
@@ -230,6 +233,10 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
       return st;
     for (const auto& e : events) {
       if (bounds.reached(txn, out.new_offset > offset)) return out;
+      if (seen > 0 && seen % batch_bounds::yield_every == 0 &&
+          bounds.yield_to_live(out.new_offset > offset))
+        return out;
+      ++seen;
       if (e.redacted) {  // erased: it contributes nothing to any view
         out.new_offset = e.offset;
         --remaining;

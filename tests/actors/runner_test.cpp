@@ -23,7 +23,7 @@ class runner_test : public deterministic_fixture {
   // not served yields to it; slot_ is not served unless a test says so).
   void start_runner(uint64_t live_batch, uint64_t catch_up_batch,
                     std::function<bool()> live_pending = nullptr,
-                    size_t read_chunk_bytes = size_t{1} << 20) {
+                    size_t read_chunk_bytes = size_t{1} << 20, size_t read_chunk = 10) {
     slot_.attach(view_store::open(*env_, "counts", 1).value());
     slot_.set_active(false);
     runner_context ctx;
@@ -31,7 +31,7 @@ class runner_test : public deterministic_fixture {
     ctx.log = log_.get();
     ctx.live_batch = live_batch;
     ctx.catch_up_batch = catch_up_batch;
-    ctx.read_chunk = 10;
+    ctx.read_chunk = read_chunk;
     ctx.read_chunk_bytes = read_chunk_bytes;
     ctx.building_wait = std::chrono::milliseconds(50);
     ctx.live_pending = std::move(live_pending);
@@ -197,6 +197,17 @@ TEST_F(runner_test, AVersionNotServedEndsItsBatchWhenLiveWorkArrives) {
   start_runner(4, 100, [&] { return ++asked > 1 && asked < 4; });
   EXPECT_EQ(published_, (std::vector<uint64_t>{10}));  // one read chunk, then it yields
   sched().trigger_timeouts();  // its batch put off (third question) runs now
+  sched().run();
+  EXPECT_EQ(slot_.offset(), head);
+}
+
+// Within a read of 256 inputs it looks for live work every 64.
+TEST_F(runner_test, AVersionNotServedLooksForLiveWorkWithinALargeRead) {
+  int asked = 0;  // live work arrives after the first question, and is done at the fourth
+  const uint64_t head = append_to_log(300);
+  start_runner(4, 300, [&] { return ++asked > 1 && asked < 4; }, size_t{1} << 20, 256);
+  EXPECT_EQ(published_, (std::vector<uint64_t>{64}));
+  sched().trigger_timeouts();
   sched().run();
   EXPECT_EQ(slot_.offset(), head);
 }
