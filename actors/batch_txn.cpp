@@ -57,9 +57,10 @@ void batch_txn::begin_input(uint64_t offset) {
   offset_ = offset;
 }
 
-// Per cached key: the map node, its index entry and the json's own
+// Per cached key: its entry in the deque (~90 bytes), its share of the
+// index (32-byte slots, two to four per key) and the json's own
 // bookkeeping, roughly.
-constexpr uint64_t entry_overhead = 144;
+constexpr uint64_t entry_overhead = 176;
 
 namespace {
 

@@ -78,8 +78,8 @@ struct runner_context {
   uint64_t live_batch = 256;
   uint64_t batch_bytes = uint64_t{64} << 20;
   std::chrono::milliseconds batch_time{1000};
-  // 256 events a read: a read's transaction and cursor cost ~1/100 of a
-  // counting view's event at 64 (measured: docs/benchmarks.md, catch-up).
+  // 256 events a read: at 64, a counting view's catch-up spent a few percent
+  // more in read transactions and cursors (docs/benchmarks.md, catch-up).
   size_t read_chunk = 256;
   size_t read_chunk_bytes = size_t{1} << 20;
   uint64_t step_changes = 512;  // see "followed by a view_store::step" above

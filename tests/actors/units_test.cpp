@@ -43,6 +43,32 @@ TEST_F(batch_txn_test, ReadsTheCommittedState) {
   EXPECT_FALSE(txn_->get("b"));
 }
 
+// Thousands of keys in one batch (its index grows many times over), read
+// back in another order, each with its own value; absent keys stay absent.
+TEST_F(batch_txn_test, ManyKeysInOneBatchKeepTheirOwnValues) {
+  const int n = 5000;
+  for (int i = 0; i < n; ++i) {
+    txn_->begin_input(2 + i);
+    const std::string key = "k" + std::to_string(i);
+    EXPECT_FALSE(txn_->get(key));
+    txn_->put(key, i);
+    txn_->commit_input();
+  }
+  txn_->begin_input(2 + n);
+  for (int i = n - 1; i >= 0; i -= 7) EXPECT_EQ(txn_->get("k" + std::to_string(i)), json(i));
+  EXPECT_FALSE(txn_->get("k" + std::to_string(n)));
+  EXPECT_EQ(txn_->get("a"), json(1));
+  txn_->commit_input();
+  // Committed, and carried to the next batch as its warm cache.
+  auto changes = txn_->take_changes();
+  auto blind = txn_->take_blind_changes();
+  ASSERT_TRUE(store_->commit(changes, blind, 2 + n, {}, txn_->take_private_changes()));
+  batch_txn next(*store_, txn_->warm());
+  next.begin_input(3 + n);
+  for (int i = 0; i < n; i += 11) EXPECT_EQ(next.get("k" + std::to_string(i)), json(i));
+  EXPECT_FALSE(next.get("k" + std::to_string(n + 1)));
+}
+
 // Read transactions open in `env` (mdb_reader_list).
 int active_readers(const environment& env) {
   int n = 0;
