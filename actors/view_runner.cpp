@@ -253,7 +253,9 @@ result<batch_result> apply_log(runner_context& ctx, batch_txn& txn, uint64_t off
 }
 
 // Reads up to `limit` upstream changelog entries after `offset` (read_chunk
-// at a time) and applies them, until the bounds are reached.
+// at a time, at most yield_every: an entry, one upstream offset's changes,
+// may be large and a read has no byte bound) and applies them, until the
+// bounds are reached.
 result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_t offset,
                                     uint64_t limit, const batch_bounds& bounds) {
   auto* upstream = ctx.slot->upstream;
@@ -263,7 +265,8 @@ result<batch_result> apply_upstream(runner_context& ctx, batch_txn& txn, uint64_
   uint64_t remaining = limit;
   while (remaining > 0 && !bounds.reached(txn, out.new_offset > offset) &&
          !bounds.yield_to_live(out.new_offset > offset)) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, ctx.read_chunk));
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>({remaining, ctx.read_chunk, batch_bounds::yield_every}));
     auto page = upstream->store()->changes_since(out.new_offset, n);
     if (!page) return page.error();
     if (!page->served)

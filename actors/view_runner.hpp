@@ -17,7 +17,8 @@
 // a long catch-up commits (and shows progress) at least every `batch_time`,
 // and a stop waits for at most one input and one commit. Inputs are read
 // from the source `read_chunk` at a time (a log's: or about
-// `read_chunk_bytes` of records), so at most that many are held.
+// `read_chunk_bytes` of records; an upstream view's changelog: at most 64
+// entries), so at most that many are held.
 // A batch that leaves the view still behind (its source ahead as of its
 // commit) is followed by a view_store::step when it was a catch-up batch or
 // changed at least `step_changes` keys, so that the next batch reuses the
