@@ -310,25 +310,22 @@ const batch_txn::flat_index::found* batch_txn::flat_index::find(std::string_view
 const batch_txn::flat_index::found& batch_txn::flat_index::insert(std::string_view key,
                                                                   cached* entry) {
   if (2 * (size_ + 1) > slots_.size()) grow();
-  const size_t hash = std::hash<std::string_view>{}(key);
-  const size_t mask = slots_.size() - 1;
-  size_t i = hash & mask;
-  while (slots_[i].kv.second != nullptr) i = (i + 1) & mask;
-  slots_[i] = {hash, {key, entry}};
   ++size_;
-  return slots_[i].kv;
+  return place({std::hash<std::string_view>{}(key), {key, entry}}).kv;
+}
+
+batch_txn::flat_index::slot& batch_txn::flat_index::place(const slot& s) {
+  const size_t mask = slots_.size() - 1;
+  size_t i = s.hash & mask;
+  while (slots_[i].kv.second != nullptr) i = (i + 1) & mask;
+  return slots_[i] = s;
 }
 
 void batch_txn::flat_index::grow() {
   const size_t capacity = std::max<size_t>(64, 2 * slots_.size());
   std::vector<slot> old = std::exchange(slots_, std::vector<slot>(capacity));
-  const size_t mask = slots_.size() - 1;
-  for (const slot& s : old) {
-    if (s.kv.second == nullptr) continue;
-    size_t i = s.hash & mask;
-    while (slots_[i].kv.second != nullptr) i = (i + 1) & mask;
-    slots_[i] = s;
-  }
+  for (const slot& s : old)
+    if (s.kv.second != nullptr) place(s);
 }
 
 void batch_txn::flat_index::clear() {

@@ -85,6 +85,7 @@ class batch_txn final : public view_txn {
       size_t hash = 0;
       found kv{};  // kv.second nullptr: empty
     };
+    slot& place(const slot& s);  // into the first empty slot from its hash on
     void grow();
     std::vector<slot> slots_;
     size_t size_ = 0;
