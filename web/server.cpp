@@ -16,6 +16,16 @@
 
 namespace derive::web {
 
+namespace {
+
+// The Asio threads to run: `asked`, or (0) one per four hardware threads.
+unsigned io_threads(unsigned asked) {
+  if (asked > 0) return asked;
+  return std::max(1u, std::thread::hardware_concurrency() / 4);
+}
+
+}  // namespace
+
 class server::impl {
  public:
   impl(runtime& rt, server_options options) : ctx_(rt, std::move(options)) {}
@@ -37,7 +47,7 @@ class server::impl {
                     "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
     }
     if (auto st = load_tls(); !st) return st;
-    unsigned threads = std::max(1u, ctx_.options.threads);
+    const unsigned threads = io_threads(ctx_.options.threads);
     ioc_ = std::make_unique<net::io_context>(static_cast<int>(threads));
     listener_ = std::make_shared<listener>(*ioc_, ctx_);
     if (auto st = listener_->open(tcp::endpoint(address, ctx_.options.port)); !st) {
@@ -76,6 +86,7 @@ class server::impl {
   }
 
   uint16_t port() const { return port_; }
+  unsigned threads() const { return static_cast<unsigned>(threads_.size()); }
 
   status reload_tls() {
     if (!ctx_.tls) {
@@ -143,6 +154,7 @@ server::~server() = default;
 status server::start() { return impl_->start(); }
 void server::stop() { impl_->stop(); }
 uint16_t server::port() const { return impl_->port(); }
+unsigned server::threads() const { return impl_->threads(); }
 status server::reload_tls() { return impl_->reload_tls(); }
 
 }  // namespace derive::web

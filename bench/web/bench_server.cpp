@@ -25,7 +25,7 @@ struct options {
   std::string data;
   uint16_t port = 0;
   bool relaxed = false;
-  unsigned threads = 2;  // Asio
+  unsigned threads = 0;  // Asio; 0: the server's default
   unsigned workers = 2;  // CAF scheduler
 };
 
@@ -48,7 +48,7 @@ bool parse(int argc, char** argv, options& o) {
       return false;
     }
   }
-  return !o.data.empty() && o.threads > 0;
+  return !o.data.empty();
 }
 
 derive::view_def latest_view() {

@@ -69,7 +69,7 @@ struct server_flags {
   uint16_t port = 8080;
   std::string data = "data";
   std::string www;
-  unsigned threads = 2;
+  unsigned threads = 0;  // 0: the server's default (server_options::threads)
   bool relaxed = false;
 
   // Port and data directory from environment variables (flags win).

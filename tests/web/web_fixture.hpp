@@ -142,6 +142,9 @@ class web_fixture : public ::testing::Test {
   void start_server() {
     web::server_options o;
     o.port = 0;
+    // Two Asio threads whatever the machine (the default may be one): the
+    // tests exercise the paths between a session's strand and other threads.
+    o.threads = 2;
     o.static_dir = static_dir_;
     o.client_dir = client_dir_;
     o.ping_interval = std::chrono::seconds(60);

@@ -22,7 +22,11 @@ namespace derive::web {
 struct server_options {
   std::string address = "127.0.0.1";
   uint16_t port = 8080;  // 0: pick a free port (see port())
-  unsigned threads = 2;  // Asio threads
+  // Asio threads; 0: one per four hardware threads, at least one. Threads
+  // sharing the io_context contend for its lock and wake each other, and
+  // the runtime's threads need cores too: on two cores one thread served
+  // 1.35-1.5x the reads of two (docs/benchmarks.md, "One Asio thread").
+  unsigned threads = 0;
   // Static files served at "/" (index.html for "/"); empty: none.
   std::string static_dir;
   // The browser client (derive.js) served at /client/derive.js; empty: the
@@ -113,6 +117,9 @@ class server {
   // Idempotent.
   void stop();
   uint16_t port() const;
+  // The Asio threads running (options.threads, or the default's choice); 0
+  // while stopped.
+  unsigned threads() const;
   // Reads tls_cert_file and tls_key_file again (for example on SIGHUP); new
   // connections use them, open ones keep theirs. On an error (a file
   // missing, unreadable, or a key that does not match) the old certificate
