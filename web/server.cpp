@@ -18,10 +18,10 @@ namespace derive::web {
 
 namespace {
 
-// The Asio threads to run: `asked`, or (0) one per four hardware threads.
+// The Asio threads to run: `asked`, or (0) one per two hardware threads.
 unsigned io_threads(unsigned asked) {
   if (asked > 0) return asked;
-  return std::max(1u, std::thread::hardware_concurrency() / 4);
+  return std::max(1u, std::thread::hardware_concurrency() / 2);
 }
 
 }  // namespace

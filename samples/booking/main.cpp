@@ -37,7 +37,7 @@ Options:
   --data DIR    data directory, created when missing (default ./data-booking).
                 Environment: BOOKING_DATA.
   --relaxed     relaxed durability (acknowledged before the sync to disk).
-  --threads N   network (Asio) threads, 1..64 (default: one per four
+  --threads N   network (Asio) threads, 1..64 (default: one per two
                 cores, at least one).
   --www DIR     the folder of the web page (default: the source tree's
                 samples/booking/www).

@@ -75,7 +75,7 @@ Options:
                 0: no limit); beyond: 429 with Retry-After.
   --data DIR    data directory, created when missing (default ./data).
                 Environment: DERIVE_DATA. Running again keeps the data.
-  --threads N   network (Asio) threads, 1..64 (default: one per four
+  --threads N   network (Asio) threads, 1..64 (default: one per two
                 cores, at least one).
   --search-version N
                 the search view's version: 2 (default) or 3 (a title boost).

@@ -761,9 +761,9 @@ TEST_F(durable_http_test, a_busy_port_is_an_io_error) {
   EXPECT_NE(st.message().find(std::to_string(port())), std::string::npos) << st.message();
 }
 
-// server_options::threads 0 (the default): one Asio thread per four hardware
+// server_options::threads 0 (the default): one Asio thread per two hardware
 // threads, at least one; a count asked for is run as asked.
-TEST_F(durable_http_test, the_default_runs_one_asio_thread_per_four_hardware_threads) {
+TEST_F(durable_http_test, the_default_runs_one_asio_thread_per_two_hardware_threads) {
   EXPECT_EQ(server_->threads(), 2u);  // the fixture asks for two
   web::server_options o;
   o.port = 0;
@@ -771,7 +771,7 @@ TEST_F(durable_http_test, the_default_runs_one_asio_thread_per_four_hardware_thr
   web::server by_default(*rt_, o);
   EXPECT_EQ(by_default.threads(), 0u);  // not started
   ASSERT_TRUE(by_default.start().is_ok());
-  EXPECT_EQ(by_default.threads(), std::max(1u, std::thread::hardware_concurrency() / 4));
+  EXPECT_EQ(by_default.threads(), std::max(1u, std::thread::hardware_concurrency() / 2));
   EXPECT_EQ(http_get(by_default.port(), "/v1/health").status, 200);
   by_default.stop();
   EXPECT_EQ(by_default.threads(), 0u);
