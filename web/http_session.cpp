@@ -62,11 +62,11 @@ class http_session : public session_base,
   using std::enable_shared_from_this<http_session>::shared_from_this;
 
   http_session(Stream&& stream, beast::flat_buffer&& received, server_context& ctx,
-               net::io_context& ioc, connection_ticket ticket, bool tls_required)
+               const io_lane& lane, connection_ticket ticket, bool tls_required)
       : stream_(std::move(stream)),
         buffer_(ctx.options.max_header_bytes + ctx.options.max_body_bytes + 65536),
         ctx_(ctx),
-        ioc_(ioc),
+        lane_(lane),
         ticket_(std::move(ticket)),
         tls_required_(tls_required) {
     auto n = received.size();
@@ -255,7 +255,7 @@ class http_session : public session_base,
     finished_ = true;
     ctx_.stats.http_connections.fetch_sub(1);
     auto self = shared_from_this();
-    start_websocket_session(ctx_, ioc_, std::move(stream_), parser_->release(),
+    start_websocket_session(ctx_, lane_, std::move(stream_), parser_->release(),
                             std::get<ws_identity>(std::move(identity)), std::move(ticket_),
                             beast::buffers_to_string(buffer_.data()));
     ctx_.sessions.remove(this);
@@ -288,7 +288,7 @@ class http_session : public session_base,
         [weak, seq](http_reply reply) {
           if (auto s = weak.lock()) s->on_reply(seq, std::move(reply));
         },
-        make_post_fn(weak, ctx_.gate, ioc_.get_executor()));
+        make_post_fn(weak, lane_.gate, lane_.executor()));
   }
 
   // On the strand; stale replies (after a shutdown answered the request) are
@@ -454,7 +454,7 @@ class http_session : public session_base,
   header_tap header_tap_{buffer_, raw_header_};
   std::optional<http::request_parser<http::string_body>> parser_;
   server_context& ctx_;
-  net::io_context& ioc_;
+  const io_lane lane_;
   connection_ticket ticket_;
   const bool tls_required_;
   phase phase_ = phase::reading;
@@ -472,17 +472,17 @@ class http_session : public session_base,
 }  // namespace
 
 template <class Stream>
-void start_http_session(server_context& ctx, net::io_context& ioc, Stream stream,
+void start_http_session(server_context& ctx, const io_lane& lane, Stream stream,
                         beast::flat_buffer buffer, connection_ticket ticket, bool tls_required) {
   auto session = std::make_shared<http_session<Stream>>(
-      std::move(stream), std::move(buffer), ctx, ioc, std::move(ticket), tls_required);
+      std::move(stream), std::move(buffer), ctx, lane, std::move(ticket), tls_required);
   ctx.sessions.add(session);
   session->run();
 }
 
-template void start_http_session<plain_stream>(server_context&, net::io_context&, plain_stream,
+template void start_http_session<plain_stream>(server_context&, const io_lane&, plain_stream,
                                                beast::flat_buffer, connection_ticket, bool);
-template void start_http_session<tls_stream>(server_context&, net::io_context&, tls_stream,
+template void start_http_session<tls_stream>(server_context&, const io_lane&, tls_stream,
                                              beast::flat_buffer, connection_ticket, bool);
 
 }  // namespace derive::web

@@ -57,9 +57,9 @@ class refusal : public std::enable_shared_from_this<refusal> {
 // 400 tls_required.
 class tls_detector : public std::enable_shared_from_this<tls_detector> {
  public:
-  tls_detector(tcp::socket&& socket, server_context& ctx, net::io_context& ioc,
+  tls_detector(tcp::socket&& socket, server_context& ctx, const io_lane& lane,
                connection_ticket ticket)
-      : stream_(std::move(socket)), ctx_(ctx), ioc_(ioc), ticket_(std::move(ticket)) {}
+      : stream_(std::move(socket)), ctx_(ctx), lane_(lane), ticket_(std::move(ticket)) {}
 
   void run() {
     stream_.expires_after(ctx_.options.idle_timeout);
@@ -72,25 +72,28 @@ class tls_detector : public std::enable_shared_from_this<tls_detector> {
   void on_detect(beast::error_code ec, bool is_tls) {
     if (ec || ctx_.stopping) return;  // the socket closes with this object
     if (!is_tls) {
-      return start_http_session(ctx_, ioc_, std::move(stream_), std::move(buffer_),
+      return start_http_session(ctx_, lane_, std::move(stream_), std::move(buffer_),
                                 std::move(ticket_), true);
     }
     auto tls = ctx_.tls->current();
-    start_http_session(ctx_, ioc_, tls_stream(std::move(stream_), *tls), std::move(buffer_),
+    start_http_session(ctx_, lane_, tls_stream(std::move(stream_), *tls), std::move(buffer_),
                        std::move(ticket_));
   }
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   server_context& ctx_;
-  net::io_context& ioc_;
+  const io_lane lane_;
   connection_ticket ticket_;
 };
 
 }  // namespace
 
-listener::listener(net::io_context& ioc, server_context& ctx)
-    : ioc_(ioc), ctx_(ctx), acceptor_(net::make_strand(ioc)), retry_(acceptor_.get_executor()) {}
+listener::listener(std::vector<io_lane> lanes, server_context& ctx)
+    : lanes_(std::move(lanes)),
+      ctx_(ctx),
+      acceptor_(net::make_strand(*lanes_.front().ioc)),
+      retry_(acceptor_.get_executor()) {}
 
 status listener::open(const tcp::endpoint& endpoint) {
   beast::error_code ec;
@@ -132,7 +135,8 @@ void listener::stop() {
 
 void listener::do_accept() {
   if (stopped_) return;
-  acceptor_.async_accept(net::make_strand(ioc_),
+  next_ = (next_ + 1) % lanes_.size();
+  acceptor_.async_accept(net::make_strand(*lanes_[next_].ioc),
                          beast::bind_front_handler(&listener::on_accept, shared_from_this()));
 }
 
@@ -165,10 +169,10 @@ void listener::admit(tcp::socket socket) {
     return;
   }
   if (ctx_.tls) {
-    std::make_shared<tls_detector>(std::move(socket), ctx_, ioc_, std::move(ticket))->run();
+    std::make_shared<tls_detector>(std::move(socket), ctx_, lanes_[next_], std::move(ticket))->run();
     return;
   }
-  start_http_session(ctx_, ioc_, plain_stream(std::move(socket)), beast::flat_buffer(),
+  start_http_session(ctx_, lanes_[next_], plain_stream(std::move(socket)), beast::flat_buffer(),
                      std::move(ticket));
 }
 

@@ -3,6 +3,7 @@
 // files that compile Beast code.
 
 #include <memory>
+#include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -11,11 +12,13 @@
 
 namespace derive::web {
 
-// Accepts connections; each gets its own strand and an HTTP session
+// Accepts connections (on the first lane); each is dealt to the next lane in
+// turn, where it gets its own strand and an HTTP session
 // (start_http_session), within the connection limits.
 class listener : public std::enable_shared_from_this<listener> {
  public:
-  listener(net::io_context& ioc, server_context& ctx);
+  // REQUIRES: lanes not empty.
+  listener(std::vector<io_lane> lanes, server_context& ctx);
 
   // Opens, binds and listens. Errors: io_error naming the step and the
   // endpoint (address in use, ...).
@@ -34,7 +37,8 @@ class listener : public std::enable_shared_from_this<listener> {
   // port); else a 503 refusal.
   void admit(tcp::socket socket);
 
-  net::io_context& ioc_;
+  const std::vector<io_lane> lanes_;
+  size_t next_ = 0;  // the lane of the connection being accepted
   server_context& ctx_;
   tcp::acceptor acceptor_;
   net::steady_timer retry_;

@@ -32,8 +32,7 @@ class server::impl {
   ~impl() { stop(); }
 
   status start() {
-    if (ioc_) return status{errc::invalid_parameter, "the server was already started"};
-    ctx_.gate = std::make_shared<post_gate>();  // a fresh one after a stop()
+    if (!lanes_.empty()) return status{errc::invalid_parameter, "the server was already started"};
     ctx_.stopping = false;
     if (ctx_.options.auth) {
       auto auth = authorizer::make(*ctx_.options.auth);
@@ -47,42 +46,51 @@ class server::impl {
                     "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
     }
     if (auto st = load_tls(); !st) return st;
-    const unsigned threads = io_threads(ctx_.options.threads);
-    ioc_ = std::make_unique<net::io_context>(static_cast<int>(threads));
-    listener_ = std::make_shared<listener>(*ioc_, ctx_);
+    // One io_context per thread (concurrency hint 1: no lock shared between
+    // the threads, no thread waking another for its handlers).
+    std::vector<io_lane> lanes;
+    for (unsigned i = 0, n = io_threads(ctx_.options.threads); i < n; ++i) {
+      auto& lane = lanes_.emplace_back();
+      lane.ioc = std::make_unique<net::io_context>(1);
+      lane.gate = std::make_shared<post_gate>();
+      lanes.push_back({lane.ioc.get(), lane.gate});
+    }
+    listener_ = std::make_shared<listener>(std::move(lanes), ctx_);
     if (auto st = listener_->open(tcp::endpoint(address, ctx_.options.port)); !st) {
       listener_.reset();
-      ioc_.reset();
+      lanes_.clear();
       return st;
     }
     port_ = listener_->port();
     listener_->run();
-    ticker_.emplace(ioc_->get_executor());
+    ticker_.emplace(lanes_.front().ioc->get_executor());
     ticking_ = true;
     arm_ticker();
-    work_.emplace(ioc_->get_executor());
-    for (unsigned i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { run_loop(); });
+    for (auto& lane : lanes_) {
+      lane.work.emplace(lane.ioc->get_executor());
+      threads_.emplace_back([ioc = lane.ioc.get()] { run_loop(*ioc); });
     }
     return {};
   }
 
   void stop() {
-    if (!ioc_) return;
+    if (lanes_.empty()) return;
     ctx_.stopping = true;
     listener_->stop();
     ctx_.sessions.shutdown_all();
     ctx_.sessions.wait_empty(ctx_.options.shutdown_timeout);
-    ctx_.gate->close();
+    for (auto& lane : lanes_) lane.gate->close();
     ticking_ = false;  // closing sessions were ticked until now (their deadlines)
-    work_.reset();
-    ioc_->stop();
+    for (auto& lane : lanes_) {
+      lane.work.reset();
+      lane.ioc->stop();
+    }
     for (auto& t : threads_) t.join();
     threads_.clear();
     ctx_.sessions.clear();
     listener_.reset();
     ticker_.reset();
-    ioc_.reset();  // destroys the handlers that never ran
+    lanes_.clear();  // destroys the handlers that never ran
   }
 
   uint16_t port() const { return port_; }
@@ -127,10 +135,10 @@ class server::impl {
     });
   }
 
-  void run_loop() {
+  static void run_loop(net::io_context& ioc) {
     for (;;) {
       try {
-        ioc_->run();
+        ioc.run();
         return;
       } catch (const std::exception& e) {
         log_error("web", "a handler threw: ", e.what());
@@ -138,9 +146,16 @@ class server::impl {
     }
   }
 
+  // An Asio thread's io_context, the completion inbox runtime threads post
+  // to it through, and the guard that keeps it running while idle.
+  struct running_lane {
+    std::unique_ptr<net::io_context> ioc;
+    std::shared_ptr<post_gate> gate;
+    std::optional<net::executor_work_guard<io_executor>> work;
+  };
+
   server_context ctx_;
-  std::unique_ptr<net::io_context> ioc_;
-  std::optional<net::executor_work_guard<io_executor>> work_;
+  std::vector<running_lane> lanes_;  // in the order of threads_
   std::shared_ptr<listener> listener_;
   std::optional<net::steady_timer> ticker_;
   std::atomic<bool> ticking_{false};

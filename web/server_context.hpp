@@ -24,9 +24,9 @@ namespace derive::web {
 
 class tls_store;  // web/tls.hpp
 
-// Lets runtime threads post to the server's io_context only while it exists,
-// and hands their work over in bursts: the completion inbox of the server.
-// A runtime thread answering a group of requests (the sequencer acknowledging
+// Lets runtime threads post to an io_context of the server (a lane's, see
+// io_lane in web/sessions.hpp) only while it exists, and hands their work over
+// in bursts: a lane's completion inbox. A runtime thread answering a group of requests (the sequencer acknowledging
 // a commit, the hub publishing a batch) queues one function per session; only
 // the first of a burst posts to the io_context (one wake-up of an Asio thread
 // per burst, not per request), and that handler runs the whole burst, in
@@ -56,8 +56,8 @@ class post_gate : public std::enable_shared_from_this<post_gate> {
   }
 
  private:
-  // On an Asio thread: runs what is queued. What arrives meanwhile schedules
-  // another drain (possibly running at the same time on the other thread).
+  // On the lane's Asio thread: runs what is queued. What arrives meanwhile
+  // schedules another drain, which runs after this one.
   void drain() {
     std::vector<std::function<void()>> burst;
     {
@@ -164,7 +164,6 @@ struct server_context {
   // Set by server::start from options.auth; null: no authentication.
   std::shared_ptr<const authorizer> auth;
   router routes;
-  std::shared_ptr<post_gate> gate = std::make_shared<post_gate>();
   session_registry sessions;
   connection_limits connections;
   // The TLS context of new connections; null: TLS off.

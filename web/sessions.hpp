@@ -34,6 +34,15 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 // The connection's slot in the connection limits (held until it closes).
 using connection_ticket = connection_limits::ticket_ptr;
 
+// One Asio thread's share of the server: its io_context, run by that thread
+// alone, and the completion inbox through which runtime threads post to it.
+// Connections are dealt to the lanes in turn and stay on theirs.
+struct io_lane {
+  net::io_context* ioc = nullptr;
+  std::shared_ptr<post_gate> gate;
+  io_executor executor() const { return ioc->get_executor(); }
+};
+
 // Runs f(session&) on the session's strand, from any thread (runtime
 // callbacks). Does nothing once the session is gone or the server's gate is
 // closed. Only a weak reference and an io_context executor (trivially
@@ -41,10 +50,10 @@ using connection_ticket = connection_limits::ticket_ptr;
 // The hop goes through the gate's completion inbox: what a runtime thread
 // hands over in one burst (a group's outcomes, a batch's changes) reaches
 // the io_context as one handler, which dispatches each function to its
-// session's strand in the order queued. Functions of one session queued in
-// different bursts may still reach its strand in either order (two bursts may
-// run on two Asio threads): for an ordered stream use one queue drained by one
-// posted function at a time (websocket_session's hub_inbox).
+// session's strand in the order queued. A session's gate and io_context are
+// its lane's, run by one thread, so its bursts also run in the order queued;
+// a stream that must stay ordered still says so itself, with one queue
+// drained by one posted function at a time (websocket_session's hub_inbox).
 // REQUIRES: Session has executor() returning its strand.
 template <class Session, class F>
 void post_to_session(const std::weak_ptr<Session>& weak, post_gate& gate, io_executor io, F&& f) {
@@ -73,7 +82,7 @@ post_fn make_post_fn(std::weak_ptr<Session> weak, std::shared_ptr<post_gate> gat
 // TLS detection). With `tls_required` (a plain connection to a TLS port)
 // every request is answered 400 tls_required and the connection closed.
 template <class Stream>
-void start_http_session(server_context& ctx, net::io_context& ioc, Stream stream,
+void start_http_session(server_context& ctx, const io_lane& lane, Stream stream,
                         beast::flat_buffer buffer, connection_ticket ticket,
                         bool tls_required = false);
 
@@ -82,7 +91,7 @@ void start_http_session(server_context& ctx, net::io_context& ioc, Stream stream
 // `id`: who connected (router::authenticate_upgrade). `received`: bytes that
 // arrived after the upgrade request (the client's first frames).
 template <class Stream>
-void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
+void start_websocket_session(server_context& ctx, const io_lane& lane, Stream stream,
                              http::request<http::string_body> req, ws_identity id,
                              connection_ticket ticket, std::string received);
 

@@ -123,13 +123,13 @@ class websocket_session : public inbox_owner,
   using std::enable_shared_from_this<websocket_session>::weak_from_this;
 
   websocket_session(Stream&& stream, std::string received, server_context& ctx,
-                    net::io_context& ioc, ws_identity id, connection_ticket ticket)
+                    const io_lane& lane, ws_identity id, connection_ticket ticket)
       : stream_(ws_transport(std::move(stream))),
         in_(std::move(received)),
         decoder_(ctx.options.max_message_bytes),
         identity_(std::move(id)),
         ctx_(ctx),
-        ioc_(ioc),
+        lane_(lane),
         ticket_(std::move(ticket)),
         queue_(ctx.options.send_queue_bytes),
         // inbox_ is made by run(), before any message is read.
@@ -154,7 +154,7 @@ class websocket_session : public inbox_owner,
   // Answers the upgrade (already checked by the HTTP session: a valid
   // Sec-WebSocket-Key, version 13) with 101, then reads frames.
   void run(const http::request<http::string_body>& req) {
-    inbox_ = std::make_shared<hub_inbox>(weak_from_this(), ctx_.gate, ioc_.get_executor());
+    inbox_ = std::make_shared<hub_inbox>(weak_from_this(), lane_.gate, lane_.executor());
     if constexpr (is_plain) {
       beast::error_code ec;
       stream_.non_blocking(true, ec);  // read_available() reads what the wait saw
@@ -428,8 +428,8 @@ class websocket_session : public inbox_owner,
                                     static_cast<uint64_t>(limited->retry_after.count())));
     }
     ++inflight_;
-    auto gate = ctx_.gate;
-    ctx_.rt.append(std::move(op.request), [weak = weak_from_this(), gate, io = ioc_.get_executor(),
+    auto gate = lane_.gate;
+    ctx_.rt.append(std::move(op.request), [weak = weak_from_this(), gate, io = lane_.executor(),
                                            id, limits, with_key,
                                            client](result<append_outcome> res) {
       if (with_key) limits->settle(client, res && !res->replayed);
@@ -444,9 +444,9 @@ class websocket_session : public inbox_owner,
     if (ctx_.auth && refused(id, ctx_.auth->read_key(identity_.who, op.view, op.key))) return;
     if (!op.after) return answer(read_value(id, op.view, op.key));
     ++inflight_;
-    auto gate = ctx_.gate;
+    auto gate = lane_.gate;
     ctx_.rt.wait_for(op.view, *op.after, op.timeout,
-                     [weak = weak_from_this(), gate, io = ioc_.get_executor(), id,
+                     [weak = weak_from_this(), gate, io = lane_.executor(), id,
                       view = op.view, key = op.key](status st) {
                        post_to_session(weak, *gate, io, [=](websocket_session& s) {
                          s.finish_request(st ? s.read_value(id, view, key)
@@ -613,7 +613,7 @@ class websocket_session : public inbox_owner,
   ws_decoder decoder_;
   ws_identity identity_;  // who is connected (changed by auth and by expiry)
   server_context& ctx_;
-  net::io_context& ioc_;
+  const io_lane lane_;
   connection_ticket ticket_;
   std::shared_ptr<hub_inbox> inbox_;
   send_queue queue_;
@@ -664,20 +664,20 @@ std::chrono::steady_clock::duration session_tick_period(const server_options& op
 }
 
 template <class Stream>
-void start_websocket_session(server_context& ctx, net::io_context& ioc, Stream stream,
+void start_websocket_session(server_context& ctx, const io_lane& lane, Stream stream,
                              http::request<http::string_body> req, ws_identity id,
                              connection_ticket ticket, std::string received) {
   auto session = std::make_shared<websocket_session<Stream>>(
-      std::move(stream), std::move(received), ctx, ioc, std::move(id), std::move(ticket));
+      std::move(stream), std::move(received), ctx, lane, std::move(id), std::move(ticket));
   ctx.sessions.add(session);
   session->run(req);
 }
 
-template void start_websocket_session<plain_stream>(server_context&, net::io_context&,
+template void start_websocket_session<plain_stream>(server_context&, const io_lane&,
                                                     plain_stream, http::request<http::string_body>,
                                                     ws_identity, connection_ticket,
                                                     std::string);
-template void start_websocket_session<tls_stream>(server_context&, net::io_context&, tls_stream,
+template void start_websocket_session<tls_stream>(server_context&, const io_lane&, tls_stream,
                                                   http::request<http::string_body>, ws_identity,
                                                   connection_ticket, std::string);
 
