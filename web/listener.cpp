@@ -135,12 +135,14 @@ void listener::stop() {
 
 void listener::do_accept() {
   if (stopped_) return;
+  const size_t lane = next_;
   next_ = (next_ + 1) % lanes_.size();
-  acceptor_.async_accept(net::make_strand(*lanes_[next_].ioc),
-                         beast::bind_front_handler(&listener::on_accept, shared_from_this()));
+  acceptor_.async_accept(
+      net::make_strand(*lanes_[lane].ioc),
+      beast::bind_front_handler(&listener::on_accept, shared_from_this(), lane));
 }
 
-void listener::on_accept(beast::error_code ec, tcp::socket socket) {
+void listener::on_accept(size_t lane, beast::error_code ec, tcp::socket socket) {
   if (stopped_ || ec == net::error::operation_aborted) return;
   if (ctx_.stopping) return;  // the socket closes as it goes out of scope
   if (ec) {
@@ -152,11 +154,11 @@ void listener::on_accept(beast::error_code ec, tcp::socket socket) {
   }
   beast::error_code nodelay_ec;
   socket.set_option(tcp::no_delay(true), nodelay_ec);
-  admit(std::move(socket));
+  admit(lanes_[lane], std::move(socket));
   do_accept();
 }
 
-void listener::admit(tcp::socket socket) {
+void listener::admit(const io_lane& lane, tcp::socket socket) {
   beast::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   if (ec) return;  // the client is already gone
@@ -169,10 +171,10 @@ void listener::admit(tcp::socket socket) {
     return;
   }
   if (ctx_.tls) {
-    std::make_shared<tls_detector>(std::move(socket), ctx_, lanes_[next_], std::move(ticket))->run();
+    std::make_shared<tls_detector>(std::move(socket), ctx_, lane, std::move(ticket))->run();
     return;
   }
-  start_http_session(ctx_, lanes_[next_], plain_stream(std::move(socket)), beast::flat_buffer(),
+  start_http_session(ctx_, lane, plain_stream(std::move(socket)), beast::flat_buffer(),
                      std::move(ticket));
 }
 

@@ -32,13 +32,13 @@ class listener : public std::enable_shared_from_this<listener> {
 
  private:
   void do_accept();
-  void on_accept(beast::error_code ec, tcp::socket socket);
+  void on_accept(size_t lane, beast::error_code ec, tcp::socket socket);
   // Within the connection limits: a session (after TLS detection on a TLS
   // port); else a 503 refusal.
-  void admit(tcp::socket socket);
+  void admit(const io_lane& lane, tcp::socket socket);
 
   const std::vector<io_lane> lanes_;
-  size_t next_ = 0;  // the lane of the connection being accepted
+  size_t next_ = 0;  // the lane of the next connection
   server_context& ctx_;
   tcp::acceptor acceptor_;
   net::steady_timer retry_;

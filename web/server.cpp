@@ -1,4 +1,5 @@
-// The server object: its io_context and threads, the listener, and the
+// The server object: its lanes (an io_context, a gate and a thread each), the
+// listener, and the
 // orderly stop (protocol.md, "Shutdown").
 #include <derive/web/server.hpp>
 
@@ -46,8 +47,9 @@ class server::impl {
                     "cannot parse the address " + ctx_.options.address + ": " + ec.message()};
     }
     if (auto st = load_tls(); !st) return st;
-    // One io_context per thread (concurrency hint 1: no lock shared between
-    // the threads, no thread waking another for its handlers).
+    // One io_context per thread: no lock shared between the threads, and no
+    // thread waking another for its handlers (concurrency hint 1: a lane's
+    // own handlers queue without waking anyone).
     std::vector<io_lane> lanes;
     for (unsigned i = 0, n = io_threads(ctx_.options.threads); i < n; ++i) {
       auto& lane = lanes_.emplace_back();
@@ -90,7 +92,10 @@ class server::impl {
     ctx_.sessions.clear();
     listener_.reset();
     ticker_.reset();
-    lanes_.clear();  // destroys the handlers that never ran
+    // Destroys the handlers that never ran. Lane 0 first: its acceptor's
+    // pending accept holds a socket and a strand of another lane.
+    lanes_.front().ioc.reset();
+    lanes_.clear();
   }
 
   uint16_t port() const { return port_; }

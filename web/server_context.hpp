@@ -25,10 +25,10 @@ namespace derive::web {
 class tls_store;  // web/tls.hpp
 
 // Lets runtime threads post to an io_context of the server (a lane's, see
-// io_lane in web/sessions.hpp) only while it exists, and hands their work over
-// in bursts: a lane's completion inbox. A runtime thread answering a group of requests (the sequencer acknowledging
-// a commit, the hub publishing a batch) queues one function per session; only
-// the first of a burst posts to the io_context (one wake-up of an Asio thread
+// io_lane in web/sessions.hpp) only while it exists, and hands their work
+// over in bursts: a lane's completion inbox. A runtime thread answering a
+// group of requests (the sequencer acknowledging a commit, the hub publishing
+// a batch) queues one function per session; only the first of a burst posts to the io_context (one wake-up of an Asio thread
 // per burst, not per request), and that handler runs the whole burst, in
 // order. Shared with every callback handed to the runtime (which may run after
 // the server is gone); closed by server::stop before the io_context is

@@ -44,7 +44,7 @@ struct io_lane {
 };
 
 // Runs f(session&) on the session's strand, from any thread (runtime
-// callbacks). Does nothing once the session is gone or the server's gate is
+// callbacks). Does nothing once the session is gone or its lane's gate is
 // closed. Only a weak reference and an io_context executor (trivially
 // destructible) are held, so a callback that outlives the server is harmless.
 // The hop goes through the gate's completion inbox: what a runtime thread

@@ -3,7 +3,7 @@
 // timers (stalled writes, pings, closing) and closes. What its subscriptions
 // send, and when, is decided by `subscriptions` (web/subscriptions.hpp).
 // Everything of a session runs on its strand; runtime callbacks (hub changes,
-// append and wait_for completions) are posted to it through the server's gate.
+// append and wait_for completions) are posted to it through its lane's gate.
 // The same code runs over plain TCP and over TLS (Stream: plain_stream or
 // tls_stream). RFC 6455's framing is our own (web/ws_frame.hpp): the HTTP
 // session checks the upgrade request, this session writes the 101 response,
@@ -60,10 +60,10 @@ class inbox_owner : public session_base {
 };
 
 // What the hub delivered to one session, in delivery order. The hub (a runtime
-// thread) appends; the session drains it on its strand. Batches are not posted
-// one by one: two posts may run on two Asio threads and reach the strand in
-// either order, and the order of changes is the state rule. At most one drain
-// is scheduled at a time, and a drain takes everything queued.
+// thread) appends; the session drains it on its strand. The order of changes
+// is the state rule, so it is kept here rather than left to how the gate and
+// the strand order their posts; and a burst of batches costs one post. At most
+// one drain is scheduled at a time, and a drain takes everything queued.
 class hub_inbox {
  public:
   struct entry {

@@ -143,7 +143,8 @@ class web_fixture : public ::testing::Test {
     web::server_options o;
     o.port = 0;
     // Two Asio threads whatever the machine (the default may be one): the
-    // tests exercise the paths between a session's strand and other threads.
+    // tests exercise the hand-offs between lanes (accepted on one, served on
+    // the other; ticks and shutdowns across them).
     o.threads = 2;
     o.static_dir = static_dir_;
     o.client_dir = client_dir_;
