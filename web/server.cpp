@@ -1,6 +1,5 @@
 // The server object: its lanes (an io_context, a gate and a thread each), the
-// listener, and the
-// orderly stop (protocol.md, "Shutdown").
+// listener, and the orderly stop (protocol.md, "Shutdown").
 #include <derive/web/server.hpp>
 
 #include <algorithm>

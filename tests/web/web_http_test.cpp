@@ -661,6 +661,31 @@ TEST_F(http_test, a_waiting_read_gets_503_when_the_server_stops) {
   expect_error(r, 503, "unavailable");
 }
 
+// A stopped server starts again with fresh lanes: connections, dealt to each
+// of three lanes in turn, are served before and after the restart, appends
+// included (their answers come back through the lane's gate).
+TEST_F(http_test, a_stopped_server_starts_again_and_serves_on_every_lane) {
+  web::server_options o;
+  o.port = 0;
+  o.threads = 3;
+  web::server lanes(*rt_, o);
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(lanes.start().is_ok());
+    EXPECT_EQ(lanes.threads(), 3u);
+    const std::string key = "lane-" + std::to_string(round);
+    for (int i = 0; i < 6; ++i) {  // two connections on each lane, one request each
+      auto r = http_post(lanes.port(), "/v1/events", event(key, i));
+      ASSERT_EQ(r.status, 201) << r.body;
+      const auto offset = r.body_json()["offset"].get<uint64_t>();
+      auto read = http_get(lanes.port(), "/v1/views/docs/" + key + "?after=" + std::to_string(offset));
+      ASSERT_EQ(read.status, 200) << read.body;
+      EXPECT_EQ(read.body_json()["value"], (json{{"n", i}}));
+    }
+    lanes.stop();
+    EXPECT_EQ(lanes.threads(), 0u);
+  }
+}
+
 TEST_F(http_test, a_waiting_read_gets_503_when_the_runtime_stops) {
   auto waiting = std::async(std::launch::async, [&] {
     return get("/v1/views/docs/k?after=1000&timeout_ms=30000");
