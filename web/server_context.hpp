@@ -28,11 +28,11 @@ class tls_store;  // web/tls.hpp
 // io_lane in web/sessions.hpp) only while it exists, and hands their work
 // over in bursts: a lane's completion inbox. A runtime thread answering a
 // group of requests (the sequencer acknowledging a commit, the hub publishing
-// a batch) queues one function per session; only the first of a burst posts to the io_context (one wake-up of an Asio thread
-// per burst, not per request), and that handler runs the whole burst, in
-// order. Shared with every callback handed to the runtime (which may run after
-// the server is gone); closed by server::stop before the io_context is
-// destroyed.
+// a batch) queues one function per session; only the first of a burst posts
+// to the io_context (one wake-up of an Asio thread per burst, not per
+// request), and that handler runs the whole burst, in order. Shared with
+// every callback handed to the runtime (which may run after the server is
+// gone); closed by server::stop before the io_context is destroyed.
 class post_gate : public std::enable_shared_from_this<post_gate> {
  public:
   // Queues `fn` unless the gate is closed; returns whether it was queued. When
