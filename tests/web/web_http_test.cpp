@@ -677,7 +677,8 @@ TEST_F(http_test, a_stopped_server_starts_again_and_serves_on_every_lane) {
       auto r = http_post(lanes.port(), "/v1/events", event(key, i));
       ASSERT_EQ(r.status, 201) << r.body;
       const auto offset = r.body_json()["offset"].get<uint64_t>();
-      auto read = http_get(lanes.port(), "/v1/views/docs/" + key + "?after=" + std::to_string(offset));
+      auto read =
+          http_get(lanes.port(), "/v1/views/docs/" + key + "?after=" + std::to_string(offset));
       ASSERT_EQ(read.status, 200) << read.body;
       EXPECT_EQ(read.body_json()["value"], (json{{"n", i}}));
     }
