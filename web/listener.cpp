@@ -89,10 +89,11 @@ class tls_detector : public std::enable_shared_from_this<tls_detector> {
 
 }  // namespace
 
-listener::listener(std::vector<io_lane> lanes, server_context& ctx)
+listener::listener(net::io_context& accept_ioc, std::vector<io_lane> lanes,
+                   server_context& ctx)
     : lanes_(std::move(lanes)),
       ctx_(ctx),
-      acceptor_(net::make_strand(*lanes_.front().ioc)),
+      acceptor_(net::make_strand(accept_ioc)),
       retry_(acceptor_.get_executor()) {}
 
 status listener::open(const tcp::endpoint& endpoint) {

@@ -12,13 +12,13 @@
 
 namespace derive::web {
 
-// Accepts connections (on the first lane); each is dealt to the next lane in
-// turn, where it gets its own strand and an HTTP session
+// Accepts connections (on `accept_ioc`, no lane's); each is dealt to the
+// next lane in turn, where it gets its own strand and an HTTP session
 // (start_http_session), within the connection limits.
 class listener : public std::enable_shared_from_this<listener> {
  public:
-  // REQUIRES: lanes not empty.
-  listener(std::vector<io_lane> lanes, server_context& ctx);
+  // REQUIRES: lanes not empty; accept_ioc outlives the listener's handlers.
+  listener(net::io_context& accept_ioc, std::vector<io_lane> lanes, server_context& ctx);
 
   // Opens, binds and listens. Errors: io_error naming the step and the
   // endpoint (address in use, ...).

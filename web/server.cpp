@@ -1,5 +1,6 @@
 // The server object: its lanes (an io_context, a gate and a thread each), the
-// listener, and the orderly stop (protocol.md, "Shutdown").
+// listener and the sessions' timer (an io_context and a thread of their own),
+// and the orderly stop (protocol.md, "Shutdown").
 #include <derive/web/server.hpp>
 
 #include <algorithm>
@@ -56,21 +57,28 @@ class server::impl {
       lane.gate = std::make_shared<post_gate>();
       lanes.push_back({lane.ioc.get(), lane.gate});
     }
-    listener_ = std::make_shared<listener>(std::move(lanes), ctx_);
+    // Accepting and the sessions' timer get a thread of their own: on a
+    // lane, a handler busy for a second (an application's heavy query)
+    // would hold up every new connection and every timeout with it.
+    accept_.ioc = std::make_unique<net::io_context>(1);
+    listener_ = std::make_shared<listener>(*accept_.ioc, std::move(lanes), ctx_);
     if (auto st = listener_->open(tcp::endpoint(address, ctx_.options.port)); !st) {
       listener_.reset();
+      accept_.ioc.reset();
       lanes_.clear();
       return st;
     }
     port_ = listener_->port();
     listener_->run();
-    ticker_.emplace(lanes_.front().ioc->get_executor());
+    ticker_.emplace(accept_.ioc->get_executor());
     ticking_ = true;
     arm_ticker();
     for (auto& lane : lanes_) {
       lane.work.emplace(lane.ioc->get_executor());
       threads_.emplace_back([ioc = lane.ioc.get()] { run_loop(*ioc); });
     }
+    accept_.work.emplace(accept_.ioc->get_executor());
+    accept_thread_ = std::thread([ioc = accept_.ioc.get()] { run_loop(*ioc); });
     return {};
   }
 
@@ -82,18 +90,21 @@ class server::impl {
     ctx_.sessions.wait_empty(ctx_.options.shutdown_timeout);
     for (auto& lane : lanes_) lane.gate->close();
     ticking_ = false;  // closing sessions were ticked until now (their deadlines)
+    accept_.work.reset();
+    accept_.ioc->stop();
     for (auto& lane : lanes_) {
       lane.work.reset();
       lane.ioc->stop();
     }
+    accept_thread_.join();
     for (auto& t : threads_) t.join();
     threads_.clear();
     ctx_.sessions.clear();
     listener_.reset();
     ticker_.reset();
-    // Destroys the handlers that never ran. Lane 0 first: its acceptor's
-    // pending accept holds a socket and a strand of another lane.
-    lanes_.front().ioc.reset();
+    // Destroys the handlers that never ran. The acceptor's first: its
+    // pending accept holds a socket and a strand of a lane.
+    accept_.ioc.reset();
     lanes_.clear();
   }
 
@@ -151,7 +162,8 @@ class server::impl {
   }
 
   // An Asio thread's io_context, the completion inbox runtime threads post
-  // to it through, and the guard that keeps it running while idle.
+  // to it through (none for the accept thread's), and the guard that keeps
+  // it running while idle.
   struct running_lane {
     std::unique_ptr<net::io_context> ioc;
     std::shared_ptr<post_gate> gate;
@@ -160,6 +172,8 @@ class server::impl {
 
   server_context ctx_;
   std::vector<running_lane> lanes_;  // in the order of threads_
+  running_lane accept_;  // the listener's and the ticker's (no gate)
+  std::thread accept_thread_;
   std::shared_ptr<listener> listener_;
   std::optional<net::steady_timer> ticker_;
   std::atomic<bool> ticking_{false};

@@ -687,6 +687,47 @@ TEST_F(http_test, a_stopped_server_starts_again_and_serves_on_every_lane) {
   }
 }
 
+// docs, with a query "hold" that keeps its lane's thread until released.
+class busy_lane_test : public http_test {
+ protected:
+  void add_views(runtime& rt) override {
+    auto docs = docs_view();
+    docs.query("hold", [this](const view_snapshot&, const query_params&) -> result<json> {
+      held_.set_value();
+      released_.wait();
+      return json{{"held", true}};
+    });
+    rt.add_view(std::move(docs));
+  }
+
+  std::promise<void> held_;
+  std::promise<void> release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+};
+
+TEST_F(busy_lane_test, a_lane_busy_with_a_request_holds_up_no_new_connection) {
+  web::server_options o;
+  o.port = 0;
+  o.threads = 2;
+  web::server two(*rt_, o);
+  ASSERT_TRUE(two.start().is_ok());
+  // The server's first connection is dealt to the first lane; its query
+  // holds that lane's thread.
+  auto held = std::async(std::launch::async,
+                         [&] { return http_get(two.port(), "/v1/query/docs/hold"); });
+  ASSERT_EQ(held_.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  // Meanwhile the next connection, dealt to the other lane, is accepted and
+  // served (before, the first lane also accepted for both).
+  auto health = std::async(std::launch::async,
+                           [&] { return http_get(two.port(), "/v1/health"); });
+  EXPECT_EQ(health.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "a new connection waited for a busy lane";
+  release_.set_value();
+  EXPECT_EQ(health.get().status, 200);
+  EXPECT_EQ(held.get().status, 200);
+  two.stop();
+}
+
 TEST_F(http_test, a_waiting_read_gets_503_when_the_runtime_stops) {
   auto waiting = std::async(std::launch::async, [&] {
     return get("/v1/views/docs/k?after=1000&timeout_ms=30000");

@@ -27,7 +27,9 @@ struct server_options {
   // least one (the other half for the runtime's threads). On two cores one
   // thread served 1.2-1.5x the reads of two, but request handlers heavy on
   // CPU (an application's queries) get one core per thread
-  // (docs/benchmarks.md, "One Asio thread").
+  // (docs/benchmarks.md, "One Asio thread"). One more thread, mostly
+  // asleep, accepts connections and runs the WebSocket sessions' timer, so
+  // that a busy handler holds up neither.
   unsigned threads = 0;
   // Static files served at "/" (index.html for "/"); empty: none.
   std::string static_dir;
@@ -119,8 +121,8 @@ class server {
   // Idempotent.
   void stop();
   uint16_t port() const;
-  // The Asio threads running (options.threads, or the default's choice); 0
-  // while stopped.
+  // The Asio threads that serve connections (options.threads, or the
+  // default's choice; the accept thread is not counted); 0 while stopped.
   unsigned threads() const;
   // Reads tls_cert_file and tls_key_file again (for example on SIGHUP); new
   // connections use them, open ones keep theirs. On an error (a file
