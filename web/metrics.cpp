@@ -312,7 +312,8 @@ std::string metrics::render(const runtime& rt) const {
   header(out, "derive_ws_subscriptions", "gauge", "Active WebSocket subscriptions.");
   sample(out, "derive_ws_subscriptions", ws_subscriptions.load());
   header(out, "derive_ws_queued_bytes", "gauge",
-         "Bytes queued for WebSocket clients (answers, snapshots, changes), not yet written.");
+         "Bytes queued for WebSocket clients (answers, snapshots, changes), not yet written, "
+         "summed over connections (a shared change counts once per connection).");
   sample(out, "derive_ws_queued_bytes", ws_queued_bytes.load());
   header(out, "derive_ws_messages_sent_total", "counter", "WebSocket messages written.");
   sample(out, "derive_ws_messages_sent_total", ws_messages_sent.load());
