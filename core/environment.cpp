@@ -614,12 +614,15 @@ result<unsigned> environment::database(const std::string& name, unsigned flags) 
   if (reopening_.load() == std::this_thread::get_id())
     return status{errc::not_found, "database '" + name + "' was dropped"};
   txn_guard txn;
-  txn.hold(gate_);  // before mu_, which compact_online takes with the gate closed
-  std::lock_guard<std::mutex> guard{mu_};
-  if (auto i = dbis_.find(name); i != dbis_.end()) return i->second.dbi;
+  txn.hold(gate_);  // first: compact_online takes mu_ with the gate closed
   if (env_ == nullptr) return status{errc::io_error, "'" + path_ + "' is not open"};
+  // LMDB's writer lock before mu_, as every writer takes them (a writer may
+  // look a handle up, or fail, under its transaction): mu_ held while waiting
+  // for the writer lock deadlocked with such a writer.
   if (int rc = txn.begin(env_, 0); rc != MDB_SUCCESS)
     return lmdb_status(rc, "opening a database");
+  std::lock_guard<std::mutex> guard{mu_};
+  if (auto i = dbis_.find(name); i != dbis_.end()) return i->second.dbi;
   MDB_dbi dbi = 0;
   if (int rc = mdb_dbi_open(txn.get(), name.c_str(), flags | MDB_CREATE, &dbi); rc != MDB_SUCCESS)
     return lmdb_status(rc, "opening database '" + name + "'");
@@ -735,11 +738,11 @@ result<std::vector<std::string>> environment::database_names(std::string_view pr
 
 result<size_t> environment::drop_databases_now(std::string_view prefix) {
   txn_guard txn;
-  txn.hold(gate_);  // before mu_, as in database()
-  std::lock_guard<std::mutex> guard{mu_};
-  if (!sticky_.is_ok()) return sticky_;
+  txn.hold(gate_);  // as in database(): the gate, the writer lock, then mu_
   if (int rc = env_ == nullptr ? EIO : txn.begin(env_, 0); rc != MDB_SUCCESS)
     return lmdb_status(rc, "dropping databases");
+  std::lock_guard<std::mutex> guard{mu_};
+  if (!sticky_.is_ok()) return sticky_;
   // The main database holds one record per named database, keyed by name.
   std::vector<std::string> names;
   if (int rc = list_names(txn.get(), prefix, names); rc != MDB_SUCCESS)

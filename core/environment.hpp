@@ -242,6 +242,8 @@ class environment {
   std::string path_;
   environment_options options_;
   mutable env_gate gate_;
+  // Guards dbis_ and sticky_. Taken after LMDB's writer lock, never while
+  // waiting for it (a writer may take mu_ inside its transaction).
   mutable std::mutex mu_;
   std::unordered_map<std::string, named_db> dbis_;
   status sticky_;

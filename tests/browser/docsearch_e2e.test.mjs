@@ -47,6 +47,8 @@ await run([
     a = await openWindow(url);
     b = await openWindow(url);
     await a.waitForSelector('#documents li[data-id="welcome"]', { timeout: 10000 });
+    // Each window renders when its own subscription's snapshot arrives.
+    await b.waitForSelector('#documents li[data-id="welcome"]', { timeout: 10000 });
     const count = await b.locator('#documents li[data-id]').count();
     check(count >= 5, `window B lists the example documents (got ${count})`);
     await b.waitForSelector('#view-status .view', { timeout: 10000 });
