@@ -1,5 +1,7 @@
 #include "web/listener.hpp"
 
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <string>
@@ -94,7 +96,9 @@ listener::listener(net::io_context& accept_ioc, std::vector<io_lane> lanes,
     : lanes_(std::move(lanes)),
       ctx_(ctx),
       acceptor_(net::make_strand(accept_ioc)),
-      retry_(acceptor_.get_executor()) {}
+      retry_(acceptor_.get_executor()) {
+  for (size_t i = 0; i < lanes_.size(); ++i) pulses_.push_back(std::make_shared<pulse>());
+}
 
 status listener::open(const tcp::endpoint& endpoint) {
   beast::error_code ec;
@@ -134,16 +138,40 @@ void listener::stop() {
   });
 }
 
-void listener::do_accept() {
-  if (stopped_) return;
-  const size_t lane = next_;
-  next_ = (next_ + 1) % lanes_.size();
-  acceptor_.async_accept(
-      net::make_strand(*lanes_[lane].ioc),
-      beast::bind_front_handler(&listener::on_accept, shared_from_this(), lane));
+void listener::pulse_lanes() {
+  if (lanes_.size() < 2) return;  // nothing to choose
+  const auto now = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    auto& p = pulses_[i];
+    if (p->pending.load(std::memory_order_acquire)) continue;
+    p->pending.store(true, std::memory_order_relaxed);
+    p->posted = now;
+    net::post(*lanes_[i].ioc, [p] { p->pending.store(false, std::memory_order_release); });
+  }
 }
 
-void listener::on_accept(size_t lane, beast::error_code ec, tcp::socket socket) {
+size_t listener::pick_lane() {
+  const size_t n = lanes_.size();
+  const auto now = std::chrono::steady_clock::now();
+  size_t lane = next_;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t candidate = (next_ + i) % n;
+    const auto& p = *pulses_[candidate];
+    if (!p.pending.load(std::memory_order_acquire) || now - p.posted < busy_after) {
+      lane = candidate;
+      break;
+    }
+  }
+  next_ = (lane + 1) % n;
+  return lane;
+}
+
+void listener::do_accept() {
+  if (stopped_) return;
+  acceptor_.async_accept(beast::bind_front_handler(&listener::on_accept, shared_from_this()));
+}
+
+void listener::on_accept(beast::error_code ec, tcp::socket socket) {
   if (stopped_ || ec == net::error::operation_aborted) return;
   if (ctx_.stopping) return;  // the socket closes as it goes out of scope
   if (ec) {
@@ -155,14 +183,26 @@ void listener::on_accept(size_t lane, beast::error_code ec, tcp::socket socket) 
   }
   beast::error_code nodelay_ec;
   socket.set_option(tcp::no_delay(true), nodelay_ec);
+  const size_t lane = pick_lane();
+  pulse_lanes();  // before the session: a pulse runs ahead of it on its lane
   admit(lanes_[lane], std::move(socket));
   do_accept();
 }
 
-void listener::admit(const io_lane& lane, tcp::socket socket) {
+void listener::admit(const io_lane& lane, tcp::socket accepted) {
   beast::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
+  auto remote = accepted.remote_endpoint(ec);
   if (ec) return;  // the client is already gone
+  // Onto a strand of its lane: the descriptor changes hands.
+  const auto protocol = remote.protocol();
+  tcp::socket socket(net::make_strand(*lane.ioc));
+  auto fd = accepted.release(ec);
+  if (ec) return;
+  socket.assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
   std::string why;
   auto ticket = ctx_.connections.admit(remote.address().to_string(), why);
   if (!ticket) {

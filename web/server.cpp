@@ -146,6 +146,7 @@ class server::impl {
     ticker_->async_wait([this](beast::error_code ec) {
       if (ec || !ticking_) return;
       ctx_.sessions.tick_all();
+      listener_->pulse_lanes();
       arm_ticker();
     });
   }

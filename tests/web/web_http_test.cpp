@@ -728,6 +728,35 @@ TEST_F(busy_lane_test, a_lane_busy_with_a_request_holds_up_no_new_connection) {
   two.stop();
 }
 
+TEST_F(busy_lane_test, new_connections_are_dealt_to_the_lanes_that_are_not_busy) {
+  web::server_options o;
+  o.port = 0;
+  o.threads = 2;
+  web::server two(*rt_, o);
+  ASSERT_TRUE(two.start().is_ok());
+  auto held = std::async(std::launch::async,
+                         [&] { return http_get(two.port(), "/v1/query/docs/hold"); });
+  ASSERT_EQ(held_.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  // Dealt in turn, every other connection would wait for the held lane.
+  // Between two connections, longer than a lane may leave a pulse unrun.
+  std::future<http_response> waiting;  // one dealt to the held lane, if any
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto health = std::async(std::launch::async,
+                             [&] { return http_get(two.port(), "/v1/health"); });
+    if (health.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      ADD_FAILURE() << "connection " << i << " was dealt to the busy lane";
+      waiting = std::move(health);  // answered once the lane is released
+      break;
+    }
+    EXPECT_EQ(health.get().status, 200);
+  }
+  release_.set_value();
+  EXPECT_EQ(held.get().status, 200);
+  if (waiting.valid()) waiting.get();
+  two.stop();
+}
+
 TEST_F(http_test, a_waiting_read_gets_503_when_the_runtime_stops) {
   auto waiting = std::async(std::launch::async, [&] {
     return get("/v1/views/docs/k?after=1000&timeout_ms=30000");

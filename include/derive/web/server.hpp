@@ -23,7 +23,7 @@ struct server_options {
   std::string address = "127.0.0.1";
   uint16_t port = 8080;  // 0: pick a free port (see port())
   // Asio threads, each with its own io_context (connections are dealt to
-  // them in turn and stay on theirs); 0: one per two hardware threads, at
+  // them in turn, skipping one busy with a handler, and stay on theirs); 0: one per two hardware threads, at
   // least one (the other half for the runtime's threads). On two cores one
   // thread served 1.2-1.5x the reads of two, but request handlers heavy on
   // CPU (an application's queries) get one core per thread
