@@ -151,15 +151,23 @@ void listener::pulse_lanes() {
 }
 
 size_t listener::pick_lane() {
+  using clock = std::chrono::steady_clock;
   const size_t n = lanes_.size();
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock::now();
   size_t lane = next_;
+  auto least = clock::duration::max();
   for (size_t i = 0; i < n; ++i) {
     const size_t candidate = (next_ + i) % n;
     const auto& p = *pulses_[candidate];
-    if (!p.pending.load(std::memory_order_acquire) || now - p.posted < busy_after) {
+    const auto waited =
+        p.pending.load(std::memory_order_acquire) ? now - p.posted : clock::duration::zero();
+    if (waited < busy_after) {
       lane = candidate;
       break;
+    }
+    if (waited < least) {  // every lane busy so far: the one busy the shortest
+      least = waited;
+      lane = candidate;
     }
   }
   next_ = (lane + 1) % n;

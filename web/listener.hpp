@@ -22,7 +22,7 @@ namespace derive::web {
 // for busy_after, so a handler holds it (an application's heavy query). A
 // pulse is posted to each lane without one at every accept and at every
 // tick of the sessions' timer (pulse_lanes). When every lane is busy the
-// next in turn gets the connection.
+// one whose pulse has waited least gets the connection.
 class listener : public std::enable_shared_from_this<listener> {
  public:
   // REQUIRES: lanes not empty; accept_ioc outlives the listener's handlers.
@@ -51,7 +51,8 @@ class listener : public std::enable_shared_from_this<listener> {
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
-  // The next lane in turn that is not busy (all busy: the next in turn).
+  // The next lane in turn that is not busy (all busy: the one busy the
+  // shortest).
   size_t pick_lane();
   // Within the connection limits: a session (after TLS detection on a TLS
   // port); else a 503 refusal. `socket` is the accept thread's: it moves to
