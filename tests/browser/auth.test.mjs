@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  DocsearchServer, SKIP, check, checkEqual, here, launchBrowser, loadChromium, onCleanup, run,
+  DocsearchServer, check, checkEqual, here, launchBrowser, loadChromium, onCleanup, run, skip,
   sleep, tempDir,
 } from './lib.mjs';
 
@@ -37,8 +37,7 @@ try {
     '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
   ], { stdio: 'pipe' });
 } catch (e) {
-  console.log(`SKIP: cannot make a certificate with openssl (install the openssl package): ${e.message}`);
-  process.exit(SKIP);
+  await skip(`cannot make a certificate with openssl (install the openssl package): ${e.message}`);
 }
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const tlsArgs = ['--tls-cert', cert, '--tls-key', key];

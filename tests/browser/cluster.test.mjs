@@ -11,8 +11,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 import {
-  DocsearchServer, check, checkEqual, here, launchBrowser, loadChromium, onCleanup, run, sleep,
-  tempDir,
+  DocsearchServer, check, checkEqual, here, launchBrowser, loadChromium, onCleanup, run, skip,
+  sleep, tempDir,
 } from './lib.mjs';
 
 const binary = process.argv[2];
@@ -22,8 +22,7 @@ if (!binary) {
 }
 const natsServer = '/usr/sbin/nats-server';
 if (!existsSync(natsServer)) {
-  console.log('SKIP: no nats-server (install the nats-server package)');
-  process.exit(77);
+  await skip('no nats-server (install the nats-server package)');
 }
 const pages = join(here, 'pages');
 

@@ -36,19 +36,25 @@ export function checkEqual(actual, expected, message) {
   if (a !== e) throw new Error(`check failed: ${message}: got ${a}, expected ${e}`);
 }
 
+// Prints why the tests cannot run, undoes what was set up (temporary
+// directories made at load time) and exits with SKIP.
+export async function skip(why) {
+  console.log(`SKIP: ${why}`);
+  await cleanup();
+  process.exit(SKIP);
+}
+
 // Loads playwright-core, or exits with SKIP when it or Chromium is missing.
 export async function loadChromium() {
   if (!existsSync(chromiumPath)) {
-    console.log(`SKIP: no Chromium at ${chromiumPath} (install the chromium package)`);
-    process.exit(SKIP);
+    await skip(`no Chromium at ${chromiumPath} (install the chromium package)`);
   }
   try {
     const { chromium } = await import('playwright-core');
     return chromium;
   } catch (e) {
-    console.log('SKIP: playwright-core is not installed: run ' +
-                '`PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci` in tests/browser');
-    process.exit(SKIP);
+    await skip('playwright-core is not installed: run ' +
+               '`PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci` in tests/browser');
   }
 }
 

@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import {
-  DocsearchServer, SKIP, check, checkEqual, launchBrowser, loadChromium, onCleanup, run,
+  DocsearchServer, check, checkEqual, launchBrowser, loadChromium, onCleanup, run, skip,
   saveScreenshot, sleep, tempDir,
 } from './lib.mjs';
 
@@ -37,8 +37,7 @@ function makeCertificate(name) {
 try {
   makeCertificate('first');
 } catch (e) {
-  console.log(`SKIP: cannot make a certificate with openssl (install the openssl package): ${e.message}`);
-  process.exit(SKIP);
+  await skip(`cannot make a certificate with openssl (install the openssl package): ${e.message}`);
 }
 
 const chromium = await loadChromium();
