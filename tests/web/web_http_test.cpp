@@ -700,50 +700,57 @@ class busy_lane_test : public http_test {
     rt.add_view(std::move(docs));
   }
 
+  void TearDown() override {
+    if (two_) two_->stop();
+    http_test::TearDown();
+  }
+
+  // Starts a server of two lanes and holds the first with a "hold" query
+  // (the server's first connection is dealt there); its answer once
+  // release_ is set.
+  std::future<http_response> hold_the_first_of_two_lanes() {
+    web::server_options o;
+    o.port = 0;
+    o.threads = 2;
+    two_ = std::make_unique<web::server>(*rt_, o);
+    EXPECT_TRUE(two_->start().is_ok());
+    auto held = std::async(std::launch::async,
+                           [this] { return http_get(two_->port(), "/v1/query/docs/hold"); });
+    EXPECT_EQ(held_.get_future().wait_for(std::chrono::seconds(10)),
+              std::future_status::ready);
+    return held;
+  }
+
+  std::future<http_response> health_check() {
+    return std::async(std::launch::async, [this] { return http_get(two_->port(), "/v1/health"); });
+  }
+
+  std::unique_ptr<web::server> two_;
   std::promise<void> held_;
   std::promise<void> release_;
   std::shared_future<void> released_ = release_.get_future().share();
 };
 
 TEST_F(busy_lane_test, a_lane_busy_with_a_request_holds_up_no_new_connection) {
-  web::server_options o;
-  o.port = 0;
-  o.threads = 2;
-  web::server two(*rt_, o);
-  ASSERT_TRUE(two.start().is_ok());
-  // The server's first connection is dealt to the first lane; its query
-  // holds that lane's thread.
-  auto held = std::async(std::launch::async,
-                         [&] { return http_get(two.port(), "/v1/query/docs/hold"); });
-  ASSERT_EQ(held_.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto held = hold_the_first_of_two_lanes();
   // Meanwhile the next connection, dealt to the other lane, is accepted and
   // served (before, the first lane also accepted for both).
-  auto health = std::async(std::launch::async,
-                           [&] { return http_get(two.port(), "/v1/health"); });
+  auto health = health_check();
   EXPECT_EQ(health.wait_for(std::chrono::seconds(10)), std::future_status::ready)
       << "a new connection waited for a busy lane";
   release_.set_value();
   EXPECT_EQ(health.get().status, 200);
   EXPECT_EQ(held.get().status, 200);
-  two.stop();
 }
 
 TEST_F(busy_lane_test, new_connections_are_dealt_to_the_lanes_that_are_not_busy) {
-  web::server_options o;
-  o.port = 0;
-  o.threads = 2;
-  web::server two(*rt_, o);
-  ASSERT_TRUE(two.start().is_ok());
-  auto held = std::async(std::launch::async,
-                         [&] { return http_get(two.port(), "/v1/query/docs/hold"); });
-  ASSERT_EQ(held_.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto held = hold_the_first_of_two_lanes();
   // Dealt in turn, every other connection would wait for the held lane.
   // Between two connections, longer than a lane may leave a pulse unrun.
   std::future<http_response> waiting;  // one dealt to the held lane, if any
   for (int i = 0; i < 4; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto health = std::async(std::launch::async,
-                             [&] { return http_get(two.port(), "/v1/health"); });
+    auto health = health_check();
     if (health.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
       ADD_FAILURE() << "connection " << i << " was dealt to the busy lane";
       waiting = std::move(health);  // answered once the lane is released
@@ -754,7 +761,6 @@ TEST_F(busy_lane_test, new_connections_are_dealt_to_the_lanes_that_are_not_busy)
   release_.set_value();
   EXPECT_EQ(held.get().status, 200);
   if (waiting.valid()) waiting.get();
-  two.stop();
 }
 
 TEST_F(http_test, a_waiting_read_gets_503_when_the_runtime_stops) {
