@@ -39,6 +39,8 @@ inline constexpr std::string_view host_not_allowed = "host_not_allowed";      //
 inline constexpr std::string_view rate_limited = "rate_limited";              // 429
 inline constexpr std::string_view too_many_idempotency_keys = "too_many_idempotency_keys";  // 429
 inline constexpr std::string_view too_many_connections = "too_many_connections";  // 503
+// 503: a large response over max_unsent_response_bytes (with Retry-After).
+inline constexpr std::string_view overloaded = "overloaded";
 }  // namespace http_code
 
 // Codes that exist only in WebSocket `error` messages (not in derive::errc).

@@ -340,8 +340,22 @@ class http_session : public session_base,
       }
       reply = error_reply(404, http_code::not_found, "the file cannot be read");
     }
+    if (!head_request_ && !ctx_.unsent_responses.admit(reply.body.size(), charge_))
+      reply = overloaded_reply();
     ctx_.stats.record_http_response(reply.status);
     write_reply(reply, close);
+  }
+
+  // A large response that does not fit max_unsent_response_bytes.
+  http_reply overloaded_reply() {
+    ctx_.stats.responses_overloaded.fetch_add(1);
+    auto reply = error_reply(
+        503, http_code::overloaded,
+        "the server holds " + std::to_string(ctx_.unsent_responses.used() >> 20) +
+            " MiB of large responses its clients have not read yet "
+            "(max_unsent_response_bytes); retry in a moment, or ask for a smaller page (limit=)");
+    reply.headers.emplace_back("Retry-After", "1");
+    return reply;
   }
 
   // A reply with a string body: its head is formatted into head_ (the fields
@@ -379,6 +393,7 @@ class http_session : public session_base,
                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
                        if (self->body_.capacity() > max_kept_body_bytes)
                          std::string().swap(self->body_);
+                       self->charge_.reset();
                        self->on_write(close, ec);
                      });
   }
@@ -450,6 +465,7 @@ class http_session : public session_base,
   std::string raw_header_;  // the request header as received (web/framing.hpp)
   std::string head_;        // the head of the reply being written (write_reply)
   std::string body_;        // its body
+  response_budget::charge charge_;  // body_ against max_unsent_response_bytes
   static constexpr size_t max_kept_body_bytes = 64 * 1024;  // larger ones are released
   header_tap header_tap_{buffer_, raw_header_};
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include <sys/resource.h>
 
@@ -178,6 +179,32 @@ size_t effective_max_connections(size_t configured) {
   size_t room = lim.rlim_cur > 2 * reserve ? static_cast<size_t>(lim.rlim_cur - reserve)
                                            : static_cast<size_t>(lim.rlim_cur / 2);
   return std::min(configured, room);
+}
+
+bool response_budget::admit(size_t bytes, charge& out) {
+  out.reset();
+  if (bytes <= small_bytes) return true;
+  size_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (max_bytes_ != 0 && used != 0 && bytes > max_bytes_ - std::min(used, max_bytes_)) return false;
+  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  out = charge(this, bytes);
+  return true;
+}
+
+response_budget::charge& response_budget::charge::operator=(charge&& other) noexcept {
+  if (this != &other) {
+    reset();
+    owner_ = std::exchange(other.owner_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+void response_budget::charge::reset() {
+  if (owner_) owner_->used_.fetch_sub(bytes_, std::memory_order_relaxed);
+  owner_ = nullptr;
+  bytes_ = 0;
 }
 
 }  // namespace derive::web

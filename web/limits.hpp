@@ -4,6 +4,7 @@
 // window. Plain C++ (no Beast); thread-safe; time is passed in, so tests
 // step it.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -137,5 +138,48 @@ class connection_limits {
 // max_connections kept below the process's file descriptor limit (with
 // room for the data files and the listener).
 size_t effective_max_connections(size_t configured);
+
+// The bytes of large HTTP responses being written, over all connections: a
+// client that stops reading pins its response until the write completes or
+// the connection times out, and this budget caps what such clients pin
+// between them (docs/protocol.md, "Limits"). A response of at most
+// small_bytes is neither counted nor refused (connection limits bound
+// those). A larger one is admitted when it fits, or when nothing else is
+// counted: one response larger than the whole budget still goes out.
+// Thread-safe.
+class response_budget {
+ public:
+  static constexpr size_t small_bytes = 64 * 1024;
+
+  // Bytes held against the budget; returned when destroyed or reset.
+  class charge {
+   public:
+    charge() = default;
+    charge(charge&& other) noexcept { *this = std::move(other); }
+    charge& operator=(charge&& other) noexcept;
+    ~charge() { reset(); }
+    void reset();
+    size_t bytes() const { return bytes_; }
+
+   private:
+    friend class response_budget;
+    charge(response_budget* owner, size_t bytes) : owner_(owner), bytes_(bytes) {}
+    response_budget* owner_ = nullptr;
+    size_t bytes_ = 0;
+  };
+
+  // max_bytes 0: no budget (nothing is refused; large responses are still
+  // counted). REQUIRES: this outlives every charge.
+  explicit response_budget(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // Charges a response body of `bytes`; false when the budget cannot take it
+  // (`out` is then left empty). A small body is admitted without a charge.
+  bool admit(size_t bytes, charge& out);
+  size_t used() const { return used_.load(std::memory_order_relaxed); }
+  size_t max_bytes() const { return max_bytes_; }
+
+ private:
+  const size_t max_bytes_;
+  std::atomic<size_t> used_{0};
+};
 
 }  // namespace derive::web

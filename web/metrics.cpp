@@ -4,6 +4,7 @@
 
 #include <derive/runtime.hpp>
 #include "core/json_text.hpp"
+#include "web/limits.hpp"
 
 namespace derive::web {
 namespace {
@@ -306,6 +307,15 @@ std::string metrics::render(const runtime& rt) const {
     append_uint(out, n);
     out += '\n';
   }
+
+  header(out, "derive_http_unsent_response_bytes", "gauge",
+         "Bytes of HTTP responses over 64 KiB being written, not yet taken by their clients "
+         "(max_unsent_response_bytes).");
+  sample(out, "derive_http_unsent_response_bytes",
+         unsent_responses ? unsent_responses->used() : 0);
+  header(out, "derive_http_responses_overloaded_total", "counter",
+         "Large HTTP responses refused with 503 overloaded (max_unsent_response_bytes).");
+  sample(out, "derive_http_responses_overloaded_total", responses_overloaded.load());
 
   header(out, "derive_ws_connections", "gauge", "Open WebSocket connections.");
   sample(out, "derive_ws_connections", ws_connections.load());

@@ -13,6 +13,10 @@ class runtime;
 }
 
 namespace derive::web {
+class response_budget;  // web/limits.hpp
+}
+
+namespace derive::web {
 
 class metrics {
  public:
@@ -31,6 +35,8 @@ class metrics {
   std::atomic<uint64_t> ws_slow_closes{0};  // connections closed with 1008
   std::atomic<uint64_t> connections_refused{0};  // over a connection limit
   std::atomic<uint64_t> appends_limited{0};      // 429: rate limit or key quota
+  std::atomic<uint64_t> responses_overloaded{0};  // 503 overloaded
+  const response_budget* unsent_responses = nullptr;  // set by the server
 
   // The exposition text: the runtime's counters (appends, views, hub) from
   // runtime::metrics() and the server's own.

@@ -156,7 +156,10 @@ struct server_context {
         options(std::move(o)),
         routes(r, options, stats, auth),
         connections(effective_max_connections(options.max_connections),
-                    options.max_connections_per_address) {}
+                    options.max_connections_per_address),
+        unsent_responses(options.max_unsent_response_bytes) {
+    stats.unsent_responses = &unsent_responses;
+  }
 
   runtime& rt;
   const server_options options;
@@ -166,6 +169,7 @@ struct server_context {
   router routes;
   session_registry sessions;
   connection_limits connections;
+  response_budget unsent_responses;
   // The TLS context of new connections; null: TLS off.
   std::shared_ptr<tls_store> tls;
   // Set by server::stop before it asks the sessions to finish: connections

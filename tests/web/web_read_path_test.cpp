@@ -382,6 +382,59 @@ TEST_F(read_path_test, http_responses_are_bounded_in_bytes_and_continue_with_nex
 
 // 20 connections x 1000 key subscriptions on one view, then all disconnect
 // at once: /v1/health answers throughout (it stalled for 48 s before).
+// Large responses being written count against max_unsent_response_bytes: a
+// client that stops reading pins its page, and beyond the budget another
+// large page is refused with 503 overloaded until the pinned one is gone.
+// One page larger than the whole budget is still served when it is alone.
+class response_budget_test : public read_path_test {
+ protected:
+  void configure(web::server_options& o) override {
+    read_path_test::configure(o);
+    // Pages larger than a socket's send buffer (4 MiB at most by default):
+    // a client that does not read leaves most of one in the server.
+    o.max_response_bytes = 6 * 1024 * 1024;
+    o.max_unsent_response_bytes = 1024 * 1024;  // less than one page
+  }
+
+  // Waits (5 s at most) until the gauge satisfies `ok`; returns its value.
+  template <class Pred>
+  uint64_t await_unsent(Pred ok) {
+    auto deadline = clock::now() + std::chrono::seconds(5);
+    uint64_t v = gauge("derive_http_unsent_response_bytes");
+    while (!ok(v) && clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      v = gauge("derive_http_unsent_response_bytes");
+    }
+    return v;
+  }
+};
+
+TEST_F(response_budget_test, a_large_page_beyond_the_budget_waits_for_a_pinned_one) {
+  fill(40, 200 * 1024);  // ~8 MB; a page holds 6 MiB and one item more
+  auto mute = std::make_unique<mute_http_client>(port(), "/v1/events?limit=10000");
+  // Alone, the mute client's page is admitted though it is larger than the
+  // budget, and stays charged while it is not read.
+  EXPECT_GT(await_unsent([](uint64_t v) { return v > 1024 * 1024; }), uint64_t{1024 * 1024});
+
+  auto r = get("/v1/events?limit=10000");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body_json()["error"]["code"], "overloaded");
+  EXPECT_NE(r.body_json()["error"]["message"].get<std::string>().find("max_unsent_response_bytes"),
+            std::string::npos);
+  EXPECT_EQ(r.header("Retry-After"), "1");
+  // Small responses are not held back.
+  expect_healthy();
+  EXPECT_EQ(get("/v1/views/docs/absent").status, 404);
+  EXPECT_GE(gauge("derive_http_responses_overloaded_total"), 1u);
+
+  mute.reset();  // the pinned page's write fails and its charge returns
+  EXPECT_EQ(await_unsent([](uint64_t v) { return v == 0; }), 0u);
+  r = get("/v1/events?limit=10000");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_GT(r.body.size(), size_t{5 * 1024 * 1024});
+  EXPECT_EQ(gauge("derive_http_unsent_response_bytes"), 0u);
+}
+
 TEST_F(read_path_test, twenty_thousand_subscriptions_come_and_go_with_health_answered) {
   std::vector<std::unique_ptr<ws_connection>> clients;
   double worst = 0;

@@ -640,6 +640,51 @@ TEST(connection_limits, the_total_stays_below_the_descriptor_limit) {
 
 // The completion inbox (post_gate): a burst of functions queued from a
 // runtime thread costs one post, and that post runs them all, in order.
+TEST(response_budget, small_responses_are_neither_counted_nor_refused) {
+  web::response_budget budget(1000);
+  web::response_budget::charge c;
+  EXPECT_TRUE(budget.admit(web::response_budget::small_bytes, c));
+  EXPECT_EQ(c.bytes(), 0u);
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(response_budget, large_responses_are_charged_until_released) {
+  constexpr size_t mib = 1024 * 1024;
+  web::response_budget budget(3 * mib);
+  web::response_budget::charge a, b, c;
+  EXPECT_TRUE(budget.admit(2 * mib, a));
+  EXPECT_TRUE(budget.admit(mib, b));  // exactly full
+  EXPECT_EQ(budget.used(), 3 * mib);
+  EXPECT_FALSE(budget.admit(web::response_budget::small_bytes + 1, c));
+  EXPECT_EQ(c.bytes(), 0u);
+  a.reset();
+  EXPECT_EQ(budget.used(), mib);
+  EXPECT_TRUE(budget.admit(2 * mib, c));
+  {
+    web::response_budget::charge moved = std::move(c);
+    EXPECT_EQ(c.bytes(), 0u);
+    EXPECT_EQ(budget.used(), 3 * mib);
+  }  // destroyed: released
+  EXPECT_EQ(budget.used(), mib);
+}
+
+TEST(response_budget, one_response_larger_than_the_budget_goes_out_alone) {
+  web::response_budget budget(100 * 1024);
+  web::response_budget::charge big, other;
+  EXPECT_TRUE(budget.admit(500 * 1024, big));
+  EXPECT_FALSE(budget.admit(70 * 1024, other));
+  big.reset();
+  EXPECT_TRUE(budget.admit(70 * 1024, other));
+}
+
+TEST(response_budget, zero_means_no_budget_but_still_counts) {
+  web::response_budget budget(0);
+  web::response_budget::charge a, b;
+  EXPECT_TRUE(budget.admit(size_t{1} << 30, a));
+  EXPECT_TRUE(budget.admit(size_t{1} << 30, b));
+  EXPECT_EQ(budget.used(), size_t{2} << 30);
+}
+
 TEST(post_gate, a_burst_is_scheduled_once_and_runs_in_order) {
   auto gate = std::make_shared<post_gate>();
   std::vector<std::function<void()>> posted;
