@@ -2,8 +2,8 @@
 # Sets up what is missing, builds everything and runs every test (ctest),
 # browser tests included; then the sanitizer passes (scripts/sanitize.sh): the
 # unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer
-# (build-asan/), the unit tests of actors/ and web/ under ThreadSanitizer
-# (build-tsan/).
+# (build-asan/), core's unit and integration tests and the unit tests of
+# actors/ and web/ under ThreadSanitizer (build-tsan/).
 # Usage: scripts/test.sh [--no-asan] [--no-tsan]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
