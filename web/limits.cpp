@@ -188,21 +188,8 @@ bool response_budget::admit(size_t bytes, charge& out) {
   do {
     if (max_bytes_ != 0 && used != 0 && bytes > max_bytes_ - std::min(used, max_bytes_)) return false;
   } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
-  charges_.fetch_add(1, std::memory_order_relaxed);
   out = charge(this, bytes);
   return true;
-}
-
-void response_budget::take(size_t bytes, charge& out) {
-  out.reset();
-  if (bytes <= small_bytes) return;
-  used_.fetch_add(bytes, std::memory_order_relaxed);
-  charges_.fetch_add(1, std::memory_order_relaxed);
-  out = charge(this, bytes);
-}
-
-bool response_budget::under_pressure() const {
-  return max_bytes_ != 0 && charges_.load(std::memory_order_relaxed) > 1 && used() >= max_bytes_;
 }
 
 response_budget::charge& response_budget::charge::operator=(charge&& other) noexcept {
@@ -215,10 +202,7 @@ response_budget::charge& response_budget::charge::operator=(charge&& other) noex
 }
 
 void response_budget::charge::reset() {
-  if (owner_) {
-    owner_->used_.fetch_sub(bytes_, std::memory_order_relaxed);
-    owner_->charges_.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (owner_) owner_->used_.fetch_sub(bytes_, std::memory_order_relaxed);
   owner_ = nullptr;
   bytes_ = 0;
 }

@@ -139,16 +139,14 @@ class connection_limits {
 // room for the data files and the listener).
 size_t effective_max_connections(size_t configured);
 
-// The bytes of large writes in flight, over all connections (HTTP responses,
-// WebSocket messages): a client that stops reading pins what is being
-// written to it until the write completes or the connection times out, and
-// this budget caps what such clients pin between them (docs/protocol.md,
-// "Limits"). A write of at most small_bytes is neither counted nor refused
-// (connection limits bound those). A large HTTP response is admitted when it
-// fits, or when nothing else is counted: one response larger than the whole
-// budget still goes out. A WebSocket message is always taken (it cannot be
-// refused); while the budget is under pressure, the server closes WebSockets
-// whose write has been pending for shed_after. Thread-safe.
+// The bytes of large HTTP responses being written, over all connections: a
+// client that stops reading pins its response until the write completes or
+// the connection times out, and this budget caps what such clients pin
+// between them (docs/protocol.md, "Limits"). A response of at most
+// small_bytes is neither counted nor refused (connection limits bound
+// those). A larger one is admitted when it fits, or when nothing else is
+// counted: one response larger than the whole budget still goes out.
+// Thread-safe.
 class response_budget {
  public:
   static constexpr size_t small_bytes = 64 * 1024;
@@ -176,22 +174,12 @@ class response_budget {
   // Charges a response body of `bytes`; false when the budget cannot take it
   // (`out` is then left empty). A small body is admitted without a charge.
   bool admit(size_t bytes, charge& out);
-  // Charges `bytes` whether or not they fit (small ones: no charge).
-  void take(size_t bytes, charge& out);
-  // Full, with more than one charge: a writer that makes no progress holds
-  // bytes others are refused for.
-  bool under_pressure() const;
   size_t used() const { return used_.load(std::memory_order_relaxed); }
   size_t max_bytes() const { return max_bytes_; }
 
  private:
   const size_t max_bytes_;
   std::atomic<size_t> used_{0};
-  std::atomic<size_t> charges_{0};
 };
-
-// How long a WebSocket write may be pending while the response budget is
-// under pressure before the connection is closed as a stalled reader.
-inline constexpr std::chrono::seconds shed_after{1};
 
 }  // namespace derive::web

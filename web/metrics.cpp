@@ -309,8 +309,8 @@ std::string metrics::render(const runtime& rt) const {
   }
 
   header(out, "derive_http_unsent_response_bytes", "gauge",
-         "Bytes of writes over 64 KiB in flight (HTTP responses, WebSocket messages), not yet "
-         "taken by their clients (max_unsent_response_bytes).");
+         "Bytes of HTTP responses over 64 KiB being written, not yet taken by their clients "
+         "(max_unsent_response_bytes).");
   sample(out, "derive_http_unsent_response_bytes",
          unsent_responses ? unsent_responses->used() : 0);
   header(out, "derive_http_responses_overloaded_total", "counter",

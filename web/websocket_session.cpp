@@ -505,7 +505,6 @@ class websocket_session : public inbox_owner,
   void start_write(bool message) {
     writing_ = true;
     write_started_ = clock::now();
-    ctx_.unsent_responses.take(write_buf_.size(), write_charge_);
     net::async_write(stream_, net::buffer(write_buf_),
                      [self = shared_from_this(), message](beast::error_code ec, size_t) {
                        self->on_write(ec, message);
@@ -514,7 +513,6 @@ class websocket_session : public inbox_owner,
 
   void on_write(beast::error_code ec, bool message) {
     writing_ = false;
-    write_charge_.reset();
     inflight_frame_ = out_frame{};
     if (write_buf_.capacity() > max_kept_write_buffer) std::string().swap(write_buf_);
     if (finished_) return;
@@ -581,14 +579,6 @@ class websocket_session : public inbox_owner,
   }
 
   // --- deadlines: the handshake, stalled writes, pings, the closing deadline ---
-  // How long a write may be pending: shorter while large writes of clients
-  // that do not read fill the server's budget (this one's too, if large).
-  clock::duration stall_limit() const {
-    if (write_charge_.bytes() != 0 && ctx_.unsent_responses.under_pressure())
-      return std::min<clock::duration>(shed_after, ctx_.options.stalled_write_timeout);
-    return ctx_.options.stalled_write_timeout;
-  }
-
   // Once per session_tick_period, from the server's ticker.
   void on_tick() {
     if (finished_) return;
@@ -603,7 +593,7 @@ class websocket_session : public inbox_owner,
     if (!closing_) check_token_expiry();
     if (closing_) {
       if (now >= hard_close_at_) return hard_close();
-    } else if (writing_ && now - write_started_ >= stall_limit()) {
+    } else if (writing_ && now - write_started_ >= ctx_.options.stalled_write_timeout) {
       ctx_.stats.ws_slow_closes.fetch_add(1);
       close_with(ws_close::stalled_reader);
     } else if (message_overdue(now)) {
@@ -635,7 +625,6 @@ class websocket_session : public inbox_owner,
   // more is queued, so idle connections stay small.
   static constexpr size_t max_kept_write_buffer = 64 * 1024;
   std::string write_buf_;
-  response_budget::charge write_charge_;  // write_buf_ against max_unsent_response_bytes
   std::string control_out_;  // control frames waiting for the socket
   std::optional<std::string> pending_pong_;  // the payload of the latest ping unanswered
   bool accepted_ = false;    // the 101 response is written

@@ -435,47 +435,6 @@ TEST_F(response_budget_test, a_large_page_beyond_the_budget_waits_for_a_pinned_o
   EXPECT_EQ(gauge("derive_http_unsent_response_bytes"), 0u);
 }
 
-// A WebSocket whose large write stays pending is closed after
-// stalled_write_timeout (60 s here), or within seconds while the budget is
-// under pressure: full, with another large write pinned too.
-TEST_F(response_budget_test, under_pressure_a_websocket_that_does_not_read_is_closed_within_seconds) {
-  fill(40, 200 * 1024);  // an 8 MB snapshot: more than the kernel's buffers take
-  auto mute_ws = [&] {
-    auto c = std::make_unique<ws_connection>(port(), std::map<std::string, std::string>{},
-                                             "/v1/ws", 4096);
-    c->send({{"op", "subscribe"}, {"id", "s"}, {"view", "docs"}, {"prefix", ""}});
-    return c;
-  };
-  auto slow_closes_after = [&](std::chrono::seconds wait) {
-    auto deadline = clock::now() + wait;
-    uint64_t n = gauge("derive_ws_slow_closes_total");
-    while (n == 0 && clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      n = gauge("derive_ws_slow_closes_total");
-    }
-    return n;
-  };
-
-  // Alone, a subscriber that stops reading pins its write and stays open.
-  auto alone = mute_ws();
-  EXPECT_GT(await_unsent([](uint64_t v) { return v > 0; }), 0u);
-  EXPECT_EQ(slow_closes_after(std::chrono::seconds(3)), 0u);
-  EXPECT_EQ(gauge("derive_ws_connections"), 1u);
-  alone->kill();
-  EXPECT_EQ(await_unsent([](uint64_t v) { return v == 0; }), 0u);
-
-  // Beside a pinned HTTP page that fills the budget, it is closed with 1008.
-  auto page = std::make_unique<mute_http_client>(port(), "/v1/events?limit=10000");
-  EXPECT_GT(await_unsent([](uint64_t v) { return v > 1024 * 1024; }), uint64_t{1024 * 1024});
-  auto shed = mute_ws();
-  EXPECT_EQ(slow_closes_after(std::chrono::seconds(20)), 1u);
-  auto closed = shed->wait_close(std::chrono::seconds(10));  // reads what was queued
-  if (closed) EXPECT_EQ(closed->code, 1008);
-  page.reset();
-  EXPECT_EQ(await_unsent([](uint64_t v) { return v == 0; }), 0u);
-  expect_gauges_return_to_zero();
-}
-
 TEST_F(read_path_test, twenty_thousand_subscriptions_come_and_go_with_health_answered) {
   std::vector<std::unique_ptr<ws_connection>> clients;
   double worst = 0;
