@@ -340,20 +340,24 @@ class http_session : public session_base,
       }
       reply = error_reply(404, http_code::not_found, "the file cannot be read");
     }
-    if (!head_request_ && !ctx_.unsent_responses.admit(reply.body.size(), charge_))
-      reply = overloaded_reply();
+    if (!head_request_) {
+      auto v = ctx_.unsent_responses.admit(reply.body.size(), ticket_->address(), charge_);
+      if (v != response_budget::verdict::admitted) reply = overloaded_reply(v);
+    }
     ctx_.stats.record_http_response(reply.status);
     write_reply(reply, close);
   }
 
   // A large response that does not fit max_unsent_response_bytes.
-  http_reply overloaded_reply() {
+  http_reply overloaded_reply(response_budget::verdict v) {
     ctx_.stats.responses_overloaded.fetch_add(1);
     auto reply = error_reply(
         503, http_code::overloaded,
-        "the server holds " + std::to_string(ctx_.unsent_responses.used() >> 20) +
-            " MiB of large responses its clients have not read yet "
-            "(max_unsent_response_bytes); retry in a moment, or ask for a smaller page (limit=)");
+        v == response_budget::verdict::over_address
+            ? "this client address already has an eighth of max_unsent_response_bytes in large "
+              "responses it has not read yet; read them, or retry in a moment"
+            : "the server already holds max_unsent_response_bytes in large responses that their "
+              "clients have not read yet; retry in a moment, or ask for a smaller page (limit=)");
     reply.headers.emplace_back("Retry-After", "1");
     return reply;
   }

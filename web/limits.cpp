@@ -181,28 +181,59 @@ size_t effective_max_connections(size_t configured) {
   return std::min(configured, room);
 }
 
-bool response_budget::admit(size_t bytes, charge& out) {
+namespace {
+
+// Whether `bytes` more fit under `limit` beside `held` (always, when nothing
+// is held).
+bool fits(size_t held, size_t bytes, size_t limit) {
+  return held == 0 || bytes <= limit - std::min(held, limit);
+}
+
+}  // namespace
+
+response_budget::verdict response_budget::admit(size_t bytes, const std::string& address,
+                                                 charge& out) {
   out.reset();
-  if (bytes <= small_bytes) return true;
-  size_t used = used_.load(std::memory_order_relaxed);
-  do {
-    if (max_bytes_ != 0 && used != 0 && bytes > max_bytes_ - std::min(used, max_bytes_)) return false;
-  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
-  out = charge(this, bytes);
-  return true;
+  if (bytes <= small_bytes) return verdict::admitted;
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t& mine = by_address_[address];
+  if (max_bytes_ != 0) {
+    const size_t used = used_.load(std::memory_order_relaxed);
+    verdict v = !fits(used, bytes, max_bytes_)                          ? verdict::over_total
+                : !fits(mine, bytes, max_bytes_ / address_share) ? verdict::over_address
+                                                                        : verdict::admitted;
+    if (v != verdict::admitted) {
+      if (mine == 0) by_address_.erase(address);
+      return v;
+    }
+  }
+  mine += bytes;
+  used_.fetch_add(bytes, std::memory_order_relaxed);
+  out = charge(this, address, bytes);
+  return verdict::admitted;
+}
+
+void response_budget::release(const std::string& address, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  used_.fetch_sub(bytes, std::memory_order_relaxed);
+  auto it = by_address_.find(address);
+  if (it == by_address_.end()) return;
+  it->second -= std::min(it->second, bytes);
+  if (it->second == 0) by_address_.erase(it);
 }
 
 response_budget::charge& response_budget::charge::operator=(charge&& other) noexcept {
   if (this != &other) {
     reset();
     owner_ = std::exchange(other.owner_, nullptr);
+    address_ = std::move(other.address_);
     bytes_ = std::exchange(other.bytes_, 0);
   }
   return *this;
 }
 
 void response_budget::charge::reset() {
-  if (owner_) owner_->used_.fetch_sub(bytes_, std::memory_order_relaxed);
+  if (owner_) owner_->release(address_, bytes_);
   owner_ = nullptr;
   bytes_ = 0;
 }

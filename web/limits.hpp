@@ -144,12 +144,15 @@ size_t effective_max_connections(size_t configured);
 // the connection times out, and this budget caps what such clients pin
 // between them (docs/protocol.md, "Limits"). A response of at most
 // small_bytes is neither counted nor refused (connection limits bound
-// those). A larger one is admitted when it fits, or when nothing else is
-// counted: one response larger than the whole budget still goes out.
-// Thread-safe.
+// those). A larger one is admitted when it fits in what remains, or when
+// nothing else is counted: one response larger than the whole budget still
+// goes out. One client address holds at most 1/address_share of the budget
+// (or one response, when it holds nothing), so that a few connections from
+// one address cannot hold all of it. Thread-safe.
 class response_budget {
  public:
   static constexpr size_t small_bytes = 64 * 1024;
+  static constexpr size_t address_share = 8;
 
   // Bytes held against the budget; returned when destroyed or reset.
   class charge {
@@ -163,23 +166,32 @@ class response_budget {
 
    private:
     friend class response_budget;
-    charge(response_budget* owner, size_t bytes) : owner_(owner), bytes_(bytes) {}
+    charge(response_budget* owner, std::string address, size_t bytes)
+        : owner_(owner), address_(std::move(address)), bytes_(bytes) {}
     response_budget* owner_ = nullptr;
+    std::string address_;
     size_t bytes_ = 0;
   };
+
+  enum class verdict { admitted, over_total, over_address };
 
   // max_bytes 0: no budget (nothing is refused; large responses are still
   // counted). REQUIRES: this outlives every charge.
   explicit response_budget(size_t max_bytes) : max_bytes_(max_bytes) {}
-  // Charges a response body of `bytes`; false when the budget cannot take it
-  // (`out` is then left empty). A small body is admitted without a charge.
-  bool admit(size_t bytes, charge& out);
+  // Charges a response body of `bytes` written to a client at `address`;
+  // unless admitted, `out` is left empty. A small body is admitted without a
+  // charge.
+  verdict admit(size_t bytes, const std::string& address, charge& out);
   size_t used() const { return used_.load(std::memory_order_relaxed); }
   size_t max_bytes() const { return max_bytes_; }
 
  private:
+  void release(const std::string& address, size_t bytes);
+
   const size_t max_bytes_;
-  std::atomic<size_t> used_{0};
+  std::mutex mu_;  // guards by_address_ and the updates of used_
+  std::atomic<size_t> used_{0};  // read without the lock (metrics)
+  std::unordered_map<std::string, size_t> by_address_;
 };
 
 }  // namespace derive::web

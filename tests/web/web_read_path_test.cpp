@@ -380,12 +380,11 @@ TEST_F(read_path_test, http_responses_are_bounded_in_bytes_and_continue_with_nex
   mute.clear();
 }
 
-// 20 connections x 1000 key subscriptions on one view, then all disconnect
-// at once: /v1/health answers throughout (it stalled for 48 s before).
 // Large responses being written count against max_unsent_response_bytes: a
 // client that stops reading pins its page, and beyond the budget another
 // large page is refused with 503 overloaded until the pinned one is gone.
 // One page larger than the whole budget is still served when it is alone.
+// (Every client here has the same address: the refusal is its share's.)
 class response_budget_test : public read_path_test {
  protected:
   void configure(web::server_options& o) override {
@@ -435,6 +434,8 @@ TEST_F(response_budget_test, a_large_page_beyond_the_budget_waits_for_a_pinned_o
   EXPECT_EQ(gauge("derive_http_unsent_response_bytes"), 0u);
 }
 
+// 20 connections x 1000 key subscriptions on one view, then all disconnect
+// at once: /v1/health answers throughout (it stalled for 48 s before).
 TEST_F(read_path_test, twenty_thousand_subscriptions_come_and_go_with_health_answered) {
   std::vector<std::unique_ptr<ws_connection>> clients;
   double worst = 0;

@@ -638,28 +638,29 @@ TEST(connection_limits, the_total_stays_below_the_descriptor_limit) {
   ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
-// The completion inbox (post_gate): a burst of functions queued from a
-// runtime thread costs one post, and that post runs them all, in order.
+using verdict = web::response_budget::verdict;
+constexpr size_t kib = 1024;
+constexpr size_t mib = 1024 * 1024;
+
 TEST(response_budget, small_responses_are_neither_counted_nor_refused) {
   web::response_budget budget(1000);
   web::response_budget::charge c;
-  EXPECT_TRUE(budget.admit(web::response_budget::small_bytes, c));
+  EXPECT_EQ(budget.admit(web::response_budget::small_bytes, "a", c), verdict::admitted);
   EXPECT_EQ(c.bytes(), 0u);
   EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST(response_budget, large_responses_are_charged_until_released) {
-  constexpr size_t mib = 1024 * 1024;
-  web::response_budget budget(3 * mib);
+  web::response_budget budget(24 * mib);  // 3 MiB per address
   web::response_budget::charge a, b, c;
-  EXPECT_TRUE(budget.admit(2 * mib, a));
-  EXPECT_TRUE(budget.admit(mib, b));  // exactly full
+  EXPECT_EQ(budget.admit(2 * mib, "a", a), verdict::admitted);
+  EXPECT_EQ(budget.admit(mib, "a", b), verdict::admitted);  // the address's share, exactly
   EXPECT_EQ(budget.used(), 3 * mib);
-  EXPECT_FALSE(budget.admit(web::response_budget::small_bytes + 1, c));
+  EXPECT_EQ(budget.admit(100 * kib, "a", c), verdict::over_address);
   EXPECT_EQ(c.bytes(), 0u);
   a.reset();
   EXPECT_EQ(budget.used(), mib);
-  EXPECT_TRUE(budget.admit(2 * mib, c));
+  EXPECT_EQ(budget.admit(2 * mib, "a", c), verdict::admitted);
   {
     web::response_budget::charge moved = std::move(c);
     EXPECT_EQ(c.bytes(), 0u);
@@ -668,23 +669,38 @@ TEST(response_budget, large_responses_are_charged_until_released) {
   EXPECT_EQ(budget.used(), mib);
 }
 
-TEST(response_budget, one_response_larger_than_the_budget_goes_out_alone) {
-  web::response_budget budget(100 * 1024);
-  web::response_budget::charge big, other;
-  EXPECT_TRUE(budget.admit(500 * 1024, big));
-  EXPECT_FALSE(budget.admit(70 * 1024, other));
+TEST(response_budget, addresses_share_the_total) {
+  web::response_budget budget(8 * mib);  // 1 MiB per address
+  std::vector<web::response_budget::charge> held(9);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(budget.admit(mib, "client" + std::to_string(i), held[i]), verdict::admitted);
+  EXPECT_EQ(budget.admit(100 * kib, "client8", held[8]), verdict::over_total);
+  held[0].reset();
+  EXPECT_EQ(budget.admit(100 * kib, "client1", held[8]), verdict::over_address);
+  EXPECT_EQ(budget.admit(100 * kib, "client8", held[8]), verdict::admitted);
+}
+
+TEST(response_budget, one_response_larger_than_a_share_goes_out_alone) {
+  web::response_budget budget(800 * kib);  // 100 KiB per address
+  web::response_budget::charge big, other, third;
+  EXPECT_EQ(budget.admit(500 * kib, "a", big), verdict::admitted);  // the address held nothing
+  EXPECT_EQ(budget.admit(70 * kib, "a", other), verdict::over_address);
+  EXPECT_EQ(budget.admit(400 * kib, "b", other), verdict::over_total);
+  EXPECT_EQ(budget.admit(300 * kib, "b", other), verdict::admitted);
   big.reset();
-  EXPECT_TRUE(budget.admit(70 * 1024, other));
+  EXPECT_EQ(budget.admit(70 * kib, "a", third), verdict::admitted);
 }
 
 TEST(response_budget, zero_means_no_budget_but_still_counts) {
   web::response_budget budget(0);
   web::response_budget::charge a, b;
-  EXPECT_TRUE(budget.admit(size_t{1} << 30, a));
-  EXPECT_TRUE(budget.admit(size_t{1} << 30, b));
+  EXPECT_EQ(budget.admit(size_t{1} << 30, "a", a), verdict::admitted);
+  EXPECT_EQ(budget.admit(size_t{1} << 30, "a", b), verdict::admitted);
   EXPECT_EQ(budget.used(), size_t{2} << 30);
 }
 
+// The completion inbox (post_gate): a burst of functions queued from a
+// runtime thread costs one post, and that post runs them all, in order.
 TEST(post_gate, a_burst_is_scheduled_once_and_runs_in_order) {
   auto gate = std::make_shared<post_gate>();
   std::vector<std::function<void()>> posted;

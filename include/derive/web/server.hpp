@@ -89,11 +89,11 @@ struct server_options {
   // An HTTP response holds at most this many bytes of items (events, keys),
   // and always at least one item; `next` continues (docs/protocol.md).
   size_t max_response_bytes = 4 * 1024 * 1024;
-  // HTTP responses over 64 KiB being written, all connections together: a
-  // client that stops reading pins its response until the write completes or
-  // idle_timeout. A large response that does not fit is answered
-  // 503 overloaded (Retry-After: 1) instead, unless it is the only one being
-  // written. 0: no budget.
+  // HTTP responses over 64 KiB being written, all connections together
+  // (one client address: at most an eighth): a client that stops reading
+  // pins its response until the write completes or idle_timeout. A large
+  // response that does not fit is answered 503 overloaded (Retry-After: 1)
+  // instead, unless nothing else is charged (to it). 0: no budget.
   size_t max_unsent_response_bytes = 256 * 1024 * 1024;
   // Appends and waiting gets one WebSocket connection may have outstanding;
   // beyond it the server stops reading from that connection for a while.
