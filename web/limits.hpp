@@ -1,8 +1,9 @@
 #pragma once
-// Per-client limits on appends (docs/security.md, "Rate limits"): a token
-// bucket per client, and a quota of new idempotency keys per client and
-// window. Plain C++ (no Beast); thread-safe; time is passed in, so tests
-// step it.
+// The server's limits per client (docs/security.md): on appends, a token
+// bucket per client and a quota of new idempotency keys per client and
+// window; open connections in total and per address; the budget of large
+// responses being written, in total and per address. Plain C++ (no Beast);
+// thread-safe; time is passed in, so tests step it.
 
 #include <atomic>
 #include <chrono>
@@ -183,7 +184,6 @@ class response_budget {
   // charge.
   verdict admit(size_t bytes, const std::string& address, charge& out);
   size_t used() const { return used_.load(std::memory_order_relaxed); }
-  size_t max_bytes() const { return max_bytes_; }
 
  private:
   void release(const std::string& address, size_t bytes);
