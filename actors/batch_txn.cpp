@@ -20,8 +20,9 @@ std::string dump_compact(const json& v) {
   }
 }
 
-batch_txn::batch_txn(const view_store& store, warm_cache warm)
+batch_txn::batch_txn(const view_store& store, warm_cache warm, std::function<void()> before_read)
     : store_(store),
+      before_read_(std::move(before_read)),
       batch_(std::move(warm.entries_)),
       bytes_(warm.bytes_),
       cache_bytes_(warm.bytes_) {}
@@ -242,6 +243,7 @@ std::vector<key_change> batch_txn::take_private_changes() {
 
 view_snapshot& batch_txn::snapshot() {
   if (!snapshot_) {
+    if (before_read_) std::exchange(before_read_, nullptr)();
     auto snap = store_.snapshot();
     if (!snap) throw std::runtime_error("cannot read view state: " + snap.error().to_string());
     snapshot_.emplace(std::move(*snap));

@@ -142,8 +142,12 @@ class batch_txn final : public view_txn {
   };
 
   // `warm`: the cache of the previous batch of `store`, whose commit
-  // succeeded, with nothing else written to the store since.
-  explicit batch_txn(const view_store& store, warm_cache warm = {});
+  // succeeded, with nothing else written to the store since; or whose
+  // commit is still running, when `before_read` waits for it: it runs once,
+  // before the batch first reads the store (a key the warm cache does not
+  // hold, a range, a count, private state).
+  explicit batch_txn(const view_store& store, warm_cache warm = {},
+                     std::function<void()> before_read = {});
   batch_txn(const batch_txn&) = delete;
   batch_txn& operator=(const batch_txn&) = delete;
 
@@ -256,6 +260,7 @@ class batch_txn final : public view_txn {
   uint64_t merged_count(bool is_private, std::string_view prefix);
 
   const view_store& store_;
+  std::function<void()> before_read_;
   std::optional<view_snapshot> snapshot_;
   cache batch_;    // every key touched in this batch
   last_entry batch_last_;

@@ -488,6 +488,7 @@ void spawn_runner(runtime::impl& rt, view_slot* slot) {
   ctx.live_batch = std::max<uint64_t>(1, rt.options.live_batch);
   if (rt.options.catch_up_bytes > 0) ctx.batch_bytes = rt.options.catch_up_bytes;
   if (rt.options.catch_up_time.count() > 0) ctx.batch_time = rt.options.catch_up_time;
+  ctx.commit_beside = true;
   ctx.commit_mu = &rt.cutover_mu;
   ctx.live_pending = [&rt] { return rt.live_work_pending(); };
   ctx.published = [&pub = *rt.pub](view_slot& s, uint64_t offset,

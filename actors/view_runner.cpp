@@ -5,7 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <system_error>
 #include <string>
 #include <thread>
 #include <utility>
@@ -72,6 +77,63 @@ class building_pace {
   clock::time_point live_seen_{};
 };
 
+// A thread that runs one job at a time beside a runner: the commit of a
+// catch-up batch while the runner applies the next. A thread per commit
+// (std::async) cost a thread's stack and a malloc arena's pages each time.
+class committer {
+ public:
+  committer() : thread_([this] { loop(); }) {}
+  ~committer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  committer(const committer&) = delete;
+  committer& operator=(const committer&) = delete;
+
+  // REQUIRES: the previous job's future is ready.
+  std::future<status> run(std::function<status()> job) {
+    std::future<status> done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = std::move(job);
+      promise_ = {};
+      done = promise_.get_future();
+    }
+    cv_.notify_one();
+    return done;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stop_ || job_; });
+      if (!job_) return;  // stopping, nothing left
+      auto job = std::exchange(job_, nullptr);
+      auto promise = std::move(promise_);
+      lock.unlock();
+      try {
+        promise.set_value(job());
+      } catch (...) {
+        promise.set_exception(std::current_exception());
+      }
+      job = nullptr;
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<status()> job_;
+  std::promise<status> promise_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
 struct runner_state {
   static inline const char* name = "derive.view_runner";
   runner_context ctx;
@@ -93,6 +155,20 @@ struct runner_state {
   building_pace pace;
   std::chrono::steady_clock::time_point deferred_since{};
   bool forced = false;  // the next batch runs although live work is pending
+  // A catch-up batch committing beside the runner (commit_beside), applied
+  // over offsets (from, to]; the batch is freed here, on the runner's thread
+  // (freed on the committing one, glibc's arenas made it cost more than the
+  // overlap gained).
+  struct commit_in_flight {
+    std::future<status> done;
+    std::shared_ptr<const void> batch;
+    uint64_t from = 0;
+    uint64_t to = 0;
+  };
+  std::optional<commit_in_flight> in_flight;
+  // Started on the first commit beside the runner. Last: joined before the
+  // context its job uses goes.
+  std::unique_ptr<committer> beside;
 };
 
 constexpr std::chrono::milliseconds first_retry{50};
@@ -405,14 +481,107 @@ bool still_behind(runner_state& st, uint64_t offset) {
   return st.target > offset;
 }
 
+// Commits an applied batch and publishes it: what follows the applying, on
+// the runner's thread or beside it. Touches the slot and the context only,
+// never the runner's state. `changed`: the batch's key changes.
+status commit_and_publish(const runner_context& ctx, batch_result& batch, uint64_t inputs,
+                          uint64_t& changed) {
+  auto& slot = *ctx.slot;
+  crash_point("after_log_sync_before_view_commit");
+  std::unique_lock<std::mutex> publishing;
+  if (ctx.commit_mu) publishing = std::unique_lock<std::mutex>(*ctx.commit_mu);
+  if (auto s = slot.store()->commit(batch.changes, batch.blind, batch.new_offset, batch.dead,
+                                    batch.private_changes);
+      !s)
+    return s;
+  crash_point("after_view_commit");
+  slot.applied.fetch_add(inputs, std::memory_order_relaxed);
+  slot.commits.fetch_add(1, std::memory_order_relaxed);
+  changed = count_written(slot, batch);
+  slot.publish_offset(batch.new_offset);
+  slot.note_progress(batch.new_offset);
+  if (ctx.published) ctx.published(slot, batch.new_offset, batch.changes);
+  return status::ok();
+}
+
+// A failed commit of the batch applied from `offset`: storage full pauses
+// the view, anything else stops it.
+void commit_failed(runner_actor* self, uint64_t offset, const status& s) {
+  if (s.code() == errc::storage_full) return pause(self, s);
+  fail(self, offset + 1, "view " + self->state.ctx.slot->name() + " cannot commit: " + s.to_string(),
+       false);
+}
+
+// A commit succeeded: a paused view has resumed.
+void resumed(runner_state& st) {
+  if (st.retry_delay.count() == 0) return;
+  st.retry_delay = std::chrono::milliseconds{0};
+  log_info(component, "view ", st.ctx.slot->name(), " resumed: space returned");
+}
+
+// Waits for the commit in flight, if any. False: it failed (handled as an
+// inline commit's failure), and whatever was applied on it must be dropped.
+bool settle(runner_actor* self) {
+  auto& st = self->state;
+  if (!st.in_flight) return true;
+  const uint64_t from = st.in_flight->from;
+  const status s = st.in_flight->done.get();
+  st.in_flight.reset();
+  if (!s) {
+    st.warm = {};
+    commit_failed(self, from, s);
+    return false;
+  }
+  resumed(st);
+  check_rebuilt(st);
+  return true;
+}
+
+// Whether `batch` (applied while `behind`) commits beside the runner.
+bool commits_beside(runner_state& st, const batch_result& batch, bool behind) {
+  const auto& slot = *st.ctx.slot;
+  return st.ctx.commit_beside && behind && !st.ctx.before_commit && !batch.failure &&
+         slot.serving.load() && !slot.stopping.load(std::memory_order_relaxed) &&
+         still_behind(st, batch.new_offset);
+}
+
+// Starts the commit of `batch` on a thread of its own and keeps the
+// batch's warm cache for the next one. False: no thread (the batch is left
+// as it was, to commit inline).
+bool commit_beside(runner_actor* self, batch_result& batch, batch_txn& txn, uint64_t offset) {
+  auto& st = self->state;
+  try {
+    if (!st.beside) st.beside = std::make_unique<committer>();
+  } catch (const std::system_error& e) {
+    log_warn(component, "view ", st.ctx.slot->name(), ": commits inline: ", e.what());
+    return false;
+  }
+  auto owned = std::make_shared<batch_result>(std::move(batch));
+  auto done = st.beside->run([&ctx = st.ctx, b = owned.get(), inputs = txn.inputs()] {
+    uint64_t changed = 0;
+    if (auto s = commit_and_publish(ctx, *b, inputs, changed); !s) return s;
+    if (ctx.committed) ctx.committed(*ctx.slot);
+    if (!ctx.slot->stopping.load(std::memory_order_relaxed)) step_between_batches(*ctx.slot);
+    return status::ok();
+  });
+  const uint64_t to = owned->new_offset;
+  st.in_flight = runner_state::commit_in_flight{std::move(done), std::move(owned), offset, to};
+  if (txn.cache_bytes() <= st.ctx.batch_bytes / warm_fraction) st.warm = txn.warm();
+  return true;
+}
+
 // Processes one batch: reads, applies, commits, publishes; on an error the
-// view stops (fail).
+// view stops (fail). With a commit in flight it applies from where that
+// batch ends, and waits for it before it reads the store or commits.
 // `may_yield`: the trail guard lets a version not served yield to live work.
 void process_batch(runner_actor* self, bool may_yield) {
   auto& st = self->state;
   auto& slot = *st.ctx.slot;
-  uint64_t offset = slot.offset();
-  batch_txn txn(*slot.store(), std::exchange(st.warm, {}));
+  uint64_t offset = st.in_flight ? st.in_flight->to : slot.offset();
+  bool dropped = false;
+  std::function<void()> before_read;
+  if (st.in_flight) before_read = [self, &dropped] { dropped = !settle(self); };
+  batch_txn txn(*slot.store(), std::exchange(st.warm, {}), std::move(before_read));
   const bool live_recent = st.pace.live_recent(st.ctx, may_yield);
   auto limit = batch_limit(st, offset, live_recent);
   const bool behind = catching_up(st, offset);
@@ -421,6 +590,7 @@ void process_batch(runner_actor* self, bool may_yield) {
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit, bounds)
                              : apply_log(st.ctx, txn, offset, limit, bounds);
   if (bounds.saw_live) st.pace.saw_live();
+  if (!settle(self) || dropped) return;
   if (!batch) {
     fail(self, offset + 1,
          "view " + slot.name() + " cannot read its input: " + batch.error().to_string(), false);
@@ -437,28 +607,11 @@ void process_batch(runner_actor* self, bool may_yield) {
         return;
       }
     }
-    crash_point("after_log_sync_before_view_commit");
-    std::unique_lock<std::mutex> publishing;
-    if (st.ctx.commit_mu) publishing = std::unique_lock<std::mutex>(*st.ctx.commit_mu);
-    if (auto s = slot.store()->commit(batch->changes, batch->blind, batch->new_offset,
-                                      batch->dead, batch->private_changes);
-        !s) {
-      if (s.code() == errc::storage_full) return pause(self, s);
-      fail(self, offset + 1, "view " + slot.name() + " cannot commit: " + s.to_string(), false);
-      return;
-    }
-    if (st.retry_delay.count() != 0) {
-      st.retry_delay = std::chrono::milliseconds{0};
-      log_info(component, "view ", slot.name(), " resumed: space returned");
-    }
-    crash_point("after_view_commit");
-    slot.applied.fetch_add(txn.inputs(), std::memory_order_relaxed);
-    slot.commits.fetch_add(1, std::memory_order_relaxed);
-    const uint64_t changed = count_written(slot, *batch);
-    slot.publish_offset(batch->new_offset);
-    slot.note_progress(batch->new_offset);
-    if (st.ctx.published) st.ctx.published(slot, batch->new_offset, batch->changes);
-    if (publishing) publishing.unlock();
+    if (commits_beside(st, *batch, behind) && commit_beside(self, *batch, txn, offset)) return;
+    uint64_t changed = 0;
+    if (auto s = commit_and_publish(st.ctx, *batch, txn.inputs(), changed); !s)
+      return commit_failed(self, offset, s);
+    resumed(st);
     if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
     if (st.ctx.committed) st.ctx.committed(slot);
     if ((behind || changed >= st.ctx.step_changes) && !batch->failure &&
@@ -529,6 +682,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
       // as the store's resume floor, and run `done` once the view's offset
       // reaches `to`.
       [=](erase_atom, uint64_t to, uint64_t keep_through, const done_callback& done) {
+        settle(self);
         auto& s = self->state;
         auto& slot = *s.ctx.slot;
         if (s.rebuilt) std::exchange(s.rebuilt, nullptr)();  // superseded
@@ -557,6 +711,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         schedule(self);
       },
       [=](restart_atom) {
+        settle(self);
         auto& s = self->state;
         if (!s.failed) return;
         if (auto r = s.ctx.slot->store()->set_failure(std::nullopt); !r)
@@ -570,6 +725,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         schedule(self);
       },
       [=](rebuild_atom) {
+        settle(self);
         auto& s = self->state;
         auto& slot = *s.ctx.slot;
         if (auto r = slot.store()->reset(); !r) {
@@ -589,9 +745,11 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
       },
       // Runs `fn` on the runner's thread (a new consumer joins `downstream`).
       [=](run_atom, const done_callback& fn) {
+        settle(self);  // its publication reads `downstream`
         if (fn.fn) fn.fn();
       },
       [=](stop_atom, const done_callback& done) {
+        settle(self);
         self->state.rebuilt = nullptr;  // the eraser learns of the stop by its guard
         self->state.ctx.slot->set_stopped();
         if (done.fn) done.fn();

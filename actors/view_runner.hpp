@@ -26,6 +26,16 @@
 // by one batch's rewritten pages, not two). A small live batch frees too
 // little to pay for the extra transaction.
 //
+// Commits beside the runner (`commit_beside`): a catch-up batch of a served
+// view that leaves it behind, with no before_commit, is committed and
+// published on a thread of its own while the runner applies the next batch
+// on its warm cache (the two halves of a catch-up, applying and committing,
+// then overlap). The next batch waits for that commit before it reads the
+// store (batch_txn's before_read), before it commits, and before any other
+// message is handled; if the commit failed, the next batch is dropped and
+// the failed one handled as an inline commit's failure. Live batches always
+// commit inline (a thread hand-off would add to their latency).
+//
 // Failures: an exception from view code at input N under failure_policy::stop
 // commits everything before N, records the failure durably and stops the view
 // (status failed, offset N-1); under failure_policy::dead_letter N's writes are
@@ -84,8 +94,10 @@ struct runner_context {
   size_t read_chunk = 256;
   size_t read_chunk_bytes = size_t{1} << 20;
   uint64_t step_changes = 512;  // see "followed by a view_store::step" above
-  // Runs on the runner thread after each successful commit (and before the
-  // runner reads on): `changes` are the entries just committed.
+  // Runs after each successful commit, on the runner thread (before the
+  // runner reads on) or, for a commit beside it, on the committing thread
+  // while the runner applies the next batch (the runner handles no other
+  // message meanwhile): `changes` are the entries just committed.
   std::function<void(view_slot&, uint64_t new_offset, std::vector<offset_changes>& changes)>
       published;
   // Optional: runs on the runner thread before each commit, after the batch
@@ -100,6 +112,7 @@ struct runner_context {
   std::chrono::microseconds building_pause{500};
   std::chrono::milliseconds building_wait{10};
   std::chrono::milliseconds building_recent{100};
+  bool commit_beside = false;  // see "Commits beside the runner" above
   std::mutex* commit_mu = nullptr;
   std::function<void(view_slot&)> committed;
   std::function<void(view_slot&)> rebuilt;

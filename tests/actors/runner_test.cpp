@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "actors/messages.hpp"
@@ -262,6 +264,139 @@ TEST_F(runner_test, ABatchOutOfTimeBeforeItsFirstInputStillAppliesOne) {
   EXPECT_TRUE(st) << st.to_string();
   EXPECT_EQ(inputs, head);
   EXPECT_EQ(slot_.store()->offset(), head);
+}
+
+// ---- commits beside the runner -------------------------------------------------
+
+// A served view far behind, committing its catch-up batches beside the
+// runner: each publication records its offset and the thread it ran on.
+class beside_test : public deterministic_fixture {
+ protected:
+  // `run`: let the runner work until it has nothing left to do.
+  // `views`: the store's environment (default: the log's).
+  void start(view_def def, std::mutex* commit_mu = nullptr, bool run = true,
+             environment* views = nullptr) {
+    slot_ = std::make_unique<view_slot>(std::move(def), 0);
+    slot_->attach(view_store::open(views ? *views : *env_, slot_->name(), 1).value());
+    slot_->serving = true;
+    slot_->set_active(false);
+    runner_context ctx;
+    ctx.slot = slot_.get();
+    ctx.log = log_.get();
+    ctx.live_batch = 4;
+    ctx.catch_up_batch = 100;
+    ctx.read_chunk = 10;
+    ctx.commit_beside = true;
+    ctx.commit_mu = commit_mu;
+    ctx.published = [this](view_slot& s, uint64_t offset, std::vector<offset_changes>&) {
+      published_.push_back(offset);
+      on_runner_thread_.push_back(std::this_thread::get_id() == runner_thread_);
+      offset_seen_by_callback_.push_back(s.offset());
+    };
+    runner_ = spawn_view_runner(sys_, std::move(ctx), false);
+    if (run) sched().run();
+  }
+  state_map state() { return read_all(slot_->store()->snapshot().value()); }
+
+  temp_dir views_dir_;
+  std::unique_ptr<environment> views_;  // outlives slot_'s store
+  std::unique_ptr<view_slot> slot_;
+  caf::actor runner_;
+  const std::thread::id runner_thread_ = std::this_thread::get_id();  // the test coordinator's
+  std::vector<uint64_t> published_;
+  std::vector<bool> on_runner_thread_;
+  std::vector<uint64_t> offset_seen_by_callback_;
+};
+
+// Every catch-up batch that leaves the view behind commits on the thread
+// beside the runner, in order; the last one, which reaches the head, commits
+// on the runner's own thread. The state is the log's, whatever thread
+// committed it.
+TEST_F(beside_test, CommitsCatchUpBatchesBesideTheRunnerInOrder) {
+  append_to_log(100, "a");
+  append_to_log(100, "b");
+  append_to_log(50, "a");
+  start(counts_view());
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
+  EXPECT_EQ(on_runner_thread_, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(offset_seen_by_callback_, (std::vector<uint64_t>{100, 200, 250}));
+  EXPECT_EQ(slot_->commits.load(), 3u);
+  EXPECT_EQ(slot_->applied.load(), 250u);
+  EXPECT_EQ(state(), (state_map{{"a", json(150)}, {"b", json(100)}, {"_total", json(250)}}));
+}
+
+// A batch that reads a key its warm cache lacks waits for the commit beside
+// it first: here the first batch writes "x" blind (never reading the state,
+// so it leaves no warm cache) while its commit is held up, and the second
+// reads "x" back.
+TEST_F(beside_test, ABatchReadsTheStoreOnlyOnceTheCommitBesideItLanded) {
+  append_to_log(100, "set");
+  append_to_log(150, "copy");
+  std::mutex commit_mu;
+  std::atomic<bool> held{false};
+  std::thread holder([&] {
+    std::lock_guard<std::mutex> lock(commit_mu);
+    held = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  while (!held) std::this_thread::yield();
+  start(view_def("copies").from_log().apply([](const event& e, view_txn& tx) {
+    if (e.type == "set") tx.put("x", e.offset);
+    else tx.put("copy", tx.get("x").value_or(0));
+  }), &commit_mu);
+  holder.join();
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
+  EXPECT_EQ(state(), (state_map{{"x", json(100)}, {"copy", json(100)}}));
+}
+
+// A commit beside the runner that fails drops the batch applied on top of
+// it: here the second batch's documents overflow a small map, the third
+// (which writes little and would fit) is dropped, and the view pauses at
+// the first batch's offset with its state, instead of committing the third
+// over the missing second.
+TEST_F(beside_test, ABatchAppliedOnAFailedCommitIsDropped) {
+  environment_options o;
+  o.mode = durability::relaxed;
+  o.map_size = uint64_t{512} << 10;
+  views_ = environment::open(views_dir_.path(), o).value();
+  append_to_log(100, "small");
+  append_to_log(100, "doc");
+  append_to_log(100, "small");
+  start(view_def("docs").from_log().apply([](const event& e, view_txn& tx) {
+    if (e.type == "doc") tx.put("doc" + std::to_string(e.offset), std::string(8000, 'x'));
+    tx.put("_total", tx.get("_total").value_or(0).get<int64_t>() + 1);
+  }), nullptr, true, views_.get());
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100}));
+  EXPECT_EQ(slot_->offset(), 100u);
+  EXPECT_FALSE(slot_->failed());  // paused: it retries until space returns
+  EXPECT_EQ(state(), (state_map{{"_total", json(100)}}));
+  caf::anon_send(runner_, stop_atom::value, done_callback{});  // its retry is pending
+  sched().run();
+}
+
+// Other messages wait for the commit beside the runner: a stop handled
+// while the first batch commits beside it finds that batch committed and
+// published before it reports the runner stopped.
+TEST_F(beside_test, AStopWaitsForTheCommitBesideTheRunner) {
+  append_to_log(250);
+  std::mutex commit_mu;
+  std::atomic<bool> held{false};
+  std::thread holder([&] {
+    std::lock_guard<std::mutex> lock(commit_mu);
+    held = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  while (!held) std::this_thread::yield();
+  start(counts_view(), &commit_mu, false);
+  ASSERT_TRUE(sched().try_run_once());  // the first batch: its commit goes beside, held up
+  EXPECT_EQ(slot_->store()->offset(), 0u);
+  uint64_t offset_at_stop = 0;
+  caf::anon_send<caf::message_priority::high>(
+      runner_, stop_atom::value, done_callback{[&] { offset_at_stop = slot_->store()->offset(); }});
+  ASSERT_TRUE(sched().try_run_once());  // the stop, ahead of the next batch
+  holder.join();
+  EXPECT_EQ(offset_at_stop, 100u);
+  EXPECT_EQ(published_, (std::vector<uint64_t>{100}));
 }
 
 }  // namespace

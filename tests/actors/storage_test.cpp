@@ -142,6 +142,62 @@ TEST(storage_test, AViewWhoseMapIsFullPausesWhileAppendsGoOn) {
   EXPECT_EQ(check_acknowledged(rt, acks), "");
 }
 
+// Every document under its key, and how many events were applied.
+view_def counted_docs_view() {
+  return view_def("counted").from_log().apply([](const event& e, view_txn& tx) {
+    tx.put(e.key, json::parse(e.data));
+    tx.put("_total", tx.get("_total").value_or(0).get<int64_t>() + 1);
+  });
+}
+
+// A view catching up onto a full map: its catch-up batches commit beside the
+// runner while it applies the next; the commit that fails pauses the view
+// and the batch applied on top of it is dropped (the view's count equals its
+// offset), and after a restart with room the view equals the log: no event
+// applied twice, none skipped.
+TEST(storage_test, AViewCatchingUpOntoAFullMapPausesAndLaterEqualsTheLog) {
+  temp_dir dir;
+  constexpr uint64_t events = 300;
+  {
+    runtime rt(options_for(dir.path()));  // no view yet: the log fills first
+    ASSERT_TRUE(rt.start());
+    for (uint64_t n = 1; n <= events; n += 10) {
+      std::vector<event_input> group;
+      for (uint64_t i = n; i < n + 10; ++i) group.push_back(padded_event(i, 8000));
+      ASSERT_TRUE(append_sync(rt, make_request(std::move(group))));
+    }
+  }
+  {
+    auto o = options_for(dir.path());
+    o.views_storage.map_size = uint64_t{1} << 20;  // 1 MiB: full after ~100 documents
+    o.catch_up_batch = 20;
+    o.live_batch = 4;
+    runtime rt(o);
+    rt.add_view(counted_docs_view());
+    ASSERT_TRUE(rt.start());
+    uint64_t offset = 0;
+    for (int still = 0; still < 10; std::this_thread::sleep_for(std::chrono::milliseconds(50))) {
+      auto info = rt.view("counted");
+      ASSERT_TRUE(info);
+      ASSERT_NE(info->status, view_status::failed) << info->error;
+      still = info->offset == offset ? still + 1 : 0;
+      offset = info->offset;
+    }
+    EXPECT_GT(offset, 20u);  // at least one batch committed beside the runner first
+    EXPECT_LT(offset, events);
+    auto view = read_view(rt, "counted");
+    EXPECT_EQ(view.state["_total"], json(view.offset));
+    EXPECT_EQ(view.state.size(), view.offset + 1);
+  }
+  runtime rt(options_for(dir.path()));
+  rt.add_view(counted_docs_view());
+  ASSERT_TRUE(rt.start());
+  ASSERT_TRUE(wait_sync(rt, "counted", events));
+  auto view = read_view(rt, "counted");
+  EXPECT_EQ(view.state["_total"], json(events));
+  EXPECT_EQ(view.state.size(), events + 1);
+}
+
 // ---- a full disk (real ENOSPC) -----------------------------------------------------
 
 // Writes `text` to a /proc file; false on failure.
