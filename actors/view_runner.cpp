@@ -166,8 +166,8 @@ struct runner_state {
     uint64_t to = 0;
   };
   std::optional<commit_in_flight> in_flight;
-  // Started on the first commit beside the runner. Last: joined before the
-  // context its job uses goes.
+  // Started by a commit beside the runner, ended once it caught up. Last:
+  // joined before the context its job uses goes.
   std::unique_ptr<committer> beside;
 };
 
@@ -235,6 +235,8 @@ struct batch_bounds {
   // pending (yield_to_live), and notes that it saw some.
   const std::function<bool()>* live = nullptr;
   mutable bool saw_live = false;
+  // Set when the commit beside the runner failed: the batch will be dropped.
+  const bool* dropped = nullptr;
 
   // A version built beside the served one commits smaller batches (yielding
   // the views' writer lock to the live views sooner), and much smaller ones
@@ -268,7 +270,7 @@ struct batch_bounds {
   // (`progressed`): on a busy machine the deadline can pass before the first
   // input, and a batch without progress would read as the end of the source.
   bool reached(const batch_txn& txn, bool progressed) const {
-    if (stopping->load(std::memory_order_relaxed)) return true;
+    if (stopping->load(std::memory_order_relaxed) || (dropped && *dropped)) return true;
     return progressed && (txn.bytes() >= bytes || coarse_now_ms() >= deadline_ms);
   }
 };
@@ -525,7 +527,12 @@ bool settle(runner_actor* self) {
   auto& st = self->state;
   if (!st.in_flight) return true;
   const uint64_t from = st.in_flight->from;
-  const status s = st.in_flight->done.get();
+  status s;
+  try {
+    s = st.in_flight->done.get();
+  } catch (const std::exception& e) {  // bad_alloc, or a publication callback's throw
+    s = status{errc::io_error, std::string("the commit beside the runner threw: ") + e.what()};
+  }
   st.in_flight.reset();
   if (!s) {
     st.warm = {};
@@ -537,12 +544,13 @@ bool settle(runner_actor* self) {
   return true;
 }
 
-// Whether `batch` (applied while `behind`) commits beside the runner.
+// Whether `batch` (applied while `behind`) commits beside the runner: not
+// while paused (the batch after a failing commit would be dropped again).
 bool commits_beside(runner_state& st, const batch_result& batch, bool behind) {
   const auto& slot = *st.ctx.slot;
-  return st.ctx.commit_beside && behind && !st.ctx.before_commit && !batch.failure &&
-         slot.serving.load() && !slot.stopping.load(std::memory_order_relaxed) &&
-         still_behind(st, batch.new_offset);
+  return st.ctx.commit_beside && behind && st.retry_delay.count() == 0 &&
+         !st.ctx.before_commit && !batch.failure && slot.serving.load() &&
+         !slot.stopping.load(std::memory_order_relaxed) && still_behind(st, batch.new_offset);
 }
 
 // Starts the commit of `batch` on a thread of its own and keeps the
@@ -586,7 +594,8 @@ void process_batch(runner_actor* self, bool may_yield) {
   auto limit = batch_limit(st, offset, live_recent);
   const bool behind = catching_up(st, offset);
   const bool forced = std::exchange(st.forced, false);
-  const batch_bounds bounds(st.ctx, live_recent, may_yield && !forced);
+  batch_bounds bounds(st.ctx, live_recent, may_yield && !forced);
+  bounds.dropped = &dropped;
   auto batch = slot.upstream ? apply_upstream(st.ctx, txn, offset, limit, bounds)
                              : apply_log(st.ctx, txn, offset, limit, bounds);
   if (bounds.saw_live) st.pace.saw_live();
@@ -623,7 +632,10 @@ void process_batch(runner_actor* self, bool may_yield) {
     return;
   }
   if (txn.cache_bytes() <= st.ctx.batch_bytes / warm_fraction) st.warm = txn.warm();
-  if (st.target <= batch->new_offset + st.ctx.live_batch) slot.set_caught_up();
+  if (st.target <= batch->new_offset + st.ctx.live_batch) {
+    slot.set_caught_up();
+    st.beside.reset();  // idle until the next catch-up: its thread goes
+  }
 }
 
 // The keep_through a view restores at after an erasure: a derived view's
@@ -710,8 +722,7 @@ caf::behavior view_runner(runner_actor* self, runner_context ctx) {
         check_rebuilt(s);
         schedule(self);
       },
-      [=](restart_atom) {
-        settle(self);
+      [=](restart_atom) {  // a failed view has no commit in flight
         auto& s = self->state;
         if (!s.failed) return;
         if (auto r = s.ctx.slot->store()->set_failure(std::nullopt); !r)

@@ -15,7 +15,8 @@
 // `batch_bytes` (batch_txn::bytes) or has run for `batch_time`, or the slot's
 // `stopping` flag is set: so memory is bounded by bytes, not by event count,
 // a long catch-up commits (and shows progress) at least every `batch_time`,
-// and a stop waits for at most one input and one commit. Inputs are read
+// and a stop waits for at most one input and one commit (two while a
+// catch-up commits beside, below). Inputs are read
 // from the source `read_chunk` at a time (a log's: or about
 // `read_chunk_bytes` of records; an upstream view's changelog: at most 64
 // entries), so at most that many are held.
@@ -32,9 +33,12 @@
 // on its warm cache (the two halves of a catch-up, applying and committing,
 // then overlap). The next batch waits for that commit before it reads the
 // store (batch_txn's before_read), before it commits, and before any other
-// message is handled; if the commit failed, the next batch is dropped and
-// the failed one handled as an inline commit's failure. Live batches always
-// commit inline (a thread hand-off would add to their latency).
+// message is handled; if the commit failed (or threw), the next batch ends
+// at once and is dropped, and the failed one is handled as an inline commit's
+// failure; a paused view commits inline. Live batches always commit inline (a
+// thread hand-off would add to their latency); the committer's thread ends
+// once the view has caught up. A stop waits for at most one input and two
+// commits (the one beside, then the batch cut short).
 //
 // Failures: an exception from view code at input N under failure_policy::stop
 // commits everything before N, records the failure durably and stops the view

@@ -123,9 +123,11 @@ struct runtime_options {
   // makes the batch hold this many bytes (keys and values read, cached and
   // written, an estimate), or after it has run this long; the runner commits
   // what it applied and goes on in a new transaction. So a view catching up
-  // on any backlog holds about catch_up_bytes of batch, commits (and shows
-  // progress) at least every catch_up_time, and stop() waits for at most one
-  // input and one commit per view. 0 means the default.
+  // on any backlog holds about catch_up_bytes of batch (twice that while one
+  // batch commits beside the runner as the next applies: docs/architecture.md,
+  // "Commits beside the runner"), commits (and shows progress) at least every
+  // catch_up_time, and stop() waits for at most one input and two commits per
+  // view. 0 means the default.
   uint64_t catch_up_bytes = uint64_t{64} << 20;
   std::chrono::milliseconds catch_up_time = std::chrono::seconds(1);
   // Subscription hub: batches a slow subscriber may have outstanding before

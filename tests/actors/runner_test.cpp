@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <mutex>
 #include <thread>
 
@@ -292,6 +293,7 @@ class beside_test : public deterministic_fixture {
       published_.push_back(offset);
       on_runner_thread_.push_back(std::this_thread::get_id() == runner_thread_);
       offset_seen_by_callback_.push_back(s.offset());
+      if (on_publish_) on_publish_(offset);
     };
     runner_ = spawn_view_runner(sys_, std::move(ctx), false);
     if (run) sched().run();
@@ -306,6 +308,31 @@ class beside_test : public deterministic_fixture {
   std::vector<uint64_t> published_;
   std::vector<bool> on_runner_thread_;
   std::vector<uint64_t> offset_seen_by_callback_;
+  std::function<void(uint64_t)> on_publish_;
+};
+
+// Holds `mu` on a thread of its own from construction until release() (or
+// destruction): a commit beside the runner waits for it.
+class mutex_holder {
+ public:
+  explicit mutex_holder(std::mutex& mu)
+      : thread_([this, &mu] {
+          std::unique_lock<std::mutex> lock(mu);
+          held_ = true;
+          while (!released_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }) {
+    while (!held_) std::this_thread::yield();
+  }
+  ~mutex_holder() {
+    release();
+    thread_.join();
+  }
+  void release() { released_ = true; }
+
+ private:
+  std::atomic<bool> held_{false};
+  std::atomic<bool> released_{false};
+  std::thread thread_;
 };
 
 // Every catch-up batch that leaves the view behind commits on the thread
@@ -333,18 +360,18 @@ TEST_F(beside_test, ABatchReadsTheStoreOnlyOnceTheCommitBesideItLanded) {
   append_to_log(100, "set");
   append_to_log(150, "copy");
   std::mutex commit_mu;
-  std::atomic<bool> held{false};
-  std::thread holder([&] {
-    std::lock_guard<std::mutex> lock(commit_mu);
-    held = true;
+  mutex_holder holder(commit_mu);
+  // The second batch reads "x" while the first batch's commit waits for the
+  // mutex: the read must wait for that commit (the holder lets go meanwhile).
+  std::thread releaser([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    holder.release();
   });
-  while (!held) std::this_thread::yield();
   start(view_def("copies").from_log().apply([](const event& e, view_txn& tx) {
     if (e.type == "set") tx.put("x", e.offset);
     else tx.put("copy", tx.get("x").value_or(0));
   }), &commit_mu);
-  holder.join();
+  releaser.join();
   EXPECT_EQ(published_, (std::vector<uint64_t>{100, 200, 250}));
   EXPECT_EQ(state(), (state_map{{"x", json(100)}, {"copy", json(100)}}));
 }
@@ -380,23 +407,33 @@ TEST_F(beside_test, ABatchAppliedOnAFailedCommitIsDropped) {
 TEST_F(beside_test, AStopWaitsForTheCommitBesideTheRunner) {
   append_to_log(250);
   std::mutex commit_mu;
-  std::atomic<bool> held{false};
-  std::thread holder([&] {
-    std::lock_guard<std::mutex> lock(commit_mu);
-    held = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  });
-  while (!held) std::this_thread::yield();
+  mutex_holder holder(commit_mu);
   start(counts_view(), &commit_mu, false);
   ASSERT_TRUE(sched().try_run_once());  // the first batch: its commit goes beside, held up
   EXPECT_EQ(slot_->store()->offset(), 0u);
   uint64_t offset_at_stop = 0;
   caf::anon_send<caf::message_priority::high>(
       runner_, stop_atom::value, done_callback{[&] { offset_at_stop = slot_->store()->offset(); }});
+  holder.release();
   ASSERT_TRUE(sched().try_run_once());  // the stop, ahead of the next batch
-  holder.join();
   EXPECT_EQ(offset_at_stop, 100u);
   EXPECT_EQ(published_, (std::vector<uint64_t>{100}));
+}
+
+// A commit beside the runner that throws (here its publication) fails the
+// view with the error, as a failed commit does; the runner lives on.
+TEST_F(beside_test, ACommitBesideTheRunnerThatThrowsFailsTheView) {
+  append_to_log(250);
+  on_publish_ = [](uint64_t offset) {
+    if (offset == 100) throw std::runtime_error("publication refused");
+  };
+  start(counts_view());
+  EXPECT_TRUE(slot_->failed());
+  EXPECT_EQ(slot_->store()->offset(), 100u);  // committed before the publication threw
+  bool alive = false;
+  caf::anon_send(runner_, run_atom::value, done_callback{[&] { alive = true; }});
+  sched().run();
+  EXPECT_TRUE(alive);
 }
 
 }  // namespace

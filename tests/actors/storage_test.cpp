@@ -150,11 +150,11 @@ view_def counted_docs_view() {
   });
 }
 
-// A view catching up onto a full map: its catch-up batches commit beside the
-// runner while it applies the next; the commit that fails pauses the view
-// and the batch applied on top of it is dropped (the view's count equals its
-// offset), and after a restart with room the view equals the log: no event
-// applied twice, none skipped.
+// A view catching up onto a full map, through the runtime: its catch-up
+// batches commit beside the runner (runner_test's beside_test shows that
+// mechanism), a failing commit pauses the view with a state that matches its
+// offset, as an inline commit's failure does, and after a restart with room
+// the view equals the log: no event applied twice, none skipped.
 TEST(storage_test, AViewCatchingUpOntoAFullMapPausesAndLaterEqualsTheLog) {
   temp_dir dir;
   constexpr uint64_t events = 300;
@@ -183,7 +183,7 @@ TEST(storage_test, AViewCatchingUpOntoAFullMapPausesAndLaterEqualsTheLog) {
       still = info->offset == offset ? still + 1 : 0;
       offset = info->offset;
     }
-    EXPECT_GT(offset, 20u);  // at least one batch committed beside the runner first
+    EXPECT_GT(offset, 20u);  // it paused after a commit, not before the first
     EXPECT_LT(offset, events);
     auto view = read_view(rt, "counted");
     EXPECT_EQ(view.state["_total"], json(view.offset));
