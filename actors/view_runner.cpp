@@ -134,6 +134,17 @@ class committer {
   std::thread thread_;  // last: starts once the members above exist
 };
 
+// What one batch produced.
+struct batch_result {
+  std::vector<offset_changes> changes;  // as committed once the commit succeeds
+  std::vector<blind_change> blind;      // of `changes`, for the commit
+  std::vector<key_change> private_changes;  // never published
+  std::vector<dead_letter> dead;
+  uint64_t new_offset = 0;
+  std::optional<view_failure> failure;
+  uint64_t inputs = 0;
+};
+
 struct runner_state {
   static inline const char* name = "derive.view_runner";
   runner_context ctx;
@@ -155,15 +166,12 @@ struct runner_state {
   building_pace pace;
   std::chrono::steady_clock::time_point deferred_since{};
   bool forced = false;  // the next batch runs although live work is pending
-  // A catch-up batch committing beside the runner (commit_beside), applied
-  // over offsets (from, to]; the batch is freed here, on the runner's thread
-  // (freed on the committing one, glibc's arenas made it cost more than the
-  // overlap gained).
+  // A catch-up batch committing beside the runner (commit_beside); the
+  // batch is freed here, on the runner's thread (freed on the committing
+  // one, glibc's arenas made it cost more than the overlap gained).
   struct commit_in_flight {
     std::future<status> done;
-    std::shared_ptr<const void> batch;
-    uint64_t from = 0;
-    uint64_t to = 0;
+    std::shared_ptr<const batch_result> batch;
   };
   std::optional<commit_in_flight> in_flight;
   // Started by a commit beside the runner, ended once it caught up. Last:
@@ -176,16 +184,6 @@ constexpr std::chrono::milliseconds longest_retry{2000};
 constexpr uint64_t warm_fraction = 16;
 using runner_actor = caf::stateful_actor<runner_state>;
 
-// What one batch produced.
-struct batch_result {
-  std::vector<offset_changes> changes;  // as committed once the commit succeeds
-  std::vector<blind_change> blind;      // of `changes`, for the commit
-  std::vector<key_change> private_changes;  // never published
-  std::vector<dead_letter> dead;
-  uint64_t new_offset = 0;
-  std::optional<view_failure> failure;
-  uint64_t inputs = 0;
-};
 
 // Runs `apply` as one input of `txn`; the error text when it threw.
 template <class F>
@@ -526,7 +524,6 @@ void resumed(runner_state& st) {
 bool settle(runner_actor* self) {
   auto& st = self->state;
   if (!st.in_flight) return true;
-  const uint64_t from = st.in_flight->from;
   status s;
   try {
     s = st.in_flight->done.get();
@@ -536,7 +533,7 @@ bool settle(runner_actor* self) {
   st.in_flight.reset();
   if (!s) {
     st.warm = {};
-    commit_failed(self, from, s);
+    commit_failed(self, st.ctx.slot->offset(), s);  // where the failed commit left it
     return false;
   }
   resumed(st);
@@ -556,7 +553,7 @@ bool commits_beside(runner_state& st, const batch_result& batch, bool behind) {
 // Starts the commit of `batch` on a thread of its own and keeps the
 // batch's warm cache for the next one. False: no thread (the batch is left
 // as it was, to commit inline).
-bool commit_beside(runner_actor* self, batch_result& batch, batch_txn& txn, uint64_t offset) {
+bool commit_beside(runner_actor* self, batch_result& batch, batch_txn& txn) {
   auto& st = self->state;
   try {
     if (!st.beside) st.beside = std::make_unique<committer>();
@@ -572,8 +569,7 @@ bool commit_beside(runner_actor* self, batch_result& batch, batch_txn& txn, uint
     if (!ctx.slot->stopping.load(std::memory_order_relaxed)) step_between_batches(*ctx.slot);
     return status::ok();
   });
-  const uint64_t to = owned->new_offset;
-  st.in_flight = runner_state::commit_in_flight{std::move(done), std::move(owned), offset, to};
+  st.in_flight = runner_state::commit_in_flight{std::move(done), std::move(owned)};
   if (txn.cache_bytes() <= st.ctx.batch_bytes / warm_fraction) st.warm = txn.warm();
   return true;
 }
@@ -585,7 +581,7 @@ bool commit_beside(runner_actor* self, batch_result& batch, batch_txn& txn, uint
 void process_batch(runner_actor* self, bool may_yield) {
   auto& st = self->state;
   auto& slot = *st.ctx.slot;
-  uint64_t offset = st.in_flight ? st.in_flight->to : slot.offset();
+  uint64_t offset = st.in_flight ? st.in_flight->batch->new_offset : slot.offset();
   bool dropped = false;
   std::function<void()> before_read;
   if (st.in_flight) before_read = [self, &dropped] { dropped = !settle(self); };
@@ -616,7 +612,7 @@ void process_batch(runner_actor* self, bool may_yield) {
         return;
       }
     }
-    if (commits_beside(st, *batch, behind) && commit_beside(self, *batch, txn, offset)) return;
+    if (commits_beside(st, *batch, behind) && commit_beside(self, *batch, txn)) return;
     uint64_t changed = 0;
     if (auto s = commit_and_publish(st.ctx, *batch, txn.inputs(), changed); !s)
       return commit_failed(self, offset, s);
